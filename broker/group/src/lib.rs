@@ -1,0 +1,42 @@
+//! The group coordinator of the Strom broker: Kafka's classic consumer group protocol.
+//!
+//! Several consumers in a group share a topic's partitions and resume where they left off.
+//! The coordinator answers JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//! OffsetFetch, ListGroups, DescribeGroups, DeleteGroups and OffsetDelete for the groups that
+//! hash onto the `__consumer_offsets` partitions this broker leads
+//! ([`GroupCoordinator::partition_for`], which the broker's FindCoordinator uses). Assignment
+//! is the clients' business (range, roundrobin, cooperative-sticky): the coordinator picks a
+//! protocol all members support and relays the leader's assignment.
+//!
+//! Layout:
+//! - [`state`], `member`, `group`: the pure state machine (Kafka's `GroupMetadata` states,
+//!   static membership KIP-345, member id required KIP-394), driven by explicit `now`
+//!   timestamps and answering with effects as data; unit-tested without I/O.
+//! - `offsets`: committed offsets of a group and their retention (KIP-211).
+//! - [`records`]: Kafka's own key/value schemas of `__consumer_offsets`, written as v2 record
+//!   batches, so the topic reads like Kafka's.
+//! - [`GroupCoordinator`] (`coordinator/`, one file per API): the async driver that parks
+//!   JoinGroup/SyncGroup on oneshot channels, persists through [`OffsetsLog`] (implemented by
+//!   the broker on its partition logs), loads partitions when this broker becomes coordinator,
+//!   and runs timers in [`GroupTimer`].
+//! - [`log`]: the [`OffsetsLog`] capability and an in-memory implementation for tests.
+
+mod clock;
+mod codes;
+mod config;
+mod coordinator;
+mod error;
+mod group;
+pub mod log;
+mod member;
+mod offsets;
+pub mod records;
+pub mod state;
+
+pub use clock::{Clock, TokioClock};
+pub use config::{GroupConfig, coordinator_partition};
+pub use coordinator::{
+    ClientInfo, CommittedOffset, CoordinatorOptions, GroupCoordinator, GroupTimer, TopicLookup,
+};
+pub use error::{GroupError, OffsetsLogError, RecordError};
+pub use log::{MemoryOffsetsLog, OffsetsLog};

@@ -1,0 +1,403 @@
+//! Kafka's own record schemas of `__consumer_offsets` (kafka-protocol has no codecs for them):
+//! keys `OffsetCommitKey` (written as v1) and `GroupMetadataKey` (v2), values
+//! `OffsetCommitValue` v3 and `GroupMetadataValue` v3; all non-flexible, big-endian, strings with
+//! an `int16` length (-1 = null), bytes with an `int32` length. A null value is a tombstone.
+//! Batches are real v2 record batches, so Kafka's tools can read the topic.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType,
+};
+
+use crate::error::RecordError;
+
+/// Key version of an offset commit record (0 and 1 share the schema; Kafka writes 1).
+const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
+/// Key version of a group metadata record.
+const GROUP_METADATA_KEY_VERSION: i16 = 2;
+const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
+const GROUP_METADATA_VALUE_VERSION: i16 = 3;
+
+/// Key of a `__consumer_offsets` record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKey {
+    /// `OffsetCommitKey`: the committed offset of one partition for one group.
+    OffsetCommit {
+        /// Group id.
+        group: String,
+        /// Topic name.
+        topic: String,
+        /// Partition index.
+        partition: i32,
+    },
+    /// `GroupMetadataKey`: the membership and assignment of one group.
+    GroupMetadata {
+        /// Group id.
+        group: String,
+    },
+}
+
+/// `OffsetCommitValue` (v3 when written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommitValue {
+    /// Next offset to consume.
+    pub offset: i64,
+    /// Leader epoch of the last consumed record, -1 when unknown.
+    pub leader_epoch: i32,
+    /// Client-supplied metadata string.
+    pub metadata: String,
+    /// When the commit was made, epoch milliseconds.
+    pub commit_timestamp: i64,
+}
+
+/// One member in `GroupMetadataValue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberMetadataValue {
+    /// Member id assigned by the coordinator.
+    pub member_id: String,
+    /// Static membership id (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// Client id of the member's connection.
+    pub client_id: String,
+    /// Host of the member's connection.
+    pub client_host: String,
+    /// Rebalance timeout (`max.poll.interval.ms`).
+    pub rebalance_timeout_ms: i32,
+    /// Session timeout.
+    pub session_timeout_ms: i32,
+    /// The member's metadata for the selected protocol.
+    pub subscription: Bytes,
+    /// The member's assignment.
+    pub assignment: Bytes,
+}
+
+/// `GroupMetadataValue` (v3 when written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMetadataValue {
+    /// Protocol type (`consumer`, `connect`, ...).
+    pub protocol_type: String,
+    /// Generation id.
+    pub generation: i32,
+    /// Selected protocol (assignor name).
+    pub protocol: Option<String>,
+    /// Leader member id.
+    pub leader: Option<String>,
+    /// When the group entered its current state, epoch milliseconds, -1 when unknown.
+    pub current_state_timestamp: i64,
+    /// Members.
+    pub members: Vec<MemberMetadataValue>,
+}
+
+/// A decoded record value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordValue {
+    /// Value of an offset commit key.
+    OffsetCommit(OffsetCommitValue),
+    /// Value of a group metadata key.
+    GroupMetadata(GroupMetadataValue),
+}
+
+impl RecordKey {
+    /// Serialized key.
+    pub fn encode(&self) -> Result<Bytes, RecordError> {
+        let mut buf = BytesMut::new();
+        match self {
+            Self::OffsetCommit { group, topic, partition } => {
+                buf.put_i16(OFFSET_COMMIT_KEY_VERSION);
+                put_string(&mut buf, "group", group)?;
+                put_string(&mut buf, "topic", topic)?;
+                buf.put_i32(*partition);
+            }
+            Self::GroupMetadata { group } => {
+                buf.put_i16(GROUP_METADATA_KEY_VERSION);
+                put_string(&mut buf, "group", group)?;
+            }
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Parses a key. Keys of other coordinators sharing the topic's format (versions above 2,
+    /// e.g. transaction or share-group records) are `Ok(None)`: a loader skips them.
+    pub fn decode(mut buf: &[u8]) -> Result<Option<Self>, RecordError> {
+        let version = get_i16(&mut buf, "key version")?;
+        match version {
+            0 | 1 => Ok(Some(Self::OffsetCommit {
+                group: get_string(&mut buf, "group")?,
+                topic: get_string(&mut buf, "topic")?,
+                partition: get_i32(&mut buf, "partition")?,
+            })),
+            2 => Ok(Some(Self::GroupMetadata { group: get_string(&mut buf, "group")? })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Group the record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            Self::OffsetCommit { group, .. } | Self::GroupMetadata { group } => group,
+        }
+    }
+
+    /// Parses the value stored under this key; `None` for a tombstone.
+    pub fn decode_value(&self, value: Option<&[u8]>) -> Result<Option<RecordValue>, RecordError> {
+        let Some(value) = value else { return Ok(None) };
+        Ok(Some(match self {
+            Self::OffsetCommit { .. } => RecordValue::OffsetCommit(OffsetCommitValue::decode(value)?),
+            Self::GroupMetadata { .. } => {
+                RecordValue::GroupMetadata(GroupMetadataValue::decode(value)?)
+            }
+        }))
+    }
+}
+
+impl OffsetCommitValue {
+    /// Serialized value (v3).
+    pub fn encode(&self) -> Result<Bytes, RecordError> {
+        let mut buf = BytesMut::new();
+        buf.put_i16(OFFSET_COMMIT_VALUE_VERSION);
+        buf.put_i64(self.offset);
+        buf.put_i32(self.leader_epoch);
+        put_string(&mut buf, "metadata", &self.metadata)?;
+        buf.put_i64(self.commit_timestamp);
+        Ok(buf.freeze())
+    }
+
+    /// Parses versions 0 to 3.
+    pub fn decode(mut buf: &[u8]) -> Result<Self, RecordError> {
+        let version = get_i16(&mut buf, "value version")?;
+        if !(0..=3).contains(&version) {
+            return Err(RecordError::UnsupportedVersion { schema: "OffsetCommitValue", version });
+        }
+        let offset = get_i64(&mut buf, "offset")?;
+        let leader_epoch = if version >= 3 { get_i32(&mut buf, "leaderEpoch")? } else { -1 };
+        let metadata = get_string(&mut buf, "metadata")?;
+        let commit_timestamp = get_i64(&mut buf, "commitTimestamp")?;
+        if version == 1 {
+            get_i64(&mut buf, "expireTimestamp")?;
+        }
+        Ok(Self { offset, leader_epoch, metadata, commit_timestamp })
+    }
+}
+
+impl GroupMetadataValue {
+    /// Serialized value (v3).
+    pub fn encode(&self) -> Result<Bytes, RecordError> {
+        let mut buf = BytesMut::new();
+        buf.put_i16(GROUP_METADATA_VALUE_VERSION);
+        put_string(&mut buf, "protocolType", &self.protocol_type)?;
+        buf.put_i32(self.generation);
+        put_nullable_string(&mut buf, "protocol", self.protocol.as_deref())?;
+        put_nullable_string(&mut buf, "leader", self.leader.as_deref())?;
+        buf.put_i64(self.current_state_timestamp);
+        let count = i32::try_from(self.members.len())
+            .map_err(|_| RecordError::TooLong { field: "members", len: self.members.len() })?;
+        buf.put_i32(count);
+        for member in &self.members {
+            put_string(&mut buf, "memberId", &member.member_id)?;
+            put_nullable_string(&mut buf, "groupInstanceId", member.group_instance_id.as_deref())?;
+            put_string(&mut buf, "clientId", &member.client_id)?;
+            put_string(&mut buf, "clientHost", &member.client_host)?;
+            buf.put_i32(member.rebalance_timeout_ms);
+            buf.put_i32(member.session_timeout_ms);
+            put_bytes(&mut buf, "subscription", &member.subscription)?;
+            put_bytes(&mut buf, "assignment", &member.assignment)?;
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Parses versions 0 to 3.
+    pub fn decode(mut buf: &[u8]) -> Result<Self, RecordError> {
+        let version = get_i16(&mut buf, "value version")?;
+        if !(0..=3).contains(&version) {
+            return Err(RecordError::UnsupportedVersion { schema: "GroupMetadataValue", version });
+        }
+        let protocol_type = get_string(&mut buf, "protocolType")?;
+        let generation = get_i32(&mut buf, "generation")?;
+        let protocol = get_nullable_string(&mut buf, "protocol")?;
+        let leader = get_nullable_string(&mut buf, "leader")?;
+        let current_state_timestamp =
+            if version >= 2 { get_i64(&mut buf, "currentStateTimestamp")? } else { -1 };
+        let count = get_i32(&mut buf, "members")?;
+        let mut members = Vec::new();
+        for _ in 0..count.max(0) {
+            let member_id = get_string(&mut buf, "memberId")?;
+            let group_instance_id =
+                if version >= 3 { get_nullable_string(&mut buf, "groupInstanceId")? } else { None };
+            let client_id = get_string(&mut buf, "clientId")?;
+            let client_host = get_string(&mut buf, "clientHost")?;
+            let session_timeout_first = version == 0;
+            let (rebalance_timeout_ms, session_timeout_ms) = if session_timeout_first {
+                let session = get_i32(&mut buf, "sessionTimeout")?;
+                (session, session)
+            } else {
+                let rebalance = get_i32(&mut buf, "rebalanceTimeout")?;
+                (rebalance, get_i32(&mut buf, "sessionTimeout")?)
+            };
+            members.push(MemberMetadataValue {
+                member_id,
+                group_instance_id,
+                client_id,
+                client_host,
+                rebalance_timeout_ms,
+                session_timeout_ms,
+                subscription: get_bytes(&mut buf, "subscription")?,
+                assignment: get_bytes(&mut buf, "assignment")?,
+            });
+        }
+        Ok(Self { protocol_type, generation, protocol, leader, current_state_timestamp, members })
+    }
+}
+
+/// One record of a batch to append: key and value (`None` = tombstone).
+pub type KeyValue = (Bytes, Option<Bytes>);
+
+/// Builds an uncompressed v2 record batch of `records` (offsets 0.., the log assigns the base
+/// offset), every record stamped with `timestamp_ms`.
+pub fn build_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, String> {
+    let records: Vec<Record> = records
+        .iter()
+        .zip(0i64..)
+        .map(|((key, value), offset)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: timestamp_ms,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRecord {
+    /// Offset of the record.
+    pub offset: i64,
+    /// Key bytes (records without a key are not written by the coordinator).
+    pub key: Option<Bytes>,
+    /// Value bytes, `None` for a tombstone.
+    pub value: Option<Bytes>,
+}
+
+/// Result of splitting fetched bytes into complete batches.
+#[derive(Debug, Default)]
+pub struct ParsedBatches {
+    /// Records of every complete batch, in offset order.
+    pub records: Vec<LoggedRecord>,
+    /// Offset following the last complete batch, `None` when no batch was complete.
+    pub next_offset: Option<i64>,
+}
+
+/// Splits `data` (raw fetched bytes) into complete v2 batches and decodes their records; a
+/// trailing partial batch is left for the next read, as a fetch may cut one.
+pub fn parse_batches(mut data: Bytes) -> Result<ParsedBatches, (i64, String)> {
+    let mut parsed = ParsedBatches::default();
+    while data.len() >= 12 {
+        let base_offset = (&data[0..8]).get_i64();
+        let batch_length = (&data[8..12]).get_i32();
+        let total = usize::try_from(batch_length)
+            .map_err(|_| (base_offset, format!("negative batch length {batch_length}")))?
+            .saturating_add(12);
+        if data.len() < total {
+            break;
+        }
+        let mut batch = data.split_to(total);
+        let last_offset_delta = batch.get(23..27).map_or(0, |mut b| b.get_i32());
+        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| (base_offset, e.to_string()))?;
+        // Control batches (transaction markers) carry no group state.
+        for record in set.records.into_iter().filter(|r| !r.control) {
+            parsed.records.push(LoggedRecord {
+                offset: record.offset,
+                key: record.key,
+                value: record.value,
+            });
+        }
+        parsed.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
+    }
+    Ok(parsed)
+}
+
+fn put_string(buf: &mut BytesMut, field: &'static str, s: &str) -> Result<(), RecordError> {
+    let len = i16::try_from(s.len()).map_err(|_| RecordError::TooLong { field, len: s.len() })?;
+    buf.put_i16(len);
+    buf.put_slice(s.as_bytes());
+    Ok(())
+}
+
+fn put_nullable_string(
+    buf: &mut BytesMut,
+    field: &'static str,
+    s: Option<&str>,
+) -> Result<(), RecordError> {
+    match s {
+        Some(s) => put_string(buf, field, s),
+        None => {
+            buf.put_i16(-1);
+            Ok(())
+        }
+    }
+}
+
+fn put_bytes(buf: &mut BytesMut, field: &'static str, b: &[u8]) -> Result<(), RecordError> {
+    let len = i32::try_from(b.len()).map_err(|_| RecordError::TooLong { field, len: b.len() })?;
+    buf.put_i32(len);
+    buf.put_slice(b);
+    Ok(())
+}
+
+fn get_i16(buf: &mut &[u8], field: &'static str) -> Result<i16, RecordError> {
+    buf.try_get_i16().map_err(|_| RecordError::Truncated { field })
+}
+
+fn get_i32(buf: &mut &[u8], field: &'static str) -> Result<i32, RecordError> {
+    buf.try_get_i32().map_err(|_| RecordError::Truncated { field })
+}
+
+fn get_i64(buf: &mut &[u8], field: &'static str) -> Result<i64, RecordError> {
+    buf.try_get_i64().map_err(|_| RecordError::Truncated { field })
+}
+
+fn get_nullable_string(
+    buf: &mut &[u8],
+    field: &'static str,
+) -> Result<Option<String>, RecordError> {
+    let len = get_i16(buf, field)?;
+    let Ok(len) = usize::try_from(len) else { return Ok(None) };
+    if buf.len() < len {
+        return Err(RecordError::Truncated { field });
+    }
+    let (s, rest) = buf.split_at(len);
+    *buf = rest;
+    String::from_utf8(s.to_vec()).map(Some).map_err(|_| RecordError::InvalidUtf8 { field })
+}
+
+fn get_string(buf: &mut &[u8], field: &'static str) -> Result<String, RecordError> {
+    get_nullable_string(buf, field)?.ok_or(RecordError::UnexpectedNull { field })
+}
+
+fn get_bytes(buf: &mut &[u8], field: &'static str) -> Result<Bytes, RecordError> {
+    let len = get_i32(buf, field)?;
+    // Kafka writes a null bytes field as length -1; read it as empty.
+    let Ok(len) = usize::try_from(len) else { return Ok(Bytes::new()) };
+    if buf.len() < len {
+        return Err(RecordError::Truncated { field });
+    }
+    let (b, rest) = buf.split_at(len);
+    *buf = rest;
+    Ok(Bytes::copy_from_slice(b))
+}
+
+#[cfg(test)]
+mod tests;

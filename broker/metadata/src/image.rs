@@ -1,0 +1,560 @@
+//! The metadata image: the state of the cluster after applying the metadata log up to `offset`.
+//!
+//! An image is immutable once published; request handlers hold an `Arc<MetadataImage>` and read
+//! a consistent snapshot while newer images are published beside it. The maps sit behind `Arc`
+//! (and topics behind another `Arc` each), so deriving the next image copies only the map that a
+//! record touches and shares everything else.
+//!
+//! Applying a record never fails: the controller validated it before it was committed, and a
+//! record that no longer fits (a partition change for a topic deleted meanwhile) is ignored, so
+//! every replica of the log derives the same image.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::records::ConfigResource;
+use crate::records::MetadataRecord;
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    pub incarnation: Uuid,
+    /// The broker epoch: the metadata offset at which this registration was applied (KIP-631).
+    pub epoch: u64,
+}
+
+/// One partition's replica assignment and leadership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// `-1` when the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// A topic with its partitions and the configs set explicitly on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionImage>,
+    /// Only explicitly set topic configs; the defaults live in
+    /// [`TOPIC_CONFIGS`](crate::topic_config::TOPIC_CONFIGS).
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicImage {
+    /// The replication factor: the replica count of partition 0 (all partitions of a topic are
+    /// created with the same count), or 0 for a topic without partitions.
+    pub fn replication_factor(&self) -> usize {
+        self.partitions
+            .values()
+            .next()
+            .map_or(0, |p| p.replicas.len())
+    }
+}
+
+/// The cluster metadata at one point of the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    /// The Raft log index of the last entry applied to this image (0 for an empty log).
+    pub offset: u64,
+    pub brokers: Arc<BTreeMap<i32, BrokerRegistration>>,
+    /// Topics by name.
+    pub topics: Arc<BTreeMap<String, Arc<TopicImage>>>,
+    /// Topic names by topic id.
+    pub topic_ids: Arc<BTreeMap<Uuid, String>>,
+    /// Dynamic configs set per broker.
+    pub broker_configs: Arc<BTreeMap<i32, BTreeMap<String, String>>>,
+}
+
+impl MetadataImage {
+    /// The image of an empty metadata log.
+    pub fn empty(cluster_id: impl Into<String>) -> Self {
+        Self {
+            cluster_id: cluster_id.into(),
+            offset: 0,
+            brokers: Arc::default(),
+            topics: Arc::default(),
+            topic_ids: Arc::default(),
+            broker_configs: Arc::default(),
+        }
+    }
+
+    /// The image after `record`. Pure: `self` is unchanged.
+    pub fn apply(&self, record: &MetadataRecord) -> MetadataImage {
+        let mut next = self.clone();
+        next.apply_in_place(record);
+        next
+    }
+
+    /// The image after the records of the log entry at `offset`, applied in order.
+    pub fn apply_batch(&self, offset: u64, records: &[MetadataRecord]) -> MetadataImage {
+        let mut next = self.clone();
+        next.offset = offset;
+        for record in records {
+            next.apply_in_place(record);
+        }
+        next
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name).map(Arc::as_ref)
+    }
+
+    pub fn topic_by_id(&self, topic_id: &Uuid) -> Option<&TopicImage> {
+        self.topic_ids
+            .get(topic_id)
+            .and_then(|name| self.topic(name))
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        self.topic(topic).and_then(|t| t.partitions.get(&partition))
+    }
+
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&node_id)
+    }
+
+    /// Dynamic configs set on `node_id` (empty when none).
+    pub fn broker_config(&self, node_id: i32) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(&node_id)
+    }
+
+    fn apply_in_place(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::RegisterBroker {
+                node_id,
+                host,
+                port,
+                rack,
+                incarnation,
+            } => {
+                let registration = BrokerRegistration {
+                    node_id: *node_id,
+                    host: host.clone(),
+                    port: *port,
+                    rack: rack.clone(),
+                    incarnation: *incarnation,
+                    epoch: self.offset,
+                };
+                Arc::make_mut(&mut self.brokers).insert(*node_id, registration);
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics.contains_key(name) || self.topic_ids.contains_key(topic_id) {
+                    tracing::warn!(topic = %name, %topic_id, "ignoring topic record for an existing topic");
+                    return;
+                }
+                let topic = TopicImage {
+                    name: name.clone(),
+                    topic_id: *topic_id,
+                    partitions: BTreeMap::new(),
+                    configs: BTreeMap::new(),
+                };
+                Arc::make_mut(&mut self.topics).insert(name.clone(), Arc::new(topic));
+                Arc::make_mut(&mut self.topic_ids).insert(*topic_id, name.clone());
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            } => {
+                let image = PartitionImage {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                };
+                self.update_topic_by_id(topic_id, |topic| {
+                    topic.partitions.insert(*partition, image);
+                });
+            }
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+                replicas,
+            } => {
+                self.update_topic_by_id(topic_id, |topic| {
+                    let Some(current) = topic.partitions.get_mut(partition) else {
+                        tracing::warn!(topic = %topic.name, partition, "ignoring change of an unknown partition");
+                        return;
+                    };
+                    let mut changed = false;
+                    if let Some(leader) = leader
+                        && *leader != current.leader
+                    {
+                        current.leader = *leader;
+                        current.leader_epoch += 1;
+                        changed = true;
+                    }
+                    if let Some(isr) = isr
+                        && *isr != current.isr
+                    {
+                        current.isr = isr.clone();
+                        changed = true;
+                    }
+                    if let Some(replicas) = replicas
+                        && *replicas != current.replicas
+                    {
+                        current.replicas = replicas.clone();
+                        changed = true;
+                    }
+                    if changed {
+                        current.partition_epoch += 1;
+                    }
+                });
+            }
+            MetadataRecord::Config {
+                resource,
+                name,
+                value,
+            } => match resource {
+                ConfigResource::Topic(topic) => {
+                    if !self.topics.contains_key(topic) {
+                        tracing::warn!(%topic, config = %name, "ignoring config of an unknown topic");
+                        return;
+                    }
+                    let topics = Arc::make_mut(&mut self.topics);
+                    if let Some(topic) = topics.get_mut(topic) {
+                        let topic = Arc::make_mut(topic);
+                        set_or_remove(&mut topic.configs, name, value.as_deref());
+                    }
+                }
+                ConfigResource::Broker(node_id) => {
+                    let all = Arc::make_mut(&mut self.broker_configs);
+                    let configs = all.entry(*node_id).or_default();
+                    set_or_remove(configs, name, value.as_deref());
+                    if configs.is_empty() {
+                        all.remove(node_id);
+                    }
+                }
+            },
+            MetadataRecord::RemoveTopic { topic_id } => {
+                let Some(name) = Arc::make_mut(&mut self.topic_ids).remove(topic_id) else {
+                    tracing::warn!(%topic_id, "ignoring removal of an unknown topic");
+                    return;
+                };
+                Arc::make_mut(&mut self.topics).remove(&name);
+            }
+        }
+    }
+
+    fn update_topic_by_id(&mut self, topic_id: &Uuid, update: impl FnOnce(&mut TopicImage)) {
+        let Some(name) = self.topic_ids.get(topic_id).cloned() else {
+            tracing::warn!(%topic_id, "ignoring record for an unknown topic id");
+            return;
+        };
+        let topics = Arc::make_mut(&mut self.topics);
+        if let Some(topic) = topics.get_mut(&name) {
+            update(Arc::make_mut(topic));
+        }
+    }
+}
+
+fn set_or_remove(configs: &mut BTreeMap<String, String>, name: &str, value: Option<&str>) {
+    match value {
+        Some(value) => {
+            configs.insert(name.to_owned(), value.to_owned());
+        }
+        None => {
+            configs.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn topic(name: &str, n: u128) -> MetadataRecord {
+        MetadataRecord::Topic {
+            name: name.into(),
+            topic_id: id(n),
+        }
+    }
+
+    fn partition(n: u128, partition: i32, replicas: &[i32]) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id: id(n),
+            partition,
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
+    fn config(topic: &str, name: &str, value: Option<&str>) -> MetadataRecord {
+        MetadataRecord::Config {
+            resource: ConfigResource::Topic(topic.into()),
+            name: name.into(),
+            value: value.map(str::to_owned),
+        }
+    }
+
+    fn change(
+        n: u128,
+        leader: Option<i32>,
+        isr: Option<&[i32]>,
+        replicas: Option<&[i32]>,
+    ) -> MetadataRecord {
+        MetadataRecord::PartitionChange {
+            topic_id: id(n),
+            partition: 0,
+            leader,
+            isr: isr.map(<[i32]>::to_vec),
+            replicas: replicas.map(<[i32]>::to_vec),
+        }
+    }
+
+    fn apply_all(records: &[MetadataRecord]) -> MetadataImage {
+        records
+            .iter()
+            .fold(MetadataImage::empty("c"), |image, r| image.apply(r))
+    }
+
+    #[test]
+    fn create_topic_with_partitions() {
+        let image = apply_all(&[
+            topic("orders", 1),
+            partition(1, 0, &[1, 2]),
+            partition(1, 1, &[2, 1]),
+        ]);
+        let t = image.topic("orders").expect("topic exists");
+        assert_eq!(t.topic_id, id(1));
+        assert_eq!(t.partitions.len(), 2);
+        assert_eq!(t.replication_factor(), 2);
+        let p1 = image.partition("orders", 1).expect("partition 1 exists");
+        assert_eq!((p1.leader, p1.isr.clone()), (2, vec![2, 1]));
+        assert_eq!(
+            image.topic_by_id(&id(1)).map(|t| &t.name[..]),
+            Some("orders")
+        );
+        assert!(image.topic_by_id(&id(2)).is_none());
+    }
+
+    #[test]
+    fn apply_is_pure() {
+        let before = apply_all(&[topic("a", 1)]);
+        let after = before.apply(&topic("b", 2));
+        assert!(before.topic("b").is_none());
+        assert!(after.topic("a").is_some() && after.topic("b").is_some());
+    }
+
+    #[test]
+    fn config_set_and_delete() {
+        struct Case {
+            records: Vec<MetadataRecord>,
+            expect: &'static [(&'static str, &'static str)],
+        }
+        let cases = [
+            Case {
+                records: vec![config("t", "retention.ms", Some("1000"))],
+                expect: &[("retention.ms", "1000")],
+            },
+            Case {
+                records: vec![
+                    config("t", "retention.ms", Some("1000")),
+                    config("t", "retention.ms", Some("2000")),
+                ],
+                expect: &[("retention.ms", "2000")],
+            },
+            Case {
+                records: vec![
+                    config("t", "retention.ms", Some("1000")),
+                    config("t", "segment.ms", Some("5")),
+                    config("t", "retention.ms", None),
+                ],
+                expect: &[("segment.ms", "5")],
+            },
+            Case {
+                records: vec![config("unknown-topic", "retention.ms", Some("1"))],
+                expect: &[],
+            },
+        ];
+        for (i, case) in cases.into_iter().enumerate() {
+            let mut records = vec![topic("t", 1)];
+            records.extend(case.records);
+            let image = apply_all(&records);
+            let got: Vec<(&str, &str)> = image
+                .topic("t")
+                .expect("topic exists")
+                .configs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(got, case.expect, "case {i}");
+        }
+    }
+
+    #[test]
+    fn broker_configs_set_and_delete() {
+        let set = MetadataRecord::Config {
+            resource: ConfigResource::Broker(3),
+            name: "log.retention.ms".into(),
+            value: Some("5".into()),
+        };
+        let image = MetadataImage::empty("c").apply(&set);
+        assert_eq!(
+            image
+                .broker_config(3)
+                .and_then(|c| c.get("log.retention.ms")),
+            Some(&"5".to_owned())
+        );
+        let delete = MetadataRecord::Config {
+            resource: ConfigResource::Broker(3),
+            name: "log.retention.ms".into(),
+            value: None,
+        };
+        assert!(image.apply(&delete).broker_config(3).is_none());
+    }
+
+    #[test]
+    fn remove_topic_drops_partitions_configs_and_id() {
+        let image = apply_all(&[
+            topic("t", 1),
+            partition(1, 0, &[1]),
+            config("t", "retention.ms", Some("1")),
+            topic("other", 2),
+            MetadataRecord::RemoveTopic { topic_id: id(1) },
+        ]);
+        assert!(image.topic("t").is_none());
+        assert!(image.topic_by_id(&id(1)).is_none());
+        assert!(image.topic("other").is_some());
+        // A topic of the same name can be created again, with a new id and no old configs.
+        let again = image.apply(&topic("t", 3));
+        let t = again.topic("t").expect("recreated");
+        assert_eq!(
+            (t.topic_id, t.configs.len(), t.partitions.len()),
+            (id(3), 0, 0)
+        );
+    }
+
+    #[test]
+    fn partition_change_bumps_epochs() {
+        struct Case {
+            change: MetadataRecord,
+            leader: i32,
+            leader_epoch: i32,
+            partition_epoch: i32,
+            isr: &'static [i32],
+            replicas: &'static [i32],
+        }
+        let cases = [
+            Case {
+                change: change(1, Some(2), None, None),
+                leader: 2,
+                leader_epoch: 1,
+                partition_epoch: 1,
+                isr: &[1, 2, 3],
+                replicas: &[1, 2, 3],
+            },
+            Case {
+                change: change(1, None, Some(&[1, 2]), None),
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 1,
+                isr: &[1, 2],
+                replicas: &[1, 2, 3],
+            },
+            Case {
+                change: change(1, Some(3), Some(&[3]), Some(&[3, 4])),
+                leader: 3,
+                leader_epoch: 1,
+                partition_epoch: 1,
+                isr: &[3],
+                replicas: &[3, 4],
+            },
+            Case {
+                // Nothing changes: no epoch moves, so fetchers are not fenced needlessly.
+                change: change(1, Some(1), Some(&[1, 2, 3]), None),
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                isr: &[1, 2, 3],
+                replicas: &[1, 2, 3],
+            },
+            Case {
+                change: change(1, Some(-1), Some(&[]), None),
+                leader: -1,
+                leader_epoch: 1,
+                partition_epoch: 1,
+                isr: &[],
+                replicas: &[1, 2, 3],
+            },
+            Case {
+                // Unknown topic: ignored.
+                change: change(9, Some(2), None, None),
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                isr: &[1, 2, 3],
+                replicas: &[1, 2, 3],
+            },
+        ];
+        for (i, case) in cases.into_iter().enumerate() {
+            let image = apply_all(&[topic("t", 1), partition(1, 0, &[1, 2, 3]), case.change]);
+            let p = image.partition("t", 0).expect("partition exists");
+            assert_eq!(p.leader, case.leader, "case {i} leader");
+            assert_eq!(p.leader_epoch, case.leader_epoch, "case {i} leader_epoch");
+            assert_eq!(
+                p.partition_epoch, case.partition_epoch,
+                "case {i} partition_epoch"
+            );
+            assert_eq!(p.isr, case.isr, "case {i} isr");
+            assert_eq!(p.replicas, case.replicas, "case {i} replicas");
+        }
+    }
+
+    #[test]
+    fn register_broker_records_the_epoch_and_replaces_earlier_registration() {
+        let register = |port| MetadataRecord::RegisterBroker {
+            node_id: 1,
+            host: "h".into(),
+            port,
+            rack: Some("r1".into()),
+            incarnation: Uuid::from_u128(u128::from(port)),
+        };
+        let image = MetadataImage::empty("c").apply_batch(5, &[register(9092)]);
+        assert_eq!(image.broker(1).map(|b| (b.port, b.epoch)), Some((9092, 5)));
+        let image = image.apply_batch(9, &[register(9093)]);
+        assert_eq!(image.broker(1).map(|b| (b.port, b.epoch)), Some((9093, 9)));
+        assert_eq!(image.brokers.len(), 1);
+        assert_eq!(image.offset, 9);
+    }
+
+    #[test]
+    fn image_round_trips_through_json() {
+        let image = apply_all(&[
+            topic("t", 1),
+            partition(1, 0, &[1]),
+            config("t", "retention.ms", Some("1")),
+        ]);
+        let json = serde_json::to_vec(&image).expect("serialize");
+        let back: MetadataImage = serde_json::from_slice(&json).expect("deserialize");
+        assert_eq!(back, image);
+    }
+}

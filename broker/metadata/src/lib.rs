@@ -1,0 +1,59 @@
+//! Cluster metadata for Strom, after Kafka's KRaft.
+//!
+//! Cluster metadata (brokers, topics, partitions with their replicas, leaders, ISR and epochs,
+//! configs) is a log of [`MetadataRecord`]s replicated by a Raft quorum (`openraft`). Every
+//! node applies the committed log to an immutable [`MetadataImage`] that request handlers read
+//! as a snapshot. The active controller validates admin operations against the image and
+//! proposes the records that carry them out. A single broker is a quorum of one voter: the same
+//! code path as a larger quorum.
+//!
+//! Layout:
+//!
+//! - [`records`]: the log records (versioned JSON).
+//! - [`image`]: the immutable image and the pure `apply` of a record.
+//! - [`topic_config`], [`topic_name`]: Kafka's topic config definitions and name rules.
+//! - [`quorum`]: the running Raft node ([`MetadataQuorum`]): start, propose, image, subscribe.
+//! - [`log_store`], [`state_machine`]: openraft storage (file log with CRC frames; image state
+//!   machine with persisted snapshots). [`network`]: the voter transport seam.
+//! - [`controller`], [`placement`]: admin operations and replica placement;
+//!   [`controller_error`] maps their errors to Kafka error codes.
+//!
+//! On disk (the quorum directory, e.g. `<data-dir>/__cluster_metadata-0`): `raft.log`,
+//! `vote.json`, `committed.json`, `purged.json`, `snapshot.json`, `cluster.json`, `.lock`.
+
+pub mod controller;
+pub mod controller_error;
+pub mod error;
+mod files;
+pub mod image;
+pub mod log_store;
+pub mod network;
+pub mod placement;
+pub mod quorum;
+pub mod raft_types;
+pub mod records;
+pub mod state_machine;
+pub mod topic_config;
+pub mod topic_name;
+
+pub use controller::ConfigOp;
+pub use controller::Controller;
+pub use controller::CreateTopicRequest;
+pub use controller::CreateTopicResult;
+pub use controller::CreatedTopic;
+pub use controller::NewPartitions;
+pub use controller::TopicDefaults;
+pub use controller_error::ControllerError;
+pub use error::MetadataError;
+pub use image::BrokerRegistration;
+pub use image::MetadataImage;
+pub use image::PartitionImage;
+pub use image::TopicImage;
+pub use quorum::MetadataQuorum;
+pub use quorum::QuorumConfig;
+pub use quorum::QuorumOptions;
+pub use records::ConfigResource;
+pub use records::MetadataRecord;
+
+#[cfg(test)]
+mod conformance_tests;

@@ -1,0 +1,394 @@
+//! The topic configs Kafka defines that Strom honours: their types, defaults and validation.
+//!
+//! Names, defaults and bounds are Kafka's (`LogConfig` / `TopicConfig`), so tools that set or
+//! describe topic configs behave as they do against Kafka. A key that is not listed here is
+//! rejected rather than stored, so nobody believes a setting is in effect when it is not.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+/// The type of a config value and the values it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigKind {
+    /// A 32-bit integer of at least `min`.
+    Int { min: i32 },
+    /// A 64-bit integer of at least `min`.
+    Long { min: i64 },
+    /// One of `allowed`, compared exactly (Kafka's `ValidString`).
+    Choice { allowed: &'static [&'static str] },
+    /// A comma-separated list whose items are each one of `allowed` (Kafka's `ValidList`).
+    List { allowed: &'static [&'static str] },
+}
+
+impl ConfigKind {
+    /// The `ConfigType` number Kafka reports in DescribeConfigs (KIP-569): INT 3, LONG 5,
+    /// STRING 2, LIST 7.
+    pub fn kafka_config_type(&self) -> i8 {
+        match self {
+            Self::Int { .. } => 3,
+            Self::Long { .. } => 5,
+            Self::Choice { .. } => 2,
+            Self::List { .. } => 7,
+        }
+    }
+}
+
+/// One topic config definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: ConfigKind,
+    pub doc: &'static str,
+    pub sensitive: bool,
+}
+
+pub const RETENTION_MS: &str = "retention.ms";
+pub const RETENTION_BYTES: &str = "retention.bytes";
+pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_MS: &str = "segment.ms";
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+pub const FLUSH_MESSAGES: &str = "flush.messages";
+pub const FLUSH_MS: &str = "flush.ms";
+pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+
+/// Every topic config Strom accepts, sorted by name.
+pub const TOPIC_CONFIGS: &[ConfigDef] = &[
+    ConfigDef {
+        name: CLEANUP_POLICY,
+        default: "delete",
+        kind: ConfigKind::List {
+            allowed: &["delete", "compact"],
+        },
+        doc: "How old log segments are cleaned up: \"delete\" removes segments past the \
+              retention time or size. \"compact\" is refused until compaction is implemented.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: FLUSH_MESSAGES,
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 1 },
+        doc: "Force an fsync of the log after this many messages. Durability normally comes \
+              from replication, so the default never forces one.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: FLUSH_MS,
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "Force an fsync of the log when a message has been unflushed for this many \
+              milliseconds.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: INDEX_INTERVAL_BYTES,
+        default: "4096",
+        kind: ConfigKind::Int { min: 0 },
+        doc: "How many bytes of records lie between two entries of the offset index.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MAX_MESSAGE_BYTES,
+        default: "1048588",
+        kind: ConfigKind::Int { min: 0 },
+        doc: "The largest record batch size accepted for this topic, in bytes.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MESSAGE_TIMESTAMP_TYPE,
+        default: "CreateTime",
+        kind: ConfigKind::Choice {
+            allowed: &["CreateTime", "LogAppendTime"],
+        },
+        doc: "Whether record timestamps are the producer's (CreateTime) or the time the broker \
+              appended them (LogAppendTime).",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MIN_INSYNC_REPLICAS,
+        default: "1",
+        kind: ConfigKind::Int { min: 1 },
+        doc: "With acks=all, the fewest in-sync replicas that must hold a write for it to \
+              succeed; below that producers get NOT_ENOUGH_REPLICAS.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: RETENTION_BYTES,
+        default: "-1",
+        kind: ConfigKind::Long { min: i64::MIN },
+        doc: "The size a partition's log may grow to before old segments are deleted; -1 means \
+              no size limit.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: RETENTION_MS,
+        default: "604800000",
+        kind: ConfigKind::Long { min: -1 },
+        doc: "How long a segment is kept after its newest record before it is deleted; -1 means \
+              no time limit.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: SEGMENT_BYTES,
+        default: "1073741824",
+        kind: ConfigKind::Int { min: 14 },
+        doc: "The size at which a log segment is rolled.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: SEGMENT_MS,
+        default: "604800000",
+        kind: ConfigKind::Long { min: 1 },
+        doc: "The age at which a log segment is rolled even if it is not full.",
+        sensitive: false,
+    },
+];
+
+/// Why a topic config was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigValidationError {
+    #[error("Unknown topic config name: {name}")]
+    UnknownKey { name: String },
+    #[error("Invalid value {value} for configuration {name}: {reason}")]
+    InvalidValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+impl ConfigValidationError {
+    /// The config key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::UnknownKey { name } | Self::InvalidValue { name, .. } => name,
+        }
+    }
+}
+
+/// The definition of topic config `name`, if Strom supports it.
+pub fn topic_config_def(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|def| def.name == name)
+}
+
+/// Checks that `name` is a supported topic config and `value` a valid value for it.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigValidationError> {
+    let def = topic_config_def(name).ok_or_else(|| ConfigValidationError::UnknownKey {
+        name: name.to_owned(),
+    })?;
+    let invalid = |reason: String| ConfigValidationError::InvalidValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        reason,
+    };
+    let trimmed = value.trim();
+    match def.kind {
+        ConfigKind::Int { min } => {
+            let parsed: i32 = trimmed
+                .parse()
+                .map_err(|_| invalid("Not a number of type INT".to_owned()))?;
+            if parsed < min {
+                return Err(invalid(format!("Value must be at least {min}")));
+            }
+        }
+        ConfigKind::Long { min } => {
+            let parsed: i64 = trimmed
+                .parse()
+                .map_err(|_| invalid("Not a number of type LONG".to_owned()))?;
+            if parsed < min {
+                return Err(invalid(format!("Value must be at least {min}")));
+            }
+        }
+        ConfigKind::Choice { allowed } => {
+            if !allowed.contains(&trimmed) {
+                return Err(invalid(format!(
+                    "String must be one of: {}",
+                    allowed.join(", ")
+                )));
+            }
+        }
+        ConfigKind::List { allowed } => {
+            let items = list_items(trimmed);
+            if items.is_empty() {
+                return Err(invalid(
+                    "The list must contain at least one value".to_owned(),
+                ));
+            }
+            for item in &items {
+                if !allowed.contains(item) {
+                    return Err(invalid(format!(
+                        "Invalid value '{item}'; the list items must be among: {}",
+                        allowed.join(", ")
+                    )));
+                }
+            }
+            if name == CLEANUP_POLICY && items.contains(&"compact") {
+                return Err(invalid(
+                    "compaction is not supported yet; use cleanup.policy=delete".to_owned(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The items of a list-typed config value, trimmed, empty items dropped.
+pub fn list_items(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// Where a config's effective value comes from, with Kafka's DescribeConfigs source numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic (DYNAMIC_TOPIC_CONFIG = 1).
+    Topic,
+    /// Not set: the default applies (DEFAULT_CONFIG = 5).
+    Default,
+}
+
+impl ConfigSource {
+    pub fn kafka_config_source(&self) -> i8 {
+        match self {
+            Self::Topic => 1,
+            Self::Default => 5,
+        }
+    }
+}
+
+/// The effective value of one topic config, as CreateTopics and DescribeConfigs report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: ConfigSource,
+    pub sensitive: bool,
+    pub def: &'static ConfigDef,
+}
+
+/// Every supported topic config with its effective value given the explicitly set `configs`.
+pub fn effective_topic_configs(configs: &BTreeMap<String, String>) -> Vec<TopicConfigEntry> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| match configs.get(def.name) {
+            Some(value) => TopicConfigEntry {
+                name: def.name,
+                value: value.clone(),
+                source: ConfigSource::Topic,
+                sensitive: def.sensitive,
+                def,
+            },
+            None => TopicConfigEntry {
+                name: def.name,
+                value: def.default.to_owned(),
+                source: ConfigSource::Default,
+                sensitive: def.sensitive,
+                def,
+            },
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_and_names_are_sorted_and_unique() {
+        for def in TOPIC_CONFIGS {
+            validate_topic_config(def.name, def.default)
+                .unwrap_or_else(|e| panic!("default of {} is invalid: {e}", def.name));
+        }
+        let names: Vec<_> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn validation_table() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("retention.ms", "-1", true),
+            ("retention.ms", "0", true),
+            ("retention.ms", "-2", false),
+            ("retention.ms", "abc", false),
+            ("retention.bytes", "-1", true),
+            ("retention.bytes", "1073741824", true),
+            ("segment.bytes", "14", true),
+            ("segment.bytes", "13", false),
+            ("segment.bytes", "4294967296", false),
+            ("segment.ms", "1", true),
+            ("segment.ms", "0", false),
+            ("max.message.bytes", "0", true),
+            ("max.message.bytes", "-1", false),
+            ("cleanup.policy", "delete", true),
+            ("cleanup.policy", " delete ", true),
+            ("cleanup.policy", "compact", false),
+            ("cleanup.policy", "delete,compact", false),
+            ("cleanup.policy", "archive", false),
+            ("cleanup.policy", "", false),
+            ("message.timestamp.type", "CreateTime", true),
+            ("message.timestamp.type", "LogAppendTime", true),
+            ("message.timestamp.type", "createtime", false),
+            ("min.insync.replicas", "2", true),
+            ("min.insync.replicas", "0", false),
+            ("flush.messages", "1", true),
+            ("flush.messages", "0", false),
+            ("flush.ms", "0", true),
+            ("flush.ms", "-1", false),
+            ("index.interval.bytes", "0", true),
+            ("index.interval.bytes", "x", false),
+            ("no.such.config", "1", false),
+        ];
+        for (name, value, ok) in cases {
+            assert_eq!(
+                validate_topic_config(name, value).is_ok(),
+                *ok,
+                "{name}={value}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_and_reason() {
+        let err = validate_topic_config("cleanup.policy", "compact").expect_err("compact refused");
+        assert_eq!(err.key(), "cleanup.policy");
+        assert!(
+            err.to_string().contains("compaction is not supported yet"),
+            "{err}"
+        );
+        let err = validate_topic_config("bogus", "1").expect_err("unknown key");
+        assert_eq!(err.to_string(), "Unknown topic config name: bogus");
+    }
+
+    #[test]
+    fn effective_configs_mark_explicit_values() {
+        let explicit = BTreeMap::from([("retention.ms".to_owned(), "5".to_owned())]);
+        let entries = effective_topic_configs(&explicit);
+        assert_eq!(entries.len(), TOPIC_CONFIGS.len());
+        let retention = entries
+            .iter()
+            .find(|e| e.name == "retention.ms")
+            .expect("listed");
+        assert_eq!(
+            (retention.value.as_str(), retention.source),
+            ("5", ConfigSource::Topic)
+        );
+        let segment = entries
+            .iter()
+            .find(|e| e.name == "segment.ms")
+            .expect("listed");
+        assert_eq!(
+            (segment.value.as_str(), segment.source),
+            ("604800000", ConfigSource::Default)
+        );
+    }
+}

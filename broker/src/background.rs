@@ -1,0 +1,111 @@
+//! The broker's background loops, each a struct with `run(self, shutdown)`:
+//! - [`MetadataPublisher`]: applies every new metadata image to the hosted partitions;
+//! - [`RetentionCleaner`]: deletes segments past `retention.ms` / `retention.bytes`
+//!   every `log.retention.check.interval.ms`;
+//! - [`LogMaintainer`]: time-based segment rolls (`segment.ms`) and flushes (`flush.ms`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::broker::Broker;
+use crate::replica::now_ms;
+
+/// Starts every loop on `tracker`.
+pub fn spawn_all(broker: &Arc<Broker>, shutdown: &CancellationToken, tracker: &TaskTracker) {
+    tracker.spawn(
+        MetadataPublisher {
+            broker: broker.clone(),
+        }
+        .run(shutdown.clone()),
+    );
+    tracker.spawn(
+        RetentionCleaner {
+            broker: broker.clone(),
+            interval: broker.config.props.retention_check_interval(),
+        }
+        .run(shutdown.clone()),
+    );
+    tracker.spawn(
+        LogMaintainer {
+            broker: broker.clone(),
+            interval: Duration::from_millis(500),
+        }
+        .run(shutdown.clone()),
+    );
+}
+
+/// Applies metadata images to the replica manager as the quorum commits them.
+#[derive(Debug)]
+pub struct MetadataPublisher {
+    broker: Arc<Broker>,
+}
+
+impl MetadataPublisher {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut images = self.broker.quorum.subscribe();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = images.changed() => if changed.is_err() { return },
+            }
+            self.broker.publish_metadata();
+        }
+    }
+}
+
+/// Enforces retention on every hosted partition.
+#[derive(Debug)]
+pub struct RetentionCleaner {
+    broker: Arc<Broker>,
+    interval: Duration,
+}
+
+impl RetentionCleaner {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let now = now_ms();
+            for partition in self.broker.replicas.all_partitions() {
+                match partition.log().apply_retention(now) {
+                    Ok(outcome) => tracing::debug!(topic = %partition.topic, partition = partition.index, ?outcome, "retention"),
+                    Err(error) => tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Rolls idle segments older than `segment.ms` and flushes per `flush.ms`.
+#[derive(Debug)]
+pub struct LogMaintainer {
+    broker: Arc<Broker>,
+    interval: Duration,
+}
+
+impl LogMaintainer {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let now = now_ms();
+            for partition in self.broker.replicas.all_partitions() {
+                let log = partition.log();
+                if let Err(error) = log.maybe_roll(now).and_then(|_| log.maybe_flush(now)) {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, %error, "log maintenance");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The broker's shared state, handed to every request handler: configuration, the metadata
+//! quorum and controller, the replica manager and the metrics.
+
+use std::sync::Arc;
+
+use strom_metadata::{Controller, CreateTopicRequest, MetadataImage, MetadataQuorum};
+
+use crate::config::BrokerConfig;
+use crate::metrics::BrokerMetrics;
+use crate::replica::ReplicaManager;
+
+/// Everything a request handler may touch.
+#[derive(Debug)]
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub node_id: i32,
+    pub cluster_id: String,
+    /// Host and port clients are told to connect to (Metadata, DescribeCluster).
+    pub advertised_host: String,
+    pub advertised_port: u16,
+    pub quorum: MetadataQuorum,
+    pub controller: Controller,
+    pub replicas: ReplicaManager,
+    pub metrics: Arc<BrokerMetrics>,
+}
+
+impl Broker {
+    /// The current metadata image; handlers read one snapshot per request.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+
+    /// Applies the latest image to the hosted partitions now, so that an admin request's effect
+    /// (a new topic's logs, a deleted topic's data) is in place before it is acknowledged.
+    pub fn publish_metadata(&self) {
+        if let Err(error) = self
+            .replicas
+            .apply_image(&self.quorum.image(), &self.config.props)
+        {
+            tracing::error!(%error, "applying metadata to the hosted partitions");
+        }
+    }
+
+    /// Creates topics that clients referenced but that do not exist, when
+    /// `auto.create.topics.enable` allows it (Metadata, Produce). Returns the image after it.
+    pub async fn auto_create_topics(&self, names: Vec<String>) -> Arc<MetadataImage> {
+        if !self.config.props.auto_create_topics_enable || names.is_empty() {
+            return self.image();
+        }
+        let requests = names
+            .into_iter()
+            .map(|name| CreateTopicRequest {
+                name,
+                num_partitions: None,
+                replication_factor: None,
+                assignments: None,
+                configs: Default::default(),
+            })
+            .collect();
+        for created in self.controller.create_topics(requests, false).await {
+            if let Err(error) = created.result {
+                // Another request may have created it first; anything else the client sees as
+                // UNKNOWN_TOPIC_OR_PARTITION (or INVALID_TOPIC_EXCEPTION) in the response.
+                tracing::debug!(%error, "auto-creating a topic");
+            }
+        }
+        self.publish_metadata();
+        self.image()
+    }
+}
+
+impl Broker {
+    /// The node id of the active controller (the metadata quorum's leader), -1 if none is known.
+    pub fn controller_id(&self) -> i32 {
+        self.quorum
+            .leader_id()
+            .and_then(|id| i32::try_from(id).ok())
+            .unwrap_or(-1)
+    }
+}
+
+impl Broker {
+    /// Recomputes the gauges that describe state rather than events (partition counts, ISR
+    /// health, log sizes and offsets); called before each scrape.
+    pub fn refresh_gauges(&self) {
+        let image = self.image();
+        let partitions = self.replicas.all_partitions();
+        let (mut leaders, mut under_replicated, mut under_min_isr) = (0i64, 0i64, 0i64);
+        for partition in &partitions {
+            let gauges = self.metrics.partition(&partition.topic, partition.index);
+            gauges.set_log_size(partition.log().size_bytes());
+            gauges.set_log_end_offset(partition.log_end_offset());
+            gauges.set_log_start_offset(partition.log_start_offset());
+            let state = partition.state();
+            let leader = state.leader == self.node_id;
+            let isr = crate::metrics::IsrState {
+                replicas: state.replicas.len(),
+                isr_size: state.isr.len(),
+                min_insync_replicas: usize::try_from(partition.min_insync_replicas()).unwrap_or(1),
+            };
+            gauges.set_isr_state(leader.then_some(isr));
+            if leader {
+                leaders += 1;
+                under_replicated += i64::from(isr.isr_size < isr.replicas);
+                under_min_isr += i64::from(isr.isr_size < isr.min_insync_replicas);
+            }
+        }
+        self.metrics.set_replica_manager(
+            partitions.len() as i64,
+            leaders,
+            under_replicated,
+            under_min_isr,
+        );
+        let active = self.controller_id() == self.node_id;
+        let offline = image
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values())
+            .filter(|p| p.leader < 0 || !image.brokers.contains_key(&p.leader))
+            .count() as i64;
+        self.metrics.set_controller(active, offline);
+    }
+}

@@ -1,0 +1,449 @@
+//! Broker configuration: command-line flags (each also from a `STROM_*` environment variable),
+//! an optional Kafka-style `server.properties` file, and `--override key=value` on top.
+//!
+//! Precedence, lowest first: built-in defaults, the properties file, `--override`. Keys use
+//! Kafka's broker names so an operator coming from Kafka recognises them; an unknown key is an
+//! error naming the key, never silently ignored.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Errors in the broker's configuration; each names the flag or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: line {line} is not `key=value`: {text:?}")]
+    Syntax {
+        origin: String,
+        line: usize,
+        text: String,
+    },
+    #[error("unknown broker config key {key:?} (from {origin}); known keys: {known}")]
+    UnknownKey {
+        key: String,
+        origin: String,
+        known: String,
+    },
+    #[error("invalid value {value:?} for {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("--node-id ordinal: {reason}")]
+    Ordinal { reason: String },
+}
+
+/// Command-line interface of `strom-broker`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "strom-broker",
+    version,
+    about = "Strom: a Kafka-compatible event streaming broker"
+)]
+pub struct Cli {
+    /// Kafka-style properties file (`key=value` lines, `#` comments).
+    #[arg(long, env = "STROM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory holding the partition logs and the metadata log.
+    #[arg(long, env = "STROM_DATA_DIR", default_value = "strom-data")]
+    pub data_dir: PathBuf,
+    /// Address the Kafka listener binds (port 0 picks a free port).
+    #[arg(long, env = "STROM_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// `host:port` clients are told to connect to; defaults to the bound listener address.
+    #[arg(long, env = "STROM_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+    /// Address of the HTTP admin listener: `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, env = "STROM_ADMIN_LISTEN", default_value = "127.0.0.1:9404")]
+    pub admin_listen: SocketAddr,
+    /// Broker id: a number, or `ordinal` to take the trailing `-N` of `$POD_NAME` (StatefulSet).
+    #[arg(long, env = "STROM_NODE_ID", default_value = "0")]
+    pub node_id: String,
+    /// Broker config override, `key=value`; repeatable; wins over the config file.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// Typed broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertised_listener: Option<String>,
+    pub admin_listen: SocketAddr,
+    pub rack: Option<String>,
+    /// Broker-level defaults for topic configs and the broker's own limits, by Kafka key.
+    pub props: BrokerProps,
+}
+
+/// The broker properties Strom honours, with Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerProps {
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub min_insync_replicas: i32,
+    pub log_segment_bytes: i64,
+    pub log_roll_ms: i64,
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: i64,
+    pub log_flush_interval_messages: i64,
+    pub log_flush_interval_ms: i64,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: i32,
+    pub max_connections: i32,
+    pub log_message_timestamp_type: String,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_minutes: i64,
+    pub group_initial_rebalance_delay_ms: i64,
+    pub group_min_session_timeout_ms: i64,
+    pub group_max_session_timeout_ms: i64,
+    pub broker_rack: Option<String>,
+}
+
+impl Default for BrokerProps {
+    fn default() -> Self {
+        BrokerProps {
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            min_insync_replicas: 1,
+            log_segment_bytes: 1024 * 1024 * 1024,
+            log_roll_ms: 7 * 24 * 3600 * 1000,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 5 * 60 * 1000,
+            log_flush_interval_messages: i64::MAX,
+            log_flush_interval_ms: i64::MAX,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            log_message_timestamp_type: "CreateTime".to_string(),
+            offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 7 * 24 * 60,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            broker_rack: None,
+        }
+    }
+}
+
+/// Every broker key Strom accepts (the operator's `Cluster.spec.config` allow-list mirrors it).
+pub const BROKER_KEYS: &[&str] = &[
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "min.insync.replicas",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "max.connections",
+    "log.message.timestamp.type",
+    "offsets.topic.num.partitions",
+    "offsets.retention.minutes",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "broker.rack",
+];
+
+impl BrokerProps {
+    /// Sets one key; unknown keys and unparsable values are errors.
+    pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        let value = value.trim();
+        match key {
+            "num.partitions" => self.num_partitions = parse_min(key, value, 1)?,
+            "default.replication.factor" => {
+                self.default_replication_factor = parse_min::<i16>(key, value, 1)?
+            }
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse_bool(key, value)?,
+            "min.insync.replicas" => self.min_insync_replicas = parse_min(key, value, 1)?,
+            "log.segment.bytes" => self.log_segment_bytes = parse_min(key, value, 14)?,
+            "log.roll.ms" => self.log_roll_ms = parse_min(key, value, 1)?,
+            "log.retention.ms" => self.log_retention_ms = parse_min(key, value, -1)?,
+            "log.retention.bytes" => self.log_retention_bytes = parse_min(key, value, -1)?,
+            "log.retention.check.interval.ms" => {
+                self.log_retention_check_interval_ms = parse_min(key, value, 1)?
+            }
+            "log.flush.interval.messages" => {
+                self.log_flush_interval_messages = parse_min(key, value, 1)?
+            }
+            "log.flush.interval.ms" => self.log_flush_interval_ms = parse_min(key, value, 0)?,
+            "message.max.bytes" => self.message_max_bytes = parse_min(key, value, 0)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = parse_min(key, value, 1)?,
+            "max.connections" => self.max_connections = parse_min(key, value, 1)?,
+            "log.message.timestamp.type" => match value {
+                "CreateTime" | "LogAppendTime" => self.log_message_timestamp_type = value.into(),
+                _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
+            },
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions = parse_min(key, value, 1)?
+            }
+            "offsets.retention.minutes" => self.offsets_retention_minutes = parse_min(key, value, 1)?,
+            "group.initial.rebalance.delay.ms" => {
+                self.group_initial_rebalance_delay_ms = parse_min(key, value, 0)?
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms = parse_min(key, value, 0)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms = parse_min(key, value, 0)?
+            }
+            "broker.rack" => {
+                self.broker_rack = (!value.is_empty()).then(|| value.to_string());
+            }
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_string(),
+                    origin: origin.to_string(),
+                    known: BROKER_KEYS.join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The current value of a broker key, as DescribeConfigs reports it.
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "num.partitions" => self.num_partitions.to_string(),
+            "default.replication.factor" => self.default_replication_factor.to_string(),
+            "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "log.segment.bytes" => self.log_segment_bytes.to_string(),
+            "log.roll.ms" => self.log_roll_ms.to_string(),
+            "log.retention.ms" => self.log_retention_ms.to_string(),
+            "log.retention.bytes" => self.log_retention_bytes.to_string(),
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
+            "log.flush.interval.messages" => self.log_flush_interval_messages.to_string(),
+            "log.flush.interval.ms" => self.log_flush_interval_ms.to_string(),
+            "message.max.bytes" => self.message_max_bytes.to_string(),
+            "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
+            "max.connections" => self.max_connections.to_string(),
+            "log.message.timestamp.type" => self.log_message_timestamp_type.clone(),
+            "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
+            "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
+            "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms.to_string(),
+            "broker.rack" => self.broker_rack.clone().unwrap_or_default(),
+            _ => return None,
+        })
+    }
+
+    /// The broker-level value behind a topic config key (`retention.ms` ← `log.retention.ms`),
+    /// as Kafka reports it with source `STATIC_BROKER_CONFIG` when it differs from the default.
+    pub fn topic_default(&self, topic_key: &str) -> Option<String> {
+        Some(match topic_key {
+            "retention.ms" => self.log_retention_ms.to_string(),
+            "retention.bytes" => self.log_retention_bytes.to_string(),
+            "segment.bytes" => self.log_segment_bytes.to_string(),
+            "segment.ms" => self.log_roll_ms.to_string(),
+            "max.message.bytes" => self.message_max_bytes.to_string(),
+            "message.timestamp.type" => self.log_message_timestamp_type.clone(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "flush.messages" => self.log_flush_interval_messages.to_string(),
+            "flush.ms" => self.log_flush_interval_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    pub fn retention_check_interval(&self) -> Duration {
+        Duration::from_millis(self.log_retention_check_interval_ms.max(1) as u64)
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_min<T>(key: &str, value: &str, min: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let parsed: T = value
+        .parse()
+        .map_err(|_| invalid(key, value, "not a number"))?;
+    if parsed < min {
+        return Err(invalid(key, value, &format!("must be at least {min}")));
+    }
+    Ok(parsed)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "must be true or false")),
+    }
+}
+
+/// Parses Kafka properties syntax: `key=value` (or `key: value`), `#`/`!` comments, blank lines.
+pub fn parse_properties(text: &str, origin: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            return Err(ConfigError::Syntax {
+                origin: origin.to_string(),
+                line: index + 1,
+                text: raw.to_string(),
+            });
+        };
+        out.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    Ok(out)
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from parsed flags, reading the properties file if given.
+    pub fn from_cli(cli: Cli) -> Result<BrokerConfig, ConfigError> {
+        let mut props = BrokerProps::default();
+        if let Some(path) = &cli.config {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let origin = path.display().to_string();
+            for (key, value) in parse_properties(&text, &origin)? {
+                props.set(&key, &value, &origin)?;
+            }
+        }
+        for item in &cli.overrides {
+            let Some((key, value)) = item.split_once('=') else {
+                return Err(ConfigError::Syntax {
+                    origin: "--override".into(),
+                    line: 1,
+                    text: item.clone(),
+                });
+            };
+            props.set(key.trim(), value, "--override")?;
+        }
+        let node_id = parse_node_id(&cli.node_id, std::env::var("POD_NAME").ok().as_deref())?;
+        Ok(BrokerConfig {
+            node_id,
+            data_dir: cli.data_dir,
+            listen: cli.listen,
+            advertised_listener: cli.advertised_listener,
+            admin_listen: cli.admin_listen,
+            rack: props.broker_rack.clone(),
+            props,
+        })
+    }
+
+    /// A configuration for tests and embedding: loopback listeners on OS-chosen ports.
+    pub fn for_data_dir(data_dir: PathBuf) -> BrokerConfig {
+        BrokerConfig {
+            node_id: 0,
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertised_listener: None,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rack: None,
+            props: BrokerProps::default(),
+        }
+    }
+}
+
+/// `--node-id`: a non-negative number, or `ordinal` = the trailing `-N` of the pod name.
+fn parse_node_id(value: &str, pod_name: Option<&str>) -> Result<i32, ConfigError> {
+    if value == "ordinal" {
+        let pod = pod_name.ok_or_else(|| ConfigError::Ordinal {
+            reason: "POD_NAME is not set".into(),
+        })?;
+        let ordinal = pod.rsplit_once('-').map(|(_, n)| n).unwrap_or_default();
+        return ordinal.parse::<i32>().map_err(|_| ConfigError::Ordinal {
+            reason: format!("POD_NAME {pod:?} does not end in -<number>"),
+        });
+    }
+    parse_min("--node-id", value, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_parse_with_comments_and_both_separators() {
+        let text = "# comment\n\nnum.partitions=3\n log.retention.ms : 1000 \n! also comment\n";
+        let props = parse_properties(text, "test").expect("valid properties");
+        assert_eq!(props.get("num.partitions").map(String::as_str), Some("3"));
+        assert_eq!(props.get("log.retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(props.len(), 2);
+        assert!(matches!(
+            parse_properties("justakey\n", "f"),
+            Err(ConfigError::Syntax { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        let mut props = BrokerProps::default();
+        assert!(matches!(
+            props.set("log.dirs", "/tmp", "test"),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+        assert!(matches!(
+            props.set("num.partitions", "0", "test"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            props.set("auto.create.topics.enable", "yes", "test"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        props.set("num.partitions", "6", "test").expect("valid");
+        assert_eq!(props.num_partitions, 6);
+    }
+
+    #[test]
+    fn every_documented_key_is_settable() {
+        let mut props = BrokerProps::default();
+        for key in BROKER_KEYS {
+            let value = match *key {
+                "auto.create.topics.enable" => "false",
+                "log.message.timestamp.type" => "LogAppendTime",
+                "broker.rack" => "rack-a",
+                _ => "100",
+            };
+            props.set(key, value, "test").expect(key);
+            assert_eq!(props.get(key).as_deref(), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn node_id_from_ordinal() {
+        assert_eq!(parse_node_id("7", None).expect("number"), 7);
+        assert_eq!(
+            parse_node_id("ordinal", Some("strom-main-broker-2")).expect("ordinal"),
+            2
+        );
+        assert!(parse_node_id("ordinal", None).is_err());
+        assert!(parse_node_id("ordinal", Some("nodash")).is_err());
+        assert!(parse_node_id("-1", None).is_err());
+    }
+}

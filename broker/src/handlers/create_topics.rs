@@ -1,0 +1,103 @@
+//! CreateTopics: the controller validates and commits; the response reports (v5+) the topic's
+//! partitions, replication factor and effective configs, and (v7+) its id.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
+use strom_metadata::CreateTopicRequest;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::errors::controller_failure;
+use crate::topic_config::effective_topic_configs;
+
+pub async fn handle(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let names: Vec<_> = request.topics.iter().map(|t| t.name.clone()).collect();
+    let requested_configs: BTreeMap<String, BTreeMap<String, String>> = request
+        .topics
+        .iter()
+        .map(|t| {
+            let configs = t
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            (t.name.0.to_string(), configs)
+        })
+        .collect();
+    let requests = request
+        .topics
+        .into_iter()
+        .map(|topic| CreateTopicRequest {
+            name: topic.name.0.to_string(),
+            num_partitions: (topic.num_partitions != -1).then_some(topic.num_partitions),
+            replication_factor: (topic.replication_factor != -1).then_some(topic.replication_factor),
+            assignments: (!topic.assignments.is_empty()).then(|| {
+                topic
+                    .assignments
+                    .iter()
+                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .collect::<BTreeMap<i32, Vec<i32>>>()
+            }),
+            configs: requested_configs
+                .get(topic.name.0.as_str())
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+    let results = broker
+        .controller
+        .create_topics(requests, request.validate_only)
+        .await;
+    if !request.validate_only {
+        broker.publish_metadata();
+    }
+    let image_after = broker.image();
+    let topics = names
+        .into_iter()
+        .zip(results)
+        .map(|(name, result)| {
+            let response = CreatableTopicResult::default().with_name(name.clone());
+            match result.result {
+                Ok(created) => {
+                    // Validate-only creations are not in the image: their explicit configs are
+                    // the request's own.
+                    let explicit = image_after
+                        .topic(&name.0)
+                        .map(|t| t.configs.clone())
+                        .unwrap_or_else(|| requested_configs.get(name.0.as_str()).cloned().unwrap_or_default());
+                    let configs = effective_topic_configs(&broker.config.props, &explicit)
+                        .into_iter()
+                        .map(|c| {
+                            CreatableTopicConfigs::default()
+                                .with_name(str_bytes(c.def.name))
+                                .with_value(Some(str_bytes(c.value)))
+                                .with_config_source(c.source as i8)
+                                .with_is_sensitive(c.def.sensitive)
+                        })
+                        .collect();
+                    response
+                        .with_topic_id(created.topic_id)
+                        .with_num_partitions(created.num_partitions)
+                        .with_replication_factor(created.replication_factor)
+                        // Configs are reported from v5 on (KIP-525).
+                        .with_configs((header.request_api_version >= 5).then_some(configs))
+                }
+                Err(error) => {
+                    let (code, message) = controller_failure(&error);
+                    response
+                        .with_error_code(code)
+                        .with_error_message(message.map(str_bytes))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1)
+                }
+            }
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}

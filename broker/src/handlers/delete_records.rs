@@ -1,0 +1,53 @@
+//! DeleteRecords: advance a partition's log start offset (offset -1 means the high watermark);
+//! whole segments below it are deleted, and consumers can no longer read before it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
+
+use crate::broker::Broker;
+use crate::errors::storage_failure;
+
+pub async fn handle(
+    broker: &Broker,
+    _header: &RequestHeader,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let Some(partition) = broker.replicas.partition(&name, p.partition_index) else {
+                        return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if !partition.is_leader() {
+                        return result.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
+                    let high_watermark = partition.high_watermark();
+                    let offset = if p.offset == -1 { high_watermark } else { p.offset };
+                    if offset < 0 || offset > high_watermark {
+                        return result.with_error_code(ResponseError::OffsetOutOfRange.code());
+                    }
+                    match partition.log().delete_records_before(offset) {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(error) => result.with_error_code(storage_failure(&error).0.code()),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

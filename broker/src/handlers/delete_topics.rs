@@ -1,0 +1,70 @@
+//! DeleteTopics: by name (all versions) or by id (v6+); the data goes with the topic.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
+use uuid::Uuid;
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::errors::controller_failure;
+
+pub async fn handle(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let image = broker.image();
+    // v0-5 list names; v6 lists (name | id) states.
+    let wanted: Vec<(Option<String>, Uuid)> = if header.request_api_version >= 6 {
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    let mut to_delete = Vec::new();
+    for (name, id) in wanted {
+        let resolved = match &name {
+            Some(name) => Some(name.clone()),
+            None => image.topic_by_id(&id).map(|t| t.name.clone()),
+        };
+        match resolved {
+            Some(resolved) => {
+                to_delete.push((responses.len(), resolved.clone()));
+                responses.push(
+                    DeletableTopicResult::default()
+                        .with_name(Some(topic_name(&resolved)))
+                        .with_topic_id(image.topic(&resolved).map_or(id, |t| t.topic_id)),
+                );
+            }
+            None => responses.push(
+                DeletableTopicResult::default()
+                    .with_topic_id(id)
+                    .with_error_code(ResponseError::UnknownTopicId.code()),
+            ),
+        }
+    }
+    let names = to_delete.iter().map(|(_, name)| name.clone()).collect();
+    let results = broker.controller.delete_topics(names).await;
+    broker.publish_metadata();
+    for ((slot, name), result) in to_delete.into_iter().zip(results) {
+        if let Err(error) = result {
+            let (code, message) = controller_failure(&error);
+            if let Some(response) = responses.get_mut(slot) {
+                response.error_code = code;
+                response.error_message = message.map(str_bytes);
+            }
+        } else {
+            broker.metrics.remove_topic(&name);
+        }
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,193 @@
+//! Fetch: whole record batches from each requested partition, up to the high watermark, within
+//! `partition_max_bytes` and the request's `max_bytes` (the first batch may exceed both, KIP-74,
+//! so a consumer always makes progress). With `min_bytes` unmet the request long-polls: it waits
+//! for any of its partitions to grow, up to `max_wait_ms`.
+//!
+//! Fetch sessions (KIP-227) are not created: every response carries session id 0, which clients
+//! treat as "sessionless" and answer with full requests; an incremental request for a session id
+//! gets FETCH_SESSION_ID_NOT_FOUND.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use uuid::Uuid;
+
+use super::topic_name;
+use crate::broker::Broker;
+use crate::errors::storage_failure;
+use crate::replica::Partition;
+
+/// A requested partition resolved against the hosted partitions.
+struct Target {
+    topic: usize,
+    partition: Option<Arc<Partition>>,
+    index: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    /// An error known before reading (unknown topic, fenced epoch).
+    error: Option<ResponseError>,
+}
+
+pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchResponse {
+    let version = header.request_api_version;
+    if request.session_id != 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+    }
+    let image = broker.image();
+    let by_id = version >= 13;
+    let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(request.topics.len());
+    let mut targets = Vec::new();
+    for topic in &request.topics {
+        let resolved = if by_id {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
+        let unknown = if by_id {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let name = resolved.clone().unwrap_or_default();
+        broker.metrics.topic(&name).fetch_request();
+        for p in &topic.partitions {
+            let partition = resolved
+                .as_deref()
+                .and_then(|name| broker.replicas.partition(name, p.partition));
+            let error = match &partition {
+                None => Some(unknown),
+                Some(partition) if !partition.is_leader() => Some(ResponseError::NotLeaderOrFollower),
+                Some(partition) => epoch_error(p.current_leader_epoch, partition.leader_epoch()),
+            };
+            targets.push(Target {
+                topic: topics.len(),
+                partition,
+                index: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                error,
+            });
+        }
+        topics.push((topic.topic.0.to_string(), topic.topic_id));
+    }
+
+    let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+    let deadline = Instant::now() + max_wait;
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX);
+    let results = loop {
+        // Subscribe before reading so an append between the read and the wait is not missed.
+        let mut watches: Vec<_> = targets
+            .iter()
+            .filter(|t| t.error.is_none())
+            .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe_high_watermark()))
+            .collect();
+        let (results, bytes, failed) = read_all(&targets, max_bytes);
+        let now = Instant::now();
+        if bytes >= min_bytes || failed || now >= deadline || watches.is_empty() {
+            break results;
+        }
+        let any_growth = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout(deadline - now, any_growth).await.is_err() {
+            break read_all(&targets, max_bytes).0;
+        }
+    };
+
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .map(|(name, id)| {
+            FetchableTopicResponse::default()
+                .with_topic(topic_name(name))
+                .with_topic_id(*id)
+        })
+        .collect();
+    for (target, data) in targets.iter().zip(results) {
+        if let Some(records) = &data.records {
+            if let Some((name, _)) = topics.get(target.topic) {
+                let name = if by_id {
+                    target.partition.as_ref().map_or("", |p| &p.topic)
+                } else {
+                    name.as_str()
+                };
+                broker.metrics.topic(name).bytes_out(records.len() as u64);
+            }
+        }
+        if let Some(topic) = responses.get_mut(target.topic) {
+            topic.partitions.push(data);
+        }
+    }
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses)
+}
+
+/// KIP-320: a client that knows a newer or older leader epoch than ours is told so.
+fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<ResponseError> {
+    match client_epoch {
+        -1 => None,
+        e if e < leader_epoch => Some(ResponseError::FencedLeaderEpoch),
+        e if e > leader_epoch => Some(ResponseError::UnknownLeaderEpoch),
+        _ => None,
+    }
+}
+
+/// Reads every target once; returns the partition data, bytes read and whether any failed.
+fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut failed = false;
+    let mut out = Vec::with_capacity(targets.len());
+    for target in targets {
+        let mut data = PartitionData::default()
+            .with_partition_index(target.index)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_preferred_read_replica(BrokerId(-1));
+        let partition = match (&target.partition, target.error) {
+            (None, _) | (_, Some(_)) => {
+                failed = true;
+                let error = target.error.unwrap_or(ResponseError::UnknownTopicOrPartition);
+                out.push(data.with_error_code(error.code()).with_records(Some(Bytes::new())));
+                continue;
+            }
+            (Some(partition), None) => partition,
+        };
+        let high_watermark = partition.high_watermark();
+        data = data
+            .with_high_watermark(high_watermark)
+            .with_last_stable_offset(high_watermark)
+            .with_log_start_offset(partition.log_start_offset());
+        let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
+        match partition.read_committed(target.fetch_offset, budget, total == 0) {
+            Ok(read) => {
+                total += read.records.len();
+                out.push(data.with_records(Some(read.records)));
+            }
+            Err(error) => {
+                failed = true;
+                let (code, _) = storage_failure(&error);
+                out.push(data.with_error_code(code.code()).with_records(Some(Bytes::new())));
+            }
+        }
+    }
+    (out, total, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_epoch_fencing_follows_kip_320() {
+        assert_eq!(epoch_error(-1, 5), None);
+        assert_eq!(epoch_error(5, 5), None);
+        assert_eq!(epoch_error(4, 5), Some(ResponseError::FencedLeaderEpoch));
+        assert_eq!(epoch_error(6, 5), Some(ResponseError::UnknownLeaderEpoch));
+    }
+}

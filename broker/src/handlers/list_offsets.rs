@@ -1,0 +1,86 @@
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, KIP-734),
+//! earliest local (-4, KIP-405: the log start offset, all data being local), or the first offset
+//! whose timestamp is at or after a given time, found through the time index.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+
+use crate::broker::Broker;
+use crate::errors::storage_failure;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = broker.replicas.partition(&name, p.partition_index) else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if !partition.is_leader() {
+                        return response.with_error_code(ResponseError::NotLeaderOrFollower.code());
+                    }
+                    let epoch = partition.leader_epoch();
+                    if p.current_leader_epoch != -1 && p.current_leader_epoch != epoch {
+                        let error = if p.current_leader_epoch < epoch {
+                            ResponseError::FencedLeaderEpoch
+                        } else {
+                            ResponseError::UnknownLeaderEpoch
+                        };
+                        return response.with_error_code(error.code());
+                    }
+                    // The leader epoch field exists from v4 on (KIP-320).
+                    let response = if header.request_api_version >= 4 {
+                        response.with_leader_epoch(epoch)
+                    } else {
+                        response
+                    };
+                    let high_watermark = partition.high_watermark();
+                    match p.timestamp {
+                        LATEST => response.with_offset(high_watermark),
+                        EARLIEST | EARLIEST_LOCAL => response.with_offset(partition.log_start_offset()),
+                        MAX_TIMESTAMP => match partition.log().latest_timestamp() {
+                            Some(found) if found.offset < high_watermark => response
+                                .with_offset(found.offset)
+                                .with_timestamp(found.timestamp),
+                            _ => response,
+                        },
+                        ts if ts >= 0 => match partition.log().offset_for_timestamp(ts) {
+                            Ok(Some(found)) if found.offset < high_watermark => response
+                                .with_offset(found.offset)
+                                .with_timestamp(found.timestamp),
+                            Ok(_) => response,
+                            Err(error) => response.with_error_code(storage_failure(&error).0.code()),
+                        },
+                        _ => response.with_error_code(ResponseError::InvalidRequest.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,153 @@
+//! Metadata: brokers, the controller, and topics with their partitions' leaders, epochs,
+//! replicas and ISR. Unknown topics are auto-created when the request allows it (v4+) and
+//! `auto.create.topics.enable` is on, as Kafka does.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
+use strom_metadata::{MetadataImage, TopicImage};
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+
+/// Every topic operation bit (KIP-430), reported when requested: there is no authorizer yet.
+const ALL_TOPIC_OPERATIONS: i32 = 0b1111_1111_1000;
+
+/// Topics whose names start with `__` are the broker's own (`__consumer_offsets`).
+pub fn is_internal(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+pub async fn handle(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let version = header.request_api_version;
+    let mut image = broker.image();
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
+    };
+    // Before v4 there was no flag and auto-creation always applied.
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    if let Some(requested) = &requested {
+        let missing: Vec<String> = requested
+            .iter()
+            .filter_map(|(name, _)| name.clone())
+            .filter(|name| image.topic(name).is_none() && !is_internal(name))
+            .collect();
+        if allow_auto_create && !missing.is_empty() {
+            image = broker.auto_create_topics(missing).await;
+        }
+    }
+
+    let topics = match requested {
+        None => image
+            .topics
+            .values()
+            .map(|topic| topic_metadata(&image, topic, request.include_topic_authorized_operations))
+            .collect(),
+        Some(requested) => requested
+            .into_iter()
+            .map(|(name, id)| {
+                let found = match &name {
+                    Some(name) => image.topic(name),
+                    None => image.topic_by_id(&id),
+                };
+                match found {
+                    Some(topic) => topic_metadata(
+                        &image,
+                        topic,
+                        request.include_topic_authorized_operations,
+                    ),
+                    None => {
+                        let code = match &name {
+                            Some(name) if strom_metadata::topic_name::validate_topic_name(name).is_err() => {
+                                ResponseError::InvalidTopicException
+                            }
+                            Some(_) => ResponseError::UnknownTopicOrPartition,
+                            None => ResponseError::UnknownTopicId,
+                        };
+                        MetadataResponseTopic::default()
+                            .with_error_code(code.code())
+                            .with_name(name.as_deref().map(topic_name))
+                            .with_topic_id(id)
+                    }
+                }
+            })
+            .collect(),
+    };
+
+    MetadataResponse::default()
+        .with_brokers(brokers(&image))
+        .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(i32::MIN)
+}
+
+pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect()
+}
+
+fn topic_metadata(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    include_operations: bool,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|id| !image.brokers.contains_key(id))
+                .map(|&id| BrokerId(id))
+                .collect();
+            let leader_known = p.leader >= 0 && image.brokers.contains_key(&p.leader);
+            MetadataResponsePartition::default()
+                .with_error_code(if leader_known {
+                    0
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                })
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(if leader_known { p.leader } else { -1 }))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&id| BrokerId(id)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&id| BrokerId(id)).collect())
+                .with_offline_replicas(offline)
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(is_internal(&topic.name))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if include_operations {
+            ALL_TOPIC_OPERATIONS
+        } else {
+            i32::MIN
+        })
+}

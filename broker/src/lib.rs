@@ -1,0 +1,36 @@
+//! strom-broker: a Kafka-compatible broker.
+//!
+//! The data path, in the order a produce request touches it:
+//!
+//! ```text
+//! network::listener → network::connection (frames, one request at a time, responses in order)
+//!   → protocol (decode header + body with kafka-protocol, route by API key)
+//!   → handlers::<api> → replica::ReplicaManager → replica::Partition → strom_storage::PartitionLog
+//! ```
+//!
+//! Layout:
+//! - `config`: flags, `server.properties`, `--override`; Kafka's broker key names.
+//! - `server`: start-up (data-dir lock, metadata quorum, listeners, registration) and shutdown.
+//! - `broker`: the state every handler reads ([`broker::Broker`]).
+//! - `network`, `protocol`, `handlers`: the wire side; one handler file per Kafka API.
+//! - `replica`: hosted partitions, high watermark, `acks` rules; the metadata image drives it.
+//! - `topic_config`: a topic's effective configs and the storage settings derived from them.
+//! - `errors`: the single mapping from internal errors to Kafka error codes.
+//! - `background`: metadata publishing, retention, time-based rolls and flushes.
+//! - `admin_http`, `metrics`: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! Storage lives in `strom-storage`, cluster metadata (Raft quorum, image, controller) in
+//! `strom-metadata`; dependencies point from this crate to those, never back.
+
+pub mod admin_http;
+pub mod background;
+pub mod broker;
+pub mod config;
+pub mod errors;
+pub mod handlers;
+pub mod metrics;
+pub mod network;
+pub mod protocol;
+pub mod replica;
+pub mod server;
+pub mod topic_config;

@@ -1,0 +1,61 @@
+//! `strom-broker`: runs one broker until SIGTERM or SIGINT, then shuts down cleanly.
+//!
+//! Once it serves, it prints one line on stdout —
+//! `strom-broker ready kafka=HOST:PORT admin=HOST:PORT node_id=N` — so that scripts and tests
+//! that let the OS pick ports (`--listen 127.0.0.1:0`) learn them without racing.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Parser;
+use strom_broker::config::{BrokerConfig, Cli};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = BrokerConfig::from_cli(cli).context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom-broker")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(config))
+}
+
+async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+    let node_id = config.node_id;
+    let running = strom_broker::server::start(config)
+        .await
+        .context("starting the broker")?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "strom-broker ready kafka={} admin={} node_id={node_id}",
+            running.addrs.kafka, running.addrs.admin
+        )?;
+        stdout.flush()?;
+    }
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! TCP side of the broker: framing, connections, the listener.
+
+pub mod connection;
+pub mod frame;
+pub mod listener;

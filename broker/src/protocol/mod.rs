@@ -1,0 +1,152 @@
+//! Request dispatch: decode the header and body with the `kafka-protocol` codecs, route by API
+//! key to the handler (one file per API in `handlers/`), encode the response with its header.
+//!
+//! What a client sent wrong is answered here and nowhere else: an unknown API key, a version the
+//! broker does not serve, or a body that does not decode closes the connection (what Kafka
+//! does, since no response could be framed for it) — except ApiVersions at a version newer than
+//! served, which KIP-511 answers with a v0 response carrying UNSUPPORTED_VERSION so that newer
+//! clients can downgrade.
+
+pub mod versions;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::broker::Broker;
+use crate::handlers;
+
+/// Why a connection is closed instead of answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("request shorter than a request header ({len} bytes)")]
+    TooShort { len: usize },
+    #[error("unknown API key {api_key}")]
+    UnknownApiKey { api_key: i16 },
+    #[error("{api:?} version {version} is not supported")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("malformed {api:?} v{version} request: {reason}")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("encoding the {api:?} v{version} response: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Handles one request frame; `Ok(None)` when the request takes no response (`acks=0`).
+pub async fn handle_frame(broker: &Broker, frame: Bytes) -> Result<Option<Bytes>, ProtocolError> {
+    if frame.len() < 8 {
+        return Err(ProtocolError::TooShort { len: frame.len() });
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(api_key).map_err(|()| ProtocolError::UnknownApiKey { api_key })?;
+    let started = std::time::Instant::now();
+    let metrics = broker.metrics.api(api_key);
+    let result = match versions::supported(api) {
+        Some((min, max)) if (min..=max).contains(&version) => {
+            dispatch(broker, api, version, frame).await
+        }
+        _ if api == ApiKey::ApiVersions => {
+            let correlation_id = peek_correlation_id(&frame);
+            let body = handlers::api_versions::unsupported_version_response();
+            encode(api, 0, correlation_id, &body).map(Some)
+        }
+        _ => Err(ProtocolError::UnsupportedVersion { api, version }),
+    };
+    metrics.observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics.error();
+    }
+    result
+}
+
+fn peek_correlation_id(frame: &[u8]) -> i32 {
+    frame
+        .get(4..8)
+        .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T, ProtocolError> {
+    T::decode(body, version).map_err(|e| ProtocolError::Malformed {
+        api,
+        version,
+        reason: e.to_string(),
+    })
+}
+
+/// Frames a response: size, response header (its version depends on the API and version), body.
+fn encode<T: Encodable + HeaderVersion>(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &T,
+) -> Result<Bytes, ProtocolError> {
+    let err = |e: anyhow::Error| ProtocolError::Encode {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    let header_version = T::header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let size = header.compute_size(header_version).map_err(err)? + body.compute_size(version).map_err(err)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(i32::try_from(size).map_err(|_| ProtocolError::Encode {
+        api,
+        version,
+        reason: format!("response of {size} bytes is too large to frame"),
+    })?);
+    header.encode(&mut buf, header_version).map_err(err)?;
+    body.encode(&mut buf, version).map_err(err)?;
+    Ok(buf.freeze())
+}
+
+macro_rules! route {
+    ($broker:ident, $api:ident, $version:ident, $body:ident, $header:ident;
+     $($key:ident => $request:ty => $handler:path),* $(,)?) => {
+        match $api {
+            $(ApiKey::$key => {
+                let request: $request = decode($api, $version, &mut $body)?;
+                let response = $handler($broker, &$header, request).await;
+                encode($api, $version, $header.correlation_id, &response).map(Some)
+            })*
+            _ => Err(ProtocolError::UnsupportedVersion { api: $api, version: $version }),
+        }
+    };
+}
+
+async fn dispatch(
+    broker: &Broker,
+    api: ApiKey,
+    version: i16,
+    mut body: Bytes,
+) -> Result<Option<Bytes>, ProtocolError> {
+    let header: RequestHeader = decode(api, api.request_header_version(version), &mut body)?;
+    if api == ApiKey::Produce {
+        let request: ProduceRequest = decode(api, version, &mut body)?;
+        return match handlers::produce::handle(broker, &header, request).await {
+            Some(response) => encode(api, version, header.correlation_id, &response).map(Some),
+            None => Ok(None),
+        };
+    }
+    route!(broker, api, version, body, header;
+        Fetch => FetchRequest => handlers::fetch::handle,
+        ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
+        Metadata => MetadataRequest => handlers::metadata::handle,
+        ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
+        CreateTopics => CreateTopicsRequest => handlers::create_topics::handle,
+        DeleteTopics => DeleteTopicsRequest => handlers::delete_topics::handle,
+        DeleteRecords => DeleteRecordsRequest => handlers::delete_records::handle,
+        DescribeConfigs => DescribeConfigsRequest => handlers::describe_configs::handle,
+        AlterConfigs => AlterConfigsRequest => handlers::alter_configs::handle,
+        CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
+        IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::incremental_alter_configs::handle,
+        DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
+    )
+}

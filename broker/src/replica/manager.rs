@@ -1,0 +1,306 @@
+//! The replica manager: the partitions this broker hosts, created, reconfigured and deleted by
+//! publishing metadata images to it (KRaft's "metadata publisher" idea).
+//!
+//! Each partition directory holds a `partition.metadata` file with its topic id, as in Kafka, so
+//! a topic deleted and re-created under the same name while a broker was down is never mistaken
+//! for the old one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use strom_metadata::MetadataImage;
+use strom_storage::{PartitionLog, StorageError};
+use uuid::Uuid;
+
+use super::partition::{Partition, ReplicaState};
+use crate::config::BrokerProps;
+use crate::topic_config::log_config;
+
+/// Name of the file recording which topic id a partition directory belongs to.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// Errors of the replica manager.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("opening the log of {topic}-{partition}: {source}")]
+    Open {
+        topic: String,
+        partition: i32,
+        source: StorageError,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The partitions of one topic hosted here, indexed by partition number.
+#[derive(Debug, Clone)]
+struct HostedTopic {
+    topic_id: Uuid,
+    partitions: Vec<Option<Arc<Partition>>>,
+}
+
+/// All partition replicas on this broker.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    node_id: i32,
+    data_dir: PathBuf,
+    topics: RwLock<HashMap<Arc<str>, HostedTopic>>,
+    /// Serializes image application: the publisher task and admin handlers both publish.
+    apply_lock: Mutex<u64>,
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: i32, data_dir: PathBuf) -> ReplicaManager {
+        ReplicaManager {
+            node_id,
+            data_dir,
+            topics: RwLock::new(HashMap::new()),
+            apply_lock: Mutex::new(0),
+        }
+    }
+
+    /// The partition if this broker hosts it.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let topics = self.topics.read();
+        let hosted = topics.get(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|i| hosted.partitions.get(i))
+            .and_then(Clone::clone)
+    }
+
+    /// Every hosted partition (for the retention and flush loops and metrics).
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().flatten().cloned())
+            .collect()
+    }
+
+    fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{partition}"))
+    }
+
+    /// Brings the hosted partitions in line with `image`: opens new ones (recovering their logs),
+    /// updates replica state and configs, and deletes those whose topic is gone. Idempotent;
+    /// images older than one already applied are ignored.
+    pub fn apply_image(&self, image: &MetadataImage, props: &BrokerProps) -> Result<(), ReplicaError> {
+        let mut applied = self.apply_lock.lock();
+        if image.offset < *applied {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut next: HashMap<Arc<str>, HostedTopic> = HashMap::new();
+        let current = self.topics.read().clone();
+        let mut first_error = None;
+        for (name, topic) in image.topics.iter() {
+            let (config, min_isr) = log_config(props, &topic.configs);
+            let reuse = current
+                .get(name.as_str())
+                .filter(|hosted| hosted.topic_id == topic.topic_id);
+            let count = topic.partitions.keys().max().map_or(0, |max| *max + 1);
+            let mut partitions: Vec<Option<Arc<Partition>>> =
+                vec![None; usize::try_from(count).unwrap_or(0)];
+            for (&index, p) in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let state = ReplicaState {
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                };
+                let existing = reuse
+                    .and_then(|hosted| hosted.partitions.get(index as usize))
+                    .and_then(Clone::clone);
+                let partition = match existing {
+                    Some(partition) => {
+                        if partition.state() != state {
+                            partition.update_state(state);
+                        }
+                        partition.update_config(config.clone(), min_isr);
+                        partition
+                    }
+                    None => {
+                        let dir = self.partition_dir(name, index);
+                        match open_partition_log(&dir, topic.topic_id, config.clone(), now) {
+                            Ok(log) => Arc::new(Partition::new(
+                                Arc::from(name.as_str()),
+                                topic.topic_id,
+                                index,
+                                self.node_id,
+                                log,
+                                state,
+                                min_isr,
+                            )),
+                            Err(source) => {
+                                tracing::error!(topic = %name, partition = index, error = %source, "cannot open partition log");
+                                first_error.get_or_insert(ReplicaError::Open {
+                                    topic: name.clone(),
+                                    partition: index,
+                                    source,
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if let Some(slot) = partitions.get_mut(index as usize) {
+                    *slot = Some(partition);
+                }
+            }
+            next.insert(
+                Arc::from(name.as_str()),
+                HostedTopic {
+                    topic_id: topic.topic_id,
+                    partitions,
+                },
+            );
+        }
+        // Partitions no longer hosted (topic deleted, or re-created with a new id) lose their data.
+        let mut removed = Vec::new();
+        for (name, hosted) in &current {
+            let kept = next.get(name).filter(|n| n.topic_id == hosted.topic_id);
+            for partition in hosted.partitions.iter().flatten() {
+                let still = kept
+                    .and_then(|n| n.partitions.get(partition.index as usize))
+                    .is_some_and(Option::is_some);
+                if !still {
+                    removed.push(partition.clone());
+                }
+            }
+        }
+        *self.topics.write() = next;
+        *applied = image.offset;
+        drop(applied);
+        for partition in removed {
+            let dir = self.partition_dir(&partition.topic, partition.index);
+            tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition log");
+            if let Err(error) = partition.log().close() {
+                tracing::warn!(%error, "closing a deleted partition");
+            }
+            if let Err(source) = std::fs::remove_dir_all(&dir) {
+                if source.kind() != std::io::ErrorKind::NotFound {
+                    first_error.get_or_insert(ReplicaError::Io { path: dir, source });
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Deletes partition directories whose topic no longer exists in `image` (deleted while this
+    /// broker was down). Only directories with a `partition.metadata` file are considered.
+    pub fn remove_orphans(&self, image: &MetadataImage) -> Result<usize, ReplicaError> {
+        let entries = std::fs::read_dir(&self.data_dir).map_err(|source| ReplicaError::Io {
+            path: self.data_dir.clone(),
+            source,
+        })?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let Some(topic_id) = read_topic_id(&dir) else {
+                continue;
+            };
+            let Some((topic, partition)) = parse_dir_name(&dir) else {
+                continue;
+            };
+            let live = image.topic(&topic).is_some_and(|t| {
+                t.topic_id == topic_id
+                    && t.partitions
+                        .get(&partition)
+                        .is_some_and(|p| p.replicas.contains(&self.node_id))
+            });
+            if !live {
+                tracing::info!(dir = %dir.display(), "removing the log of a deleted partition");
+                std::fs::remove_dir_all(&dir).map_err(|source| ReplicaError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Flushes and closes every log (controlled shutdown).
+    pub fn close_all(&self) {
+        for partition in self.all_partitions() {
+            if let Err(error) = partition.log().close() {
+                tracing::error!(topic = %partition.topic, partition = partition.index, %error, "closing log");
+            }
+        }
+    }
+}
+
+fn open_partition_log(
+    dir: &Path,
+    topic_id: Uuid,
+    config: strom_storage::LogConfig,
+    now: i64,
+) -> Result<PartitionLog, StorageError> {
+    if let Some(existing) = read_topic_id(dir) {
+        if existing != topic_id {
+            // Same name, different topic: the old data belongs to a deleted topic.
+            tracing::warn!(dir = %dir.display(), old = %existing, new = %topic_id, "replacing the log of a deleted topic");
+            std::fs::remove_dir_all(dir).map_err(|source| StorageError::Io {
+                op: "remove the directory of a deleted topic",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    let log = PartitionLog::open(dir, config, now)?;
+    let file = dir.join(PARTITION_METADATA);
+    if read_topic_id(dir).is_none() {
+        std::fs::write(&file, format!("version: 0\ntopic_id: {topic_id}\n"))
+            .map_err(|source| StorageError::Io {
+                op: "write",
+                path: file,
+                source,
+            })?;
+    }
+    Ok(log)
+}
+
+fn read_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("topic_id:"))
+        .and_then(|id| id.trim().parse().ok())
+}
+
+fn parse_dir_name(dir: &Path) -> Option<(String, i32)> {
+    let name = dir.file_name()?.to_str()?;
+    let (topic, partition) = name.rsplit_once('-')?;
+    Some((topic.to_string(), partition.parse().ok()?))
+}
+
+/// Wall-clock milliseconds since the epoch, the unit of Kafka timestamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_dir_names_split_at_the_last_dash() {
+        assert_eq!(
+            parse_dir_name(Path::new("/d/my-topic-12")),
+            Some(("my-topic".to_string(), 12))
+        );
+        assert_eq!(parse_dir_name(Path::new("/d/nodash")), None);
+        assert_eq!(parse_dir_name(Path::new("/d/topic-x")), None);
+    }
+}

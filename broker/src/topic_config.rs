@@ -1,0 +1,148 @@
+//! Effective topic configuration: a topic's own overrides, else the broker's `log.*` default,
+//! else Kafka's built-in default — and the `LogConfig` the storage layer runs with.
+//!
+//! DescribeConfigs reports the same resolution with its source, so what a user reads is exactly
+//! what the log applies.
+
+use std::collections::BTreeMap;
+
+use strom_metadata::topic_config::{ConfigDef, TOPIC_CONFIGS};
+use strom_storage::{LogConfig, TimestampType};
+
+use crate::config::BrokerProps;
+
+/// Where an effective value comes from, with Kafka's DescribeConfigs source numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// Set on the topic (`DYNAMIC_TOPIC_CONFIG`).
+    Topic = 1,
+    /// The broker's static `log.*` setting (`STATIC_BROKER_CONFIG`).
+    StaticBroker = 4,
+    /// Kafka's default (`DEFAULT_CONFIG`).
+    Default = 5,
+}
+
+/// One resolved topic config entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveConfig {
+    pub def: &'static ConfigDef,
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+/// Resolves every known topic config for a topic with the given overrides.
+pub fn effective_topic_configs(
+    props: &BrokerProps,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<EffectiveConfig> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            if let Some(value) = overrides.get(def.name) {
+                EffectiveConfig {
+                    def,
+                    value: value.clone(),
+                    source: ConfigSource::Topic,
+                }
+            } else if let Some(value) = props
+                .topic_default(def.name)
+                .filter(|value| value != def.default)
+            {
+                EffectiveConfig {
+                    def,
+                    value,
+                    source: ConfigSource::StaticBroker,
+                }
+            } else {
+                EffectiveConfig {
+                    def,
+                    value: def.default.to_string(),
+                    source: ConfigSource::Default,
+                }
+            }
+        })
+        .collect()
+}
+
+fn value<'a>(configs: &'a [EffectiveConfig], name: &str) -> Option<&'a str> {
+    configs
+        .iter()
+        .find(|c| c.def.name == name)
+        .map(|c| c.value.as_str())
+}
+
+fn number<T: std::str::FromStr>(configs: &[EffectiveConfig], name: &str, fallback: T) -> T {
+    value(configs, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(fallback)
+}
+
+/// The storage settings and `min.insync.replicas` of a topic.
+pub fn log_config(props: &BrokerProps, overrides: &BTreeMap<String, String>) -> (LogConfig, i32) {
+    let configs = effective_topic_configs(props, overrides);
+    let defaults = LogConfig::default();
+    // Values were validated when they were set (controller) or parsed (broker props), so the
+    // fallbacks only guard against a config that an older version accepted.
+    let flush_messages: i64 = number(&configs, "flush.messages", i64::MAX);
+    let log = LogConfig {
+        segment_bytes: number(&configs, "segment.bytes", defaults.segment_bytes),
+        segment_ms: number(&configs, "segment.ms", defaults.segment_ms),
+        retention_bytes: number(&configs, "retention.bytes", defaults.retention_bytes),
+        retention_ms: number(&configs, "retention.ms", defaults.retention_ms),
+        max_message_bytes: number(&configs, "max.message.bytes", defaults.max_message_bytes),
+        index_interval_bytes: number(
+            &configs,
+            "index.interval.bytes",
+            defaults.index_interval_bytes,
+        ),
+        flush_messages: u64::try_from(flush_messages).unwrap_or(u64::MAX),
+        flush_ms: number(&configs, "flush.ms", defaults.flush_ms),
+        message_timestamp_type: match value(&configs, "message.timestamp.type") {
+            Some("LogAppendTime") => TimestampType::LogAppendTime,
+            _ => TimestampType::CreateTime,
+        },
+    };
+    (log, number(&configs, "min.insync.replicas", 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_override_wins_over_broker_default_over_kafka_default() {
+        let mut props = BrokerProps::default();
+        props.log_retention_ms = 1000;
+        let mut overrides = BTreeMap::new();
+        overrides.insert("segment.bytes".to_string(), "4096".to_string());
+        let configs = effective_topic_configs(&props, &overrides);
+        let find = |name: &str| {
+            configs
+                .iter()
+                .find(|c| c.def.name == name)
+                .expect("known config")
+                .clone()
+        };
+        assert_eq!(find("segment.bytes").value, "4096");
+        assert_eq!(find("segment.bytes").source, ConfigSource::Topic);
+        assert_eq!(find("retention.ms").value, "1000");
+        assert_eq!(find("retention.ms").source, ConfigSource::StaticBroker);
+        assert_eq!(find("cleanup.policy").source, ConfigSource::Default);
+
+        let (log, min_isr) = log_config(&props, &overrides);
+        assert_eq!(log.segment_bytes, 4096);
+        assert_eq!(log.retention_ms, 1000);
+        assert_eq!(min_isr, 1);
+    }
+
+    #[test]
+    fn log_append_time_is_mapped() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let (log, _) = log_config(&BrokerProps::default(), &overrides);
+        assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
+    }
+}

@@ -1,0 +1,48 @@
+//! `strom-storage`: the partition log engine of the Strom broker — Kafka's log layer in plain
+//! synchronous Rust.
+//!
+//! A [`PartitionLog`] owns one directory per partition (`<data-dir>/<topic>-<partition>/`),
+//! laid out as Kafka lays it out, so the files are familiar to anyone who has looked into a
+//! Kafka data directory:
+//!
+//! ```text
+//! 00000000000000000000.log        record batches (v2), as produced, with offsets assigned
+//! 00000000000000000000.index      sparse offset index: (relative offset u32, position u32)
+//! 00000000000000000000.timeindex  sparse time index: (timestamp i64, relative offset u32)
+//! 00000000000000052110.log        next segment, named by its base offset (20 digits)
+//! ...
+//! 00000000000000052110.snapshot   idempotent-producer state at that offset
+//! log-start-offset                log start offset set by DeleteRecords
+//! ```
+//!
+//! Modules:
+//! - [`batch`]: zero-copy views over v2 record batches: validation and the in-place patches
+//!   the broker makes (base offset, leader epoch, LogAppendTime). Records are never decoded.
+//! - `segment`, `index`: one segment's files and in-memory indexes.
+//! - `log`: [`PartitionLog`] — append, read, flush, roll; `recovery`: open and crash recovery;
+//!   `retention`: retention, DeleteRecords, truncation.
+//! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
+//!
+//! The engine is synchronous: appends for a partition are serialised by a mutex, reads take no
+//! lock on the append path (they read an atomically published snapshot and use positional
+//! reads), so async callers run it on their tasks (or `spawn_blocking` for large reads) without
+//! readers and writers of one partition waiting on each other.
+
+pub mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod index;
+mod log;
+pub mod producer_state;
+mod recovery;
+mod retention;
+mod segment;
+
+pub use config::{LogConfig, MAX_SEGMENT_BYTES, TimestampType};
+pub use error::StorageError;
+pub use log::{
+    AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
+    TimestampOffset, validate_record_set,
+};
+pub use recovery::LOG_START_OFFSET_CHECKPOINT;

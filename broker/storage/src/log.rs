@@ -1,0 +1,822 @@
+//! [`PartitionLog`]: the log of one partition — appends, reads and the bookkeeping around them.
+//!
+//! Concurrency: appends (and every other mutation) are serialised by `inner`, a mutex. Readers
+//! never take it: each mutation ends by publishing a [`LogSnapshot`] (segment list, log start
+//! and end offsets, committed size of the active segment) through an `ArcSwap`, and a read loads
+//! the snapshot and then reads the files with positional reads. The end position is published
+//! only after the write returned, so a reader never sees part of a batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::batch::{BatchError, BatchHeader, Batches, RecordBatchMut};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::StorageError;
+use crate::producer_state::{ProducerStateManager, SequenceCheck};
+use crate::segment::Segment;
+
+/// Offsets and size of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub first_offset: i64,
+    /// Offset given to the last record.
+    pub last_offset: i64,
+    /// The broker time written into the batches with `LogAppendTime`; -1 with `CreateTime`.
+    pub log_append_time: i64,
+    /// Records appended (sum of the batches' record counts).
+    pub record_count: u64,
+    /// Bytes appended.
+    pub bytes: u64,
+    /// One entry per appended batch, in order.
+    pub batches: Vec<BatchInfo>,
+}
+
+/// Header facts of one appended batch (what idempotence and transactions need).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// Offset of the batch's last record.
+    pub last_offset: i64,
+    /// `producerId` (-1 for non-idempotent producers).
+    pub producer_id: i64,
+    /// `producerEpoch`.
+    pub producer_epoch: i16,
+    /// `baseSequence`.
+    pub base_sequence: i32,
+    /// `recordCount`.
+    pub record_count: i32,
+    /// `maxTimestamp` as stored (the append time with `LogAppendTime`).
+    pub max_timestamp: i64,
+    /// Attribute bit 4.
+    pub is_transactional: bool,
+    /// Attribute bit 5.
+    pub is_control: bool,
+}
+
+impl BatchInfo {
+    pub(crate) fn from_header(h: &BatchHeader) -> Self {
+        BatchInfo {
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+            record_count: h.record_count,
+            max_timestamp: h.max_timestamp,
+            is_transactional: h.is_transactional(),
+            is_control: h.is_control(),
+        }
+    }
+}
+
+/// Whole batches read from the log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadResult {
+    /// Concatenated batches, exactly as stored; empty when nothing is readable.
+    pub records: Bytes,
+    /// Base offset of the first batch returned (which may be below the fetch offset).
+    pub first_offset: Option<i64>,
+}
+
+/// A timestamp and the offset it was found at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The batch's max timestamp.
+    pub timestamp: i64,
+    /// The offset to fetch from.
+    pub offset: i64,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionOutcome {
+    /// Segments deleted.
+    pub deleted_segments: usize,
+    /// Bytes of log deleted.
+    pub deleted_bytes: u64,
+    /// Log start offset after the pass.
+    pub log_start_offset: i64,
+}
+
+/// Where an append comes from, which decides the idempotent-producer checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer's request on the leader: sequence numbers of batches with a producer id are
+    /// checked, duplicates rejected with [`StorageError::DuplicateSequence`].
+    Client,
+    /// Data written by the broker itself (coordinators' internal topics, transaction markers):
+    /// producer state is updated but not checked.
+    Coordinator,
+}
+
+/// What readers see: an immutable view of the log, replaced after every mutation.
+#[derive(Debug)]
+pub(crate) struct LogSnapshot {
+    pub(crate) segments: Arc<Vec<Arc<Segment>>>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) log_end_offset: i64,
+    /// Committed bytes of the last (active) segment.
+    pub(crate) active_size: u64,
+}
+
+impl LogSnapshot {
+    /// Readable end position of segment `i`.
+    pub(crate) fn end_of(&self, i: usize) -> u64 {
+        if i + 1 == self.segments.len() {
+            self.active_size
+        } else {
+            self.segments[i].size()
+        }
+    }
+
+    /// True when every offset of segment `i` is below the log start offset.
+    pub(crate) fn below_start(&self, i: usize) -> bool {
+        self.segments
+            .get(i + 1)
+            .is_some_and(|next| next.base_offset() <= self.log_start_offset)
+    }
+}
+
+/// State owned by the appender, behind the partition's mutex.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: LogConfig,
+    /// Oldest first; the last one is the active segment. Never empty.
+    pub(crate) segments: Arc<Vec<Arc<Segment>>>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) log_end_offset: i64,
+    pub(crate) unflushed_messages: u64,
+    pub(crate) last_flush_ms: i64,
+    /// Rolled segments not yet fdatasynced.
+    pub(crate) unsynced: Vec<Arc<Segment>>,
+    pub(crate) producers: ProducerStateManager,
+    pub(crate) closed: bool,
+}
+
+impl Inner {
+    pub(crate) fn active(&self) -> &Arc<Segment> {
+        // `segments` is never empty: open creates a segment and nothing removes the last one.
+        &self.segments[self.segments.len() - 1]
+    }
+}
+
+/// The log of one partition: a directory of segments (see the crate docs for the layout).
+/// `Send + Sync`; share it behind an `Arc`.
+#[derive(Debug)]
+pub struct PartitionLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) snapshot: ArcSwap<LogSnapshot>,
+}
+
+/// Work left to do after the append lock is released.
+#[derive(Debug, Default)]
+pub(crate) struct AfterUnlock {
+    pub(crate) sync: Vec<Arc<Segment>>,
+}
+
+impl AfterUnlock {
+    pub(crate) fn run(self) -> Result<(), StorageError> {
+        for segment in self.sync {
+            segment.sync()?;
+        }
+        Ok(())
+    }
+}
+
+impl PartitionLog {
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.snapshot.load().log_start_offset
+    }
+
+    /// Offset the next appended record gets.
+    pub fn log_end_offset(&self) -> i64 {
+        self.snapshot.load().log_end_offset
+    }
+
+    /// Bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        let snap = self.snapshot.load();
+        (0..snap.segments.len()).map(|i| snap.end_of(i)).sum()
+    }
+
+    /// Number of segments (at least 1).
+    pub fn segment_count(&self) -> usize {
+        self.snapshot.load().segments.len()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> LogConfig {
+        self.inner.lock().config.clone()
+    }
+
+    /// Replaces the configuration; it applies from the next append, roll or retention pass.
+    pub fn update_config(&self, config: LogConfig) {
+        self.inner.lock().config = config;
+    }
+
+    pub(crate) fn publish(&self, inner: &Inner) {
+        self.snapshot.store(Arc::new(LogSnapshot {
+            segments: Arc::clone(&inner.segments),
+            log_start_offset: inner.log_start_offset,
+            log_end_offset: inner.log_end_offset,
+            active_size: inner.active().size(),
+        }));
+    }
+
+    /// Appends a produce request's record set (one or more v2 batches) as the leader.
+    ///
+    /// Every batch is validated before anything is written: an invalid batch rejects the whole
+    /// append. Offsets are then assigned from the log end offset, `baseOffset` and
+    /// `partitionLeaderEpoch` are patched (and with `LogAppendTime` the timestamp, recomputing the
+    /// CRC), and the bytes are written with one write. Batches with a producer id go through the
+    /// idempotent-producer checks ([`AppendOrigin::Client`]).
+    ///
+    /// This copies `records` once to patch it; [`PartitionLog::append_owned`] avoids the copy.
+    pub fn append(
+        &self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let headers = self.validate(records)?;
+        self.append_validated(
+            records.to_vec(),
+            headers,
+            leader_epoch,
+            now_ms,
+            AppendOrigin::Client,
+        )
+    }
+
+    /// [`PartitionLog::append`] on a buffer the caller hands over, patched in place.
+    pub fn append_owned(
+        &self,
+        records: Vec<u8>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let headers = self.validate(&records)?;
+        self.append_validated(records, headers, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`PartitionLog::append_owned`] with an explicit origin.
+    pub fn append_with_origin(
+        &self,
+        records: Vec<u8>,
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, StorageError> {
+        let headers = self.validate(&records)?;
+        self.append_validated(records, headers, leader_epoch, now_ms, origin)
+    }
+
+    /// Checks every batch of a record set; returns their headers.
+    fn validate(&self, records: &[u8]) -> Result<Vec<BatchHeader>, StorageError> {
+        let (max_message_bytes, segment_bytes) = {
+            let inner = self.inner.lock();
+            (
+                inner.config.max_message_bytes,
+                inner.config.effective_segment_bytes(),
+            )
+        };
+        validate_record_set(records, max_message_bytes, segment_bytes)
+    }
+
+    fn append_validated(
+        &self,
+        mut records: Vec<u8>,
+        mut headers: Vec<BatchHeader>,
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, StorageError> {
+        let mut after = AfterUnlock::default();
+        let result = {
+            let mut inner = self.inner.lock();
+            self.append_locked(
+                &mut inner,
+                &mut records,
+                &mut headers,
+                leader_epoch,
+                now_ms,
+                origin,
+                &mut after,
+            )
+        };
+        // fdatasync (of a rolled segment, or by the flush policy) happens outside the lock so
+        // other appends and reads go on meanwhile.
+        after.run()?;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_locked(
+        &self,
+        inner: &mut Inner,
+        records: &mut [u8],
+        headers: &mut [BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+        after: &mut AfterUnlock,
+    ) -> Result<AppendInfo, StorageError> {
+        if inner.closed {
+            return Err(StorageError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        let first_offset = inner.log_end_offset;
+        let offsets_needed: i64 = headers
+            .iter()
+            .map(|h| i64::from(h.last_offset_delta) + 1)
+            .sum();
+        let Some(next_offset) = first_offset.checked_add(offsets_needed) else {
+            return Err(StorageError::OffsetOverflow {
+                log_end_offset: first_offset,
+                record_count: offsets_needed,
+            });
+        };
+        if origin == AppendOrigin::Client {
+            check_producers(&inner.producers, headers)?;
+        }
+
+        let active = Arc::clone(inner.active());
+        let segment_bytes = inner.config.effective_segment_bytes();
+        let aged = active
+            .created_ms()
+            .is_some_and(|created| now_ms.saturating_sub(created) >= inner.config.segment_ms);
+        if active.size() > 0
+            && (active.size() + records.len() as u64 > segment_bytes
+                || aged
+                || !active.can_hold_offset(next_offset - 1))
+        {
+            self.roll(inner, now_ms, after)?;
+        }
+
+        let log_append_time = match inner.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        let mut position = 0;
+        let mut offset = first_offset;
+        for header in headers.iter_mut() {
+            let mut batch = RecordBatchMut::parse(&mut records[position..])
+                .map_err(|source| StorageError::CorruptRecord { position, source })?;
+            batch.set_base_offset(offset);
+            batch.set_partition_leader_epoch(leader_epoch);
+            if log_append_time >= 0 {
+                batch.set_log_append_time(log_append_time);
+                header.max_timestamp = log_append_time;
+            }
+            header.base_offset = offset;
+            header.partition_leader_epoch = leader_epoch;
+            offset = header.next_offset();
+            position += header.size;
+        }
+
+        let active = Arc::clone(inner.active());
+        active.append(records, headers, inner.config.index_interval_bytes, now_ms)?;
+        inner.log_end_offset = next_offset;
+        let batches: Vec<BatchInfo> = headers.iter().map(BatchInfo::from_header).collect();
+        for b in &batches {
+            inner.producers.update(b);
+        }
+        let record_count: u64 = headers
+            .iter()
+            .map(|h| u64::try_from(h.record_count).unwrap_or(0))
+            .sum();
+        self.publish(inner);
+
+        inner.unflushed_messages = inner.unflushed_messages.saturating_add(record_count);
+        if inner.unflushed_messages >= inner.config.flush_messages
+            || now_ms.saturating_sub(inner.last_flush_ms) >= inner.config.flush_ms
+        {
+            self.prepare_flush(inner, now_ms, after)?;
+        }
+
+        Ok(AppendInfo {
+            first_offset,
+            last_offset: next_offset - 1,
+            log_append_time,
+            record_count,
+            bytes: records.len() as u64,
+            batches,
+        })
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset. The sealed segment
+    /// is queued for fdatasync after the lock is released.
+    pub(crate) fn roll(
+        &self,
+        inner: &mut Inner,
+        now_ms: i64,
+        after: &mut AfterUnlock,
+    ) -> Result<(), StorageError> {
+        let old = Arc::clone(inner.active());
+        old.seal()?;
+        let new = Segment::create(&self.dir, inner.log_end_offset)?;
+        Arc::make_mut(&mut inner.segments).push(Arc::new(new));
+        crate::recovery::write_producer_snapshot(
+            &self.dir,
+            inner.log_end_offset,
+            &inner.producers,
+        )?;
+        tracing::debug!(
+            dir = %self.dir.display(),
+            base_offset = inner.log_end_offset,
+            now_ms,
+            "rolled to a new segment"
+        );
+        inner.unsynced.push(Arc::clone(&old));
+        after.sync.append(&mut inner.unsynced);
+        self.publish(inner);
+        Ok(())
+    }
+
+    /// Writes index entries and queues every unsynced segment for fdatasync.
+    fn prepare_flush(
+        &self,
+        inner: &mut Inner,
+        now_ms: i64,
+        after: &mut AfterUnlock,
+    ) -> Result<(), StorageError> {
+        let active = Arc::clone(inner.active());
+        active.persist_indexes()?;
+        after.sync.append(&mut inner.unsynced);
+        after.sync.push(active);
+        inner.unflushed_messages = 0;
+        inner.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// fdatasync of everything written so far (log and indexes).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        let mut after = AfterUnlock::default();
+        {
+            let mut inner = self.inner.lock();
+            let last = inner.last_flush_ms;
+            self.prepare_flush(&mut inner, last, &mut after)?;
+        }
+        after.run()
+    }
+
+    /// Applies `flush.ms`: flushes when there is unflushed data older than the setting.
+    pub fn maybe_flush(&self, now_ms: i64) -> Result<(), StorageError> {
+        let mut after = AfterUnlock::default();
+        {
+            let mut inner = self.inner.lock();
+            if inner.unflushed_messages == 0
+                || now_ms.saturating_sub(inner.last_flush_ms) < inner.config.flush_ms
+            {
+                return Ok(());
+            }
+            self.prepare_flush(&mut inner, now_ms, &mut after)?;
+        }
+        after.run()
+    }
+
+    /// Rolls the active segment when it is older than `segment.ms` and not empty, so an idle
+    /// partition's data becomes eligible for time retention. Returns whether it rolled.
+    pub fn maybe_roll(&self, now_ms: i64) -> Result<bool, StorageError> {
+        let mut after = AfterUnlock::default();
+        let rolled = {
+            let mut inner = self.inner.lock();
+            let active = Arc::clone(inner.active());
+            let due = active.size() > 0
+                && active.created_ms().is_some_and(|created| {
+                    now_ms.saturating_sub(created) >= inner.config.segment_ms
+                });
+            if due && !inner.closed {
+                self.roll(&mut inner, now_ms, &mut after)?;
+            }
+            due && !inner.closed
+        };
+        after.run()?;
+        Ok(rolled)
+    }
+
+    /// Reads whole batches starting with the batch that contains `fetch_offset` (Kafka
+    /// semantics: the client skips records below the offset it asked for).
+    ///
+    /// Returns at most `max_bytes`, except that with `min_one_batch` the first batch is
+    /// returned even if larger (KIP-74). Batches whose base offset is `>= max_offset` (e.g. the
+    /// high watermark) are not returned. Reads may continue into later segments. An offset below
+    /// the log start or above the log end is [`StorageError::OffsetOutOfRange`]; the log end
+    /// offset itself reads as empty.
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, StorageError> {
+        let snap = self.snapshot.load_full();
+        if fetch_offset < snap.log_start_offset || fetch_offset > snap.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: fetch_offset,
+                log_start_offset: snap.log_start_offset,
+                log_end_offset: snap.log_end_offset,
+            });
+        }
+        let limit = max_offset.min(snap.log_end_offset);
+        if fetch_offset >= limit {
+            return Ok(ReadResult::default());
+        }
+        let segments = &snap.segments;
+        let mut i = segments
+            .partition_point(|s| s.base_offset() <= fetch_offset)
+            .saturating_sub(1);
+        let (start, first) = loop {
+            let Some(segment) = segments.get(i) else {
+                return Ok(ReadResult::default());
+            };
+            if let Some(found) = segment.find_batch(fetch_offset, snap.end_of(i))? {
+                break found;
+            }
+            i += 1;
+        };
+        if first.base_offset >= limit {
+            return Ok(ReadResult::default());
+        }
+        let budget = if min_one_batch {
+            max_bytes.max(first.size)
+        } else {
+            max_bytes
+        };
+        if budget < first.size {
+            return Ok(ReadResult::default());
+        }
+
+        // Plan the byte ranges, then read them into one 64-byte aligned buffer: copying from
+        // the page cache into an aligned destination is several times faster.
+        let mut ranges = Vec::new();
+        let mut total = 0usize;
+        for (j, segment) in segments.iter().enumerate().skip(i) {
+            let from = if j == i { start } else { 0 };
+            let end = snap.end_of(j);
+            if end > from {
+                let take = ((end - from) as usize).min(budget - total);
+                ranges.push((segment, from, take));
+                total += take;
+            }
+            if total >= budget {
+                break;
+            }
+        }
+        let (mut buf, aligned_at) = aligned_buffer(total);
+        let mut filled = 0;
+        for (segment, from, len) in ranges {
+            let dst = &mut buf[aligned_at + filled..aligned_at + filled + len];
+            let n = segment.read_at(dst, from)?;
+            filled += n;
+            if n < len {
+                // The segment shrank under us (truncation): stop at what is there.
+                break;
+            }
+        }
+        let mut valid = 0;
+        for item in Batches::new(&buf[aligned_at..aligned_at + filled]) {
+            match item {
+                Ok((position, batch)) if batch.base_offset() < limit => {
+                    valid = position + batch.size()
+                }
+                _ => break,
+            }
+        }
+        if valid == 0 {
+            return Ok(ReadResult::default());
+        }
+        Ok(ReadResult {
+            records: Bytes::from(buf).slice(aligned_at..aligned_at + valid),
+            first_offset: Some(first.base_offset),
+        })
+    }
+
+    /// ListOffsets by timestamp: the first batch (at or after the log start offset) whose max
+    /// timestamp is `>= timestamp`, found through the time indexes and then a scan of batch
+    /// headers. Precision is the batch: the offset returned is the batch's first offset (raised
+    /// to the log start offset) and the timestamp its max timestamp; the client skips the
+    /// records before the one it wants. `None` when no batch qualifies.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampOffset>, StorageError> {
+        let snap = self.snapshot.load_full();
+        for (i, segment) in snap.segments.iter().enumerate() {
+            if snap.below_start(i) || segment.max_timestamp().0 < timestamp {
+                continue;
+            }
+            let end = snap.end_of(i);
+            let mut position = segment.timestamp_scan_start(timestamp)?;
+            while let Some(header) = segment.header_at(position, end)? {
+                if header.max_timestamp >= timestamp
+                    && header.last_offset() >= snap.log_start_offset
+                {
+                    return Ok(Some(TimestampOffset {
+                        timestamp: header.max_timestamp,
+                        offset: header.base_offset.max(snap.log_start_offset),
+                    }));
+                }
+                position += header.size as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and where it is (ListOffsets `MAX_TIMESTAMP`, KIP-734),
+    /// at batch precision: the offset is the first offset of the first batch that carried it.
+    /// `None` when the log is empty or its batches carry no timestamps.
+    pub fn latest_timestamp(&self) -> Option<TimestampOffset> {
+        let snap = self.snapshot.load();
+        if snap.log_start_offset >= snap.log_end_offset {
+            return None;
+        }
+        let mut best: Option<TimestampOffset> = None;
+        for (i, segment) in snap.segments.iter().enumerate() {
+            if snap.below_start(i) {
+                continue;
+            }
+            let (timestamp, offset) = segment.max_timestamp();
+            if timestamp >= 0 && best.is_none_or(|b| timestamp > b.timestamp) {
+                best = Some(TimestampOffset {
+                    timestamp,
+                    offset: offset.max(snap.log_start_offset),
+                });
+            }
+        }
+        best
+    }
+
+    /// Flushes, writes the indexes and the producer-state snapshot, and refuses further appends.
+    pub fn close(&self) -> Result<(), StorageError> {
+        let mut after = AfterUnlock::default();
+        {
+            let mut inner = self.inner.lock();
+            if inner.closed {
+                return Ok(());
+            }
+            let last = inner.last_flush_ms;
+            self.prepare_flush(&mut inner, last, &mut after)?;
+            crate::recovery::write_producer_snapshot(
+                &self.dir,
+                inner.log_end_offset,
+                &inner.producers,
+            )?;
+            inner.closed = true;
+        }
+        after.run()?;
+        // Only once everything is on disk may the next open skip the full recovery scan.
+        crate::checkpoint::write_clean_shutdown_marker(&self.dir)
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<(), StorageError> {
+        self.inner.lock().closed = true;
+        std::fs::remove_dir_all(&self.dir).map_err(crate::error::io_err("delete", &self.dir))
+    }
+
+    /// Forgets idempotent producers idle for longer than `producer_id_expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`); call it periodically. Returns how many were removed.
+    pub fn remove_expired_producers(&self, now_ms: i64, producer_id_expiration_ms: i64) -> usize {
+        self.inner
+            .lock()
+            .producers
+            .remove_expired(now_ms, producer_id_expiration_ms)
+    }
+
+    /// A copy of the idempotent-producer state (for inspection and metrics).
+    pub fn producer_state(&self) -> ProducerStateManager {
+        self.inner.lock().producers.clone()
+    }
+}
+
+/// Validates a produce record set: framing, magic, CRC, counts, sizes. Returns the batch headers.
+pub fn validate_record_set(
+    records: &[u8],
+    max_message_bytes: usize,
+    segment_bytes: u64,
+) -> Result<Vec<BatchHeader>, StorageError> {
+    if records.is_empty() {
+        return Err(StorageError::EmptyRecordSet);
+    }
+    if records.len() as u64 > segment_bytes {
+        return Err(StorageError::RecordListTooLarge {
+            size: records.len(),
+            segment_bytes,
+        });
+    }
+    let mut headers = Vec::new();
+    for item in Batches::new(records) {
+        let (position, batch) =
+            item.map_err(|(position, source)| StorageError::CorruptRecord { position, source })?;
+        if batch.size() > max_message_bytes {
+            return Err(StorageError::RecordTooLarge {
+                size: batch.size(),
+                max_message_bytes,
+            });
+        }
+        let checked = batch.validate().and_then(|()| {
+            if batch.record_count() == 0 {
+                Err(BatchError::NoRecords)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(source) = checked {
+            return Err(if source.is_corruption() {
+                StorageError::CorruptRecord { position, source }
+            } else {
+                StorageError::InvalidRecord { position, source }
+            });
+        }
+        headers.push(batch.header());
+    }
+    Ok(headers)
+}
+
+/// Runs the idempotence checks for every batch of an append against the state plus the
+/// earlier batches of the same append, so a multi-batch append is accepted or refused whole.
+fn check_producers(
+    state: &ProducerStateManager,
+    headers: &[BatchHeader],
+) -> Result<(), StorageError> {
+    let needs_check =
+        |h: &BatchHeader| h.producer_id >= 0 && h.base_sequence >= 0 && !h.is_control();
+    if !headers.iter().any(needs_check) {
+        return Ok(());
+    }
+    // For a multi-batch append, later batches are checked against the state as the earlier
+    // ones would leave it: a copy of just the producers involved.
+    let mut staged =
+        (headers.len() > 1).then(|| state.subset(headers.iter().map(|h| h.producer_id)));
+    let mut next_offset = 0i64;
+    for h in headers {
+        if needs_check(h) {
+            let current = staged.as_ref().unwrap_or(state);
+            match current.check(
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence,
+                h.last_sequence(),
+            )? {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } => {
+                    return Err(StorageError::DuplicateSequence {
+                        producer_id: h.producer_id,
+                        first_offset,
+                        last_offset,
+                    });
+                }
+            }
+        }
+        if let Some(staged) = staged.as_mut() {
+            // Offsets are placeholders here: only sequences and epochs matter for the checks.
+            let mut info = BatchInfo::from_header(h);
+            info.base_offset = next_offset;
+            info.last_offset = next_offset + i64::from(h.last_offset_delta);
+            next_offset = info.last_offset + 1;
+            staged.update(&info);
+        }
+    }
+    Ok(())
+}
+
+/// A zeroed buffer of `len + 63` bytes and the index at which a 64-byte aligned run of `len`
+/// bytes starts.
+fn aligned_buffer(len: usize) -> (Vec<u8>, usize) {
+    const ALIGN: usize = 64;
+    let buf = vec![0u8; len + ALIGN - 1];
+    let misalignment = buf.as_ptr() as usize % ALIGN;
+    (buf, (ALIGN - misalignment) % ALIGN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_buffer_is_aligned() {
+        for len in [0, 1, 63, 64, 4096, 1 << 20] {
+            let (buf, at) = aligned_buffer(len);
+            assert_eq!((buf.as_ptr() as usize + at) % 64, 0);
+            assert!(buf.len() >= at + len);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Removing data: time and size retention, DeleteRecords, and truncation for replication.
+
+use std::sync::Arc;
+
+use crate::checkpoint;
+use crate::error::StorageError;
+use crate::log::{AfterUnlock, Inner, PartitionLog, RetentionOutcome};
+use crate::recovery;
+use crate::segment::Segment;
+
+impl PartitionLog {
+    /// One pass of `retention.ms` and `retention.bytes` (and of segments left wholly below the
+    /// log start offset by DeleteRecords). Deletes whole segments, oldest first, stopping at
+    /// the first one to keep. The active segment is deleted only when it too has expired: the
+    /// log then rolls first, like Kafka, so an empty active segment remains at the log end.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
+        let mut after = AfterUnlock::default();
+        let outcome = {
+            let mut inner = self.inner.lock();
+            self.apply_retention_locked(&mut inner, now_ms, &mut after)?
+        };
+        after.run()?;
+        Ok(outcome)
+    }
+
+    fn apply_retention_locked(
+        &self,
+        inner: &mut Inner,
+        now_ms: i64,
+        after: &mut AfterUnlock,
+    ) -> Result<RetentionOutcome, StorageError> {
+        if inner.closed {
+            return Err(StorageError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        let retention_ms = inner.config.retention_ms;
+        let retention_bytes = inner.config.retention_bytes;
+        let total: u64 = inner.segments.iter().map(|s| s.size()).sum();
+        let mut excess: i64 = if retention_bytes >= 0 {
+            i64::try_from(total)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(retention_bytes)
+        } else {
+            i64::MIN
+        };
+        let segments = Arc::clone(&inner.segments);
+        let mut deletable = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            let is_active = i + 1 == segments.len();
+            if is_active && segment.size() == 0 {
+                break;
+            }
+            let size = i64::try_from(segment.size()).unwrap_or(i64::MAX);
+            let below_start = segments
+                .get(i + 1)
+                .is_some_and(|next| next.base_offset() <= inner.log_start_offset);
+            let expired = retention_ms >= 0
+                && now_ms.saturating_sub(segment.retention_timestamp()) > retention_ms;
+            let over_size = excess >= size;
+            if !(below_start || expired || over_size) {
+                break;
+            }
+            if over_size {
+                excess -= size;
+            }
+            deletable += 1;
+        }
+        if deletable == 0 {
+            return Ok(RetentionOutcome {
+                log_start_offset: inner.log_start_offset,
+                ..Default::default()
+            });
+        }
+        if deletable == segments.len() {
+            self.roll(inner, now_ms, after)?;
+        }
+        let outcome = self.delete_oldest_segments(inner, deletable)?;
+        tracing::info!(
+            dir = %self.dir.display(),
+            deleted_segments = outcome.deleted_segments,
+            deleted_bytes = outcome.deleted_bytes,
+            log_start_offset = outcome.log_start_offset,
+            "retention deleted segments"
+        );
+        Ok(outcome)
+    }
+
+    /// Removes the `count` oldest segments (never the last), advances the log start offset to
+    /// the new first segment, publishes, then deletes the files. Readers still holding the old
+    /// snapshot keep reading through their open file handles.
+    fn delete_oldest_segments(
+        &self,
+        inner: &mut Inner,
+        count: usize,
+    ) -> Result<RetentionOutcome, StorageError> {
+        let count = count.min(inner.segments.len() - 1);
+        let removed: Vec<Arc<Segment>> =
+            Arc::make_mut(&mut inner.segments).drain(..count).collect();
+        let first_base = inner.segments[0].base_offset();
+        inner.log_start_offset = inner.log_start_offset.max(first_base);
+        inner
+            .unsynced
+            .retain(|s| !removed.iter().any(|r| Arc::ptr_eq(r, s)));
+        self.publish(inner);
+        let mut deleted_bytes = 0;
+        for segment in &removed {
+            deleted_bytes += segment.size();
+            segment.delete_files()?;
+        }
+        Ok(RetentionOutcome {
+            deleted_segments: removed.len(),
+            deleted_bytes,
+            log_start_offset: inner.log_start_offset,
+        })
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` (persisted in the
+    /// `log-start-offset` checkpoint so it survives a restart) and deletes the segments that now
+    /// lie wholly below it. Returns the new log start offset (Kafka's low watermark). An offset
+    /// at or below the current start changes nothing; one above the log end offset is
+    /// [`StorageError::OffsetOutOfRange`].
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return Err(StorageError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        if offset > inner.log_end_offset || offset < 0 {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start_offset: inner.log_start_offset,
+                log_end_offset: inner.log_end_offset,
+            });
+        }
+        if offset <= inner.log_start_offset {
+            return Ok(inner.log_start_offset);
+        }
+        checkpoint::write_log_start_offset(&self.dir, offset)?;
+        inner.log_start_offset = offset;
+        let below = inner
+            .segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= offset)
+            .count();
+        if below > 0 {
+            self.delete_oldest_segments(&mut inner, below)?;
+        } else {
+            self.publish(&inner);
+        }
+        Ok(inner.log_start_offset)
+    }
+
+    /// Removes every batch from the one holding `offset` on (replication: a follower
+    /// truncating to the leader's log). The log end offset becomes the first offset of that
+    /// batch — `offset` itself when it is a batch boundary, as it is for logs written by a
+    /// leader. An offset at or beyond the log end changes nothing; one below the log start
+    /// empties the log and restarts it at `offset`.
+    pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return Err(StorageError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        if offset >= inner.log_end_offset {
+            return Ok(());
+        }
+        let interval = inner.config.index_interval_bytes;
+        // truncate_to carries no clock; the last flush time is only a fallback segment age.
+        let now_ms = inner.last_flush_ms;
+        if offset < inner.log_start_offset {
+            let removed: Vec<Arc<Segment>> = Arc::make_mut(&mut inner.segments).drain(..).collect();
+            for segment in &removed {
+                segment.delete_files()?;
+            }
+            Arc::make_mut(&mut inner.segments).push(Arc::new(Segment::create(&self.dir, offset)?));
+            checkpoint::write_log_start_offset(&self.dir, offset)?;
+            inner.log_start_offset = offset;
+            inner.log_end_offset = offset;
+        } else {
+            let keep = inner
+                .segments
+                .partition_point(|s| s.base_offset() <= offset)
+                .max(1);
+            let removed: Vec<Arc<Segment>> =
+                Arc::make_mut(&mut inner.segments).drain(keep..).collect();
+            for segment in &removed {
+                segment.delete_files()?;
+            }
+            let target = Arc::clone(inner.active());
+            if let Some((position, _)) = target.find_batch(offset, target.size())? {
+                target.truncate_to(position, interval, now_ms)?;
+            }
+            inner.log_end_offset = target.next_offset();
+            inner.log_start_offset = inner.log_start_offset.min(inner.log_end_offset);
+        }
+        let kept = Arc::clone(&inner.segments);
+        inner
+            .unsynced
+            .retain(|s| kept.iter().any(|k| Arc::ptr_eq(k, s)));
+        let leo = inner.log_end_offset;
+        recovery::delete_snapshots_after(&self.dir, leo)?;
+        let snapshots = recovery::list_snapshot_offsets(&self.dir)?;
+        inner.producers =
+            recovery::rebuild_producer_state(&self.dir, &snapshots, &inner.segments, leo)?;
+        self.publish(&inner);
+        tracing::warn!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated the log");
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! Custom resource types of Strom (API group `strom.io`, version `v1alpha1`) and the CRD YAML
+//! generated from them.
+//!
+//! Layout:
+//! - [`cluster`]: the `Cluster` resource (brokers, storage, listeners, status per broker);
+//! - [`topic`]: the `Topic` resource (partitions, replication factor, configs, deletion policy);
+//! - [`BROKER_CONFIG_KEYS`]: the broker config keys a `Cluster` may set;
+//! - [`crd_files`]: the generated CRD documents, written by the `crdgen` binary to `crds/*.yaml`
+//!   and `charts/strom/crds/*.yaml` (`cargo run -p strom-crds --bin crdgen`); a test fails when
+//!   the committed files are stale.
+//!
+//! This crate depends only on what deriving the types needs (kube with `derive`, k8s-openapi,
+//! schemars, serde) so anything can read the types without compiling a Kubernetes client.
+
+pub mod cluster;
+pub mod topic;
+
+use std::collections::BTreeMap;
+
+use kube::CustomResourceExt;
+
+pub use cluster::{Cluster, ClusterSpec, ClusterStatus};
+pub use topic::{Topic, TopicSpec, TopicStatus};
+
+/// Broker config keys a `Cluster` may set in `spec.config`, with Kafka's meaning.
+///
+/// Everything else in `server.properties` (node id, listeners, advertised listeners, data
+/// directory, controller quorum) is derived by the operator from the pod and must not be
+/// overridden; a key outside this list puts the Cluster into `Degraded` (reason
+/// `InvalidConfig`) with an Event naming the key, and the operator applies nothing until it is
+/// removed. CEL cannot check map keys against a list well, so the reconciler checks them.
+///
+/// - `num.partitions`: partitions of an auto-created topic;
+/// - `default.replication.factor`: replication factor of a topic created without one;
+/// - `auto.create.topics.enable`: create a topic when a client first names it;
+/// - `min.insync.replicas`: in-sync replicas needed for an `acks=all` write;
+/// - `log.segment.bytes`, `log.roll.ms`: when the active segment rolls;
+/// - `log.retention.ms`, `log.retention.bytes`, `log.retention.check.interval.ms`: retention;
+/// - `log.flush.interval.messages`, `log.flush.interval.ms`: forced fsync cadence;
+/// - `message.max.bytes`: largest record batch accepted;
+/// - `socket.request.max.bytes`: largest request accepted;
+/// - `max.connections`: connection limit of the broker;
+/// - `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`;
+/// - `offsets.topic.num.partitions`, `offsets.retention.minutes`: the group offsets topic;
+/// - `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
+///   `group.max.session.timeout.ms`: consumer group coordination.
+pub const BROKER_CONFIG_KEYS: &[&str] = &[
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "min.insync.replicas",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "max.connections",
+    "log.message.timestamp.type",
+    "offsets.topic.num.partitions",
+    "offsets.retention.minutes",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+];
+
+/// The keys of `config` that are not in [`BROKER_CONFIG_KEYS`], in order. Empty when all are
+/// allowed.
+pub fn disallowed_broker_config_keys(config: &BTreeMap<String, String>) -> Vec<&str> {
+    config
+        .keys()
+        .map(String::as_str)
+        .filter(|key| !BROKER_CONFIG_KEYS.contains(key))
+        .collect()
+}
+
+/// Command that regenerates the committed CRD YAML.
+pub const REGENERATE_COMMAND: &str = "cargo run -p strom-crds --bin crdgen";
+
+/// Directories (relative to the workspace root) that hold a copy of the generated CRD YAML.
+pub const CRD_OUTPUT_DIRS: &[&str] = &["crds", "charts/strom/crds"];
+
+/// Error turning a CRD into YAML.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serialize CRD {name} to YAML: {source}")]
+pub struct CrdGenError {
+    /// Name of the CRD (`clusters.strom.io`).
+    pub name: String,
+    /// What serde_yaml reported.
+    #[source]
+    pub source: serde_yaml::Error,
+}
+
+/// The generated CRDs as `(file name, YAML text)`, one file per CRD, named after the CRD
+/// (`clusters.strom.io.yaml`).
+pub fn crd_files() -> Result<Vec<(String, String)>, CrdGenError> {
+    [Cluster::crd(), Topic::crd()]
+        .into_iter()
+        .map(|crd| {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let body = serde_yaml::to_string(&crd).map_err(|source| CrdGenError { name: name.clone(), source })?;
+            let text = format!("# Generated from the strom-crds types by `{REGENERATE_COMMAND}`. Do not edit.\n{body}");
+            Ok((format!("{name}.yaml"), text))
+        })
+        .collect()
+}

@@ -1,0 +1,131 @@
+//! The `Topic` custom resource: one Kafka topic on a Strom `Cluster` in the same namespace.
+//!
+//! The operator creates the topic, raises its partition count, and keeps the configs named in
+//! `spec.config` at their declared values. It never lowers partitions and does not yet change
+//! the replication factor; such requests are refused with a `Ready=False` condition whose reason
+//! and `status.message` say why.
+
+#![allow(
+    unreachable_pub,
+    reason = "the KubeSchema derive expands a private copy of each struct it validates"
+)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Finalizer the operator puts on every Topic so a deletion with `deletionPolicy: Delete`
+/// deletes the Kafka topic before the object goes away.
+pub const TOPIC_FINALIZER: &str = "strom.io/topic";
+
+/// Desired state of a Kafka topic.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "strom.io",
+    version = "v1alpha1",
+    kind = "Topic",
+    plural = "topics",
+    namespaced,
+    status = "TopicStatus",
+    shortname = "stt",
+    category = "strom",
+    derive = "PartialEq",
+    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name", description = "Cluster the topic lives on"),
+    printcolumn(name = "Partitions", type_ = "integer", json_path = ".status.partitions", description = "Partitions the topic has"),
+    printcolumn(name = "Replication", type_ = "integer", json_path = ".status.replicationFactor", description = "Replication factor the topic has"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the topic matches its spec"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("has(self.topicName) == has(oldSelf.topicName) && (!has(self.topicName) || self.topicName == oldSelf.topicName)").message("spec.topicName is immutable"))]
+#[serde(rename_all = "camelCase")]
+pub struct TopicSpec {
+    /// The Cluster (same namespace) that holds the topic. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.clusterRef is immutable"))]
+    pub cluster_ref: ClusterRef,
+
+    /// Kafka topic name; `metadata.name` when omitted (Kafka allows names that Kubernetes does
+    /// not, such as upper case or underscores). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-zA-Z0-9._-]{1,249}$"))]
+    pub topic_name: Option<String>,
+
+    /// Number of partitions. May be raised; lowering is refused (Kafka cannot remove
+    /// partitions) and reported in the status.
+    #[schemars(range(min = 1, max = 100000))]
+    pub partitions: i32,
+
+    /// Replication factor; the broker's `default.replication.factor` when omitted. Changing it
+    /// on an existing topic is refused for now and reported in the status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 32767))]
+    pub replication_factor: Option<i16>,
+
+    /// Topic configs (`retention.ms`, `cleanup.policy`, ...). The operator owns exactly these
+    /// keys: removing a key resets it to the broker default, keys set by others are left alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+
+    /// What happens to the Kafka topic when this object is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+impl Topic {
+    /// The Kafka topic name: `spec.topicName`, else `metadata.name`.
+    pub fn topic_name(&self) -> &str {
+        match &self.spec.topic_name {
+            Some(name) => name,
+            None => self.metadata.name.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
+/// Reference to a Cluster in the Topic's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterRef {
+    /// Name of the Cluster.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// What happens to the Kafka topic when the Topic object is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the Kafka topic and its data.
+    #[default]
+    Delete,
+    /// Keep the Kafka topic; only the Kubernetes object goes away.
+    Retain,
+}
+
+/// Observed state of a Kafka topic, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopicStatus {
+    /// The `Ready` condition.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Kafka topic id (UUID) of the topic this object manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+    /// Partitions the topic has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i32>,
+    /// Replication factor the topic has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<i16>,
+    /// Config keys this object manages on the topic (the `spec.config` keys last applied).
+    /// A key that leaves `spec.config` is reset to its default; keys not listed are not touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_config_keys: Vec<String>,
+    /// Why the last change was refused or failed; absent when the topic matches its spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}

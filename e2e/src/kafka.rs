@@ -1,0 +1,120 @@
+//! Reference-client helpers (rdkafka = librdkafka) shared by the end-to-end tests.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+/// Client settings every test shares: fast failure instead of librdkafka's long defaults.
+fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "10000")
+        .set("message.timeout.ms", "30000")
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("log_level", "4");
+    config
+}
+
+/// A producer with the given extra settings (`compression.type`, `acks`, ...).
+pub fn producer(bootstrap: &str, settings: &[(&str, &str)]) -> anyhow::Result<FutureProducer> {
+    let mut config = base_config(bootstrap);
+    config.set("linger.ms", "5");
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    config.create().context("creating the producer")
+}
+
+/// A consumer without a group, assigned every given partition from the log start.
+pub fn assigned_consumer(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<BaseConsumer> {
+    let mut config = base_config(bootstrap);
+    config
+        .set("group.id", "strom-e2e-assign")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "100");
+    let consumer: BaseConsumer = config.create().context("creating the consumer")?;
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&list).context("assigning partitions")?;
+    Ok(consumer)
+}
+
+/// Polls `consumer` until `count` messages arrived (or `deadline` passes); fails on an error.
+pub fn consume(
+    consumer: &BaseConsumer,
+    count: usize,
+    deadline: Duration,
+) -> anyhow::Result<Vec<OwnedMessage>> {
+    let end = Instant::now() + deadline;
+    let mut out = Vec::with_capacity(count);
+    while out.len() < count {
+        if Instant::now() > end {
+            bail!("consumed {} of {count} messages before the deadline", out.len());
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => out.push(message.detach()),
+            Some(Err(error)) => bail!("consumer error: {error}"),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Groups consumed messages by partition, in offset order.
+pub fn by_partition(messages: Vec<OwnedMessage>) -> HashMap<i32, Vec<OwnedMessage>> {
+    let mut out: HashMap<i32, Vec<OwnedMessage>> = HashMap::new();
+    for message in messages {
+        out.entry(message.partition()).or_default().push(message);
+    }
+    for list in out.values_mut() {
+        list.sort_by_key(Message::offset);
+    }
+    out
+}
+
+/// An admin client.
+pub fn admin(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    base_config(bootstrap)
+        .create()
+        .context("creating the admin client")
+}
+
+/// Creates a topic and fails on any error.
+pub async fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let admin = admin(bootstrap)?;
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = admin
+        .create_topics([&topic], &AdminOptions::new())
+        .await
+        .context("CreateTopics")?;
+    for result in results {
+        if let Err((topic, code)) = result {
+            bail!("creating {topic}: {code:?}");
+        }
+    }
+    Ok(())
+}

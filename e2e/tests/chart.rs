@@ -1,0 +1,693 @@
+//! The Helm chart (`charts/strom`) and the single-file install (`deploy/operator.yaml`), checked
+//! with the real tools: `helm lint` and `helm template` (Helm 4), every rendered object validated
+//! offline against the Kubernetes OpenAPI schemas with `kubernetes-validate --strict`, custom
+//! resources against their CRD schemas, rule files with `promtool`.
+//!
+//! Tools come from `e2e/install-tools.sh` (helm in `e2e/.tools/bin`, the Python packages, the
+//! Debian `prometheus` package for promtool). Rendered YAML is turned into JSON by PyYAML, the
+//! parser `kubernetes-validate` itself uses, so both read the same documents.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use strom_e2e::{repo_root, tool};
+
+const RELEASE: &str = "strom";
+const NAMESPACE: &str = "strom-system";
+/// Oldest Kubernetes the chart supports (`kubeVersion` in Chart.yaml) and the newest schema set
+/// `kubernetes-validate` ships.
+const KUBERNETES_VERSIONS: &[&str] = &["1.27.0", "1.37.0"];
+const RENDER_SCRIPT: &str = "e2e/scripts/render-operator-yaml.sh";
+const FULL_VALUES: &str = "e2e/testdata/chart-values-full.yaml";
+/// API groups whose kinds `kubernetes-validate` has no schema for; each is checked otherwise.
+const CUSTOM_GROUPS: &[&str] = &["strom.io", "monitoring.coreos.com"];
+
+fn chart_dir() -> PathBuf {
+    repo_root().join("charts/strom")
+}
+
+fn helm() -> PathBuf {
+    tool("helm").unwrap_or_else(|e| panic!("{e:#} (helm 4 lands in e2e/.tools/bin/helm)"))
+}
+
+fn output_of(command: &mut Command, what: &str) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}; run e2e/install-tools.sh"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Fails with a message naming the installer unless python3 has the modules the checks use.
+fn require_python_modules() {
+    let out = output_of(
+        Command::new("python3").args(["-c", "import yaml, jsonschema, kubernetes_validate"]),
+        "python3",
+    );
+    assert!(
+        out.status.success(),
+        "python3 lacks pyyaml/jsonschema/kubernetes-validate ({}): run e2e/install-tools.sh",
+        text(&out.stderr).trim()
+    );
+}
+
+/// `helm template` of the chart; `Err(stderr)` when helm refuses (bad values, `fail`).
+fn helm_template(values: &[&Path]) -> Result<String, String> {
+    let mut command = Command::new(helm());
+    command
+        .args(["template", RELEASE])
+        .arg(chart_dir())
+        .args(["--namespace", NAMESPACE, "--include-crds"]);
+    for file in values {
+        command.arg("--values").arg(file);
+    }
+    let out = output_of(&mut command, "helm template");
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr))
+    }
+}
+
+fn helm_lint(values: &[&Path]) -> Output {
+    let mut command = Command::new(helm());
+    command.args(["lint", "--strict"]).arg(chart_dir());
+    for file in values {
+        command.arg("--values").arg(file);
+    }
+    output_of(&mut command, "helm lint")
+}
+
+fn render(values: &[&Path]) -> String {
+    helm_template(values).unwrap_or_else(|stderr| panic!("helm template failed:\n{stderr}"))
+}
+
+fn write_temp(suffix: &str, contents: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .prefix("strom-chart-")
+        .suffix(suffix)
+        .tempfile()
+        .expect("creating a temporary file");
+    file.write_all(contents.as_bytes()).expect("writing a temporary file");
+    file.flush().expect("flushing a temporary file");
+    file
+}
+
+/// Every non-empty YAML document of `yaml` as JSON (PyYAML `safe_load_all`).
+fn documents(yaml: &str) -> Vec<Value> {
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml\n\
+             docs = [d for d in yaml.safe_load_all(sys.stdin) if d is not None]\n\
+             json.dump(docs, sys.stdout)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (install it with e2e/install-tools.sh)");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(yaml.as_bytes())
+        .expect("feeding YAML to python3");
+    let out = child.wait_with_output().expect("python3 finishes");
+    assert!(out.status.success(), "rendered YAML does not parse: {}", text(&out.stderr));
+    match serde_json::from_slice(&out.stdout).expect("python3 prints JSON") {
+        Value::Array(docs) => docs,
+        other => panic!("expected a list of documents, got {other}"),
+    }
+}
+
+fn kind(object: &Value) -> &str {
+    object["kind"].as_str().unwrap_or_default()
+}
+
+fn name(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn namespace(object: &Value) -> &str {
+    object["metadata"]["namespace"].as_str().unwrap_or_default()
+}
+
+fn api_group(object: &Value) -> &str {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
+fn is_custom(object: &Value) -> bool {
+    CUSTOM_GROUPS.contains(&api_group(object))
+}
+
+fn find<'a>(objects: &'a [Value], kind_name: &str, object_name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| kind(o) == kind_name && name(o) == object_name)
+        .unwrap_or_else(|| panic!("no {kind_name} named {object_name} in the rendering"))
+}
+
+fn all_of<'a>(objects: &'a [Value], kind_name: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| kind(o) == kind_name).collect()
+}
+
+/// Runs `kubernetes-validate --strict` on `yaml` for each supported Kubernetes version and checks
+/// that every built-in object passed and that only the custom kinds lacked a schema.
+fn validate_with_kubernetes_schemas(yaml: &str, objects: &[Value]) {
+    let file = write_temp(".yaml", yaml);
+    let path = file.path().display().to_string();
+    for version in KUBERNETES_VERSIONS {
+        let out = output_of(
+            Command::new("python3")
+                .args(["-m", "kubernetes_validate", "--strict", "--kubernetes-version", version])
+                .arg(file.path()),
+            "kubernetes-validate",
+        );
+        let report = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kubernetes-validate --strict (Kubernetes {version}) rejected the rendering:\n{report}"
+        );
+        let mut passed: Vec<String> = report
+            .lines()
+            .filter_map(|line| line.strip_prefix(&format!("INFO {path} passed for resource ")))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        passed.sort();
+        let mut expected: Vec<String> = objects
+            .iter()
+            .filter(|o| !is_custom(o))
+            .map(|o| format!("{}/{}", kind(o).to_lowercase(), name(o)))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            passed, expected,
+            "every built-in object must be validated (Kubernetes {version}); report:\n{report}"
+        );
+        for line in report.lines().filter(|l| l.starts_with("WARN")) {
+            assert!(
+                CUSTOM_GROUPS.iter().any(|g| line.contains(&format!("api version {g}/"))),
+                "unexpected warning from kubernetes-validate: {line}"
+            );
+        }
+    }
+}
+
+/// Validates a custom resource against the `openAPIV3Schema` of its CRD version (from `crds`),
+/// the check the API server does on create (CEL rules aside). `nullable: true` becomes a `null`
+/// type, as the API server reads it.
+fn validate_custom_resource(object: &Value, crds: &[&Value]) {
+    const VALIDATE: &str = "import json, sys, jsonschema\n\
+        crd, cr = (json.load(open(p)) for p in sys.argv[1:3])\n\
+        version = cr['apiVersion'].split('/')[1]\n\
+        schema = next(v['schema']['openAPIV3Schema'] for v in crd['spec']['versions'] if v['name'] == version)\n\
+        def nullable(node):\n\
+        \x20   if isinstance(node, dict):\n\
+        \x20       if node.get('nullable') and 'type' in node:\n\
+        \x20           node['type'] = [node['type'], 'null']\n\
+        \x20       for child in node.values():\n\
+        \x20           nullable(child)\n\
+        \x20   elif isinstance(node, list):\n\
+        \x20       for child in node:\n\
+        \x20           nullable(child)\n\
+        nullable(schema)\n\
+        errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(cr), key=str)\n\
+        for e in errors:\n\
+        \x20   print('/'.join(map(str, e.absolute_path)) + ': ' + e.message)\n\
+        sys.exit(1 if errors else 0)\n";
+    let group = api_group(object);
+    let crd = crds
+        .iter()
+        .find(|crd| crd["spec"]["group"] == group && crd["spec"]["names"]["kind"] == kind(object))
+        .unwrap_or_else(|| panic!("no CRD for {} {} in charts/strom/crds/", group, kind(object)));
+    let crd_file = write_temp(".json", &crd.to_string());
+    let cr_file = write_temp(".json", &object.to_string());
+    let out = output_of(
+        Command::new("python3").args(["-c", VALIDATE]).arg(crd_file.path()).arg(cr_file.path()),
+        "python3 jsonschema",
+    );
+    assert!(
+        out.status.success(),
+        "{} {} does not match its CRD schema:\n{}{}",
+        kind(object),
+        name(object),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn operator_deployment<'a>(objects: &'a [Value], fullname: &str) -> &'a Value {
+    find(objects, "Deployment", &format!("{fullname}-operator"))
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn args(deployment: &Value) -> Vec<String> {
+    container(deployment)["args"]
+        .as_array()
+        .expect("the operator container has args")
+        .iter()
+        .map(|a| a.as_str().expect("args are strings").to_string())
+        .collect()
+}
+
+/// (apiGroup, resource) pairs a set of PolicyRules grants `verb` on.
+fn granted(rules: &Value, verb: &str) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for rule in rules.as_array().into_iter().flatten() {
+        let verbs = rule["verbs"].as_array().into_iter().flatten();
+        if !verbs.clone().any(|v| v == verb || v == "*") {
+            continue;
+        }
+        for group in rule["apiGroups"].as_array().into_iter().flatten() {
+            for resource in rule["resources"].as_array().into_iter().flatten() {
+                out.insert((
+                    group.as_str().unwrap_or_default().to_string(),
+                    resource.as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    list.iter().map(|(g, r)| (g.to_string(), r.to_string())).collect()
+}
+
+/// What the operator reads and writes in a namespace it watches (the operator's contract).
+fn assert_namespaced_permissions(rules: &Value, what: &str) {
+    let managed = pairs(&[
+        ("strom.io", "clusters"),
+        ("strom.io", "topics"),
+        ("apps", "statefulsets"),
+        ("", "services"),
+        ("", "configmaps"),
+        ("", "pods"),
+        ("", "persistentvolumeclaims"),
+        ("policy", "poddisruptionbudgets"),
+        ("monitoring.coreos.com", "servicemonitors"),
+    ]);
+    for verb in ["get", "list", "watch", "patch"] {
+        let have = granted(rules, verb);
+        let missing: Vec<_> = managed.difference(&have).collect();
+        assert!(missing.is_empty(), "{what} lacks {verb} on {missing:?}");
+    }
+    let subresources = pairs(&[
+        ("strom.io", "clusters/status"),
+        ("strom.io", "topics/status"),
+        ("strom.io", "clusters/finalizers"),
+        ("strom.io", "topics/finalizers"),
+    ]);
+    let have = granted(rules, "patch");
+    let missing: Vec<_> = subresources.difference(&have).collect();
+    assert!(missing.is_empty(), "{what} lacks patch on {missing:?}");
+    for verb in ["create", "patch"] {
+        assert!(
+            granted(rules, verb).contains(&("events.k8s.io".to_string(), "events".to_string())),
+            "{what} lacks {verb} on events.k8s.io events"
+        );
+    }
+    assert!(
+        !granted(rules, "get").contains(&("".to_string(), "secrets".to_string())),
+        "{what} must not read Secrets: the operator does not use them"
+    );
+}
+
+fn assert_restricted_pod_security(deployment: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = container(deployment);
+    let context = &container["securityContext"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(context["allowPrivilegeEscalation"], false);
+    assert_eq!(context["readOnlyRootFilesystem"], true);
+    assert_eq!(context["capabilities"]["drop"], json!(["ALL"]));
+}
+
+#[test]
+fn helm_lint_passes_with_default_and_full_values() {
+    let full = repo_root().join(FULL_VALUES);
+    for values in [vec![], vec![full.as_path()]] {
+        let out = helm_lint(&values);
+        assert!(
+            out.status.success(),
+            "helm lint --strict {values:?} failed:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn default_rendering_is_a_valid_cluster_wide_install() {
+    require_python_modules();
+    let yaml = render(&[]);
+    let objects = documents(&yaml);
+    validate_with_kubernetes_schemas(&yaml, &objects);
+
+    let crds: BTreeSet<&str> =
+        all_of(&objects, "CustomResourceDefinition").into_iter().map(name).collect();
+    assert_eq!(crds, BTreeSet::from(["clusters.strom.io", "topics.strom.io"]), "chart CRDs");
+    assert!(
+        objects.iter().all(|o| !is_custom(o)),
+        "defaults render no custom resource (ServiceMonitor, PrometheusRule, Cluster are opt-in)"
+    );
+
+    let deployment = operator_deployment(&objects, RELEASE);
+    assert_eq!(namespace(deployment), NAMESPACE);
+    assert_restricted_pod_security(deployment);
+    let app_version = chart_app_version();
+    assert_eq!(
+        container(deployment)["image"],
+        format!("ghcr.io/strom-io/strom-operator:{app_version}")
+    );
+    assert_eq!(
+        args(deployment),
+        vec![
+            "--metrics-listen=0.0.0.0:8080".to_string(),
+            "--leader-election=true".to_string(),
+            "--lease-name=strom-operator".to_string(),
+            format!("--lease-namespace={NAMESPACE}"),
+            "--log-format=json".to_string(),
+            format!("--broker-image=ghcr.io/strom-io/strom-broker:{app_version}"),
+        ],
+        "no --namespace flag: the operator watches every namespace"
+    );
+    let env: BTreeMap<&str, &Value> = container(deployment)["env"]
+        .as_array()
+        .expect("env list")
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap_or_default(), e))
+        .collect();
+    assert_eq!(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    assert_eq!(env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+    assert_eq!(env["RUST_LOG"]["value"], "info");
+    assert_eq!(container(deployment)["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container(deployment)["readinessProbe"]["httpGet"]["path"], "/readyz");
+
+    // The metrics Service selects exactly the operator pods and names the probe port.
+    let service = find(&objects, "Service", "strom-operator-metrics");
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    for (key, value) in service["spec"]["selector"].as_object().expect("selector") {
+        assert_eq!(&pod_labels[key], value, "Service selector {key} must match the pod labels");
+    }
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+
+    // RBAC: namespaced permissions cluster-wide, the Lease only in the lease namespace.
+    let cluster_role = find(&objects, "ClusterRole", "strom-operator");
+    assert_namespaced_permissions(&cluster_role["rules"], "the ClusterRole");
+    assert!(
+        granted(&cluster_role["rules"], "watch").contains(&(
+            "apiextensions.k8s.io".to_string(),
+            "customresourcedefinitions".to_string()
+        )),
+        "the operator watches its CRDs"
+    );
+    assert!(
+        !granted(&cluster_role["rules"], "get")
+            .contains(&("coordination.k8s.io".to_string(), "leases".to_string())),
+        "Leases are granted by a namespaced Role, not cluster-wide"
+    );
+    let lease_role = find(&objects, "Role", "strom-operator-leader-election");
+    assert_eq!(namespace(lease_role), NAMESPACE);
+    assert!(
+        granted(&lease_role["rules"], "update")
+            .contains(&("coordination.k8s.io".to_string(), "leases".to_string()))
+    );
+    let service_account = find(&objects, "ServiceAccount", "strom-operator");
+    for binding in [
+        find(&objects, "ClusterRoleBinding", "strom-operator"),
+        find(&objects, "RoleBinding", "strom-operator-leader-election"),
+    ] {
+        assert_eq!(binding["subjects"][0]["name"], name(service_account));
+        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    }
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        name(service_account)
+    );
+}
+
+#[test]
+fn full_values_render_namespaced_rbac_monitoring_dashboards_and_a_cluster() {
+    require_python_modules();
+    let full = repo_root().join(FULL_VALUES);
+    let yaml = render(&[&full]);
+    let objects = documents(&yaml);
+    validate_with_kubernetes_schemas(&yaml, &objects);
+    let crds = all_of(&objects, "CustomResourceDefinition");
+
+    let deployment = operator_deployment(&objects, "strom-test");
+    assert_restricted_pod_security(deployment);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(
+        container(deployment)["image"],
+        "registry.example.com:5000/platform/strom-operator@sha256:\
+         0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "a digest pins the image and wins over the tag"
+    );
+    assert_eq!(
+        args(deployment),
+        vec![
+            "--metrics-listen=0.0.0.0:9090",
+            "--namespace=team-a",
+            "--namespace=team-b",
+            "--leader-election=true",
+            "--lease-name=strom-operator-leader",
+            "--lease-namespace=strom-leases",
+            "--log-format=text",
+            "--broker-image=registry.example.com:5000/platform/strom-broker:0.1.0-rc.1",
+        ],
+        "watch namespaces are passed once each, in order"
+    );
+
+    // Watch namespaces: the ClusterRole keeps only cluster-scoped rules; each namespace gets a
+    // Role with the namespaced ones, bound to the operator's ServiceAccount.
+    let cluster_role = find(&objects, "ClusterRole", "strom-test-operator");
+    assert_eq!(
+        granted(&cluster_role["rules"], "get"),
+        pairs(&[("apiextensions.k8s.io", "customresourcedefinitions")]),
+        "with watch namespaces the ClusterRole grants nothing namespaced"
+    );
+    let roles: Vec<&Value> = all_of(&objects, "Role")
+        .into_iter()
+        .filter(|r| name(r) == "strom-test-operator")
+        .collect();
+    let role_namespaces: Vec<&str> = roles.iter().map(|r| namespace(r)).collect();
+    assert_eq!(role_namespaces, vec!["team-a", "team-b"]);
+    for role in &roles {
+        assert_namespaced_permissions(&role["rules"], &format!("the Role in {}", namespace(role)));
+    }
+    let bindings: Vec<&Value> = all_of(&objects, "RoleBinding")
+        .into_iter()
+        .filter(|b| name(b) == "strom-test-operator")
+        .collect();
+    assert_eq!(bindings.len(), 2);
+    for binding in bindings {
+        assert_eq!(binding["subjects"][0]["name"], "strom-operator-sa");
+        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    }
+    assert_eq!(
+        namespace(find(&objects, "Role", "strom-test-operator-leader-election")),
+        "strom-leases"
+    );
+
+    // The ServiceMonitor scrapes the metrics Service by its labels and port name.
+    let service = find(&objects, "Service", "strom-test-operator-metrics");
+    let monitor = find(&objects, "ServiceMonitor", "strom-test-operator");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().expect("selector") {
+        assert_eq!(&service["metadata"]["labels"][key], value, "ServiceMonitor selects {key}");
+    }
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(monitor["spec"]["namespaceSelector"]["matchNames"], json!([NAMESPACE]));
+
+    assert_prometheus_rules_match_deploy(&objects);
+    assert_dashboards_match_deploy(&objects);
+
+    let cluster = find(&objects, "Cluster", "events");
+    assert_eq!(namespace(cluster), "team-a");
+    assert_eq!(cluster["spec"]["replicas"], 3);
+    assert_eq!(cluster["spec"]["storage"]["size"], "20Gi");
+    validate_custom_resource(cluster, &crds);
+}
+
+/// One PrometheusRule per `deploy/prometheus/*.rules.yaml`, holding that file's groups, and
+/// accepted by promtool.
+fn assert_prometheus_rules_match_deploy(objects: &[Value]) {
+    let rule_files = deploy_files("deploy/prometheus", ".rules.yaml");
+    let rules = all_of(objects, "PrometheusRule");
+    assert_eq!(rules.len(), rule_files.len(), "one PrometheusRule per rule file");
+    let promtool = tool("promtool").unwrap_or_else(|e| panic!("{e:#}"));
+    for file in rule_files {
+        let file_name = file.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name");
+        let stem = file_name.trim_end_matches(".rules.yaml").to_lowercase().replace(['_', '.'], "-");
+        let object = find(objects, "PrometheusRule", &format!("strom-test-{stem}-rules"));
+        let source = std::fs::read_to_string(&file).expect("reading a rule file");
+        let expected = documents(&source);
+        assert_eq!(
+            object["spec"]["groups"], expected[0]["groups"],
+            "PrometheusRule from {file_name} must hold the file's groups unchanged"
+        );
+        // promtool reads the rule-file format; JSON is YAML, so the spec is written as is.
+        let spec = write_temp(".rules.yaml", &object["spec"].to_string());
+        let out = output_of(Command::new(&promtool).args(["check", "rules"]).arg(spec.path()), "promtool");
+        assert!(
+            out.status.success(),
+            "promtool check rules rejects the PrometheusRule from {file_name}:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+}
+
+/// One ConfigMap per `deploy/grafana/*.json`, labelled for the Grafana sidecar, holding the
+/// dashboard unchanged.
+fn assert_dashboards_match_deploy(objects: &[Value]) {
+    let dashboards = deploy_files("deploy/grafana", ".json");
+    let config_maps: Vec<&Value> = all_of(objects, "ConfigMap")
+        .into_iter()
+        .filter(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .collect();
+    assert_eq!(config_maps.len(), dashboards.len(), "one ConfigMap per dashboard");
+    for file in dashboards {
+        let file_name = file.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name");
+        let config_map = config_maps
+            .iter()
+            .find(|c| c["data"].get(file_name).is_some())
+            .unwrap_or_else(|| panic!("no ConfigMap holds {file_name}"));
+        assert_eq!(namespace(config_map), "monitoring");
+        assert_eq!(config_map["metadata"]["annotations"]["grafana_folder"], "Strom");
+        let embedded: Value = serde_json::from_str(
+            config_map["data"][file_name].as_str().expect("dashboard data is a string"),
+        )
+        .unwrap_or_else(|e| panic!("{file_name} in its ConfigMap is not JSON: {e}"));
+        let original: Value =
+            serde_json::from_slice(&std::fs::read(&file).expect("reading a dashboard"))
+                .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
+        assert_eq!(embedded, original, "{file_name} must reach Grafana unchanged");
+    }
+}
+
+/// Files of `dir` (relative to the repository) whose names end in `suffix`, sorted; at least one.
+fn deploy_files(dir: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join(dir))
+        .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
+        .map(|entry| entry.expect("reading a directory entry").path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{dir} holds no *{suffix} file");
+    files
+}
+
+fn chart_app_version() -> String {
+    let chart = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("reading Chart.yaml");
+    documents(&chart)[0]["appVersion"].as_str().expect("Chart.yaml has appVersion").to_string()
+}
+
+#[test]
+fn values_schema_and_template_guards_reject_bad_values() {
+    // (values, text the error must contain): each is a mistake a user makes.
+    let cases: &[(&str, &str)] = &[
+        ("watchNamespace: [team-a]\n", "watchNamespace"),
+        ("image:\n  repository: strom\n  pullPolicy: Sometimes\n", "pullPolicy"),
+        ("image:\n  repository: strom\n  pullPolicy: Always\n  digest: latest\n", "digest"),
+        ("logging:\n  level: info\n  format: xml\n", "format"),
+        ("leaderElection:\n  enabled: true\n  leaseName: x\n  leaseNamspace: y\n", "leaseNamspace"),
+        ("metrics:\n  serviceMonitor:\n    interval: soon\n", "interval"),
+        ("watchNamespaces: [Team_A]\n", "watchNamespaces"),
+        ("cluster:\n  enabled: yes-please\n", "enabled"),
+        ("replicaCount: 2\nleaderElection:\n  enabled: false\n  leaseName: x\n", "leaderElection/enabled"),
+        ("serviceAccount:\n  create: false\n", "serviceAccount/name"),
+    ];
+    for (values, needle) in cases {
+        let file = write_temp(".yaml", values);
+        let err = helm_template(&[file.path()])
+            .err()
+            .unwrap_or_else(|| panic!("helm template accepted bad values:\n{values}"));
+        assert!(err.contains(needle), "the error for\n{values}should name {needle}, got:\n{err}");
+        let lint = helm_lint(&[file.path()]);
+        assert!(!lint.status.success(), "helm lint accepted bad values:\n{values}");
+    }
+}
+
+#[test]
+fn deploy_operator_yaml_is_the_chart_rendering() {
+    let script = repo_root().join(RENDER_SCRIPT);
+    let out = output_of(Command::new("bash").arg(&script).arg("--print"), RENDER_SCRIPT);
+    assert!(out.status.success(), "{RENDER_SCRIPT} --print failed:\n{}", text(&out.stderr));
+    let fresh = text(&out.stdout);
+    let committed = std::fs::read_to_string(repo_root().join("deploy/operator.yaml"))
+        .unwrap_or_else(|e| panic!("deploy/operator.yaml: {e}; run {RENDER_SCRIPT}"));
+    assert!(
+        committed == fresh,
+        "deploy/operator.yaml is stale (the chart or its CRDs changed): run {RENDER_SCRIPT}"
+    );
+
+    // It installs into its own namespace, first object first, ready for `kubectl apply`.
+    require_python_modules();
+    let objects = documents(&committed);
+    assert_eq!(kind(&objects[0]), "Namespace");
+    assert_eq!(name(&objects[0]), NAMESPACE);
+    assert_eq!(
+        objects[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted",
+        "the operator pod meets the restricted Pod Security Standard"
+    );
+    assert!(
+        objects
+            .iter()
+            .filter(|o| o["metadata"]["namespace"].is_string())
+            .all(|o| namespace(o) == NAMESPACE),
+        "every namespaced object lands in {NAMESPACE}"
+    );
+    validate_with_kubernetes_schemas(&committed, &objects);
+}
+
+#[test]
+fn chart_copies_of_rules_and_dashboards_match_deploy() {
+    for (source, copy, suffix) in [
+        ("deploy/prometheus", "charts/strom/files/prometheus", ".rules.yaml"),
+        ("deploy/grafana", "charts/strom/files/grafana", ".json"),
+    ] {
+        let names = |dir: &str| -> BTreeMap<String, Vec<u8>> {
+            let Ok(entries) = std::fs::read_dir(repo_root().join(dir)) else {
+                return BTreeMap::new();
+            };
+            entries
+                .map(|e| e.expect("reading a directory entry").path())
+                .filter(|p| p.to_str().is_some_and(|n| n.ends_with(suffix)))
+                .map(|p| {
+                    let bytes = std::fs::read(&p).expect("reading a file");
+                    (p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(), bytes)
+                })
+                .collect()
+        };
+        let originals = names(source);
+        let copies = names(copy);
+        assert!(!originals.is_empty(), "{source} holds no *{suffix} file");
+        assert_eq!(
+            originals.keys().collect::<Vec<_>>(),
+            copies.keys().collect::<Vec<_>>(),
+            "{copy} must hold exactly the files of {source}: run {RENDER_SCRIPT}"
+        );
+        for (file, bytes) in &originals {
+            assert!(
+                copies[file] == *bytes,
+                "{copy}/{file} differs from {source}/{file}: run {RENDER_SCRIPT}"
+            );
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Static checks of the shipped Grafana dashboards (`deploy/grafana`) and Prometheus files
+//! (`deploy/prometheus`): what Grafana and Prometheus need to load and show them, and what an
+//! operator needs to act on an alert. `e2e/tests/observability.rs` runs the same queries and
+//! rules against a real broker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use serde_json::{Value, json};
+use strom_e2e::observability::{
+    PrometheusProcess, dashboard_queries, dashboards, metric_names, panels, prometheus_dir,
+    rule_files, substitute_variables, variable_names,
+};
+use strom_e2e::{repo_root, tool, wait_until};
+
+/// Metrics the dashboards and rules may read that the broker does not define, and who does.
+const EXTERNAL_METRICS: [(&str, &str); 7] = [
+    ("up", "Prometheus, for every scrape target"),
+    ("kubelet_volume_stats_available_bytes", "the kubelet, for every mounted PersistentVolumeClaim"),
+    ("kubelet_volume_stats_capacity_bytes", "the kubelet, for every mounted PersistentVolumeClaim"),
+    ("strom_operator_reconciles_total", "the operator's /metrics"),
+    ("strom_operator_reconcile_errors_total", "the operator's /metrics"),
+    ("strom_operator_reconcile_duration_seconds_bucket", "the operator's /metrics"),
+    ("strom_operator_operations_in_progress", "the operator's /metrics"),
+];
+
+/// The metric names `broker/src/metrics.rs` registers: every string literal that is the first
+/// argument of a registration helper, plus the series a histogram family exposes.
+fn broker_metric_names() -> anyhow::Result<BTreeSet<String>> {
+    let source = std::fs::read_to_string(repo_root().join("broker/src/metrics.rs"))
+        .context("reading broker/src/metrics.rs")?;
+    let mut names = BTreeSet::new();
+    for literal in source.split('"').skip(1).step_by(2) {
+        let is_name = (literal.starts_with("kafka_") || literal.starts_with("strom_"))
+            && literal.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if is_name {
+            names.insert(literal.to_owned());
+        }
+    }
+    ensure!(names.len() > 20, "found only {names:?} in broker/src/metrics.rs");
+    for histogram in ["strom_request_duration_seconds"] {
+        ensure!(names.contains(histogram), "histogram {histogram} is not registered");
+        for suffix in ["_bucket", "_sum", "_count"] {
+            names.insert(format!("{histogram}{suffix}"));
+        }
+    }
+    Ok(names)
+}
+
+fn check_known_metrics(origin: &str, expr: &str, known: &BTreeSet<String>) -> Vec<String> {
+    metric_names(expr)
+        .into_iter()
+        .filter(|name| !known.contains(name) && !EXTERNAL_METRICS.iter().any(|(n, _)| n == name))
+        .map(|name| format!("{origin}: metric {name} is neither defined in broker/src/metrics.rs nor external"))
+        .collect()
+}
+
+fn prometheus_datasource() -> Value {
+    json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+#[test]
+fn dashboards_are_complete_and_use_the_datasource_variable() -> anyhow::Result<()> {
+    let known = broker_metric_names()?;
+    let all = dashboards()?;
+    let names: BTreeSet<&str> = all.iter().map(|(name, _)| name.as_str()).collect();
+    for wanted in ["strom-cluster.json", "strom-topics.json", "strom-consumer-groups.json", "strom-operator.json"] {
+        ensure!(names.contains(wanted), "deploy/grafana/{wanted} is missing");
+    }
+
+    let mut problems = Vec::new();
+    let mut uids = BTreeSet::new();
+    for (file, dashboard) in &all {
+        let uid = dashboard["uid"].as_str().unwrap_or_default();
+        if uid.is_empty() || !uids.insert(uid.to_owned()) {
+            problems.push(format!("{file}: uid {uid:?} is empty or not unique"));
+        }
+        if dashboard["title"].as_str().unwrap_or_default().is_empty() {
+            problems.push(format!("{file}: no title"));
+        }
+        problems.extend(variable_problems(file, dashboard));
+
+        let mut ids = BTreeSet::new();
+        let found = panels(dashboard);
+        if found.is_empty() {
+            problems.push(format!("{file}: no panels"));
+        }
+        for panel in found {
+            let title = panel["title"].as_str().unwrap_or_default();
+            let at = format!("{file} › {title:?}");
+            if title.is_empty() {
+                problems.push(format!("{at}: panel {} has no title", panel["id"]));
+            }
+            if !panel["id"].as_i64().is_some_and(|id| ids.insert(id)) {
+                problems.push(format!("{at}: id {} missing or duplicated", panel["id"]));
+            }
+            if panel["datasource"] != prometheus_datasource() {
+                problems.push(format!("{at}: datasource is {} instead of the ${{datasource}} variable", panel["datasource"]));
+            }
+            if panel["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or_default().is_empty() {
+                problems.push(format!("{at}: no fieldConfig.defaults.unit"));
+            }
+            if panel["description"].as_str().unwrap_or_default().is_empty() {
+                problems.push(format!("{at}: no description"));
+            }
+            let grid = &panel["gridPos"];
+            if !(grid["w"].as_i64().is_some_and(|w| w > 0 && w <= 24) && grid["h"].as_i64().is_some_and(|h| h > 0)) {
+                problems.push(format!("{at}: bad gridPos {grid}"));
+            }
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            if targets.is_empty() {
+                problems.push(format!("{at}: no query"));
+            }
+            for target in &targets {
+                if target["expr"].as_str().unwrap_or_default().trim().is_empty() {
+                    problems.push(format!("{at}: target {} has no expr", target["refId"]));
+                }
+                if target.get("datasource").is_some_and(|d| *d != prometheus_datasource()) {
+                    problems.push(format!("{at}: target {} has datasource {}", target["refId"], target["datasource"]));
+                }
+            }
+        }
+
+        let variables = variable_names(dashboard);
+        for query in dashboard_queries(file, dashboard) {
+            match substitute_variables(&query.raw, &variables) {
+                Ok(expr) => problems.extend(check_known_metrics(&query.origin, &expr, &known)),
+                Err(e) => problems.push(format!("{}: {e}", query.origin)),
+            }
+        }
+    }
+    ensure!(problems.is_empty(), "dashboard problems:\n{}", problems.join("\n"));
+    Ok(())
+}
+
+/// The datasource variable, and `namespace` (every dashboard) and `cluster` (broker
+/// dashboards) variables that list label values and match everything when the label is absent.
+fn variable_problems(file: &str, dashboard: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let list = dashboard["templating"]["list"].as_array().cloned().unwrap_or_default();
+    let by_name: BTreeMap<&str, &Value> =
+        list.iter().filter_map(|v| v["name"].as_str().map(|n| (n, v))).collect();
+    match by_name.get("datasource") {
+        Some(ds) if ds["type"] == "datasource" && ds["query"] == "prometheus" => {}
+        other => problems.push(format!("{file}: no `datasource` variable of type datasource/prometheus: {other:?}")),
+    }
+    let mut required = vec!["namespace"];
+    if file != "strom-operator.json" {
+        required.push("cluster");
+    }
+    for name in required {
+        if !by_name.contains_key(name) {
+            problems.push(format!("{file}: no `{name}` variable"));
+        }
+    }
+    for variable in list.iter().filter(|v| v["type"] == "query") {
+        let name = variable["name"].as_str().unwrap_or("?");
+        let definition = variable["definition"].as_str().unwrap_or_default();
+        if !definition.starts_with("label_values(") {
+            problems.push(format!("{file}: variable ${name} is not label_values-based: {definition:?}"));
+        }
+        if variable["datasource"] != prometheus_datasource() {
+            problems.push(format!("{file}: variable ${name} does not use the ${{datasource}} variable"));
+        }
+        if variable["includeAll"] != true || variable["allValue"] != ".*" {
+            problems.push(format!("{file}: variable ${name} needs includeAll with allValue \".*\""));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_rule_has_severity_summary_and_description() -> anyhow::Result<()> {
+    let known = broker_metric_names()?;
+    let files = rule_files()?;
+    let names: BTreeSet<String> =
+        files.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    for wanted in ["strom.rules.yaml", "operator.rules.yaml"] {
+        ensure!(names.contains(wanted), "deploy/prometheus/{wanted} is missing");
+    }
+
+    // Prometheus itself parses the rule files and reports every rule as JSON.
+    let rule_list: String = files.iter().map(|p| format!("  - {}\n", p.display())).collect();
+    let prometheus = PrometheusProcess::start(&format!(
+        "global:\n  evaluation_interval: 1s\nrule_files:\n{rule_list}scrape_configs: []\n"
+    ))?;
+    let rules = wait_until("every rule evaluated once", Duration::from_secs(30), || {
+        let data = prometheus.api("/api/v1/rules").ok()?;
+        let rules: Vec<Value> = data["groups"]
+            .as_array()?
+            .iter()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let evaluated = rules.iter().all(|r| !r["lastEvaluation"].as_str().unwrap_or("0001").starts_with("0001"));
+        (evaluated && !rules.is_empty()).then_some(rules)
+    })?;
+
+    let mut problems = Vec::new();
+    for rule in &rules {
+        let name = rule["name"].as_str().unwrap_or("?");
+        if rule["type"] != "alerting" {
+            problems.push(format!("{name}: not an alerting rule"));
+            continue;
+        }
+        match rule["labels"]["severity"].as_str() {
+            Some("critical" | "warning" | "info") => {}
+            other => problems.push(format!("{name}: severity {other:?} is not critical, warning or info")),
+        }
+        for annotation in ["summary", "description"] {
+            if rule["annotations"][annotation].as_str().unwrap_or_default().trim().len() < 10 {
+                problems.push(format!("{name}: no {annotation}"));
+            }
+        }
+        if rule["annotations"].get("runbook_url").is_some() {
+            problems.push(format!("{name}: points at a runbook instead of describing the fix"));
+        }
+        if rule["health"] != "ok" {
+            problems.push(format!("{name}: health {} ({})", rule["health"], rule["lastError"]));
+        }
+        let expr = rule["query"].as_str().unwrap_or_default();
+        problems.extend(check_known_metrics(name, expr, &known));
+    }
+    ensure!(rules.len() >= 12, "expected at least 12 rules, Prometheus loaded {}", rules.len());
+    ensure!(problems.is_empty(), "rule problems:\n{}", problems.join("\n"));
+    Ok(())
+}
+
+fn run_promtool(args: &[&str], dir: &Path) -> anyhow::Result<()> {
+    let promtool = tool("promtool")?;
+    let output = Command::new(&promtool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("running {}", promtool.display()))?;
+    ensure!(
+        output.status.success(),
+        "promtool {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn promtool_checks_the_rule_files() -> anyhow::Result<()> {
+    let files: Vec<String> = rule_files()?.iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["check", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    run_promtool(&args, &prometheus_dir())
+}
+
+/// The alerts fire on the series they are meant for, with rendered text, and stay quiet on
+/// the near misses next to them (`e2e/testdata/observability/*.rules.test.yaml`).
+#[test]
+fn alert_rules_pass_their_promtool_unit_tests() -> anyhow::Result<()> {
+    let dir = repo_root().join("e2e/testdata/observability");
+    run_promtool(&["test", "rules", "strom.rules.test.yaml", "operator.rules.test.yaml"], &dir)
+}
+
+/// Debian's Prometheus is built without Kubernetes service discovery, so the example's
+/// `kubernetes_sd_configs` are swapped for static targets before `promtool check config`; the
+/// relabeling and everything else is checked as written.
+#[test]
+fn the_example_scrape_config_is_valid() -> anyhow::Result<()> {
+    let dir = prometheus_dir();
+    let example = std::fs::read_to_string(dir.join("scrape-config.example.yaml"))?;
+    let kubernetes_sd = "    kubernetes_sd_configs:\n      - role: pod\n";
+    ensure!(
+        example.matches(kubernetes_sd).count() == 2,
+        "expected the broker and operator jobs to use kubernetes_sd_configs with role pod"
+    );
+    let checkable = example.replace(kubernetes_sd, "    static_configs:\n      - targets: [\"127.0.0.1:9404\"]\n");
+    let temp = tempfile::tempdir()?;
+    for rules in rule_files()? {
+        let name = rules.file_name().context("rule file name")?;
+        std::fs::copy(&rules, temp.path().join(name))?;
+    }
+    std::fs::write(temp.path().join("scrape-config.yaml"), checkable)?;
+    run_promtool(&["check", "config", "scrape-config.yaml"], temp.path())
+}

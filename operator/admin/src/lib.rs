@@ -1,0 +1,116 @@
+//! A small Kafka admin client over the standard wire protocol.
+//!
+//! The Strom operator manages topics the way any Kafka tool does, with no side channel into
+//! the broker, so it works against any Kafka-compatible broker. This crate is that client:
+//! async (tokio), one request at a time per connection, every message encoded and decoded by
+//! the `kafka-protocol` crate.
+//!
+//! - [`BrokerAdmin`] is the capability the operator's reconcilers use: describe, create, grow,
+//!   reconfigure and delete a topic. [`KafkaAdmin`] implements it.
+//! - [`KafkaAdmin::send`] and [`KafkaAdmin::send_to`] send any [`AdminRequest`] at the
+//!   negotiated version, to any broker, the controller or one broker by node id; day-2
+//!   operations (AlterPartitionReassignments, DescribeLogDirs, ...) build on them.
+//! - [`AdminError`] says what failed; [`error_name`] maps Kafka error codes to Kafka's names.
+//!
+//! Layout: `connection` (framing, correlation ids, ApiVersions negotiation on one socket),
+//! `versions` (per-API version choice), `request` (the [`AdminRequest`] trait and the requests
+//! it covers), `client` (bootstrap, per-broker connections, routing to the controller),
+//! `topics` (the [`BrokerAdmin`] operations), `topic_id` (Kafka's text form of topic ids),
+//! `error`.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), strom_admin::AdminError> {
+//! use std::collections::BTreeMap;
+//! use std::time::Duration;
+//! use strom_admin::{BrokerAdmin, KafkaAdmin};
+//!
+//! let admin = KafkaAdmin::connect("127.0.0.1:9092", Duration::from_secs(10)).await?;
+//! let configs = BTreeMap::from([("retention.ms".to_owned(), "86400000".to_owned())]);
+//! let topic_id = admin.create_topic("orders", 6, 3, &configs).await?;
+//! let observed = admin.describe_topic("orders").await?;
+//! # let _ = (topic_id, observed);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+mod client;
+mod connection;
+mod error;
+mod request;
+mod topic_id;
+mod topics;
+mod versions;
+
+#[cfg(test)]
+mod fake_broker;
+#[cfg(test)]
+mod tests;
+
+pub use client::{KafkaAdmin, Target};
+pub use error::{AdminError, error_name};
+pub use kafka_protocol::ResponseError;
+pub use kafka_protocol::protocol::VersionRange;
+pub use request::AdminRequest;
+
+/// A topic as the brokers report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedTopic {
+    /// The topic name.
+    pub name: String,
+    /// The topic id in Kafka's text form (22 characters of URL-safe base64, as
+    /// `kafka-topics.sh --describe` prints it); empty when the broker predates topic ids.
+    pub topic_id: String,
+    /// The number of partitions.
+    pub partitions: i32,
+    /// The replica count of the lowest partition, as `kafka-topics.sh` reports it.
+    pub replication_factor: i16,
+    /// Only the configs set on the topic itself (source `DYNAMIC_TOPIC_CONFIG`), not broker
+    /// or static defaults, so they compare directly with a topic spec.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The Kafka admin operations the operator's topic reconciler needs.
+pub trait BrokerAdmin: Send + Sync {
+    /// Metadata (without auto-creation) then DescribeConfigs. `None` when the topic does not
+    /// exist (`UNKNOWN_TOPIC_OR_PARTITION`).
+    fn describe_topic(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<ObservedTopic>, AdminError>> + Send;
+
+    /// CreateTopics on the controller; returns the new topic's id (see
+    /// [`ObservedTopic::topic_id`]). An existing topic fails with `TOPIC_ALREADY_EXISTS`.
+    fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> impl Future<Output = Result<String, AdminError>> + Send;
+
+    /// CreatePartitions on the controller, growing the topic to `total` partitions. Kafka
+    /// never shrinks a topic: a `total` not above the current count fails with
+    /// `INVALID_PARTITIONS`.
+    fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send;
+
+    /// IncrementalAlterConfigs: SET each of `set`, DELETE (back to the default) each of
+    /// `delete`, in one request. Configs named in neither keep their value. Nothing is sent
+    /// when both are empty.
+    fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: &BTreeMap<String, String>,
+        delete: &BTreeSet<String>,
+    ) -> impl Future<Output = Result<(), AdminError>> + Send;
+
+    /// DeleteTopics on the controller. A topic that does not exist counts as deleted, so a
+    /// finalizer can call this again after a partial failure.
+    fn delete_topic(&self, name: &str) -> impl Future<Output = Result<(), AdminError>> + Send;
+}

@@ -1,0 +1,24 @@
+//! The PodDisruptionBudget: voluntary evictions (node drains) take one broker at a time, so a
+//! partition with replication factor 3 never loses two replicas to maintenance at once.
+
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use strom_crds::Cluster;
+
+use super::{child_meta, selector_labels, stateful_set_name};
+
+/// The PodDisruptionBudget `<cluster>-broker` with `maxUnavailable: 1`.
+pub fn pod_disruption_budget(cluster: &Cluster) -> PodDisruptionBudget {
+    let name = cluster.name_any();
+    PodDisruptionBudget {
+        metadata: child_meta(cluster, stateful_set_name(&name)),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(LabelSelector { match_labels: Some(selector_labels(&name)), ..LabelSelector::default() }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    }
+}

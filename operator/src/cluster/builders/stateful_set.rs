@@ -1,0 +1,313 @@
+//! The broker StatefulSet, built to the broker container contract:
+//!
+//! - entrypoint `/strom-broker`, args `--config /etc/strom/server.properties --data-dir
+//!   /var/lib/strom --listen 0.0.0.0:<port> --advertised-listener
+//!   $(POD_NAME).<headless>.<ns>.svc:<port> --admin-listen 0.0.0.0:9404 --node-id ordinal`
+//!   (`ordinal`: the broker takes its node id from the trailing `-N` of `POD_NAME`);
+//! - `POD_NAME`, `POD_NAMESPACE` from the downward API;
+//! - ports `kafka` and `admin` (9404: `/metrics`, `/healthz` liveness, `/readyz` readiness);
+//! - uid 65532, read-only root filesystem, data volume at `/var/lib/strom`.
+//!
+//! `updateStrategy: OnDelete`: a changed template restarts nothing by itself, the operator
+//! decides the restart order (controllers last, one broker at a time).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
+    WeightedPodAffinityTerm,
+};
+use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use strom_crds::Cluster;
+use strom_crds::cluster::ADMIN_PORT;
+
+use super::config_map::server_properties;
+use super::{
+    BuildDefaults, broker_version, child_meta, common_labels, config_map_name, headless_service_name,
+    resolve_image, selector_labels, stateful_set_name,
+};
+
+/// Pod annotation with a hash of `server.properties`, so a config change shows as a template
+/// change (and the restart planner sees which pods run an old config).
+pub const CONFIG_HASH_ANNOTATION: &str = "strom.io/config-hash";
+/// Pod label with the Strom version the pod runs.
+pub const VERSION_LABEL: &str = "strom.io/version";
+
+/// uid and gid of the broker process (the image's non-root user).
+const BROKER_UID: i64 = 65532;
+/// Time a broker gets to hand over partition leadership and flush before SIGKILL.
+const TERMINATION_GRACE_SECONDS: i64 = 120;
+const DATA_VOLUME: &str = "data";
+const DATA_DIR: &str = "/var/lib/strom";
+const CONFIG_VOLUME: &str = "config";
+const CONFIG_DIR: &str = "/etc/strom";
+const TMP_VOLUME: &str = "tmp";
+
+/// The StatefulSet `<cluster>-broker`.
+pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet {
+    let name = cluster.name_any();
+    let spec = &cluster.spec;
+    let selector = selector_labels(&name);
+
+    let mut pod_labels = spec.template.as_ref().map(|t| t.labels.clone()).unwrap_or_default();
+    // Ours last: the selector labels must win over user labels or the StatefulSet loses its pods.
+    pod_labels.extend(common_labels(&name));
+    pod_labels.insert(VERSION_LABEL.to_owned(), broker_version(cluster, defaults));
+
+    let mut pod_annotations = spec.template.as_ref().map(|t| t.annotations.clone()).unwrap_or_default();
+    pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash(&server_properties(&spec.config)));
+    if spec.metrics.enabled {
+        pod_annotations.insert("prometheus.io/scrape".to_owned(), "true".to_owned());
+        pod_annotations.insert("prometheus.io/port".to_owned(), ADMIN_PORT.to_string());
+        pod_annotations.insert("prometheus.io/path".to_owned(), "/metrics".to_owned());
+    }
+
+    let template = spec.template.clone().unwrap_or_default();
+    let pod_spec = PodSpec {
+        containers: vec![broker_container(cluster, defaults)],
+        // The broker never talks to the Kubernetes API.
+        automount_service_account_token: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(BROKER_UID),
+            run_as_group: Some(BROKER_UID),
+            fs_group: Some(BROKER_UID),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), ..SeccompProfile::default() }),
+            ..PodSecurityContext::default()
+        }),
+        affinity: Some(template.affinity.clone().unwrap_or_else(|| default_affinity(cluster))),
+        topology_spread_constraints: spec.rack.as_ref().map(|rack| {
+            vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: rack.topology_key.clone(),
+                when_unsatisfiable: "DoNotSchedule".to_owned(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    ..LabelSelector::default()
+                }),
+                ..TopologySpreadConstraint::default()
+            }]
+        }),
+        node_selector: non_empty_map(template.node_selector),
+        tolerations: non_empty_vec::<Toleration>(template.tolerations),
+        priority_class_name: template.priority_class_name,
+        volumes: Some(vec![
+            Volume {
+                name: CONFIG_VOLUME.to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: config_map_name(&name),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: TMP_VOLUME.to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+        ]),
+        ..PodSpec::default()
+    };
+
+    let delete_policy = if spec.storage.delete_claim { "Delete" } else { "Retain" };
+    StatefulSet {
+        metadata: child_meta(cluster, stateful_set_name(&name)),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(spec.replicas),
+            service_name: Some(headless_service_name(&name)),
+            // Brokers start together: the controller quorum needs a majority of voters up
+            // before any broker becomes ready, which ordered start-up would never reach.
+            pod_management_policy: Some("Parallel".to_owned()),
+            update_strategy: Some(StatefulSetUpdateStrategy {
+                type_: Some("OnDelete".to_owned()),
+                ..StatefulSetUpdateStrategy::default()
+            }),
+            selector: LabelSelector { match_labels: Some(selector), ..LabelSelector::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(DATA_VOLUME.to_owned()),
+                    labels: Some(common_labels(&name)),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                    storage_class_name: spec.storage.storage_class_name.clone(),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_owned(),
+                            Quantity(spec.storage.size.clone()),
+                        )])),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                ..PersistentVolumeClaim::default()
+            }]),
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some(delete_policy.to_owned()),
+                // A scale-down only happens after the broker's replicas moved away; its volume
+                // is kept so a scale-up again reuses it.
+                when_scaled: Some("Retain".to_owned()),
+            }),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    let port = cluster.spec.listeners.port;
+    let image = resolve_image(cluster, defaults);
+    let advertised = format!("$(POD_NAME).{}.{namespace}.svc:{port}", headless_service_name(&name));
+    let args = [
+        "--config",
+        &format!("{CONFIG_DIR}/{}", super::SERVER_PROPERTIES),
+        "--data-dir",
+        DATA_DIR,
+        "--listen",
+        &format!("0.0.0.0:{port}"),
+        "--advertised-listener",
+        &advertised,
+        "--admin-listen",
+        &format!("0.0.0.0:{ADMIN_PORT}"),
+        "--node-id",
+        "ordinal",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+
+    Container {
+        name: "broker".to_owned(),
+        image: Some(image.reference),
+        image_pull_policy: image.pull_policy.map(|p| p.as_str().to_owned()),
+        command: Some(vec!["/strom-broker".to_owned()]),
+        args: Some(args),
+        env: Some(vec![field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace")]),
+        ports: Some(vec![
+            ContainerPort { name: Some("kafka".to_owned()), container_port: port, protocol: Some("TCP".to_owned()), ..ContainerPort::default() },
+            ContainerPort { name: Some("admin".to_owned()), container_port: ADMIN_PORT, protocol: Some("TCP".to_owned()), ..ContainerPort::default() },
+        ]),
+        resources: cluster.spec.resources.clone(),
+        // Log recovery after an unclean stop can take a while; liveness must not kill it.
+        startup_probe: Some(http_probe("/healthz", 5, 60)),
+        liveness_probe: Some(http_probe("/healthz", 10, 3)),
+        readiness_probe: Some(http_probe("/readyz", 5, 3)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount { name: DATA_VOLUME.to_owned(), mount_path: DATA_DIR.to_owned(), ..VolumeMount::default() },
+            VolumeMount {
+                name: CONFIG_VOLUME.to_owned(),
+                mount_path: CONFIG_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            VolumeMount { name: TMP_VOLUME.to_owned(), mount_path: "/tmp".to_owned(), ..VolumeMount::default() },
+        ]),
+        ..Container::default()
+    }
+}
+
+/// Preferred (not required) anti-affinity: one broker per node, and per rack when rack
+/// awareness is on, without leaving pods pending on small clusters.
+fn default_affinity(cluster: &Cluster) -> Affinity {
+    let selector = LabelSelector {
+        match_labels: Some(selector_labels(&cluster.name_any())),
+        ..LabelSelector::default()
+    };
+    let mut terms = vec![WeightedPodAffinityTerm {
+        weight: 100,
+        pod_affinity_term: PodAffinityTerm {
+            label_selector: Some(selector.clone()),
+            topology_key: "kubernetes.io/hostname".to_owned(),
+            ..PodAffinityTerm::default()
+        },
+    }];
+    if let Some(rack) = &cluster.spec.rack {
+        terms.push(WeightedPodAffinityTerm {
+            weight: 50,
+            pod_affinity_term: PodAffinityTerm {
+                label_selector: Some(selector),
+                topology_key: rack.topology_key.clone(),
+                ..PodAffinityTerm::default()
+            },
+        });
+    }
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(terms),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    }
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: field_path.to_owned(), ..ObjectFieldSelector::default() }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn http_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_owned()),
+            port: IntOrString::String("admin".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period_seconds),
+        failure_threshold: Some(failure_threshold),
+        timeout_seconds: Some(3),
+        ..Probe::default()
+    }
+}
+
+fn non_empty_map(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
+}
+
+fn non_empty_vec<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+/// FNV-1a of the config text: stable across builds and Rust versions (unlike `DefaultHasher`),
+/// so the annotation only changes when the config does.
+fn config_hash(text: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
