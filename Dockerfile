@@ -86,7 +86,6 @@ USER 65532:65532
 # 8080: /metrics, /healthz, /readyz.
 EXPOSE 8080
 ENTRYPOINT ["/strom-operator"]
-CMD ["--metrics-listen", "0.0.0.0:8080"]
 
 # ---------------------------------------------------------------------------------------------
 # Images from binaries in the build context (BIN_DIR).

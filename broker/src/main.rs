@@ -6,6 +6,14 @@
 
 use std::io::Write;
 
+/// jemalloc maps very large allocations with `MAP_NORESERVE` where the kernel overcommits, so a
+/// request whose array length claims billions of elements (the codec reserves the claimed
+/// capacity before it finds the frame too short) gets address space that is never touched and
+/// fails to decode with an error — instead of the system allocator's refusal aborting the
+/// process. `tests/bad_input.rs` in `e2e` sends exactly such frames.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use anyhow::Context;
 use clap::Parser;
 use strom_broker::config::{BrokerConfig, Cli};

@@ -42,14 +42,17 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use prometheus::core::Collector;
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 mod api_names;
+mod handles;
 
 use api_names::API_NAMES;
 pub use api_names::{UNKNOWN_API, api_name};
+use handles::TopicCounters;
+pub use handles::{ApiMetrics, IsrState, PartitionGauges, TopicMetrics};
 
 /// Content type of [`BrokerMetrics::encode`]'s output, for the HTTP response.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -165,160 +168,6 @@ struct ApiFamilies {
     duration: HistogramVec,
     requests: IntCounterVec,
     errors: IntCounterVec,
-}
-
-/// The counters of one topic (or of the all-topics aggregate).
-#[derive(Debug, Clone)]
-struct TopicCounters {
-    bytes_in: IntCounter,
-    bytes_out: IntCounter,
-    messages_in: IntCounter,
-    produce_requests: IntCounter,
-    fetch_requests: IntCounter,
-    failed_produce_requests: IntCounter,
-    failed_fetch_requests: IntCounter,
-}
-
-/// Resolved `BrokerTopicMetrics` counters of one topic; every update also moves the
-/// all-topics series. Cache one per topic and drop it when [`BrokerMetrics::remove_topic`] is
-/// called: updates through a handle of a removed topic are no longer exported.
-#[derive(Debug, Clone)]
-pub struct TopicMetrics {
-    topic: TopicCounters,
-    all: TopicCounters,
-}
-
-impl TopicMetrics {
-    /// Bytes of record batches appended by producers (the batch as sent, header included;
-    /// replication traffic is not counted, as in Kafka's `BytesInPerSec`).
-    pub fn bytes_in(&self, n: u64) {
-        self.topic.bytes_in.inc_by(n);
-        self.all.bytes_in.inc_by(n);
-    }
-
-    /// Records appended by producers (the sum of the appended batches' record counts).
-    pub fn messages_in(&self, n: u64) {
-        self.topic.messages_in.inc_by(n);
-        self.all.messages_in.inc_by(n);
-    }
-
-    /// Bytes of record batches returned to consumers by Fetch (not to followers).
-    pub fn bytes_out(&self, n: u64) {
-        self.topic.bytes_out.inc_by(n);
-        self.all.bytes_out.inc_by(n);
-    }
-
-    /// One Produce request touched this topic (counted once per topic per request, as Kafka).
-    pub fn produce_request(&self) {
-        self.topic.produce_requests.inc();
-        self.all.produce_requests.inc();
-    }
-
-    /// One Fetch request touched this topic.
-    pub fn fetch_request(&self) {
-        self.topic.fetch_requests.inc();
-        self.all.fetch_requests.inc();
-    }
-
-    /// A Produce to this topic failed (any partition answered with an error code).
-    pub fn failed_produce(&self) {
-        self.topic.failed_produce_requests.inc();
-        self.all.failed_produce_requests.inc();
-    }
-
-    /// A Fetch from this topic failed.
-    pub fn failed_fetch(&self) {
-        self.topic.failed_fetch_requests.inc();
-        self.all.failed_fetch_requests.inc();
-    }
-}
-
-/// Resolved series of one Kafka API: `strom_requests_total`, `strom_request_errors_total` and
-/// the `strom_request_duration_seconds` histogram.
-#[derive(Debug, Clone)]
-pub struct ApiMetrics {
-    duration: Histogram,
-    requests: IntCounter,
-    errors: IntCounter,
-}
-
-impl ApiMetrics {
-    /// One request was answered after `seconds` (from its frame being read to its response
-    /// being queued for writing).
-    pub fn observe(&self, seconds: f64) {
-        self.duration.observe(seconds);
-        self.requests.inc();
-    }
-
-    /// The request was answered with an error (a top-level error code, or an error in any of
-    /// its topics or partitions). Call it in addition to [`ApiMetrics::observe`].
-    pub fn error(&self) {
-        self.errors.inc();
-    }
-}
-
-/// Resolved gauges of one replica of a `TopicPartition` hosted by this broker.
-///
-/// The log gauges describe the local replica. The replication-state gauges follow Kafka: the
-/// leader reports them and followers leave them at 0, so sums over brokers count a partition
-/// once.
-#[derive(Debug, Clone)]
-pub struct PartitionGauges {
-    log_size: IntGauge,
-    log_end_offset: IntGauge,
-    log_start_offset: IntGauge,
-    under_replicated: IntGauge,
-    under_min_isr: IntGauge,
-    at_min_isr: IntGauge,
-}
-
-impl PartitionGauges {
-    /// Bytes of the replica's segments on disk (`kafka_log_log_size`).
-    pub fn set_log_size(&self, bytes: u64) {
-        self.log_size.set(saturating_i64(bytes));
-    }
-
-    /// Offset the next appended record gets (`kafka_log_log_logendoffset`).
-    pub fn set_log_end_offset(&self, log_end_offset: i64) {
-        self.log_end_offset.set(log_end_offset);
-    }
-
-    /// First offset still in the log (`kafka_log_log_logstartoffset`).
-    pub fn set_log_start_offset(&self, log_start_offset: i64) {
-        self.log_start_offset.set(log_start_offset);
-    }
-
-    /// Replication state as seen by the leader: `isr_size` in-sync replicas out of `replicas`
-    /// assigned, against the topic's `min.insync.replicas`. A follower passes `None`, which
-    /// clears the gauges (Kafka reports these on the leader only).
-    pub fn set_isr_state(&self, state: Option<IsrState>) {
-        let (under_replicated, under_min_isr, at_min_isr) = match state {
-            Some(s) => (
-                s.isr_size < s.replicas,
-                s.isr_size < s.min_insync_replicas,
-                s.isr_size == s.min_insync_replicas,
-            ),
-            None => (false, false, false),
-        };
-        self.under_replicated.set(i64::from(under_replicated));
-        self.under_min_isr.set(i64::from(under_min_isr));
-        self.at_min_isr.set(i64::from(at_min_isr));
-    }
-}
-
-/// Sizes the leader of a partition compares for its replication-state gauges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IsrState {
-    /// Replicas assigned to the partition.
-    pub replicas: usize,
-    /// Replicas in the ISR (the leader included).
-    pub isr_size: usize,
-    /// The topic's `min.insync.replicas`.
-    pub min_insync_replicas: usize,
-}
-
-fn saturating_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn lock(series: &Mutex<SeriesIndex>) -> MutexGuard<'_, SeriesIndex> {

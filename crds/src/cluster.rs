@@ -36,6 +36,7 @@ pub const ADMIN_PORT: i32 = 9404;
     kind = "Cluster",
     plural = "clusters",
     namespaced,
+    doc = "A Strom cluster: brokers with persistent storage and a metadata quorum",
     status = "ClusterStatus",
     shortname = "stc",
     category = "strom",

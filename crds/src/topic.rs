@@ -29,6 +29,7 @@ pub const TOPIC_FINALIZER: &str = "strom.io/topic";
     kind = "Topic",
     plural = "topics",
     namespaced,
+    doc = "A Kafka topic on a Strom Cluster in the same namespace",
     status = "TopicStatus",
     shortname = "stt",
     category = "strom",

@@ -92,7 +92,10 @@ fn topic_lifecycle_through_the_admin_api() -> anyhow::Result<()> {
             "{err}"
         );
 
-        let set = configs(&[("retention.ms", "3600000"), ("cleanup.policy", "compact")]);
+        let set = configs(&[
+            ("retention.ms", "3600000"),
+            ("max.message.bytes", "2097152"),
+        ]);
         let delete = BTreeSet::from(["segment.bytes".to_owned()]);
         admin
             .alter_topic_configs("orders", &set, &delete)

@@ -59,10 +59,11 @@ fn require_python_modules() {
 /// `helm template` of the chart; `Err(stderr)` when helm refuses (bad values, `fail`).
 fn helm_template(values: &[&Path]) -> Result<String, String> {
     let mut command = Command::new(helm());
-    command
-        .args(["template", RELEASE])
-        .arg(chart_dir())
-        .args(["--namespace", NAMESPACE, "--include-crds"]);
+    command.args(["template", RELEASE]).arg(chart_dir()).args([
+        "--namespace",
+        NAMESPACE,
+        "--include-crds",
+    ]);
     for file in values {
         command.arg("--values").arg(file);
     }
@@ -93,7 +94,8 @@ fn write_temp(suffix: &str, contents: &str) -> tempfile::NamedTempFile {
         .suffix(suffix)
         .tempfile()
         .expect("creating a temporary file");
-    file.write_all(contents.as_bytes()).expect("writing a temporary file");
+    file.write_all(contents.as_bytes())
+        .expect("writing a temporary file");
     file.flush().expect("flushing a temporary file");
     file
 }
@@ -119,7 +121,11 @@ fn documents(yaml: &str) -> Vec<Value> {
         .write_all(yaml.as_bytes())
         .expect("feeding YAML to python3");
     let out = child.wait_with_output().expect("python3 finishes");
-    assert!(out.status.success(), "rendered YAML does not parse: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "rendered YAML does not parse: {}",
+        text(&out.stderr)
+    );
     match serde_json::from_slice(&out.stdout).expect("python3 prints JSON") {
         Value::Array(docs) => docs,
         other => panic!("expected a list of documents, got {other}"),
@@ -166,7 +172,13 @@ fn validate_with_kubernetes_schemas(yaml: &str, objects: &[Value]) {
     for version in KUBERNETES_VERSIONS {
         let out = output_of(
             Command::new("python3")
-                .args(["-m", "kubernetes_validate", "--strict", "--kubernetes-version", version])
+                .args([
+                    "-m",
+                    "kubernetes_validate",
+                    "--strict",
+                    "--kubernetes-version",
+                    version,
+                ])
                 .arg(file.path()),
             "kubernetes-validate",
         );
@@ -194,7 +206,9 @@ fn validate_with_kubernetes_schemas(yaml: &str, objects: &[Value]) {
         );
         for line in report.lines().filter(|l| l.starts_with("WARN")) {
             assert!(
-                CUSTOM_GROUPS.iter().any(|g| line.contains(&format!("api version {g}/"))),
+                CUSTOM_GROUPS
+                    .iter()
+                    .any(|g| line.contains(&format!("api version {g}/"))),
                 "unexpected warning from kubernetes-validate: {line}"
             );
         }
@@ -227,11 +241,20 @@ fn validate_custom_resource(object: &Value, crds: &[&Value]) {
     let crd = crds
         .iter()
         .find(|crd| crd["spec"]["group"] == group && crd["spec"]["names"]["kind"] == kind(object))
-        .unwrap_or_else(|| panic!("no CRD for {} {} in charts/strom/crds/", group, kind(object)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no CRD for {} {} in charts/strom/crds/",
+                group,
+                kind(object)
+            )
+        });
     let crd_file = write_temp(".json", &crd.to_string());
     let cr_file = write_temp(".json", &object.to_string());
     let out = output_of(
-        Command::new("python3").args(["-c", VALIDATE]).arg(crd_file.path()).arg(cr_file.path()),
+        Command::new("python3")
+            .args(["-c", VALIDATE])
+            .arg(crd_file.path())
+            .arg(cr_file.path()),
         "python3 jsonschema",
     );
     assert!(
@@ -261,66 +284,96 @@ fn args(deployment: &Value) -> Vec<String> {
         .collect()
 }
 
-/// (apiGroup, resource) pairs a set of PolicyRules grants `verb` on.
-fn granted(rules: &Value, verb: &str) -> BTreeSet<(String, String)> {
+/// One permission: (apiGroup, resource, verb).
+type Grant = (String, String, String);
+
+/// Every (apiGroup, resource, verb) a list of PolicyRules grants.
+fn grants(rules: &Value) -> BTreeSet<Grant> {
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s.as_str().expect("RBAC lists hold strings").to_string())
+            .collect()
+    };
     let mut out = BTreeSet::new();
-    for rule in rules.as_array().into_iter().flatten() {
-        let verbs = rule["verbs"].as_array().into_iter().flatten();
-        if !verbs.clone().any(|v| v == verb || v == "*") {
-            continue;
-        }
-        for group in rule["apiGroups"].as_array().into_iter().flatten() {
-            for resource in rule["resources"].as_array().into_iter().flatten() {
-                out.insert((
-                    group.as_str().unwrap_or_default().to_string(),
-                    resource.as_str().unwrap_or_default().to_string(),
-                ));
+    for rule in rules.as_array().expect("rules is a list") {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    out.insert((group.clone(), resource.clone(), verb));
+                }
             }
         }
     }
     out
 }
 
-fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-    list.iter().map(|(g, r)| (g.to_string(), r.to_string())).collect()
-}
-
-/// What the operator reads and writes in a namespace it watches (the operator's contract).
-fn assert_namespaced_permissions(rules: &Value, what: &str) {
-    let managed = pairs(&[
-        ("strom.io", "clusters"),
-        ("strom.io", "topics"),
-        ("apps", "statefulsets"),
-        ("", "services"),
-        ("", "configmaps"),
-        ("", "pods"),
-        ("", "persistentvolumeclaims"),
-        ("policy", "poddisruptionbudgets"),
-        ("monitoring.coreos.com", "servicemonitors"),
-    ]);
-    for verb in ["get", "list", "watch", "patch"] {
-        let have = granted(rules, verb);
-        let missing: Vec<_> = managed.difference(&have).collect();
-        assert!(missing.is_empty(), "{what} lacks {verb} on {missing:?}");
-    }
-    let subresources = pairs(&[
-        ("strom.io", "clusters/status"),
-        ("strom.io", "topics/status"),
-        ("strom.io", "clusters/finalizers"),
-        ("strom.io", "topics/finalizers"),
-    ]);
-    let have = granted(rules, "patch");
-    let missing: Vec<_> = subresources.difference(&have).collect();
-    assert!(missing.is_empty(), "{what} lacks patch on {missing:?}");
-    for verb in ["create", "patch"] {
-        assert!(
-            granted(rules, verb).contains(&("events.k8s.io".to_string(), "events".to_string())),
-            "{what} lacks {verb} on events.k8s.io events"
-        );
+/// The operator's own permission table, `RULES` in operator/src/rbac.rs, read from its source
+/// (one `PolicyRule { api_groups: &[..], resources: &[..], verbs: &[..] }` per line).
+fn operator_rbac_table() -> BTreeSet<Grant> {
+    let path = repo_root().join("operator/src/rbac.rs");
+    let source = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let list = |line: &str, field: &str| -> Vec<String> {
+        let start = line
+            .find(&format!("{field}: &["))
+            .unwrap_or_else(|| panic!("rbac.rs rule without {field}: {line}"));
+        let rest = &line[start + field.len() + 4..];
+        let end = rest.find(']').expect("a closing bracket");
+        // Raw items are quoted (`""` is the core group); an empty raw item is a trailing comma.
+        rest[..end]
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| item.trim_matches('"').to_string())
+            .collect()
+    };
+    let mut table = BTreeSet::new();
+    for line in source
+        .lines()
+        .filter(|l| l.trim_start().starts_with("PolicyRule {"))
+    {
+        for group in list(line, "api_groups") {
+            for resource in list(line, "resources") {
+                for verb in list(line, "verbs") {
+                    table.insert((group.clone(), resource.clone(), verb));
+                }
+            }
+        }
     }
     assert!(
-        !granted(rules, "get").contains(&("".to_string(), "secrets".to_string())),
-        "{what} must not read Secrets: the operator does not use them"
+        !table.is_empty(),
+        "no PolicyRule found in {}",
+        path.display()
+    );
+    table
+}
+
+/// The part of the operator's table whose resources are cluster-scoped, granted by the
+/// ClusterRole whatever the watch namespaces.
+fn is_cluster_scoped(grant: &Grant) -> bool {
+    grant.0 == "apiextensions.k8s.io"
+}
+
+/// The part granted only in the lease namespace.
+fn is_lease(grant: &Grant) -> bool {
+    grant.0 == "coordination.k8s.io"
+}
+
+fn subset(table: &BTreeSet<Grant>, keep: impl Fn(&Grant) -> bool) -> BTreeSet<Grant> {
+    table.iter().filter(|g| keep(g)).cloned().collect()
+}
+
+/// Fails listing what `rules` grants beyond `expected` and what it lacks.
+fn assert_grants(rules: &Value, expected: &BTreeSet<Grant>, what: &str) {
+    let actual = grants(rules);
+    let extra: Vec<_> = actual.difference(expected).collect();
+    let missing: Vec<_> = expected.difference(&actual).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "{what} must grant exactly its part of operator/src/rbac.rs (mirrored in \
+         charts/strom/templates/_helpers.tpl): extra {extra:?}, missing {missing:?}"
     );
 }
 
@@ -329,7 +382,10 @@ fn assert_restricted_pod_security(deployment: &Value) {
     let container = container(deployment);
     let context = &container["securityContext"];
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     assert_eq!(context["allowPrivilegeEscalation"], false);
     assert_eq!(context["readOnlyRootFilesystem"], true);
     assert_eq!(context["capabilities"]["drop"], json!(["ALL"]));
@@ -356,9 +412,15 @@ fn default_rendering_is_a_valid_cluster_wide_install() {
     let objects = documents(&yaml);
     validate_with_kubernetes_schemas(&yaml, &objects);
 
-    let crds: BTreeSet<&str> =
-        all_of(&objects, "CustomResourceDefinition").into_iter().map(name).collect();
-    assert_eq!(crds, BTreeSet::from(["clusters.strom.io", "topics.strom.io"]), "chart CRDs");
+    let crds: BTreeSet<&str> = all_of(&objects, "CustomResourceDefinition")
+        .into_iter()
+        .map(name)
+        .collect();
+    assert_eq!(
+        crds,
+        BTreeSet::from(["clusters.strom.io", "topics.strom.io"]),
+        "chart CRDs"
+    );
     assert!(
         objects.iter().all(|o| !is_custom(o)),
         "defaults render no custom resource (ServiceMonitor, PrometheusRule, Cluster are opt-in)"
@@ -390,40 +452,50 @@ fn default_rendering_is_a_valid_cluster_wide_install() {
         .iter()
         .map(|e| (e["name"].as_str().unwrap_or_default(), e))
         .collect();
-    assert_eq!(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
-    assert_eq!(env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+    assert_eq!(
+        env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
     assert_eq!(env["RUST_LOG"]["value"], "info");
-    assert_eq!(container(deployment)["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(container(deployment)["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(
+        container(deployment)["livenessProbe"]["httpGet"]["path"],
+        "/healthz"
+    );
+    assert_eq!(
+        container(deployment)["readinessProbe"]["httpGet"]["path"],
+        "/readyz"
+    );
 
     // The metrics Service selects exactly the operator pods and names the probe port.
     let service = find(&objects, "Service", "strom-operator-metrics");
     let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
     for (key, value) in service["spec"]["selector"].as_object().expect("selector") {
-        assert_eq!(&pod_labels[key], value, "Service selector {key} must match the pod labels");
+        assert_eq!(
+            &pod_labels[key], value,
+            "Service selector {key} must match the pod labels"
+        );
     }
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
 
-    // RBAC: namespaced permissions cluster-wide, the Lease only in the lease namespace.
+    // RBAC: exactly the operator's table; the Lease only in the lease namespace, the rest
+    // cluster-wide.
+    let table = operator_rbac_table();
     let cluster_role = find(&objects, "ClusterRole", "strom-operator");
-    assert_namespaced_permissions(&cluster_role["rules"], "the ClusterRole");
-    assert!(
-        granted(&cluster_role["rules"], "watch").contains(&(
-            "apiextensions.k8s.io".to_string(),
-            "customresourcedefinitions".to_string()
-        )),
-        "the operator watches its CRDs"
-    );
-    assert!(
-        !granted(&cluster_role["rules"], "get")
-            .contains(&("coordination.k8s.io".to_string(), "leases".to_string())),
-        "Leases are granted by a namespaced Role, not cluster-wide"
-    );
     let lease_role = find(&objects, "Role", "strom-operator-leader-election");
     assert_eq!(namespace(lease_role), NAMESPACE);
-    assert!(
-        granted(&lease_role["rules"], "update")
-            .contains(&("coordination.k8s.io".to_string(), "leases".to_string()))
+    assert_grants(
+        &cluster_role["rules"],
+        &subset(&table, |g| !is_lease(g)),
+        "the ClusterRole (no watch namespaces)",
+    );
+    assert_grants(
+        &lease_role["rules"],
+        &subset(&table, is_lease),
+        "the leader-election Role",
     );
     let service_account = find(&objects, "ServiceAccount", "strom-operator");
     for binding in [
@@ -474,11 +546,12 @@ fn full_values_render_namespaced_rbac_monitoring_dashboards_and_a_cluster() {
 
     // Watch namespaces: the ClusterRole keeps only cluster-scoped rules; each namespace gets a
     // Role with the namespaced ones, bound to the operator's ServiceAccount.
+    let table = operator_rbac_table();
     let cluster_role = find(&objects, "ClusterRole", "strom-test-operator");
-    assert_eq!(
-        granted(&cluster_role["rules"], "get"),
-        pairs(&[("apiextensions.k8s.io", "customresourcedefinitions")]),
-        "with watch namespaces the ClusterRole grants nothing namespaced"
+    assert_grants(
+        &cluster_role["rules"],
+        &subset(&table, is_cluster_scoped),
+        "the ClusterRole with watch namespaces (cluster-scoped rules only)",
     );
     let roles: Vec<&Value> = all_of(&objects, "Role")
         .into_iter()
@@ -487,7 +560,11 @@ fn full_values_render_namespaced_rbac_monitoring_dashboards_and_a_cluster() {
     let role_namespaces: Vec<&str> = roles.iter().map(|r| namespace(r)).collect();
     assert_eq!(role_namespaces, vec!["team-a", "team-b"]);
     for role in &roles {
-        assert_namespaced_permissions(&role["rules"], &format!("the Role in {}", namespace(role)));
+        assert_grants(
+            &role["rules"],
+            &subset(&table, |g| !is_cluster_scoped(g) && !is_lease(g)),
+            &format!("the Role in watch namespace {}", namespace(role)),
+        );
     }
     let bindings: Vec<&Value> = all_of(&objects, "RoleBinding")
         .into_iter()
@@ -499,20 +576,36 @@ fn full_values_render_namespaced_rbac_monitoring_dashboards_and_a_cluster() {
         assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
     }
     assert_eq!(
-        namespace(find(&objects, "Role", "strom-test-operator-leader-election")),
+        namespace(find(
+            &objects,
+            "Role",
+            "strom-test-operator-leader-election"
+        )),
         "strom-leases"
     );
 
     // The ServiceMonitor scrapes the metrics Service by its labels and port name.
     let service = find(&objects, "Service", "strom-test-operator-metrics");
     let monitor = find(&objects, "ServiceMonitor", "strom-test-operator");
-    for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().expect("selector") {
-        assert_eq!(&service["metadata"]["labels"][key], value, "ServiceMonitor selects {key}");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("selector")
+    {
+        assert_eq!(
+            &service["metadata"]["labels"][key], value,
+            "ServiceMonitor selects {key}"
+        );
     }
-    assert_eq!(monitor["spec"]["endpoints"][0]["port"], service["spec"]["ports"][0]["name"]);
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
-    assert_eq!(monitor["spec"]["namespaceSelector"]["matchNames"], json!([NAMESPACE]));
+    assert_eq!(
+        monitor["spec"]["namespaceSelector"]["matchNames"],
+        json!([NAMESPACE])
+    );
 
     assert_prometheus_rules_match_deploy(&objects);
     assert_dashboards_match_deploy(&objects);
@@ -529,12 +622,26 @@ fn full_values_render_namespaced_rbac_monitoring_dashboards_and_a_cluster() {
 fn assert_prometheus_rules_match_deploy(objects: &[Value]) {
     let rule_files = deploy_files("deploy/prometheus", ".rules.yaml");
     let rules = all_of(objects, "PrometheusRule");
-    assert_eq!(rules.len(), rule_files.len(), "one PrometheusRule per rule file");
+    assert_eq!(
+        rules.len(),
+        rule_files.len(),
+        "one PrometheusRule per rule file"
+    );
     let promtool = tool("promtool").unwrap_or_else(|e| panic!("{e:#}"));
     for file in rule_files {
-        let file_name = file.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name");
-        let stem = file_name.trim_end_matches(".rules.yaml").to_lowercase().replace(['_', '.'], "-");
-        let object = find(objects, "PrometheusRule", &format!("strom-test-{stem}-rules"));
+        let file_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 file name");
+        let stem = file_name
+            .trim_end_matches(".rules.yaml")
+            .to_lowercase()
+            .replace(['_', '.'], "-");
+        let object = find(
+            objects,
+            "PrometheusRule",
+            &format!("strom-test-{stem}-rules"),
+        );
         let source = std::fs::read_to_string(&file).expect("reading a rule file");
         let expected = documents(&source);
         assert_eq!(
@@ -543,7 +650,12 @@ fn assert_prometheus_rules_match_deploy(objects: &[Value]) {
         );
         // promtool reads the rule-file format; JSON is YAML, so the spec is written as is.
         let spec = write_temp(".rules.yaml", &object["spec"].to_string());
-        let out = output_of(Command::new(&promtool).args(["check", "rules"]).arg(spec.path()), "promtool");
+        let out = output_of(
+            Command::new(&promtool)
+                .args(["check", "rules"])
+                .arg(spec.path()),
+            "promtool",
+        );
         assert!(
             out.status.success(),
             "promtool check rules rejects the PrometheusRule from {file_name}:\n{}{}",
@@ -561,23 +673,38 @@ fn assert_dashboards_match_deploy(objects: &[Value]) {
         .into_iter()
         .filter(|c| c["metadata"]["labels"]["grafana_dashboard"] == "1")
         .collect();
-    assert_eq!(config_maps.len(), dashboards.len(), "one ConfigMap per dashboard");
+    assert_eq!(
+        config_maps.len(),
+        dashboards.len(),
+        "one ConfigMap per dashboard"
+    );
     for file in dashboards {
-        let file_name = file.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name");
+        let file_name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 file name");
         let config_map = config_maps
             .iter()
             .find(|c| c["data"].get(file_name).is_some())
             .unwrap_or_else(|| panic!("no ConfigMap holds {file_name}"));
         assert_eq!(namespace(config_map), "monitoring");
-        assert_eq!(config_map["metadata"]["annotations"]["grafana_folder"], "Strom");
+        assert_eq!(
+            config_map["metadata"]["annotations"]["grafana_folder"],
+            "Strom"
+        );
         let embedded: Value = serde_json::from_str(
-            config_map["data"][file_name].as_str().expect("dashboard data is a string"),
+            config_map["data"][file_name]
+                .as_str()
+                .expect("dashboard data is a string"),
         )
         .unwrap_or_else(|e| panic!("{file_name} in its ConfigMap is not JSON: {e}"));
         let original: Value =
             serde_json::from_slice(&std::fs::read(&file).expect("reading a dashboard"))
                 .unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()));
-        assert_eq!(embedded, original, "{file_name} must reach Grafana unchanged");
+        assert_eq!(
+            embedded, original,
+            "{file_name} must reach Grafana unchanged"
+        );
     }
 }
 
@@ -586,7 +713,11 @@ fn deploy_files(dir: &str, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join(dir))
         .unwrap_or_else(|e| panic!("cannot read {dir}: {e}"))
         .map(|entry| entry.expect("reading a directory entry").path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(suffix)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+        })
         .collect();
     files.sort();
     assert!(!files.is_empty(), "{dir} holds no *{suffix} file");
@@ -594,8 +725,12 @@ fn deploy_files(dir: &str, suffix: &str) -> Vec<PathBuf> {
 }
 
 fn chart_app_version() -> String {
-    let chart = std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("reading Chart.yaml");
-    documents(&chart)[0]["appVersion"].as_str().expect("Chart.yaml has appVersion").to_string()
+    let chart =
+        std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("reading Chart.yaml");
+    documents(&chart)[0]["appVersion"]
+        .as_str()
+        .expect("Chart.yaml has appVersion")
+        .to_string()
 }
 
 #[test]
@@ -603,14 +738,29 @@ fn values_schema_and_template_guards_reject_bad_values() {
     // (values, text the error must contain): each is a mistake a user makes.
     let cases: &[(&str, &str)] = &[
         ("watchNamespace: [team-a]\n", "watchNamespace"),
-        ("image:\n  repository: strom\n  pullPolicy: Sometimes\n", "pullPolicy"),
-        ("image:\n  repository: strom\n  pullPolicy: Always\n  digest: latest\n", "digest"),
+        (
+            "image:\n  repository: strom\n  pullPolicy: Sometimes\n",
+            "pullPolicy",
+        ),
+        (
+            "image:\n  repository: strom\n  pullPolicy: Always\n  digest: latest\n",
+            "digest",
+        ),
         ("logging:\n  level: info\n  format: xml\n", "format"),
-        ("leaderElection:\n  enabled: true\n  leaseName: x\n  leaseNamspace: y\n", "leaseNamspace"),
-        ("metrics:\n  serviceMonitor:\n    interval: soon\n", "interval"),
+        (
+            "leaderElection:\n  enabled: true\n  leaseName: x\n  leaseNamspace: y\n",
+            "leaseNamspace",
+        ),
+        (
+            "metrics:\n  serviceMonitor:\n    interval: soon\n",
+            "interval",
+        ),
         ("watchNamespaces: [Team_A]\n", "watchNamespaces"),
         ("cluster:\n  enabled: yes-please\n", "enabled"),
-        ("replicaCount: 2\nleaderElection:\n  enabled: false\n  leaseName: x\n", "leaderElection/enabled"),
+        (
+            "replicaCount: 2\nleaderElection:\n  enabled: false\n  leaseName: x\n",
+            "leaderElection/enabled",
+        ),
         ("serviceAccount:\n  create: false\n", "serviceAccount/name"),
     ];
     for (values, needle) in cases {
@@ -618,17 +768,30 @@ fn values_schema_and_template_guards_reject_bad_values() {
         let err = helm_template(&[file.path()])
             .err()
             .unwrap_or_else(|| panic!("helm template accepted bad values:\n{values}"));
-        assert!(err.contains(needle), "the error for\n{values}should name {needle}, got:\n{err}");
+        assert!(
+            err.contains(needle),
+            "the error for\n{values}should name {needle}, got:\n{err}"
+        );
         let lint = helm_lint(&[file.path()]);
-        assert!(!lint.status.success(), "helm lint accepted bad values:\n{values}");
+        assert!(
+            !lint.status.success(),
+            "helm lint accepted bad values:\n{values}"
+        );
     }
 }
 
 #[test]
 fn deploy_operator_yaml_is_the_chart_rendering() {
     let script = repo_root().join(RENDER_SCRIPT);
-    let out = output_of(Command::new("bash").arg(&script).arg("--print"), RENDER_SCRIPT);
-    assert!(out.status.success(), "{RENDER_SCRIPT} --print failed:\n{}", text(&out.stderr));
+    let out = output_of(
+        Command::new("bash").arg(&script).arg("--print"),
+        RENDER_SCRIPT,
+    );
+    assert!(
+        out.status.success(),
+        "{RENDER_SCRIPT} --print failed:\n{}",
+        text(&out.stderr)
+    );
     let fresh = text(&out.stdout);
     let committed = std::fs::read_to_string(repo_root().join("deploy/operator.yaml"))
         .unwrap_or_else(|e| panic!("deploy/operator.yaml: {e}; run {RENDER_SCRIPT}"));
@@ -659,7 +822,11 @@ fn deploy_operator_yaml_is_the_chart_rendering() {
 #[test]
 fn chart_copies_of_rules_and_dashboards_match_deploy() {
     for (source, copy, suffix) in [
-        ("deploy/prometheus", "charts/strom/files/prometheus", ".rules.yaml"),
+        (
+            "deploy/prometheus",
+            "charts/strom/files/prometheus",
+            ".rules.yaml",
+        ),
         ("deploy/grafana", "charts/strom/files/grafana", ".json"),
     ] {
         let names = |dir: &str| -> BTreeMap<String, Vec<u8>> {
@@ -671,7 +838,13 @@ fn chart_copies_of_rules_and_dashboards_match_deploy() {
                 .filter(|p| p.to_str().is_some_and(|n| n.ends_with(suffix)))
                 .map(|p| {
                     let bytes = std::fs::read(&p).expect("reading a file");
-                    (p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string(), bytes)
+                    (
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .unwrap_or_default()
+                            .to_string(),
+                        bytes,
+                    )
                 })
                 .collect()
         };
@@ -690,4 +863,27 @@ fn chart_copies_of_rules_and_dashboards_match_deploy() {
             );
         }
     }
+}
+
+#[test]
+fn chart_app_version_is_the_workspace_version() {
+    require_python_modules();
+    let manifest =
+        std::fs::read_to_string(repo_root().join("Cargo.toml")).expect("reading Cargo.toml");
+    let workspace_version = manifest
+        .split("[workspace.package]")
+        .nth(1)
+        .and_then(|section| {
+            section
+                .lines()
+                .find(|l| l.trim_start().starts_with("version"))
+        })
+        .and_then(|line| line.split('"').nth(1))
+        .expect("Cargo.toml has [workspace.package] version");
+    assert_eq!(
+        chart_app_version(),
+        workspace_version,
+        "charts/strom/Chart.yaml appVersion is the default image tag: it must name the version \
+         the workspace builds"
+    );
 }

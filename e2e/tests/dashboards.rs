@@ -19,12 +19,27 @@ use strom_e2e::{repo_root, tool, wait_until};
 /// Metrics the dashboards and rules may read that the broker does not define, and who does.
 const EXTERNAL_METRICS: [(&str, &str); 7] = [
     ("up", "Prometheus, for every scrape target"),
-    ("kubelet_volume_stats_available_bytes", "the kubelet, for every mounted PersistentVolumeClaim"),
-    ("kubelet_volume_stats_capacity_bytes", "the kubelet, for every mounted PersistentVolumeClaim"),
+    (
+        "kubelet_volume_stats_available_bytes",
+        "the kubelet, for every mounted PersistentVolumeClaim",
+    ),
+    (
+        "kubelet_volume_stats_capacity_bytes",
+        "the kubelet, for every mounted PersistentVolumeClaim",
+    ),
     ("strom_operator_reconciles_total", "the operator's /metrics"),
-    ("strom_operator_reconcile_errors_total", "the operator's /metrics"),
-    ("strom_operator_reconcile_duration_seconds_bucket", "the operator's /metrics"),
-    ("strom_operator_operations_in_progress", "the operator's /metrics"),
+    (
+        "strom_operator_reconcile_errors_total",
+        "the operator's /metrics",
+    ),
+    (
+        "strom_operator_reconcile_duration_seconds_bucket",
+        "the operator's /metrics",
+    ),
+    (
+        "strom_operator_operations_in_progress",
+        "the operator's /metrics",
+    ),
 ];
 
 /// The metric names `broker/src/metrics.rs` registers: every string literal that is the first
@@ -35,14 +50,22 @@ fn broker_metric_names() -> anyhow::Result<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     for literal in source.split('"').skip(1).step_by(2) {
         let is_name = (literal.starts_with("kafka_") || literal.starts_with("strom_"))
-            && literal.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            && literal
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if is_name {
             names.insert(literal.to_owned());
         }
     }
-    ensure!(names.len() > 20, "found only {names:?} in broker/src/metrics.rs");
+    ensure!(
+        names.len() > 20,
+        "found only {names:?} in broker/src/metrics.rs"
+    );
     for histogram in ["strom_request_duration_seconds"] {
-        ensure!(names.contains(histogram), "histogram {histogram} is not registered");
+        ensure!(
+            names.contains(histogram),
+            "histogram {histogram} is not registered"
+        );
         for suffix in ["_bucket", "_sum", "_count"] {
             names.insert(format!("{histogram}{suffix}"));
         }
@@ -54,7 +77,11 @@ fn check_known_metrics(origin: &str, expr: &str, known: &BTreeSet<String>) -> Ve
     metric_names(expr)
         .into_iter()
         .filter(|name| !known.contains(name) && !EXTERNAL_METRICS.iter().any(|(n, _)| n == name))
-        .map(|name| format!("{origin}: metric {name} is neither defined in broker/src/metrics.rs nor external"))
+        .map(|name| {
+            format!(
+                "{origin}: metric {name} is neither defined in broker/src/metrics.rs nor external"
+            )
+        })
         .collect()
 }
 
@@ -67,7 +94,12 @@ fn dashboards_are_complete_and_use_the_datasource_variable() -> anyhow::Result<(
     let known = broker_metric_names()?;
     let all = dashboards()?;
     let names: BTreeSet<&str> = all.iter().map(|(name, _)| name.as_str()).collect();
-    for wanted in ["strom-cluster.json", "strom-topics.json", "strom-consumer-groups.json", "strom-operator.json"] {
+    for wanted in [
+        "strom-cluster.json",
+        "strom-topics.json",
+        "strom-consumer-groups.json",
+        "strom-operator.json",
+    ] {
         ensure!(names.contains(wanted), "deploy/grafana/{wanted} is missing");
     }
 
@@ -98,16 +130,25 @@ fn dashboards_are_complete_and_use_the_datasource_variable() -> anyhow::Result<(
                 problems.push(format!("{at}: id {} missing or duplicated", panel["id"]));
             }
             if panel["datasource"] != prometheus_datasource() {
-                problems.push(format!("{at}: datasource is {} instead of the ${{datasource}} variable", panel["datasource"]));
+                problems.push(format!(
+                    "{at}: datasource is {} instead of the ${{datasource}} variable",
+                    panel["datasource"]
+                ));
             }
-            if panel["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or_default().is_empty() {
+            if panel["fieldConfig"]["defaults"]["unit"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+            {
                 problems.push(format!("{at}: no fieldConfig.defaults.unit"));
             }
             if panel["description"].as_str().unwrap_or_default().is_empty() {
                 problems.push(format!("{at}: no description"));
             }
             let grid = &panel["gridPos"];
-            if !(grid["w"].as_i64().is_some_and(|w| w > 0 && w <= 24) && grid["h"].as_i64().is_some_and(|h| h > 0)) {
+            if !(grid["w"].as_i64().is_some_and(|w| w > 0 && w <= 24)
+                && grid["h"].as_i64().is_some_and(|h| h > 0))
+            {
                 problems.push(format!("{at}: bad gridPos {grid}"));
             }
             let targets = panel["targets"].as_array().cloned().unwrap_or_default();
@@ -115,11 +156,22 @@ fn dashboards_are_complete_and_use_the_datasource_variable() -> anyhow::Result<(
                 problems.push(format!("{at}: no query"));
             }
             for target in &targets {
-                if target["expr"].as_str().unwrap_or_default().trim().is_empty() {
+                if target["expr"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .trim()
+                    .is_empty()
+                {
                     problems.push(format!("{at}: target {} has no expr", target["refId"]));
                 }
-                if target.get("datasource").is_some_and(|d| *d != prometheus_datasource()) {
-                    problems.push(format!("{at}: target {} has datasource {}", target["refId"], target["datasource"]));
+                if target
+                    .get("datasource")
+                    .is_some_and(|d| *d != prometheus_datasource())
+                {
+                    problems.push(format!(
+                        "{at}: target {} has datasource {}",
+                        target["refId"], target["datasource"]
+                    ));
                 }
             }
         }
@@ -132,7 +184,11 @@ fn dashboards_are_complete_and_use_the_datasource_variable() -> anyhow::Result<(
             }
         }
     }
-    ensure!(problems.is_empty(), "dashboard problems:\n{}", problems.join("\n"));
+    ensure!(
+        problems.is_empty(),
+        "dashboard problems:\n{}",
+        problems.join("\n")
+    );
     Ok(())
 }
 
@@ -140,12 +196,19 @@ fn dashboards_are_complete_and_use_the_datasource_variable() -> anyhow::Result<(
 /// dashboards) variables that list label values and match everything when the label is absent.
 fn variable_problems(file: &str, dashboard: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let list = dashboard["templating"]["list"].as_array().cloned().unwrap_or_default();
-    let by_name: BTreeMap<&str, &Value> =
-        list.iter().filter_map(|v| v["name"].as_str().map(|n| (n, v))).collect();
+    let list = dashboard["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let by_name: BTreeMap<&str, &Value> = list
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(|n| (n, v)))
+        .collect();
     match by_name.get("datasource") {
         Some(ds) if ds["type"] == "datasource" && ds["query"] == "prometheus" => {}
-        other => problems.push(format!("{file}: no `datasource` variable of type datasource/prometheus: {other:?}")),
+        other => problems.push(format!(
+            "{file}: no `datasource` variable of type datasource/prometheus: {other:?}"
+        )),
     }
     let mut required = vec!["namespace"];
     if file != "strom-operator.json" {
@@ -160,13 +223,19 @@ fn variable_problems(file: &str, dashboard: &Value) -> Vec<String> {
         let name = variable["name"].as_str().unwrap_or("?");
         let definition = variable["definition"].as_str().unwrap_or_default();
         if !definition.starts_with("label_values(") {
-            problems.push(format!("{file}: variable ${name} is not label_values-based: {definition:?}"));
+            problems.push(format!(
+                "{file}: variable ${name} is not label_values-based: {definition:?}"
+            ));
         }
         if variable["datasource"] != prometheus_datasource() {
-            problems.push(format!("{file}: variable ${name} does not use the ${{datasource}} variable"));
+            problems.push(format!(
+                "{file}: variable ${name} does not use the ${{datasource}} variable"
+            ));
         }
         if variable["includeAll"] != true || variable["allValue"] != ".*" {
-            problems.push(format!("{file}: variable ${name} needs includeAll with allValue \".*\""));
+            problems.push(format!(
+                "{file}: variable ${name} needs includeAll with allValue \".*\""
+            ));
         }
     }
     problems
@@ -176,14 +245,22 @@ fn variable_problems(file: &str, dashboard: &Value) -> Vec<String> {
 fn every_rule_has_severity_summary_and_description() -> anyhow::Result<()> {
     let known = broker_metric_names()?;
     let files = rule_files()?;
-    let names: BTreeSet<String> =
-        files.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    let names: BTreeSet<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
     for wanted in ["strom.rules.yaml", "operator.rules.yaml"] {
-        ensure!(names.contains(wanted), "deploy/prometheus/{wanted} is missing");
+        ensure!(
+            names.contains(wanted),
+            "deploy/prometheus/{wanted} is missing"
+        );
     }
 
     // Prometheus itself parses the rule files and reports every rule as JSON.
-    let rule_list: String = files.iter().map(|p| format!("  - {}\n", p.display())).collect();
+    let rule_list: String = files
+        .iter()
+        .map(|p| format!("  - {}\n", p.display()))
+        .collect();
     let prometheus = PrometheusProcess::start(&format!(
         "global:\n  evaluation_interval: 1s\nrule_files:\n{rule_list}scrape_configs: []\n"
     ))?;
@@ -194,7 +271,12 @@ fn every_rule_has_severity_summary_and_description() -> anyhow::Result<()> {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        let evaluated = rules.iter().all(|r| !r["lastEvaluation"].as_str().unwrap_or("0001").starts_with("0001"));
+        let evaluated = rules.iter().all(|r| {
+            !r["lastEvaluation"]
+                .as_str()
+                .unwrap_or("0001")
+                .starts_with("0001")
+        });
         (evaluated && !rules.is_empty()).then_some(rules)
     })?;
 
@@ -207,24 +289,45 @@ fn every_rule_has_severity_summary_and_description() -> anyhow::Result<()> {
         }
         match rule["labels"]["severity"].as_str() {
             Some("critical" | "warning" | "info") => {}
-            other => problems.push(format!("{name}: severity {other:?} is not critical, warning or info")),
+            other => problems.push(format!(
+                "{name}: severity {other:?} is not critical, warning or info"
+            )),
         }
         for annotation in ["summary", "description"] {
-            if rule["annotations"][annotation].as_str().unwrap_or_default().trim().len() < 10 {
+            if rule["annotations"][annotation]
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .len()
+                < 10
+            {
                 problems.push(format!("{name}: no {annotation}"));
             }
         }
         if rule["annotations"].get("runbook_url").is_some() {
-            problems.push(format!("{name}: points at a runbook instead of describing the fix"));
+            problems.push(format!(
+                "{name}: points at a runbook instead of describing the fix"
+            ));
         }
         if rule["health"] != "ok" {
-            problems.push(format!("{name}: health {} ({})", rule["health"], rule["lastError"]));
+            problems.push(format!(
+                "{name}: health {} ({})",
+                rule["health"], rule["lastError"]
+            ));
         }
         let expr = rule["query"].as_str().unwrap_or_default();
         problems.extend(check_known_metrics(name, expr, &known));
     }
-    ensure!(rules.len() >= 12, "expected at least 12 rules, Prometheus loaded {}", rules.len());
-    ensure!(problems.is_empty(), "rule problems:\n{}", problems.join("\n"));
+    ensure!(
+        rules.len() >= 12,
+        "expected at least 12 rules, Prometheus loaded {}",
+        rules.len()
+    );
+    ensure!(
+        problems.is_empty(),
+        "rule problems:\n{}",
+        problems.join("\n")
+    );
     Ok(())
 }
 
@@ -247,7 +350,10 @@ fn run_promtool(args: &[&str], dir: &Path) -> anyhow::Result<()> {
 
 #[test]
 fn promtool_checks_the_rule_files() -> anyhow::Result<()> {
-    let files: Vec<String> = rule_files()?.iter().map(|p| p.display().to_string()).collect();
+    let files: Vec<String> = rule_files()?
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let mut args = vec!["check", "rules"];
     args.extend(files.iter().map(String::as_str));
     run_promtool(&args, &prometheus_dir())
@@ -258,7 +364,15 @@ fn promtool_checks_the_rule_files() -> anyhow::Result<()> {
 #[test]
 fn alert_rules_pass_their_promtool_unit_tests() -> anyhow::Result<()> {
     let dir = repo_root().join("e2e/testdata/observability");
-    run_promtool(&["test", "rules", "strom.rules.test.yaml", "operator.rules.test.yaml"], &dir)
+    run_promtool(
+        &[
+            "test",
+            "rules",
+            "strom.rules.test.yaml",
+            "operator.rules.test.yaml",
+        ],
+        &dir,
+    )
 }
 
 /// Debian's Prometheus is built without Kubernetes service discovery, so the example's
@@ -273,7 +387,10 @@ fn the_example_scrape_config_is_valid() -> anyhow::Result<()> {
         example.matches(kubernetes_sd).count() == 2,
         "expected the broker and operator jobs to use kubernetes_sd_configs with role pod"
     );
-    let checkable = example.replace(kubernetes_sd, "    static_configs:\n      - targets: [\"127.0.0.1:9404\"]\n");
+    let checkable = example.replace(
+        kubernetes_sd,
+        "    static_configs:\n      - targets: [\"127.0.0.1:9404\"]\n",
+    );
     let temp = tempfile::tempdir()?;
     for rules in rule_files()? {
         let name = rules.file_name().context("rule file name")?;

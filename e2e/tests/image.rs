@@ -102,7 +102,11 @@ fn free_port() -> u16 {
 fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     response.split_whitespace().nth(1)?.parse().ok()
@@ -114,7 +118,11 @@ fn workspace_version() -> String {
     manifest
         .split("[workspace.package]")
         .nth(1)
-        .and_then(|section| section.lines().find(|l| l.trim_start().starts_with("version")))
+        .and_then(|section| {
+            section
+                .lines()
+                .find(|l| l.trim_start().starts_with("version"))
+        })
         .and_then(|line| line.split('"').nth(1))
         .expect("Cargo.toml has [workspace.package] version")
         .to_string()
@@ -133,7 +141,10 @@ fn build_images(tag: &str) -> (String, String) {
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {BUILD_SCRIPT}: {e}"));
-    assert!(out.status.success(), "{BUILD_SCRIPT} failed (its output is above)");
+    assert!(
+        out.status.success(),
+        "{BUILD_SCRIPT} failed (its output is above)"
+    );
     let report = text(&out.stdout);
     println!("{report}images built in {:.0?}", started.elapsed());
     let image = |component: &str| {
@@ -143,7 +154,8 @@ fn build_images(tag: &str) -> (String, String) {
                 let mut fields = line.split_whitespace();
                 (fields.next() == Some("image")).then_some(())?;
                 let name = fields.next()?;
-                name.contains(&format!("/strom-{component}:")).then(|| name.to_string())
+                name.contains(&format!("/strom-{component}:"))
+                    .then(|| name.to_string())
             })
             .unwrap_or_else(|| panic!("{BUILD_SCRIPT} reported no {component} image:\n{report}"))
     };
@@ -152,7 +164,10 @@ fn build_images(tag: &str) -> (String, String) {
 
 fn assert_image_metadata(image: &str, expected_ports: &[&str]) {
     let user = podman_ok(&["image", "inspect", "--format", "{{.Config.User}}", image]);
-    assert_eq!(user, "65532:65532", "{image} runs as the unprivileged uid 65532");
+    assert_eq!(
+        user, "65532:65532",
+        "{image} runs as the unprivileged uid 65532"
+    );
     let version = podman_ok(&[
         "image",
         "inspect",
@@ -160,10 +175,23 @@ fn assert_image_metadata(image: &str, expected_ports: &[&str]) {
         "{{index .Config.Labels \"org.opencontainers.image.version\"}}",
         image,
     ]);
-    assert_eq!(version, workspace_version(), "{image} is labelled with the workspace version");
-    let ports = podman_ok(&["image", "inspect", "--format", "{{json .Config.ExposedPorts}}", image]);
+    assert_eq!(
+        version,
+        workspace_version(),
+        "{image} is labelled with the workspace version"
+    );
+    let ports = podman_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.ExposedPorts}}",
+        image,
+    ]);
     for port in expected_ports {
-        assert!(ports.contains(&format!("\"{port}/tcp\"")), "{image} exposes {port}: {ports}");
+        assert!(
+            ports.contains(&format!("\"{port}/tcp\"")),
+            "{image} exposes {port}: {ports}"
+        );
     }
     let size = podman_ok(&["image", "inspect", "--format", "{{.Size}}", image]);
     println!("image {image}: {size} bytes");
@@ -191,7 +219,9 @@ fn kcat(args: &[&str], input: &str) -> Output {
 fn images_build_from_static_binaries_and_the_broker_serves_kafka_clients() {
     let tag = format!("e2e-{}", std::process::id());
     let (broker_image, operator_image) = build_images(&tag);
-    let _images = Images { names: vec![broker_image.clone(), operator_image.clone()] };
+    let _images = Images {
+        names: vec![broker_image.clone(), operator_image.clone()],
+    };
 
     assert_image_metadata(&broker_image, &["9092", "9404"]);
     assert_image_metadata(&operator_image, &["8080"]);
@@ -211,7 +241,10 @@ fn check_operator_accepts_chart_flags(image: &str) {
         text(&out.stdout),
         text(&out.stderr)
     );
-    for values in [None, Some(repo_root().join("e2e/testdata/chart-values-full.yaml"))] {
+    for values in [
+        None,
+        Some(repo_root().join("e2e/testdata/chart-values-full.yaml")),
+    ] {
         let mut flags = chart_operator_args(values.as_deref());
         flags.push("--help".to_string());
         let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -232,12 +265,21 @@ fn chart_operator_args(values: Option<&Path>) -> Vec<String> {
     command
         .args(["template", "strom"])
         .arg(repo_root().join("charts/strom"))
-        .args(["--namespace", "strom-system", "--show-only", "templates/030-Deployment.yaml"]);
+        .args([
+            "--namespace",
+            "strom-system",
+            "--show-only",
+            "templates/030-Deployment.yaml",
+        ]);
     if let Some(values) = values {
         command.arg("--values").arg(values);
     }
     let rendered = command.output().expect("running helm template");
-    assert!(rendered.status.success(), "helm template: {}", text(&rendered.stderr));
+    assert!(
+        rendered.status.success(),
+        "helm template: {}",
+        text(&rendered.stderr)
+    );
     let mut python = Command::new("python3")
         .args([
             "-c",
@@ -266,17 +308,30 @@ fn chart_operator_args(values: Option<&Path>) -> Vec<String> {
 fn check_broker_round_trip(image: &str, tag: &str) {
     let kafka_port = free_port();
     let admin_port = free_port();
-    let container = Container { name: format!("strom-broker-{tag}") };
+    let container = Container {
+        name: format!("strom-broker-{tag}"),
+    };
     let kafka_publish = format!("127.0.0.1:{kafka_port}:9092");
     let admin_publish = format!("127.0.0.1:{admin_port}:9404");
     let advertised = format!("127.0.0.1:{kafka_port}");
     podman_ok(
         &[
             PODMAN_RUN,
-            &["--detach", "--name", &container.name, "--publish", &kafka_publish],
+            &[
+                "--detach",
+                "--name",
+                &container.name,
+                "--publish",
+                &kafka_publish,
+            ],
             &["--publish", &admin_publish, image],
             &["--data-dir", "/var/lib/strom", "--listen", "0.0.0.0:9092"],
-            &["--advertised-listener", &advertised, "--admin-listen", "0.0.0.0:9404"],
+            &[
+                "--advertised-listener",
+                &advertised,
+                "--admin-listen",
+                "0.0.0.0:9404",
+            ],
             &["--node-id", "0"],
         ]
         .concat(),
@@ -288,18 +343,29 @@ fn check_broker_round_trip(image: &str, tag: &str) {
     });
     if let Err(e) = ready {
         let out = logs();
-        panic!("{e:#}\ncontainer logs:\n{}{}", text(&out.stdout), text(&out.stderr));
+        panic!(
+            "{e:#}\ncontainer logs:\n{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
     }
     println!("broker container ready in {:.0?}", started.elapsed());
     assert_eq!(http_status(admin_port, "/healthz"), Some(200));
 
     let bootstrap = format!("127.0.0.1:{kafka_port}");
     let records: Vec<(String, String)> = (0..RECORDS)
-        .map(|i| (format!("key-{i:04}"), format!("value {i:04} through the image: {}", "x".repeat(i % 50))))
+        .map(|i| {
+            (
+                format!("key-{i:04}"),
+                format!("value {i:04} through the image: {}", "x".repeat(i % 50)),
+            )
+        })
         .collect();
     let input: String = records.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
     let produced = kcat(
-        &["-P", "-b", &bootstrap, "-t", TOPIC, "-p", "0", "-K", "\t", "-X", "acks=all"],
+        &[
+            "-P", "-b", &bootstrap, "-t", TOPIC, "-p", "0", "-K", "\t", "-X", "acks=all",
+        ],
         &input,
     );
     assert!(
@@ -308,31 +374,61 @@ fn check_broker_round_trip(image: &str, tag: &str) {
         text(&produced.stderr)
     );
 
-    let consumed = wait_until("kcat to consume every produced record", CONSUME_DEADLINE, || {
-        let out = kcat(
-            &[
-                "-C", "-b", &bootstrap, "-t", TOPIC, "-p", "0", "-o", "beginning", "-e", "-q",
-                "-c", &RECORDS.to_string(), "-f", "%o\t%k\t%s\n",
-            ],
-            "",
-        );
-        let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
-        (lines.len() >= RECORDS).then_some(lines)
-    })
+    let consumed = wait_until(
+        "kcat to consume every produced record",
+        CONSUME_DEADLINE,
+        || {
+            let out = kcat(
+                &[
+                    "-C",
+                    "-b",
+                    &bootstrap,
+                    "-t",
+                    TOPIC,
+                    "-p",
+                    "0",
+                    "-o",
+                    "beginning",
+                    "-e",
+                    "-q",
+                    "-c",
+                    &RECORDS.to_string(),
+                    "-f",
+                    "%o\t%k\t%s\n",
+                ],
+                "",
+            );
+            let lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+            (lines.len() >= RECORDS).then_some(lines)
+        },
+    )
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let expected: Vec<String> =
-        records.iter().enumerate().map(|(offset, (k, v))| format!("{offset}\t{k}\t{v}")).collect();
-    assert_eq!(consumed, expected, "records come back in order, at offsets 0..{RECORDS}");
+    let expected: Vec<String> = records
+        .iter()
+        .enumerate()
+        .map(|(offset, (k, v))| format!("{offset}\t{k}\t{v}"))
+        .collect();
+    assert_eq!(
+        consumed, expected,
+        "records come back in order, at offsets 0..{RECORDS}"
+    );
 
     // The partition log lives in the image's data dir (writable by uid 65532).
     let changes = podman_ok(&["diff", &container.name]);
     assert!(
-        changes.lines().any(|l| l.contains("/var/lib/strom/") && l.contains(&format!("{TOPIC}-0"))),
+        changes
+            .lines()
+            .any(|l| l.contains("/var/lib/strom/") && l.contains(&format!("{TOPIC}-0"))),
         "no partition directory of {TOPIC} under /var/lib/strom:\n{changes}"
     );
 
     podman_ok(&["stop", "--time", "30", &container.name]);
-    let exit_code = podman_ok(&["inspect", "--format", "{{.State.ExitCode}}", &container.name]);
+    let exit_code = podman_ok(&[
+        "inspect",
+        "--format",
+        "{{.State.ExitCode}}",
+        &container.name,
+    ]);
     let out = logs();
     assert_eq!(
         exit_code,
@@ -340,5 +436,20 @@ fn check_broker_round_trip(image: &str, tag: &str) {
         "the broker exits cleanly on SIGTERM as PID 1; logs:\n{}{}",
         text(&out.stdout),
         text(&out.stderr)
+    );
+}
+
+#[test]
+fn dockerfile_version_default_is_the_workspace_version() {
+    let dockerfile =
+        std::fs::read_to_string(repo_root().join("Dockerfile")).expect("reading the Dockerfile");
+    let default = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("ARG VERSION="))
+        .expect("the Dockerfile declares ARG VERSION=<default>");
+    assert_eq!(
+        default,
+        workspace_version(),
+        "the Dockerfile's VERSION default labels images built without --build-arg VERSION"
     );
 }

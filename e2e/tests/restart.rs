@@ -22,14 +22,14 @@ async fn produce(
     for i in 0..count {
         let value = format!("{tag}-{i}");
         let key = format!("k{}", i % 17);
-        let (partition, offset) = producer
+        let delivery = producer
             .send(
                 FutureRecord::to(topic).key(&key).payload(&value),
                 Duration::from_secs(30),
             )
             .await
             .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?;
-        out.push((partition, offset, value));
+        out.push((delivery.partition, delivery.offset, value));
     }
     Ok(out)
 }
@@ -118,10 +118,11 @@ async fn torn_tail_recovers_to_the_last_whole_batch() -> anyhow::Result<()> {
         let mut out = Vec::new();
         for i in 0..20 {
             let value = format!("record-{i}");
-            let (_, offset) = producer
+            let offset = producer
                 .send(FutureRecord::<(), _>::to(topic).payload(&value), Duration::from_secs(30))
                 .await
-                .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?;
+                .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?
+                .offset;
             out.push((offset, value));
         }
         out
@@ -160,10 +161,11 @@ async fn torn_tail_recovers_to_the_last_whole_batch() -> anyhow::Result<()> {
 
     // The next append takes the torn batch's offset: the log end is the last whole batch's end.
     let producer = producer(&broker.bootstrap(), &[("acks", "all")])?;
-    let (_, offset) = producer
+    let offset = producer
         .send(FutureRecord::<(), _>::to(topic).payload("after-recovery"), Duration::from_secs(30))
         .await
-        .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?;
+        .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?
+        .offset;
     assert_eq!(offset, last_base);
     broker.stop()?;
     Ok(())

@@ -11,6 +11,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use strom_admin::{AdminError, BrokerAdmin, KafkaAdmin};
 
 use crate::cluster::builders::{BuildDefaults, FIELD_MANAGER};
+use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
@@ -39,7 +40,6 @@ impl AdminFactory for KafkaAdminFactory {
 }
 
 /// State shared by all reconcile passes.
-#[derive(Debug)]
 pub struct Context<F> {
     /// Kubernetes client.
     pub client: Client,
@@ -53,6 +53,14 @@ pub struct Context<F> {
     pub defaults: BuildDefaults,
     /// The time source for conditions.
     pub clock: Arc<dyn Clock>,
+    /// Retry delays of failing objects.
+    pub backoff: Backoff,
+}
+
+impl<F> std::fmt::Debug for Context<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("defaults", &self.defaults).field("clock", &self.clock).finish_non_exhaustive()
+    }
 }
 
 impl<F> Context<F> {
@@ -67,7 +75,7 @@ impl<F> Context<F> {
     ) -> Self {
         let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, recorder, metrics, admin, defaults, clock }
+        Self { client, recorder, metrics, admin, defaults, clock, backoff: Backoff::default() }
     }
 
     /// Publishes an Event about `reference`. Events are for people reading `kubectl describe`;

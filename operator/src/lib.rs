@@ -1,1 +1,33 @@
-//! placeholder
+//! `strom-operator`: turns `Cluster` and `Topic` objects (crate `strom-crds`) into running Strom
+//! brokers and real Kafka topics.
+//!
+//! Every reconcile pass is observe → plan (pure) → act → status:
+//! - [`cluster`]: builds the ConfigMap, Services, StatefulSet, PodDisruptionBudget and
+//!   ServiceMonitor from the spec ([`cluster::builders`], pure and snapshot-tested), applies
+//!   them with server-side apply as `strom-operator`, and derives the status from the pods
+//!   ([`cluster::status`], pure). Day-2 operations (rebalancing, draining, rolling upgrades)
+//!   plug in as further plans feeding the `operation` in the status.
+//! - [`topic`]: plans topic changes ([`topic::plan`], pure) and runs them through the Kafka
+//!   admin API (`strom-admin`), with a finalizer for deletion.
+//!
+//! Process plumbing: [`cli`] (flags), [`run`] (controllers, shutdown), [`leader`] (Lease
+//! election), [`http`] (`/metrics`, `/healthz`, `/readyz`), [`metrics`], [`rbac`] (the
+//! permission table the Helm chart renders), [`context`] (what passes share, including the
+//! admin factory tests replace), [`conditions`], [`backoff`], [`clock`], [`error`].
+
+pub mod backoff;
+pub mod cli;
+pub mod clock;
+pub mod cluster;
+pub mod conditions;
+pub mod context;
+pub mod error;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod rbac;
+pub mod run;
+pub mod topic;
+
+#[cfg(test)]
+mod fixtures;

@@ -25,7 +25,10 @@ impl TokioClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
             .unwrap_or(0);
-        Self { base_ms, base: tokio::time::Instant::now() }
+        Self {
+            base_ms,
+            base: tokio::time::Instant::now(),
+        }
     }
 }
 

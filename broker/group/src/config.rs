@@ -71,9 +71,9 @@ pub(crate) fn millis(duration: Duration) -> i64 {
 /// `Utils.abs(groupId.hashCode) % offsets.topic.num.partitions`, with Java's `String.hashCode`
 /// over UTF-16 code units, so a client or tool computing it the Kafka way agrees.
 pub fn coordinator_partition(group_id: &str, partitions: i32) -> i32 {
-    let hash = group_id
-        .encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
     // Kafka's Utils.abs maps Integer.MIN_VALUE to 0 instead of overflowing.
     let positive = if hash == i32::MIN { 0 } else { hash.abs() };
     positive % partitions.max(1)
@@ -96,7 +96,11 @@ mod tests {
             ("my-group", 1, 0),
         ];
         for (group, partitions, expected) in cases {
-            assert_eq!(coordinator_partition(group, partitions), expected, "group {group:?}");
+            assert_eq!(
+                coordinator_partition(group, partitions),
+                expected,
+                "group {group:?}"
+            );
         }
     }
 }

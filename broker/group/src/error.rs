@@ -20,7 +20,9 @@ pub enum OffsetsLogError {
         reason: String,
     },
     /// The batch is larger than the partition accepts (`max.message.bytes`).
-    #[error("batch of {size} bytes for __consumer_offsets-{partition} exceeds the limit of {max} bytes")]
+    #[error(
+        "batch of {size} bytes for __consumer_offsets-{partition} exceeds the limit of {max} bytes"
+    )]
     TooLarge {
         /// Partition of `__consumer_offsets`.
         partition: i32,
@@ -113,7 +115,9 @@ pub enum GroupError {
         source: OffsetsLogError,
     },
     /// A batch in the partition could not be decoded.
-    #[error("__consumer_offsets-{partition} holds an undecodable batch at offset {offset}: {reason}")]
+    #[error(
+        "__consumer_offsets-{partition} holds an undecodable batch at offset {offset}: {reason}"
+    )]
     CorruptBatch {
         /// Partition being loaded.
         partition: i32,
@@ -123,7 +127,9 @@ pub enum GroupError {
         reason: String,
     },
     /// A record in the partition could not be decoded.
-    #[error("__consumer_offsets-{partition} holds an undecodable record at offset {offset}: {source}")]
+    #[error(
+        "__consumer_offsets-{partition} holds an undecodable record at offset {offset}: {source}"
+    )]
     CorruptRecord {
         /// Partition being loaded.
         partition: i32,
@@ -134,7 +140,9 @@ pub enum GroupError {
         source: RecordError,
     },
     /// The coordinator was shut down or the partition was unloaded while loading.
-    #[error("loading __consumer_offsets-{partition} was abandoned: the coordinator shut down or resigned")]
+    #[error(
+        "loading __consumer_offsets-{partition} was abandoned: the coordinator shut down or resigned"
+    )]
     LoadAbandoned {
         /// Partition being loaded.
         partition: i32,

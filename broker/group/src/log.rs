@@ -45,17 +45,26 @@ impl MemoryOffsetsLog {
 
     /// Every batch of `partition` with its base offset, oldest first.
     pub fn batches(&self, partition: i32) -> Vec<(i64, Bytes)> {
-        self.partitions.lock().get(&partition).cloned().unwrap_or_default()
+        self.partitions
+            .lock()
+            .get(&partition)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Log end offset of `partition`.
     pub fn log_end_offset(&self, partition: i32) -> i64 {
-        self.partitions.lock().get(&partition).map_or(0, |batches| end_offset(batches))
+        self.partitions
+            .lock()
+            .get(&partition)
+            .map_or(0, |batches| end_offset(batches))
     }
 }
 
 fn end_offset(batches: &[(i64, Bytes)]) -> i64 {
-    batches.last().map_or(0, |(base, batch)| base + i64::from(last_offset_delta(batch)) + 1)
+    batches.last().map_or(0, |(base, batch)| {
+        base + i64::from(last_offset_delta(batch)) + 1
+    })
 }
 
 fn last_offset_delta(batch: &[u8]) -> i32 {
@@ -69,7 +78,10 @@ impl OffsetsLog for MemoryOffsetsLog {
         if batch.len() < 61 {
             return Err(OffsetsLogError::Storage {
                 partition,
-                reason: format!("batch of {} bytes is shorter than a v2 batch header", batch.len()),
+                reason: format!(
+                    "batch of {} bytes is shorter than a v2 batch header",
+                    batch.len()
+                ),
             });
         }
         let mut partitions = self.partitions.lock();

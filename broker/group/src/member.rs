@@ -39,7 +39,10 @@ impl Member {
     }
 
     pub(crate) fn metadata(&self, protocol: &str) -> Option<&Bytes> {
-        self.protocols.iter().find(|(name, _)| name == protocol).map(|(_, metadata)| metadata)
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, metadata)| metadata)
     }
 
     /// The member's most preferred protocol among `candidates`.

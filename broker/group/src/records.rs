@@ -6,8 +6,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::error::RecordError;
@@ -103,7 +102,11 @@ impl RecordKey {
     pub fn encode(&self) -> Result<Bytes, RecordError> {
         let mut buf = BytesMut::new();
         match self {
-            Self::OffsetCommit { group, topic, partition } => {
+            Self::OffsetCommit {
+                group,
+                topic,
+                partition,
+            } => {
                 buf.put_i16(OFFSET_COMMIT_KEY_VERSION);
                 put_string(&mut buf, "group", group)?;
                 put_string(&mut buf, "topic", topic)?;
@@ -127,7 +130,9 @@ impl RecordKey {
                 topic: get_string(&mut buf, "topic")?,
                 partition: get_i32(&mut buf, "partition")?,
             })),
-            2 => Ok(Some(Self::GroupMetadata { group: get_string(&mut buf, "group")? })),
+            2 => Ok(Some(Self::GroupMetadata {
+                group: get_string(&mut buf, "group")?,
+            })),
             _ => Ok(None),
         }
     }
@@ -143,7 +148,9 @@ impl RecordKey {
     pub fn decode_value(&self, value: Option<&[u8]>) -> Result<Option<RecordValue>, RecordError> {
         let Some(value) = value else { return Ok(None) };
         Ok(Some(match self {
-            Self::OffsetCommit { .. } => RecordValue::OffsetCommit(OffsetCommitValue::decode(value)?),
+            Self::OffsetCommit { .. } => {
+                RecordValue::OffsetCommit(OffsetCommitValue::decode(value)?)
+            }
             Self::GroupMetadata { .. } => {
                 RecordValue::GroupMetadata(GroupMetadataValue::decode(value)?)
             }
@@ -167,16 +174,28 @@ impl OffsetCommitValue {
     pub fn decode(mut buf: &[u8]) -> Result<Self, RecordError> {
         let version = get_i16(&mut buf, "value version")?;
         if !(0..=3).contains(&version) {
-            return Err(RecordError::UnsupportedVersion { schema: "OffsetCommitValue", version });
+            return Err(RecordError::UnsupportedVersion {
+                schema: "OffsetCommitValue",
+                version,
+            });
         }
         let offset = get_i64(&mut buf, "offset")?;
-        let leader_epoch = if version >= 3 { get_i32(&mut buf, "leaderEpoch")? } else { -1 };
+        let leader_epoch = if version >= 3 {
+            get_i32(&mut buf, "leaderEpoch")?
+        } else {
+            -1
+        };
         let metadata = get_string(&mut buf, "metadata")?;
         let commit_timestamp = get_i64(&mut buf, "commitTimestamp")?;
         if version == 1 {
             get_i64(&mut buf, "expireTimestamp")?;
         }
-        Ok(Self { offset, leader_epoch, metadata, commit_timestamp })
+        Ok(Self {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp,
+        })
     }
 }
 
@@ -190,12 +209,18 @@ impl GroupMetadataValue {
         put_nullable_string(&mut buf, "protocol", self.protocol.as_deref())?;
         put_nullable_string(&mut buf, "leader", self.leader.as_deref())?;
         buf.put_i64(self.current_state_timestamp);
-        let count = i32::try_from(self.members.len())
-            .map_err(|_| RecordError::TooLong { field: "members", len: self.members.len() })?;
+        let count = i32::try_from(self.members.len()).map_err(|_| RecordError::TooLong {
+            field: "members",
+            len: self.members.len(),
+        })?;
         buf.put_i32(count);
         for member in &self.members {
             put_string(&mut buf, "memberId", &member.member_id)?;
-            put_nullable_string(&mut buf, "groupInstanceId", member.group_instance_id.as_deref())?;
+            put_nullable_string(
+                &mut buf,
+                "groupInstanceId",
+                member.group_instance_id.as_deref(),
+            )?;
             put_string(&mut buf, "clientId", &member.client_id)?;
             put_string(&mut buf, "clientHost", &member.client_host)?;
             buf.put_i32(member.rebalance_timeout_ms);
@@ -210,20 +235,29 @@ impl GroupMetadataValue {
     pub fn decode(mut buf: &[u8]) -> Result<Self, RecordError> {
         let version = get_i16(&mut buf, "value version")?;
         if !(0..=3).contains(&version) {
-            return Err(RecordError::UnsupportedVersion { schema: "GroupMetadataValue", version });
+            return Err(RecordError::UnsupportedVersion {
+                schema: "GroupMetadataValue",
+                version,
+            });
         }
         let protocol_type = get_string(&mut buf, "protocolType")?;
         let generation = get_i32(&mut buf, "generation")?;
         let protocol = get_nullable_string(&mut buf, "protocol")?;
         let leader = get_nullable_string(&mut buf, "leader")?;
-        let current_state_timestamp =
-            if version >= 2 { get_i64(&mut buf, "currentStateTimestamp")? } else { -1 };
+        let current_state_timestamp = if version >= 2 {
+            get_i64(&mut buf, "currentStateTimestamp")?
+        } else {
+            -1
+        };
         let count = get_i32(&mut buf, "members")?;
         let mut members = Vec::new();
         for _ in 0..count.max(0) {
             let member_id = get_string(&mut buf, "memberId")?;
-            let group_instance_id =
-                if version >= 3 { get_nullable_string(&mut buf, "groupInstanceId")? } else { None };
+            let group_instance_id = if version >= 3 {
+                get_nullable_string(&mut buf, "groupInstanceId")?
+            } else {
+                None
+            };
             let client_id = get_string(&mut buf, "clientId")?;
             let client_host = get_string(&mut buf, "clientHost")?;
             let session_timeout_first = version == 0;
@@ -245,7 +279,14 @@ impl GroupMetadataValue {
                 assignment: get_bytes(&mut buf, "assignment")?,
             });
         }
-        Ok(Self { protocol_type, generation, protocol, leader, current_state_timestamp, members })
+        Ok(Self {
+            protocol_type,
+            generation,
+            protocol,
+            leader,
+            current_state_timestamp,
+            members,
+        })
     }
 }
 
@@ -275,7 +316,10 @@ pub fn build_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, Str
         })
         .collect();
     let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
     RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
     Ok(buf.freeze())
 }
@@ -315,7 +359,8 @@ pub fn parse_batches(mut data: Bytes) -> Result<ParsedBatches, (i64, String)> {
         }
         let mut batch = data.split_to(total);
         let last_offset_delta = batch.get(23..27).map_or(0, |mut b| b.get_i32());
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| (base_offset, e.to_string()))?;
+        let set =
+            RecordBatchDecoder::decode(&mut batch).map_err(|e| (base_offset, e.to_string()))?;
         // Control batches (transaction markers) carry no group state.
         for record in set.records.into_iter().filter(|r| !r.control) {
             parsed.records.push(LoggedRecord {
@@ -330,7 +375,10 @@ pub fn parse_batches(mut data: Bytes) -> Result<ParsedBatches, (i64, String)> {
 }
 
 fn put_string(buf: &mut BytesMut, field: &'static str, s: &str) -> Result<(), RecordError> {
-    let len = i16::try_from(s.len()).map_err(|_| RecordError::TooLong { field, len: s.len() })?;
+    let len = i16::try_from(s.len()).map_err(|_| RecordError::TooLong {
+        field,
+        len: s.len(),
+    })?;
     buf.put_i16(len);
     buf.put_slice(s.as_bytes());
     Ok(())
@@ -351,22 +399,28 @@ fn put_nullable_string(
 }
 
 fn put_bytes(buf: &mut BytesMut, field: &'static str, b: &[u8]) -> Result<(), RecordError> {
-    let len = i32::try_from(b.len()).map_err(|_| RecordError::TooLong { field, len: b.len() })?;
+    let len = i32::try_from(b.len()).map_err(|_| RecordError::TooLong {
+        field,
+        len: b.len(),
+    })?;
     buf.put_i32(len);
     buf.put_slice(b);
     Ok(())
 }
 
 fn get_i16(buf: &mut &[u8], field: &'static str) -> Result<i16, RecordError> {
-    buf.try_get_i16().map_err(|_| RecordError::Truncated { field })
+    buf.try_get_i16()
+        .map_err(|_| RecordError::Truncated { field })
 }
 
 fn get_i32(buf: &mut &[u8], field: &'static str) -> Result<i32, RecordError> {
-    buf.try_get_i32().map_err(|_| RecordError::Truncated { field })
+    buf.try_get_i32()
+        .map_err(|_| RecordError::Truncated { field })
 }
 
 fn get_i64(buf: &mut &[u8], field: &'static str) -> Result<i64, RecordError> {
-    buf.try_get_i64().map_err(|_| RecordError::Truncated { field })
+    buf.try_get_i64()
+        .map_err(|_| RecordError::Truncated { field })
 }
 
 fn get_nullable_string(
@@ -374,13 +428,17 @@ fn get_nullable_string(
     field: &'static str,
 ) -> Result<Option<String>, RecordError> {
     let len = get_i16(buf, field)?;
-    let Ok(len) = usize::try_from(len) else { return Ok(None) };
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(None);
+    };
     if buf.len() < len {
         return Err(RecordError::Truncated { field });
     }
     let (s, rest) = buf.split_at(len);
     *buf = rest;
-    String::from_utf8(s.to_vec()).map(Some).map_err(|_| RecordError::InvalidUtf8 { field })
+    String::from_utf8(s.to_vec())
+        .map(Some)
+        .map_err(|_| RecordError::InvalidUtf8 { field })
 }
 
 fn get_string(buf: &mut &[u8], field: &'static str) -> Result<String, RecordError> {
@@ -390,7 +448,9 @@ fn get_string(buf: &mut &[u8], field: &'static str) -> Result<String, RecordErro
 fn get_bytes(buf: &mut &[u8], field: &'static str) -> Result<Bytes, RecordError> {
     let len = get_i32(buf, field)?;
     // Kafka writes a null bytes field as length -1; read it as empty.
-    let Ok(len) = usize::try_from(len) else { return Ok(Bytes::new()) };
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(Bytes::new());
+    };
     if buf.len() < len {
         return Err(RecordError::Truncated { field });
     }

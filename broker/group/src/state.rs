@@ -38,9 +38,15 @@ impl GroupState {
 
     /// Parses a state name case-insensitively (ListGroups `states_filter`, KIP-518).
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Empty, Self::PreparingRebalance, Self::CompletingRebalance, Self::Stable, Self::Dead]
-            .into_iter()
-            .find(|state| state.as_str().eq_ignore_ascii_case(name))
+        [
+            Self::Empty,
+            Self::PreparingRebalance,
+            Self::CompletingRebalance,
+            Self::Stable,
+            Self::Dead,
+        ]
+        .into_iter()
+        .find(|state| state.as_str().eq_ignore_ascii_case(name))
     }
 
     /// Kafka's allowed previous states of each state; a transition from elsewhere is a bug.
@@ -51,7 +57,10 @@ impl GroupState {
             PreparingRebalance => matches!(previous, Stable | CompletingRebalance | Empty),
             CompletingRebalance => matches!(previous, PreparingRebalance),
             Stable => matches!(previous, CompletingRebalance),
-            Dead => matches!(previous, Stable | PreparingRebalance | CompletingRebalance | Empty | Dead),
+            Dead => matches!(
+                previous,
+                Stable | PreparingRebalance | CompletingRebalance | Empty | Dead
+            ),
         }
     }
 }
@@ -76,7 +85,10 @@ mod tests {
             GroupState::Dead,
         ] {
             assert_eq!(GroupState::parse(state.as_str()), Some(state));
-            assert_eq!(GroupState::parse(&state.as_str().to_uppercase()), Some(state));
+            assert_eq!(
+                GroupState::parse(&state.as_str().to_uppercase()),
+                Some(state)
+            );
         }
         assert_eq!(GroupState::parse("rebalancing"), None);
     }

@@ -15,7 +15,8 @@
 //! - [`quorum`]: the running Raft node ([`MetadataQuorum`]): start, propose, image, subscribe.
 //! - [`log_store`], [`state_machine`]: openraft storage (file log with CRC frames; image state
 //!   machine with persisted snapshots). [`network`]: the voter transport seam.
-//! - [`controller`], [`placement`]: admin operations and replica placement;
+//! - [`controller`]: admin operations, serialized and committed; their validation and record
+//!   planning is pure code in `plan`, replica placement in [`placement`];
 //!   [`controller_error`] maps their errors to Kafka error codes.
 //!
 //! On disk (the quorum directory, e.g. `<data-dir>/__cluster_metadata-0`): `raft.log`,
@@ -29,6 +30,7 @@ pub mod image;
 pub mod log_store;
 pub mod network;
 pub mod placement;
+mod plan;
 pub mod quorum;
 pub mod raft_types;
 pub mod records;

@@ -221,7 +221,8 @@ async fn created_topics_are_placed_round_robin_and_report_configs() {
     controller.quorum().shutdown().await.expect("shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On a current-thread runtime on purpose: the quorum must not need a multi-thread runtime.
+#[tokio::test]
 async fn validate_only_creates_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let controller = start(dir.path(), 1).await;

@@ -8,8 +8,12 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
 
+use kafka_protocol::records::RecordBatchDecoder;
+use strom_storage::TimestampOffset;
+
 use crate::broker::Broker;
 use crate::errors::storage_failure;
+use crate::replica::Partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -67,9 +71,10 @@ pub async fn handle(
                             _ => response,
                         },
                         ts if ts >= 0 => match partition.log().offset_for_timestamp(ts) {
-                            Ok(Some(found)) if found.offset < high_watermark => response
-                                .with_offset(found.offset)
-                                .with_timestamp(found.timestamp),
+                            Ok(Some(found)) if found.offset < high_watermark => {
+                                let (offset, timestamp) = first_record_at_or_after(&partition, found, ts);
+                                response.with_offset(offset).with_timestamp(timestamp)
+                            }
                             Ok(_) => response,
                             Err(error) => response.with_error_code(storage_failure(&error).0.code()),
                         },
@@ -83,4 +88,25 @@ pub async fn handle(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Narrows the batch the time index found to the exact record: the first one at or after the
+/// log start whose timestamp is `>= timestamp`, as Kafka answers. Decoding (and decompressing)
+/// this one batch happens here only, never on the produce or fetch path. Should the batch not
+/// decode, the batch's own offset is still a correct lower bound for the client to seek to.
+fn first_record_at_or_after(partition: &Partition, batch: TimestampOffset, timestamp: i64) -> (i64, i64) {
+    let fallback = (batch.offset, batch.timestamp);
+    let Ok(read) = partition.read_committed(batch.offset, 1, true) else {
+        return fallback;
+    };
+    let mut bytes = read.records;
+    let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
+        tracing::warn!(topic = %partition.topic, partition = partition.index, offset = batch.offset, "batch does not decode; answering at batch precision");
+        return fallback;
+    };
+    let start = batch.offset.max(partition.log_start_offset());
+    sets.iter()
+        .flat_map(|set| set.records.iter())
+        .find(|record| record.offset >= start && record.timestamp >= timestamp)
+        .map_or(fallback, |record| (record.offset, record.timestamp))
 }

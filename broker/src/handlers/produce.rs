@@ -16,6 +16,7 @@ use super::metadata::is_internal;
 use crate::broker::Broker;
 use crate::errors::storage_failure;
 use crate::replica::{Partition, now_ms};
+use strom_storage::{AppendInfo, StorageError};
 
 pub async fn handle(
     broker: &Broker,
@@ -106,7 +107,7 @@ fn append(
     records: Option<&[u8]>,
     acks: i16,
     now: i64,
-) -> Result<(Arc<Partition>, strom_storage::AppendInfo), Failure> {
+) -> Result<(Arc<Partition>, AppendInfo), Failure> {
     if !matches!(acks, -1..=1) {
         return Err((ResponseError::InvalidRequiredAcks, None));
     }
@@ -136,10 +137,27 @@ fn append(
             )),
         ));
     }
-    let info = partition
-        .append_as_leader(records, now)
-        .map_err(|error| storage_failure(&error))?;
-    Ok((partition, info))
+    match partition.append_as_leader(records, now) {
+        Ok(info) => Ok((partition, info)),
+        // A retry of a batch already in the log (idempotent producer): acknowledge it again
+        // with the offsets it got the first time, writing nothing.
+        Err(StorageError::DuplicateSequence {
+            first_offset,
+            last_offset,
+            ..
+        }) => Ok((
+            partition,
+            AppendInfo {
+                first_offset,
+                last_offset,
+                log_append_time: -1,
+                record_count: 0,
+                bytes: 0,
+                batches: Vec::new(),
+            },
+        )),
+        Err(error) => Err(storage_failure(&error)),
+    }
 }
 
 /// Waits until the partition's high watermark reaches `required` or `timeout` passes.

@@ -98,7 +98,7 @@ pub(super) const API_NAMES: [&str; 93] = [
     "DeleteShareGroupOffsets",      // 92
 ];
 
-/// `api` label of requests whose api key is not in [`API_NAMES`].
+/// `api` label of requests whose api key Kafka has not assigned.
 pub const UNKNOWN_API: &str = "Unknown";
 
 /// Name of a Kafka API by its key, [`UNKNOWN_API`] for keys Kafka has not assigned.

@@ -98,6 +98,9 @@ pub enum BatchError {
     /// A batch with no records where records are required (produce).
     #[error("the record batch holds no records")]
     NoRecords,
+    /// A control batch (transaction marker) in a producer's request: only the broker writes those.
+    #[error("clients may not write control batches")]
+    ControlBatchFromClient,
 }
 
 impl BatchError {

@@ -86,9 +86,11 @@ impl OffsetIndex {
 
     /// Adds an entry; ignored unless it moves forward in both offset and position.
     pub(crate) fn append(&mut self, relative_offset: u32, position: u32) {
-        if self.entries.last().is_none_or(|last| {
-            relative_offset > last.relative_offset && position >= last.position
-        }) {
+        if self
+            .entries
+            .last()
+            .is_none_or(|last| relative_offset > last.relative_offset && position >= last.position)
+        {
             self.entries.push(OffsetEntry {
                 relative_offset,
                 position,
@@ -102,7 +104,11 @@ impl OffsetIndex {
         let n = self
             .entries
             .partition_point(|e| e.relative_offset <= relative_offset);
-        if n == 0 { 0 } else { self.entries[n - 1].position }
+        if n == 0 {
+            0
+        } else {
+            self.entries[n - 1].position
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -165,7 +171,11 @@ impl TimeIndex {
     /// offset has a max timestamp below `timestamp` too, so a scan for `timestamp` may start there.
     pub(crate) fn lookup_before(&self, timestamp: i64) -> Option<TimeEntry> {
         let n = self.entries.partition_point(|e| e.timestamp < timestamp);
-        if n == 0 { None } else { Some(self.entries[n - 1]) }
+        if n == 0 {
+            None
+        } else {
+            Some(self.entries[n - 1])
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -194,7 +204,14 @@ mod tests {
         idx.append(9, 4096);
         idx.append(19, 8192);
         idx.append(19, 9000); // not increasing: ignored
-        let cases = [(0, 0), (8, 0), (9, 4096), (15, 4096), (19, 8192), (1000, 8192)];
+        let cases = [
+            (0, 0),
+            (8, 0),
+            (9, 4096),
+            (15, 4096),
+            (19, 8192),
+            (1000, 8192),
+        ];
         for (offset, want) in cases {
             assert_eq!(idx.lookup(offset), want, "offset {offset}");
         }

@@ -13,14 +13,20 @@
 //! ...
 //! 00000000000000052110.snapshot   idempotent-producer state at that offset
 //! log-start-offset                log start offset set by DeleteRecords
+//! clean-shutdown                  present only while the log is cleanly closed
 //! ```
+//!
+//! Crash recovery: on open the last segment is scanned and CRC-checked and cut at the first
+//! torn or corrupt batch, unless the log was closed cleanly (then cheap consistency checks
+//! suffice, as with Kafka's clean-shutdown file). Sealed segments are fsynced when rolled.
 //!
 //! Modules:
 //! - [`batch`]: zero-copy views over v2 record batches: validation and the in-place patches
 //!   the broker makes (base offset, leader epoch, LogAppendTime). Records are never decoded.
 //! - `segment`, `index`: one segment's files and in-memory indexes.
-//! - `log`: [`PartitionLog`] — append, read, flush, roll; `recovery`: open and crash recovery;
-//!   `retention`: retention, DeleteRecords, truncation.
+//! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
+//!   lookups; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
+//!   truncation; `checkpoint`: the small state files.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
 //!
 //! The engine is synchronous: appends for a partition are serialised by a mutex, reads take no
@@ -35,6 +41,7 @@ mod error;
 mod index;
 mod log;
 pub mod producer_state;
+mod read;
 mod recovery;
 mod retention;
 mod segment;
@@ -45,4 +52,3 @@ pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
     TimestampOffset, validate_record_set,
 };
-pub use recovery::LOG_START_OFFSET_CHECKPOINT;

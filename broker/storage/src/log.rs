@@ -1,7 +1,8 @@
-//! [`PartitionLog`]: the log of one partition — appends, reads and the bookkeeping around them.
+//! [`PartitionLog`]: the log of one partition — its state, appends, flushes and rolls (reads are
+//! in `read`).
 //!
 //! Concurrency: appends (and every other mutation) are serialised by `inner`, a mutex. Readers
-//! never take it: each mutation ends by publishing a [`LogSnapshot`] (segment list, log start
+//! never take it: each mutation ends by publishing a `LogSnapshot` (segment list, log start
 //! and end offsets, committed size of the active segment) through an `ArcSwap`, and a read loads
 //! the snapshot and then reads the files with positional reads. The end position is published
 //! only after the write returned, so a reader never sees part of a batch.
@@ -244,6 +245,14 @@ impl PartitionLog {
     /// CRC), and the bytes are written with one write. Batches with a producer id go through the
     /// idempotent-producer checks ([`AppendOrigin::Client`]).
     ///
+    /// Idempotent retries come back as [`StorageError::DuplicateSequence`] with the original
+    /// offsets (nothing is written; Kafka answers the produce with success).
+    ///
+    /// An `Io` error means the log directory is failing. It can also come from the fdatasync
+    /// that follows the write (a rolled segment, or `flush.messages`/`flush.ms`): then the
+    /// batches are in the log but their durability is unknown, as with Kafka's
+    /// `KAFKA_STORAGE_ERROR`.
+    ///
     /// This copies `records` once to patch it; [`PartitionLog::append_owned`] avoids the copy.
     pub fn append(
         &self,
@@ -351,6 +360,16 @@ impl PartitionLog {
             });
         };
         if origin == AppendOrigin::Client {
+            let mut position = 0;
+            for h in headers.iter() {
+                if h.is_control() {
+                    return Err(StorageError::InvalidRecord {
+                        position,
+                        source: BatchError::ControlBatchFromClient,
+                    });
+                }
+                position += h.size;
+            }
             check_producers(&inner.producers, headers)?;
         }
 
@@ -368,8 +387,8 @@ impl PartitionLog {
         }
 
         let log_append_time = match inner.config.message_timestamp_type {
-            TimestampType::LogAppendTime => now_ms,
-            TimestampType::CreateTime => -1,
+            TimestampType::LogAppendTime => Some(now_ms),
+            TimestampType::CreateTime => None,
         };
         let mut position = 0;
         let mut offset = first_offset;
@@ -378,9 +397,9 @@ impl PartitionLog {
                 .map_err(|source| StorageError::CorruptRecord { position, source })?;
             batch.set_base_offset(offset);
             batch.set_partition_leader_epoch(leader_epoch);
-            if log_append_time >= 0 {
-                batch.set_log_append_time(log_append_time);
-                header.max_timestamp = log_append_time;
+            if let Some(time) = log_append_time {
+                batch.set_log_append_time(time);
+                header.max_timestamp = time;
             }
             header.base_offset = offset;
             header.partition_leader_epoch = leader_epoch;
@@ -411,7 +430,7 @@ impl PartitionLog {
         Ok(AppendInfo {
             first_offset,
             last_offset: next_offset - 1,
-            log_append_time,
+            log_append_time: log_append_time.unwrap_or(-1),
             record_count,
             bytes: records.len() as u64,
             batches,
@@ -507,158 +526,6 @@ impl PartitionLog {
         };
         after.run()?;
         Ok(rolled)
-    }
-
-    /// Reads whole batches starting with the batch that contains `fetch_offset` (Kafka
-    /// semantics: the client skips records below the offset it asked for).
-    ///
-    /// Returns at most `max_bytes`, except that with `min_one_batch` the first batch is
-    /// returned even if larger (KIP-74). Batches whose base offset is `>= max_offset` (e.g. the
-    /// high watermark) are not returned. Reads may continue into later segments. An offset below
-    /// the log start or above the log end is [`StorageError::OffsetOutOfRange`]; the log end
-    /// offset itself reads as empty.
-    pub fn read(
-        &self,
-        fetch_offset: i64,
-        max_bytes: usize,
-        max_offset: i64,
-        min_one_batch: bool,
-    ) -> Result<ReadResult, StorageError> {
-        let snap = self.snapshot.load_full();
-        if fetch_offset < snap.log_start_offset || fetch_offset > snap.log_end_offset {
-            return Err(StorageError::OffsetOutOfRange {
-                requested: fetch_offset,
-                log_start_offset: snap.log_start_offset,
-                log_end_offset: snap.log_end_offset,
-            });
-        }
-        let limit = max_offset.min(snap.log_end_offset);
-        if fetch_offset >= limit {
-            return Ok(ReadResult::default());
-        }
-        let segments = &snap.segments;
-        let mut i = segments
-            .partition_point(|s| s.base_offset() <= fetch_offset)
-            .saturating_sub(1);
-        let (start, first) = loop {
-            let Some(segment) = segments.get(i) else {
-                return Ok(ReadResult::default());
-            };
-            if let Some(found) = segment.find_batch(fetch_offset, snap.end_of(i))? {
-                break found;
-            }
-            i += 1;
-        };
-        if first.base_offset >= limit {
-            return Ok(ReadResult::default());
-        }
-        let budget = if min_one_batch {
-            max_bytes.max(first.size)
-        } else {
-            max_bytes
-        };
-        if budget < first.size {
-            return Ok(ReadResult::default());
-        }
-
-        // Plan the byte ranges, then read them into one 64-byte aligned buffer: copying from
-        // the page cache into an aligned destination is several times faster.
-        let mut ranges = Vec::new();
-        let mut total = 0usize;
-        for (j, segment) in segments.iter().enumerate().skip(i) {
-            let from = if j == i { start } else { 0 };
-            let end = snap.end_of(j);
-            if end > from {
-                let take = ((end - from) as usize).min(budget - total);
-                ranges.push((segment, from, take));
-                total += take;
-            }
-            if total >= budget {
-                break;
-            }
-        }
-        let (mut buf, aligned_at) = aligned_buffer(total);
-        let mut filled = 0;
-        for (segment, from, len) in ranges {
-            let dst = &mut buf[aligned_at + filled..aligned_at + filled + len];
-            let n = segment.read_at(dst, from)?;
-            filled += n;
-            if n < len {
-                // The segment shrank under us (truncation): stop at what is there.
-                break;
-            }
-        }
-        let mut valid = 0;
-        for item in Batches::new(&buf[aligned_at..aligned_at + filled]) {
-            match item {
-                Ok((position, batch)) if batch.base_offset() < limit => {
-                    valid = position + batch.size()
-                }
-                _ => break,
-            }
-        }
-        if valid == 0 {
-            return Ok(ReadResult::default());
-        }
-        Ok(ReadResult {
-            records: Bytes::from(buf).slice(aligned_at..aligned_at + valid),
-            first_offset: Some(first.base_offset),
-        })
-    }
-
-    /// ListOffsets by timestamp: the first batch (at or after the log start offset) whose max
-    /// timestamp is `>= timestamp`, found through the time indexes and then a scan of batch
-    /// headers. Precision is the batch: the offset returned is the batch's first offset (raised
-    /// to the log start offset) and the timestamp its max timestamp; the client skips the
-    /// records before the one it wants. `None` when no batch qualifies.
-    pub fn offset_for_timestamp(
-        &self,
-        timestamp: i64,
-    ) -> Result<Option<TimestampOffset>, StorageError> {
-        let snap = self.snapshot.load_full();
-        for (i, segment) in snap.segments.iter().enumerate() {
-            if snap.below_start(i) || segment.max_timestamp().0 < timestamp {
-                continue;
-            }
-            let end = snap.end_of(i);
-            let mut position = segment.timestamp_scan_start(timestamp)?;
-            while let Some(header) = segment.header_at(position, end)? {
-                if header.max_timestamp >= timestamp
-                    && header.last_offset() >= snap.log_start_offset
-                {
-                    return Ok(Some(TimestampOffset {
-                        timestamp: header.max_timestamp,
-                        offset: header.base_offset.max(snap.log_start_offset),
-                    }));
-                }
-                position += header.size as u64;
-            }
-        }
-        Ok(None)
-    }
-
-    /// The largest timestamp in the log and where it is (ListOffsets `MAX_TIMESTAMP`, KIP-734),
-    /// at batch precision: the offset is the first offset of the first batch that carried it.
-    /// `None` when the log is empty or its batches carry no timestamps.
-    pub fn latest_timestamp(&self) -> Option<TimestampOffset> {
-        let snap = self.snapshot.load();
-        if snap.log_start_offset >= snap.log_end_offset {
-            return None;
-        }
-        let mut best: Option<TimestampOffset> = None;
-        for (i, segment) in snap.segments.iter().enumerate() {
-            if snap.below_start(i) {
-                continue;
-            }
-            let (timestamp, offset) = segment.max_timestamp();
-            if timestamp >= 0 && best.is_none_or(|b| timestamp > b.timestamp) {
-                best = Some(TimestampOffset {
-                    timestamp,
-                    offset: offset.max(snap.log_start_offset),
-                });
-            }
-        }
-        best
     }
 
     /// Flushes, writes the indexes and the producer-state snapshot, and refuses further appends.
@@ -796,27 +663,4 @@ fn check_producers(
         }
     }
     Ok(())
-}
-
-/// A zeroed buffer of `len + 63` bytes and the index at which a 64-byte aligned run of `len`
-/// bytes starts.
-fn aligned_buffer(len: usize) -> (Vec<u8>, usize) {
-    const ALIGN: usize = 64;
-    let buf = vec![0u8; len + ALIGN - 1];
-    let misalignment = buf.as_ptr() as usize % ALIGN;
-    (buf, (ALIGN - misalignment) % ALIGN)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aligned_buffer_is_aligned() {
-        for len in [0, 1, 63, 64, 4096, 1 << 20] {
-            let (buf, at) = aligned_buffer(len);
-            assert_eq!((buf.as_ptr() as usize + at) % 64, 0);
-            assert!(buf.len() >= at + len);
-        }
-    }
 }

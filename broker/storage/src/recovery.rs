@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use crate::checkpoint::{self, LOG_START_OFFSET_FILE, TEMP_SUFFIX};
+use crate::checkpoint::{self, TEMP_SUFFIX};
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_err};
 use crate::log::{BatchInfo, Inner, LogSnapshot, PartitionLog};
@@ -307,9 +307,6 @@ pub(crate) fn rebuild_producer_state(
     }
     Ok(state)
 }
-
-/// The checkpoint file name, for callers that list the directory.
-pub const LOG_START_OFFSET_CHECKPOINT: &str = LOG_START_OFFSET_FILE;
 
 #[cfg(test)]
 mod tests {

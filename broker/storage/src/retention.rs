@@ -30,8 +30,10 @@ impl PartitionLog {
         after: &mut AfterUnlock,
     ) -> Result<RetentionOutcome, StorageError> {
         if inner.closed {
-            return Err(StorageError::Closed {
-                dir: self.dir.clone(),
+            // Background cleaners may still tick during shutdown: a closed log keeps its data.
+            return Ok(RetentionOutcome {
+                log_start_offset: inner.log_start_offset,
+                ..Default::default()
             });
         }
         let retention_ms = inner.config.retention_ms;

@@ -35,8 +35,14 @@ pub(crate) fn file_name(base_offset: i64, suffix: &str) -> String {
 /// does not grow with the amount of data kept (Kafka gets the same from mmap).
 #[derive(Debug, Clone)]
 pub(crate) enum Indexes {
-    Memory { offsets: OffsetIndex, times: TimeIndex },
-    Sealed { offset_entries: u64, time_entries: u64 },
+    Memory {
+        offsets: OffsetIndex,
+        times: TimeIndex,
+    },
+    Sealed {
+        offset_entries: u64,
+        time_entries: u64,
+    },
 }
 
 /// What the appender knows about a segment, guarded for readers by a short lock.
@@ -102,6 +108,15 @@ fn open_rw(path: &Path, truncate: bool) -> Result<File, StorageError> {
         .truncate(truncate)
         .open(path)
         .map_err(io_err("open", path))
+}
+
+/// The `segment.ms` start of a segment found on disk: its first batch's timestamp when
+/// plausible (Kafka's `rollingBasedTimestamp`), else now.
+fn restored_age(first_batch_timestamp: Option<i64>, now_ms: i64) -> i64 {
+    match first_batch_timestamp {
+        Some(ts) if (0..=now_ms).contains(&ts) => ts,
+        _ => now_ms,
+    }
 }
 
 /// Reads until `buf` is full or the file ends; returns the bytes read.
@@ -516,12 +531,7 @@ impl Segment {
             _ => None,
         };
         if state.next_offset > self.base_offset {
-            // segment.ms after a restart counts from the first batch's timestamp when it is
-            // plausible (Kafka's rollingBasedTimestamp), else from now.
-            state.created_ms = Some(match first_batch_ts {
-                Some(ts) if (0..=now_ms).contains(&ts) => ts,
-                _ => now_ms,
-            });
+            state.created_ms = Some(restored_age(first_batch_ts, now_ms));
         }
         *self.state.write() = state;
         self.size.store(outcome.valid_end, Ordering::Release);
@@ -641,23 +651,21 @@ impl Segment {
         };
         let size = self.size();
         // Bytes written since the batch of the last entry, as account_batch counts them.
-        let last_entry_position = index_bytes
-            .len()
-            .checked_sub(OFFSET_ENTRY_SIZE)
-            .map_or(0, |at| {
-                let mut b = [0u8; OFFSET_ENTRY_SIZE];
-                b.copy_from_slice(&index_bytes[at..]);
-                u64::from(OffsetEntry::decode(b).position)
-            });
+        let last_entry_position =
+            index_bytes
+                .len()
+                .checked_sub(OFFSET_ENTRY_SIZE)
+                .map_or(0, |at| {
+                    let mut b = [0u8; OFFSET_ENTRY_SIZE];
+                    b.copy_from_slice(&index_bytes[at..]);
+                    u64::from(OffsetEntry::decode(b).position)
+                });
         let first_batch_ts = self.header_at(0, size)?.map(|h| h.max_timestamp);
         let mut state = self.state.write();
         state.indexes = Indexes::Memory { offsets, times };
         state.bytes_since_index = usize::try_from(size - last_entry_position).unwrap_or(usize::MAX);
         if state.next_offset > self.base_offset {
-            state.created_ms = Some(match first_batch_ts {
-                Some(ts) if (0..=now_ms).contains(&ts) => ts,
-                _ => now_ms,
-            });
+            state.created_ms = Some(restored_age(first_batch_ts, now_ms));
         }
         Ok(Ok(()))
     }

@@ -284,7 +284,15 @@ fn readers_see_whole_batches_while_appends_run() {
         })
     };
     let mut next = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while next < 6_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reader stuck at offset {next}"
+        );
+        if writer.is_finished() && log.log_end_offset() == next {
+            break; // the writer failed; join below reports why
+        }
         let r = log.read(next, 8 * 1024, i64::MAX, true).expect("read");
         for item in strom_storage::batch::Batches::new(&r.records) {
             let (_, b) = item.expect("never a partial batch");
@@ -301,4 +309,49 @@ fn readers_see_whole_batches_while_appends_run() {
 fn partition_log_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<PartitionLog>();
+}
+
+/// Sets attribute bits on a prepared batch and fixes its CRC (the log never decompresses, so a
+/// "compressed" batch only needs the right header).
+fn with_attributes(mut bytes: Vec<u8>, bits: i16) -> Vec<u8> {
+    let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | bits;
+    bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+    strom_storage::batch::RecordBatchMut::parse(&mut bytes)
+        .expect("framing")
+        .update_crc();
+    bytes
+}
+
+#[test]
+fn compressed_batches_pass_through_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), LogConfig::default());
+    for codec in 1..=4i16 {
+        let b = with_attributes(batch(&Spec::new(3, 10)), codec);
+        let info = log.append(&b, 2, 1).expect("append");
+        let r = log
+            .read(info.first_offset, 1 << 20, i64::MAX, false)
+            .expect("read");
+        assert_eq!(&r.records[..], &patched(b, info.first_offset, 2)[..]);
+        let view = RecordBatch::parse(&r.records).expect("framing");
+        assert_eq!(i16::from(view.compression()), codec);
+    }
+}
+
+#[test]
+fn clients_cannot_write_control_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), LogConfig::default());
+    let control = with_attributes(batch(&Spec::new(1, 10)), 0x20);
+    assert!(matches!(
+        log.append(&control, 0, 1),
+        Err(StorageError::InvalidRecord {
+            source: strom_storage::batch::BatchError::ControlBatchFromClient,
+            ..
+        })
+    ));
+    let info = log
+        .append_with_origin(control, 0, 1, strom_storage::AppendOrigin::Coordinator)
+        .expect("the broker writes markers");
+    assert!(info.batches[0].is_control);
 }

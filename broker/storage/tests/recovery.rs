@@ -109,7 +109,11 @@ fn tail_cut_anywhere(clean: bool) {
             .expect("0 is a boundary");
         let log = open(dir.path(), config.clone());
         assert_eq!(log.log_end_offset(), leo, "cut at {point}, clean {clean}");
-        assert_eq!(log.size_bytes(), valid_bytes, "cut at {point}, clean {clean}");
+        assert_eq!(
+            log.size_bytes(),
+            valid_bytes,
+            "cut at {point}, clean {clean}"
+        );
         assert_eq!(
             read_all(&log, 0),
             bytes[..valid_bytes as usize].to_vec(),
@@ -227,7 +231,10 @@ fn the_clean_shutdown_marker_is_used_once() {
     assert!(dir.path().join("clean-shutdown").exists());
     {
         let log = open(dir.path(), config.clone());
-        assert!(!dir.path().join("clean-shutdown").exists(), "consumed on open");
+        assert!(
+            !dir.path().join("clean-shutdown").exists(),
+            "consumed on open"
+        );
         log.append(&one, 0, 1).expect("append");
         // Dropped without close: a crash.
     }
@@ -252,7 +259,8 @@ fn index_files_are_in_kafka_format() {
         let log = open(dir.path(), config);
         for i in 0..60i64 {
             let ts = 10_000 + (i * 37) % 500; // not monotonic
-            log.append(&batch(&Spec::new(2, 20).ts(ts)), 0, 1).expect("append");
+            log.append(&batch(&Spec::new(2, 20).ts(ts)), 0, 1)
+                .expect("append");
         }
         log.close().expect("close");
     }
@@ -269,7 +277,8 @@ fn index_files_are_in_kafka_format() {
         for entry in index.chunks_exact(8) {
             let rel = u32::from_be_bytes(entry[..4].try_into().expect("4 bytes"));
             let pos = u32::from_be_bytes(entry[4..].try_into().expect("4 bytes")) as usize;
-            let b = strom_storage::batch::RecordBatch::parse(&data[pos..]).expect("a batch starts there");
+            let b = strom_storage::batch::RecordBatch::parse(&data[pos..])
+                .expect("a batch starts there");
             assert_eq!(b.last_offset(), base + i64::from(rel));
             checked_entries += 1;
         }
@@ -288,7 +297,10 @@ fn index_files_are_in_kafka_format() {
                 .expect("time index entries point at a batch start");
             assert_eq!(holder.max_timestamp(), ts);
         }
-        assert!(!time.is_empty(), "a sealed or closed segment records its max timestamp");
+        assert!(
+            !time.is_empty(),
+            "a sealed or closed segment records its max timestamp"
+        );
     }
     assert!(checked_entries > 10);
 }

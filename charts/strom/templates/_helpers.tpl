@@ -96,40 +96,52 @@ Call with (dict "image" .Values.image "context" $).
 {{- end }}
 
 {{/*
-Permissions the operator needs in every namespace it watches. Mirrors operator/src/rbac.rs:
-change both together.
+RBAC: operator/src/rbac.rs holds the operator's permissions as one table; these three lists are
+that table split by scope, rule for rule (e2e/tests/chart.rs fails when they differ). Children
+are removed by garbage collection through owner references, so there is no delete verb.
+
+Permissions in every namespace the operator watches.
 */}}
 {{- define "strom.namespacedRules" -}}
 - apiGroups: ["strom.io"]
   resources: ["clusters", "topics"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["strom.io"]
-  resources: ["clusters/status", "topics/status", "clusters/finalizers", "topics/finalizers"]
-  verbs: ["get", "update", "patch"]
+  resources: ["clusters/status", "topics/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["strom.io"]
+  resources: ["clusters/finalizers", "topics/finalizers"]
+  verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
-  resources: ["services", "configmaps", "pods", "persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  resources: ["services", "configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "create", "patch"]
 {{- end }}
 
 {{/*
-Cluster-scoped permissions: the operator checks that its CRDs are installed and served.
+Cluster-scoped permissions: whether the ServiceMonitor CRD is installed.
 */}}
 {{- define "strom.clusterRules" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get"]
 {{- end }}
 
 {{/*
@@ -138,5 +150,5 @@ Permissions on the leader-election Lease, granted in the lease namespace only.
 {{- define "strom.leaseRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "list", "watch", "create", "update", "patch"]
+  verbs: ["get", "create", "update"]
 {{- end }}

@@ -13,11 +13,19 @@ use crate::state::GroupState;
 impl<L: OffsetsLog> GroupCoordinator<L> {
     /// DeleteGroups: removes empty groups with their offsets, writing tombstones so the
     /// deletion survives a coordinator move.
-    pub async fn delete_groups(&self, req: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+    pub async fn delete_groups(
+        &self,
+        req: DeleteGroupsRequest,
+        _version: i16,
+    ) -> DeleteGroupsResponse {
         let mut results = Vec::with_capacity(req.groups_names.len());
         for group_id in req.groups_names {
             let error = self.delete_group(group_id.0.as_str()).await;
-            results.push(DeletableGroupResult::default().with_group_id(group_id).with_error_code(error));
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(group_id)
+                    .with_error_code(error),
+            );
         }
         DeleteGroupsResponse::default().with_results(results)
     }
@@ -33,7 +41,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             if let Err(code) = self.check_group(&state, group_id, true) {
                 return code;
             }
-            let Some(group) = state.groups.get(group_id) else { return GROUP_ID_NOT_FOUND };
+            let Some(group) = state.groups.get(group_id) else {
+                return GROUP_ID_NOT_FOUND;
+            };
             match group.state() {
                 GroupState::Dead => return GROUP_ID_NOT_FOUND,
                 GroupState::Empty => {}
@@ -44,7 +54,11 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 .iter()
                 .filter_map(|((topic, partition), _)| offset_tombstone(group_id, topic, *partition))
                 .collect();
-            if let Ok(key) = (RecordKey::GroupMetadata { group: group_id.to_owned() }).encode() {
+            if let Ok(key) = (RecordKey::GroupMetadata {
+                group: group_id.to_owned(),
+            })
+            .encode()
+            {
                 records.push((key, None));
             }
             records

@@ -14,7 +14,11 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 impl<L: OffsetsLog> GroupCoordinator<L> {
     /// DescribeGroups: state, protocol and members; member metadata and assignments only for a
     /// Stable group. An unknown group is reported Dead with no error, as Kafka does before v6.
-    pub async fn describe_groups(&self, req: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    pub async fn describe_groups(
+        &self,
+        req: DescribeGroupsRequest,
+        version: i16,
+    ) -> DescribeGroupsResponse {
         let state = self.shared.state.lock();
         let groups = req
             .groups
@@ -28,12 +32,19 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     return described.with_error_code(code);
                 }
                 let Some(group) = state.groups.get(group_id.0.as_str()) else {
-                    return described.with_group_state(StrBytes::from_static_str(GroupState::Dead.as_str()));
+                    return described
+                        .with_group_state(StrBytes::from_static_str(GroupState::Dead.as_str()));
                 };
-                let protocol = if group.state() == GroupState::Stable { group.protocol_name().unwrap_or_default() } else { "" };
+                let protocol = if group.state() == GroupState::Stable {
+                    group.protocol_name().unwrap_or_default()
+                } else {
+                    ""
+                };
                 described
                     .with_group_state(StrBytes::from_static_str(group.state().as_str()))
-                    .with_protocol_type(StrBytes::from_string(group.protocol_type().unwrap_or_default().to_owned()))
+                    .with_protocol_type(StrBytes::from_string(
+                        group.protocol_type().unwrap_or_default().to_owned(),
+                    ))
                     .with_protocol_data(StrBytes::from_string(protocol.to_owned()))
                     .with_members(
                         group
@@ -42,7 +53,11 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                             .map(|m| {
                                 DescribedGroupMember::default()
                                     .with_member_id(StrBytes::from_string(m.member_id))
-                                    .with_group_instance_id(if version >= 4 { m.group_instance_id.map(StrBytes::from_string) } else { None })
+                                    .with_group_instance_id(if version >= 4 {
+                                        m.group_instance_id.map(StrBytes::from_string)
+                                    } else {
+                                        None
+                                    })
                                     .with_client_id(StrBytes::from_string(m.client_id))
                                     .with_client_host(StrBytes::from_string(m.client_host))
                                     .with_member_metadata(m.metadata)

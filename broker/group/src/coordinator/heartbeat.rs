@@ -11,7 +11,11 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     /// (REBALANCE_IN_PROGRESS).
     pub async fn heartbeat(&self, req: HeartbeatRequest, version: i16) -> HeartbeatResponse {
         let group_id = req.group_id.0.as_str();
-        let instance = if version >= 3 { req.group_instance_id.as_ref().map(|i| i.as_str()) } else { None };
+        let instance = if version >= 3 {
+            req.group_instance_id.as_ref().map(|i| i.as_str())
+        } else {
+            None
+        };
         let error = {
             let mut state = self.shared.state.lock();
             match self.check_group(&state, group_id, false) {
@@ -22,7 +26,12 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 Ok(_) => {
                     let now = self.now();
                     match state.groups.get_mut(group_id) {
-                        Some(group) => group.heartbeat(req.member_id.as_str(), instance, req.generation_id, now),
+                        Some(group) => group.heartbeat(
+                            req.member_id.as_str(),
+                            instance,
+                            req.generation_id,
+                            now,
+                        ),
                         None => UNKNOWN_MEMBER_ID,
                     }
                 }

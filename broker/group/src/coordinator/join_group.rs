@@ -20,7 +20,8 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     /// JoinGroup without connection facts (member ids get an empty client id prefix); prefer
     /// [`GroupCoordinator::join_group_with_client`].
     pub async fn join_group(&self, req: JoinGroupRequest, version: i16) -> JoinGroupResponse {
-        self.join_group_with_client(req, version, ClientInfo::default()).await
+        self.join_group_with_client(req, version, ClientInfo::default())
+            .await
     }
 
     /// JoinGroup: waits until the rebalance this join takes part in completes (up to the
@@ -54,7 +55,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             req.rebalance_timeout_ms
         };
         let group_instance_id = if version >= 5 {
-            req.group_instance_id.as_ref().map(|i| i.as_str().to_owned())
+            req.group_instance_id
+                .as_ref()
+                .map(|i| i.as_str().to_owned())
         } else {
             None
         };
@@ -88,7 +91,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 if !member_id.is_empty() {
                     return JoinResult::error(&member_id, UNKNOWN_MEMBER_ID);
                 }
-                state.groups.insert(group_id.clone(), Group::new(&group_id, now));
+                state
+                    .groups
+                    .insert(group_id.clone(), Group::new(&group_id, now));
             }
             let Some(group) = state.groups.get_mut(&group_id) else {
                 return JoinResult::error(&member_id, COORDINATOR_NOT_AVAILABLE);
@@ -108,7 +113,10 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             };
             store |= state.deliver(&group_id, effects);
             let record = if store {
-                state.groups.get(&group_id).and_then(|g| Self::group_record(g, None))
+                state
+                    .groups
+                    .get(&group_id)
+                    .and_then(|g| Self::group_record(g, None))
             } else {
                 None
             };
@@ -134,7 +142,8 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 if let Err(error) = stored {
                     tracing::warn!(group = %group_id, partition, %error, "persisting group metadata failed");
                 }
-                rx.await.unwrap_or_else(|_| JoinResult::error(&member_id, NOT_COORDINATOR))
+                rx.await
+                    .unwrap_or_else(|_| JoinResult::error(&member_id, NOT_COORDINATOR))
             }
         }
     }

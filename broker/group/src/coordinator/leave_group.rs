@@ -17,7 +17,10 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             req.members
                 .iter()
                 .map(|m| {
-                    (m.member_id.as_str().to_owned(), m.group_instance_id.as_ref().map(|i| i.as_str().to_owned()))
+                    (
+                        m.member_id.as_str().to_owned(),
+                        m.group_instance_id.as_ref().map(|i| i.as_str().to_owned()),
+                    )
                 })
                 .collect()
         } else {
@@ -25,20 +28,26 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
         };
         let (top, errors) = self.leave(&group_id, &leaving).await;
         if version >= 3 {
-            LeaveGroupResponse::default().with_error_code(top).with_members(
-                leaving
-                    .into_iter()
-                    .zip(errors)
-                    .map(|((member_id, instance), error)| {
-                        MemberResponse::default()
-                            .with_member_id(StrBytes::from_string(member_id))
-                            .with_group_instance_id(instance.map(StrBytes::from_string))
-                            .with_error_code(error)
-                    })
-                    .collect(),
-            )
+            LeaveGroupResponse::default()
+                .with_error_code(top)
+                .with_members(
+                    leaving
+                        .into_iter()
+                        .zip(errors)
+                        .map(|((member_id, instance), error)| {
+                            MemberResponse::default()
+                                .with_member_id(StrBytes::from_string(member_id))
+                                .with_group_instance_id(instance.map(StrBytes::from_string))
+                                .with_error_code(error)
+                        })
+                        .collect(),
+                )
         } else {
-            let error = if top != NONE { top } else { errors.first().copied().unwrap_or(NONE) };
+            let error = if top != NONE {
+                top
+            } else {
+                errors.first().copied().unwrap_or(NONE)
+            };
             LeaveGroupResponse::default().with_error_code(error)
         }
     }
@@ -63,10 +72,15 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             let mut effects = Vec::new();
             let errors: Vec<i16> = leaving
                 .iter()
-                .map(|(member_id, instance)| group.leave(member_id, instance.as_deref(), now, &t, &mut effects))
+                .map(|(member_id, instance)| {
+                    group.leave(member_id, instance.as_deref(), now, &t, &mut effects)
+                })
                 .collect();
             let record = if state.deliver(group_id, effects) {
-                state.groups.get(group_id).and_then(|g| Self::group_record(g, None))
+                state
+                    .groups
+                    .get(group_id)
+                    .and_then(|g| Self::group_record(g, None))
             } else {
                 None
             };

@@ -7,7 +7,7 @@ use crate::error::GroupError;
 use crate::group::Group;
 use crate::log::OffsetsLog;
 use crate::offsets::OffsetEntry;
-use crate::records::{RecordKey, RecordValue, GroupMetadataValue, parse_batches};
+use crate::records::{GroupMetadataValue, RecordKey, RecordValue, parse_batches};
 
 /// What a replay of a partition leaves: the last value of every key (tombstones removed).
 #[derive(Debug, Default)]
@@ -23,7 +23,10 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     pub async fn load_partition(&self, partition: i32) -> Result<(), GroupError> {
         let partitions = self.shared.config.offsets_topic_partitions;
         if !(0..partitions).contains(&partition) {
-            return Err(GroupError::UnknownPartition { partition, partitions });
+            return Err(GroupError::UnknownPartition {
+                partition,
+                partitions,
+            });
         }
         let load_id = {
             let mut state = self.shared.state.lock();
@@ -35,7 +38,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             }
             state.next_load += 1;
             let id = state.next_load;
-            state.partitions.insert(partition, PartitionStatus::Loading(id));
+            state
+                .partitions
+                .insert(partition, PartitionStatus::Loading(id));
             id
         };
         let _writer = self.writer(partition).lock().await;
@@ -70,7 +75,11 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
         state.groups.extend(groups);
         state.partitions.insert(partition, PartitionStatus::Owned);
         self.wake_timer();
-        tracing::info!(partition, groups = count, "loaded __consumer_offsets partition");
+        tracing::info!(
+            partition,
+            groups = count,
+            "loaded __consumer_offsets partition"
+        );
         Ok(())
     }
 
@@ -81,13 +90,21 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
         let _writer = self.writer(partition).lock().await;
         let mut state = self.shared.state.lock();
         state.partitions.remove(&partition);
-        let gone: Vec<String> =
-            state.groups.keys().filter(|g| self.partition_for(g) == partition).cloned().collect();
+        let gone: Vec<String> = state
+            .groups
+            .keys()
+            .filter(|g| self.partition_for(g) == partition)
+            .cloned()
+            .collect();
         for group_id in &gone {
             state.groups.remove(group_id);
         }
-        state.join_waiters.retain(|(group_id, _), _| self.partition_for(group_id) != partition);
-        state.sync_waiters.retain(|(group_id, _), _| self.partition_for(group_id) != partition);
+        state
+            .join_waiters
+            .retain(|(group_id, _), _| self.partition_for(group_id) != partition);
+        state
+            .sync_waiters
+            .retain(|(group_id, _), _| self.partition_for(group_id) != partition);
     }
 
     async fn replay(&self, partition: i32) -> Result<Replayed, GroupError> {
@@ -106,12 +123,21 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             if offset >= log_end_offset || data.is_empty() {
                 break;
             }
-            let parsed = parse_batches(data.clone())
-                .map_err(|(offset, reason)| GroupError::CorruptBatch { partition, offset, reason })?;
+            let parsed = parse_batches(data.clone()).map_err(|(offset, reason)| {
+                GroupError::CorruptBatch {
+                    partition,
+                    offset,
+                    reason,
+                }
+            })?;
             let Some(next_offset) = parsed.next_offset else {
                 if data.len() < max_bytes {
                     // Less than asked for and not one whole batch: the log ends in a torn batch.
-                    return Err(GroupError::CorruptBatch { partition, offset, reason: "truncated batch".to_owned() });
+                    return Err(GroupError::CorruptBatch {
+                        partition,
+                        offset,
+                        reason: "truncated batch".to_owned(),
+                    });
                 }
                 // A batch larger than the read size: read more at once.
                 max_bytes = max_bytes.saturating_mul(2);
@@ -128,13 +154,32 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     }
 }
 
-fn apply(replayed: &mut Replayed, partition: i32, record: crate::records::LoggedRecord) -> Result<(), GroupError> {
-    let corrupt = |source| GroupError::CorruptRecord { partition, offset: record.offset, source };
-    let Some(key_bytes) = record.key.as_deref() else { return Ok(()) };
-    let Some(key) = RecordKey::decode(key_bytes).map_err(corrupt)? else { return Ok(()) };
+fn apply(
+    replayed: &mut Replayed,
+    partition: i32,
+    record: crate::records::LoggedRecord,
+) -> Result<(), GroupError> {
+    let corrupt = |source| GroupError::CorruptRecord {
+        partition,
+        offset: record.offset,
+        source,
+    };
+    let Some(key_bytes) = record.key.as_deref() else {
+        return Ok(());
+    };
+    let Some(key) = RecordKey::decode(key_bytes).map_err(corrupt)? else {
+        return Ok(());
+    };
     let value = key.decode_value(record.value.as_deref()).map_err(corrupt)?;
     match (key, value) {
-        (RecordKey::OffsetCommit { group, topic, partition }, Some(RecordValue::OffsetCommit(v))) => {
+        (
+            RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            },
+            Some(RecordValue::OffsetCommit(v)),
+        ) => {
             replayed.offsets.insert(
                 (group, topic, partition),
                 OffsetEntry {
@@ -145,7 +190,14 @@ fn apply(replayed: &mut Replayed, partition: i32, record: crate::records::Logged
                 },
             );
         }
-        (RecordKey::OffsetCommit { group, topic, partition }, _) => {
+        (
+            RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            },
+            _,
+        ) => {
             replayed.offsets.remove(&(group, topic, partition));
         }
         (RecordKey::GroupMetadata { group }, Some(RecordValue::GroupMetadata(v))) => {

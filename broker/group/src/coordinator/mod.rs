@@ -67,7 +67,10 @@ pub struct CoordinatorOptions {
 
 impl Default for CoordinatorOptions {
     fn default() -> Self {
-        Self { clock: Arc::new(TokioClock::new()), topic_lookup: None }
+        Self {
+            clock: Arc::new(TokioClock::new()),
+            topic_lookup: None,
+        }
     }
 }
 
@@ -108,13 +111,23 @@ impl State {
         for effect in effects {
             match effect {
                 Effect::Join { member_id, result } => {
-                    for tx in self.join_waiters.remove(&(group_id.to_owned(), member_id)).into_iter().flatten() {
+                    for tx in self
+                        .join_waiters
+                        .remove(&(group_id.to_owned(), member_id))
+                        .into_iter()
+                        .flatten()
+                    {
                         // A closed receiver is a client that went away; nothing to tell it.
                         let _ = tx.send(result.clone());
                     }
                 }
                 Effect::Sync { member_id, result } => {
-                    for tx in self.sync_waiters.remove(&(group_id.to_owned(), member_id)).into_iter().flatten() {
+                    for tx in self
+                        .sync_waiters
+                        .remove(&(group_id.to_owned(), member_id))
+                        .into_iter()
+                        .flatten()
+                    {
                         let _ = tx.send(result.clone());
                     }
                 }
@@ -126,13 +139,19 @@ impl State {
 
     fn park_join(&mut self, group_id: &str, member_id: &str) -> oneshot::Receiver<JoinResult> {
         let (tx, rx) = oneshot::channel();
-        self.join_waiters.entry((group_id.to_owned(), member_id.to_owned())).or_default().push(tx);
+        self.join_waiters
+            .entry((group_id.to_owned(), member_id.to_owned()))
+            .or_default()
+            .push(tx);
         rx
     }
 
     fn park_sync(&mut self, group_id: &str, member_id: &str) -> oneshot::Receiver<SyncResult> {
         let (tx, rx) = oneshot::channel();
-        self.sync_waiters.entry((group_id.to_owned(), member_id.to_owned())).or_default().push(tx);
+        self.sync_waiters
+            .entry((group_id.to_owned(), member_id.to_owned()))
+            .or_default()
+            .push(tx);
         rx
     }
 
@@ -167,7 +186,9 @@ pub struct GroupCoordinator<L> {
 
 impl<L> Clone for GroupCoordinator<L> {
     fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -199,7 +220,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 clock: options.clock,
                 topic_lookup: options.topic_lookup,
                 state: Mutex::new(State::default()),
-                writers: (0..partitions).map(|_| tokio::sync::Mutex::new(())).collect(),
+                writers: (0..partitions)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
                 wake: Notify::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -219,12 +242,15 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             .groups
             .values()
             .flat_map(|group| {
-                group.offsets.iter().map(|((topic, partition), entry)| CommittedOffset {
-                    group: group.group_id().to_owned(),
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: entry.offset,
-                })
+                group
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), entry)| CommittedOffset {
+                        group: group.group_id().to_owned(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                        offset: entry.offset,
+                    })
             })
             .collect();
         out.sort();
@@ -283,8 +309,13 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     }
 
     /// The record holding `group`'s metadata now (a tombstone once Dead).
-    fn group_record(group: &Group, assignments: Option<&HashMap<String, Bytes>>) -> Option<KeyValue> {
-        let key = RecordKey::GroupMetadata { group: group.group_id().to_owned() };
+    fn group_record(
+        group: &Group,
+        assignments: Option<&HashMap<String, Bytes>>,
+    ) -> Option<KeyValue> {
+        let key = RecordKey::GroupMetadata {
+            group: group.group_id().to_owned(),
+        };
         let key = match key.encode() {
             Ok(key) => key,
             Err(error) => {

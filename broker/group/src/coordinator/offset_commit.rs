@@ -15,15 +15,26 @@ use crate::records::{KeyValue, OffsetCommitValue, RecordKey};
 impl<L: OffsetsLog> GroupCoordinator<L> {
     /// OffsetCommit: by a member of the current generation, or standalone (generation -1) on a
     /// group without members. The offsets are visible once written to `__consumer_offsets`.
-    pub async fn offset_commit(&self, req: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    pub async fn offset_commit(
+        &self,
+        req: OffsetCommitRequest,
+        version: i16,
+    ) -> OffsetCommitResponse {
         let group_id = req.group_id.0.as_str().to_owned();
         // One error per requested partition, in request order.
-        let mut errors: Vec<Vec<i16>> =
-            req.topics.iter().map(|t| vec![NONE; t.partitions.len()]).collect();
+        let mut errors: Vec<Vec<i16>> = req
+            .topics
+            .iter()
+            .map(|t| vec![NONE; t.partitions.len()])
+            .collect();
         let fill = |errors: &mut Vec<Vec<i16>>, code: i16| {
             errors.iter_mut().flatten().for_each(|e| *e = code);
         };
-        let instance = if version >= 7 { req.group_instance_id.as_ref().map(|i| i.as_str()) } else { None };
+        let instance = if version >= 7 {
+            req.group_instance_id.as_ref().map(|i| i.as_str())
+        } else {
+            None
+        };
         let member_id = req.member_id.as_str();
         let generation = req.generation_id_or_member_epoch;
 
@@ -41,10 +52,13 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                         Ok(_) => {
                             if !state.groups.contains_key(&group_id) && generation < 0 {
                                 // Standalone commits create the group, as in Kafka.
-                                state.groups.insert(group_id.clone(), Group::new(&group_id, now));
+                                state
+                                    .groups
+                                    .insert(group_id.clone(), Group::new(&group_id, now));
                             }
                             match state.groups.get_mut(&group_id) {
-                                Some(group) => group.validate_offset_commit(member_id, instance, generation, now),
+                                Some(group) => group
+                                    .validate_offset_commit(member_id, instance, generation, now),
                                 None => Err(ILLEGAL_GENERATION),
                             }
                         }
@@ -55,19 +69,34 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                             for (ti, topic) in req.topics.iter().enumerate() {
                                 for (pi, p) in topic.partitions.iter().enumerate() {
                                     let name = topic.name.0.as_str();
-                                    let metadata = p.committed_metadata.as_ref().map(|m| m.as_str()).unwrap_or_default();
+                                    let metadata = p
+                                        .committed_metadata
+                                        .as_ref()
+                                        .map(|m| m.as_str())
+                                        .unwrap_or_default();
                                     let code = if !self.topic_exists(name, p.partition_index) {
                                         UNKNOWN_TOPIC_OR_PARTITION
-                                    } else if metadata.len() > self.shared.config.offset_metadata_max_bytes {
+                                    } else if metadata.len()
+                                        > self.shared.config.offset_metadata_max_bytes
+                                    {
                                         OFFSET_METADATA_TOO_LARGE
                                     } else {
                                         let entry = OffsetEntry {
                                             offset: p.committed_offset,
-                                            leader_epoch: if version >= 6 { p.committed_leader_epoch } else { -1 },
+                                            leader_epoch: if version >= 6 {
+                                                p.committed_leader_epoch
+                                            } else {
+                                                -1
+                                            },
                                             metadata: metadata.to_owned(),
                                             commit_timestamp: now,
                                         };
-                                        match offset_record(&group_id, name, p.partition_index, &entry) {
+                                        match offset_record(
+                                            &group_id,
+                                            name,
+                                            p.partition_index,
+                                            &entry,
+                                        ) {
                                             Ok(record) => {
                                                 records.push(record);
                                                 written.push((ti, pi, entry));
@@ -138,15 +167,27 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     }
 
     pub(super) fn topic_exists(&self, topic: &str, partition: i32) -> bool {
-        self.shared.topic_lookup.as_ref().is_none_or(|lookup| lookup.partition_exists(topic, partition))
+        self.shared
+            .topic_lookup
+            .as_ref()
+            .is_none_or(|lookup| lookup.partition_exists(topic, partition))
     }
 }
 
 /// The `__consumer_offsets` record of one committed offset.
-pub(super) fn offset_record(group: &str, topic: &str, partition: i32, entry: &OffsetEntry) -> Result<KeyValue, i16> {
-    let key = RecordKey::OffsetCommit { group: group.to_owned(), topic: topic.to_owned(), partition }
-        .encode()
-        .map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
+pub(super) fn offset_record(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    entry: &OffsetEntry,
+) -> Result<KeyValue, i16> {
+    let key = RecordKey::OffsetCommit {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    }
+    .encode()
+    .map_err(|_| UNKNOWN_TOPIC_OR_PARTITION)?;
     let value = OffsetCommitValue {
         offset: entry.offset,
         leader_epoch: entry.leader_epoch,
@@ -160,8 +201,12 @@ pub(super) fn offset_record(group: &str, topic: &str, partition: i32, entry: &Of
 
 /// The tombstone of one committed offset.
 pub(super) fn offset_tombstone(group: &str, topic: &str, partition: i32) -> Option<KeyValue> {
-    RecordKey::OffsetCommit { group: group.to_owned(), topic: topic.to_owned(), partition }
-        .encode()
-        .ok()
-        .map(|key| (key, None))
+    RecordKey::OffsetCommit {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    }
+    .encode()
+    .ok()
+    .map(|key| (key, None))
 }

@@ -16,9 +16,17 @@ use crate::state::GroupState;
 impl<L: OffsetsLog> GroupCoordinator<L> {
     /// OffsetDelete: removes committed offsets of topics the group does not consume
     /// (GROUP_SUBSCRIBED_TO_TOPIC otherwise); an empty group with no offsets left goes too.
-    pub async fn offset_delete(&self, req: OffsetDeleteRequest, _version: i16) -> OffsetDeleteResponse {
+    pub async fn offset_delete(
+        &self,
+        req: OffsetDeleteRequest,
+        _version: i16,
+    ) -> OffsetDeleteResponse {
         let group_id = req.group_id.0.as_str().to_owned();
-        let mut errors: Vec<Vec<i16>> = req.topics.iter().map(|t| vec![NONE; t.partitions.len()]).collect();
+        let mut errors: Vec<Vec<i16>> = req
+            .topics
+            .iter()
+            .map(|t| vec![NONE; t.partitions.len()])
+            .collect();
         let top = self.delete_offsets(&group_id, &req, &mut errors).await;
         if top != NONE {
             return OffsetDeleteResponse::default().with_error_code(top);
@@ -28,24 +36,31 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 .into_iter()
                 .zip(errors)
                 .map(|(topic, errors)| {
-                    OffsetDeleteResponseTopic::default().with_name(topic.name).with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .zip(errors)
-                            .map(|(p, error)| {
-                                OffsetDeleteResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(error)
-                            })
-                            .collect(),
-                    )
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(topic.name)
+                        .with_partitions(
+                            topic
+                                .partitions
+                                .iter()
+                                .zip(errors)
+                                .map(|(p, error)| {
+                                    OffsetDeleteResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(error)
+                                })
+                                .collect(),
+                        )
                 })
                 .collect(),
         )
     }
 
-    async fn delete_offsets(&self, group_id: &str, req: &OffsetDeleteRequest, errors: &mut [Vec<i16>]) -> i16 {
+    async fn delete_offsets(
+        &self,
+        group_id: &str,
+        req: &OffsetDeleteRequest,
+        errors: &mut [Vec<i16>],
+    ) -> i16 {
         let partition = match self.check_group_now(group_id, false) {
             Ok(partition) => partition,
             Err(code) => return code,
@@ -58,7 +73,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             if let Err(code) = self.check_group(&state, group_id, false) {
                 return code;
             }
-            let Some(group) = state.groups.get(group_id) else { return GROUP_ID_NOT_FOUND };
+            let Some(group) = state.groups.get(group_id) else {
+                return GROUP_ID_NOT_FOUND;
+            };
             let check_subscription = match group.state() {
                 GroupState::Dead => return GROUP_ID_NOT_FOUND,
                 GroupState::Empty => false,
@@ -74,19 +91,24 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     } else if check_subscription && group.is_subscribed_to(name) {
                         errors[ti][pi] = GROUP_SUBSCRIBED_TO_TOPIC;
                     } else if group.offsets.get(name, p.partition_index).is_some()
-                        && !eligible.iter().any(|(_, _, t, q)| t == name && *q == p.partition_index)
+                        && !eligible
+                            .iter()
+                            .any(|(_, _, t, q)| t == name && *q == p.partition_index)
+                        && let Some(record) = offset_tombstone(group_id, name, p.partition_index)
                     {
-                        if let Some(record) = offset_tombstone(group_id, name, p.partition_index) {
-                            records.push(record);
-                            eligible.push((ti, pi, name.to_owned(), p.partition_index));
-                            remaining = remaining.saturating_sub(1);
-                        }
+                        records.push(record);
+                        eligible.push((ti, pi, name.to_owned(), p.partition_index));
+                        remaining = remaining.saturating_sub(1);
                     }
                 }
             }
             if !records.is_empty() && remaining == 0 && group.state() == GroupState::Empty {
                 // The group loses its last offsets: it goes, as Kafka's cleanup does.
-                if let Ok(key) = (RecordKey::GroupMetadata { group: group_id.to_owned() }).encode() {
+                if let Ok(key) = (RecordKey::GroupMetadata {
+                    group: group_id.to_owned(),
+                })
+                .encode()
+                {
                     records.push((key, None));
                 }
             }

@@ -53,7 +53,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                                                         .with_partition_index(index)
                                                         .with_committed_offset(offset)
                                                         .with_committed_leader_epoch(epoch)
-                                                        .with_metadata(Some(StrBytes::from_string(metadata)))
+                                                        .with_metadata(Some(StrBytes::from_string(
+                                                            metadata,
+                                                        )))
                                                         .with_error_code(error)
                                                 })
                                                 .collect(),
@@ -67,7 +69,10 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
         }
 
         let requested: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|topics| {
-            topics.into_iter().map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes)).collect()
+            topics
+                .into_iter()
+                .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes))
+                .collect()
         });
         let (error, topics) = match self.fetch_group(req.group_id.0.as_str(), requested.clone()) {
             Ok(topics) => (NONE, topics),
@@ -78,34 +83,42 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(name, partitions)| {
-                        (name, partitions.into_iter().map(|p| (p, -1, -1, String::new(), code)).collect())
+                        (
+                            name,
+                            partitions
+                                .into_iter()
+                                .map(|p| (p, -1, -1, String::new(), code))
+                                .collect(),
+                        )
                     })
                     .collect(),
             ),
             Err(code) => (code, Vec::new()),
         };
-        OffsetFetchResponse::default().with_error_code(if version >= 2 { error } else { NONE }).with_topics(
-            topics
-                .into_iter()
-                .map(|(name, partitions)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(name)))
-                        .with_partitions(
-                            partitions
-                                .into_iter()
-                                .map(|(index, offset, epoch, metadata, error)| {
-                                    OffsetFetchResponsePartition::default()
-                                        .with_partition_index(index)
-                                        .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(epoch)
-                                        .with_metadata(Some(StrBytes::from_string(metadata)))
-                                        .with_error_code(error)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        )
+        OffsetFetchResponse::default()
+            .with_error_code(if version >= 2 { error } else { NONE })
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(name)))
+                            .with_partitions(
+                                partitions
+                                    .into_iter()
+                                    .map(|(index, offset, epoch, metadata, error)| {
+                                        OffsetFetchResponsePartition::default()
+                                            .with_partition_index(index)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(StrBytes::from_string(metadata)))
+                                            .with_error_code(error)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            )
     }
 
     fn fetch_group(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> GroupOffsets {
@@ -129,7 +142,13 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             None => {
                 let mut by_topic: Vec<(String, Vec<PartitionOffset>)> = Vec::new();
                 for ((topic, partition), e) in group.into_iter().flat_map(|g| g.offsets.iter()) {
-                    let entry = (*partition, e.offset, e.leader_epoch, e.metadata.clone(), NONE);
+                    let entry = (
+                        *partition,
+                        e.offset,
+                        e.leader_epoch,
+                        e.metadata.clone(),
+                        NONE,
+                    );
                     match by_topic.last_mut() {
                         Some((last, partitions)) if last == topic => partitions.push(entry),
                         _ => by_topic.push((topic.clone(), vec![entry])),

@@ -51,9 +51,21 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             Err(COORDINATOR_LOAD_IN_PROGRESS) => return SyncResult::error(REBALANCE_IN_PROGRESS),
             Err(code) => return SyncResult::error(code),
         };
-        let instance = if version >= 3 { req.group_instance_id.as_ref().map(|i| i.as_str()) } else { None };
-        let protocol_type = if version >= 5 { req.protocol_type.as_ref().map(|p| p.as_str()) } else { None };
-        let protocol_name = if version >= 5 { req.protocol_name.as_ref().map(|p| p.as_str()) } else { None };
+        let instance = if version >= 3 {
+            req.group_instance_id.as_ref().map(|i| i.as_str())
+        } else {
+            None
+        };
+        let protocol_type = if version >= 5 {
+            req.protocol_type.as_ref().map(|p| p.as_str())
+        } else {
+            None
+        };
+        let protocol_name = if version >= 5 {
+            req.protocol_name.as_ref().map(|p| p.as_str())
+        } else {
+            None
+        };
         let assignments: Vec<(String, Bytes)> = req
             .assignments
             .iter()
@@ -83,10 +95,18 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             match outcome {
                 SyncOutcome::Reply(result) => return result,
                 SyncOutcome::Await => Pending::Wait(state.park_sync(&group_id, &member_id)),
-                SyncOutcome::StoreAssignment { generation, assignments } => {
+                SyncOutcome::StoreAssignment {
+                    generation,
+                    assignments,
+                } => {
                     let record = Self::group_record(group, Some(&assignments));
                     let rx = state.park_sync(&group_id, &member_id);
-                    Pending::Store { rx, generation, assignments, record }
+                    Pending::Store {
+                        rx,
+                        generation,
+                        assignments,
+                        record,
+                    }
                 }
             }
         };
@@ -96,7 +116,12 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 drop(writer);
                 rx
             }
-            Pending::Store { rx, generation, assignments, record } => {
+            Pending::Store {
+                rx,
+                generation,
+                assignments,
+                record,
+            } => {
                 let stored = match record {
                     Some(record) => self
                         .append(partition, vec![record])
@@ -112,12 +137,17 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     let mut state = self.shared.state.lock();
                     let now = self.now();
                     let effects = match state.groups.get_mut(&group_id) {
-                        Some(group) => group.assignment_stored(generation, assignments, stored, now, &t),
+                        Some(group) => {
+                            group.assignment_stored(generation, assignments, stored, now, &t)
+                        }
                         None => Vec::new(),
                     };
                     let store = state.deliver(&group_id, effects);
                     let record = if store {
-                        state.groups.get(&group_id).and_then(|g| Self::group_record(g, None))
+                        state
+                            .groups
+                            .get(&group_id)
+                            .and_then(|g| Self::group_record(g, None))
                     } else {
                         None
                     };
@@ -129,6 +159,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 rx
             }
         };
-        rx.await.unwrap_or_else(|_| SyncResult::error(NOT_COORDINATOR))
+        rx.await
+            .unwrap_or_else(|_| SyncResult::error(NOT_COORDINATOR))
     }
 }

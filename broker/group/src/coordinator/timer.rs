@@ -25,7 +25,9 @@ impl<L> std::fmt::Debug for GroupTimer<L> {
 
 impl<L: OffsetsLog> GroupTimer<L> {
     pub(super) fn new(shared: Arc<Shared<L>>) -> Self {
-        Self { coordinator: GroupCoordinator { shared } }
+        Self {
+            coordinator: GroupCoordinator { shared },
+        }
     }
 
     /// Sleeps until the next deadline of any group (or until a request moves one), expires
@@ -57,7 +59,13 @@ impl<L: OffsetsLog> GroupTimer<L> {
 
 impl<L: OffsetsLog> GroupCoordinator<L> {
     fn next_deadline(&self) -> Option<i64> {
-        self.shared.state.lock().groups.values().filter_map(|g| g.next_deadline()).min()
+        self.shared
+            .state
+            .lock()
+            .groups
+            .values()
+            .filter_map(|g| g.next_deadline())
+            .min()
     }
 
     /// Runs every group deadline that is due.
@@ -84,20 +92,25 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 let t = self.shared.timeouts;
                 let mut records = Vec::new();
                 for group_id in group_ids {
-                    let Some(group) = state.groups.get_mut(&group_id) else { continue };
+                    let Some(group) = state.groups.get_mut(&group_id) else {
+                        continue;
+                    };
                     let effects = group.on_deadline(now, &t);
-                    if state.deliver(&group_id, effects) {
-                        if let Some(record) = state.groups.get(&group_id).and_then(|g| Self::group_record(g, None)) {
-                            records.push(record);
-                        }
+                    if state.deliver(&group_id, effects)
+                        && let Some(record) = state
+                            .groups
+                            .get(&group_id)
+                            .and_then(|g| Self::group_record(g, None))
+                    {
+                        records.push(record);
                     }
                 }
                 records
             };
-            if !records.is_empty() {
-                if let Err(error) = self.append(partition, records).await {
-                    tracing::warn!(partition, %error, "persisting group metadata after expiry failed");
-                }
+            if !records.is_empty()
+                && let Err(error) = self.append(partition, records).await
+            {
+                tracing::warn!(partition, %error, "persisting group metadata after expiry failed");
             }
         }
     }
@@ -128,7 +141,11 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 let mut expired: Vec<(String, String, i32)> = Vec::new();
                 let mut dead: Vec<String> = Vec::new();
                 let mut records: Vec<KeyValue> = Vec::new();
-                for group in state.groups.values().filter(|g| self.partition_for(g.group_id()) == partition) {
+                for group in state
+                    .groups
+                    .values()
+                    .filter(|g| self.partition_for(g.group_id()) == partition)
+                {
                     let id = group.group_id();
                     let gone = group.expired_offsets(now, retention);
                     let unused = group.unused_without(gone.len());
@@ -138,11 +155,14 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                             expired.push((id.to_owned(), topic, p));
                         }
                     }
-                    if unused {
-                        if let Ok(key) = (RecordKey::GroupMetadata { group: id.to_owned() }).encode() {
-                            records.push((key, None));
-                            dead.push(id.to_owned());
-                        }
+                    if unused
+                        && let Ok(key) = (RecordKey::GroupMetadata {
+                            group: id.to_owned(),
+                        })
+                        .encode()
+                    {
+                        records.push((key, None));
+                        dead.push(id.to_owned());
                     }
                 }
                 (expired, dead, records)
@@ -160,13 +180,24 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                         }
                     }
                     for group_id in &dead {
-                        if state.groups.get_mut(group_id).is_some_and(|g| g.dead_if_unused(now)) {
+                        if state
+                            .groups
+                            .get_mut(group_id)
+                            .is_some_and(|g| g.dead_if_unused(now))
+                        {
                             state.groups.remove(group_id);
                         }
                     }
-                    tracing::info!(partition, offsets = expired.len(), groups = dead.len(), "expired offsets and groups");
+                    tracing::info!(
+                        partition,
+                        offsets = expired.len(),
+                        groups = dead.len(),
+                        "expired offsets and groups"
+                    );
                 }
-                Err(error) => tracing::warn!(partition, %error, "writing retention tombstones failed"),
+                Err(error) => {
+                    tracing::warn!(partition, %error, "writing retention tombstones failed")
+                }
             }
         }
     }

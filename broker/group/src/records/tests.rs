@@ -14,8 +14,13 @@ fn blob() -> impl Strategy<Value = Bytes> {
 
 fn key() -> impl Strategy<Value = RecordKey> {
     prop_oneof![
-        (text(), text(), any::<i32>())
-            .prop_map(|(group, topic, partition)| RecordKey::OffsetCommit { group, topic, partition }),
+        (text(), text(), any::<i32>()).prop_map(|(group, topic, partition)| {
+            RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            }
+        }),
         text().prop_map(|group| RecordKey::GroupMetadata { group }),
     ]
 }
@@ -32,20 +37,39 @@ fn offset_value() -> impl Strategy<Value = OffsetCommitValue> {
 }
 
 fn member() -> impl Strategy<Value = MemberMetadataValue> {
-    (text(), prop::option::of(text()), text(), text(), any::<i32>(), any::<i32>(), blob(), blob()).prop_map(
-        |(member_id, group_instance_id, client_id, client_host, rebalance, session, subscription, assignment)| {
-            MemberMetadataValue {
+    (
+        text(),
+        prop::option::of(text()),
+        text(),
+        text(),
+        any::<i32>(),
+        any::<i32>(),
+        blob(),
+        blob(),
+    )
+        .prop_map(
+            |(
                 member_id,
                 group_instance_id,
                 client_id,
                 client_host,
-                rebalance_timeout_ms: rebalance,
-                session_timeout_ms: session,
+                rebalance,
+                session,
                 subscription,
                 assignment,
-            }
-        },
-    )
+            )| {
+                MemberMetadataValue {
+                    member_id,
+                    group_instance_id,
+                    client_id,
+                    client_host,
+                    rebalance_timeout_ms: rebalance,
+                    session_timeout_ms: session,
+                    subscription,
+                    assignment,
+                }
+            },
+        )
 }
 
 fn group_value() -> impl Strategy<Value = GroupMetadataValue> {
@@ -57,9 +81,18 @@ fn group_value() -> impl Strategy<Value = GroupMetadataValue> {
         any::<i64>(),
         prop::collection::vec(member(), 0..4),
     )
-        .prop_map(|(protocol_type, generation, protocol, leader, current_state_timestamp, members)| {
-            GroupMetadataValue { protocol_type, generation, protocol, leader, current_state_timestamp, members }
-        })
+        .prop_map(
+            |(protocol_type, generation, protocol, leader, current_state_timestamp, members)| {
+                GroupMetadataValue {
+                    protocol_type,
+                    generation,
+                    protocol,
+                    leader,
+                    current_state_timestamp,
+                    members,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -114,11 +147,18 @@ proptest! {
 #[test]
 fn offset_commit_key_matches_kafka_bytes() {
     // Kafka's OffsetCommitKey v1 for ("g", "t", 3): version, then int16-length strings, int32.
-    let key = RecordKey::OffsetCommit { group: "g".into(), topic: "t".into(), partition: 3 };
+    let key = RecordKey::OffsetCommit {
+        group: "g".into(),
+        topic: "t".into(),
+        partition: 3,
+    };
     let expected: &[u8] = &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 3];
     assert_eq!(key.encode().expect("encodable").as_ref(), expected);
     let group_key = RecordKey::GroupMetadata { group: "g".into() };
-    assert_eq!(group_key.encode().expect("encodable").as_ref(), &[0, 2, 0, 1, b'g']);
+    assert_eq!(
+        group_key.encode().expect("encodable").as_ref(),
+        &[0, 2, 0, 1, b'g']
+    );
 }
 
 #[test]
@@ -134,7 +174,12 @@ fn older_value_versions_decode() {
     let decoded = OffsetCommitValue::decode(&v1).expect("v1 decodes");
     assert_eq!(
         decoded,
-        OffsetCommitValue { offset: 42, leader_epoch: -1, metadata: "md".into(), commit_timestamp: 1000 }
+        OffsetCommitValue {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "md".into(),
+            commit_timestamp: 1000
+        }
     );
     let unknown_key = [0u8, 9, 0, 0];
     assert_eq!(RecordKey::decode(&unknown_key).expect("skippable"), None);
@@ -146,7 +191,12 @@ fn older_value_versions_decode() {
 
 #[test]
 fn parse_leaves_a_trailing_partial_batch() {
-    let record = (RecordKey::GroupMetadata { group: "g".into() }.encode().expect("key"), None);
+    let record = (
+        RecordKey::GroupMetadata { group: "g".into() }
+            .encode()
+            .expect("key"),
+        None,
+    );
     let batch = build_batch(&[record], 0).expect("batch");
     let mut two = batch.to_vec();
     two.extend_from_slice(&batch[..batch.len() - 5]);

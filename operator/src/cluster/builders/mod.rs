@@ -33,7 +33,7 @@ use strom_crds::cluster::PullPolicy;
 
 pub use bootstrap_service::bootstrap_service;
 pub use config_map::{SERVER_PROPERTIES, config_map, server_properties};
-pub use headless_service::headless_service;
+pub use headless_service::{SERVICE_ROLE_LABEL, headless_service};
 pub use pod_disruption_budget::pod_disruption_budget;
 pub use service_monitor::{service_monitor, service_monitor_resource};
 pub use stateful_set::{CONFIG_HASH_ANNOTATION, VERSION_LABEL, stateful_set};

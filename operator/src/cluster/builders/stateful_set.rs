@@ -123,7 +123,7 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
     let delete_policy = if spec.storage.delete_claim { "Delete" } else { "Retain" };
     StatefulSet {
         metadata: child_meta(cluster, stateful_set_name(&name)),
-        spec: Some(StatefulSetSpec {
+        spec: StatefulSetSpec {
             replicas: Some(spec.replicas),
             service_name: Some(headless_service_name(&name)),
             // Brokers start together: the controller quorum needs a majority of voters up
@@ -169,7 +169,7 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
                 when_scaled: Some("Retain".to_owned()),
             }),
             ..StatefulSetSpec::default()
-        }),
+        },
         ..StatefulSet::default()
     }
 }

@@ -61,7 +61,8 @@ fn user_labels_cannot_take_over_the_selector() {
     let sts = stateful_set(&cluster, &defaults());
     let labels = sts
         .spec
-        .and_then(|s| s.template.metadata)
+        .template
+        .metadata
         .and_then(|m| m.labels)
         .expect("pod template has labels");
     assert_eq!(labels.get("app.kubernetes.io/instance").map(String::as_str), Some("prod"));
@@ -72,7 +73,8 @@ fn config_change_changes_the_pod_config_hash() {
     let hash = |cluster: &strom_crds::Cluster| {
         stateful_set(cluster, &defaults())
             .spec
-            .and_then(|s| s.template.metadata)
+            .template
+            .metadata
             .and_then(|m| m.annotations)
             .and_then(|a| a.get(CONFIG_HASH_ANNOTATION).cloned())
             .expect("config hash annotation")

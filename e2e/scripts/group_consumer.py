@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A consumer-group member on confluent-kafka (librdkafka's Python binding), driven by
+e2e/tests/consumer_groups.rs.
+
+It subscribes to one topic in one group and reports, one JSON object per stdout line:
+  {"event": "started"}
+  {"event": "assigned", "partitions": [..]}   (eager protocol: the whole new assignment)
+  {"event": "revoked", "partitions": [..]}
+  {"event": "lost", "partitions": [..]}
+  {"event": "record", "partition": p, "offset": o, "value": "..."}
+  {"event": "error", "error": "..."}
+  {"event": "closed"}
+Offsets are auto-committed. SIGTERM closes the consumer cleanly (LeaveGroup); SIGKILL leaves the
+broker to notice the member is gone when its session times out.
+"""
+
+import argparse
+import json
+import signal
+import sys
+
+try:
+    from confluent_kafka import Consumer
+except ImportError:
+    print("confluent-kafka is not installed: run e2e/install-tools.sh", file=sys.stderr)
+    sys.exit(2)
+
+
+def emit(**event):
+    print(json.dumps(event), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--session-timeout-ms", type=int, default=6000)
+    parser.add_argument("--strategy", default="range")
+    args = parser.parse_args()
+
+    running = True
+
+    def stop(_signum, _frame):
+        nonlocal running
+        running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": args.group,
+            "client.id": "python-group-consumer",
+            "session.timeout.ms": args.session_timeout_ms,
+            "heartbeat.interval.ms": 1000,
+            "partition.assignment.strategy": args.strategy,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": 500,
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
+
+    def partitions(tps):
+        return sorted(tp.partition for tp in tps)
+
+    consumer.subscribe(
+        [args.topic],
+        on_assign=lambda _c, tps: emit(event="assigned", partitions=partitions(tps)),
+        on_revoke=lambda _c, tps: emit(event="revoked", partitions=partitions(tps)),
+        on_lost=lambda _c, tps: emit(event="lost", partitions=partitions(tps)),
+    )
+    emit(event="started")
+    while running:
+        msg = consumer.poll(0.2)
+        if msg is None:
+            continue
+        if msg.error():
+            emit(event="error", error=str(msg.error()))
+            continue
+        value = msg.value().decode("utf-8", errors="replace") if msg.value() is not None else None
+        emit(event="record", partition=msg.partition(), offset=msg.offset(), value=value)
+    consumer.close()
+    emit(event="closed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+//! Bad input closes the offending connection or gets a Kafka error code, and never takes the
+//! broker down: after every kind of garbage, a connection opened before the attack still
+//! answers, and a real client still produces and consumes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use rand::{Rng, SeedableRng};
+use rdkafka::producer::FutureRecord;
+use strom_e2e::kafka::{assigned_consumer, consume, producer};
+use strom_e2e::{BrokerOptions, BrokerProcess};
+
+/// An ApiVersions request frame at `version` with `correlation_id`.
+fn api_versions_frame(version: i16, correlation_id: i32) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id);
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, ApiVersionsRequest::header_version(version))
+        .expect("header encodes");
+    ApiVersionsRequest::default()
+        .encode(&mut body, version)
+        .expect("body encodes");
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Reads one response frame; `None` when the broker closed the connection.
+fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).ok()?;
+    let mut body = vec![0; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+fn connect(broker: &BrokerProcess) -> TcpStream {
+    let stream = TcpStream::connect(broker.bootstrap()).expect("broker accepts connections");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    stream
+}
+
+/// Sends `bytes` on a fresh connection and reports whether the broker closed it.
+fn closed_after(broker: &BrokerProcess, bytes: &[u8]) -> bool {
+    let mut stream = connect(broker);
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut rest = Vec::new();
+    // The broker closes: read_to_end returns (maybe after an error response) instead of timing out.
+    stream.read_to_end(&mut rest).is_ok()
+}
+
+/// The healthy connection still gets answers with the right correlation id.
+fn assert_answers(healthy: &mut TcpStream, correlation_id: i32) {
+    healthy
+        .write_all(&api_versions_frame(3, correlation_id))
+        .expect("write on the healthy connection");
+    let frame = read_frame(healthy).expect("the healthy connection is still served");
+    assert_eq!(
+        i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]),
+        correlation_id
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start(BrokerOptions::default().with("socket.request.max.bytes", "1048576"))?;
+    let mut healthy = connect(&broker);
+    assert_answers(&mut healthy, 1);
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5742_0a11);
+    let mut attacks: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..20 {
+        let len = rng.random_range(1..2048);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        attacks.push((format!("random bytes #{i}"), bytes));
+    }
+    let valid = api_versions_frame(3, 7);
+    attacks.push(("frame cut mid-body".into(), valid[..valid.len() - 3].to_vec()));
+    attacks.push(("size prefix only".into(), vec![0, 0, 0, 50]));
+    attacks.push(("negative size".into(), (-1i32).to_be_bytes().to_vec()));
+    attacks.push(("frame over socket.request.max.bytes".into(), (64 * 1024 * 1024i32).to_be_bytes().to_vec()));
+    let mut unknown_key = api_versions_frame(3, 9);
+    unknown_key[4..6].copy_from_slice(&999i16.to_be_bytes());
+    attacks.push(("unknown API key".into(), unknown_key));
+    let mut unsupported = api_versions_frame(3, 10);
+    unsupported[4..6].copy_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
+    unsupported[6..8].copy_from_slice(&99i16.to_be_bytes());
+    attacks.push(("unsupported Produce version".into(), unsupported));
+    // Array lengths near i32::MAX: the codec would reserve hundreds of GB before noticing the
+    // frame is short.
+    for (api, version) in [(19i16, 2i16), (3, 1), (1, 4), (0, 3), (32, 1)] {
+        let mut body = Vec::new();
+        body.put_i16(api);
+        body.put_i16(version);
+        body.put_i32(11);
+        body.put_i16(-1);
+        body.put_i32(i32::MAX);
+        let mut frame = Vec::new();
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        attacks.push((format!("array of i32::MAX elements, api {api} v{version}"), frame));
+    }
+    for (index, (name, bytes)) in attacks.iter().enumerate() {
+        assert!(closed_after(&broker, bytes), "{name}: connection closed or answered");
+        assert_answers(&mut healthy, 100 + index as i32);
+    }
+
+    // ApiVersions newer than served: a v0 answer with UNSUPPORTED_VERSION (KIP-511), and the
+    // connection stays usable.
+    let mut stream = connect(&broker);
+    stream.write_all(&api_versions_frame(3, 42)[..])?;
+    let mut newer = api_versions_frame(3, 43);
+    newer[6..8].copy_from_slice(&127i16.to_be_bytes());
+    stream.write_all(&newer)?;
+    let first = read_frame(&mut stream).ok_or_else(|| anyhow::anyhow!("no answer"))?;
+    assert_eq!(i32::from_be_bytes(first[..4].try_into()?), 42);
+    let second = read_frame(&mut stream).ok_or_else(|| anyhow::anyhow!("no answer to v127"))?;
+    assert_eq!(i32::from_be_bytes(second[..4].try_into()?), 43);
+    let mut body = bytes::Bytes::copy_from_slice(&second[4..]);
+    let response = ApiVersionsResponse::decode(&mut body, 0)?;
+    assert_eq!(response.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(response.api_keys.iter().any(|k| k.api_key == ApiKey::ApiVersions as i16));
+
+    // A real client is served as before.
+    let producer = producer(&broker.bootstrap(), &[("acks", "all")])?;
+    for i in 0..10 {
+        let value = format!("still-alive-{i}");
+        producer
+            .send(FutureRecord::<(), _>::to("after-attack").payload(&value), Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
+    }
+    let consumer = assigned_consumer(&broker.bootstrap(), "after-attack", 1)?;
+    let messages = consume(&consumer, 10, Duration::from_secs(30))?;
+    assert_eq!(messages.len(), 10);
+    Ok(())
+}
