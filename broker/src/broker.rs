@@ -7,6 +7,7 @@ use strom_metadata::{Controller, CreateTopicRequest, MetadataImage, MetadataQuor
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
+use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 
 /// Everything a request handler may touch.
@@ -22,6 +23,7 @@ pub struct Broker {
     pub controller: Controller,
     pub replicas: ReplicaManager,
     pub metrics: Arc<BrokerMetrics>,
+    pub producer_ids: ProducerIdManager,
 }
 
 impl Broker {

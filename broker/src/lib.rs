@@ -14,6 +14,7 @@
 //! - `broker`: the state every handler reads ([`broker::Broker`]).
 //! - `network`, `protocol`, `handlers`: the wire side; one handler file per Kafka API.
 //! - `replica`: hosted partitions, high watermark, `acks` rules; the metadata image drives it.
+//! - `producer_ids`: producer ids for idempotent producers, in blocks from the controller.
 //! - `topic_config`: a topic's effective configs and the storage settings derived from them.
 //! - `errors`: the single mapping from internal errors to Kafka error codes.
 //! - `background`: metadata publishing, retention, time-based rolls and flushes.
@@ -30,6 +31,7 @@ pub mod errors;
 pub mod handlers;
 pub mod metrics;
 pub mod network;
+pub mod producer_ids;
 pub mod protocol;
 pub mod replica;
 pub mod server;

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
+use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 use crate::{admin_http, background, network};
 
@@ -156,6 +157,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         &image.cluster_id,
     ));
 
+    let node_id = config.node_id;
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id: image.cluster_id.clone(),
@@ -166,6 +168,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         controller,
         replicas,
         metrics,
+        producer_ids: ProducerIdManager::new(node_id),
     });
 
     let shutdown = CancellationToken::new();

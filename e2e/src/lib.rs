@@ -33,6 +33,8 @@ pub struct BrokerOptions {
     pub node_id: Option<i32>,
     /// Broker config overrides, passed as `--override key=value` (Kafka's broker keys).
     pub overrides: Vec<(String, String)>,
+    /// `--advertised-listener`, for tests that put a proxy between clients and the broker.
+    pub advertised_listener: Option<String>,
 }
 
 impl BrokerOptions {
@@ -92,6 +94,9 @@ impl BrokerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(advertised) = &self.options.advertised_listener {
+            command.args(["--advertised-listener", advertised]);
+        }
         for (key, value) in &self.options.overrides {
             command.arg("--override").arg(format!("{key}={value}"));
         }

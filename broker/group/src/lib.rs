@@ -9,9 +9,10 @@
 //! protocol all members support and relays the leader's assignment.
 //!
 //! Layout:
-//! - [`state`], `member`, `group`: the pure state machine (Kafka's `GroupMetadata` states,
-//!   static membership KIP-345, member id required KIP-394), driven by explicit `now`
-//!   timestamps and answering with effects as data; unit-tested without I/O.
+//! - [`state`], `member`, `group/` (`join`, `membership`, `rebalance`, `lifecycle`): the pure
+//!   state machine (Kafka's `GroupMetadata` states, static membership KIP-345, member id
+//!   required KIP-394), driven by explicit `now` timestamps and answering with effects as data;
+//!   unit-tested without I/O.
 //! - `offsets`: committed offsets of a group and their retention (KIP-211).
 //! - [`records`]: Kafka's own key/value schemas of `__consumer_offsets`, written as v2 record
 //!   batches, so the topic reads like Kafka's.
@@ -20,6 +21,14 @@
 //!   the broker on its partition logs), loads partitions when this broker becomes coordinator,
 //!   and runs timers in [`GroupTimer`].
 //! - [`log`]: the [`OffsetsLog`] capability and an in-memory implementation for tests.
+//! - `config`, `clock`: [`GroupConfig`] with Kafka's defaults, and the injected [`Clock`].
+//!
+//! Wiring (the broker): build one [`GroupCoordinator`] over an [`OffsetsLog`] on the
+//! `__consumer_offsets` partitions, spawn [`GroupCoordinator::timer`]'s `run` on the task
+//! tracker, call [`GroupCoordinator::load_partition`] for each partition this broker leads (and
+//! [`GroupCoordinator::unload_partition`] when it stops leading one), answer FindCoordinator with
+//! the leader of [`GroupCoordinator::partition_for`], and advertise
+//! [`GroupCoordinator::supported_versions`] in ApiVersions.
 
 mod clock;
 mod codes;

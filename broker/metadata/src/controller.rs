@@ -165,6 +165,30 @@ impl Controller {
         Ok(quorum.image())
     }
 
+    /// Hands `node_id` a block of `count` producer ids (KIP-730's AllocateProducerIds, applied
+    /// locally): returns the first id of the block; the block is committed before it is used.
+    pub async fn allocate_producer_ids(
+        &self,
+        node_id: i32,
+        count: i64,
+    ) -> Result<i64, ControllerError> {
+        let _state = self.inner.state.lock().await;
+        let image = self.leader_image()?;
+        let first = image.next_producer_id;
+        let next_producer_id = first.checked_add(count.max(1)).ok_or_else(|| {
+            ControllerError::Internal("producer ids are exhausted".to_string())
+        })?;
+        self.commit(
+            vec![MetadataRecord::ProducerIds {
+                node_id,
+                next_producer_id,
+            }],
+            false,
+        )
+        .await?;
+        Ok(first)
+    }
+
     /// Registers (or re-registers after a restart) a broker with a fresh incarnation.
     pub async fn register_broker(
         &self,

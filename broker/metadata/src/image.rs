@@ -77,6 +77,9 @@ pub struct MetadataImage {
     pub topic_ids: Arc<BTreeMap<Uuid, String>>,
     /// Dynamic configs set per broker.
     pub broker_configs: Arc<BTreeMap<i32, BTreeMap<String, String>>>,
+    /// The first producer id not yet handed out.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -89,6 +92,7 @@ impl MetadataImage {
             topics: Arc::default(),
             topic_ids: Arc::default(),
             broker_configs: Arc::default(),
+            next_producer_id: 0,
         }
     }
 
@@ -254,6 +258,12 @@ impl MetadataImage {
                 };
                 Arc::make_mut(&mut self.topics).remove(&name);
             }
+            MetadataRecord::ProducerIds {
+                next_producer_id, ..
+            } => {
+                // Ids only move forward, whatever order blocks were granted in.
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
         }
     }
 
@@ -282,6 +292,20 @@ fn set_or_remove(configs: &mut BTreeMap<String, String>, name: &str, value: Opti
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn producer_id_blocks_only_move_forward() {
+        let image = MetadataImage::empty("c")
+            .apply(&MetadataRecord::ProducerIds {
+                node_id: 0,
+                next_producer_id: 2000,
+            })
+            .apply(&MetadataRecord::ProducerIds {
+                node_id: 1,
+                next_producer_id: 1000,
+            });
+        assert_eq!(image.next_producer_id, 2000);
+    }
+
     use super::*;
 
     fn id(n: u128) -> Uuid {

@@ -64,6 +64,11 @@ pub enum MetadataRecord {
     /// A topic and all its partitions and configs were deleted.
     #[serde(rename = "remove_topic.v1")]
     RemoveTopic { topic_id: Uuid },
+    /// A block of producer ids was handed to a broker: ids below `next_producer_id` are taken
+    /// (KRaft's `ProducerIdsRecord`), so no two idempotent producers ever share an id, across
+    /// brokers and restarts.
+    #[serde(rename = "producer_ids.v1")]
+    ProducerIds { node_id: i32, next_producer_id: i64 },
 }
 
 /// What a config applies to, as in Kafka's `ConfigResource`.
@@ -125,6 +130,10 @@ mod tests {
                 value: None,
             },
             MetadataRecord::RemoveTopic { topic_id: id },
+            MetadataRecord::ProducerIds {
+                node_id: 0,
+                next_producer_id: 1000,
+            },
         ];
         for record in records {
             let json = serde_json::to_string(&record).expect("records serialize");

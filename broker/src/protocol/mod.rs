@@ -148,5 +148,6 @@ async fn dispatch(
         CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::incremental_alter_configs::handle,
         DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
+        InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
     )
 }

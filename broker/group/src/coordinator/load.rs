@@ -75,7 +75,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
         state.groups.extend(groups);
         state.partitions.insert(partition, PartitionStatus::Owned);
         self.wake_timer();
-        tracing::info!(
+        tracing::debug!(
             partition,
             groups = count,
             "loaded __consumer_offsets partition"

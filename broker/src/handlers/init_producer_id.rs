@@ -1,0 +1,41 @@
+//! InitProducerId for idempotent producers: a fresh producer id with epoch 0, or — when a
+//! producer re-initializes with its current id and epoch (KIP-360, v3+) — the same id with the
+//! epoch bumped, which fences anything still in flight under the old epoch (the partition logs
+//! reject an older epoch with INVALID_PRODUCER_EPOCH).
+//!
+//! Transactional producers (a `transactional_id`) need the transaction coordinator, which does
+//! not exist yet: they get INVALID_REQUEST (FindCoordinator already answers their coordinator
+//! lookup with COORDINATOR_NOT_AVAILABLE, so clients rarely get this far).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
+};
+
+use crate::broker::Broker;
+use crate::errors::controller_failure;
+
+pub async fn handle(
+    broker: &Broker,
+    _header: &RequestHeader,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        return response.with_error_code(ResponseError::InvalidRequest.code());
+    }
+    let (id, epoch) = (request.producer_id.0, request.producer_epoch);
+    if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 {
+        return response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch + 1);
+    }
+    match broker.producer_ids.next_id(&broker.controller).await {
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(error) => response.with_error_code(controller_failure(&error).0),
+    }
+}

@@ -1,0 +1,241 @@
+//! The idempotent producer never writes a record twice when it retries: a proxy between the
+//! client and the broker forwards Produce requests but drops some responses and cuts the
+//! connection, so librdkafka resends batches the broker already appended. Every record ends up
+//! in the log exactly once, in order. And an older producer epoch is fenced.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use rdkafka::Message;
+use rdkafka::producer::FutureRecord;
+use strom_e2e::kafka::{assigned_consumer, consume, create_topic, producer};
+use strom_e2e::{BrokerOptions, BrokerProcess};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
+    let size = stream.read_i32().await.ok()?;
+    let mut body = vec![0; usize::try_from(size).ok()?];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(body)
+}
+
+async fn write_frame(stream: &mut (impl AsyncWriteExt + Unpin), body: &[u8]) -> std::io::Result<()> {
+    stream.write_i32(body.len() as i32).await?;
+    stream.write_all(body).await
+}
+
+/// Forwards one client connection; after forwarding the `drop_every`-th Produce request it waits
+/// for the broker's response to it, throws the response away and closes the client connection.
+async fn proxy_connection(client: TcpStream, upstream: String, produces: Arc<AtomicUsize>, drops: Arc<AtomicUsize>) {
+    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    // Correlation ids whose responses must not reach the client.
+    let (doomed_tx, mut doomed_rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    let upstream_task = tokio::spawn(async move {
+        while let Some(frame) = read_frame(&mut client_read).await {
+            let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+            let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            if api_key == ApiKey::Produce as i16 {
+                let n = produces.fetch_add(1, Ordering::SeqCst) + 1;
+                if n % 7 == 0 && drops.load(Ordering::SeqCst) < 6 {
+                    drops.fetch_add(1, Ordering::SeqCst);
+                    let _ = doomed_tx.send(correlation_id);
+                }
+            }
+            if write_frame(&mut server_write, &frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut doomed = HashSet::new();
+    while let Some(frame) = read_frame(&mut server_read).await {
+        while let Ok(id) = doomed_rx.try_recv() {
+            doomed.insert(id);
+        }
+        let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        if doomed.contains(&correlation_id) {
+            // The broker appended the batch; the client never learns it.
+            break;
+        }
+        if write_frame(&mut client_write, &frame).await.is_err() {
+            break;
+        }
+    }
+    upstream_task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_batches_are_written_exactly_once() -> anyhow::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let proxy_addr = listener.local_addr()?.to_string();
+    let broker = BrokerProcess::start(BrokerOptions {
+        advertised_listener: Some(proxy_addr.clone()),
+        ..BrokerOptions::default()
+    })?;
+    let upstream = broker.bootstrap();
+    let produces = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let proxy = {
+        let (produces, drops) = (produces.clone(), drops.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(proxy_connection(client, upstream.clone(), produces.clone(), drops.clone()));
+            }
+        })
+    };
+
+    create_topic(&proxy_addr, "exactly-once", 1, &[]).await?;
+    let producer = producer(
+        &proxy_addr,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "2"),
+            ("batch.num.messages", "50"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("retry.backoff.ms", "10"),
+        ],
+    )?;
+    const RECORDS: usize = 3000;
+    let mut deliveries = Vec::with_capacity(RECORDS);
+    for i in 0..RECORDS {
+        let value = format!("record-{i}");
+        let delivery = producer
+            .send_result(FutureRecord::<(), _>::to("exactly-once").payload(&value))
+            .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
+        deliveries.push(delivery);
+        if i % 100 == 99 {
+            // Spread the records over many produce requests.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    }
+    for delivery in deliveries {
+        delivery.await?.map_err(|(e, _)| anyhow::anyhow!("delivery failed: {e}"))?;
+    }
+    assert!(drops.load(Ordering::SeqCst) > 0, "the proxy dropped some responses");
+
+    let consumer = assigned_consumer(&broker.bootstrap(), "exactly-once", 1)?;
+    // Read one more than produced would hang: read exactly RECORDS and check the end offset.
+    let messages = consume(&consumer, RECORDS, Duration::from_secs(60))?;
+    let values: Vec<String> = messages
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+        .collect();
+    let expected: Vec<String> = (0..RECORDS).map(|i| format!("record-{i}")).collect();
+    assert_eq!(values, expected, "every record once, in order");
+    let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "exactly-once", 0, Duration::from_secs(5))?;
+    assert_eq!(end, RECORDS as i64, "no duplicate was appended");
+    proxy.abort();
+    Ok(())
+}
+
+/// A minimal raw client: one request, one response.
+async fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
+    stream: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    request: &Req,
+    response_header_version: i16,
+) -> anyhow::Result<Resp> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1);
+    let mut body = BytesMut::new();
+    header.encode(&mut body, Req::header_version(version))?;
+    request.encode(&mut body, version)?;
+    write_frame(stream, &body).await?;
+    let frame = read_frame(stream).await.ok_or_else(|| anyhow::anyhow!("no response"))?;
+    let mut bytes = Bytes::from(frame);
+    let _header = kafka_protocol::messages::ResponseHeader::decode(&mut bytes, response_header_version)?;
+    Ok(Resp::decode(&mut bytes, version)?)
+}
+
+fn batch(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> anyhow::Result<Bytes> {
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id,
+        producer_epoch: epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence,
+        timestamp: 1_700_000_000_000,
+        key: None,
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None })?;
+    Ok(buf.freeze())
+}
+
+async fn produce(stream: &mut TcpStream, records: Bytes) -> anyhow::Result<(i16, i64)> {
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("fenced")))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
+    ]);
+    let response: ProduceResponse = call(stream, ApiKey::Produce, 9, &request, 1).await?;
+    let partition = &response.responses[0].partition_responses[0];
+    Ok((partition.error_code, partition.base_offset))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start(BrokerOptions::default())?;
+    create_topic(&broker.bootstrap(), "fenced", 1, &[]).await?;
+    let mut stream = TcpStream::connect(broker.bootstrap()).await?;
+
+    let first: InitProducerIdResponse =
+        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000), 1).await?;
+    assert_eq!(first.error_code, 0);
+    assert_eq!(first.producer_epoch, 0);
+    let pid = first.producer_id;
+    // A second producer gets another id.
+    let other: InitProducerIdResponse =
+        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000), 1).await?;
+    assert_ne!(other.producer_id, pid);
+
+    assert_eq!(produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?, (0, 0));
+    // The same batch again is a duplicate: acknowledged with its first offset, not rewritten.
+    assert_eq!(produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?, (0, 0));
+    // A gap in sequence numbers is refused.
+    assert_eq!(produce(&mut stream, batch(pid.0, 0, 5, "gap")?).await?.0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+
+    // Re-initializing with the current id and epoch bumps the epoch (KIP-360)...
+    let bumped: InitProducerIdResponse = call(
+        &mut stream,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000).with_producer_id(pid).with_producer_epoch(0),
+        1,
+    )
+    .await?;
+    assert_eq!((bumped.producer_id, bumped.producer_epoch), (pid, 1));
+    assert_eq!(produce(&mut stream, batch(pid.0, 1, 0, "b")?).await?, (0, 1));
+    // ...and the old epoch is fenced.
+    assert_eq!(produce(&mut stream, batch(pid.0, 0, 1, "stale")?).await?.0, 47, "INVALID_PRODUCER_EPOCH");
+
+    let consumer = assigned_consumer(&broker.bootstrap(), "fenced", 1)?;
+    let messages = consume(&consumer, 2, Duration::from_secs(30))?;
+    let values: Vec<&[u8]> = messages.iter().filter_map(|m| m.payload()).collect();
+    assert_eq!(values, vec![&b"a"[..], &b"b"[..]]);
+    let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "fenced", 0, Duration::from_secs(5))?;
+    assert_eq!(end, 2);
+    Ok(())
+}
