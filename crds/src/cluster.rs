@@ -41,12 +41,12 @@ pub const ADMIN_PORT: i32 = 9404;
     shortname = "stc",
     category = "strom",
     derive = "PartialEq",
-    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas", description = "Desired number of brokers"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "Brokers that pass their readiness probe"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version", description = "Strom version the cluster runs"),
-    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", description = "Reason of the Ready condition"),
-    printcolumn(name = "Operation", type_ = "string", json_path = ".status.operation.kind", description = "Day-2 operation in progress"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Replicas", "type": "integer", "description": "Desired number of brokers", "jsonPath": ".spec.replicas"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "integer", "description": "Brokers that pass their readiness probe", "jsonPath": ".status.readyReplicas"}"#,
+    printcolumn = r#"{"name": "Version", "type": "string", "description": "Strom version the cluster runs", "jsonPath": ".spec.version"}"#,
+    printcolumn = r#"{"name": "Status", "type": "string", "description": "Reason of the Ready condition", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name": "Operation", "type": "string", "description": "Day-2 operation in progress", "jsonPath": ".status.operation.kind"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.replicas >= self.controller.voters").message("spec.replicas must be at least spec.controller.voters: the controller voters are the brokers with the lowest ids"))]
 #[serde(rename_all = "camelCase")]
@@ -163,7 +163,9 @@ fn default_voters() -> i32 {
 
 impl Default for ControllerSpec {
     fn default() -> Self {
-        Self { voters: default_voters() }
+        Self {
+            voters: default_voters(),
+        }
     }
 }
 
@@ -205,7 +207,10 @@ fn default_kafka_port() -> i32 {
 
 impl Default for ListenersSpec {
     fn default() -> Self {
-        Self { port: DEFAULT_KAFKA_PORT, exposure: ListenerExposure::default() }
+        Self {
+            port: DEFAULT_KAFKA_PORT,
+            exposure: ListenerExposure::default(),
+        }
     }
 }
 
@@ -272,7 +277,10 @@ fn default_true() -> bool {
 
 impl Default for MetricsSpec {
     fn default() -> Self {
-        Self { enabled: true, service_monitor: false }
+        Self {
+            enabled: true,
+            service_monitor: false,
+        }
     }
 }
 

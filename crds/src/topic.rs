@@ -34,11 +34,11 @@ pub const TOPIC_FINALIZER: &str = "strom.io/topic";
     shortname = "stt",
     category = "strom",
     derive = "PartialEq",
-    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.clusterRef.name", description = "Cluster the topic lives on"),
-    printcolumn(name = "Partitions", type_ = "integer", json_path = ".status.partitions", description = "Partitions the topic has"),
-    printcolumn(name = "Replication", type_ = "integer", json_path = ".status.replicationFactor", description = "Replication factor the topic has"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether the topic matches its spec"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "Cluster", "type": "string", "description": "Cluster the topic lives on", "jsonPath": ".spec.clusterRef.name"}"#,
+    printcolumn = r#"{"name": "Partitions", "type": "integer", "description": "Partitions the topic has", "jsonPath": ".status.partitions"}"#,
+    printcolumn = r#"{"name": "Replication", "type": "integer", "description": "Replication factor the topic has", "jsonPath": ".status.replicationFactor"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "description": "Whether the topic matches its spec", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("has(self.topicName) == has(oldSelf.topicName) && (!has(self.topicName) || self.topicName == oldSelf.topicName)").message("spec.topicName is immutable"))]
 #[serde(rename_all = "camelCase")]

@@ -19,7 +19,10 @@ fn collect_rules(value: &Value, found: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             if let Some(Value::Array(list)) = map.get("x-kubernetes-validations") {
-                found.extend(list.iter().filter_map(|r| r["rule"].as_str().map(str::to_owned)));
+                found.extend(
+                    list.iter()
+                        .filter_map(|r| r["rule"].as_str().map(str::to_owned)),
+                );
             }
             map.values().for_each(|v| collect_rules(v, found));
         }
@@ -39,10 +42,20 @@ fn cluster_crd_names_columns_and_status() {
     assert_eq!(spec["names"]["categories"], serde_json::json!(["strom"]));
     let version = &spec["versions"][0];
     assert_eq!(version["name"], "v1alpha1");
-    assert!(version["subresources"]["status"].is_object(), "status subresource");
-    let columns: Vec<&str> =
-        version["additionalPrinterColumns"].as_array().expect("columns").iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(columns, vec!["Replicas", "Ready", "Version", "Status", "Operation", "Age"]);
+    assert!(
+        version["subresources"]["status"].is_object(),
+        "status subresource"
+    );
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        columns,
+        vec!["Replicas", "Ready", "Version", "Status", "Operation", "Age"]
+    );
 }
 
 #[test]
@@ -51,38 +64,76 @@ fn cluster_schema_validates_ranges_enums_and_required_fields() {
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
     assert_eq!(spec["required"], serde_json::json!(["replicas", "storage"]));
     assert_eq!(spec["properties"]["replicas"]["minimum"], 1.0);
-    assert_eq!(spec["properties"]["controller"]["properties"]["voters"]["enum"], serde_json::json!([1, 3, 5]));
-    assert_eq!(spec["properties"]["listeners"]["properties"]["port"]["default"], 9092);
+    assert_eq!(
+        spec["properties"]["controller"]["properties"]["voters"]["enum"],
+        serde_json::json!([1, 3, 5])
+    );
+    assert_eq!(
+        spec["properties"]["listeners"]["properties"]["port"]["default"],
+        9092
+    );
     let rules = rules(&crd);
-    for expected in [
-        "self.replicas >= self.controller.voters",
-        "self == oldSelf",
-    ] {
-        assert!(rules.iter().any(|r| r == expected), "missing CEL rule {expected}: {rules:?}");
+    for expected in ["self.replicas >= self.controller.voters", "self == oldSelf"] {
+        assert!(
+            rules.iter().any(|r| r == expected),
+            "missing CEL rule {expected}: {rules:?}"
+        );
     }
-    assert!(rules.iter().any(|r| r.contains("self.storageClassName == oldSelf.storageClassName")));
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("self.storageClassName == oldSelf.storageClassName"))
+    );
 }
 
 #[test]
 fn topic_crd_validates_and_keeps_identity_immutable() {
     let crd = crd_json::<Topic>();
-    assert_eq!(crd["spec"]["names"]["shortNames"], serde_json::json!(["stt"]));
-    assert_eq!(crd["spec"]["names"]["categories"], serde_json::json!(["strom"]));
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["stt"])
+    );
+    assert_eq!(
+        crd["spec"]["names"]["categories"],
+        serde_json::json!(["strom"])
+    );
     let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
-    assert_eq!(spec["required"], serde_json::json!(["clusterRef", "partitions"]));
-    assert_eq!(spec["properties"]["deletionPolicy"]["enum"], serde_json::json!(["Delete", "Retain"]));
+    assert_eq!(
+        spec["required"],
+        serde_json::json!(["clusterRef", "partitions"])
+    );
+    assert_eq!(
+        spec["properties"]["deletionPolicy"]["enum"],
+        serde_json::json!(["Delete", "Retain"])
+    );
     assert_eq!(spec["properties"]["deletionPolicy"]["default"], "Delete");
     let rules = rules(&crd);
-    assert!(rules.iter().any(|r| r.contains("self.topicName == oldSelf.topicName")), "topicName immutable: {rules:?}");
-    assert_eq!(rules.iter().filter(|r| *r == "self == oldSelf").count(), 1, "clusterRef immutable: {rules:?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("self.topicName == oldSelf.topicName")),
+        "topicName immutable: {rules:?}"
+    );
+    assert_eq!(
+        rules.iter().filter(|r| *r == "self == oldSelf").count(),
+        1,
+        "clusterRef immutable: {rules:?}"
+    );
 }
 
 #[test]
 fn broker_config_allow_list_rejects_derived_keys() {
-    let config = [("node.id", "1"), ("log.retention.ms", "1"), ("advertised.listeners", "x")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    assert_eq!(strom_crds::disallowed_broker_config_keys(&config), vec!["advertised.listeners", "node.id"]);
+    let config = [
+        ("node.id", "1"),
+        ("log.retention.ms", "1"),
+        ("advertised.listeners", "x"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(
+        strom_crds::disallowed_broker_config_keys(&config),
+        vec!["advertised.listeners", "node.id"]
+    );
     assert_eq!(strom_crds::BROKER_CONFIG_KEYS.len(), 20);
 }

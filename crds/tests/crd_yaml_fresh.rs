@@ -5,7 +5,9 @@ use std::path::Path;
 
 #[test]
 fn committed_crd_yaml_matches_the_types() {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate lives in the workspace");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("crate lives in the workspace");
     let files = strom_crds::crd_files().expect("CRDs serialize");
     assert_eq!(files.len(), 2, "one file per CRD");
     let mut stale = Vec::new();

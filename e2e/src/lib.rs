@@ -10,6 +10,7 @@
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
 
 pub mod kafka;
+pub mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -366,6 +366,7 @@ async fn members_split_partitions_and_take_over_from_leavers_and_the_dead() -> a
     expected.extend(more);
 
     // b leaves cleanly: a gets everything.
+    let b_observed = Arc::clone(&b.observed);
     b.close()?;
     wait_until(
         "the last member owning all six partitions",
@@ -377,7 +378,7 @@ async fn members_split_partitions_and_take_over_from_leavers_and_the_dead() -> a
     expected.extend(last);
 
     // Nothing produced was missed by the group as a whole.
-    let everyone = [&a.observed, &python.observed];
+    let everyone = [&a.observed, &b_observed, &python.observed];
     let got = received(&everyone);
     let missing: Vec<_> = expected.iter().filter(|r| !got.contains(r)).collect();
     assert!(missing.is_empty(), "records never consumed: {missing:?}");

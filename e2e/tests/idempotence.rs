@@ -11,29 +11,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    RequestHeader, TopicName,
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use rdkafka::Message;
 use rdkafka::producer::FutureRecord;
 use strom_e2e::kafka::{assigned_consumer, consume, create_topic, producer};
+use strom_e2e::wire::{call, read_frame, write_frame};
 use strom_e2e::{BrokerOptions, BrokerProcess};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
-    let size = stream.read_i32().await.ok()?;
-    let mut body = vec![0; usize::try_from(size).ok()?];
-    stream.read_exact(&mut body).await.ok()?;
-    Some(body)
-}
-
-async fn write_frame(stream: &mut (impl AsyncWriteExt + Unpin), body: &[u8]) -> std::io::Result<()> {
-    stream.write_i32(body.len() as i32).await?;
-    stream.write_all(body).await
-}
 
 /// Forwards one client connection; after forwarding the `drop_every`-th Produce request it waits
 /// for the broker's response to it, throws the response away and closes the client connection.
@@ -141,28 +128,6 @@ async fn retried_batches_are_written_exactly_once() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal raw client: one request, one response.
-async fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-    stream: &mut TcpStream,
-    api: ApiKey,
-    version: i16,
-    request: &Req,
-    response_header_version: i16,
-) -> anyhow::Result<Resp> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1);
-    let mut body = BytesMut::new();
-    header.encode(&mut body, Req::header_version(version))?;
-    request.encode(&mut body, version)?;
-    write_frame(stream, &body).await?;
-    let frame = read_frame(stream).await.ok_or_else(|| anyhow::anyhow!("no response"))?;
-    let mut bytes = Bytes::from(frame);
-    let _header = kafka_protocol::messages::ResponseHeader::decode(&mut bytes, response_header_version)?;
-    Ok(Resp::decode(&mut bytes, version)?)
-}
-
 fn batch(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> anyhow::Result<Bytes> {
     let record = Record {
         transactional: false,
@@ -190,7 +155,7 @@ async fn produce(stream: &mut TcpStream, records: Bytes) -> anyhow::Result<(i16,
             .with_name(TopicName(StrBytes::from_static_str("fenced")))
             .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
     ]);
-    let response: ProduceResponse = call(stream, ApiKey::Produce, 9, &request, 1).await?;
+    let response: ProduceResponse = call(stream, ApiKey::Produce, 9, &request).await?;
     let partition = &response.responses[0].partition_responses[0];
     Ok((partition.error_code, partition.base_offset))
 }
@@ -202,13 +167,13 @@ async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
     let mut stream = TcpStream::connect(broker.bootstrap()).await?;
 
     let first: InitProducerIdResponse =
-        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000), 1).await?;
+        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000)).await?;
     assert_eq!(first.error_code, 0);
     assert_eq!(first.producer_epoch, 0);
     let pid = first.producer_id;
     // A second producer gets another id.
     let other: InitProducerIdResponse =
-        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000), 1).await?;
+        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000)).await?;
     assert_ne!(other.producer_id, pid);
 
     assert_eq!(produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?, (0, 0));
@@ -223,7 +188,6 @@ async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
         ApiKey::InitProducerId,
         4,
         &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000).with_producer_id(pid).with_producer_epoch(0),
-        1,
     )
     .await?;
     assert_eq!((bumped.producer_id, bumped.producer_epoch), (pid, 1));

@@ -24,7 +24,10 @@ pub struct Backoff {
 impl Backoff {
     /// Records a failure of `key` and returns how long to wait.
     pub fn failed(&self, key: &str) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = failures.entry(key.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
         delay(*count)
@@ -32,7 +35,10 @@ impl Backoff {
 
     /// Forgets the failures of `key` after a successful pass.
     pub fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
     }
 }
 
@@ -43,9 +49,15 @@ mod tests {
     #[test]
     fn doubles_up_to_five_minutes_and_resets() {
         let backoff = Backoff::default();
-        let delays: Vec<u64> = (0..9).map(|_| backoff.failed("Topic/ns/a").as_secs()).collect();
+        let delays: Vec<u64> = (0..9)
+            .map(|_| backoff.failed("Topic/ns/a").as_secs())
+            .collect();
         assert_eq!(delays, vec![5, 10, 20, 40, 80, 160, 300, 300, 300]);
-        assert_eq!(backoff.failed("Topic/ns/b").as_secs(), 5, "keys are independent");
+        assert_eq!(
+            backoff.failed("Topic/ns/b").as_secs(),
+            5,
+            "keys are independent"
+        );
         backoff.succeeded("Topic/ns/a");
         assert_eq!(backoff.failed("Topic/ns/a").as_secs(), 5);
     }

@@ -13,19 +13,32 @@ use std::net::SocketAddr;
 use clap::{ArgAction, Parser, ValueEnum};
 
 /// Broker image used when a Cluster sets neither `spec.image` nor `spec.version`.
-pub const DEFAULT_BROKER_IMAGE: &str = concat!("ghcr.io/strom-io/strom-broker:", env!("CARGO_PKG_VERSION"));
+pub const DEFAULT_BROKER_IMAGE: &str =
+    concat!("ghcr.io/strom-io/strom-broker:", env!("CARGO_PKG_VERSION"));
 
 /// `strom-operator` arguments.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "strom-operator", version, about = "Kubernetes operator for Strom clusters and topics")]
+#[command(
+    name = "strom-operator",
+    version,
+    about = "Kubernetes operator for Strom clusters and topics"
+)]
 pub struct Cli {
     /// Address of the HTTP server with /metrics, /healthz and /readyz.
-    #[arg(long, env = "STROM_OPERATOR_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "STROM_OPERATOR_METRICS_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_listen: SocketAddr,
 
     /// Namespace to watch; repeat for several (comma-separated in the environment variable).
     /// None: all namespaces.
-    #[arg(long = "namespace", env = "STROM_OPERATOR_NAMESPACE", value_delimiter = ',')]
+    #[arg(
+        long = "namespace",
+        env = "STROM_OPERATOR_NAMESPACE",
+        value_delimiter = ','
+    )]
     pub namespaces: Vec<String>,
 
     /// Run controllers only while holding the Lease, so several replicas can run.
@@ -33,7 +46,11 @@ pub struct Cli {
     pub leader_election: bool,
 
     /// Name of the leader election Lease.
-    #[arg(long, env = "STROM_OPERATOR_LEASE_NAME", default_value = "strom-operator")]
+    #[arg(
+        long,
+        env = "STROM_OPERATOR_LEASE_NAME",
+        default_value = "strom-operator"
+    )]
     pub lease_name: String,
 
     /// Namespace of the Lease. Defaults to the environment variable POD_NAMESPACE.

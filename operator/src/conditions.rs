@@ -53,11 +53,35 @@ mod tests {
         let t1 = Timestamp::from_second(2_000).expect("valid");
         let t2 = Timestamp::from_second(3_000).expect("valid");
         let mut conditions = Vec::new();
-        set_condition(&mut conditions, "Ready", false, "Provisioning", "starting", Some(1), t0);
-        set_condition(&mut conditions, "Ready", false, "Provisioning", "1/3 ready", Some(1), t1);
+        set_condition(
+            &mut conditions,
+            "Ready",
+            false,
+            "Provisioning",
+            "starting",
+            Some(1),
+            t0,
+        );
+        set_condition(
+            &mut conditions,
+            "Ready",
+            false,
+            "Provisioning",
+            "1/3 ready",
+            Some(1),
+            t1,
+        );
         assert_eq!(conditions[0].last_transition_time, Time(t0));
         assert_eq!(conditions[0].message, "1/3 ready");
-        set_condition(&mut conditions, "Ready", true, "Ready", "3/3 ready", Some(2), t2);
+        set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "Ready",
+            "3/3 ready",
+            Some(2),
+            t2,
+        );
         assert_eq!(conditions.len(), 1);
         assert_eq!(conditions[0].last_transition_time, Time(t2));
         assert_eq!(conditions[0].status, "True");

@@ -10,9 +10,9 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use strom_admin::{AdminError, BrokerAdmin, KafkaAdmin};
 
-use crate::cluster::builders::{BuildDefaults, FIELD_MANAGER};
 use crate::backoff::Backoff;
 use crate::clock::Clock;
+use crate::cluster::builders::{BuildDefaults, FIELD_MANAGER};
 use crate::metrics::Metrics;
 
 /// Opens a [`BrokerAdmin`] to a cluster, so tests can hand the reconcilers a fake.
@@ -21,7 +21,10 @@ pub trait AdminFactory: Send + Sync + 'static {
     type Admin: BrokerAdmin + 'static;
 
     /// Connects to `bootstrap` (`host:port`).
-    fn connect(&self, bootstrap: &str) -> impl Future<Output = Result<Self::Admin, AdminError>> + Send;
+    fn connect(
+        &self,
+        bootstrap: &str,
+    ) -> impl Future<Output = Result<Self::Admin, AdminError>> + Send;
 }
 
 /// Connects with the real Kafka admin client.
@@ -34,7 +37,10 @@ pub struct KafkaAdminFactory {
 impl AdminFactory for KafkaAdminFactory {
     type Admin = KafkaAdmin;
 
-    fn connect(&self, bootstrap: &str) -> impl Future<Output = Result<KafkaAdmin, AdminError>> + Send {
+    fn connect(
+        &self,
+        bootstrap: &str,
+    ) -> impl Future<Output = Result<KafkaAdmin, AdminError>> + Send {
         KafkaAdmin::connect(bootstrap, self.timeout)
     }
 }
@@ -59,7 +65,10 @@ pub struct Context<F> {
 
 impl<F> std::fmt::Debug for Context<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("defaults", &self.defaults).field("clock", &self.clock).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("defaults", &self.defaults)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,9 +82,20 @@ impl<F> Context<F> {
         defaults: BuildDefaults,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let reporter = Reporter { controller: FIELD_MANAGER.to_owned(), instance };
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance,
+        };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self { client, recorder, metrics, admin, defaults, clock, backoff: Backoff::default() }
+        Self {
+            client,
+            recorder,
+            metrics,
+            admin,
+            defaults,
+            clock,
+            backoff: Backoff::default(),
+        }
     }
 
     /// Publishes an Event about `reference`. Events are for people reading `kubectl describe`;
@@ -97,7 +117,13 @@ impl<F> Context<F> {
             }
             note.truncate(end);
         }
-        let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: action.to_owned(),
+            secondary: None,
+        };
         if let Err(error) = self.recorder.publish(&event, reference).await {
             tracing::warn!(%error, reason, "cannot publish Event");
         }

@@ -16,7 +16,8 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use strom_admin::{AdminError, BrokerAdmin, ObservedTopic};
 use strom_crds::cluster::{
-    ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, PodTemplateOverrides, PullPolicy, RackSpec, StorageSpec,
+    ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, PodTemplateOverrides, PullPolicy,
+    RackSpec, StorageSpec,
 };
 use strom_crds::topic::{ClusterRef, DeletionPolicy, TOPIC_FINALIZER};
 use strom_crds::{Cluster, ClusterSpec, Topic, TopicSpec};
@@ -48,7 +49,11 @@ pub(crate) fn minimal_cluster() -> Cluster {
             image: None,
             version: None,
             controller: ControllerSpec::default(),
-            storage: StorageSpec { size: "10Gi".to_owned(), storage_class_name: None, delete_claim: false },
+            storage: StorageSpec {
+                size: "10Gi".to_owned(),
+                storage_class_name: None,
+                delete_claim: false,
+            },
             resources: None,
             config: BTreeMap::new(),
             listeners: ListenersSpec::default(),
@@ -85,7 +90,10 @@ pub(crate) fn production_cluster() -> Cluster {
                 ("cpu".to_owned(), Quantity("2".to_owned())),
                 ("memory".to_owned(), Quantity("8Gi".to_owned())),
             ])),
-            limits: Some(BTreeMap::from([("memory".to_owned(), Quantity("8Gi".to_owned()))])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_owned(),
+                Quantity("8Gi".to_owned()),
+            )])),
             ..ResourceRequirements::default()
         }),
         config: BTreeMap::from([
@@ -94,7 +102,9 @@ pub(crate) fn production_cluster() -> Cluster {
             ("default.replication.factor".to_owned(), "3".to_owned()),
         ]),
         listeners: ListenersSpec::default(),
-        rack: Some(RackSpec { topology_key: "topology.kubernetes.io/zone".to_owned() }),
+        rack: Some(RackSpec {
+            topology_key: "topology.kubernetes.io/zone".to_owned(),
+        }),
         template: Some(PodTemplateOverrides {
             labels: BTreeMap::from([("team".to_owned(), "streaming".to_owned())]),
             annotations: BTreeMap::from([("example.org/owner".to_owned(), "streaming".to_owned())]),
@@ -109,7 +119,10 @@ pub(crate) fn production_cluster() -> Cluster {
             affinity: None,
             priority_class_name: Some("streaming-critical".to_owned()),
         }),
-        metrics: MetricsSpec { enabled: true, service_monitor: true },
+        metrics: MetricsSpec {
+            enabled: true,
+            service_monitor: true,
+        },
         paused: false,
     };
     cluster
@@ -120,7 +133,9 @@ pub(crate) fn topic() -> Topic {
     let mut topic = Topic::new(
         "orders",
         TopicSpec {
-            cluster_ref: ClusterRef { name: "demo".to_owned() },
+            cluster_ref: ClusterRef {
+                name: "demo".to_owned(),
+            },
             topic_name: None,
             partitions: 6,
             replication_factor: Some(3),
@@ -138,9 +153,21 @@ pub(crate) fn topic() -> Topic {
 pub(crate) enum AdminCall {
     Connect(String),
     Describe(String),
-    Create { name: String, partitions: i32, replication_factor: i16, configs: BTreeMap<String, String> },
-    CreatePartitions { name: String, total: i32 },
-    AlterConfigs { name: String, set: BTreeMap<String, String>, delete: BTreeSet<String> },
+    Create {
+        name: String,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    },
+    CreatePartitions {
+        name: String,
+        total: i32,
+    },
+    AlterConfigs {
+        name: String,
+        set: BTreeMap<String, String>,
+        delete: BTreeSet<String>,
+    },
     Delete(String),
 }
 
@@ -158,7 +185,11 @@ pub(crate) struct FakeAdmin {
 impl FakeAdmin {
     pub(crate) fn with_topic(topic: ObservedTopic) -> Self {
         let admin = Self::default();
-        admin.topics.lock().expect("fake admin lock").insert(topic.name.clone(), topic);
+        admin
+            .topics
+            .lock()
+            .expect("fake admin lock")
+            .insert(topic.name.clone(), topic);
         admin
     }
 
@@ -179,7 +210,10 @@ impl AdminFactory for FakeAdmin {
         if self.unreachable {
             return Err(AdminError::Unreachable {
                 bootstrap: bootstrap.to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "connection refused",
+                ),
             });
         }
         Ok(self.clone())
@@ -189,7 +223,12 @@ impl AdminFactory for FakeAdmin {
 impl BrokerAdmin for FakeAdmin {
     async fn describe_topic(&self, name: &str) -> Result<Option<ObservedTopic>, AdminError> {
         self.record(AdminCall::Describe(name.to_owned()));
-        Ok(self.topics.lock().expect("fake admin lock").get(name).cloned())
+        Ok(self
+            .topics
+            .lock()
+            .expect("fake admin lock")
+            .get(name)
+            .cloned())
     }
 
     async fn create_topic(
@@ -210,7 +249,10 @@ impl BrokerAdmin for FakeAdmin {
                 api: "CreateTopics",
                 code: 40,
                 name: "INVALID_CONFIG",
-                message: Some(format!("Unknown topic config name: {}", configs.keys().next().cloned().unwrap_or_default())),
+                message: Some(format!(
+                    "Unknown topic config name: {}",
+                    configs.keys().next().cloned().unwrap_or_default()
+                )),
             });
         }
         let topic_id = "q7XkR0bBQ9OZ7J6m9m1yFw".to_owned();
@@ -220,7 +262,11 @@ impl BrokerAdmin for FakeAdmin {
                 name: name.to_owned(),
                 topic_id: topic_id.clone(),
                 partitions,
-                replication_factor: if replication_factor < 0 { 1 } else { replication_factor },
+                replication_factor: if replication_factor < 0 {
+                    1
+                } else {
+                    replication_factor
+                },
                 configs: configs.clone(),
             },
         );
@@ -228,7 +274,10 @@ impl BrokerAdmin for FakeAdmin {
     }
 
     async fn create_partitions(&self, name: &str, total: i32) -> Result<(), AdminError> {
-        self.record(AdminCall::CreatePartitions { name: name.to_owned(), total });
+        self.record(AdminCall::CreatePartitions {
+            name: name.to_owned(),
+            total,
+        });
         if let Some(topic) = self.topics.lock().expect("fake admin lock").get_mut(name) {
             topic.partitions = total;
         }
@@ -241,7 +290,11 @@ impl BrokerAdmin for FakeAdmin {
         set: &BTreeMap<String, String>,
         delete: &BTreeSet<String>,
     ) -> Result<(), AdminError> {
-        self.record(AdminCall::AlterConfigs { name: name.to_owned(), set: set.clone(), delete: delete.clone() });
+        self.record(AdminCall::AlterConfigs {
+            name: name.to_owned(),
+            set: set.clone(),
+            delete: delete.clone(),
+        });
         if let Some(topic) = self.topics.lock().expect("fake admin lock").get_mut(name) {
             for key in delete {
                 topic.configs.remove(key);
@@ -294,7 +347,12 @@ impl Received {
     /// Answers with `status` and `body`.
     pub(crate) fn respond(self, status: StatusCode, body: &Value) {
         let bytes = serde_json::to_vec(body).expect("response serializes");
-        self.send.send_response(Response::builder().status(status).body(Body::from(bytes)).expect("response builds"));
+        self.send.send_response(
+            Response::builder()
+                .status(status)
+                .body(Body::from(bytes))
+                .expect("response builds"),
+        );
     }
 
     /// Answers 200 with the request body (what an apply or create returns).
@@ -328,7 +386,11 @@ impl ApiServerVerifier {
             .unwrap_or_else(|| panic!("client dropped; expected {method} {path}"));
         let (parts, body) = request.into_parts();
         let bytes = body.collect_bytes().await.expect("request body readable");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("request body is JSON") };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("request body is JSON")
+        };
         let received = Received {
             method: parts.method,
             path: parts.uri.path().to_owned(),
@@ -336,21 +398,39 @@ impl ApiServerVerifier {
             body,
             send,
         };
-        assert_eq!((&received.method, received.path.as_str()), (&method, path), "unexpected request; body: {}", received.body);
+        assert_eq!(
+            (&received.method, received.path.as_str()),
+            (&method, path),
+            "unexpected request; body: {}",
+            received.body
+        );
         received
     }
 
     /// The next request must be a server-side apply by `strom-operator` of `path`.
     pub(crate) async fn expect_apply(&mut self, path: &str) -> Received {
         let received = self.expect(Method::PATCH, path).await;
-        assert!(received.query.contains("fieldManager=strom-operator"), "apply without our field manager: {}", received.query);
-        assert!(received.query.contains("force=true"), "apply must force ownership: {}", received.query);
+        assert!(
+            received.query.contains("fieldManager=strom-operator"),
+            "apply without our field manager: {}",
+            received.query
+        );
+        assert!(
+            received.query.contains("force=true"),
+            "apply must force ownership: {}",
+            received.query
+        );
         received
     }
 
     /// The next request must create an Event with `reason`; answers it.
     pub(crate) async fn expect_event(&mut self, reason: &str) -> Value {
-        let received = self.expect(Method::POST, &format!("/apis/events.k8s.io/v1/namespaces/{NAMESPACE}/events")).await;
+        let received = self
+            .expect(
+                Method::POST,
+                &format!("/apis/events.k8s.io/v1/namespaces/{NAMESPACE}/events"),
+            )
+            .await;
         assert_eq!(received.body["reason"], reason, "event: {}", received.body);
         let body = received.body.clone();
         received.echo();
@@ -364,7 +444,9 @@ where
     V: std::future::Future<Output = ()> + Send + 'static,
 {
     let verifier = tokio::spawn(verify);
-    let result = tokio::time::timeout(Duration::from_secs(10), pass).await.expect("reconcile finished within 10 s");
+    let result = tokio::time::timeout(Duration::from_secs(10), pass)
+        .await
+        .expect("reconcile finished within 10 s");
     tokio::time::timeout(Duration::from_secs(10), verifier)
         .await
         .expect("verifier finished")

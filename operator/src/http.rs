@@ -33,14 +33,23 @@ pub fn router(state: Arc<HttpState>) -> Router {
 }
 
 /// Serves on `listener` until `cancel`.
-pub async fn serve(listener: TcpListener, state: Arc<HttpState>, cancel: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(cancel.cancelled_owned()).await
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
 }
 
 async fn metrics(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
     match state.metrics.encode() {
         Ok(text) => (StatusCode::OK, text),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {error}")),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {error}"),
+        ),
     }
 }
 
@@ -69,7 +78,10 @@ mod tests {
 
     #[tokio::test]
     async fn serves_health_readiness_and_metrics() {
-        let state = Arc::new(HttpState { metrics: Arc::new(Metrics::new().expect("metrics")), ready: AtomicBool::new(false) });
+        let state = Arc::new(HttpState {
+            metrics: Arc::new(Metrics::new().expect("metrics")),
+            ready: AtomicBool::new(false),
+        });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let cancel = CancellationToken::new();
@@ -80,9 +92,15 @@ mod tests {
         state.ready.store(true, Ordering::Release);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
         let metrics = get(addr, "/metrics").await;
-        assert!(metrics.contains("strom_operator_operations_in_progress"), "{metrics}");
+        assert!(
+            metrics.contains("strom_operator_operations_in_progress"),
+            "{metrics}"
+        );
 
         cancel.cancel();
-        server.await.expect("server task").expect("server stops cleanly");
+        server
+            .await
+            .expect("server task")
+            .expect("server stops cleanly");
     }
 }

@@ -49,7 +49,9 @@ pub enum LeaseDecision {
 
 /// Decides what `me` does with `lease` at `now`.
 pub fn decide(lease: Option<&LeaseRecord>, me: &str, now: Timestamp) -> LeaseDecision {
-    let Some(lease) = lease else { return LeaseDecision::Acquire { takeover: false } };
+    let Some(lease) = lease else {
+        return LeaseDecision::Acquire { takeover: false };
+    };
     let holder = match lease.holder.as_deref() {
         None | Some("") => return LeaseDecision::Acquire { takeover: false },
         Some(holder) => holder,
@@ -57,11 +59,16 @@ pub fn decide(lease: Option<&LeaseRecord>, me: &str, now: Timestamp) -> LeaseDec
     if holder == me {
         return LeaseDecision::Renew;
     }
-    let expires = lease
-        .renew_time
-        .and_then(|t| SignedDuration::try_from(lease.duration).ok().and_then(|d| t.checked_add(d).ok()));
+    let expires = lease.renew_time.and_then(|t| {
+        SignedDuration::try_from(lease.duration)
+            .ok()
+            .and_then(|d| t.checked_add(d).ok())
+    });
     match expires {
-        Some(expires) if expires > now => LeaseDecision::Follow { holder: holder.to_owned(), expires },
+        Some(expires) if expires > now => LeaseDecision::Follow {
+            holder: holder.to_owned(),
+            expires,
+        },
         _ => LeaseDecision::Acquire { takeover: true },
     }
 }
@@ -81,7 +88,14 @@ impl LeaderElector {
     /// Lease `name` in `api`'s namespace, held as `identity` (the pod name). Leases last 15 s
     /// and are renewed every 5 s, as kube-controller-manager does.
     pub fn new(api: Api<Lease>, name: String, identity: String, clock: Arc<dyn Clock>) -> Self {
-        Self { api, name, identity, lease_duration: Duration::from_secs(15), retry_period: Duration::from_secs(5), clock }
+        Self {
+            api,
+            name,
+            identity,
+            lease_duration: Duration::from_secs(15),
+            retry_period: Duration::from_secs(5),
+            clock,
+        }
     }
 
     /// One attempt: `Ok(true)` when we hold the lease afterwards.
@@ -93,7 +107,9 @@ impl LeaderElector {
             LeaseRecord {
                 holder: spec.holder_identity,
                 renew_time: spec.renew_time.map(|t| t.0),
-                duration: Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0)),
+                duration: Duration::from_secs(
+                    u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
+                ),
             }
         });
         let decision = decide(record.as_ref(), &self.identity, now);
@@ -102,7 +118,10 @@ impl LeaderElector {
             (LeaseDecision::Follow { .. }, _) => return Ok(false),
             (decision, None) => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.name.clone()), ..ObjectMeta::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        ..ObjectMeta::default()
+                    },
                     spec: Some(LeaseSpec {
                         holder_identity: Some(self.identity.clone()),
                         lease_duration_seconds: Some(duration_seconds),
@@ -113,7 +132,10 @@ impl LeaderElector {
                     }),
                 };
                 tracing::debug!(?decision, "creating lease");
-                self.api.create(&PostParams::default(), &lease).await.map(drop)
+                self.api
+                    .create(&PostParams::default(), &lease)
+                    .await
+                    .map(drop)
             }
             (decision, Some(mut lease)) => {
                 let spec = lease.spec.get_or_insert_default();
@@ -127,7 +149,10 @@ impl LeaderElector {
                 spec.renew_time = Some(MicroTime(now));
                 // `replace` carries the resourceVersion we read: a concurrent writer wins and
                 // we get 409 Conflict instead of two leaders.
-                self.api.replace(&self.name, &PostParams::default(), &lease).await.map(drop)
+                self.api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                    .map(drop)
             }
         };
         match result {
@@ -172,14 +197,20 @@ impl LeaderElector {
     }
 
     async fn release(&self) {
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else { return };
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
         let spec = lease.spec.get_or_insert_default();
         if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
             return;
         }
         spec.holder_identity = None;
         spec.renew_time = None;
-        if let Err(error) = self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        if let Err(error) = self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::warn!(%error, "cannot release the lease; it expires on its own");
         }
     }
@@ -194,33 +225,68 @@ mod tests {
     }
 
     fn lease(holder: Option<&str>, renewed: i64) -> LeaseRecord {
-        LeaseRecord { holder: holder.map(str::to_owned), renew_time: Some(at(renewed)), duration: Duration::from_secs(15) }
+        LeaseRecord {
+            holder: holder.map(str::to_owned),
+            renew_time: Some(at(renewed)),
+            duration: Duration::from_secs(15),
+        }
     }
 
     #[test]
     fn missing_or_free_lease_is_acquired() {
-        assert_eq!(decide(None, "a", at(100)), LeaseDecision::Acquire { takeover: false });
-        assert_eq!(decide(Some(&lease(None, 90)), "a", at(100)), LeaseDecision::Acquire { takeover: false });
-        assert_eq!(decide(Some(&lease(Some(""), 90)), "a", at(100)), LeaseDecision::Acquire { takeover: false });
+        assert_eq!(
+            decide(None, "a", at(100)),
+            LeaseDecision::Acquire { takeover: false }
+        );
+        assert_eq!(
+            decide(Some(&lease(None, 90)), "a", at(100)),
+            LeaseDecision::Acquire { takeover: false }
+        );
+        assert_eq!(
+            decide(Some(&lease(Some(""), 90)), "a", at(100)),
+            LeaseDecision::Acquire { takeover: false }
+        );
     }
 
     #[test]
     fn own_lease_is_renewed_even_if_late() {
-        assert_eq!(decide(Some(&lease(Some("a"), 0)), "a", at(100)), LeaseDecision::Renew);
+        assert_eq!(
+            decide(Some(&lease(Some("a"), 0)), "a", at(100)),
+            LeaseDecision::Renew
+        );
     }
 
     #[test]
     fn live_foreign_lease_is_followed_until_it_expires() {
         let other = lease(Some("b"), 100);
-        assert_eq!(decide(Some(&other), "a", at(114)), LeaseDecision::Follow { holder: "b".to_owned(), expires: at(115) });
-        assert_eq!(decide(Some(&other), "a", at(115)), LeaseDecision::Acquire { takeover: true });
-        assert_eq!(decide(Some(&other), "a", at(200)), LeaseDecision::Acquire { takeover: true });
+        assert_eq!(
+            decide(Some(&other), "a", at(114)),
+            LeaseDecision::Follow {
+                holder: "b".to_owned(),
+                expires: at(115)
+            }
+        );
+        assert_eq!(
+            decide(Some(&other), "a", at(115)),
+            LeaseDecision::Acquire { takeover: true }
+        );
+        assert_eq!(
+            decide(Some(&other), "a", at(200)),
+            LeaseDecision::Acquire { takeover: true }
+        );
     }
 
     #[test]
     fn foreign_lease_without_renew_time_is_expired() {
-        let other = LeaseRecord { holder: Some("b".to_owned()), renew_time: None, duration: Duration::from_secs(15) };
-        assert_eq!(decide(Some(&other), "a", at(1)), LeaseDecision::Acquire { takeover: true });
+        let other = LeaseRecord {
+            holder: Some("b".to_owned()),
+            renew_time: None,
+            duration: Duration::from_secs(15),
+        };
+        assert_eq!(
+            decide(Some(&other), "a", at(1)),
+            LeaseDecision::Acquire { takeover: true }
+        );
     }
 
     mod against_api_server {
@@ -235,7 +301,8 @@ mod tests {
         use crate::clock::FixedClock;
         use crate::fixtures::{FakeAdmin, run_scenario, test_context, test_now};
 
-        const LEASE_PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/strom-operator";
+        const LEASE_PATH: &str =
+            "/apis/coordination.k8s.io/v1/namespaces/ops/leases/strom-operator";
 
         fn elector(client: kube::Client, me: &str) -> LeaderElector {
             LeaderElector::new(
@@ -252,12 +319,21 @@ mod tests {
             let elector = elector(ctx.client.clone(), "operator-a");
             let verify = async move {
                 api.expect(Method::GET, LEASE_PATH).await.not_found();
-                let create = api.expect(Method::POST, "/apis/coordination.k8s.io/v1/namespaces/ops/leases").await;
+                let create = api
+                    .expect(
+                        Method::POST,
+                        "/apis/coordination.k8s.io/v1/namespaces/ops/leases",
+                    )
+                    .await;
                 assert_eq!(create.body["spec"]["holderIdentity"], "operator-a");
                 assert_eq!(create.body["spec"]["leaseDurationSeconds"], 15);
                 create.echo();
             };
-            assert!(run_scenario(elector.try_acquire_or_renew(), verify).await.expect("lease calls succeed"));
+            assert!(
+                run_scenario(elector.try_acquire_or_renew(), verify)
+                    .await
+                    .expect("lease calls succeed")
+            );
         }
 
         #[tokio::test]
@@ -274,7 +350,11 @@ mod tests {
                     }),
                 );
             };
-            assert!(!run_scenario(elector.try_acquire_or_renew(), verify).await.expect("lease calls succeed"));
+            assert!(
+                !run_scenario(elector.try_acquire_or_renew(), verify)
+                    .await
+                    .expect("lease calls succeed")
+            );
         }
 
         #[tokio::test]
@@ -291,7 +371,10 @@ mod tests {
                     }),
                 );
                 let replace = api.expect(Method::PUT, LEASE_PATH).await;
-                assert_eq!(replace.body["metadata"]["resourceVersion"], "7", "optimistic concurrency");
+                assert_eq!(
+                    replace.body["metadata"]["resourceVersion"], "7",
+                    "optimistic concurrency"
+                );
                 assert_eq!(replace.body["spec"]["holderIdentity"], "operator-a");
                 assert_eq!(replace.body["spec"]["leaseTransitions"], 3);
                 replace.respond(
@@ -299,7 +382,11 @@ mod tests {
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "conflict", "reason": "Conflict", "code": 409}),
                 );
             };
-            assert!(!run_scenario(elector.try_acquire_or_renew(), verify).await.expect("a conflict is not an error"));
+            assert!(
+                !run_scenario(elector.try_acquire_or_renew(), verify)
+                    .await
+                    .expect("a conflict is not an error")
+            );
         }
     }
 }

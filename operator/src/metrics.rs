@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use strom_crds::cluster::OperationKind;
 
 /// Metric handles and the registry that serves them.
@@ -26,28 +28,46 @@ pub struct Metrics {
     running: Mutex<HashMap<String, OperationKind>>,
 }
 
-const OPERATION_KINDS: [OperationKind; 4] =
-    [OperationKind::Provisioning, OperationKind::ScaleUp, OperationKind::ScaleDown, OperationKind::RollingUpgrade];
+const OPERATION_KINDS: [OperationKind; 4] = [
+    OperationKind::Provisioning,
+    OperationKind::ScaleUp,
+    OperationKind::ScaleDown,
+    OperationKind::RollingUpgrade,
+];
 
 impl Metrics {
     /// Registers every metric in a fresh registry.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let reconciles = IntCounterVec::new(
-            Opts::new("strom_operator_reconciles_total", "Reconcile passes started"),
+            Opts::new(
+                "strom_operator_reconciles_total",
+                "Reconcile passes started",
+            ),
             &["kind"],
         )?;
         let errors = IntCounterVec::new(
-            Opts::new("strom_operator_reconcile_errors_total", "Reconcile passes that failed or were refused"),
+            Opts::new(
+                "strom_operator_reconcile_errors_total",
+                "Reconcile passes that failed or were refused",
+            ),
             &["kind", "reason"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("strom_operator_reconcile_duration_seconds", "Duration of a reconcile pass")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "strom_operator_reconcile_duration_seconds",
+                "Duration of a reconcile pass",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["kind"],
         )?;
         let operations = IntGaugeVec::new(
-            Opts::new("strom_operator_operations_in_progress", "Clusters with a day-2 operation in progress"),
+            Opts::new(
+                "strom_operator_operations_in_progress",
+                "Clusters with a day-2 operation in progress",
+            ),
             &["kind"],
         )?;
         registry.register(Box::new(reconciles.clone()))?;
@@ -57,13 +77,24 @@ impl Metrics {
         for kind in OPERATION_KINDS {
             operations.with_label_values(&[kind.as_str()]).set(0);
         }
-        Ok(Self { registry, reconciles, errors, duration, operations, running: Mutex::new(HashMap::new()) })
+        Ok(Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            operations,
+            running: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Counts a reconcile pass of `kind` and times it until the returned guard drops.
     pub fn reconcile_started(&self, kind: &'static str) -> ReconcileTimer<'_> {
         self.reconciles.with_label_values(&[kind]).inc();
-        ReconcileTimer { metrics: self, kind, started: Instant::now() }
+        ReconcileTimer {
+            metrics: self,
+            kind,
+            started: Instant::now(),
+        }
     }
 
     /// Counts a failed or refused pass.
@@ -73,14 +104,19 @@ impl Metrics {
 
     /// Records the operation a cluster runs (`None`: none), updating the gauge.
     pub fn set_operation(&self, cluster: &str, operation: Option<OperationKind>) {
-        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match operation {
             Some(kind) => running.insert(cluster.to_owned(), kind),
             None => running.remove(cluster),
         };
         for kind in OPERATION_KINDS {
             let count = running.values().filter(|k| **k == kind).count();
-            self.operations.with_label_values(&[kind.as_str()]).set(i64::try_from(count).unwrap_or(i64::MAX));
+            self.operations
+                .with_label_values(&[kind.as_str()])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 
@@ -102,7 +138,10 @@ pub struct ReconcileTimer<'a> {
 
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
-        self.metrics.duration.with_label_values(&[self.kind]).observe(self.started.elapsed().as_secs_f64());
+        self.metrics
+            .duration
+            .with_label_values(&[self.kind])
+            .observe(self.started.elapsed().as_secs_f64());
     }
 }
 
@@ -119,9 +158,16 @@ mod tests {
         metrics.set_operation("ns/b", Some(OperationKind::Provisioning));
         metrics.set_operation("ns/a", None);
         let text = metrics.encode().expect("encode");
-        assert!(text.contains("strom_operator_reconciles_total{kind=\"Cluster\"} 1"), "{text}");
-        assert!(text.contains("strom_operator_reconcile_errors_total{kind=\"Topic\",reason=\"cluster_not_found\"} 1"));
-        assert!(text.contains("strom_operator_reconcile_duration_seconds_count{kind=\"Cluster\"} 1"));
+        assert!(
+            text.contains("strom_operator_reconciles_total{kind=\"Cluster\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "strom_operator_reconcile_errors_total{kind=\"Topic\",reason=\"cluster_not_found\"} 1"
+        ));
+        assert!(
+            text.contains("strom_operator_reconcile_duration_seconds_count{kind=\"Cluster\"} 1")
+        );
         assert!(text.contains("strom_operator_operations_in_progress{kind=\"Provisioning\"} 1"));
         assert!(text.contains("strom_operator_operations_in_progress{kind=\"ScaleUp\"} 0"));
     }

@@ -32,18 +32,66 @@ pub struct PolicyRule {
 
 /// Every permission the operator needs, and nothing more.
 pub const RULES: &[PolicyRule] = &[
-    PolicyRule { api_groups: &["strom.io"], resources: &["clusters", "topics"], verbs: &["get", "list", "watch", "patch"] },
-    PolicyRule { api_groups: &["strom.io"], resources: &["clusters/status", "topics/status"], verbs: &["get", "patch"] },
-    PolicyRule { api_groups: &["strom.io"], resources: &["clusters/finalizers", "topics/finalizers"], verbs: &["update"] },
-    PolicyRule { api_groups: &["apps"], resources: &["statefulsets"], verbs: &["get", "list", "watch", "create", "patch"] },
-    PolicyRule { api_groups: &[""], resources: &["services", "configmaps"], verbs: &["get", "list", "watch", "create", "patch"] },
-    PolicyRule { api_groups: &[""], resources: &["pods"], verbs: &["get", "list", "watch"] },
-    PolicyRule { api_groups: &[""], resources: &["persistentvolumeclaims"], verbs: &["get", "list", "watch"] },
-    PolicyRule { api_groups: &["policy"], resources: &["poddisruptionbudgets"], verbs: &["get", "list", "watch", "create", "patch"] },
-    PolicyRule { api_groups: &["events.k8s.io"], resources: &["events"], verbs: &["create", "patch"] },
-    PolicyRule { api_groups: &["coordination.k8s.io"], resources: &["leases"], verbs: &["get", "create", "update"] },
-    PolicyRule { api_groups: &["monitoring.coreos.com"], resources: &["servicemonitors"], verbs: &["get", "create", "patch"] },
-    PolicyRule { api_groups: &["apiextensions.k8s.io"], resources: &["customresourcedefinitions"], verbs: &["get"] },
+    PolicyRule {
+        api_groups: &["strom.io"],
+        resources: &["clusters", "topics"],
+        verbs: &["get", "list", "watch", "patch"],
+    },
+    PolicyRule {
+        api_groups: &["strom.io"],
+        resources: &["clusters/status", "topics/status"],
+        verbs: &["get", "patch"],
+    },
+    PolicyRule {
+        api_groups: &["strom.io"],
+        resources: &["clusters/finalizers", "topics/finalizers"],
+        verbs: &["update"],
+    },
+    PolicyRule {
+        api_groups: &["apps"],
+        resources: &["statefulsets"],
+        verbs: &["get", "list", "watch", "create", "patch"],
+    },
+    PolicyRule {
+        api_groups: &[""],
+        resources: &["services", "configmaps"],
+        verbs: &["get", "list", "watch", "create", "patch"],
+    },
+    PolicyRule {
+        api_groups: &[""],
+        resources: &["pods"],
+        verbs: &["get", "list", "watch"],
+    },
+    PolicyRule {
+        api_groups: &[""],
+        resources: &["persistentvolumeclaims"],
+        verbs: &["get", "list", "watch"],
+    },
+    PolicyRule {
+        api_groups: &["policy"],
+        resources: &["poddisruptionbudgets"],
+        verbs: &["get", "list", "watch", "create", "patch"],
+    },
+    PolicyRule {
+        api_groups: &["events.k8s.io"],
+        resources: &["events"],
+        verbs: &["create", "patch"],
+    },
+    PolicyRule {
+        api_groups: &["coordination.k8s.io"],
+        resources: &["leases"],
+        verbs: &["get", "create", "update"],
+    },
+    PolicyRule {
+        api_groups: &["monitoring.coreos.com"],
+        resources: &["servicemonitors"],
+        verbs: &["get", "create", "patch"],
+    },
+    PolicyRule {
+        api_groups: &["apiextensions.k8s.io"],
+        resources: &["customresourcedefinitions"],
+        verbs: &["get"],
+    },
 ];
 
 #[cfg(test)]
@@ -51,7 +99,11 @@ mod tests {
     use super::*;
 
     fn allows(group: &str, resource: &str, verb: &str) -> bool {
-        RULES.iter().any(|r| r.api_groups.contains(&group) && r.resources.contains(&resource) && r.verbs.contains(&verb))
+        RULES.iter().any(|r| {
+            r.api_groups.contains(&group)
+                && r.resources.contains(&resource)
+                && r.verbs.contains(&verb)
+        })
     }
 
     /// Each request the reconcilers and the leader election make, checked against the table.
@@ -74,8 +126,16 @@ mod tests {
             ("monitoring.coreos.com", "servicemonitors", "patch"),
             ("apiextensions.k8s.io", "customresourcedefinitions", "get"),
         ] {
-            assert!(allows(group, resource, verb), "missing {verb} on {group}/{resource}");
+            assert!(
+                allows(group, resource, verb),
+                "missing {verb} on {group}/{resource}"
+            );
         }
-        assert!(!RULES.iter().any(|r| r.verbs.contains(&"delete") || r.verbs.contains(&"*")), "no delete, no wildcards");
+        assert!(
+            !RULES
+                .iter()
+                .any(|r| r.verbs.contains(&"delete") || r.verbs.contains(&"*")),
+            "no delete, no wildcards"
+        );
     }
 }

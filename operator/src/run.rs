@@ -57,7 +57,9 @@ pub enum RunError {
     #[error("cannot register metrics: {0}")]
     Metrics(#[source] prometheus::Error),
     /// Leader election is on but no namespace for the Lease is known.
-    #[error("leader election needs the Lease namespace: pass --lease-namespace or set POD_NAMESPACE")]
+    #[error(
+        "leader election needs the Lease namespace: pass --lease-namespace or set POD_NAMESPACE"
+    )]
     NoLeaseNamespace,
     /// Leader election is on but there is no identity to hold the Lease with.
     #[error("leader election needs an identity: set POD_NAME (the downward API metadata.name)")]
@@ -79,12 +81,22 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     let tracker = TaskTracker::new();
     tracker.spawn(shutdown_on_signal(cancel.clone()));
 
-    let http_state = Arc::new(HttpState { metrics: metrics.clone(), ready: false.into() });
+    let http_state = Arc::new(HttpState {
+        metrics: metrics.clone(),
+        ready: false.into(),
+    });
     let listener = TcpListener::bind(cli.metrics_listen)
         .await
-        .map_err(|source| RunError::Bind { addr: cli.metrics_listen, source })?;
+        .map_err(|source| RunError::Bind {
+            addr: cli.metrics_listen,
+            source,
+        })?;
     tracing::info!(addr = %cli.metrics_listen, "serving /metrics, /healthz, /readyz");
-    let http = tracker.spawn(crate::http::serve(listener, http_state.clone(), cancel.clone()));
+    let http = tracker.spawn(crate::http::serve(
+        listener,
+        http_state.clone(),
+        cancel.clone(),
+    ));
 
     let client = Client::try_default().await.map_err(RunError::Client)?;
     let pod_name = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
@@ -93,7 +105,9 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         client.clone(),
         pod_name.clone(),
         metrics,
-        KafkaAdminFactory { timeout: ADMIN_TIMEOUT },
+        KafkaAdminFactory {
+            timeout: ADMIN_TIMEOUT,
+        },
         BuildDefaults::from_image_reference(&cli.broker_image),
         clock.clone(),
     ));
@@ -107,7 +121,12 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             .filter(|n| !n.is_empty())
             .ok_or(RunError::NoLeaseNamespace)?;
         let identity = pod_name.ok_or(RunError::NoPodName)?;
-        let elector = LeaderElector::new(Api::<Lease>::namespaced(client.clone(), &namespace), cli.lease_name.clone(), identity, clock);
+        let elector = LeaderElector::new(
+            Api::<Lease>::namespaced(client.clone(), &namespace),
+            cli.lease_name.clone(),
+            identity,
+            clock,
+        );
         let (leading_tx, mut leading) = watch::channel(false);
         let election_cancel = cancel.child_token();
         tracker.spawn(elector.run(leading_tx, election_cancel.clone()));
@@ -119,7 +138,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
         let result = if became_leader {
             tracing::info!("leading: starting controllers");
             let controllers_cancel = cancel.child_token();
-            let controllers = run_controllers(client, &cli.namespaces, ctx, controllers_cancel.clone());
+            let controllers =
+                run_controllers(client, &cli.namespaces, ctx, controllers_cancel.clone());
             tokio::pin!(controllers);
             tokio::select! {
                 () = &mut controllers => Ok(()),
@@ -150,9 +170,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
-    match http.await {
-        Ok(Err(error)) => return Err(RunError::Serve(error)),
-        Ok(Ok(())) | Err(_) => {}
+    if let Ok(Err(error)) = http.await {
+        return Err(RunError::Serve(error));
     }
     result
 }
@@ -164,11 +183,15 @@ pub async fn run_controllers<F: AdminFactory>(
     ctx: Arc<Context<F>>,
     cancel: CancellationToken,
 ) {
-    let scopes: Vec<Option<&str>> =
-        if namespaces.is_empty() { vec![None] } else { namespaces.iter().map(|n| Some(n.as_str())).collect() };
+    let scopes: Vec<Option<&str>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().map(|n| Some(n.as_str())).collect()
+    };
     let mut controllers: Vec<BoxFuture<'static, ()>> = Vec::new();
     for scope in scopes {
-        let owned = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
+        let owned = watcher::Config::default()
+            .labels(&format!("app.kubernetes.io/managed-by={FIELD_MANAGER}"));
         let clusters = Controller::new(api::<Cluster>(&client, scope), watcher::Config::default())
             .owns(api::<StatefulSet>(&client, scope), owned.clone())
             .owns(api::<Service>(&client, scope), owned.clone())
@@ -190,7 +213,10 @@ pub async fn run_controllers<F: AdminFactory>(
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
     K::DynamicType: Default,
 {
     match namespace {
@@ -199,14 +225,20 @@ where
     }
 }
 
-async fn reconcile_cluster<F: AdminFactory>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
+async fn reconcile_cluster<F: AdminFactory>(
+    cluster: Arc<Cluster>,
+    ctx: Arc<Context<F>>,
+) -> Result<Action, Error> {
     let key = object_key(cluster.as_ref());
     let action = cluster::reconcile(cluster, ctx.clone()).await?;
     ctx.backoff.succeeded(&key);
     Ok(action)
 }
 
-async fn reconcile_topic<F: AdminFactory>(topic: Arc<Topic>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
+async fn reconcile_topic<F: AdminFactory>(
+    topic: Arc<Topic>,
+    ctx: Arc<Context<F>>,
+) -> Result<Action, Error> {
     let key = object_key(topic.as_ref());
     let action = topic::reconcile(topic, ctx.clone()).await?;
     ctx.backoff.succeeded(&key);
@@ -227,7 +259,12 @@ where
 }
 
 fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
-    format!("{}/{}/{}", K::kind(&()), object.namespace().unwrap_or_default(), object.name_any())
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }
 
 fn log_result<K: std::fmt::Debug, E: std::fmt::Display>(result: Result<K, E>) {

@@ -11,10 +11,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = strom_crds::crd_files()?;
     for dir in strom_crds::CRD_OUTPUT_DIRS {
         let dir = workspace.join(dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         for (name, text) in &files {
             let path = dir.join(name);
-            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::write(&path, text)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             println!("wrote {}", path.display());
         }
     }

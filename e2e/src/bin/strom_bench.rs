@@ -1,1 +1,241 @@
-fn main() {}
+//! `strom-bench`: produce and consume throughput and produce latency through librdkafka, against
+//! any Kafka-compatible broker (`--bootstrap`), or a local release `strom-broker` it starts itself
+//! (`--local`). Prints figures; asserts nothing about speed.
+//!
+//! For each combination of `--partitions` and `--acks` it creates a fresh topic, produces
+//! `--records` records of `--record-size` bytes (as fast as possible, or at `--rate` records per
+//! second to measure latency under a fixed load), then consumes them all back from the start.
+//! Latency is from handing a record to the client to its acknowledgement.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+#[derive(Debug, Parser)]
+#[command(name = "strom-bench", about = "Kafka produce/consume benchmark (librdkafka)")]
+struct Args {
+    /// Bootstrap address of the broker to measure.
+    #[arg(long, conflicts_with = "local")]
+    bootstrap: Option<String>,
+    /// Start a local strom-broker (target/release, else target/debug) on a temporary directory.
+    #[arg(long)]
+    local: bool,
+    /// Records per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Partition counts to run with.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 6])]
+    partitions: Vec<i32>,
+    /// acks settings to run with (1, all).
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["1".to_string(), "all".to_string()])]
+    acks: Vec<String>,
+    /// Target produce rate in records per second (latency under load); unlimited when absent.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Skip the consume phase.
+    #[arg(long)]
+    no_consume: bool,
+}
+
+/// Records delivery latency (enqueue → acknowledgement) and failures.
+struct LatencyContext {
+    histogram: Mutex<Histogram<u64>>,
+    failures: std::sync::atomic::AtomicU64,
+}
+
+impl ClientContext for LatencyContext {}
+
+impl ProducerContext for LatencyContext {
+    type DeliveryOpaque = Box<Instant>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                let micros = sent.elapsed().as_micros() as u64;
+                if let Ok(mut h) = self.histogram.lock() {
+                    let _ = h.record(micros.max(1));
+                }
+            }
+            Err(_) => {
+                self.failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()?;
+    let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for result in admin.create_topics([&topic], &AdminOptions::new()).await? {
+        if let Err((name, code)) = result {
+            bail!("creating {name}: {code:?}");
+        }
+    }
+    Ok(())
+}
+
+fn produce(args: &Args, bootstrap: &str, topic: &str, acks: &str) -> anyhow::Result<()> {
+    let context = LatencyContext {
+        histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        failures: Default::default(),
+    };
+    let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("compression.type", "none")
+        .create_with_context(context)
+        .context("creating the producer")?;
+    let payload = vec![b'x'; args.record_size];
+    let started = Instant::now();
+    let interval = args.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1) as f64));
+    for i in 0..args.records {
+        if let Some(interval) = interval {
+            let due = started + interval * i as u32;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let key = (i as u64).to_be_bytes();
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
+            .key(&key[..])
+            .payload(&payload[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, returned)) => {
+                    // Local queue full: wait for acknowledgements to drain it.
+                    record = returned;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(300))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let context = producer.context();
+    let failures = context.failures.load(std::sync::atomic::Ordering::Relaxed);
+    let histogram = context
+        .histogram
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock"))?;
+    let bytes = (args.records * args.record_size) as f64;
+    println!(
+        "produce topic={topic} acks={acks} records={} size={} rate={} throughput={:.1} MB/s {:.0} records/s latency p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms failures={failures} load={}",
+        args.records,
+        args.record_size,
+        args.rate.map_or("max".to_string(), |r| r.to_string()),
+        bytes / elapsed / 1e6,
+        args.records as f64 / elapsed,
+        histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        histogram.value_at_quantile(0.999) as f64 / 1000.0,
+        histogram.max() as f64 / 1000.0,
+        load_average(),
+    );
+    if failures > 0 {
+        bail!("{failures} records were not acknowledged");
+    }
+    Ok(())
+}
+
+fn consume(args: &Args, bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "strom-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "8388608")
+        .set("queued.max.messages.kbytes", "1048576")
+        .set("fetch.wait.max.ms", "100")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&list)?;
+    let started = Instant::now();
+    let (mut count, mut bytes) = (0usize, 0usize);
+    let deadline = started + Duration::from_secs(600);
+    while count < args.records {
+        if Instant::now() > deadline {
+            bail!("consumed {count} of {} records in 600 s", args.records);
+        }
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(message)) => {
+                count += 1;
+                bytes += message.payload_len() + message.key().map_or(0, <[u8]>::len);
+            }
+            Some(Err(error)) => bail!("consumer error: {error}"),
+            None => {}
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "consume topic={topic} records={count} throughput={:.1} MB/s {:.0} records/s load={}",
+        bytes as f64 / elapsed / 1e6,
+        count as f64 / elapsed,
+        load_average(),
+    );
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _local;
+    let bootstrap = match (&args.bootstrap, args.local) {
+        (Some(bootstrap), _) => bootstrap.clone(),
+        (None, true) => {
+            let binary = strom_e2e::broker_binary()?;
+            eprintln!("strom-bench: starting {}", binary.display());
+            let broker = strom_e2e::BrokerProcess::start(strom_e2e::BrokerOptions::default())?;
+            let bootstrap = broker.bootstrap();
+            _local = broker;
+            bootstrap
+        }
+        (None, false) => bail!("give --bootstrap HOST:PORT or --local"),
+    };
+    let run_id = std::process::id();
+    for &partitions in &args.partitions {
+        for acks in &args.acks {
+            let topic = format!("bench-{run_id}-{partitions}p-acks{acks}");
+            create_topic(&bootstrap, &topic, partitions).await?;
+            let producer_args = (&args, bootstrap.clone(), topic.clone(), acks.clone());
+            tokio::task::block_in_place(|| {
+                produce(producer_args.0, &producer_args.1, &producer_args.2, &producer_args.3)
+            })?;
+            if !args.no_consume {
+                tokio::task::block_in_place(|| consume(&args, &bootstrap, &topic, partitions))?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -18,8 +18,8 @@ use serde_json::json;
 use strom_crds::{Cluster, ClusterStatus, disallowed_broker_config_keys};
 
 use super::builders::{
-    FIELD_MANAGER, bootstrap_service, config_map, headless_service, pod_disruption_budget, selector_labels,
-    service_monitor, service_monitor_resource, stateful_set, stateful_set_name,
+    FIELD_MANAGER, bootstrap_service, config_map, headless_service, pod_disruption_budget,
+    selector_labels, service_monitor, service_monitor_resource, stateful_set, stateful_set_name,
 };
 use super::status::{Observed, cluster_status};
 use crate::conditions::set_condition;
@@ -40,9 +40,10 @@ const REQUEUE_IDLE: Duration = Duration::from_secs(300);
 pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started(CLUSTER_KIND);
     let name = cluster.name_any();
-    let namespace = cluster
-        .namespace()
-        .ok_or_else(|| Error::MissingNamespace { kind: CLUSTER_KIND, name: name.clone() })?;
+    let namespace = cluster.namespace().ok_or_else(|| Error::MissingNamespace {
+        kind: CLUSTER_KIND,
+        name: name.clone(),
+    })?;
     let reference = cluster.object_ref(&());
     let now = ctx.clock.now();
 
@@ -54,13 +55,44 @@ pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result
             strom_crds::BROKER_CONFIG_KEYS.join(", ")
         );
         ctx.metrics.reconcile_error(CLUSTER_KIND, "invalid_config");
-        ctx.publish(&reference, EventType::Warning, "InvalidConfig", "Validate", message.clone()).await;
+        ctx.publish(
+            &reference,
+            EventType::Warning,
+            "InvalidConfig",
+            "Validate",
+            message.clone(),
+        )
+        .await;
         let mut status = cluster.status.clone().unwrap_or_default();
         status.observed_generation = cluster.metadata.generation;
         let generation = cluster.metadata.generation;
-        set_condition(&mut status.conditions, "Ready", false, "InvalidConfig", message.clone(), generation, now);
-        set_condition(&mut status.conditions, "Degraded", true, "InvalidConfig", message.clone(), generation, now);
-        set_condition(&mut status.conditions, "Progressing", false, "InvalidConfig", "nothing is applied until spec.config is fixed", generation, now);
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "InvalidConfig",
+            message.clone(),
+            generation,
+            now,
+        );
+        set_condition(
+            &mut status.conditions,
+            "Degraded",
+            true,
+            "InvalidConfig",
+            message.clone(),
+            generation,
+            now,
+        );
+        set_condition(
+            &mut status.conditions,
+            "Progressing",
+            false,
+            "InvalidConfig",
+            "nothing is applied until spec.config is fixed",
+            generation,
+            now,
+        );
         patch_status(&ctx, &namespace, &name, &status).await?;
         // A spec change wakes the controller; the requeue only guards against a missed watch.
         return Ok(Action::requeue(REQUEUE_IDLE));
@@ -71,14 +103,32 @@ pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result
         stateful_sets
             .get_opt(&stateful_set_name(&name))
             .await
-            .map_err(Error::kube(format!("get StatefulSet {namespace}/{}", stateful_set_name(&name))))?
+            .map_err(Error::kube(format!(
+                "get StatefulSet {namespace}/{}",
+                stateful_set_name(&name)
+            )))?
     } else {
-        apply(&Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace), "ConfigMap", &config_map(&cluster)).await?;
+        apply(
+            &Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
+            "ConfigMap",
+            &config_map(&cluster),
+        )
+        .await?;
         let services = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
         apply(&services, "Service", &headless_service(&cluster)).await?;
         apply(&services, "Service", &bootstrap_service(&cluster)).await?;
-        let sts = apply(&stateful_sets, "StatefulSet", &stateful_set(&cluster, &ctx.defaults)).await?;
-        apply(&Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &namespace), "PodDisruptionBudget", &pod_disruption_budget(&cluster)).await?;
+        let sts = apply(
+            &stateful_sets,
+            "StatefulSet",
+            &stateful_set(&cluster, &ctx.defaults),
+        )
+        .await?;
+        apply(
+            &Api::<PodDisruptionBudget>::namespaced(ctx.client.clone(), &namespace),
+            "PodDisruptionBudget",
+            &pod_disruption_budget(&cluster),
+        )
+        .await?;
         if cluster.spec.metrics.service_monitor {
             apply_service_monitor(&cluster, &ctx, &namespace).await?;
         }
@@ -93,9 +143,18 @@ pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
         .list(&ListParams::default().labels(&selector))
         .await
-        .map_err(Error::kube(format!("list broker pods of Cluster {namespace}/{name}")))?;
+        .map_err(Error::kube(format!(
+            "list broker pods of Cluster {namespace}/{name}"
+        )))?;
 
-    let status = cluster_status(&cluster, Observed { stateful_set: sts.as_ref(), pods: &pods.items }, now);
+    let status = cluster_status(
+        &cluster,
+        Observed {
+            stateful_set: sts.as_ref(),
+            pods: &pods.items,
+        },
+        now,
+    );
     let previous_generation = cluster.status.as_ref().and_then(|s| s.observed_generation);
     if !cluster.spec.paused && previous_generation != cluster.metadata.generation {
         let note = format!(
@@ -103,22 +162,36 @@ pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result
             cluster.spec.replicas,
             cluster.metadata.generation.unwrap_or_default()
         );
-        ctx.publish(&reference, EventType::Normal, "Applied", "Apply", note).await;
+        ctx.publish(&reference, EventType::Normal, "Applied", "Apply", note)
+            .await;
     }
-    ctx.metrics.set_operation(&format!("{namespace}/{name}"), status.operation.as_ref().map(|op| op.kind));
+    ctx.metrics.set_operation(
+        &format!("{namespace}/{name}"),
+        status.operation.as_ref().map(|op| op.kind),
+    );
     let busy = status.operation.is_some() || status.ready_replicas != cluster.spec.replicas;
     patch_status(&ctx, &namespace, &name, &status).await?;
-    Ok(Action::requeue(if busy { REQUEUE_BUSY } else { REQUEUE_IDLE }))
+    Ok(Action::requeue(if busy {
+        REQUEUE_BUSY
+    } else {
+        REQUEUE_IDLE
+    }))
 }
 
 /// Applies the ServiceMonitor when prometheus-operator's CRD is installed; otherwise says so
 /// in an Event rather than failing, since metrics are still served on the pods.
-async fn apply_service_monitor<F>(cluster: &Cluster, ctx: &Context<F>, namespace: &str) -> Result<(), Error> {
+async fn apply_service_monitor<F>(
+    cluster: &Cluster,
+    ctx: &Context<F>,
+    namespace: &str,
+) -> Result<(), Error> {
     let crds: Api<CustomResourceDefinition> = Api::all(ctx.client.clone());
     let installed = crds
         .get_opt(SERVICE_MONITOR_CRD)
         .await
-        .map_err(Error::kube(format!("get CustomResourceDefinition {SERVICE_MONITOR_CRD}")))?
+        .map_err(Error::kube(format!(
+            "get CustomResourceDefinition {SERVICE_MONITOR_CRD}"
+        )))?
         .is_some();
     if !installed {
         ctx.publish(
@@ -131,7 +204,8 @@ async fn apply_service_monitor<F>(cluster: &Cluster, ctx: &Context<F>, namespace
         .await;
         return Ok(());
     }
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &service_monitor_resource());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &service_monitor_resource());
     apply(&api, "ServiceMonitor", &service_monitor(cluster)).await?;
     Ok(())
 }
@@ -143,20 +217,35 @@ where
     K: Resource + Clone + Debug + Serialize + DeserializeOwned,
 {
     let name = object.name_any();
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
-        .await
-        .map_err(Error::kube(format!("apply {kind} {name}")))
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(Error::kube(format!("apply {kind} {name}")))
 }
 
-async fn patch_status<F>(ctx: &Context<F>, namespace: &str, name: &str, status: &ClusterStatus) -> Result<(), Error> {
+async fn patch_status<F>(
+    ctx: &Context<F>,
+    namespace: &str,
+    name: &str,
+    status: &ClusterStatus,
+) -> Result<(), Error> {
     let api: Api<Cluster> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({
         "apiVersion": Cluster::api_version(&()),
         "kind": Cluster::kind(&()),
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-        .await
-        .map_err(Error::kube(format!("patch status of Cluster {namespace}/{name}")))?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "patch status of Cluster {namespace}/{name}"
+    )))?;
     Ok(())
 }

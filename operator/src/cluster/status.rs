@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use strom_crds::cluster::{BrokerStatus, ClusterStatus, OperationKind, OperationStatus};
 use strom_crds::Cluster;
+use strom_crds::cluster::{BrokerStatus, ClusterStatus, OperationKind, OperationStatus};
 
 use super::builders::{VERSION_LABEL, bootstrap_address, stateful_set_name};
 use crate::conditions::set_condition;
@@ -48,14 +48,27 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
         .collect();
     brokers.sort_by_key(|b| b.id);
 
-    let ready_replicas = i32::try_from(brokers.iter().filter(|b| b.ready && b.id < replicas).count()).unwrap_or(i32::MAX);
+    let ready_replicas = i32::try_from(
+        brokers
+            .iter()
+            .filter(|b| b.ready && b.id < replicas)
+            .count(),
+    )
+    .unwrap_or(i32::MAX);
     let extra = brokers.iter().filter(|b| b.id >= replicas).count();
-    let update_revision = observed.stateful_set.and_then(|s| s.status.as_ref()).and_then(|s| s.update_revision.clone());
+    let update_revision = observed
+        .stateful_set
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.update_revision.clone());
     let outdated = match &update_revision {
         Some(revision) => observed
             .pods
             .iter()
-            .filter(|p| p.labels().get(REVISION_LABEL).is_some_and(|r| r != revision))
+            .filter(|p| {
+                p.labels()
+                    .get(REVISION_LABEL)
+                    .is_some_and(|r| r != revision)
+            })
             .count(),
         None => 0,
     };
@@ -87,38 +100,106 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
                 i32::try_from(extra).unwrap_or(i32::MAX),
                 format!("{extra} broker(s) above spec.replicas={replicas} are still running"),
             ),
-            _ => (ready_replicas, replicas, format!("{ready_replicas}/{replicas} brokers ready")),
+            _ => (
+                ready_replicas,
+                replicas,
+                format!("{ready_replicas}/{replicas} brokers ready"),
+            ),
         };
-        OperationStatus { kind, started_at, completed_steps, total_steps, message: Some(message) }
+        OperationStatus {
+            kind,
+            started_at,
+            completed_steps,
+            total_steps,
+            message: Some(message),
+        }
     });
 
     let mut conditions = previous.conditions.clone();
     if all_ready {
-        set_condition(&mut conditions, "Ready", true, "BrokersReady", format!("{replicas}/{replicas} brokers ready"), generation, now);
+        set_condition(
+            &mut conditions,
+            "Ready",
+            true,
+            "BrokersReady",
+            format!("{replicas}/{replicas} brokers ready"),
+            generation,
+            now,
+        );
     } else {
-        set_condition(&mut conditions, "Ready", false, "BrokersNotReady", format!("{ready_replicas}/{replicas} brokers ready"), generation, now);
+        set_condition(
+            &mut conditions,
+            "Ready",
+            false,
+            "BrokersNotReady",
+            format!("{ready_replicas}/{replicas} brokers ready"),
+            generation,
+            now,
+        );
     }
     match (&operation, cluster.spec.paused) {
-        (_, true) => set_condition(&mut conditions, "Progressing", false, "Paused", "spec.paused is true: the operator changes nothing", generation, now),
+        (_, true) => set_condition(
+            &mut conditions,
+            "Progressing",
+            false,
+            "Paused",
+            "spec.paused is true: the operator changes nothing",
+            generation,
+            now,
+        ),
         (Some(op), false) => {
             let message = op.message.clone().unwrap_or_default();
-            set_condition(&mut conditions, "Progressing", true, op.kind.as_str(), message, generation, now);
+            set_condition(
+                &mut conditions,
+                "Progressing",
+                true,
+                op.kind.as_str(),
+                message,
+                generation,
+                now,
+            );
         }
         (None, false) if outdated > 0 => set_condition(
             &mut conditions,
             "Progressing",
             false,
             "RestartPending",
-            format!("{outdated} broker pod(s) run an older template; with updateStrategy OnDelete they pick up the change when restarted"),
+            format!(
+                "{outdated} broker pod(s) run an older template; with updateStrategy OnDelete they pick up the change when restarted"
+            ),
             generation,
             now,
         ),
-        (None, false) => set_condition(&mut conditions, "Progressing", false, "Idle", "no operation in progress", generation, now),
+        (None, false) => set_condition(
+            &mut conditions,
+            "Progressing",
+            false,
+            "Idle",
+            "no operation in progress",
+            generation,
+            now,
+        ),
     }
     if !all_ready && operation.is_none() {
-        set_condition(&mut conditions, "Degraded", true, "BrokersUnavailable", format!("{ready_replicas}/{replicas} brokers ready and no operation explains it"), generation, now);
+        set_condition(
+            &mut conditions,
+            "Degraded",
+            true,
+            "BrokersUnavailable",
+            format!("{ready_replicas}/{replicas} brokers ready and no operation explains it"),
+            generation,
+            now,
+        );
     } else {
-        set_condition(&mut conditions, "Degraded", false, "AsExpected", "all brokers are where the spec wants them", generation, now);
+        set_condition(
+            &mut conditions,
+            "Degraded",
+            false,
+            "AsExpected",
+            "all brokers are where the spec wants them",
+            generation,
+            now,
+        );
     }
 
     ClusterStatus {
@@ -138,7 +219,11 @@ fn pod_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|conditions| conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
 }
 
 #[cfg(test)]
@@ -152,7 +237,10 @@ mod tests {
 
     fn pod(name: &str, ready: bool) -> Pod {
         Pod {
-            metadata: ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
             status: Some(PodStatus {
                 conditions: Some(vec![PodCondition {
                     type_: "Ready".to_owned(),
@@ -173,34 +261,98 @@ mod tests {
     fn new_cluster_is_provisioning() {
         let cluster = minimal_cluster();
         let pods = [pod("demo-broker-1", true), pod("demo-broker-0", false)];
-        let status = cluster_status(&cluster, Observed { stateful_set: None, pods: &pods }, now());
+        let status = cluster_status(
+            &cluster,
+            Observed {
+                stateful_set: None,
+                pods: &pods,
+            },
+            now(),
+        );
         assert_eq!(status.ready_replicas, 1);
-        assert_eq!(status.brokers.iter().map(|b| b.id).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            status.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         let op = status.operation.expect("an operation runs");
-        assert_eq!((op.kind, op.completed_steps, op.total_steps), (OperationKind::Provisioning, 1, 3));
-        assert_eq!(find(&status.conditions, "Ready").map(|c| c.status.as_str()), Some("False"));
-        assert_eq!(find(&status.conditions, "Progressing").map(|c| c.reason.as_str()), Some("Provisioning"));
-        assert_eq!(status.bootstrap_servers.as_deref(), Some("demo-bootstrap.kafka.svc:9092"));
+        assert_eq!(
+            (op.kind, op.completed_steps, op.total_steps),
+            (OperationKind::Provisioning, 1, 3)
+        );
+        assert_eq!(
+            find(&status.conditions, "Ready").map(|c| c.status.as_str()),
+            Some("False")
+        );
+        assert_eq!(
+            find(&status.conditions, "Progressing").map(|c| c.reason.as_str()),
+            Some("Provisioning")
+        );
+        assert_eq!(
+            status.bootstrap_servers.as_deref(),
+            Some("demo-bootstrap.kafka.svc:9092")
+        );
     }
 
     #[test]
     fn all_ready_cluster_is_ready_and_idle() {
         let cluster = minimal_cluster();
-        let pods = [pod("demo-broker-0", true), pod("demo-broker-1", true), pod("demo-broker-2", true)];
-        let status = cluster_status(&cluster, Observed { stateful_set: None, pods: &pods }, now());
+        let pods = [
+            pod("demo-broker-0", true),
+            pod("demo-broker-1", true),
+            pod("demo-broker-2", true),
+        ];
+        let status = cluster_status(
+            &cluster,
+            Observed {
+                stateful_set: None,
+                pods: &pods,
+            },
+            now(),
+        );
         assert!(status.operation.is_none());
-        assert_eq!(find(&status.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
-        assert_eq!(find(&status.conditions, "Degraded").map(|c| c.status.as_str()), Some("False"));
+        assert_eq!(
+            find(&status.conditions, "Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
+        assert_eq!(
+            find(&status.conditions, "Degraded").map(|c| c.status.as_str()),
+            Some("False")
+        );
     }
 
     #[test]
     fn broker_lost_after_ready_is_degraded() {
         let mut cluster = minimal_cluster();
-        let pods = [pod("demo-broker-0", true), pod("demo-broker-1", true), pod("demo-broker-2", true)];
-        cluster.status = Some(cluster_status(&cluster, Observed { stateful_set: None, pods: &pods }, now()));
-        let pods = [pod("demo-broker-0", true), pod("demo-broker-1", false), pod("demo-broker-2", true)];
-        let status = cluster_status(&cluster, Observed { stateful_set: None, pods: &pods }, now());
+        let pods = [
+            pod("demo-broker-0", true),
+            pod("demo-broker-1", true),
+            pod("demo-broker-2", true),
+        ];
+        cluster.status = Some(cluster_status(
+            &cluster,
+            Observed {
+                stateful_set: None,
+                pods: &pods,
+            },
+            now(),
+        ));
+        let pods = [
+            pod("demo-broker-0", true),
+            pod("demo-broker-1", false),
+            pod("demo-broker-2", true),
+        ];
+        let status = cluster_status(
+            &cluster,
+            Observed {
+                stateful_set: None,
+                pods: &pods,
+            },
+            now(),
+        );
         assert!(status.operation.is_none());
-        assert_eq!(find(&status.conditions, "Degraded").map(|c| c.reason.as_str()), Some("BrokersUnavailable"));
+        assert_eq!(
+            find(&status.conditions, "Degraded").map(|c| c.reason.as_str()),
+            Some("BrokersUnavailable")
+        );
     }
 }

@@ -127,7 +127,9 @@ pub fn plan(
         return TopicPlan {
             actions: vec![TopicAction::Create {
                 partitions: desired.partitions,
-                replication_factor: desired.replication_factor.unwrap_or(BROKER_DEFAULT_REPLICATION_FACTOR),
+                replication_factor: desired
+                    .replication_factor
+                    .unwrap_or(BROKER_DEFAULT_REPLICATION_FACTOR),
                 configs: desired.configs.clone(),
             }],
             refusals: Vec::new(),
@@ -140,15 +142,23 @@ pub fn plan(
     let mut refusals = Vec::new();
 
     if desired.partitions > observed.partitions {
-        actions.push(TopicAction::CreatePartitions { total: desired.partitions });
+        actions.push(TopicAction::CreatePartitions {
+            total: desired.partitions,
+        });
     } else if desired.partitions < observed.partitions {
-        refusals.push(Refusal::PartitionDecrease { observed: observed.partitions, desired: desired.partitions });
+        refusals.push(Refusal::PartitionDecrease {
+            observed: observed.partitions,
+            desired: desired.partitions,
+        });
     }
 
     if let Some(rf) = desired.replication_factor
         && rf != observed.replication_factor
     {
-        refusals.push(Refusal::ReplicationFactorChange { observed: observed.replication_factor, desired: rf });
+        refusals.push(Refusal::ReplicationFactorChange {
+            observed: observed.replication_factor,
+            desired: rf,
+        });
     }
 
     let set: BTreeMap<String, String> = desired
@@ -167,7 +177,12 @@ pub fn plan(
         actions.push(TopicAction::AlterConfigs { set, delete });
     }
 
-    TopicPlan { actions, refusals, managed_config_keys, adopts: previously_managed.is_none() }
+    TopicPlan {
+        actions,
+        refusals,
+        managed_config_keys,
+        adopts: previously_managed.is_none(),
+    }
 }
 
 #[cfg(test)]
@@ -177,7 +192,10 @@ mod tests {
     use super::*;
 
     fn configs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn keys(names: &[&str]) -> BTreeSet<String> {
@@ -185,7 +203,12 @@ mod tests {
     }
 
     fn desired(partitions: i32, rf: Option<i16>, cfg: &[(&str, &str)]) -> DesiredTopic {
-        DesiredTopic { name: "orders".to_owned(), partitions, replication_factor: rf, configs: configs(cfg) }
+        DesiredTopic {
+            name: "orders".to_owned(),
+            partitions,
+            replication_factor: rf,
+            configs: configs(cfg),
+        }
     }
 
     fn observed(partitions: i32, rf: i16, cfg: &[(&str, &str)]) -> ObservedTopic {
@@ -200,10 +223,18 @@ mod tests {
 
     #[test]
     fn missing_topic_is_created_with_its_configs() {
-        let plan = plan(&desired(6, Some(3), &[("retention.ms", "1000")]), None, None);
+        let plan = plan(
+            &desired(6, Some(3), &[("retention.ms", "1000")]),
+            None,
+            None,
+        );
         assert_eq!(
             plan.actions,
-            vec![TopicAction::Create { partitions: 6, replication_factor: 3, configs: configs(&[("retention.ms", "1000")]) }]
+            vec![TopicAction::Create {
+                partitions: 6,
+                replication_factor: 3,
+                configs: configs(&[("retention.ms", "1000")])
+            }]
         );
         assert_eq!(plan.managed_config_keys, keys(&["retention.ms"]));
         assert!(plan.refusals.is_empty());
@@ -212,23 +243,56 @@ mod tests {
     #[test]
     fn missing_replication_factor_means_broker_default() {
         let plan = plan(&desired(1, None, &[]), None, None);
-        assert!(matches!(plan.actions[0], TopicAction::Create { replication_factor: -1, .. }));
+        assert!(matches!(
+            plan.actions[0],
+            TopicAction::Create {
+                replication_factor: -1,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn partitions_grow_but_never_shrink() {
-        let grow = plan(&desired(12, None, &[]), Some(&observed(6, 3, &[])), Some(&keys(&[])));
-        assert_eq!(grow.actions, vec![TopicAction::CreatePartitions { total: 12 }]);
-        let shrink = plan(&desired(3, None, &[]), Some(&observed(6, 3, &[])), Some(&keys(&[])));
+        let grow = plan(
+            &desired(12, None, &[]),
+            Some(&observed(6, 3, &[])),
+            Some(&keys(&[])),
+        );
+        assert_eq!(
+            grow.actions,
+            vec![TopicAction::CreatePartitions { total: 12 }]
+        );
+        let shrink = plan(
+            &desired(3, None, &[]),
+            Some(&observed(6, 3, &[])),
+            Some(&keys(&[])),
+        );
         assert!(shrink.actions.is_empty(), "no admin call on a decrease");
-        assert_eq!(shrink.refusals, vec![Refusal::PartitionDecrease { observed: 6, desired: 3 }]);
+        assert_eq!(
+            shrink.refusals,
+            vec![Refusal::PartitionDecrease {
+                observed: 6,
+                desired: 3
+            }]
+        );
         assert!(shrink.refusals[0].message().contains("at least 6"));
     }
 
     #[test]
     fn replication_factor_change_is_refused() {
-        let plan = plan(&desired(6, Some(1), &[]), Some(&observed(6, 3, &[])), Some(&keys(&[])));
-        assert_eq!(plan.refusals, vec![Refusal::ReplicationFactorChange { observed: 3, desired: 1 }]);
+        let plan = plan(
+            &desired(6, Some(1), &[]),
+            Some(&observed(6, 3, &[])),
+            Some(&keys(&[])),
+        );
+        assert_eq!(
+            plan.refusals,
+            vec![Refusal::ReplicationFactorChange {
+                observed: 3,
+                desired: 1
+            }]
+        );
         assert!(plan.actions.is_empty());
     }
 
@@ -236,26 +300,47 @@ mod tests {
     fn drifted_managed_key_is_put_back_and_foreign_keys_stay() {
         let plan = plan(
             &desired(6, None, &[("retention.ms", "1000")]),
-            Some(&observed(6, 3, &[("retention.ms", "5"), ("cleanup.policy", "compact")])),
+            Some(&observed(
+                6,
+                3,
+                &[("retention.ms", "5"), ("cleanup.policy", "compact")],
+            )),
             Some(&keys(&["retention.ms"])),
         );
         assert_eq!(
             plan.actions,
-            vec![TopicAction::AlterConfigs { set: configs(&[("retention.ms", "1000")]), delete: BTreeSet::new() }]
+            vec![TopicAction::AlterConfigs {
+                set: configs(&[("retention.ms", "1000")]),
+                delete: BTreeSet::new()
+            }]
         );
     }
 
     #[test]
     fn key_removed_from_spec_is_reset_only_if_we_managed_it() {
-        let observed = observed(6, 3, &[("retention.ms", "1000"), ("cleanup.policy", "compact")]);
-        let plan_managed = plan(&desired(6, None, &[]), Some(&observed), Some(&keys(&["retention.ms"])));
+        let observed = observed(
+            6,
+            3,
+            &[("retention.ms", "1000"), ("cleanup.policy", "compact")],
+        );
+        let plan_managed = plan(
+            &desired(6, None, &[]),
+            Some(&observed),
+            Some(&keys(&["retention.ms"])),
+        );
         assert_eq!(
             plan_managed.actions,
-            vec![TopicAction::AlterConfigs { set: BTreeMap::new(), delete: keys(&["retention.ms"]) }]
+            vec![TopicAction::AlterConfigs {
+                set: BTreeMap::new(),
+                delete: keys(&["retention.ms"])
+            }]
         );
         assert!(plan_managed.managed_config_keys.is_empty());
         let plan_adopted = plan(&desired(6, None, &[]), Some(&observed), None);
-        assert!(plan_adopted.actions.is_empty(), "an adopted topic keeps configs we never managed");
+        assert!(
+            plan_adopted.actions.is_empty(),
+            "an adopted topic keeps configs we never managed"
+        );
         assert!(plan_adopted.adopts);
     }
 
@@ -263,24 +348,45 @@ mod tests {
     fn converged_topic_plans_nothing() {
         let plan = plan(
             &desired(6, Some(3), &[("retention.ms", "1000")]),
-            Some(&observed(6, 3, &[("retention.ms", "1000"), ("segment.bytes", "1")])),
+            Some(&observed(
+                6,
+                3,
+                &[("retention.ms", "1000"), ("segment.bytes", "1")],
+            )),
             Some(&keys(&["retention.ms"])),
         );
-        assert_eq!(plan, TopicPlan { managed_config_keys: keys(&["retention.ms"]), ..TopicPlan::default() });
+        assert_eq!(
+            plan,
+            TopicPlan {
+                managed_config_keys: keys(&["retention.ms"]),
+                ..TopicPlan::default()
+            }
+        );
     }
 
     /// Applies a plan the way Kafka would, to check where it leads.
     fn apply(observed: Option<ObservedTopic>, plan: &TopicPlan) -> ObservedTopic {
-        let mut topic = observed.unwrap_or_else(|| observed_empty());
+        let mut topic = observed.unwrap_or_else(observed_empty);
         for action in &plan.actions {
             match action {
-                TopicAction::Create { partitions, replication_factor, configs } => {
+                TopicAction::Create {
+                    partitions,
+                    replication_factor,
+                    configs,
+                } => {
                     topic.partitions = *partitions;
-                    topic.replication_factor = if *replication_factor < 0 { 3 } else { *replication_factor };
+                    topic.replication_factor = if *replication_factor < 0 {
+                        3
+                    } else {
+                        *replication_factor
+                    };
                     topic.configs = configs.clone();
                 }
                 TopicAction::CreatePartitions { total } => {
-                    assert!(*total > topic.partitions, "CreatePartitions must grow the topic");
+                    assert!(
+                        *total > topic.partitions,
+                        "CreatePartitions must grow the topic"
+                    );
                     topic.partitions = *total;
                 }
                 TopicAction::AlterConfigs { set, delete } => {
@@ -299,7 +405,11 @@ mod tests {
     }
 
     fn config_map() -> impl Strategy<Value = BTreeMap<String, String>> {
-        prop::collection::btree_map(prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(str::to_owned), "[0-9]{1,2}", 0..5)
+        prop::collection::btree_map(
+            prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(str::to_owned),
+            "[0-9]{1,2}",
+            0..5,
+        )
     }
 
     proptest! {

@@ -31,11 +31,15 @@ const RETRY_UNAVAILABLE: Duration = Duration::from_secs(30);
 const RETRY_REJECTED: Duration = Duration::from_secs(120);
 
 /// Reconciles one Topic: through the finalizer, so a deletion becomes a cleanup.
-pub async fn reconcile<F: AdminFactory>(topic: Arc<Topic>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
+pub async fn reconcile<F: AdminFactory>(
+    topic: Arc<Topic>,
+    ctx: Arc<Context<F>>,
+) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started(TOPIC_KIND);
-    let namespace = topic
-        .namespace()
-        .ok_or_else(|| Error::MissingNamespace { kind: TOPIC_KIND, name: topic.name_any() })?;
+    let namespace = topic.namespace().ok_or_else(|| Error::MissingNamespace {
+        kind: TOPIC_KIND,
+        name: topic.name_any(),
+    })?;
     let api: Api<Topic> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, TOPIC_FINALIZER, topic, |event| async {
         match event {
@@ -64,7 +68,9 @@ impl Unavailable {
             },
             AdminError::Unreachable { .. } | AdminError::Timeout { .. } => Self {
                 reason: "ClusterUnreachable",
-                message: format!("cannot reach the cluster at {bootstrap} for {operation}: {error}"),
+                message: format!(
+                    "cannot reach the cluster at {bootstrap} for {operation}: {error}"
+                ),
                 retry: RETRY_UNAVAILABLE,
             },
             _ => Self {
@@ -76,14 +82,20 @@ impl Unavailable {
     }
 }
 
-async fn apply<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &str) -> Result<Action, Error> {
+async fn apply<F: AdminFactory>(
+    topic: &Topic,
+    ctx: &Context<F>,
+    namespace: &str,
+) -> Result<Action, Error> {
     let name = topic.topic_name().to_owned();
     let cluster_name = &topic.spec.cluster_ref.name;
     let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), namespace);
     let cluster = clusters
         .get_opt(cluster_name)
         .await
-        .map_err(Error::kube(format!("get Cluster {namespace}/{cluster_name}")))?;
+        .map_err(Error::kube(format!(
+            "get Cluster {namespace}/{cluster_name}"
+        )))?;
     let Some(cluster) = cluster else {
         let why = Unavailable {
             reason: "ClusterNotFound",
@@ -121,7 +133,14 @@ async fn apply<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &str
     let reference = topic.object_ref(&());
 
     if plan.adopts && observed.is_some() {
-        ctx.publish(&reference, EventType::Normal, "Adopted", "Adopt", format!("topic {name} already existed; it is now managed by this Topic")).await;
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Adopted",
+            "Adopt",
+            format!("topic {name} already existed; it is now managed by this Topic"),
+        )
+        .await;
     }
     for action in &plan.actions {
         if let Err(error) = execute(&admin, &name, action).await {
@@ -131,10 +150,24 @@ async fn apply<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &str
             // be reset on the next pass.
             let mut managed = previously_managed.clone().unwrap_or_default();
             managed.extend(plan.managed_config_keys.iter().cloned());
-            return report_unavailable(topic, ctx, namespace, why, Some((observed.as_ref(), managed))).await;
+            return report_unavailable(
+                topic,
+                ctx,
+                namespace,
+                why,
+                Some((observed.as_ref(), managed)),
+            )
+            .await;
         }
         let (reason, note) = describe_action(&name, action);
-        ctx.publish(&reference, EventType::Normal, reason, operation_name(action), note).await;
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            reason,
+            operation_name(action),
+            note,
+        )
+        .await;
     }
 
     // Read back what Kafka now has, so the status reports facts (e.g. the replication factor a
@@ -161,28 +194,70 @@ async fn apply<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &str
     if plan.refusals.is_empty() {
         status.message = None;
         let message = match &current {
-            Some(t) => format!("topic {name} has {} partitions, replication factor {} and the declared configs", t.partitions, t.replication_factor),
+            Some(t) => format!(
+                "topic {name} has {} partitions, replication factor {} and the declared configs",
+                t.partitions, t.replication_factor
+            ),
             None => format!("topic {name} was created"),
         };
-        set_condition(&mut status.conditions, "Ready", true, "Ready", message, topic.metadata.generation, now);
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            true,
+            "Ready",
+            message,
+            topic.metadata.generation,
+            now,
+        );
     } else {
-        let message = plan.refusals.iter().map(|r| r.message()).collect::<Vec<_>>().join("; ");
+        let message = plan
+            .refusals
+            .iter()
+            .map(|r| r.message())
+            .collect::<Vec<_>>()
+            .join("; ");
         for refusal in &plan.refusals {
             ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
-            ctx.publish(&reference, EventType::Warning, refusal.reason(), "Refuse", refusal.message()).await;
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                refusal.reason(),
+                "Refuse",
+                refusal.message(),
+            )
+            .await;
         }
-        set_condition(&mut status.conditions, "Ready", false, plan.refusals[0].reason(), message.clone(), topic.metadata.generation, now);
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            plan.refusals[0].reason(),
+            message.clone(),
+            topic.metadata.generation,
+            now,
+        );
         status.message = Some(message);
     }
     patch_status(ctx, namespace, topic, &status).await?;
     Ok(Action::requeue(RESYNC))
 }
 
-async fn cleanup<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &str) -> Result<Action, Error> {
+async fn cleanup<F: AdminFactory>(
+    topic: &Topic,
+    ctx: &Context<F>,
+    namespace: &str,
+) -> Result<Action, Error> {
     let name = topic.topic_name().to_owned();
     let reference = topic.object_ref(&());
     if topic.spec.deletion_policy == DeletionPolicy::Retain {
-        ctx.publish(&reference, EventType::Normal, "Retained", "Delete", format!("deletionPolicy is Retain: topic {name} is kept")).await;
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "Retained",
+            "Delete",
+            format!("deletionPolicy is Retain: topic {name} is kept"),
+        )
+        .await;
         return Ok(Action::await_change());
     }
     let cluster_name = &topic.spec.cluster_ref.name;
@@ -190,10 +265,19 @@ async fn cleanup<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &s
     let cluster = clusters
         .get_opt(cluster_name)
         .await
-        .map_err(Error::kube(format!("get Cluster {namespace}/{cluster_name}")))?;
+        .map_err(Error::kube(format!(
+            "get Cluster {namespace}/{cluster_name}"
+        )))?;
     let Some(cluster) = cluster else {
         // The brokers went with the Cluster; there is no topic left to delete.
-        ctx.publish(&reference, EventType::Normal, "ClusterGone", "Delete", format!("Cluster {cluster_name} no longer exists; nothing to delete for topic {name}")).await;
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "ClusterGone",
+            "Delete",
+            format!("Cluster {cluster_name} no longer exists; nothing to delete for topic {name}"),
+        )
+        .await;
         return Ok(Action::await_change());
     };
     let bootstrap = bootstrap_address(cluster_name, namespace, cluster.spec.listeners.port);
@@ -203,12 +287,30 @@ async fn cleanup<F: AdminFactory>(topic: &Topic, ctx: &Context<F>, namespace: &s
     };
     match result {
         Ok(()) => {
-            ctx.publish(&reference, EventType::Normal, "Deleted", "Delete", format!("deleted topic {name}")).await;
+            ctx.publish(
+                &reference,
+                EventType::Normal,
+                "Deleted",
+                "Delete",
+                format!("deleted topic {name}"),
+            )
+            .await;
             Ok(Action::await_change())
         }
         Err(source) => {
-            ctx.publish(&reference, EventType::Warning, "DeleteFailed", "Delete", format!("cannot delete topic {name} through {bootstrap}: {source}; retrying")).await;
-            Err(Error::Admin { operation: "DeleteTopics", topic: name, source })
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "DeleteFailed",
+                "Delete",
+                format!("cannot delete topic {name} through {bootstrap}: {source}; retrying"),
+            )
+            .await;
+            Err(Error::Admin {
+                operation: "DeleteTopics",
+                topic: name,
+                source,
+            })
         }
     }
 }
@@ -232,13 +334,24 @@ fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
     }
 }
 
-async fn execute<A: BrokerAdmin>(admin: &A, name: &str, action: &TopicAction) -> Result<(), AdminError> {
+async fn execute<A: BrokerAdmin>(
+    admin: &A,
+    name: &str,
+    action: &TopicAction,
+) -> Result<(), AdminError> {
     match action {
-        TopicAction::Create { partitions, replication_factor, configs } => {
-            admin.create_topic(name, *partitions, *replication_factor, configs).await.map(drop)
-        }
+        TopicAction::Create {
+            partitions,
+            replication_factor,
+            configs,
+        } => admin
+            .create_topic(name, *partitions, *replication_factor, configs)
+            .await
+            .map(drop),
         TopicAction::CreatePartitions { total } => admin.create_partitions(name, *total).await,
-        TopicAction::AlterConfigs { set, delete } => admin.alter_topic_configs(name, set, delete).await,
+        TopicAction::AlterConfigs { set, delete } => {
+            admin.alter_topic_configs(name, set, delete).await
+        }
     }
 }
 
@@ -252,12 +365,25 @@ fn operation_name(action: &TopicAction) -> &'static str {
 
 fn describe_action(name: &str, action: &TopicAction) -> (&'static str, String) {
     match action {
-        TopicAction::Create { partitions, .. } => ("Created", format!("created topic {name} with {partitions} partitions")),
-        TopicAction::CreatePartitions { total } => ("PartitionsIncreased", format!("topic {name} now has {total} partitions")),
+        TopicAction::Create { partitions, .. } => (
+            "Created",
+            format!("created topic {name} with {partitions} partitions"),
+        ),
+        TopicAction::CreatePartitions { total } => (
+            "PartitionsIncreased",
+            format!("topic {name} now has {total} partitions"),
+        ),
         TopicAction::AlterConfigs { set, delete } => {
             let set: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let delete: Vec<&str> = delete.iter().map(String::as_str).collect();
-            ("ConfigsAltered", format!("topic {name}: set [{}], reset to default [{}]", set.join(", "), delete.join(", ")))
+            (
+                "ConfigsAltered",
+                format!(
+                    "topic {name}: set [{}], reset to default [{}]",
+                    set.join(", "),
+                    delete.join(", ")
+                ),
+            )
         }
     }
 }
@@ -273,28 +399,55 @@ async fn report_unavailable<F: AdminFactory>(
 ) -> Result<Action, Error> {
     tracing::warn!(topic = %topic.name_any(), namespace, reason = why.reason, message = %why.message, "topic not reconciled");
     ctx.metrics.reconcile_error(TOPIC_KIND, why.reason);
-    ctx.publish(&topic.object_ref(&()), EventType::Warning, why.reason, "Reconcile", why.message.clone()).await;
+    ctx.publish(
+        &topic.object_ref(&()),
+        EventType::Warning,
+        why.reason,
+        "Reconcile",
+        why.message.clone(),
+    )
+    .await;
     let mut status = topic.status.clone().unwrap_or_default();
     status.observed_generation = topic.metadata.generation;
     if let Some((observed, managed)) = progress {
         record_observed(&mut status, observed);
         status.managed_config_keys = managed.into_iter().collect();
     }
-    set_condition(&mut status.conditions, "Ready", false, why.reason, why.message.clone(), topic.metadata.generation, ctx.clock.now());
+    set_condition(
+        &mut status.conditions,
+        "Ready",
+        false,
+        why.reason,
+        why.message.clone(),
+        topic.metadata.generation,
+        ctx.clock.now(),
+    );
     status.message = Some(why.message);
     patch_status(ctx, namespace, topic, &status).await?;
     Ok(Action::requeue(why.retry))
 }
 
-async fn patch_status<F>(ctx: &Context<F>, namespace: &str, topic: &Topic, status: &TopicStatus) -> Result<(), Error> {
+async fn patch_status<F>(
+    ctx: &Context<F>,
+    namespace: &str,
+    topic: &Topic,
+    status: &TopicStatus,
+) -> Result<(), Error> {
     let api: Api<Topic> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({
         "apiVersion": Topic::api_version(&()),
         "kind": Topic::kind(&()),
         "status": status,
     });
-    api.patch_status(&topic.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-        .await
-        .map_err(Error::kube(format!("patch status of Topic {namespace}/{}", topic.name_any())))?;
+    api.patch_status(
+        &topic.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::kube(format!(
+        "patch status of Topic {namespace}/{}",
+        topic.name_any()
+    )))?;
     Ok(())
 }

@@ -12,7 +12,9 @@ use strom_admin::ObservedTopic;
 use strom_crds::TopicStatus;
 
 use super::reconcile;
-use crate::fixtures::{AdminCall, FakeAdmin, NAMESPACE, minimal_cluster, run_scenario, test_context, test_now, topic};
+use crate::fixtures::{
+    AdminCall, FakeAdmin, NAMESPACE, minimal_cluster, run_scenario, test_context, test_now, topic,
+};
 
 const BOOTSTRAP: &str = "demo-bootstrap.kafka.svc:9092";
 
@@ -48,7 +50,10 @@ fn existing(partitions: i32, configs: &[(&str, &str)]) -> ObservedTopic {
         topic_id: "AAAAAAAAAAAAAAAAAAAAAQ".to_owned(),
         partitions,
         replication_factor: 3,
-        configs: configs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        configs: configs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
     }
 }
 
@@ -57,18 +62,30 @@ async fn new_topic_is_created_and_reported_ready() {
     let admin = FakeAdmin::default();
     let (ctx, mut api) = test_context(admin.clone());
     let verify = async move {
-        api.expect(Method::GET, &cluster_path()).await.respond(http::StatusCode::OK, &cluster_json());
+        api.expect(Method::GET, &cluster_path())
+            .await
+            .respond(http::StatusCode::OK, &cluster_json());
         let event = api.expect_event("Created").await;
-        assert!(event["note"].as_str().expect("note").contains("6 partitions"));
+        assert!(
+            event["note"]
+                .as_str()
+                .expect("note")
+                .contains("6 partitions")
+        );
         let status = api.expect_apply(&status_path()).await;
         assert_eq!(status.body["status"]["topicId"], "q7XkR0bBQ9OZ7J6m9m1yFw");
         assert_eq!(status.body["status"]["partitions"], 6);
         assert_eq!(status.body["status"]["replicationFactor"], 3);
-        assert_eq!(status.body["status"]["managedConfigKeys"], serde_json::json!(["retention.ms"]));
+        assert_eq!(
+            status.body["status"]["managedConfigKeys"],
+            serde_json::json!(["retention.ms"])
+        );
         assert_eq!(ready_condition(&status.body)["status"], "True");
         status.echo_status_onto(topic_json());
     };
-    let action = run_scenario(reconcile(Arc::new(topic()), ctx), verify).await.expect("reconcile succeeds");
+    let action = run_scenario(reconcile(Arc::new(topic()), ctx), verify)
+        .await
+        .expect("reconcile succeeds");
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
     assert_eq!(
         admin.calls(),
@@ -98,21 +115,37 @@ async fn lowered_partitions_are_refused_without_an_admin_change() {
         ..TopicStatus::default()
     });
     let verify = async move {
-        api.expect(Method::GET, &cluster_path()).await.respond(http::StatusCode::OK, &cluster_json());
+        api.expect(Method::GET, &cluster_path())
+            .await
+            .respond(http::StatusCode::OK, &cluster_json());
         let event = api.expect_event("PartitionDecreaseRefused").await;
         assert_eq!(event["type"], "Warning");
         let status = api.expect_apply(&status_path()).await;
         let ready = ready_condition(&status.body);
-        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("PartitionDecreaseRefused")));
-        let message = status.body["status"]["message"].as_str().expect("message").to_owned();
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("PartitionDecreaseRefused"))
+        );
+        let message = status.body["status"]["message"]
+            .as_str()
+            .expect("message")
+            .to_owned();
         assert!(message.contains("cannot remove partitions"), "{message}");
-        assert_eq!(status.body["status"]["partitions"], 12, "status reports the real count");
+        assert_eq!(
+            status.body["status"]["partitions"], 12,
+            "status reports the real count"
+        );
         status.echo_status_onto(topic_json());
     };
-    run_scenario(reconcile(Arc::new(topic), ctx), verify).await.expect("a refusal is not an error");
+    run_scenario(reconcile(Arc::new(topic), ctx), verify)
+        .await
+        .expect("a refusal is not an error");
     assert_eq!(
         admin.calls(),
-        vec![AdminCall::Connect(BOOTSTRAP.to_owned()), AdminCall::Describe("orders".to_owned())],
+        vec![
+            AdminCall::Connect(BOOTSTRAP.to_owned()),
+            AdminCall::Describe("orders".to_owned())
+        ],
         "only reads"
     );
 }
@@ -124,25 +157,42 @@ async fn deleted_topic_is_deleted_in_kafka_then_released() {
     let mut topic = topic();
     topic.metadata.deletion_timestamp = Some(Time(test_now()));
     let verify = async move {
-        api.expect(Method::GET, &cluster_path()).await.respond(http::StatusCode::OK, &cluster_json());
+        api.expect(Method::GET, &cluster_path())
+            .await
+            .respond(http::StatusCode::OK, &cluster_json());
         api.expect_event("Deleted").await;
-        let patch = api.expect(Method::PATCH, &format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders")).await;
+        let patch = api
+            .expect(
+                Method::PATCH,
+                &format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders"),
+            )
+            .await;
         let ops = patch.body.as_array().expect("JSON patch").clone();
         assert!(
-            ops.iter().any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0"),
+            ops.iter()
+                .any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0"),
             "finalizer removed: {ops:?}"
         );
-        let mut released = serde_json::to_value(crate::fixtures::topic()).expect("topic serializes");
+        let mut released =
+            serde_json::to_value(crate::fixtures::topic()).expect("topic serializes");
         released["metadata"]["finalizers"] = Value::Array(Vec::new());
         patch.respond(http::StatusCode::OK, &released);
     };
-    let action = run_scenario(reconcile(Arc::new(topic), ctx), verify).await.expect("cleanup succeeds");
+    let action = run_scenario(reconcile(Arc::new(topic), ctx), verify)
+        .await
+        .expect("cleanup succeeds");
     assert_eq!(action, Action::await_change());
     assert_eq!(
         admin.calls(),
-        vec![AdminCall::Connect(BOOTSTRAP.to_owned()), AdminCall::Delete("orders".to_owned())]
+        vec![
+            AdminCall::Connect(BOOTSTRAP.to_owned()),
+            AdminCall::Delete("orders".to_owned())
+        ]
     );
-    assert!(admin.topics.lock().expect("lock").is_empty(), "the Kafka topic is gone");
+    assert!(
+        admin.topics.lock().expect("lock").is_empty(),
+        "the Kafka topic is gone"
+    );
 }
 
 #[tokio::test]
@@ -154,10 +204,17 @@ async fn retained_topic_is_released_without_deleting() {
     topic.metadata.deletion_timestamp = Some(Time(test_now()));
     let verify = async move {
         api.expect_event("Retained").await;
-        let patch = api.expect(Method::PATCH, &format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders")).await;
+        let patch = api
+            .expect(
+                Method::PATCH,
+                &format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders"),
+            )
+            .await;
         patch.respond(http::StatusCode::OK, &topic_json());
     };
-    run_scenario(reconcile(Arc::new(topic), ctx), verify).await.expect("cleanup succeeds");
+    run_scenario(reconcile(Arc::new(topic), ctx), verify)
+        .await
+        .expect("cleanup succeeds");
     assert!(admin.calls().is_empty(), "Retain never talks to Kafka");
 }
 
@@ -172,31 +229,58 @@ async fn missing_cluster_is_reported_and_retried() {
         let status = api.expect_apply(&status_path()).await;
         let ready = ready_condition(&status.body);
         assert_eq!(ready["reason"], "ClusterNotFound");
-        assert!(ready["message"].as_str().expect("message").contains("Cluster demo does not exist"));
+        assert!(
+            ready["message"]
+                .as_str()
+                .expect("message")
+                .contains("Cluster demo does not exist")
+        );
         status.echo_status_onto(topic_json());
     };
-    let action = run_scenario(reconcile(Arc::new(topic()), ctx.clone()), verify).await.expect("no crash loop: Ok");
+    let action = run_scenario(reconcile(Arc::new(topic()), ctx.clone()), verify)
+        .await
+        .expect("no crash loop: Ok");
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
     assert!(admin.calls().is_empty());
-    assert!(ctx.metrics.encode().expect("metrics").contains("reason=\"ClusterNotFound\"} 1"));
+    assert!(
+        ctx.metrics
+            .encode()
+            .expect("metrics")
+            .contains("reason=\"ClusterNotFound\"} 1")
+    );
 }
 
 #[tokio::test]
 async fn unreachable_cluster_is_reported_and_retried() {
-    let admin = FakeAdmin { unreachable: true, ..FakeAdmin::default() };
+    let admin = FakeAdmin {
+        unreachable: true,
+        ..FakeAdmin::default()
+    };
     let (ctx, mut api) = test_context(admin.clone());
     let verify = async move {
-        api.expect(Method::GET, &cluster_path()).await.respond(http::StatusCode::OK, &cluster_json());
+        api.expect(Method::GET, &cluster_path())
+            .await
+            .respond(http::StatusCode::OK, &cluster_json());
         api.expect_event("ClusterUnreachable").await;
         let status = api.expect_apply(&status_path()).await;
         let ready = ready_condition(&status.body);
         assert_eq!(ready["reason"], "ClusterUnreachable");
-        assert!(ready["message"].as_str().expect("message").contains(BOOTSTRAP));
+        assert!(
+            ready["message"]
+                .as_str()
+                .expect("message")
+                .contains(BOOTSTRAP)
+        );
         status.echo_status_onto(topic_json());
     };
-    let action = run_scenario(reconcile(Arc::new(topic()), ctx), verify).await.expect("no crash loop: Ok");
+    let action = run_scenario(reconcile(Arc::new(topic()), ctx), verify)
+        .await
+        .expect("no crash loop: Ok");
     assert_eq!(action, Action::requeue(Duration::from_secs(30)));
-    assert_eq!(admin.calls(), vec![AdminCall::Connect(BOOTSTRAP.to_owned())]);
+    assert_eq!(
+        admin.calls(),
+        vec![AdminCall::Connect(BOOTSTRAP.to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -205,7 +289,11 @@ async fn drift_on_a_managed_key_is_put_back_and_removed_keys_reset() {
     // was set by someone else.
     let admin = FakeAdmin::with_topic(existing(
         6,
-        &[("retention.ms", "1"), ("segment.bytes", "1048576"), ("cleanup.policy", "compact")],
+        &[
+            ("retention.ms", "1"),
+            ("segment.bytes", "1048576"),
+            ("cleanup.policy", "compact"),
+        ],
     ));
     let (ctx, mut api) = test_context(admin.clone());
     let mut topic = topic();
@@ -215,13 +303,20 @@ async fn drift_on_a_managed_key_is_put_back_and_removed_keys_reset() {
         ..TopicStatus::default()
     });
     let verify = async move {
-        api.expect(Method::GET, &cluster_path()).await.respond(http::StatusCode::OK, &cluster_json());
+        api.expect(Method::GET, &cluster_path())
+            .await
+            .respond(http::StatusCode::OK, &cluster_json());
         api.expect_event("ConfigsAltered").await;
         let status = api.expect_apply(&status_path()).await;
-        assert_eq!(status.body["status"]["managedConfigKeys"], serde_json::json!(["retention.ms"]));
+        assert_eq!(
+            status.body["status"]["managedConfigKeys"],
+            serde_json::json!(["retention.ms"])
+        );
         status.echo_status_onto(topic_json());
     };
-    run_scenario(reconcile(Arc::new(topic), ctx), verify).await.expect("reconcile succeeds");
+    run_scenario(reconcile(Arc::new(topic), ctx), verify)
+        .await
+        .expect("reconcile succeeds");
     let configs = admin.topics.lock().expect("lock")["orders"].configs.clone();
     assert_eq!(
         configs,
@@ -234,20 +329,40 @@ async fn drift_on_a_managed_key_is_put_back_and_removed_keys_reset() {
 
 #[tokio::test]
 async fn unknown_topic_config_key_rejected_by_kafka_is_reported() {
-    let admin = FakeAdmin { reject_configs: true, ..FakeAdmin::default() };
+    let admin = FakeAdmin {
+        reject_configs: true,
+        ..FakeAdmin::default()
+    };
     let (ctx, mut api) = test_context(admin.clone());
     let mut topic = topic();
     topic.spec.config = BTreeMap::from([("retention.mss".to_owned(), "1".to_owned())]);
     let verify = async move {
-        api.expect(Method::GET, &cluster_path()).await.respond(http::StatusCode::OK, &cluster_json());
+        api.expect(Method::GET, &cluster_path())
+            .await
+            .respond(http::StatusCode::OK, &cluster_json());
         let event = api.expect_event("KafkaRejected").await;
-        assert!(event["note"].as_str().expect("note").contains("retention.mss"));
+        assert!(
+            event["note"]
+                .as_str()
+                .expect("note")
+                .contains("retention.mss")
+        );
         let status = api.expect_apply(&status_path()).await;
         let ready = ready_condition(&status.body);
-        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("KafkaRejected")));
-        assert!(ready["message"].as_str().expect("message").contains("INVALID_CONFIG"));
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("KafkaRejected"))
+        );
+        assert!(
+            ready["message"]
+                .as_str()
+                .expect("message")
+                .contains("INVALID_CONFIG")
+        );
         status.echo_status_onto(topic_json());
     };
-    let action = run_scenario(reconcile(Arc::new(topic), ctx), verify).await.expect("no crash loop: Ok");
+    let action = run_scenario(reconcile(Arc::new(topic), ctx), verify)
+        .await
+        .expect("no crash loop: Ok");
     assert_eq!(action, Action::requeue(Duration::from_secs(120)));
 }

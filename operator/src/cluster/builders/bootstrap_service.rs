@@ -13,7 +13,10 @@ use super::{bootstrap_service_name, child_meta, selector_labels};
 pub fn bootstrap_service(cluster: &Cluster) -> Service {
     let name = cluster.name_any();
     let mut metadata = child_meta(cluster, bootstrap_service_name(&name));
-    metadata.labels.get_or_insert_default().insert(SERVICE_ROLE_LABEL.to_owned(), "bootstrap".to_owned());
+    metadata
+        .labels
+        .get_or_insert_default()
+        .insert(SERVICE_ROLE_LABEL.to_owned(), "bootstrap".to_owned());
     Service {
         metadata,
         spec: Some(ServiceSpec {

@@ -15,7 +15,10 @@ pub const SERVER_PROPERTIES: &str = "server.properties";
 pub fn config_map(cluster: &Cluster) -> ConfigMap {
     ConfigMap {
         metadata: child_meta(cluster, config_map_name(&cluster.name_any())),
-        data: Some(BTreeMap::from([(SERVER_PROPERTIES.to_owned(), server_properties(&cluster.spec.config))])),
+        data: Some(BTreeMap::from([(
+            SERVER_PROPERTIES.to_owned(),
+            server_properties(&cluster.spec.config),
+        )])),
         ..ConfigMap::default()
     }
 }
@@ -23,7 +26,9 @@ pub fn config_map(cluster: &Cluster) -> ConfigMap {
 /// `server.properties` text in Java properties syntax, one `key=value` per line in key order,
 /// so the same spec always gives the same bytes (and the same config hash on the pods).
 pub fn server_properties(config: &BTreeMap<String, String>) -> String {
-    let mut out = String::from("# Managed by strom-operator from Cluster spec.config; edits are overwritten.\n");
+    let mut out = String::from(
+        "# Managed by strom-operator from Cluster spec.config; edits are overwritten.\n",
+    );
     for (key, value) in config {
         out.push_str(&escape(key, true));
         out.push('=');

@@ -17,7 +17,10 @@ pub const SERVICE_ROLE_LABEL: &str = "strom.io/service";
 pub fn headless_service(cluster: &Cluster) -> Service {
     let name = cluster.name_any();
     let mut metadata = child_meta(cluster, headless_service_name(&name));
-    metadata.labels.get_or_insert_default().insert(SERVICE_ROLE_LABEL.to_owned(), "brokers".to_owned());
+    metadata
+        .labels
+        .get_or_insert_default()
+        .insert(SERVICE_ROLE_LABEL.to_owned(), "brokers".to_owned());
     Service {
         metadata,
         spec: Some(ServiceSpec {

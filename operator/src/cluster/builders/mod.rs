@@ -62,7 +62,10 @@ impl BuildDefaults {
                 image_repository: image[..name_start + i].to_owned(),
                 image_tag: image[name_start + i + 1..].to_owned(),
             },
-            None => Self { image_repository: image.to_owned(), image_tag: "latest".to_owned() },
+            None => Self {
+                image_repository: image.to_owned(),
+                image_tag: "latest".to_owned(),
+            },
         }
     }
 }
@@ -81,17 +84,27 @@ pub struct ResolvedImage {
 /// Resolves `spec.image` against `spec.version` and the operator defaults.
 pub fn resolve_image(cluster: &Cluster, defaults: &BuildDefaults) -> ResolvedImage {
     let image = cluster.spec.image.clone().unwrap_or_default();
-    let repository = image.repository.unwrap_or_else(|| defaults.image_repository.clone());
+    let repository = image
+        .repository
+        .unwrap_or_else(|| defaults.image_repository.clone());
     let tag = image
         .tag
         .or_else(|| cluster.spec.version.clone())
         .unwrap_or_else(|| defaults.image_tag.clone());
-    ResolvedImage { reference: format!("{repository}:{tag}"), tag, pull_policy: image.pull_policy }
+    ResolvedImage {
+        reference: format!("{repository}:{tag}"),
+        tag,
+        pull_policy: image.pull_policy,
+    }
 }
 
 /// The version reported for the brokers: `spec.version`, else the image tag.
 pub fn broker_version(cluster: &Cluster, defaults: &BuildDefaults) -> String {
-    cluster.spec.version.clone().unwrap_or_else(|| resolve_image(cluster, defaults).tag)
+    cluster
+        .spec
+        .version
+        .clone()
+        .unwrap_or_else(|| resolve_image(cluster, defaults).tag)
 }
 
 /// Name of the headless Service that gives each broker pod a stable DNS name.
@@ -125,14 +138,20 @@ pub fn selector_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "strom".to_owned()),
         ("app.kubernetes.io/instance".to_owned(), cluster.to_owned()),
-        ("app.kubernetes.io/component".to_owned(), "broker".to_owned()),
+        (
+            "app.kubernetes.io/component".to_owned(),
+            "broker".to_owned(),
+        ),
     ])
 }
 
 /// Labels on every object of a cluster.
 pub fn common_labels(cluster: &str) -> BTreeMap<String, String> {
     let mut labels = selector_labels(cluster);
-    labels.insert("app.kubernetes.io/managed-by".to_owned(), FIELD_MANAGER.to_owned());
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        FIELD_MANAGER.to_owned(),
+    );
     labels.insert(CLUSTER_LABEL.to_owned(), cluster.to_owned());
     labels
 }

@@ -14,16 +14,17 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetUpdateStrategy,
-};
-use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-    PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecurityContext, TopologySpreadConstraint, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::Toleration;
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecurityContext, TopologySpreadConstraint, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -33,8 +34,8 @@ use strom_crds::cluster::ADMIN_PORT;
 
 use super::config_map::server_properties;
 use super::{
-    BuildDefaults, broker_version, child_meta, common_labels, config_map_name, headless_service_name,
-    resolve_image, selector_labels, stateful_set_name,
+    BuildDefaults, broker_version, child_meta, common_labels, config_map_name,
+    headless_service_name, resolve_image, selector_labels, stateful_set_name,
 };
 
 /// Pod annotation with a hash of `server.properties`, so a config change shows as a template
@@ -59,13 +60,24 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
     let spec = &cluster.spec;
     let selector = selector_labels(&name);
 
-    let mut pod_labels = spec.template.as_ref().map(|t| t.labels.clone()).unwrap_or_default();
+    let mut pod_labels = spec
+        .template
+        .as_ref()
+        .map(|t| t.labels.clone())
+        .unwrap_or_default();
     // Ours last: the selector labels must win over user labels or the StatefulSet loses its pods.
     pod_labels.extend(common_labels(&name));
     pod_labels.insert(VERSION_LABEL.to_owned(), broker_version(cluster, defaults));
 
-    let mut pod_annotations = spec.template.as_ref().map(|t| t.annotations.clone()).unwrap_or_default();
-    pod_annotations.insert(CONFIG_HASH_ANNOTATION.to_owned(), config_hash(&server_properties(&spec.config)));
+    let mut pod_annotations = spec
+        .template
+        .as_ref()
+        .map(|t| t.annotations.clone())
+        .unwrap_or_default();
+    pod_annotations.insert(
+        CONFIG_HASH_ANNOTATION.to_owned(),
+        config_hash(&server_properties(&spec.config)),
+    );
     if spec.metrics.enabled {
         pod_annotations.insert("prometheus.io/scrape".to_owned(), "true".to_owned());
         pod_annotations.insert("prometheus.io/port".to_owned(), ADMIN_PORT.to_string());
@@ -83,10 +95,18 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
             run_as_user: Some(BROKER_UID),
             run_as_group: Some(BROKER_UID),
             fs_group: Some(BROKER_UID),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), ..SeccompProfile::default() }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..SeccompProfile::default()
+            }),
             ..PodSecurityContext::default()
         }),
-        affinity: Some(template.affinity.clone().unwrap_or_else(|| default_affinity(cluster))),
+        affinity: Some(
+            template
+                .affinity
+                .clone()
+                .unwrap_or_else(|| default_affinity(cluster)),
+        ),
         topology_spread_constraints: spec.rack.as_ref().map(|rack| {
             vec![TopologySpreadConstraint {
                 max_skew: 1,
@@ -120,7 +140,11 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
         ..PodSpec::default()
     };
 
-    let delete_policy = if spec.storage.delete_claim { "Delete" } else { "Retain" };
+    let delete_policy = if spec.storage.delete_claim {
+        "Delete"
+    } else {
+        "Retain"
+    };
     StatefulSet {
         metadata: child_meta(cluster, stateful_set_name(&name)),
         spec: StatefulSetSpec {
@@ -133,7 +157,10 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
                 type_: Some("OnDelete".to_owned()),
                 ..StatefulSetUpdateStrategy::default()
             }),
-            selector: LabelSelector { match_labels: Some(selector), ..LabelSelector::default() },
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -162,12 +189,14 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
                 }),
                 ..PersistentVolumeClaim::default()
             }]),
-            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
-                when_deleted: Some(delete_policy.to_owned()),
-                // A scale-down only happens after the broker's replicas moved away; its volume
-                // is kept so a scale-up again reuses it.
-                when_scaled: Some("Retain".to_owned()),
-            }),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some(delete_policy.to_owned()),
+                    // A scale-down only happens after the broker's replicas moved away; its volume
+                    // is kept so a scale-up again reuses it.
+                    when_scaled: Some("Retain".to_owned()),
+                },
+            ),
             ..StatefulSetSpec::default()
         },
         ..StatefulSet::default()
@@ -179,7 +208,10 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
     let namespace = cluster.namespace().unwrap_or_default();
     let port = cluster.spec.listeners.port;
     let image = resolve_image(cluster, defaults);
-    let advertised = format!("$(POD_NAME).{}.{namespace}.svc:{port}", headless_service_name(&name));
+    let advertised = format!(
+        "$(POD_NAME).{}.{namespace}.svc:{port}",
+        headless_service_name(&name)
+    );
     let args = [
         "--config",
         &format!("{CONFIG_DIR}/{}", super::SERVER_PROPERTIES),
@@ -203,10 +235,23 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
         image_pull_policy: image.pull_policy.map(|p| p.as_str().to_owned()),
         command: Some(vec!["/strom-broker".to_owned()]),
         args: Some(args),
-        env: Some(vec![field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace")]),
+        env: Some(vec![
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+        ]),
         ports: Some(vec![
-            ContainerPort { name: Some("kafka".to_owned()), container_port: port, protocol: Some("TCP".to_owned()), ..ContainerPort::default() },
-            ContainerPort { name: Some("admin".to_owned()), container_port: ADMIN_PORT, protocol: Some("TCP".to_owned()), ..ContainerPort::default() },
+            ContainerPort {
+                name: Some("kafka".to_owned()),
+                container_port: port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("admin".to_owned()),
+                container_port: ADMIN_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
         ]),
         resources: cluster.spec.resources.clone(),
         // Log recovery after an unclean stop can take a while; liveness must not kill it.
@@ -217,18 +262,29 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_owned()]), ..Capabilities::default() }),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
             ..SecurityContext::default()
         }),
         volume_mounts: Some(vec![
-            VolumeMount { name: DATA_VOLUME.to_owned(), mount_path: DATA_DIR.to_owned(), ..VolumeMount::default() },
+            VolumeMount {
+                name: DATA_VOLUME.to_owned(),
+                mount_path: DATA_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
             VolumeMount {
                 name: CONFIG_VOLUME.to_owned(),
                 mount_path: CONFIG_DIR.to_owned(),
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
-            VolumeMount { name: TMP_VOLUME.to_owned(), mount_path: "/tmp".to_owned(), ..VolumeMount::default() },
+            VolumeMount {
+                name: TMP_VOLUME.to_owned(),
+                mount_path: "/tmp".to_owned(),
+                ..VolumeMount::default()
+            },
         ]),
         ..Container::default()
     }
@@ -272,7 +328,10 @@ fn field_env(name: &str, field_path: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: field_path.to_owned(), ..ObjectFieldSelector::default() }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
             ..EnvVarSource::default()
         }),
         ..EnvVar::default()

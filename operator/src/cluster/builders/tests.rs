@@ -16,7 +16,10 @@ fn minimal_cluster_objects() {
     insta::assert_yaml_snapshot!("minimal_headless_service", headless_service(&cluster));
     insta::assert_yaml_snapshot!("minimal_bootstrap_service", bootstrap_service(&cluster));
     insta::assert_yaml_snapshot!("minimal_stateful_set", stateful_set(&cluster, &defaults()));
-    insta::assert_yaml_snapshot!("minimal_pod_disruption_budget", pod_disruption_budget(&cluster));
+    insta::assert_yaml_snapshot!(
+        "minimal_pod_disruption_budget",
+        pod_disruption_budget(&cluster)
+    );
 }
 
 #[test]
@@ -25,7 +28,10 @@ fn production_cluster_objects() {
     insta::assert_yaml_snapshot!("production_config_map", config_map(&cluster));
     insta::assert_yaml_snapshot!("production_headless_service", headless_service(&cluster));
     insta::assert_yaml_snapshot!("production_bootstrap_service", bootstrap_service(&cluster));
-    insta::assert_yaml_snapshot!("production_stateful_set", stateful_set(&cluster, &defaults()));
+    insta::assert_yaml_snapshot!(
+        "production_stateful_set",
+        stateful_set(&cluster, &defaults())
+    );
     insta::assert_yaml_snapshot!("production_service_monitor", service_monitor(&cluster));
 }
 
@@ -42,22 +48,33 @@ fn image_reference_splits_on_the_tag_not_the_registry_port() {
 #[test]
 fn image_tag_falls_back_to_version_then_operator_default() {
     let mut cluster = minimal_cluster();
-    assert_eq!(resolve_image(&cluster, &defaults()).reference, "ghcr.io/strom-io/strom-broker:0.1.0");
+    assert_eq!(
+        resolve_image(&cluster, &defaults()).reference,
+        "ghcr.io/strom-io/strom-broker:0.1.0"
+    );
     cluster.spec.version = Some("0.2.0".to_owned());
-    assert_eq!(resolve_image(&cluster, &defaults()).reference, "ghcr.io/strom-io/strom-broker:0.2.0");
+    assert_eq!(
+        resolve_image(&cluster, &defaults()).reference,
+        "ghcr.io/strom-io/strom-broker:0.2.0"
+    );
     cluster.spec.image = Some(strom_crds::cluster::ImageSpec {
         repository: Some("example.org/broker".to_owned()),
         tag: Some("custom".to_owned()),
         pull_policy: None,
     });
-    assert_eq!(resolve_image(&cluster, &defaults()).reference, "example.org/broker:custom");
+    assert_eq!(
+        resolve_image(&cluster, &defaults()).reference,
+        "example.org/broker:custom"
+    );
 }
 
 #[test]
 fn user_labels_cannot_take_over_the_selector() {
     let mut cluster = production_cluster();
     let template = cluster.spec.template.get_or_insert_default();
-    template.labels.insert("app.kubernetes.io/instance".to_owned(), "other".to_owned());
+    template
+        .labels
+        .insert("app.kubernetes.io/instance".to_owned(), "other".to_owned());
     let sts = stateful_set(&cluster, &defaults());
     let labels = sts
         .spec
@@ -65,7 +82,10 @@ fn user_labels_cannot_take_over_the_selector() {
         .metadata
         .and_then(|m| m.labels)
         .expect("pod template has labels");
-    assert_eq!(labels.get("app.kubernetes.io/instance").map(String::as_str), Some("prod"));
+    assert_eq!(
+        labels.get("app.kubernetes.io/instance").map(String::as_str),
+        Some("prod")
+    );
 }
 
 #[test]
@@ -82,6 +102,9 @@ fn config_change_changes_the_pod_config_hash() {
     let mut cluster = minimal_cluster();
     let before = hash(&cluster);
     assert_eq!(before, hash(&cluster), "same spec, same hash");
-    cluster.spec.config.insert("log.retention.ms".to_owned(), "1000".to_owned());
+    cluster
+        .spec
+        .config
+        .insert("log.retention.ms".to_owned(), "1000".to_owned());
     assert_ne!(before, hash(&cluster));
 }

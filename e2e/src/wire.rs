@@ -1,0 +1,54 @@
+//! A minimal raw Kafka client for tests that need exact control over requests (versions, limits,
+//! malformed input): one request, one response, on a tokio `TcpStream`.
+
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads one size-prefixed frame; `None` at end of stream.
+pub async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
+    let size = stream.read_i32().await.ok()?;
+    let mut body = vec![0; usize::try_from(size).ok()?];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(body)
+}
+
+/// Writes one size-prefixed frame.
+pub async fn write_frame(
+    stream: &mut (impl AsyncWriteExt + Unpin),
+    body: &[u8],
+) -> std::io::Result<()> {
+    stream.write_i32(body.len() as i32).await?;
+    stream.write_all(body).await
+}
+
+/// Sends `request` as `api` v`version` and decodes the response.
+pub async fn call<Req, Resp>(
+    stream: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    request: &Req,
+) -> anyhow::Result<Resp>
+where
+    Req: Encodable + HeaderVersion,
+    Resp: Decodable + HeaderVersion,
+{
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some("strom-e2e".into()));
+    let mut body = BytesMut::new();
+    header.encode(&mut body, Req::header_version(version))?;
+    request.encode(&mut body, version)?;
+    write_frame(stream, &body).await?;
+    let frame = read_frame(stream)
+        .await
+        .with_context(|| format!("no response to {api:?} v{version}"))?;
+    let mut bytes = Bytes::from(frame);
+    ResponseHeader::decode(&mut bytes, Resp::header_version(version))?;
+    Ok(Resp::decode(&mut bytes, version)?)
+}
