@@ -1,12 +1,14 @@
 //! The broker's shared state, handed to every request handler: configuration, the metadata
 //! quorum and controller, the replica manager and the metrics.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use strom_metadata::{Controller, CreateTopicRequest, MetadataImage, MetadataQuorum};
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
+use crate::groups::{Coordinator, OFFSETS_TOPIC, offsets_topic_request};
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 
@@ -21,9 +23,13 @@ pub struct Broker {
     pub advertised_port: u16,
     pub quorum: MetadataQuorum,
     pub controller: Controller,
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     pub metrics: Arc<BrokerMetrics>,
     pub producer_ids: ProducerIdManager,
+    pub groups: Coordinator,
+    /// `__consumer_offsets` partitions whose group state is loaded into the coordinator; the
+    /// async mutex also serializes the topic's creation.
+    pub loaded_offsets_partitions: tokio::sync::Mutex<HashSet<i32>>,
 }
 
 impl Broker {
@@ -121,5 +127,54 @@ impl Broker {
             .filter(|p| p.leader < 0 || !image.brokers.contains_key(&p.leader))
             .count() as i64;
         self.metrics.set_controller(active, offline);
+
+        for committed in self.groups.committed_offsets() {
+            let Some(partition) = self.replicas.partition(&committed.topic, committed.partition)
+            else {
+                continue;
+            };
+            let lag = (partition.high_watermark() - committed.offset).max(0);
+            self.metrics.set_consumer_group_offsets(
+                &committed.group,
+                &committed.topic,
+                committed.partition,
+                committed.offset,
+                lag,
+            );
+        }
+    }
+}
+
+impl Broker {
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
+    /// FindCoordinator), then loads the partitions of it this broker leads. Idempotent.
+    pub async fn ensure_offsets_topic(&self) {
+        let mut loaded = self.loaded_offsets_partitions.lock().await;
+        if self.image().topic(OFFSETS_TOPIC).is_none() {
+            let request = offsets_topic_request(&self.config.props);
+            for created in self.controller.create_topics(vec![request], false).await {
+                if let Err(error) = created.result {
+                    tracing::debug!(%error, "creating {OFFSETS_TOPIC}");
+                }
+            }
+            self.publish_metadata();
+        }
+        let image = self.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        for (&partition, state) in &topic.partitions {
+            if state.leader != self.node_id || loaded.contains(&partition) {
+                continue;
+            }
+            match self.groups.load_partition(partition).await {
+                Ok(()) => {
+                    loaded.insert(partition);
+                }
+                Err(error) => {
+                    tracing::error!(partition, %error, "loading group state");
+                }
+            }
+        }
     }
 }

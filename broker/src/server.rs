@@ -20,7 +20,7 @@ use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
-use crate::{admin_http, background, network};
+use crate::{admin_http, background, groups, network};
 
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -69,6 +69,8 @@ impl RunningBroker {
     /// Stops serving, drains connections, closes the logs and the quorum.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
+        // Parked JoinGroup/SyncGroup requests are answered now, so their connections can drain.
+        self.broker.groups.shutdown().await;
         self.tracker.close();
         if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
             .await
@@ -148,7 +150,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         .map_err(|e| StartError::Register(e.to_string()))?;
 
     let image = quorum.image();
-    let replicas = ReplicaManager::new(config.node_id, data_dir.clone());
+    let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone()));
     replicas.remove_orphans(&image)?;
     replicas.apply_image(&image, &config.props)?;
     let metrics = Arc::new(BrokerMetrics::new(
@@ -158,6 +160,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     ));
 
     let node_id = config.node_id;
+    let groups = groups::coordinator(&config.props, replicas.clone(), quorum.clone());
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id: image.cluster_id.clone(),
@@ -169,6 +172,8 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         replicas,
         metrics,
         producer_ids: ProducerIdManager::new(node_id),
+        groups,
+        loaded_offsets_partitions: Default::default(),
     });
 
     let shutdown = CancellationToken::new();
@@ -181,6 +186,17 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     ));
     tracker.spawn(admin_http::serve(admin, broker.clone(), shutdown.clone()));
     background::spawn_all(&broker, &shutdown, &tracker);
+    tracker.spawn({
+        let timer = broker.groups.timer();
+        let shutdown = shutdown.clone();
+        async move { timer.run(shutdown).await }
+    });
+    // Group state loads in the background: until a partition is loaded its groups get
+    // COORDINATOR_LOAD_IN_PROGRESS and clients retry.
+    if broker.image().topic(groups::OFFSETS_TOPIC).is_some() {
+        let broker = broker.clone();
+        tracker.spawn(async move { broker.ensure_offsets_topic().await });
+    }
     // The lock lives as long as the broker's tasks.
     tracker.spawn({
         let shutdown = shutdown.clone();

@@ -83,27 +83,20 @@ pub const REGENERATE_COMMAND: &str = "cargo run -p strom-crds --bin crdgen";
 /// Directories (relative to the workspace root) that hold a copy of the generated CRD YAML.
 pub const CRD_OUTPUT_DIRS: &[&str] = &["crds", "charts/strom/crds"];
 
-/// Error turning a CRD into YAML.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot serialize CRD {name} to YAML: {source}")]
-pub struct CrdGenError {
-    /// Name of the CRD (`clusters.strom.io`).
-    pub name: String,
-    /// What serde_yaml reported.
-    #[source]
-    pub source: serde_yaml::Error,
-}
-
 /// The generated CRDs as `(file name, YAML text)`, one file per CRD, named after the CRD
 /// (`clusters.strom.io.yaml`).
-pub fn crd_files() -> Result<Vec<(String, String)>, CrdGenError> {
+pub fn crd_files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
     [Cluster::crd(), Topic::crd()]
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().unwrap_or_default();
-            let body = serde_yaml::to_string(&crd).map_err(|source| CrdGenError { name: name.clone(), source })?;
-            let text = format!("# Generated from the strom-crds types by `{REGENERATE_COMMAND}`. Do not edit.\n{body}");
-            Ok((format!("{name}.yaml"), text))
+            let body = serde_yaml::to_string(&crd)?;
+            let header =
+                format!("# Generated from the strom-crds types by `{REGENERATE_COMMAND}`.");
+            Ok((
+                format!("{name}.yaml"),
+                format!("{header} Do not edit.\n{body}"),
+            ))
         })
         .collect()
 }

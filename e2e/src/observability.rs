@@ -12,8 +12,8 @@ mod prometheus;
 mod promql;
 
 pub use grafana::{
-    DashboardQuery, dashboard_queries, dashboards, grafana_dir, label_values_selector, panels,
-    prometheus_dir, rule_files, substitute_variables, variable_names,
+    DashboardQuery, dashboard_queries, dashboards, grafana_dir, label_values_selector,
+    legend_labels, panels, prometheus_dir, rule_files, substitute_variables, variable_names,
 };
 pub use prometheus::{HttpResponse, PrometheusProcess, http_get, url_encode};
 pub use promql::metric_names;

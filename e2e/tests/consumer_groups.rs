@@ -648,7 +648,7 @@ async fn cooperative_sticky_moves_only_the_partitions_that_change_owner() -> any
             "a member that only gains partitions revokes none: {later:?}"
         );
         assert!(
-            observed.assigned.iter().any(|added| *added == moved),
+            observed.assigned.contains(&moved),
             "b's partitions came back as one increment: {:?}",
             observed.assigned
         );

@@ -42,11 +42,22 @@ const EXTERNAL_METRICS: [(&str, &str); 7] = [
     ),
 ];
 
-/// The metric names `broker/src/metrics.rs` registers: every string literal that is the first
-/// argument of a registration helper, plus the series a histogram family exposes.
+/// The metric names the broker's metrics module (`broker/src/metrics.rs` and
+/// `broker/src/metrics/`) registers: every string literal shaped like a Kafka or Strom metric
+/// name, plus the series a histogram family exposes.
 fn broker_metric_names() -> anyhow::Result<BTreeSet<String>> {
-    let source = std::fs::read_to_string(repo_root().join("broker/src/metrics.rs"))
-        .context("reading broker/src/metrics.rs")?;
+    let module = repo_root().join("broker/src/metrics.rs");
+    let mut source = std::fs::read_to_string(&module).context("reading broker/src/metrics.rs")?;
+    let submodules = repo_root().join("broker/src/metrics");
+    if submodules.is_dir() {
+        for entry in std::fs::read_dir(&submodules)? {
+            let path = entry?.path();
+            // The unit tests' literals are expectations, not registrations.
+            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("tests.rs") {
+                source.push_str(&std::fs::read_to_string(&path)?);
+            }
+        }
+    }
     let mut names = BTreeSet::new();
     for literal in source.split('"').skip(1).step_by(2) {
         let is_name = (literal.starts_with("kafka_") || literal.starts_with("strom_"))

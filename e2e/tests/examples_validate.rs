@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e lives in the workspace")
+        .to_path_buf()
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -43,15 +46,29 @@ fn validate(manifest: &Path) -> Output {
 #[test]
 fn valid_examples_pass_the_crd_schemas() {
     let files = yaml_files(&workspace().join("deploy/examples"));
-    let names: Vec<String> =
-        files.iter().map(|p| p.file_name().expect("file name").to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     for expected in ["cluster.yaml", "cluster-production.yaml", "topic.yaml"] {
-        assert!(names.iter().any(|n| n == expected), "deploy/examples/{expected} is missing");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "deploy/examples/{expected} is missing"
+        );
     }
     for file in files {
         let output = validate(&file);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{} must validate:\n{stdout}", file.display());
+        assert!(
+            output.status.success(),
+            "{} must validate:\n{stdout}",
+            file.display()
+        );
         assert!(stdout.lines().all(|l| l.starts_with("OK ")), "{stdout}");
     }
 }
@@ -59,7 +76,11 @@ fn valid_examples_pass_the_crd_schemas() {
 #[test]
 fn invalid_examples_are_rejected_for_their_stated_reason() {
     let files = yaml_files(&workspace().join("deploy/examples/invalid"));
-    assert!(files.len() >= 8, "expected the broken examples, found {}", files.len());
+    assert!(
+        files.len() >= 8,
+        "expected the broken examples, found {}",
+        files.len()
+    );
     for file in files {
         let text = std::fs::read_to_string(&file).expect("example readable");
         let expect = text
@@ -70,7 +91,16 @@ fn invalid_examples_are_rejected_for_their_stated_reason() {
             .to_owned();
         let output = validate(&file);
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(1), "{} must be rejected:\n{stdout}", file.display());
-        assert!(stdout.contains(&expect), "{} rejected, but not with `{expect}`:\n{stdout}", file.display());
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{} must be rejected:\n{stdout}",
+            file.display()
+        );
+        assert!(
+            stdout.contains(&expect),
+            "{} rejected, but not with `{expect}`:\n{stdout}",
+            file.display()
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! `strom-operator` binary: parses flags, sets up logging, runs [`strom_operator::run::run`].
 
+use std::process::ExitCode;
+
 use clap::Parser;
 use strom_operator::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match cli.log_format {
@@ -15,6 +17,10 @@ async fn main() -> anyhow::Result<()> {
             .with_env_filter(filter)
             .init(),
     }
-    strom_operator::run::run(cli).await?;
-    Ok(())
+    if let Err(error) = strom_operator::run::run(cli).await {
+        // Logged rather than returned so JSON logging keeps the reason in one parseable line.
+        tracing::error!(%error, "strom-operator stopped");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -91,7 +92,8 @@ pub async fn run(cli: Cli) -> Result<(), RunError> {
             addr: cli.metrics_listen,
             source,
         })?;
-    tracing::info!(addr = %cli.metrics_listen, "serving /metrics, /healthz, /readyz");
+    let addr = listener.local_addr().unwrap_or(cli.metrics_listen);
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     let http = tracker.spawn(crate::http::serve(
         listener,
         http_state.clone(),
@@ -200,7 +202,17 @@ pub async fn run_controllers<F: AdminFactory>(
             .graceful_shutdown_on(cancel.clone().cancelled_owned())
             .run(reconcile_cluster, error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
-        let topics = Controller::new(api::<Topic>(&client, scope), watcher::Config::default())
+        let topic_controller =
+            Controller::new(api::<Topic>(&client, scope), watcher::Config::default());
+        let topic_store = topic_controller.store();
+        // A Cluster that appears or changes wakes the Topics naming it, so a Topic waiting on
+        // `ClusterNotFound` or `ClusterUnreachable` does not sit out its retry delay.
+        let topics = topic_controller
+            .watches(
+                api::<Cluster>(&client, scope),
+                watcher::Config::default(),
+                move |cluster: Cluster| topics_of_cluster(&topic_store.state(), &cluster),
+            )
             .graceful_shutdown_on(cancel.clone().cancelled_owned())
             .run(reconcile_topic, error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
@@ -209,6 +221,17 @@ pub async fn run_controllers<F: AdminFactory>(
     }
     join_all(controllers).await;
     tracing::info!("controllers stopped");
+}
+
+/// References to the Topics in `topics` that name `cluster` in their `spec.clusterRef`.
+pub fn topics_of_cluster(topics: &[Arc<Topic>], cluster: &Cluster) -> Vec<ObjectRef<Topic>> {
+    let namespace = cluster.namespace();
+    let name = cluster.name_any();
+    topics
+        .iter()
+        .filter(|t| t.namespace() == namespace && t.spec.cluster_ref.name == name)
+        .map(|t| ObjectRef::from_obj(t.as_ref()))
+        .collect()
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -293,4 +316,23 @@ async fn shutdown_on_signal(cancel: CancellationToken) {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
     cancel.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{minimal_cluster, topic};
+
+    #[test]
+    fn a_cluster_wakes_only_its_own_topics() {
+        let mine = topic();
+        let mut other_cluster = topic();
+        other_cluster.metadata.name = Some("payments".to_owned());
+        other_cluster.spec.cluster_ref.name = "other".to_owned();
+        let mut other_namespace = topic();
+        other_namespace.metadata.namespace = Some("elsewhere".to_owned());
+        let topics = [mine, other_cluster, other_namespace].map(Arc::new);
+        let woken = topics_of_cluster(&topics, &minimal_cluster());
+        assert_eq!(woken, vec![ObjectRef::from_obj(topics[0].as_ref())]);
+    }
 }

@@ -21,7 +21,8 @@ pub trait OffsetsLog: Send + Sync + 'static {
 
     /// Read raw batches from `offset` (whole v2 batches, Kafka fetch semantics: the first batch is
     /// returned whole even when larger than `max_bytes`), up to `max_bytes`; returns
-    /// `(bytes, log_end_offset)`.
+    /// `(bytes, log_end_offset)`. An `offset` below the log start offset reads from the log start
+    /// (loading asks for offset 0 and must get whatever the log still holds).
     fn read(
         &self,
         partition: i32,

@@ -1015,3 +1015,95 @@ async fn responses_encode_at_every_supported_version() {
     }
     broker.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn requests_during_a_load_are_told_to_wait_or_rejoin() {
+    let log = Arc::new(MemoryOffsetsLog::new());
+    let p =
+        GroupCoordinator::<MemoryOffsetsLog>::new(config(), Arc::clone(&log)).partition_for("g");
+    // Enough batches that the load takes many reads (and yields between them).
+    for i in 0..500 {
+        let offset = strom_group::records::OffsetCommitValue {
+            offset: i,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+        };
+        let key = RecordKey::OffsetCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        let batch = strom_group::records::build_batch(
+            &[(
+                key.encode().expect("key"),
+                Some(offset.encode().expect("value")),
+            )],
+            0,
+        )
+        .expect("batch");
+        log.append(p, batch).await.expect("append");
+    }
+    let config = GroupConfig {
+        load_buffer_size: 1024,
+        ..config()
+    };
+    let c = GroupCoordinator::new(config, log);
+    let loading = tokio::spawn({
+        let c = c.clone();
+        async move { c.load_partition(p).await }
+    });
+    tokio::task::yield_now().await;
+    let join = c
+        .join_group(join_request("g", "", None, &[("range", b"")]), 9)
+        .await;
+    assert_eq!(
+        join.error_code,
+        code(ResponseError::CoordinatorLoadInProgress)
+    );
+    assert_eq!(
+        fetch(&c, "g", None).await.0,
+        code(ResponseError::CoordinatorLoadInProgress)
+    );
+    // Members of a moving group: heartbeats pass, a sync makes them rejoin.
+    assert_eq!(heartbeat(&c, "g", "m", 1).await, 0);
+    assert_eq!(
+        sync(&c, "g", "m", 1, &[]).await.0,
+        code(ResponseError::RebalanceInProgress)
+    );
+    loading.await.expect("load task").expect("load succeeds");
+    let (error, rows) = fetch(&c, "g", None).await;
+    assert_eq!(error, 0);
+    assert_eq!(
+        rows,
+        vec![("t".to_owned(), 0, 499, -1, String::new())],
+        "the last commit wins"
+    );
+}
+
+/// The broker runs each connection on its own task: every API future must be `Send`.
+#[test]
+fn api_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn check<L: OffsetsLog>(c: &GroupCoordinator<L>) {
+        send(&c.join_group(JoinGroupRequest::default(), 9));
+        send(&c.join_group_with_client(JoinGroupRequest::default(), 9, ClientInfo::default()));
+        send(&c.sync_group(SyncGroupRequest::default(), 5));
+        send(&c.heartbeat(HeartbeatRequest::default(), 4));
+        send(&c.leave_group(LeaveGroupRequest::default(), 5));
+        send(&c.offset_commit(OffsetCommitRequest::default(), 8));
+        send(&c.offset_fetch(OffsetFetchRequest::default(), 8));
+        send(&c.list_groups(ListGroupsRequest::default(), 5));
+        send(&c.describe_groups(DescribeGroupsRequest::default(), 5));
+        send(&c.delete_groups(DeleteGroupsRequest::default(), 2));
+        send(&c.offset_delete(OffsetDeleteRequest::default(), 0));
+        send(&c.load_partition(0));
+        send(&c.unload_partition(0));
+        send(&c.shutdown());
+        send(&c.timer().run(CancellationToken::new()));
+    }
+    let c = GroupCoordinator::new(config(), Arc::new(MemoryOffsetsLog::new()));
+    check(&c);
+    fn shared<T: Send + Sync + Clone>(_: &T) {}
+    shared(&c);
+}

@@ -5,14 +5,14 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestH
 use kafka_protocol::error::ResponseError;
 
 use crate::broker::Broker;
-use crate::protocol::versions::SUPPORTED;
+use crate::protocol::versions;
 
 fn api_keys() -> Vec<ApiVersion> {
-    SUPPORTED
-        .iter()
-        .map(|&(api, min, max)| {
+    versions::all()
+        .into_iter()
+        .map(|(api, min, max)| {
             ApiVersion::default()
-                .with_api_key(api as i16)
+                .with_api_key(api)
                 .with_min_version(min)
                 .with_max_version(max)
         })

@@ -107,6 +107,21 @@ fn encode<T: Encodable + HeaderVersion>(
     Ok(buf.freeze())
 }
 
+/// Group APIs are answered by the group coordinator, which takes the request and its version.
+macro_rules! route_group {
+    ($broker:ident, $api:ident, $version:ident, $body:ident, $header:ident;
+     $($key:ident => $request:ty => $method:ident),* $(,)?) => {
+        match $api {
+            $(ApiKey::$key => {
+                let request: $request = decode($api, $version, &mut $body)?;
+                let response = $broker.groups.$method(request, $version).await;
+                return encode($api, $version, $header.correlation_id, &response).map(Some);
+            })*
+            _ => {}
+        }
+    };
+}
+
 macro_rules! route {
     ($broker:ident, $api:ident, $version:ident, $body:ident, $header:ident;
      $($key:ident => $request:ty => $handler:path),* $(,)?) => {
@@ -135,7 +150,20 @@ async fn dispatch(
             None => Ok(None),
         };
     }
+    route_group!(broker, api, version, body, header;
+        JoinGroup => JoinGroupRequest => join_group,
+        SyncGroup => SyncGroupRequest => sync_group,
+        Heartbeat => HeartbeatRequest => heartbeat,
+        LeaveGroup => LeaveGroupRequest => leave_group,
+        OffsetCommit => OffsetCommitRequest => offset_commit,
+        OffsetFetch => OffsetFetchRequest => offset_fetch,
+        ListGroups => ListGroupsRequest => list_groups,
+        DescribeGroups => DescribeGroupsRequest => describe_groups,
+        DeleteGroups => DeleteGroupsRequest => delete_groups,
+        OffsetDelete => OffsetDeleteRequest => offset_delete,
+    );
     route!(broker, api, version, body, header;
+        FindCoordinator => FindCoordinatorRequest => handlers::find_coordinator::handle,
         Fetch => FetchRequest => handlers::fetch::handle,
         ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
         Metadata => MetadataRequest => handlers::metadata::handle,

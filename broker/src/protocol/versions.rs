@@ -21,14 +21,37 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::FindCoordinator, 0, 4),
 ];
 
-/// The supported version range of `api`, if the broker serves it.
-pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
+/// The supported range of `api`: the broker's own table, then the group coordinator's.
+fn lookup(api: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
         .iter()
         .find(|(key, _, _)| *key == api)
         .map(|&(_, min, max)| (min, max))
+        .or_else(|| {
+            crate::groups::Coordinator::supported_versions()
+                .iter()
+                .find(|(key, _, _)| *key == api as i16)
+                .map(|&(_, min, max)| (min, max))
+        })
+}
+
+/// Every served API with its range, as ApiVersions lists them.
+pub fn all() -> Vec<(i16, i16, i16)> {
+    let mut out: Vec<(i16, i16, i16)> = SUPPORTED
+        .iter()
+        .map(|&(api, min, max)| (api as i16, min, max))
+        .collect();
+    out.extend_from_slice(crate::groups::Coordinator::supported_versions());
+    out.sort_unstable();
+    out
+}
+
+/// The supported version range of `api`, if the broker serves it.
+pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
+    lookup(api)
 }
 
 #[cfg(test)]
@@ -38,7 +61,8 @@ mod tests {
 
     #[test]
     fn advertised_ranges_are_within_what_the_codec_supports() {
-        for &(api, min, max) in SUPPORTED {
+        for (key, min, max) in all() {
+            let api = ApiKey::try_from(key).expect("a known API key");
             let codec = api.valid_versions();
             assert!(min <= max, "{api:?}");
             assert!(

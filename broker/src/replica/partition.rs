@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::RwLock;
-use strom_storage::{AppendInfo, LogConfig, PartitionLog, ReadResult, StorageError};
+use strom_storage::{AppendInfo, AppendOrigin, LogConfig, PartitionLog, ReadResult, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -124,6 +124,19 @@ impl Partition {
     /// Appends as leader: the log assigns offsets, then the high watermark may advance.
     pub fn append_as_leader(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
         let info = self.log.append(records, self.leader_epoch(), now_ms)?;
+        self.maybe_advance_high_watermark();
+        Ok(info)
+    }
+
+    /// Appends the broker's own records (group coordinator state): no producer-sequence checks.
+    pub fn append_as_coordinator(
+        &self,
+        records: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        let info =
+            self.log
+                .append_with_origin(records, self.leader_epoch(), now_ms, AppendOrigin::Coordinator)?;
         self.maybe_advance_high_watermark();
         Ok(info)
     }

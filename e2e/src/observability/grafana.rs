@@ -89,6 +89,9 @@ pub struct DashboardQuery {
     pub origin: String,
     /// The expression as committed, with Grafana variables.
     pub raw: String,
+    /// Labels the result series must carry: those the panel's legend names (`{{instance}}`),
+    /// or the label a variable lists.
+    pub labels: Vec<String>,
 }
 
 /// Every PromQL query of a dashboard: each panel target's `expr`, and for each query
@@ -103,6 +106,7 @@ pub fn dashboard_queries(file: &str, dashboard: &Value) -> Vec<DashboardQuery> {
                 out.push(DashboardQuery {
                     origin: format!("{file} › {title} › {ref_id}"),
                     raw: expr.to_owned(),
+                    labels: legend_labels(target["legendFormat"].as_str().unwrap_or_default()),
                 });
             }
         }
@@ -117,24 +121,38 @@ pub fn dashboard_queries(file: &str, dashboard: &Value) -> Vec<DashboardQuery> {
         }
         let name = variable["name"].as_str().unwrap_or("?");
         let definition = variable["definition"].as_str().unwrap_or_default();
+        let (selector, label) = match label_values_selector(definition) {
+            Some((selector, label)) => (selector, vec![label.to_owned()]),
+            None => (definition, Vec::new()),
+        };
         out.push(DashboardQuery {
             origin: format!("{file} › variable ${name}"),
-            raw: label_values_selector(definition)
-                .unwrap_or(definition)
-                .to_owned(),
+            raw: selector.to_owned(),
+            labels: label,
         });
     }
     out
 }
 
-/// The selector of Grafana's `label_values(selector, label)`, `None` for any other query.
-pub fn label_values_selector(definition: &str) -> Option<&str> {
+/// The selector and label of Grafana's `label_values(selector, label)`, `None` for any other
+/// query.
+pub fn label_values_selector(definition: &str) -> Option<(&str, &str)> {
     let inner = definition
         .trim()
         .strip_prefix("label_values(")?
         .strip_suffix(')')?;
-    let (selector, _label) = inner.rsplit_once(',')?;
-    Some(selector.trim())
+    let (selector, label) = inner.rsplit_once(',')?;
+    Some((selector.trim(), label.trim()))
+}
+
+/// The labels a Grafana legend format refers to: `{{topic}}-{{partition}}` → topic, partition.
+pub fn legend_labels(legend: &str) -> Vec<String> {
+    legend
+        .split("{{")
+        .skip(1)
+        .filter_map(|part| part.split_once("}}"))
+        .map(|(label, _)| label.trim().to_owned())
+        .collect()
 }
 
 /// Replaces Grafana's variables in `expr` the way a dashboard set to "All" over a short range
@@ -199,12 +217,25 @@ mod tests {
     }
 
     #[test]
-    fn label_values_selector_is_the_first_argument() {
+    fn label_values_selector_splits_selector_and_label() {
         assert_eq!(
             label_values_selector(r#"label_values(m{a=~"$b"}, ns)"#),
-            Some(r#"m{a=~"$b"}"#)
+            Some((r#"m{a=~"$b"}"#, "ns"))
         );
-        assert_eq!(label_values_selector("label_values(m, ns)"), Some("m"));
+        assert_eq!(
+            label_values_selector("label_values(m, ns)"),
+            Some(("m", "ns"))
+        );
         assert_eq!(label_values_selector("query_result(m)"), None);
+    }
+
+    #[test]
+    fn legend_labels_are_the_templated_names() {
+        assert_eq!(
+            legend_labels("{{topic}}-{{ partition }}"),
+            ["topic", "partition"]
+        );
+        assert_eq!(legend_labels("produce"), Vec::<String>::new());
+        assert_eq!(legend_labels("__auto"), Vec::<String>::new());
     }
 }

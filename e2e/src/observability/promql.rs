@@ -61,7 +61,7 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
                 && !PROMQL_KEYWORDS.contains(&lowered.as_str())
                 && !starts_with_word(&chars[next..], &["by", "without"])
             {
-                // Neither a function call, a keyword nor an aggregation written `sum by (...) (...)`.
+                // Not a function call, a keyword, nor an aggregation as in `sum by (l) (...)`.
                 names.insert(word);
             }
         } else {

@@ -412,16 +412,34 @@ mod tests {
         )
     }
 
+    fn key_set() -> impl Strategy<Value = BTreeSet<String>> {
+        prop::collection::btree_set(
+            prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(str::to_owned),
+            0..5,
+        )
+    }
+
     proptest! {
         #[test]
         fn plans_converge_and_never_touch_foreign_keys(
             desired_partitions in 1i32..20,
             desired_configs in config_map(),
             existing in prop::option::of((1i32..20, config_map())),
-            previously in prop::option::of(prop::collection::btree_set(prop::sample::select(vec!["a", "b", "c", "d", "e"]).prop_map(str::to_owned), 0..5)),
+            previously in prop::option::of(key_set()),
         ) {
-            let desired = DesiredTopic { name: "t".to_owned(), partitions: desired_partitions, replication_factor: None, configs: desired_configs.clone() };
-            let observed = existing.map(|(partitions, configs)| ObservedTopic { name: "t".to_owned(), topic_id: String::new(), partitions, replication_factor: 3, configs });
+            let desired = DesiredTopic {
+                name: "t".to_owned(),
+                partitions: desired_partitions,
+                replication_factor: None,
+                configs: desired_configs.clone(),
+            };
+            let observed = existing.map(|(partitions, configs)| ObservedTopic {
+                name: "t".to_owned(),
+                topic_id: String::new(),
+                partitions,
+                replication_factor: 3,
+                configs,
+            });
             let plan1 = plan(&desired, observed.as_ref(), previously.as_ref());
             let after = apply(observed.clone(), &plan1);
 
@@ -440,11 +458,12 @@ mod tests {
             // Keys neither in the spec nor managed before are untouched.
             if let Some(before) = &observed {
                 for (key, value) in &before.configs {
-                    let ours = desired_configs.contains_key(key) || previously.as_ref().is_some_and(|p| p.contains(key));
+                    let ours = desired_configs.contains_key(key)
+                        || previously.as_ref().is_some_and(|p| p.contains(key));
                     if !ours {
                         prop_assert_eq!(after.configs.get(key), Some(value));
                     } else if !desired_configs.contains_key(key) {
-                        prop_assert!(!after.configs.contains_key(key), "removed managed key {} is reset", key);
+                        prop_assert!(!after.configs.contains_key(key), "removed key {} is reset", key);
                     }
                 }
             }

@@ -5,6 +5,9 @@ use bytes::Bytes;
 use super::*;
 
 impl Group {
+    /// JoinGroup (Kafka's `handleJoinGroup`): a new member, a known member rejoining, or a
+    /// static member coming back under a new member id. The group must exist (the driver creates
+    /// it for a member without id).
     pub(crate) fn join(
         &mut self,
         req: JoinRequest,

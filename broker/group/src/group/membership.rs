@@ -7,6 +7,9 @@ use bytes::Bytes;
 use super::*;
 
 impl Group {
+    /// SyncGroup (Kafka's `doSyncGroup`): followers wait for the leader's assignment, the leader
+    /// hands it in to be persisted; in a Stable group the current assignment is returned.
+    // The arguments are the request's fields, one for one.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn sync(
         &mut self,
@@ -144,6 +147,7 @@ impl Group {
         }
     }
 
+    /// Heartbeat: refreshes the member's session; REBALANCE_IN_PROGRESS tells it to rejoin.
     pub(crate) fn heartbeat(
         &mut self,
         member_id: &str,

@@ -1,0 +1,131 @@
+//! Consumer groups on this broker: the `strom-group` coordinator, persisted in the internal
+//! topic `__consumer_offsets` through the broker's own partition logs.
+//!
+//! As in Kafka, `__consumer_offsets` is created on first need (the first FindCoordinator for a
+//! group), with `offsets.topic.num.partitions` partitions; the coordinator loads every partition
+//! this broker leads when the topic appears and when the broker starts. Offsets are kept by the
+//! coordinator's own retention (`offsets.retention.minutes`), so the topic itself keeps its log
+//! (`retention.ms=-1`) until log compaction arrives.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_group::{
+    CoordinatorOptions, GroupConfig, GroupCoordinator, OffsetsLog, OffsetsLogError, TopicLookup,
+};
+use strom_metadata::{CreateTopicRequest, MetadataQuorum};
+use strom_storage::StorageError;
+
+use crate::config::BrokerProps;
+use crate::replica::{ReplicaManager, now_ms};
+
+/// Name of the internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The coordinator type the broker runs.
+pub type Coordinator = GroupCoordinator<PartitionOffsetsLog>;
+
+/// `__consumer_offsets` on the broker's partition logs.
+#[derive(Debug)]
+pub struct PartitionOffsetsLog {
+    replicas: Arc<ReplicaManager>,
+}
+
+impl OffsetsLog for PartitionOffsetsLog {
+    async fn append(&self, partition: i32, batch: Bytes) -> Result<i64, OffsetsLogError> {
+        let target = self
+            .replicas
+            .partition(OFFSETS_TOPIC, partition)
+            .filter(|p| p.is_leader())
+            .ok_or(OffsetsLogError::NotLeader { partition })?;
+        let info = target
+            .append_as_coordinator(batch.to_vec(), now_ms())
+            .map_err(|error| match error {
+                StorageError::RecordTooLarge {
+                    size,
+                    max_message_bytes,
+                } => OffsetsLogError::TooLarge {
+                    partition,
+                    size,
+                    max: max_message_bytes,
+                },
+                other => OffsetsLogError::Storage {
+                    partition,
+                    reason: other.to_string(),
+                },
+            })?;
+        Ok(info.first_offset)
+    }
+
+    fn read(
+        &self,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(Bytes, i64), OffsetsLogError> {
+        let target = self
+            .replicas
+            .partition(OFFSETS_TOPIC, partition)
+            .ok_or(OffsetsLogError::NotLeader { partition })?;
+        let log = target.log();
+        let end = log.log_end_offset();
+        let from = offset.max(log.log_start_offset());
+        if from >= end {
+            return Ok((Bytes::new(), end));
+        }
+        let read = log
+            .read(from, max_bytes, end, true)
+            .map_err(|error| OffsetsLogError::Storage {
+                partition,
+                reason: error.to_string(),
+            })?;
+        Ok((read.records, end))
+    }
+}
+
+/// Answers whether a committed offset's topic-partition exists, from the metadata image.
+#[derive(Debug)]
+struct ImageTopicLookup {
+    quorum: MetadataQuorum,
+}
+
+impl TopicLookup for ImageTopicLookup {
+    fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.quorum.image().partition(topic, partition).is_some()
+    }
+}
+
+/// Builds the coordinator from the broker's `group.*` / `offsets.*` settings.
+pub fn coordinator(
+    props: &BrokerProps,
+    replicas: Arc<ReplicaManager>,
+    quorum: MetadataQuorum,
+) -> Coordinator {
+    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+    let config = GroupConfig {
+        offsets_topic_partitions: props.offsets_topic_num_partitions,
+        min_session_timeout: ms(props.group_min_session_timeout_ms),
+        max_session_timeout: ms(props.group_max_session_timeout_ms),
+        initial_rebalance_delay: ms(props.group_initial_rebalance_delay_ms),
+        offsets_retention: ms(props.offsets_retention_minutes.saturating_mul(60_000)),
+        ..GroupConfig::default()
+    };
+    let options = CoordinatorOptions {
+        topic_lookup: Some(Arc::new(ImageTopicLookup { quorum })),
+        ..CoordinatorOptions::default()
+    };
+    GroupCoordinator::with_options(config, Arc::new(PartitionOffsetsLog { replicas }), options)
+}
+
+/// The request to create `__consumer_offsets`.
+pub fn offsets_topic_request(props: &BrokerProps) -> CreateTopicRequest {
+    CreateTopicRequest {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: Some(props.offsets_topic_num_partitions),
+        replication_factor: Some(props.default_replication_factor),
+        assignments: None,
+        configs: BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]),
+    }
+}
