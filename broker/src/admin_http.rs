@@ -31,7 +31,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: Cancell
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     broker.refresh_gauges();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         broker.metrics.encode(),
     )
 }

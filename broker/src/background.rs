@@ -75,8 +75,12 @@ impl RetentionCleaner {
             let now = now_ms();
             for partition in self.broker.replicas.all_partitions() {
                 match partition.log().apply_retention(now) {
-                    Ok(outcome) => tracing::debug!(topic = %partition.topic, partition = partition.index, ?outcome, "retention"),
-                    Err(error) => tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed"),
+                    Ok(outcome) => {
+                        tracing::debug!(topic = %partition.topic, partition = partition.index, ?outcome, "retention")
+                    }
+                    Err(error) => {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
+                    }
                 }
             }
         }

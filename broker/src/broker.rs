@@ -7,8 +7,8 @@ use std::sync::Arc;
 use strom_metadata::{Controller, CreateTopicRequest, MetadataImage, MetadataQuorum};
 
 use crate::config::BrokerConfig;
-use crate::metrics::BrokerMetrics;
 use crate::groups::{Coordinator, OFFSETS_TOPIC, offsets_topic_request};
+use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 
@@ -129,7 +129,9 @@ impl Broker {
         self.metrics.set_controller(active, offline);
 
         for committed in self.groups.committed_offsets() {
-            let Some(partition) = self.replicas.partition(&committed.topic, committed.partition)
+            let Some(partition) = self
+                .replicas
+                .partition(&committed.topic, committed.partition)
             else {
                 continue;
             };

@@ -197,7 +197,9 @@ impl BrokerProps {
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_num_partitions = parse_min(key, value, 1)?
             }
-            "offsets.retention.minutes" => self.offsets_retention_minutes = parse_min(key, value, 1)?,
+            "offsets.retention.minutes" => {
+                self.offsets_retention_minutes = parse_min(key, value, 1)?
+            }
             "group.initial.rebalance.delay.ms" => {
                 self.group_initial_rebalance_delay_ms = parse_min(key, value, 0)?
             }
@@ -393,7 +395,10 @@ mod tests {
         let text = "# comment\n\nnum.partitions=3\n log.retention.ms : 1000 \n! also comment\n";
         let props = parse_properties(text, "test").expect("valid properties");
         assert_eq!(props.get("num.partitions").map(String::as_str), Some("3"));
-        assert_eq!(props.get("log.retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(
+            props.get("log.retention.ms").map(String::as_str),
+            Some("1000")
+        );
         assert_eq!(props.len(), 2);
         assert!(matches!(
             parse_properties("justakey\n", "f"),

@@ -75,12 +75,12 @@ impl OffsetsLog for PartitionOffsetsLog {
         if from >= end {
             return Ok((Bytes::new(), end));
         }
-        let read = log
-            .read(from, max_bytes, end, true)
-            .map_err(|error| OffsetsLogError::Storage {
-                partition,
-                reason: error.to_string(),
-            })?;
+        let read =
+            log.read(from, max_bytes, end, true)
+                .map_err(|error| OffsetsLogError::Storage {
+                    partition,
+                    reason: error.to_string(),
+                })?;
         Ok((read.records, end))
     }
 }

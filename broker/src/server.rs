@@ -98,9 +98,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         node_id: u64::try_from(config.node_id).unwrap_or(0),
         dir: data_dir.join("__cluster_metadata-0"),
         cluster_id: None,
-        voters: [(u64::try_from(config.node_id).unwrap_or(0), config.listen.to_string())]
-            .into_iter()
-            .collect(),
+        voters: [(
+            u64::try_from(config.node_id).unwrap_or(0),
+            config.listen.to_string(),
+        )]
+        .into_iter()
+        .collect(),
     })
     .await?;
 
@@ -218,10 +221,10 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
 /// (a wildcard bind advertises the loopback address, which only local clients can use).
 fn advertised(config: &BrokerConfig, bound: SocketAddr) -> (String, u16) {
     if let Some(listener) = &config.advertised_listener {
-        if let Some((host, port)) = listener.rsplit_once(':') {
-            if let Ok(port) = port.parse() {
-                return (host.trim_matches(['[', ']']).to_string(), port);
-            }
+        if let Some((host, port)) = listener.rsplit_once(':')
+            && let Ok(port) = port.parse()
+        {
+            return (host.trim_matches(['[', ']']).to_string(), port);
         }
         tracing::warn!(%listener, "advertised listener is not host:port; advertising the bound address");
     }

@@ -111,8 +111,10 @@ mod tests {
 
     #[test]
     fn topic_override_wins_over_broker_default_over_kafka_default() {
-        let mut props = BrokerProps::default();
-        props.log_retention_ms = 1000;
+        let props = BrokerProps {
+            log_retention_ms: 1000,
+            ..BrokerProps::default()
+        };
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "4096".to_string());
         let configs = effective_topic_configs(&props, &overrides);

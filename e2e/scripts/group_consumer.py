@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A consumer-group member on confluent-kafka (librdkafka's Python binding), driven by
-e2e/tests/consumer_groups.rs.
+"""A consumer-group member on confluent-kafka (librdkafka's Python binding) or kafka-python (a
+pure-Python client), driven by e2e/tests/consumer_groups.rs.
 
 It subscribes to one topic in one group and reports, one JSON object per stdout line:
   {"event": "started"}
@@ -19,12 +19,6 @@ import json
 import signal
 import sys
 
-try:
-    from confluent_kafka import Consumer
-except ImportError:
-    print("confluent-kafka is not installed: run e2e/install-tools.sh", file=sys.stderr)
-    sys.exit(2)
-
 
 def emit(**event):
     print(json.dumps(event), flush=True)
@@ -37,17 +31,33 @@ def main():
     parser.add_argument("--group", required=True)
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
     parser.add_argument("--strategy", default="range")
+    parser.add_argument("--client", choices=["confluent-kafka", "kafka-python"], default="confluent-kafka")
     args = parser.parse_args()
 
-    running = True
+    running = [True]
 
     def stop(_signum, _frame):
-        nonlocal running
-        running = False
+        running[0] = False
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.client == "kafka-python":
+        run_kafka_python(args, running)
+    else:
+        run_confluent_kafka(args, running)
+    emit(event="closed")
 
+
+def partitions(tps):
+    return sorted(tp.partition for tp in tps)
+
+
+def run_confluent_kafka(args, running):
+    try:
+        from confluent_kafka import Consumer
+    except ImportError:
+        print("confluent-kafka is not installed: run e2e/install-tools.sh", file=sys.stderr)
+        sys.exit(2)
     consumer = Consumer(
         {
             "bootstrap.servers": args.bootstrap,
@@ -63,9 +73,6 @@ def main():
         }
     )
 
-    def partitions(tps):
-        return sorted(tp.partition for tp in tps)
-
     consumer.subscribe(
         [args.topic],
         on_assign=lambda _c, tps: emit(event="assigned", partitions=partitions(tps)),
@@ -73,17 +80,53 @@ def main():
         on_lost=lambda _c, tps: emit(event="lost", partitions=partitions(tps)),
     )
     emit(event="started")
-    while running:
+    while running[0]:
         msg = consumer.poll(0.2)
         if msg is None:
             continue
         if msg.error():
             emit(event="error", error=str(msg.error()))
             continue
-        value = msg.value().decode("utf-8", errors="replace") if msg.value() is not None else None
-        emit(event="record", partition=msg.partition(), offset=msg.offset(), value=value)
+        emit(event="record", partition=msg.partition(), offset=msg.offset(), value=text(msg.value()))
     consumer.close()
-    emit(event="closed")
+
+
+def run_kafka_python(args, running):
+    try:
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+    except ImportError:
+        print("kafka-python is not installed: run e2e/install-tools.sh", file=sys.stderr)
+        sys.exit(2)
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            emit(event="revoked", partitions=partitions(revoked))
+
+        def on_partitions_assigned(self, assigned):
+            emit(event="assigned", partitions=partitions(assigned))
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        group_id=args.group,
+        client_id="kafka-python-group-consumer",
+        session_timeout_ms=args.session_timeout_ms,
+        heartbeat_interval_ms=1000,
+        auto_offset_reset="earliest",
+        enable_auto_commit=True,
+        auto_commit_interval_ms=500,
+        metadata_max_age_ms=1000,
+    )
+    consumer.subscribe([args.topic], listener=Listener())
+    emit(event="started")
+    while running[0]:
+        for records in consumer.poll(timeout_ms=200).values():
+            for record in records:
+                emit(event="record", partition=record.partition, offset=record.offset, value=text(record.value))
+    consumer.close()
+
+
+def text(value):
+    return value.decode("utf-8", errors="replace") if value is not None else None
 
 
 if __name__ == "__main__":

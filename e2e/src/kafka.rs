@@ -65,7 +65,10 @@ pub fn consume(
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
         if Instant::now() > end {
-            bail!("consumed {} of {count} messages before the deadline", out.len());
+            bail!(
+                "consumed {} of {count} messages before the deadline",
+                out.len()
+            );
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(message)) => out.push(message.detach()),

@@ -10,6 +10,7 @@
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
 
 pub mod kafka;
+pub mod observability;
 pub mod wire;
 
 use std::io::{BufRead, BufReader};
@@ -245,7 +246,10 @@ pub fn sibling_binary(env_var: &str, name: &str) -> anyhow::Result<PathBuf> {
             break;
         }
     }
-    bail!("{name} not found next to {}; build it with `cargo build -p {name}` or set {env_var}", exe.display())
+    bail!(
+        "{name} not found next to {}; build it with `cargo build -p {name}` or set {env_var}",
+        exe.display()
+    )
 }
 
 /// Polls `check` until it returns `Some` or `deadline` passes; the error names `what`.

@@ -50,5 +50,5 @@ where
         .with_context(|| format!("no response to {api:?} v{version}"))?;
     let mut bytes = Bytes::from(frame);
     ResponseHeader::decode(&mut bytes, Resp::header_version(version))?;
-    Ok(Resp::decode(&mut bytes, version)?)
+    Resp::decode(&mut bytes, version)
 }

@@ -16,20 +16,28 @@ use strom_e2e::{BrokerOptions, BrokerProcess, wait_until};
 
 fn partition_count(broker: &BrokerProcess, topic: &str) -> Option<usize> {
     let client = assigned_consumer(&broker.bootstrap(), topic, 0).ok()?;
-    let metadata = rdkafka::consumer::Consumer::fetch_metadata(&client, Some(topic), Duration::from_secs(5)).ok()?;
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&client, Some(topic), Duration::from_secs(5))
+            .ok()?;
     let topic = metadata.topics().first()?;
     topic.error().is_none().then(|| topic.partitions().len())
 }
 
 fn listed_topics(broker: &BrokerProcess) -> anyhow::Result<Vec<String>> {
     let client = assigned_consumer(&broker.bootstrap(), "unused", 0)?;
-    let metadata = rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(5))?;
-    Ok(metadata.topics().iter().map(|t| t.name().to_string()).collect())
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(5))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
-    let broker = BrokerProcess::start(BrokerOptions::default().with("auto.create.topics.enable", "false"))?;
+    let broker =
+        BrokerProcess::start(BrokerOptions::default().with("auto.create.topics.enable", "false"))?;
     let admin = admin(&broker.bootstrap())?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
 
@@ -43,14 +51,27 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
 
     // The same name again, a bad config key and a bad replication factor are refused.
     let again = admin.create_topics([&topic], &options).await?;
-    assert_eq!(again[0].as_ref().err().map(|e| e.1), Some(RDKafkaErrorCode::TopicAlreadyExists));
-    let bad_key = NewTopic::new("bad-key", 1, TopicReplication::Fixed(1)).set("no.such.config", "1");
+    assert_eq!(
+        again[0].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::TopicAlreadyExists)
+    );
+    let bad_key =
+        NewTopic::new("bad-key", 1, TopicReplication::Fixed(1)).set("no.such.config", "1");
     let bad_rf = NewTopic::new("bad-rf", 1, TopicReplication::Fixed(3));
     let refused = admin.create_topics([&bad_key, &bad_rf], &options).await?;
-    assert_eq!(refused[0].as_ref().err().map(|e| e.1), Some(RDKafkaErrorCode::InvalidConfig));
-    assert_eq!(refused[1].as_ref().err().map(|e| e.1), Some(RDKafkaErrorCode::InvalidReplicationFactor));
+    assert_eq!(
+        refused[0].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::InvalidConfig)
+    );
+    assert_eq!(
+        refused[1].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::InvalidReplicationFactor)
+    );
     let listed = listed_topics(&broker)?;
-    assert!(!listed.iter().any(|t| t == "bad-key" || t == "bad-rf"), "{listed:?}");
+    assert!(
+        !listed.iter().any(|t| t == "bad-key" || t == "bad-rf"),
+        "{listed:?}"
+    );
 
     // validate_only creates nothing.
     let dry = NewTopic::new("dry-run", 2, TopicReplication::Fixed(1));
@@ -64,57 +85,88 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
     let described = admin
         .describe_configs([&ResourceSpecifier::Topic("orders")], &options)
         .await?;
-    let resource = described[0].as_ref().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let retention = resource.get("retention.ms").ok_or_else(|| anyhow::anyhow!("retention.ms missing"))?;
+    let resource = described[0]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let retention = resource
+        .get("retention.ms")
+        .ok_or_else(|| anyhow::anyhow!("retention.ms missing"))?;
     assert_eq!(retention.value.as_deref(), Some("86400000"));
     assert_eq!(retention.source, ConfigSource::DynamicTopic);
-    let segment = resource.get("segment.bytes").ok_or_else(|| anyhow::anyhow!("segment.bytes missing"))?;
+    let segment = resource
+        .get("segment.bytes")
+        .ok_or_else(|| anyhow::anyhow!("segment.bytes missing"))?;
     assert_eq!(segment.value.as_deref(), Some("1073741824"));
     assert!(segment.is_default);
 
     // Alter configs (legacy API: the whole set is replaced).
-    let alter = AlterConfig::new(ResourceSpecifier::Topic("orders")).set("segment.bytes", "1048576");
+    let alter =
+        AlterConfig::new(ResourceSpecifier::Topic("orders")).set("segment.bytes", "1048576");
     let altered = admin.alter_configs([&alter], &options).await?;
     assert!(altered[0].is_ok(), "{altered:?}");
     let described = admin
         .describe_configs([&ResourceSpecifier::Topic("orders")], &options)
         .await?;
-    let resource = described[0].as_ref().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(resource.get("segment.bytes").and_then(|e| e.value.as_deref()), Some("1048576"));
+    let resource = described[0]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(
+        resource
+            .get("segment.bytes")
+            .and_then(|e| e.value.as_deref()),
+        Some("1048576")
+    );
     assert_eq!(
         resource.get("retention.ms").map(|e| e.is_default),
         Some(true),
         "keys left out of a legacy AlterConfigs return to their defaults"
     );
-    let invalid = AlterConfig::new(ResourceSpecifier::Topic("orders")).set("segment.bytes", "not-a-number");
+    let invalid =
+        AlterConfig::new(ResourceSpecifier::Topic("orders")).set("segment.bytes", "not-a-number");
     // rdkafka's binding reports every AlterConfigs resource as Ok (it never reads the
     // per-resource error), so the refusal shows in the unchanged value.
     admin.alter_configs([&invalid], &options).await?;
     let described = admin
         .describe_configs([&ResourceSpecifier::Topic("orders")], &options)
         .await?;
-    let resource = described[0].as_ref().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let resource = described[0]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     assert_eq!(
-        resource.get("segment.bytes").and_then(|e| e.value.as_deref()),
+        resource
+            .get("segment.bytes")
+            .and_then(|e| e.value.as_deref()),
         Some("1048576"),
         "an invalid value is refused"
     );
 
     // Create partitions: grow works, shrink is refused.
-    let grown = admin.create_partitions([&NewPartitions::new("orders", 5)], &options).await?;
+    let grown = admin
+        .create_partitions([&NewPartitions::new("orders", 5)], &options)
+        .await?;
     assert!(grown[0].is_ok(), "{grown:?}");
     wait_until("5 partitions in Metadata", Duration::from_secs(10), || {
         (partition_count(&broker, "orders") == Some(5)).then_some(())
     })?;
-    let shrink = admin.create_partitions([&NewPartitions::new("orders", 2)], &options).await?;
-    assert_eq!(shrink[0].as_ref().err().map(|e| e.1), Some(RDKafkaErrorCode::InvalidPartitions));
+    let shrink = admin
+        .create_partitions([&NewPartitions::new("orders", 2)], &options)
+        .await?;
+    assert_eq!(
+        shrink[0].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::InvalidPartitions)
+    );
 
     // The new partitions take writes.
     let producer = producer(&broker.bootstrap(), &[("acks", "all")])?;
     for i in 0..10 {
         let value = format!("v{i}");
         producer
-            .send(FutureRecord::<(), _>::to("orders").partition(4).payload(&value), Duration::from_secs(10))
+            .send(
+                FutureRecord::<(), _>::to("orders")
+                    .partition(4)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
     }
@@ -126,7 +178,12 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
     let low = deleted.find_partition("orders", 4).map(|p| p.offset());
     assert_eq!(low, Some(Offset::Offset(4)));
     let consumer = assigned_consumer(&broker.bootstrap(), "orders", 5)?;
-    let (start, end) = rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "orders", 4, Duration::from_secs(5))?;
+    let (start, end) = rdkafka::consumer::Consumer::fetch_watermarks(
+        &consumer,
+        "orders",
+        4,
+        Duration::from_secs(5),
+    )?;
     assert_eq!((start, end), (4, 10));
 
     // Delete the topic: gone from Metadata, data gone from disk.
@@ -135,7 +192,10 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
     assert!(!listed_topics(&broker)?.iter().any(|t| t == "orders"));
     assert!(!broker.data_dir().join("orders-0").exists());
     let missing = admin.delete_topics(&["orders"], &options).await?;
-    assert_eq!(missing[0].as_ref().err().map(|e| e.1), Some(RDKafkaErrorCode::UnknownTopicOrPartition));
+    assert_eq!(
+        missing[0].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+    );
     Ok(())
 }
 
@@ -144,7 +204,8 @@ async fn topics_survive_a_restart_with_their_ids_and_configs() -> anyhow::Result
     let mut broker = BrokerProcess::start(BrokerOptions::default())?;
     let admin_client = admin(&broker.bootstrap())?;
     let options = AdminOptions::new();
-    let topic = NewTopic::new("kept", 4, TopicReplication::Fixed(1)).set("retention.bytes", "123456789");
+    let topic =
+        NewTopic::new("kept", 4, TopicReplication::Fixed(1)).set("retention.bytes", "123456789");
     assert!(admin_client.create_topics([&topic], &options).await?[0].is_ok());
     drop(admin_client);
     broker.kill9();
@@ -154,7 +215,14 @@ async fn topics_survive_a_restart_with_their_ids_and_configs() -> anyhow::Result
     let described = admin_client
         .describe_configs([&ResourceSpecifier::Topic("kept")], &options)
         .await?;
-    let resource = described[0].as_ref().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    assert_eq!(resource.get("retention.bytes").and_then(|e| e.value.as_deref()), Some("123456789"));
+    let resource = described[0]
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(
+        resource
+            .get("retention.bytes")
+            .and_then(|e| e.value.as_deref()),
+        Some("123456789")
+    );
     Ok(())
 }

@@ -74,7 +74,8 @@ fn assert_answers(healthy: &mut TcpStream, correlation_id: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
-    let broker = BrokerProcess::start(BrokerOptions::default().with("socket.request.max.bytes", "1048576"))?;
+    let broker =
+        BrokerProcess::start(BrokerOptions::default().with("socket.request.max.bytes", "1048576"))?;
     let mut healthy = connect(&broker);
     assert_answers(&mut healthy, 1);
 
@@ -86,10 +87,16 @@ async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
         attacks.push((format!("random bytes #{i}"), bytes));
     }
     let valid = api_versions_frame(3, 7);
-    attacks.push(("frame cut mid-body".into(), valid[..valid.len() - 3].to_vec()));
+    attacks.push((
+        "frame cut mid-body".into(),
+        valid[..valid.len() - 3].to_vec(),
+    ));
     attacks.push(("size prefix only".into(), vec![0, 0, 0, 50]));
     attacks.push(("negative size".into(), (-1i32).to_be_bytes().to_vec()));
-    attacks.push(("frame over socket.request.max.bytes".into(), (64 * 1024 * 1024i32).to_be_bytes().to_vec()));
+    attacks.push((
+        "frame over socket.request.max.bytes".into(),
+        (64 * 1024 * 1024i32).to_be_bytes().to_vec(),
+    ));
     let mut unknown_key = api_versions_frame(3, 9);
     unknown_key[4..6].copy_from_slice(&999i16.to_be_bytes());
     attacks.push(("unknown API key".into(), unknown_key));
@@ -109,10 +116,16 @@ async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
         let mut frame = Vec::new();
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
-        attacks.push((format!("array of i32::MAX elements, api {api} v{version}"), frame));
+        attacks.push((
+            format!("array of i32::MAX elements, api {api} v{version}"),
+            frame,
+        ));
     }
     for (index, (name, bytes)) in attacks.iter().enumerate() {
-        assert!(closed_after(&broker, bytes), "{name}: connection closed or answered");
+        assert!(
+            closed_after(&broker, bytes),
+            "{name}: connection closed or answered"
+        );
         assert_answers(&mut healthy, 100 + index as i32);
     }
 
@@ -130,14 +143,22 @@ async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
     let mut body = bytes::Bytes::copy_from_slice(&second[4..]);
     let response = ApiVersionsResponse::decode(&mut body, 0)?;
     assert_eq!(response.error_code, 35, "UNSUPPORTED_VERSION");
-    assert!(response.api_keys.iter().any(|k| k.api_key == ApiKey::ApiVersions as i16));
+    assert!(
+        response
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::ApiVersions as i16)
+    );
 
     // A real client is served as before.
     let producer = producer(&broker.bootstrap(), &[("acks", "all")])?;
     for i in 0..10 {
         let value = format!("still-alive-{i}");
         producer
-            .send(FutureRecord::<(), _>::to("after-attack").payload(&value), Duration::from_secs(30))
+            .send(
+                FutureRecord::<(), _>::to("after-attack").payload(&value),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
     }

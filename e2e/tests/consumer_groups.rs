@@ -3,9 +3,10 @@
 //! offsets are where a restarted consumer resumes (also across broker restarts and kill -9), and
 //! cooperative-sticky rebalances never revoke a partition that stays.
 //!
-//! Members are librdkafka consumers (the `rdkafka` crate) polled on their own threads, plus a
-//! confluent-kafka consumer in a Python process (`e2e/scripts/group_consumer.py`) that the test
-//! can kill -9, which is the only way to take a member away without a LeaveGroup.
+//! Members are librdkafka consumers (the `rdkafka` crate) polled on their own threads, plus
+//! Python processes (`e2e/scripts/group_consumer.py`) on confluent-kafka or kafka-python: a
+//! process can be killed with SIGKILL, the only way to take a member away without a LeaveGroup,
+//! and kafka-python is a second, independent implementation of the group protocol.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{BufRead, BufReader};
@@ -182,12 +183,18 @@ struct PythonMember {
 }
 
 impl PythonMember {
-    fn start(bootstrap: &str, group: &str, topic: &str) -> anyhow::Result<Self> {
+    /// `client` is `confluent-kafka` or `kafka-python`.
+    fn start(bootstrap: &str, group: &str, topic: &str, client: &str) -> anyhow::Result<Self> {
         let script = repo_root().join("e2e/scripts/group_consumer.py");
         let mut child = Command::new(tool("python3")?)
             .arg(&script)
             .args(["--bootstrap", bootstrap, "--group", group, "--topic", topic])
-            .args(["--session-timeout-ms", SESSION_TIMEOUT_MS])
+            .args([
+                "--session-timeout-ms",
+                SESSION_TIMEOUT_MS,
+                "--client",
+                client,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -217,6 +224,20 @@ impl PythonMember {
     fn kill9(&mut self) -> anyhow::Result<()> {
         self.child.kill().context("killing the Python consumer")?;
         self.child.wait().context("reaping the Python consumer")?;
+        Ok(())
+    }
+
+    /// SIGTERM: the consumer closes, which sends LeaveGroup; waits for a clean exit.
+    fn terminate(&mut self) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("sending SIGTERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
+        let status = wait_until("the Python consumer to exit", DEADLINE, || {
+            self.child.try_wait().ok().flatten()
+        })?;
+        anyhow::ensure!(status.success(), "the Python consumer exited with {status}");
         Ok(())
     }
 }
@@ -334,7 +355,7 @@ async fn members_split_partitions_and_take_over_from_leavers_and_the_dead() -> a
 
     let a = RustMember::start(&bootstrap, GROUP, TOPIC, &[("client.id", "rust-a")])?;
     let b = RustMember::start(&bootstrap, GROUP, TOPIC, &[("client.id", "rust-b")])?;
-    let mut python = PythonMember::start(&bootstrap, GROUP, TOPIC)?;
+    let mut python = PythonMember::start(&bootstrap, GROUP, TOPIC, "confluent-kafka")?;
 
     // Three members, six partitions: disjoint sets covering all six, two each (range).
     let split = wait_until("three members sharing six partitions", DEADLINE, || {
@@ -656,5 +677,45 @@ async fn cooperative_sticky_moves_only_the_partitions_that_change_owner() -> any
     let third = produce(&producer, TOPIC, "three", 120).await?;
     wait_all_received("records after the leave", &[&a.observed], &third)?;
     a.close()?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_and_librdkafka_members_share_a_group() -> anyhow::Result<()> {
+    const TOPIC: &str = "mixed-clients";
+    const GROUP: &str = "mixed";
+    let broker = BrokerProcess::start(BrokerOptions::default())?;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, TOPIC, 4, &[]).await?;
+    let producer = producer(&bootstrap, &[("acks", "all")])?;
+    let first = produce(&producer, TOPIC, "first", 200).await?;
+
+    let rust = RustMember::start(&bootstrap, GROUP, TOPIC, &[("client.id", "rust-mixed")])?;
+    let mut python = PythonMember::start(&bootstrap, GROUP, TOPIC, "kafka-python")?;
+    let split = wait_until(
+        "librdkafka and kafka-python sharing four partitions",
+        DEADLINE,
+        || split_evenly(&[&rust.observed, &python.observed], 4),
+    )?;
+    assert!(
+        split.iter().all(|s| s.len() == 2),
+        "range assigns 2 each: {split:?}"
+    );
+    wait_all_received(
+        "every record by the two clients",
+        &[&rust.observed, &python.observed],
+        &first,
+    )?;
+
+    // kafka-python leaves cleanly: librdkafka takes over its partitions.
+    python.terminate()?;
+    wait_until("librdkafka owning all four", DEADLINE, || {
+        split_evenly(&[&rust.observed], 4)
+    })?;
+    let more = produce(&producer, TOPIC, "after-leave", 100).await?;
+    wait_all_received("records after kafka-python left", &[&rust.observed], &more)?;
+    let errors = lock(&python.observed).errors.clone();
+    assert!(errors.is_empty(), "kafka-python errors: {errors:?}");
+    rust.close()?;
     Ok(())
 }

@@ -11,10 +11,13 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use rdkafka::Message;
 use rdkafka::producer::FutureRecord;
 use strom_e2e::kafka::{assigned_consumer, consume, create_topic, producer};
@@ -24,8 +27,15 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Forwards one client connection; after forwarding the `drop_every`-th Produce request it waits
 /// for the broker's response to it, throws the response away and closes the client connection.
-async fn proxy_connection(client: TcpStream, upstream: String, produces: Arc<AtomicUsize>, drops: Arc<AtomicUsize>) {
-    let Ok(server) = TcpStream::connect(&upstream).await else { return };
+async fn proxy_connection(
+    client: TcpStream,
+    upstream: String,
+    produces: Arc<AtomicUsize>,
+    drops: Arc<AtomicUsize>,
+) {
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     // Correlation ids whose responses must not reach the client.
@@ -36,7 +46,7 @@ async fn proxy_connection(client: TcpStream, upstream: String, produces: Arc<Ato
             let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
             if api_key == ApiKey::Produce as i16 {
                 let n = produces.fetch_add(1, Ordering::SeqCst) + 1;
-                if n % 7 == 0 && drops.load(Ordering::SeqCst) < 6 {
+                if n.is_multiple_of(7) && drops.load(Ordering::SeqCst) < 6 {
                     drops.fetch_add(1, Ordering::SeqCst);
                     let _ = doomed_tx.send(correlation_id);
                 }
@@ -78,7 +88,12 @@ async fn retried_batches_are_written_exactly_once() -> anyhow::Result<()> {
         let (produces, drops) = (produces.clone(), drops.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(proxy_connection(client, upstream.clone(), produces.clone(), drops.clone()));
+                tokio::spawn(proxy_connection(
+                    client,
+                    upstream.clone(),
+                    produces.clone(),
+                    drops.clone(),
+                ));
             }
         })
     };
@@ -109,9 +124,14 @@ async fn retried_batches_are_written_exactly_once() -> anyhow::Result<()> {
         }
     }
     for delivery in deliveries {
-        delivery.await?.map_err(|(e, _)| anyhow::anyhow!("delivery failed: {e}"))?;
+        delivery
+            .await?
+            .map_err(|(e, _)| anyhow::anyhow!("delivery failed: {e}"))?;
     }
-    assert!(drops.load(Ordering::SeqCst) > 0, "the proxy dropped some responses");
+    assert!(
+        drops.load(Ordering::SeqCst) > 0,
+        "the proxy dropped some responses"
+    );
 
     let consumer = assigned_consumer(&broker.bootstrap(), "exactly-once", 1)?;
     // Read one more than produced would hang: read exactly RECORDS and check the end offset.
@@ -122,7 +142,12 @@ async fn retried_batches_are_written_exactly_once() -> anyhow::Result<()> {
         .collect();
     let expected: Vec<String> = (0..RECORDS).map(|i| format!("record-{i}")).collect();
     assert_eq!(values, expected, "every record once, in order");
-    let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "exactly-once", 0, Duration::from_secs(5))?;
+    let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(
+        &consumer,
+        "exactly-once",
+        0,
+        Duration::from_secs(5),
+    )?;
     assert_eq!(end, RECORDS as i64, "no duplicate was appended");
     proxy.abort();
     Ok(())
@@ -145,16 +170,30 @@ fn batch(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> anyhow::Re
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None })?;
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
     Ok(buf.freeze())
 }
 
 async fn produce(stream: &mut TcpStream, records: Bytes) -> anyhow::Result<(i16, i64)> {
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
-        TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("fenced")))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(records))]),
-    ]);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("fenced")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(records)),
+                ]),
+        ]);
     let response: ProduceResponse = call(stream, ApiKey::Produce, 9, &request).await?;
     let partition = &response.responses[0].partition_responses[0];
     Ok((partition.error_code, partition.base_offset))
@@ -166,40 +205,80 @@ async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
     create_topic(&broker.bootstrap(), "fenced", 1, &[]).await?;
     let mut stream = TcpStream::connect(broker.bootstrap()).await?;
 
-    let first: InitProducerIdResponse =
-        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000)).await?;
+    let first: InitProducerIdResponse = call(
+        &mut stream,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
+    )
+    .await?;
     assert_eq!(first.error_code, 0);
     assert_eq!(first.producer_epoch, 0);
     let pid = first.producer_id;
     // A second producer gets another id.
-    let other: InitProducerIdResponse =
-        call(&mut stream, ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000)).await?;
+    let other: InitProducerIdResponse = call(
+        &mut stream,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
+    )
+    .await?;
     assert_ne!(other.producer_id, pid);
 
-    assert_eq!(produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?, (0, 0));
+    assert_eq!(
+        produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?,
+        (0, 0)
+    );
     // The same batch again is a duplicate: acknowledged with its first offset, not rewritten.
-    assert_eq!(produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?, (0, 0));
+    assert_eq!(
+        produce(&mut stream, batch(pid.0, 0, 0, "a")?).await?,
+        (0, 0)
+    );
     // A gap in sequence numbers is refused.
-    assert_eq!(produce(&mut stream, batch(pid.0, 0, 5, "gap")?).await?.0, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER");
+    assert_eq!(
+        produce(&mut stream, batch(pid.0, 0, 5, "gap")?).await?.0,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
 
     // Re-initializing with the current id and epoch bumps the epoch (KIP-360)...
     let bumped: InitProducerIdResponse = call(
         &mut stream,
         ApiKey::InitProducerId,
         4,
-        &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000).with_producer_id(pid).with_producer_epoch(0),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000)
+            .with_producer_id(pid)
+            .with_producer_epoch(0),
     )
     .await?;
     assert_eq!((bumped.producer_id, bumped.producer_epoch), (pid, 1));
-    assert_eq!(produce(&mut stream, batch(pid.0, 1, 0, "b")?).await?, (0, 1));
+    assert_eq!(
+        produce(&mut stream, batch(pid.0, 1, 0, "b")?).await?,
+        (0, 1)
+    );
     // ...and the old epoch is fenced.
-    assert_eq!(produce(&mut stream, batch(pid.0, 0, 1, "stale")?).await?.0, 47, "INVALID_PRODUCER_EPOCH");
+    assert_eq!(
+        produce(&mut stream, batch(pid.0, 0, 1, "stale")?).await?.0,
+        47,
+        "INVALID_PRODUCER_EPOCH"
+    );
 
     let consumer = assigned_consumer(&broker.bootstrap(), "fenced", 1)?;
     let messages = consume(&consumer, 2, Duration::from_secs(30))?;
     let values: Vec<&[u8]> = messages.iter().filter_map(|m| m.payload()).collect();
     assert_eq!(values, vec![&b"a"[..], &b"b"[..]]);
-    let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(&consumer, "fenced", 0, Duration::from_secs(5))?;
+    let (_, end) = rdkafka::consumer::Consumer::fetch_watermarks(
+        &consumer,
+        "fenced",
+        0,
+        Duration::from_secs(5),
+    )?;
     assert_eq!(end, 2);
     Ok(())
 }

@@ -15,7 +15,13 @@ const RECORDS: usize = 100_000;
 const PARTITIONS: i32 = 6;
 
 /// (librdkafka codec name, Kafka attribute bits for it)
-const CODECS: &[(&str, u8)] = &[("none", 0), ("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)];
+const CODECS: &[(&str, u8)] = &[
+    ("none", 0),
+    ("gzip", 1),
+    ("snappy", 2),
+    ("lz4", 3),
+    ("zstd", 4),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_codec_round_trips_100k_keyed_records() -> anyhow::Result<()> {
@@ -35,7 +41,10 @@ struct Sent {
 async fn round_trip(broker: &BrokerProcess, codec: &str, attribute: u8) -> anyhow::Result<()> {
     let topic = format!("round-trip-{codec}");
     create_topic(&broker.bootstrap(), &topic, PARTITIONS, &[]).await?;
-    let producer = producer(&broker.bootstrap(), &[("compression.type", codec), ("acks", "all")])?;
+    let producer = producer(
+        &broker.bootstrap(),
+        &[("compression.type", codec), ("acks", "all")],
+    )?;
 
     let base_ts = 1_700_000_000_000i64;
     let mut deliveries = Vec::with_capacity(RECORDS);
@@ -46,8 +55,14 @@ async fn round_trip(broker: &BrokerProcess, codec: &str, attribute: u8) -> anyho
         let value = format!("value-{i:08}-{}", "abcdefgh".repeat(8));
         let timestamp = base_ts + i as i64;
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "index", value: Some(&i.to_string()) })
-            .insert(Header { key: "codec", value: Some(codec) });
+            .insert(Header {
+                key: "index",
+                value: Some(&i.to_string()),
+            })
+            .insert(Header {
+                key: "codec",
+                value: Some(codec),
+            });
         let mut record = FutureRecord::to(&topic)
             .key(&key)
             .payload(&value)
@@ -66,7 +81,11 @@ async fn round_trip(broker: &BrokerProcess, codec: &str, attribute: u8) -> anyho
                 }
             }
         }
-        sent.push(Sent { key, value, timestamp });
+        sent.push(Sent {
+            key,
+            value,
+            timestamp,
+        });
     }
     // (partition, offset) of every record, from the broker's acknowledgements.
     let mut acked: Vec<(i32, i64)> = Vec::with_capacity(RECORDS);
@@ -81,13 +100,23 @@ async fn round_trip(broker: &BrokerProcess, codec: &str, attribute: u8) -> anyho
     // Offsets per partition are contiguous from 0 and follow the send order.
     let mut per_partition: HashMap<i32, Vec<(i64, usize)>> = HashMap::new();
     for (index, &(partition, offset)) in acked.iter().enumerate() {
-        per_partition.entry(partition).or_default().push((offset, index));
+        per_partition
+            .entry(partition)
+            .or_default()
+            .push((offset, index));
     }
-    assert_eq!(per_partition.len(), PARTITIONS as usize, "{codec}: keys spread over all partitions");
+    assert_eq!(
+        per_partition.len(),
+        PARTITIONS as usize,
+        "{codec}: keys spread over all partitions"
+    );
     for (partition, list) in &mut per_partition {
         let offsets: Vec<i64> = list.iter().map(|(o, _)| *o).collect();
         let expected: Vec<i64> = (0..offsets.len() as i64).collect();
-        assert_eq!(offsets, expected, "{codec}: partition {partition} acknowledged offsets in send order");
+        assert_eq!(
+            offsets, expected,
+            "{codec}: partition {partition} acknowledged offsets in send order"
+        );
     }
 
     let consumer = assigned_consumer(&broker.bootstrap(), &topic, PARTITIONS)?;
@@ -95,21 +124,35 @@ async fn round_trip(broker: &BrokerProcess, codec: &str, attribute: u8) -> anyho
     let consumed = by_partition(messages);
     let mut total = 0;
     for (partition, list) in &per_partition {
-        let got = consumed
-            .get(partition)
-            .ok_or_else(|| anyhow::anyhow!("{codec}: nothing consumed from partition {partition}"))?;
-        assert_eq!(got.len(), list.len(), "{codec}: partition {partition} record count");
+        let got = consumed.get(partition).ok_or_else(|| {
+            anyhow::anyhow!("{codec}: nothing consumed from partition {partition}")
+        })?;
+        assert_eq!(
+            got.len(),
+            list.len(),
+            "{codec}: partition {partition} record count"
+        );
         for (message, &(offset, index)) in got.iter().zip(list.iter()) {
             let expected = &sent[index];
             assert_eq!(message.offset(), offset, "{codec}: offset");
-            assert_eq!(message.key(), Some(expected.key.as_bytes()), "{codec}: key at {offset}");
-            assert_eq!(message.payload(), Some(expected.value.as_bytes()), "{codec}: value at {offset}");
+            assert_eq!(
+                message.key(),
+                Some(expected.key.as_bytes()),
+                "{codec}: key at {offset}"
+            );
+            assert_eq!(
+                message.payload(),
+                Some(expected.value.as_bytes()),
+                "{codec}: value at {offset}"
+            );
             assert_eq!(
                 message.timestamp().to_millis(),
                 Some(expected.timestamp),
                 "{codec}: timestamp at {offset}"
             );
-            let headers = message.headers().ok_or_else(|| anyhow::anyhow!("{codec}: headers missing"))?;
+            let headers = message
+                .headers()
+                .ok_or_else(|| anyhow::anyhow!("{codec}: headers missing"))?;
             let pairs: Vec<(String, Vec<u8>)> = headers
                 .iter()
                 .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))

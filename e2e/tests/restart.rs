@@ -35,7 +35,11 @@ async fn produce(
 }
 
 /// Reads the whole topic and checks every expected record is at its offset, nothing else there.
-fn assert_readable(broker: &BrokerProcess, topic: &str, expected: &[(i32, i64, String)]) -> anyhow::Result<()> {
+fn assert_readable(
+    broker: &BrokerProcess,
+    topic: &str,
+    expected: &[(i32, i64, String)],
+) -> anyhow::Result<()> {
     let consumer = assigned_consumer(&broker.bootstrap(), topic, PARTITIONS)?;
     let messages = by_partition(consume(&consumer, expected.len(), Duration::from_secs(60))?);
     for (partition, offset, value) in expected {
@@ -46,10 +50,18 @@ fn assert_readable(broker: &BrokerProcess, topic: &str, expected: &[(i32, i64, S
             .iter()
             .find(|m| m.offset() == *offset)
             .ok_or_else(|| anyhow::anyhow!("{partition}@{offset} is missing"))?;
-        assert_eq!(message.payload(), Some(value.as_bytes()), "{partition}@{offset}");
+        assert_eq!(
+            message.payload(),
+            Some(value.as_bytes()),
+            "{partition}@{offset}"
+        );
     }
     let total: usize = messages.values().map(Vec::len).sum();
-    assert_eq!(total, expected.len(), "no record beyond the acknowledged ones");
+    assert_eq!(
+        total,
+        expected.len(),
+        "no record beyond the acknowledged ones"
+    );
     Ok(())
 }
 
@@ -86,7 +98,10 @@ async fn acknowledged_records_survive_clean_stop_and_kill_9() -> anyhow::Result<
             .map(|(_, o, _)| *o)
             .max()
             .unwrap_or(-1);
-        assert!(*offset > before_max, "{partition}@{offset} reuses an offset");
+        assert!(
+            *offset > before_max,
+            "{partition}@{offset} reuses an offset"
+        );
     }
     all.extend(after);
     assert_readable(&broker, topic, &all)?;
@@ -100,7 +115,11 @@ fn batch_starts(log: &[u8]) -> Vec<(i64, usize)> {
     let mut position = 0;
     while position + 12 <= log.len() {
         let base = i64::from_be_bytes(log[position..position + 8].try_into().expect("8 bytes"));
-        let length = i32::from_be_bytes(log[position + 8..position + 12].try_into().expect("4 bytes"));
+        let length = i32::from_be_bytes(
+            log[position + 8..position + 12]
+                .try_into()
+                .expect("4 bytes"),
+        );
         out.push((base, position));
         position += 12 + length as usize;
     }
@@ -119,7 +138,10 @@ async fn torn_tail_recovers_to_the_last_whole_batch() -> anyhow::Result<()> {
         for i in 0..20 {
             let value = format!("record-{i}");
             let offset = producer
-                .send(FutureRecord::<(), _>::to(topic).payload(&value), Duration::from_secs(30))
+                .send(
+                    FutureRecord::<(), _>::to(topic).payload(&value),
+                    Duration::from_secs(30),
+                )
                 .await
                 .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?
                 .offset;
@@ -146,7 +168,11 @@ async fn torn_tail_recovers_to_the_last_whole_batch() -> anyhow::Result<()> {
         .filter(|(offset, _)| *offset < last_base)
         .map(|(offset, value)| (0, *offset, value.clone()))
         .collect();
-    assert_eq!(survivors.len(), produced.len() - 1, "exactly the torn batch is gone");
+    assert_eq!(
+        survivors.len(),
+        produced.len() - 1,
+        "exactly the torn batch is gone"
+    );
     let consumer = assigned_consumer(&broker.bootstrap(), topic, 1)?;
     let messages = consume(&consumer, survivors.len(), Duration::from_secs(60))?;
     let got: Vec<(i64, Vec<u8>)> = messages
@@ -162,7 +188,10 @@ async fn torn_tail_recovers_to_the_last_whole_batch() -> anyhow::Result<()> {
     // The next append takes the torn batch's offset: the log end is the last whole batch's end.
     let producer = producer(&broker.bootstrap(), &[("acks", "all")])?;
     let offset = producer
-        .send(FutureRecord::<(), _>::to(topic).payload("after-recovery"), Duration::from_secs(30))
+        .send(
+            FutureRecord::<(), _>::to(topic).payload("after-recovery"),
+            Duration::from_secs(30),
+        )
         .await
         .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?
         .offset;

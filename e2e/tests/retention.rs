@@ -48,14 +48,19 @@ async fn retention_deletes_old_segments_while_a_consumer_reads() -> anyhow::Resu
     for i in 0..300i64 {
         producer
             .send(
-                FutureRecord::<(), _>::to(topic).payload(&value).timestamp(old_ts + i),
+                FutureRecord::<(), _>::to(topic)
+                    .payload(&value)
+                    .timestamp(old_ts + i),
                 Duration::from_secs(30),
             )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
     }
     let segments_before = log_files(&broker, "retained-0");
-    assert!(segments_before > 5, "8 KiB segments rolled: {segments_before} segments");
+    assert!(
+        segments_before > 5,
+        "8 KiB segments rolled: {segments_before} segments"
+    );
 
     // A consumer from the beginning, reading throughout; it resets to the new log start if the
     // segment under it goes away.
@@ -91,9 +96,16 @@ async fn retention_deletes_old_segments_while_a_consumer_reads() -> anyhow::Resu
 
     let mut fresh = Vec::new();
     for i in 0..200 {
-        let payload = if i == 199 { "fresh-done".to_string() } else { format!("fresh-{i}") };
+        let payload = if i == 199 {
+            "fresh-done".to_string()
+        } else {
+            format!("fresh-{i}")
+        };
         let delivery = producer
-            .send(FutureRecord::<(), _>::to(topic).payload(&payload), Duration::from_secs(30))
+            .send(
+                FutureRecord::<(), _>::to(topic).payload(&payload),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
         fresh.push(delivery.offset);
@@ -101,16 +113,30 @@ async fn retention_deletes_old_segments_while_a_consumer_reads() -> anyhow::Resu
 
     // Retention advances the log start past the old records, keeping every fresh one.
     let admin = strom_e2e::kafka::assigned_consumer(&broker.bootstrap(), topic, 1)?;
-    let low = wait_until("retention to delete the old segments", Duration::from_secs(30), || {
-        let (low, _) = admin.fetch_watermarks(topic, 0, Duration::from_secs(5)).ok()?;
-        (low >= 250).then_some(low)
-    })?;
-    assert!(low <= fresh[0], "retention kept every fresh record (log start {low})");
+    let low = wait_until(
+        "retention to delete the old segments",
+        Duration::from_secs(30),
+        || {
+            let (low, _) = admin
+                .fetch_watermarks(topic, 0, Duration::from_secs(5))
+                .ok()?;
+            (low >= 250).then_some(low)
+        },
+    )?;
+    assert!(
+        low <= fresh[0],
+        "retention kept every fresh record (log start {low})"
+    );
     assert!(log_files(&broker, "retained-0") < segments_before);
 
-    let read = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+    let read = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader panicked"))??;
     for offset in &fresh {
-        assert!(read.contains(offset), "the reader got fresh record {offset}");
+        assert!(
+            read.contains(offset),
+            "the reader got fresh record {offset}"
+        );
     }
     let mut sorted = read.clone();
     sorted.sort_unstable();
@@ -132,16 +158,33 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after() -> anyho
     let mut pending = Vec::new();
     for i in 0..200i64 {
         let payload = format!("record-{i}-{}", "y".repeat(50));
-        pending.push(producer.send_result(
-            FutureRecord::<(), _>::to(topic).payload(&payload).timestamp(t0 + i * 1000),
-        ).map_err(|(e, _)| anyhow::anyhow!("{e}"))?);
+        pending.push(
+            producer
+                .send_result(
+                    FutureRecord::<(), _>::to(topic)
+                        .payload(&payload)
+                        .timestamp(t0 + i * 1000),
+                )
+                .map_err(|(e, _)| anyhow::anyhow!("{e}"))?,
+        );
     }
     let mut offsets = Vec::new();
     for delivery in pending {
-        offsets.push(delivery.await?.map_err(|(e, _)| anyhow::anyhow!("{e}"))?.offset);
+        offsets.push(
+            delivery
+                .await?
+                .map_err(|(e, _)| anyhow::anyhow!("{e}"))?
+                .offset,
+        );
     }
     let consumer = strom_e2e::kafka::assigned_consumer(&broker.bootstrap(), topic, 1)?;
-    for (query, expected_index) in [(t0, 0usize), (t0 + 500, 1), (t0 + 57_000, 57), (t0 + 57_001, 58), (t0 + 199_000, 199)] {
+    for (query, expected_index) in [
+        (t0, 0usize),
+        (t0 + 500, 1),
+        (t0 + 57_000, 57),
+        (t0 + 57_001, 58),
+        (t0 + 199_000, 199),
+    ] {
         let mut list = TopicPartitionList::new();
         list.add_partition_offset(topic, 0, Offset::Offset(query))?;
         let found = consumer.offsets_for_times(list, Duration::from_secs(10))?;
@@ -149,7 +192,11 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after() -> anyho
             .find_partition(topic, 0)
             .map(|p| p.offset())
             .ok_or_else(|| anyhow::anyhow!("no answer for {query}"))?;
-        assert_eq!(offset, Offset::Offset(offsets[expected_index]), "timestamp {query}");
+        assert_eq!(
+            offset,
+            Offset::Offset(offsets[expected_index]),
+            "timestamp {query}"
+        );
     }
     // After the last timestamp: no offset (Kafka answers -1, i.e. the end).
     let mut list = TopicPartitionList::new();

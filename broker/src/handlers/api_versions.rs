@@ -1,8 +1,8 @@
 //! ApiVersions: the versions in `protocol::versions`, exactly.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
-use kafka_protocol::error::ResponseError;
 
 use crate::broker::Broker;
 use crate::protocol::versions;

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
 use strom_metadata::CreateTopicRequest;
 
@@ -36,12 +38,18 @@ pub async fn handle(
         .map(|topic| CreateTopicRequest {
             name: topic.name.0.to_string(),
             num_partitions: (topic.num_partitions != -1).then_some(topic.num_partitions),
-            replication_factor: (topic.replication_factor != -1).then_some(topic.replication_factor),
+            replication_factor: (topic.replication_factor != -1)
+                .then_some(topic.replication_factor),
             assignments: (!topic.assignments.is_empty()).then(|| {
                 topic
                     .assignments
                     .iter()
-                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
                     .collect::<BTreeMap<i32, Vec<i32>>>()
             }),
             configs: requested_configs
@@ -70,7 +78,12 @@ pub async fn handle(
                     let explicit = image_after
                         .topic(&name.0)
                         .map(|t| t.configs.clone())
-                        .unwrap_or_else(|| requested_configs.get(name.0.as_str()).cloned().unwrap_or_default());
+                        .unwrap_or_else(|| {
+                            requested_configs
+                                .get(name.0.as_str())
+                                .cloned()
+                                .unwrap_or_default()
+                        });
                     let configs = effective_topic_configs(&broker.config.props, &explicit)
                         .into_iter()
                         .map(|c| {

@@ -46,7 +46,9 @@ pub async fn handle(
                     let Some(topic) = image.topic(&name) else {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(str_bytes(format!("topic {name} does not exist"))));
+                            .with_error_message(Some(str_bytes(format!(
+                                "topic {name} does not exist"
+                            ))));
                     };
                     let configs = effective_topic_configs(&broker.config.props, &topic.configs)
                         .into_iter()
@@ -130,15 +132,15 @@ fn topic_synonyms(
                 .with_source(ConfigSource::Topic as i8),
         );
     }
-    if let (Some(key), Some(value)) = (broker_key_for(def.name), props.topic_default(def.name)) {
-        if value != def.default {
-            out.push(
-                DescribeConfigsSynonym::default()
-                    .with_name(str_bytes(key))
-                    .with_value(Some(str_bytes(value)))
-                    .with_source(ConfigSource::StaticBroker as i8),
-            );
-        }
+    if let (Some(key), Some(value)) = (broker_key_for(def.name), props.topic_default(def.name))
+        && value != def.default
+    {
+        out.push(
+            DescribeConfigsSynonym::default()
+                .with_name(str_bytes(key))
+                .with_value(Some(str_bytes(value)))
+                .with_source(ConfigSource::StaticBroker as i8),
+        );
     }
     out.push(
         DescribeConfigsSynonym::default()
@@ -179,8 +181,12 @@ fn broker_config_type(key: &str) -> i8 {
     match key {
         "auto.create.topics.enable" => TYPE_BOOLEAN,
         "log.message.timestamp.type" | "broker.rack" => TYPE_STRING,
-        "num.partitions" | "min.insync.replicas" | "message.max.bytes"
-        | "socket.request.max.bytes" | "max.connections" | "offsets.topic.num.partitions" => TYPE_INT,
+        "num.partitions"
+        | "min.insync.replicas"
+        | "message.max.bytes"
+        | "socket.request.max.bytes"
+        | "max.connections"
+        | "offsets.topic.num.partitions" => TYPE_INT,
         "default.replication.factor" => 4,
         _ => TYPE_LONG,
     }

@@ -32,7 +32,11 @@ struct Target {
     error: Option<ResponseError>,
 }
 
-pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchResponse {
+pub async fn handle(
+    broker: &Broker,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> FetchResponse {
     let version = header.request_api_version;
     if request.session_id != 0 {
         return FetchResponse::default()
@@ -62,7 +66,9 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 .and_then(|name| broker.replicas.partition(name, p.partition));
             let error = match &partition {
                 None => Some(unknown),
-                Some(partition) if !partition.is_leader() => Some(ResponseError::NotLeaderOrFollower),
+                Some(partition) if !partition.is_leader() => {
+                    Some(ResponseError::NotLeaderOrFollower)
+                }
                 Some(partition) => epoch_error(p.current_leader_epoch, partition.leader_epoch()),
             };
             targets.push(Target {
@@ -93,8 +99,12 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         if bytes >= min_bytes || failed || now >= deadline || watches.is_empty() {
             break results;
         }
-        let any_growth = futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout(deadline - now, any_growth).await.is_err() {
+        let any_growth =
+            futures::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout(deadline - now, any_growth)
+            .await
+            .is_err()
+        {
             break read_all(&targets, max_bytes).0;
         }
     };
@@ -108,15 +118,15 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         })
         .collect();
     for (target, data) in targets.iter().zip(results) {
-        if let Some(records) = &data.records {
-            if let Some((name, _)) = topics.get(target.topic) {
-                let name = if by_id {
-                    target.partition.as_ref().map_or("", |p| &p.topic)
-                } else {
-                    name.as_str()
-                };
-                broker.metrics.topic(name).bytes_out(records.len() as u64);
-            }
+        if let Some(records) = &data.records
+            && let Some((name, _)) = topics.get(target.topic)
+        {
+            let name = if by_id {
+                target.partition.as_ref().map_or("", |p| &p.topic)
+            } else {
+                name.as_str()
+            };
+            broker.metrics.topic(name).bytes_out(records.len() as u64);
         }
         if let Some(topic) = responses.get_mut(target.topic) {
             topic.partitions.push(data);
@@ -152,8 +162,13 @@ fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize,
         let partition = match (&target.partition, target.error) {
             (None, _) | (_, Some(_)) => {
                 failed = true;
-                let error = target.error.unwrap_or(ResponseError::UnknownTopicOrPartition);
-                out.push(data.with_error_code(error.code()).with_records(Some(Bytes::new())));
+                let error = target
+                    .error
+                    .unwrap_or(ResponseError::UnknownTopicOrPartition);
+                out.push(
+                    data.with_error_code(error.code())
+                        .with_records(Some(Bytes::new())),
+                );
                 continue;
             }
             (Some(partition), None) => partition,
@@ -172,7 +187,10 @@ fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize,
             Err(error) => {
                 failed = true;
                 let (code, _) = storage_failure(&error);
-                out.push(data.with_error_code(code.code()).with_records(Some(Bytes::new())));
+                out.push(
+                    data.with_error_code(code.code())
+                        .with_records(Some(Bytes::new())),
+                );
             }
         }
     }

@@ -39,8 +39,10 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(partition) = broker.replicas.partition(&name, p.partition_index) else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let Some(partition) = broker.replicas.partition(&name, p.partition_index)
+                    else {
+                        return response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if !partition.is_leader() {
                         return response.with_error_code(ResponseError::NotLeaderOrFollower.code());
@@ -63,7 +65,9 @@ pub async fn handle(
                     let high_watermark = partition.high_watermark();
                     match p.timestamp {
                         LATEST => response.with_offset(high_watermark),
-                        EARLIEST | EARLIEST_LOCAL => response.with_offset(partition.log_start_offset()),
+                        EARLIEST | EARLIEST_LOCAL => {
+                            response.with_offset(partition.log_start_offset())
+                        }
                         MAX_TIMESTAMP => match partition.log().latest_timestamp() {
                             Some(found) if found.offset < high_watermark => response
                                 .with_offset(found.offset)
@@ -72,11 +76,14 @@ pub async fn handle(
                         },
                         ts if ts >= 0 => match partition.log().offset_for_timestamp(ts) {
                             Ok(Some(found)) if found.offset < high_watermark => {
-                                let (offset, timestamp) = first_record_at_or_after(&partition, found, ts);
+                                let (offset, timestamp) =
+                                    first_record_at_or_after(&partition, found, ts);
                                 response.with_offset(offset).with_timestamp(timestamp)
                             }
                             Ok(_) => response,
-                            Err(error) => response.with_error_code(storage_failure(&error).0.code()),
+                            Err(error) => {
+                                response.with_error_code(storage_failure(&error).0.code())
+                            }
                         },
                         _ => response.with_error_code(ResponseError::InvalidRequest.code()),
                     }
@@ -94,7 +101,11 @@ pub async fn handle(
 /// log start whose timestamp is `>= timestamp`, as Kafka answers. Decoding (and decompressing)
 /// this one batch happens here only, never on the produce or fetch path. Should the batch not
 /// decode, the batch's own offset is still a correct lower bound for the client to seek to.
-fn first_record_at_or_after(partition: &Partition, batch: TimestampOffset, timestamp: i64) -> (i64, i64) {
+fn first_record_at_or_after(
+    partition: &Partition,
+    batch: TimestampOffset,
+    timestamp: i64,
+) -> (i64, i64) {
     let fallback = (batch.offset, batch.timestamp);
     let Ok(read) = partition.read_committed(batch.offset, 1, true) else {
         return fallback;

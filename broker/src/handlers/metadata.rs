@@ -65,14 +65,15 @@ pub async fn handle(
                     None => image.topic_by_id(&id),
                 };
                 match found {
-                    Some(topic) => topic_metadata(
-                        &image,
-                        topic,
-                        request.include_topic_authorized_operations,
-                    ),
+                    Some(topic) => {
+                        topic_metadata(&image, topic, request.include_topic_authorized_operations)
+                    }
                     None => {
                         let code = match &name {
-                            Some(name) if strom_metadata::topic_name::validate_topic_name(name).is_err() => {
+                            Some(name)
+                                if strom_metadata::topic_name::validate_topic_name(name)
+                                    .is_err() =>
+                            {
                                 ResponseError::InvalidTopicException
                             }
                             Some(_) => ResponseError::UnknownTopicOrPartition,

@@ -53,7 +53,14 @@ pub async fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let result = append(broker, &name, data.index, data.records.as_deref(), acks, now);
+            let result = append(
+                broker,
+                &name,
+                data.index,
+                data.records.as_deref(),
+                acks,
+                now,
+            );
             match result {
                 Ok((partition, info)) => {
                     metrics.bytes_in(info.bytes);
@@ -63,7 +70,12 @@ pub async fn handle(
                         .with_log_append_time_ms(info.log_append_time)
                         .with_log_start_offset(partition.log_start_offset());
                     if acks == -1 {
-                        waits.push((responses.len(), partitions.len(), partition, info.last_offset + 1));
+                        waits.push((
+                            responses.len(),
+                            partitions.len(),
+                            partition,
+                            info.last_offset + 1,
+                        ));
                     }
                 }
                 Err((error, message)) => {
@@ -86,13 +98,12 @@ pub async fn handle(
         return None;
     }
     for (t, p, partition, required) in waits {
-        if !wait_for_high_watermark(&partition, required, timeout).await {
-            if let Some(response) = responses
+        if !wait_for_high_watermark(&partition, required, timeout).await
+            && let Some(response) = responses
                 .get_mut(t)
                 .and_then(|topic| topic.partition_responses.get_mut(p))
-            {
-                response.error_code = ResponseError::RequestTimedOut.code();
-            }
+        {
+            response.error_code = ResponseError::RequestTimedOut.code();
         }
     }
     Some(ProduceResponse::default().with_responses(responses))
@@ -124,9 +135,10 @@ fn append(
     if !partition.is_leader() {
         return Err((ResponseError::NotLeaderOrFollower, None));
     }
-    let records = records
-        .filter(|r| !r.is_empty())
-        .ok_or((ResponseError::CorruptMessage, Some("no record batch".into())))?;
+    let records = records.filter(|r| !r.is_empty()).ok_or((
+        ResponseError::CorruptMessage,
+        Some("no record batch".into()),
+    ))?;
     if acks == -1 && (partition.isr_len() as i64) < i64::from(partition.min_insync_replicas()) {
         return Err((
             ResponseError::NotEnoughReplicas,

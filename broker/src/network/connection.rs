@@ -27,7 +27,8 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: Cancellatio
         tracing::debug!(%peer, %error, "TCP_NODELAY");
     }
     let (read, mut write) = stream.into_split();
-    let max_frame = usize::try_from(broker.config.props.socket_request_max_bytes).unwrap_or(usize::MAX);
+    let max_frame =
+        usize::try_from(broker.config.props.socket_request_max_bytes).unwrap_or(usize::MAX);
     let (tx, mut rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
     let stop = shutdown.child_token();
     let metrics = broker.metrics.clone();
@@ -62,7 +63,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: Cancellatio
 
     let processor = async move {
         while let Some(frame) = rx.recv().await {
-            match protocol::handle_frame(&broker, frame).await {
+            match protocol::handle_frame(&broker, frame, &peer).await {
                 Ok(Some(response)) => {
                     metrics.network_bytes_out(response.len() as u64);
                     if let Err(error) = write.write_all(&response).await {

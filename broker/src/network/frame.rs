@@ -107,7 +107,10 @@ mod tests {
             input.extend_from_slice(payload);
         }
         let out = frames(&input, 1024).await.expect("valid frames");
-        assert_eq!(out, vec![Bytes::from("abc"), Bytes::new(), Bytes::from("hello")]);
+        assert_eq!(
+            out,
+            vec![Bytes::from("abc"), Bytes::new(), Bytes::from("hello")]
+        );
     }
 
     #[tokio::test]

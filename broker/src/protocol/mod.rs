@@ -13,6 +13,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
+use strom_group::ClientInfo;
+
 use crate::broker::Broker;
 use crate::handlers;
 
@@ -39,8 +41,13 @@ pub enum ProtocolError {
     },
 }
 
-/// Handles one request frame; `Ok(None)` when the request takes no response (`acks=0`).
-pub async fn handle_frame(broker: &Broker, frame: Bytes) -> Result<Option<Bytes>, ProtocolError> {
+/// Handles one request frame from the client at `peer`; `Ok(None)` when the request takes no
+/// response (`acks=0`).
+pub async fn handle_frame(
+    broker: &Broker,
+    frame: Bytes,
+    peer: &str,
+) -> Result<Option<Bytes>, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort { len: frame.len() });
     }
@@ -51,7 +58,7 @@ pub async fn handle_frame(broker: &Broker, frame: Bytes) -> Result<Option<Bytes>
     let metrics = broker.metrics.api(api_key);
     let result = match versions::supported(api) {
         Some((min, max)) if (min..=max).contains(&version) => {
-            dispatch(broker, api, version, frame).await
+            dispatch(broker, api, version, frame, peer).await
         }
         _ if api == ApiKey::ApiVersions => {
             let correlation_id = peek_correlation_id(&frame);
@@ -95,7 +102,8 @@ fn encode<T: Encodable + HeaderVersion>(
     };
     let header_version = T::header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let size = header.compute_size(header_version).map_err(err)? + body.compute_size(version).map_err(err)?;
+    let size = header.compute_size(header_version).map_err(err)?
+        + body.compute_size(version).map_err(err)?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(i32::try_from(size).map_err(|_| ProtocolError::Encode {
         api,
@@ -141,8 +149,25 @@ async fn dispatch(
     api: ApiKey,
     version: i16,
     mut body: Bytes,
+    peer: &str,
 ) -> Result<Option<Bytes>, ProtocolError> {
     let header: RequestHeader = decode(api, api.request_header_version(version), &mut body)?;
+    if api == ApiKey::JoinGroup {
+        // Member ids and DescribeGroups carry the client's id and address, as in Kafka.
+        let request: JoinGroupRequest = decode(api, version, &mut body)?;
+        let client = ClientInfo {
+            client_id: header
+                .client_id
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
+            client_host: format!("/{}", peer.rsplit_once(':').map_or(peer, |(ip, _)| ip)),
+        };
+        let response = broker
+            .groups
+            .join_group_with_client(request, version, client)
+            .await;
+        return encode(api, version, header.correlation_id, &response).map(Some);
+    }
     if api == ApiKey::Produce {
         let request: ProduceRequest = decode(api, version, &mut body)?;
         return match handlers::produce::handle(broker, &header, request).await {
@@ -151,7 +176,6 @@ async fn dispatch(
         };
     }
     route_group!(broker, api, version, body, header;
-        JoinGroup => JoinGroupRequest => join_group,
         SyncGroup => SyncGroupRequest => sync_group,
         Heartbeat => HeartbeatRequest => heartbeat,
         LeaveGroup => LeaveGroupRequest => leave_group,

@@ -90,7 +90,11 @@ impl ReplicaManager {
     /// Brings the hosted partitions in line with `image`: opens new ones (recovering their logs),
     /// updates replica state and configs, and deletes those whose topic is gone. Idempotent;
     /// images older than one already applied are ignored.
-    pub fn apply_image(&self, image: &MetadataImage, props: &BrokerProps) -> Result<(), ReplicaError> {
+    pub fn apply_image(
+        &self,
+        image: &MetadataImage,
+        props: &BrokerProps,
+    ) -> Result<(), ReplicaError> {
         let mut applied = self.apply_lock.lock();
         if image.offset < *applied {
             return Ok(());
@@ -187,10 +191,10 @@ impl ReplicaManager {
             if let Err(error) = partition.log().close() {
                 tracing::warn!(%error, "closing a deleted partition");
             }
-            if let Err(source) = std::fs::remove_dir_all(&dir) {
-                if source.kind() != std::io::ErrorKind::NotFound {
-                    first_error.get_or_insert(ReplicaError::Io { path: dir, source });
-                }
+            if let Err(source) = std::fs::remove_dir_all(&dir)
+                && source.kind() != std::io::ErrorKind::NotFound
+            {
+                first_error.get_or_insert(ReplicaError::Io { path: dir, source });
             }
         }
         first_error.map_or(Ok(()), Err)
@@ -246,26 +250,27 @@ fn open_partition_log(
     config: strom_storage::LogConfig,
     now: i64,
 ) -> Result<PartitionLog, StorageError> {
-    if let Some(existing) = read_topic_id(dir) {
-        if existing != topic_id {
-            // Same name, different topic: the old data belongs to a deleted topic.
-            tracing::warn!(dir = %dir.display(), old = %existing, new = %topic_id, "replacing the log of a deleted topic");
-            std::fs::remove_dir_all(dir).map_err(|source| StorageError::Io {
-                op: "remove the directory of a deleted topic",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
+    if let Some(existing) = read_topic_id(dir)
+        && existing != topic_id
+    {
+        // Same name, different topic: the old data belongs to a deleted topic.
+        tracing::warn!(dir = %dir.display(), old = %existing, new = %topic_id, "replacing the log of a deleted topic");
+        std::fs::remove_dir_all(dir).map_err(|source| StorageError::Io {
+            op: "remove the directory of a deleted topic",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let log = PartitionLog::open(dir, config, now)?;
     let file = dir.join(PARTITION_METADATA);
     if read_topic_id(dir).is_none() {
-        std::fs::write(&file, format!("version: 0\ntopic_id: {topic_id}\n"))
-            .map_err(|source| StorageError::Io {
+        std::fs::write(&file, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(|source| {
+            StorageError::Io {
                 op: "write",
                 path: file,
                 source,
-            })?;
+            }
+        })?;
     }
     Ok(log)
 }

@@ -122,7 +122,11 @@ impl Partition {
     }
 
     /// Appends as leader: the log assigns offsets, then the high watermark may advance.
-    pub fn append_as_leader(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+    pub fn append_as_leader(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
         let info = self.log.append(records, self.leader_epoch(), now_ms)?;
         self.maybe_advance_high_watermark();
         Ok(info)
@@ -134,9 +138,12 @@ impl Partition {
         records: Vec<u8>,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        let info =
-            self.log
-                .append_with_origin(records, self.leader_epoch(), now_ms, AppendOrigin::Coordinator)?;
+        let info = self.log.append_with_origin(
+            records,
+            self.leader_epoch(),
+            now_ms,
+            AppendOrigin::Coordinator,
+        )?;
         self.maybe_advance_high_watermark();
         Ok(info)
     }
@@ -148,8 +155,12 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<ReadResult, StorageError> {
-        self.log
-            .read(fetch_offset, max_bytes, self.high_watermark(), min_one_batch)
+        self.log.read(
+            fetch_offset,
+            max_bytes,
+            self.high_watermark(),
+            min_one_batch,
+        )
     }
 
     /// Advances the high watermark to the smallest log end offset among in-sync replicas. Today

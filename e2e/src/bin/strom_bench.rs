@@ -7,7 +7,7 @@
 //! second to measure latency under a fixed load), then consumes them all back from the start.
 //! Latency is from handing a record to the client to its acknowledgement.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,7 +21,10 @@ use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer}
 use rdkafka::{Offset, TopicPartitionList};
 
 #[derive(Debug, Parser)]
-#[command(name = "strom-bench", about = "Kafka produce/consume benchmark (librdkafka)")]
+#[command(
+    name = "strom-bench",
+    about = "Kafka produce/consume benchmark (librdkafka)"
+)]
 struct Args {
     /// Bootstrap address of the broker to measure.
     #[arg(long, conflicts_with = "local")]
@@ -114,7 +117,9 @@ fn produce(args: &Args, bootstrap: &str, topic: &str, acks: &str) -> anyhow::Res
         .context("creating the producer")?;
     let payload = vec![b'x'; args.record_size];
     let started = Instant::now();
-    let interval = args.rate.map(|r| Duration::from_secs_f64(1.0 / r.max(1) as f64));
+    let interval = args
+        .rate
+        .map(|r| Duration::from_secs_f64(1.0 / r.max(1) as f64));
     for i in 0..args.records {
         if let Some(interval) = interval {
             let due = started + interval * i as u32;
@@ -230,7 +235,12 @@ async fn main() -> anyhow::Result<()> {
             create_topic(&bootstrap, &topic, partitions).await?;
             let producer_args = (&args, bootstrap.clone(), topic.clone(), acks.clone());
             tokio::task::block_in_place(|| {
-                produce(producer_args.0, &producer_args.1, &producer_args.2, &producer_args.3)
+                produce(
+                    producer_args.0,
+                    &producer_args.1,
+                    &producer_args.2,
+                    &producer_args.3,
+                )
             })?;
             if !args.no_consume {
                 tokio::task::block_in_place(|| consume(&args, &bootstrap, &topic, partitions))?;
