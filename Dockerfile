@@ -22,10 +22,10 @@ ARG REVISION=unknown
 # ---------------------------------------------------------------------------------------------
 # Builder: static musl binaries of the broker and the operator.
 FROM ${RUST_IMAGE} AS builder
-# musl-tools: the C parts of dependencies (ring) compile with musl-gcc;
-# protobuf-compiler: protoc for the metadata quorum's gRPC code generation.
+# musl-tools: the C parts of dependencies (jemalloc in the broker, ring in the operator) compile
+# with musl-gcc.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends musl-tools protobuf-compiler \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends musl-tools \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
@@ -42,9 +42,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 
 # ---------------------------------------------------------------------------------------------
 # An empty directory tree for the broker's data dir: WORKDIR creates it without any RUN step, and
-# COPY --chown hands it to the broker's user.
+# COPY --chown hands it to the broker's user. With podman/buildah's layer cache a stage whose
+# only step is WORKDIR commits no filesystem change (the directory would be missing), so a COPY
+# to elsewhere makes the stage commit it; only /var/lib/strom is taken from this stage.
 FROM scratch AS datadir
 WORKDIR /var/lib/strom
+COPY Cargo.toml /.commit-layer
 
 # ---------------------------------------------------------------------------------------------
 # What both broker images share: everything but the binary.

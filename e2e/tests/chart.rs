@@ -309,17 +309,28 @@ fn grants(rules: &Value) -> BTreeSet<Grant> {
     out
 }
 
-/// The operator's own permission table, `RULES` in operator/src/rbac.rs, read from its source
-/// (one `PolicyRule { api_groups: &[..], resources: &[..], verbs: &[..] }` per line).
+/// The operator's own permission table, `RULES` in operator/src/rbac.rs, read from its source:
+/// `PolicyRule { api_groups: &[..], resources: &[..], verbs: &[..] }` entries, however
+/// rustfmt lays them out.
 fn operator_rbac_table() -> BTreeSet<Grant> {
     let path = repo_root().join("operator/src/rbac.rs");
     let source = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let list = |line: &str, field: &str| -> Vec<String> {
-        let start = line
+    let rules = source
+        .split_once("pub const RULES")
+        .and_then(|(_, rest)| rest.split_once("];"))
+        .map(|(rules, _)| rules)
+        .unwrap_or_else(|| {
+            panic!(
+                "no `pub const RULES: &[PolicyRule] = &[..];` in {}",
+                path.display()
+            )
+        });
+    let list = |entry: &str, field: &str| -> Vec<String> {
+        let start = entry
             .find(&format!("{field}: &["))
-            .unwrap_or_else(|| panic!("rbac.rs rule without {field}: {line}"));
-        let rest = &line[start + field.len() + 4..];
+            .unwrap_or_else(|| panic!("rbac.rs rule without {field}: {entry}"));
+        let rest = &entry[start + field.len() + 4..];
         let end = rest.find(']').expect("a closing bracket");
         // Raw items are quoted (`""` is the core group); an empty raw item is a trailing comma.
         rest[..end]
@@ -330,13 +341,10 @@ fn operator_rbac_table() -> BTreeSet<Grant> {
             .collect()
     };
     let mut table = BTreeSet::new();
-    for line in source
-        .lines()
-        .filter(|l| l.trim_start().starts_with("PolicyRule {"))
-    {
-        for group in list(line, "api_groups") {
-            for resource in list(line, "resources") {
-                for verb in list(line, "verbs") {
+    for entry in rules.split("PolicyRule {").skip(1) {
+        for group in list(entry, "api_groups") {
+            for resource in list(entry, "resources") {
+                for verb in list(entry, "verbs") {
                     table.insert((group.clone(), resource.clone(), verb));
                 }
             }

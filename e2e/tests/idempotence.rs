@@ -164,7 +164,10 @@ fn batch(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> anyhow::Re
         timestamp_type: TimestampType::Creation,
         offset: 0,
         sequence,
-        timestamp: 1_700_000_000_000,
+        // Now, not a fixed date: retention (7 days by default) would delete an old batch.
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
         key: None,
         value: Some(Bytes::copy_from_slice(value.as_bytes())),
         headers: Default::default(),
@@ -280,5 +283,57 @@ async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
         Duration::from_secs(5),
     )?;
     assert_eq!(end, 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deduplication_holds_across_a_broker_restart() -> anyhow::Result<()> {
+    let mut broker = BrokerProcess::start(BrokerOptions::default())?;
+    create_topic(&broker.bootstrap(), "fenced", 1, &[]).await?;
+    let mut stream = TcpStream::connect(broker.bootstrap()).await?;
+    let init: InitProducerIdResponse = call(
+        &mut stream,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
+    )
+    .await?;
+    let pid = init.producer_id.0;
+    for (sequence, value) in ["a", "b", "c"].iter().enumerate() {
+        let offset = produce(&mut stream, batch(pid, 0, sequence as i32, value)?).await?;
+        assert_eq!(offset, (0, sequence as i64));
+    }
+    drop(stream);
+
+    // A crash: the producer state is rebuilt from the log (snapshot + replay).
+    broker.kill9();
+    broker.restart()?;
+    let mut stream = TcpStream::connect(broker.bootstrap()).await?;
+    // The retry of the last batch is recognised and answered with its original offset...
+    assert_eq!(produce(&mut stream, batch(pid, 0, 2, "c")?).await?, (0, 2));
+    // ...the sequence continues where it stopped...
+    assert_eq!(produce(&mut stream, batch(pid, 0, 3, "d")?).await?, (0, 3));
+    // ...and producer ids handed out before the crash are never handed out again.
+    let next: InitProducerIdResponse = call(
+        &mut stream,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60000),
+    )
+    .await?;
+    assert!(
+        next.producer_id.0 > pid,
+        "{} after {pid}",
+        next.producer_id.0
+    );
+
+    let consumer = assigned_consumer(&broker.bootstrap(), "fenced", 1)?;
+    let messages = consume(&consumer, 4, Duration::from_secs(30))?;
+    let values: Vec<&[u8]> = messages.iter().filter_map(|m| m.payload()).collect();
+    assert_eq!(values, vec![&b"a"[..], b"b", b"c", b"d"]);
     Ok(())
 }

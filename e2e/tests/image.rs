@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -302,9 +303,11 @@ fn chart_operator_args(values: Option<&Path>) -> Vec<String> {
     text(&out.stdout).lines().map(str::to_string).collect()
 }
 
-/// The broker image, run detached with its Kafka and admin ports published on 127.0.0.1:
-/// readiness over HTTP, records produced and consumed back with kcat (librdkafka), data on the
-/// image's data dir, and a clean exit on SIGTERM (the binary is PID 1 in the container).
+/// The broker image, run the way the operator's StatefulSet runs it (read-only root
+/// filesystem, a volume at the data dir, node id from the pod name's ordinal) with its Kafka and
+/// admin ports published on 127.0.0.1: readiness over HTTP, records produced and consumed back
+/// with kcat (librdkafka), the partition log on the volume, and a clean exit on SIGTERM (the
+/// binary is PID 1 in the container).
 fn check_broker_round_trip(image: &str, tag: &str) {
     let kafka_port = free_port();
     let admin_port = free_port();
@@ -317,22 +320,18 @@ fn check_broker_round_trip(image: &str, tag: &str) {
     podman_ok(
         &[
             PODMAN_RUN,
+            &["--detach", "--name", &container.name, "--read-only"],
+            &["--volume", "/var/lib/strom", "--env", "POD_NAME=strom-0"],
             &[
-                "--detach",
-                "--name",
-                &container.name,
                 "--publish",
                 &kafka_publish,
+                "--publish",
+                &admin_publish,
+                image,
             ],
-            &["--publish", &admin_publish, image],
             &["--data-dir", "/var/lib/strom", "--listen", "0.0.0.0:9092"],
-            &[
-                "--advertised-listener",
-                &advertised,
-                "--admin-listen",
-                "0.0.0.0:9404",
-            ],
-            &["--node-id", "0"],
+            &["--advertised-listener", &advertised],
+            &["--admin-listen", "0.0.0.0:9404", "--node-id", "ordinal"],
         ]
         .concat(),
     );
@@ -413,13 +412,26 @@ fn check_broker_round_trip(image: &str, tag: &str) {
         "records come back in order, at offsets 0..{RECORDS}"
     );
 
-    // The partition log lives in the image's data dir (writable by uid 65532).
-    let changes = podman_ok(&["diff", &container.name]);
-    assert!(
-        changes
-            .lines()
-            .any(|l| l.contains("/var/lib/strom/") && l.contains(&format!("{TOPIC}-0"))),
-        "no partition directory of {TOPIC} under /var/lib/strom:\n{changes}"
+    // The partition log lives on the data volume, written as uid 65532 (the image's user owns
+    // the data dir, which podman carries over to the new volume as Kubernetes' fsGroup does).
+    let volume = podman_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{.Source}}{{end}}",
+        &container.name,
+    ]);
+    let partition_dir = Path::new(&volume).join(format!("{TOPIC}-0"));
+    let metadata = std::fs::metadata(&partition_dir).unwrap_or_else(|e| {
+        panic!(
+            "no partition directory {} on the data volume: {e}",
+            partition_dir.display()
+        )
+    });
+    assert_eq!(
+        metadata.uid(),
+        65532,
+        "{} is owned by the broker's uid",
+        partition_dir.display()
     );
 
     podman_ok(&["stop", "--time", "30", &container.name]);

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
@@ -27,14 +26,10 @@ use strom_e2e::observability::{
     PrometheusProcess, dashboard_queries, dashboards, http_get, metric_names, rule_files,
     substitute_variables, variable_names,
 };
-use strom_e2e::{BrokerOptions, BrokerProcess, kafka, wait_until, wire};
+use strom_e2e::{BrokerOptions, BrokerProcess, kafka, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-const GROUPS_MISSING: &str = concat!(
-    "the broker does not advertise FindCoordinator and OffsetCommit yet, ",
-    "so no consumer group commits offsets"
-);
 const OPERATOR_NOT_RUNNING: &str = "the operator exposes these; this test runs only a broker";
 const KUBELET_ONLY: &str =
     "the kubelet exposes these for PersistentVolumeClaims; there is no kubelet here";
@@ -42,9 +37,7 @@ const KUBELET_ONLY: &str =
 /// Metrics that the dashboards and rules read but this test cannot produce, with the reason.
 /// Queries reading them must still parse, and may be empty. The test fails when one of them has
 /// data, so the list cannot go stale: remove an entry once its metric exists.
-const ABSENT_METRICS: [(&str, &str); 8] = [
-    ("kafka_consumergroup_lag", GROUPS_MISSING),
-    ("kafka_consumergroup_current_offset", GROUPS_MISSING),
+const ABSENT_METRICS: [(&str, &str); 6] = [
     ("strom_operator_reconciles_total", OPERATOR_NOT_RUNNING),
     (
         "strom_operator_reconcile_errors_total",
@@ -67,47 +60,6 @@ fn absent_reason(metric: &str) -> Option<&'static str> {
         .iter()
         .find(|(name, _)| *name == metric)
         .map(|(_, reason)| *reason)
-}
-
-/// Whether the consumer group metrics are expected: the broker must advertise the APIs a
-/// group needs to commit offsets, and then [`ABSENT_METRICS`] must not list them.
-fn expect_group_metrics(bootstrap: &str) -> anyhow::Result<bool> {
-    let keys = advertised_api_keys(bootstrap)?;
-    let supported = [ApiKey::FindCoordinator, ApiKey::OffsetCommit]
-        .iter()
-        .all(|k| keys.contains(&(*k as i16)));
-    let listed = absent_reason("kafka_consumergroup_lag").is_some();
-    ensure!(
-        supported != listed,
-        "the broker {} consumer group offsets but ABSENT_METRICS {} kafka_consumergroup_*: update the list",
-        if supported {
-            "supports"
-        } else {
-            "does not support"
-        },
-        if listed { "lists" } else { "does not list" },
-    );
-    Ok(supported)
-}
-
-/// The api keys the broker advertises in an ApiVersions v0 response.
-fn advertised_api_keys(bootstrap: &str) -> anyhow::Result<BTreeSet<i16>> {
-    let response: ApiVersionsResponse = runtime()?.block_on(async {
-        let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
-        wire::call(
-            &mut stream,
-            ApiKey::ApiVersions,
-            0,
-            &ApiVersionsRequest::default(),
-        )
-        .await
-    })?;
-    ensure!(
-        response.error_code == 0,
-        "ApiVersions error code {}",
-        response.error_code
-    );
-    Ok(response.api_keys.iter().map(|k| k.api_key).collect())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -192,20 +144,20 @@ fn produce_batched(bootstrap: &str, topic: &str, count: usize) -> anyhow::Result
 }
 
 /// Reads every record of `partitions` of `topic` from the beginning until `count` arrived,
-/// checking offsets are contiguous from 0 per partition. With `group`, the consumer belongs to
-/// that group and commits `commit` (partition → offset) afterwards.
+/// checking offsets are contiguous from 0 per partition, then commits `commits`
+/// (partition → offset) for `group`. The partitions are assigned, not subscribed, as tools that
+/// track their own position do; the group has no members and only stores offsets.
 fn consume(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     count: usize,
-    group: Option<(&str, &BTreeMap<i32, i64>)>,
+    group: &str,
+    commits: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<()> {
     let mut config = client_config(bootstrap);
-    // librdkafka needs a group id even for assigned partitions; without commits it stays unused.
-    let group_id = group.map_or("observability-reader", |(id, _)| id);
     config
-        .set("group.id", group_id)
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create()?;
@@ -240,15 +192,13 @@ fn consume(
         received == count,
         "received {received} records, produced {count}"
     );
-    if let Some((_, commits)) = group {
-        let mut offsets = TopicPartitionList::new();
-        for (partition, offset) in commits {
-            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-        }
-        consumer
-            .commit(&offsets, CommitMode::Sync)
-            .context("committing offsets")?;
+    let mut offsets = TopicPartitionList::new();
+    for (partition, offset) in commits {
+        offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
     }
+    consumer
+        .commit(&offsets, CommitMode::Sync)
+        .context("committing offsets")?;
     Ok(())
 }
 
@@ -331,7 +281,6 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64
 fn metrics_count_what_clients_did() -> anyhow::Result<()> {
     let broker = BrokerProcess::start(BrokerOptions::default())?;
     let bootstrap = broker.bootstrap();
-    let groups = expect_group_metrics(&bootstrap)?;
     let topic = "metered";
     create_topic(&bootstrap, topic, 1)?;
 
@@ -429,13 +378,8 @@ fn metrics_count_what_clients_did() -> anyhow::Result<()> {
     // returns every batch once.
     let committed = i64::try_from(records / 2)?;
     let commits = BTreeMap::from([(0, committed)]);
-    consume(
-        &bootstrap,
-        topic,
-        1,
-        records,
-        groups.then_some(("metered-readers", &commits)),
-    )?;
+    let group = "metered-readers";
+    consume(&bootstrap, topic, 1, records, group, &commits)?;
     let text = scrape(&broker)?;
     ensure!(
         metric(&text, &format!("{bt}bytesout_total"), &t)? == bytes_appended as f64,
@@ -450,27 +394,26 @@ fn metrics_count_what_clients_did() -> anyhow::Result<()> {
         "Fetch requests by API"
     );
 
-    if groups {
-        // Lag is the high watermark (records produced) minus the committed offset.
-        let labels = [
-            ("consumergroup", "metered-readers"),
-            ("topic", topic),
-            ("partition", "0"),
-        ];
-        let text = wait_until("the committed offset on /metrics", TIMEOUT, || {
-            let text = scrape(&broker).ok()?;
-            sample(&text, "kafka_consumergroup_current_offset", &labels)
-                .is_some()
-                .then_some(text)
-        })?;
-        ensure!(metric(&text, "kafka_consumergroup_current_offset", &labels)? == committed as f64);
-        ensure!(
-            metric(&text, "kafka_consumergroup_lag", &labels)?
-                == (records as i64 - committed) as f64
-        );
-    } else {
-        eprintln!("consumer group lag not checked: {GROUPS_MISSING}");
-    }
+    // Lag is the high watermark (records produced) minus the committed offset.
+    let labels = [
+        ("consumergroup", group),
+        ("topic", topic),
+        ("partition", "0"),
+    ];
+    let text = wait_until("the committed offset on /metrics", TIMEOUT, || {
+        let text = scrape(&broker).ok()?;
+        sample(&text, "kafka_consumergroup_current_offset", &labels)
+            .is_some()
+            .then_some(text)
+    })?;
+    ensure!(
+        metric(&text, "kafka_consumergroup_current_offset", &labels)? == committed as f64,
+        "the committed offset is exported"
+    );
+    ensure!(
+        metric(&text, "kafka_consumergroup_lag", &labels)? == (records as i64 - committed) as f64,
+        "lag = high watermark - committed offset"
+    );
 
     // Deleting the topic drops its series; the broker-wide totals keep what it contributed.
     let admin = kafka::admin(&bootstrap)?;
@@ -571,7 +514,6 @@ fn loaded_rules(prometheus: &PrometheusProcess) -> anyhow::Result<Vec<Value>> {
 fn dashboards_and_rules_work_against_a_real_prometheus() -> anyhow::Result<()> {
     let broker = BrokerProcess::start(BrokerOptions::default())?;
     let bootstrap = broker.bootstrap();
-    let groups = expect_group_metrics(&bootstrap)?;
 
     let rule_list: String = rule_files()?
         .iter()
@@ -597,10 +539,12 @@ fn dashboards_and_rules_work_against_a_real_prometheus() -> anyhow::Result<()> {
         topic,
         partitions,
         records,
-        groups.then_some(("traffic-readers", &commits)),
+        "traffic-readers",
+        &commits,
     )?;
 
-    // Wait until Prometheus holds the traffic and enough samples for rate() over 1m.
+    // Wait until Prometheus holds the traffic and the commits, with enough samples for rate()
+    // over 1m.
     let messages_in =
         format!("kafka_server_brokertopicmetrics_messagesin_total{{topic=\"{topic}\"}}");
     wait_until(
@@ -616,7 +560,15 @@ fn dashboards_and_rules_work_against_a_real_prometheus() -> anyhow::Result<()> {
                     "kafka_server_brokertopicmetrics_bytesout_total{{topic=\"{topic}\"}}"
                 ))
                 .ok()??;
-            (total == records as f64 && samples >= 3.0 && bytes_out > 0.0).then_some(())
+            // The group's offsets appear last: rate() over them needs two samples too.
+            let commit_samples = prometheus
+                .query_value(
+                    "min(count_over_time(kafka_consumergroup_current_offset\
+                     {consumergroup=\"traffic-readers\"}[1m]))",
+                )
+                .ok()??;
+            (total == records as f64 && samples >= 3.0 && bytes_out > 0.0 && commit_samples >= 3.0)
+                .then_some(())
         },
     )?;
 

@@ -175,9 +175,9 @@ impl Controller {
         let _state = self.inner.state.lock().await;
         let image = self.leader_image()?;
         let first = image.next_producer_id;
-        let next_producer_id = first.checked_add(count.max(1)).ok_or_else(|| {
-            ControllerError::Internal("producer ids are exhausted".to_string())
-        })?;
+        let next_producer_id = first
+            .checked_add(count.max(1))
+            .ok_or_else(|| ControllerError::Internal("producer ids are exhausted".to_string()))?;
         self.commit(
             vec![MetadataRecord::ProducerIds {
                 node_id,

@@ -50,6 +50,10 @@ struct Args {
     /// Skip the consume phase.
     #[arg(long)]
     no_consume: bool,
+    /// Also consume with raw Fetch requests (no client-side record parsing), which measures
+    /// what the broker serves rather than what the client library can parse.
+    #[arg(long)]
+    raw_fetch: bool,
 }
 
 /// Records delivery latency (enqueue → acknowledgement) and failures.
@@ -212,6 +216,87 @@ fn consume(args: &Args, bootstrap: &str, topic: &str, partitions: i32) -> anyhow
     Ok(())
 }
 
+/// Reads the whole topic with plain Fetch requests (1 MiB per partition, 50 MiB per request),
+/// advancing each partition past the last batch returned.
+async fn consume_raw(
+    args: &Args,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
+    let mut offsets = vec![0i64; usize::try_from(partitions)?];
+    let started = Instant::now();
+    let (mut records, mut bytes) = (0usize, 0usize);
+    while records < args.records {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "raw fetch read {records} of {} records in 600 s",
+                args.records
+            );
+        }
+        let request = FetchRequest::default()
+            .with_replica_id((-1).into())
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(50 << 20)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(
+                        offsets
+                            .iter()
+                            .enumerate()
+                            .map(|(p, &offset)| {
+                                FetchPartition::default()
+                                    .with_partition(p as i32)
+                                    .with_fetch_offset(offset)
+                                    .with_partition_max_bytes(8 << 20)
+                            })
+                            .collect(),
+                    ),
+            ]);
+        let response: FetchResponse =
+            strom_e2e::wire::call(&mut stream, ApiKey::Fetch, 12, &request).await?;
+        for partition in response.responses.iter().flat_map(|t| t.partitions.iter()) {
+            if partition.error_code != 0 {
+                bail!(
+                    "fetch error {} on partition {}",
+                    partition.error_code,
+                    partition.partition_index
+                );
+            }
+            let data = partition.records.as_deref().unwrap_or_default();
+            bytes += data.len();
+            let mut position = 0;
+            while position + 61 <= data.len() {
+                let base = i64::from_be_bytes(data[position..position + 8].try_into()?);
+                let length =
+                    i32::from_be_bytes(data[position + 8..position + 12].try_into()?) as usize;
+                let delta = i32::from_be_bytes(data[position + 23..position + 27].try_into()?);
+                let count = i32::from_be_bytes(data[position + 57..position + 61].try_into()?);
+                records += usize::try_from(count).unwrap_or(0);
+                if let Some(slot) = offsets.get_mut(partition.partition_index as usize) {
+                    *slot = base + i64::from(delta) + 1;
+                }
+                position += 12 + length;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "consume-raw topic={topic} records={records} throughput={:.1} MB/s {:.0} records/s load={}",
+        bytes as f64 / elapsed / 1e6,
+        records as f64 / elapsed,
+        load_average(),
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -244,6 +329,9 @@ async fn main() -> anyhow::Result<()> {
             })?;
             if !args.no_consume {
                 tokio::task::block_in_place(|| consume(&args, &bootstrap, &topic, partitions))?;
+            }
+            if args.raw_fetch {
+                consume_raw(&args, &bootstrap, &topic, partitions).await?;
             }
         }
     }
