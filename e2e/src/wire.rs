@@ -21,8 +21,11 @@ pub async fn write_frame(
     stream: &mut (impl AsyncWriteExt + Unpin),
     body: &[u8],
 ) -> std::io::Result<()> {
-    stream.write_i32(body.len() as i32).await?;
-    stream.write_all(body).await
+    // One write per frame: a separate 4-byte write would wait on Nagle's algorithm.
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    frame.extend_from_slice(body);
+    stream.write_all(&frame).await
 }
 
 /// Sends `request` as `api` v`version` and decodes the response.

@@ -181,7 +181,7 @@ fn consume(args: &Args, bootstrap: &str, topic: &str, partitions: i32) -> anyhow
         .set("group.id", "strom-bench")
         .set("enable.auto.commit", "false")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "8388608")
+        .set("max.partition.fetch.bytes", "1048576")
         .set("queued.max.messages.kbytes", "1048576")
         .set("fetch.wait.max.ms", "100")
         .create()?;
@@ -229,6 +229,7 @@ async fn consume_raw(
     use kafka_protocol::protocol::StrBytes;
 
     let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
+    stream.set_nodelay(true)?;
     let mut offsets = vec![0i64; usize::try_from(partitions)?];
     let started = Instant::now();
     let (mut records, mut bytes) = (0usize, 0usize);
