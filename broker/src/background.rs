@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
-use crate::replica::now_ms;
+use crate::replica::{Partition, now_ms};
 
 /// Starts every loop on `tracker`.
 pub fn spawn_all(broker: &Arc<Broker>, shutdown: &CancellationToken, tracker: &TaskTracker) {
@@ -56,6 +56,27 @@ impl MetadataPublisher {
     }
 }
 
+/// Runs `work` on every hosted partition each `interval` until shutdown.
+async fn every_partition(
+    broker: &Broker,
+    interval: Duration,
+    shutdown: CancellationToken,
+    work: impl Fn(&Partition, i64),
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = now_ms();
+        for partition in broker.replicas.all_partitions() {
+            work(&partition, now);
+        }
+    }
+}
+
 /// Enforces retention on every hosted partition.
 #[derive(Debug)]
 pub struct RetentionCleaner {
@@ -65,25 +86,17 @@ pub struct RetentionCleaner {
 
 impl RetentionCleaner {
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let now = now_ms();
-            for partition in self.broker.replicas.all_partitions() {
-                match partition.log().apply_retention(now) {
-                    Ok(outcome) => {
-                        tracing::debug!(topic = %partition.topic, partition = partition.index, ?outcome, "retention")
-                    }
-                    Err(error) => {
-                        tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
-                    }
+        every_partition(&self.broker, self.interval, shutdown, |partition, now| {
+            match partition.log().apply_retention(now) {
+                Ok(outcome) => {
+                    tracing::debug!(topic = %partition.topic, partition = partition.index, ?outcome, "retention")
+                }
+                Err(error) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
                 }
             }
-        }
+        })
+        .await;
     }
 }
 
@@ -96,20 +109,12 @@ pub struct LogMaintainer {
 
 impl LogMaintainer {
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+        every_partition(&self.broker, self.interval, shutdown, |partition, now| {
+            let log = partition.log();
+            if let Err(error) = log.maybe_roll(now).and_then(|_| log.maybe_flush(now)) {
+                tracing::error!(topic = %partition.topic, partition = partition.index, %error, "log maintenance");
             }
-            let now = now_ms();
-            for partition in self.broker.replicas.all_partitions() {
-                let log = partition.log();
-                if let Err(error) = log.maybe_roll(now).and_then(|_| log.maybe_flush(now)) {
-                    tracing::error!(topic = %partition.topic, partition = partition.index, %error, "log maintenance");
-                }
-            }
-        }
+        })
+        .await;
     }
 }

@@ -4,13 +4,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
 use strom_metadata::{Controller, CreateTopicRequest, MetadataImage, MetadataQuorum};
 
 use crate::config::BrokerConfig;
 use crate::groups::{Coordinator, OFFSETS_TOPIC, offsets_topic_request};
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
-use crate::replica::ReplicaManager;
+use crate::replica::{Partition, ReplicaManager};
 
 /// Everything a request handler may touch.
 #[derive(Debug)]
@@ -177,6 +178,26 @@ impl Broker {
                     tracing::error!(partition, %error, "loading group state");
                 }
             }
+        }
+    }
+}
+
+impl Broker {
+    /// The partition if this broker leads it, else the error code a client gets
+    /// (UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).
+    pub fn leader_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let found = self
+            .replicas
+            .partition(topic, partition)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        if found.is_leader() {
+            Ok(found)
+        } else {
+            Err(ResponseError::NotLeaderOrFollower)
         }
     }
 }

@@ -27,14 +27,10 @@ pub async fn handle(
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = broker.replicas.partition(&name, p.partition_index)
-                    else {
-                        return result
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match broker.leader_partition(&name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(error) => return result.with_error_code(error.code()),
                     };
-                    if !partition.is_leader() {
-                        return result.with_error_code(ResponseError::NotLeaderOrFollower.code());
-                    }
                     let high_watermark = partition.high_watermark();
                     let offset = if p.offset == -1 {
                         high_watermark

@@ -58,18 +58,20 @@ pub async fn handle(
         } else {
             ResponseError::UnknownTopicOrPartition
         };
-        let name = resolved.clone().unwrap_or_default();
-        broker.metrics.topic(&name).fetch_request();
+        // Per-topic series only for topics that exist: names from clients are unbounded.
+        if let Some(name) = resolved.as_deref().filter(|n| image.topic(n).is_some()) {
+            broker.metrics.topic(name).fetch_request();
+        }
         for p in &topic.partitions {
-            let partition = resolved
-                .as_deref()
-                .and_then(|name| broker.replicas.partition(name, p.partition));
-            let error = match &partition {
-                None => Some(unknown),
-                Some(partition) if !partition.is_leader() => {
-                    Some(ResponseError::NotLeaderOrFollower)
-                }
-                Some(partition) => epoch_error(p.current_leader_epoch, partition.leader_epoch()),
+            let (partition, error) = match resolved.as_deref() {
+                None => (None, Some(unknown)),
+                Some(name) => match broker.leader_partition(name, p.partition) {
+                    Ok(partition) => {
+                        let error = epoch_error(p.current_leader_epoch, partition.leader_epoch());
+                        (Some(partition), error)
+                    }
+                    Err(error) => (None, Some(error)),
+                },
             };
             targets.push(Target {
                 topic: topics.len(),
@@ -118,15 +120,13 @@ pub async fn handle(
         })
         .collect();
     for (target, data) in targets.iter().zip(results) {
-        if let Some(records) = &data.records
-            && let Some((name, _)) = topics.get(target.topic)
+        if let (Some(partition), Some(records)) = (&target.partition, &data.records)
+            && !records.is_empty()
         {
-            let name = if by_id {
-                target.partition.as_ref().map_or("", |p| &p.topic)
-            } else {
-                name.as_str()
-            };
-            broker.metrics.topic(name).bytes_out(records.len() as u64);
+            broker
+                .metrics
+                .topic(&partition.topic)
+                .bytes_out(records.len() as u64);
         }
         if let Some(topic) = responses.get_mut(target.topic) {
             topic.partitions.push(data);

@@ -39,14 +39,10 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let Some(partition) = broker.replicas.partition(&name, p.partition_index)
-                    else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match broker.leader_partition(&name, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(error) => return response.with_error_code(error.code()),
                     };
-                    if !partition.is_leader() {
-                        return response.with_error_code(ResponseError::NotLeaderOrFollower.code());
-                    }
                     let epoch = partition.leader_epoch();
                     if p.current_leader_epoch != -1 && p.current_leader_epoch != epoch {
                         let error = if p.current_leader_epoch < epoch {

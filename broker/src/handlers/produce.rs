@@ -35,17 +35,22 @@ pub async fn handle(
         .map(|t| t.name.0.to_string())
         .filter(|name| image.topic(name).is_none() && !is_internal(name))
         .collect();
-    if !missing.is_empty() {
-        broker.auto_create_topics(missing).await;
-    }
+    let image = if missing.is_empty() {
+        image
+    } else {
+        broker.auto_create_topics(missing).await
+    };
 
     let mut responses = Vec::with_capacity(request.topic_data.len());
     // acks=all waits happen after every partition was appended, so they overlap.
     let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
-        let metrics = broker.metrics.topic(&name);
-        metrics.produce_request();
+        // Per-topic series only for topics that exist: names from clients are unbounded.
+        let metrics = image.topic(&name).map(|_| broker.metrics.topic(&name));
+        if let Some(metrics) = &metrics {
+            metrics.produce_request();
+        }
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let mut response = PartitionProduceResponse::default()
@@ -63,8 +68,10 @@ pub async fn handle(
             );
             match result {
                 Ok((partition, info)) => {
-                    metrics.bytes_in(info.bytes);
-                    metrics.messages_in(info.record_count);
+                    if let Some(metrics) = &metrics {
+                        metrics.bytes_in(info.bytes);
+                        metrics.messages_in(info.record_count);
+                    }
                     response = response
                         .with_base_offset(info.first_offset)
                         .with_log_append_time_ms(info.log_append_time)
@@ -79,7 +86,9 @@ pub async fn handle(
                     }
                 }
                 Err((error, message)) => {
-                    metrics.failed_produce();
+                    if let Some(metrics) = &metrics {
+                        metrics.failed_produce();
+                    }
                     response = response
                         .with_error_code(error.code())
                         .with_error_message(message.map(super::str_bytes));
@@ -129,12 +138,8 @@ fn append(
         ));
     }
     let partition = broker
-        .replicas
-        .partition(topic, index)
-        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-    if !partition.is_leader() {
-        return Err((ResponseError::NotLeaderOrFollower, None));
-    }
+        .leader_partition(topic, index)
+        .map_err(|error| (error, None))?;
     let records = records.filter(|r| !r.is_empty()).ok_or((
         ResponseError::CorruptMessage,
         Some("no record batch".into()),
