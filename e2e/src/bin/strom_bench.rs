@@ -216,7 +216,8 @@ fn consume(args: &Args, bootstrap: &str, topic: &str, partitions: i32) -> anyhow
     Ok(())
 }
 
-/// Reads the whole topic with plain Fetch requests (1 MiB per partition, 50 MiB per request),
+/// Reads the whole topic with plain Fetch requests (1 MiB per partition as librdkafka asks by
+/// default, 50 MiB per request),
 /// advancing each partition past the last batch returned.
 async fn consume_raw(
     args: &Args,
@@ -256,7 +257,7 @@ async fn consume_raw(
                                 FetchPartition::default()
                                     .with_partition(p as i32)
                                     .with_fetch_offset(offset)
-                                    .with_partition_max_bytes(8 << 20)
+                                    .with_partition_max_bytes(1 << 20)
                             })
                             .collect(),
                     ),
