@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use rdkafka::admin::{
-    AdminOptions, AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
-    TopicReplication,
+    AdminClient, AdminOptions, AlterConfig, ConfigResource, ConfigSource, NewPartitions, NewTopic,
+    ResourceSpecifier, TopicReplication,
 };
+use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
@@ -32,6 +33,21 @@ fn listed_topics(broker: &BrokerProcess) -> anyhow::Result<Vec<String>> {
         .iter()
         .map(|t| t.name().to_string())
         .collect())
+}
+
+/// The DescribeConfigs answer for one topic.
+async fn topic_configs(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> anyhow::Result<ConfigResource> {
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await?;
+    described
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no answer for {topic}"))?
+        .map_err(|e| anyhow::anyhow!("describing {topic}: {e:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,12 +98,7 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
     assert!(!listed_topics(&broker)?.iter().any(|t| t == "dry-run"));
 
     // Describe configs: the set value with its source, defaults as defaults.
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic("orders")], &options)
-        .await?;
-    let resource = described[0]
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let resource = topic_configs(&admin, "orders").await?;
     let retention = resource
         .get("retention.ms")
         .ok_or_else(|| anyhow::anyhow!("retention.ms missing"))?;
@@ -104,12 +115,7 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
         AlterConfig::new(ResourceSpecifier::Topic("orders")).set("segment.bytes", "1048576");
     let altered = admin.alter_configs([&alter], &options).await?;
     assert!(altered[0].is_ok(), "{altered:?}");
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic("orders")], &options)
-        .await?;
-    let resource = described[0]
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let resource = topic_configs(&admin, "orders").await?;
     assert_eq!(
         resource
             .get("segment.bytes")
@@ -126,12 +132,7 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
     // rdkafka's binding reports every AlterConfigs resource as Ok (it never reads the
     // per-resource error), so the refusal shows in the unchanged value.
     admin.alter_configs([&invalid], &options).await?;
-    let described = admin
-        .describe_configs([&ResourceSpecifier::Topic("orders")], &options)
-        .await?;
-    let resource = described[0]
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let resource = topic_configs(&admin, "orders").await?;
     assert_eq!(
         resource
             .get("segment.bytes")
@@ -212,12 +213,7 @@ async fn topics_survive_a_restart_with_their_ids_and_configs() -> anyhow::Result
     broker.restart()?;
     assert_eq!(partition_count(&broker, "kept"), Some(4));
     let admin_client = admin(&broker.bootstrap())?;
-    let described = admin_client
-        .describe_configs([&ResourceSpecifier::Topic("kept")], &options)
-        .await?;
-    let resource = described[0]
-        .as_ref()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let resource = topic_configs(&admin_client, "kept").await?;
     assert_eq!(
         resource
             .get("retention.bytes")

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
-    TopicName,
+    ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -202,34 +202,33 @@ async fn produce(stream: &mut TcpStream, records: Bytes) -> anyhow::Result<(i16,
     Ok((partition.error_code, partition.base_offset))
 }
 
+/// InitProducerId for an idempotent producer (no transactional id); `current` re-initializes an
+/// existing producer id and epoch (KIP-360).
+async fn init_producer_id(
+    stream: &mut TcpStream,
+    current: Option<(ProducerId, i16)>,
+) -> anyhow::Result<InitProducerIdResponse> {
+    let mut request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60000);
+    if let Some((id, epoch)) = current {
+        request = request.with_producer_id(id).with_producer_epoch(epoch);
+    }
+    call(stream, ApiKey::InitProducerId, 4, &request).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
     let broker = BrokerProcess::start(BrokerOptions::default())?;
     create_topic(&broker.bootstrap(), "fenced", 1, &[]).await?;
     let mut stream = TcpStream::connect(broker.bootstrap()).await?;
 
-    let first: InitProducerIdResponse = call(
-        &mut stream,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60000),
-    )
-    .await?;
+    let first: InitProducerIdResponse = init_producer_id(&mut stream, None).await?;
     assert_eq!(first.error_code, 0);
     assert_eq!(first.producer_epoch, 0);
     let pid = first.producer_id;
     // A second producer gets another id.
-    let other: InitProducerIdResponse = call(
-        &mut stream,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60000),
-    )
-    .await?;
+    let other: InitProducerIdResponse = init_producer_id(&mut stream, None).await?;
     assert_ne!(other.producer_id, pid);
 
     assert_eq!(
@@ -249,17 +248,7 @@ async fn an_older_producer_epoch_is_fenced() -> anyhow::Result<()> {
     );
 
     // Re-initializing with the current id and epoch bumps the epoch (KIP-360)...
-    let bumped: InitProducerIdResponse = call(
-        &mut stream,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60000)
-            .with_producer_id(pid)
-            .with_producer_epoch(0),
-    )
-    .await?;
+    let bumped: InitProducerIdResponse = init_producer_id(&mut stream, Some((pid, 0))).await?;
     assert_eq!((bumped.producer_id, bumped.producer_epoch), (pid, 1));
     assert_eq!(
         produce(&mut stream, batch(pid.0, 1, 0, "b")?).await?,
@@ -291,15 +280,7 @@ async fn deduplication_holds_across_a_broker_restart() -> anyhow::Result<()> {
     let mut broker = BrokerProcess::start(BrokerOptions::default())?;
     create_topic(&broker.bootstrap(), "fenced", 1, &[]).await?;
     let mut stream = TcpStream::connect(broker.bootstrap()).await?;
-    let init: InitProducerIdResponse = call(
-        &mut stream,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60000),
-    )
-    .await?;
+    let init: InitProducerIdResponse = init_producer_id(&mut stream, None).await?;
     let pid = init.producer_id.0;
     for (sequence, value) in ["a", "b", "c"].iter().enumerate() {
         let offset = produce(&mut stream, batch(pid, 0, sequence as i32, value)?).await?;
@@ -316,15 +297,7 @@ async fn deduplication_holds_across_a_broker_restart() -> anyhow::Result<()> {
     // ...the sequence continues where it stopped...
     assert_eq!(produce(&mut stream, batch(pid, 0, 3, "d")?).await?, (0, 3));
     // ...and producer ids handed out before the crash are never handed out again.
-    let next: InitProducerIdResponse = call(
-        &mut stream,
-        ApiKey::InitProducerId,
-        4,
-        &InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_transaction_timeout_ms(60000),
-    )
-    .await?;
+    let next: InitProducerIdResponse = init_producer_id(&mut stream, None).await?;
     assert!(
         next.producer_id.0 > pid,
         "{} after {pid}",
