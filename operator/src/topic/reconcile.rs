@@ -82,6 +82,22 @@ impl Unavailable {
     }
 }
 
+/// The Cluster the Topic names, if it exists.
+async fn referenced_cluster<F: AdminFactory>(
+    topic: &Topic,
+    ctx: &Context<F>,
+    namespace: &str,
+) -> Result<Option<Cluster>, Error> {
+    let cluster_name = &topic.spec.cluster_ref.name;
+    let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), namespace);
+    clusters
+        .get_opt(cluster_name)
+        .await
+        .map_err(Error::kube(format!(
+            "get Cluster {namespace}/{cluster_name}"
+        )))
+}
+
 async fn apply<F: AdminFactory>(
     topic: &Topic,
     ctx: &Context<F>,
@@ -89,13 +105,7 @@ async fn apply<F: AdminFactory>(
 ) -> Result<Action, Error> {
     let name = topic.topic_name().to_owned();
     let cluster_name = &topic.spec.cluster_ref.name;
-    let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), namespace);
-    let cluster = clusters
-        .get_opt(cluster_name)
-        .await
-        .map_err(Error::kube(format!(
-            "get Cluster {namespace}/{cluster_name}"
-        )))?;
+    let cluster = referenced_cluster(topic, ctx, namespace).await?;
     let Some(cluster) = cluster else {
         let why = Unavailable {
             reason: "ClusterNotFound",
@@ -261,13 +271,7 @@ async fn cleanup<F: AdminFactory>(
         return Ok(Action::await_change());
     }
     let cluster_name = &topic.spec.cluster_ref.name;
-    let clusters: Api<Cluster> = Api::namespaced(ctx.client.clone(), namespace);
-    let cluster = clusters
-        .get_opt(cluster_name)
-        .await
-        .map_err(Error::kube(format!(
-            "get Cluster {namespace}/{cluster_name}"
-        )))?;
+    let cluster = referenced_cluster(topic, ctx, namespace).await?;
     let Some(cluster) = cluster else {
         // The brokers went with the Cluster; there is no topic left to delete.
         ctx.publish(
