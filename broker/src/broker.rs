@@ -31,6 +31,8 @@ pub struct Broker {
     /// `__consumer_offsets` partitions whose group state is loaded into the coordinator; the
     /// async mutex also serializes the topic's creation.
     pub loaded_offsets_partitions: tokio::sync::Mutex<HashSet<i32>>,
+    /// Groups whose offsets the metrics currently show, to drop the series of vanished groups.
+    pub exported_groups: parking_lot::Mutex<HashSet<String>>,
 }
 
 impl Broker {
@@ -129,7 +131,16 @@ impl Broker {
             .count() as i64;
         self.metrics.set_controller(active, offline);
 
-        for committed in self.groups.committed_offsets() {
+        let committed_offsets = self.groups.committed_offsets();
+        // Groups deleted or expired since the last scrape lose their series.
+        let groups: HashSet<String> = committed_offsets.iter().map(|c| c.group.clone()).collect();
+        let mut exported = self.exported_groups.lock();
+        for gone in exported.difference(&groups) {
+            self.metrics.remove_consumer_group(gone);
+        }
+        *exported = groups;
+        drop(exported);
+        for committed in committed_offsets {
             let Some(partition) = self
                 .replicas
                 .partition(&committed.topic, committed.partition)

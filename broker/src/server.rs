@@ -177,6 +177,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         producer_ids: ProducerIdManager::new(node_id),
         groups,
         loaded_offsets_partitions: Default::default(),
+        exported_groups: Default::default(),
     });
 
     let shutdown = CancellationToken::new();
