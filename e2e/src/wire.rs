@@ -5,6 +5,7 @@ use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -54,4 +55,18 @@ where
     let mut bytes = Bytes::from(frame);
     ResponseHeader::decode(&mut bytes, Resp::header_version(version))?;
     Resp::decode(&mut bytes, version)
+}
+
+/// One uncompressed v2 record batch holding `records`, as a client would send it.
+pub fn encode_batch(records: &[Record]) -> anyhow::Result<Bytes> {
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    Ok(buf.freeze())
 }

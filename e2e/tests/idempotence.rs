@@ -8,20 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
     ProducerId, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, TimestampType};
 use rdkafka::Message;
 use rdkafka::producer::FutureRecord;
 use strom_e2e::kafka::{assigned_consumer, consume, create_topic, producer};
-use strom_e2e::wire::{call, read_frame, write_frame};
+use strom_e2e::wire::{call, encode_batch, read_frame, write_frame};
 use strom_e2e::{BrokerOptions, BrokerProcess};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -172,16 +170,7 @@ fn batch(producer_id: i64, epoch: i16, sequence: i32, value: &str) -> anyhow::Re
         value: Some(Bytes::copy_from_slice(value.as_bytes())),
         headers: Default::default(),
     };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )?;
-    Ok(buf.freeze())
+    encode_batch(&[record])
 }
 
 async fn produce(stream: &mut TcpStream, records: Bytes) -> anyhow::Result<(i16, i64)> {

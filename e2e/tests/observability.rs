@@ -10,10 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Record, TimestampType};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::AdminOptions;
@@ -26,6 +24,7 @@ use strom_e2e::observability::{
     PrometheusProcess, dashboard_queries, dashboards, http_get, metric_names, rule_files,
     substitute_variables, variable_names,
 };
+use strom_e2e::wire::encode_batch;
 use strom_e2e::{BrokerOptions, BrokerProcess, kafka, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -221,16 +220,7 @@ fn one_record_batch_len(key: &[u8], value: &[u8]) -> anyhow::Result<u64> {
         headers: Default::default(),
         delete_horizon: false,
     };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&record],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )?;
-    Ok(u64::try_from(buf.len())?)
+    Ok(u64::try_from(encode_batch(&[record])?.len())?)
 }
 
 /// `GET /metrics` of the broker.

@@ -1,15 +1,17 @@
 //! AlterConfigs (legacy): replaces a resource's whole set of dynamic configs; keys left out go
-//! back to their defaults. IncrementalAlterConfigs is the API to prefer.
+//! back to their defaults. IncrementalAlterConfigs is the API to prefer; both share the
+//! resource naming and error reporting here.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, RequestHeader};
+use kafka_protocol::protocol::StrBytes;
+use strom_metadata::{ConfigResource, ControllerError};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::errors::controller_failure;
-use kafka_protocol::error::ResponseError;
-use strom_metadata::ConfigResource;
 
 /// The metadata resource named by a (type, name) pair from a request.
 pub fn config_resource(resource_type: i8, name: &str) -> Result<ConfigResource, String> {
@@ -23,6 +25,28 @@ pub fn config_resource(resource_type: i8, name: &str) -> Result<ConfigResource, 
     }
 }
 
+/// What one resource's alteration answers: an error code (0 = done) and a message.
+pub type Outcome = (i16, Option<StrBytes>);
+
+/// A request the broker could not even hand to the controller.
+pub fn invalid_request(message: String) -> Outcome {
+    (
+        ResponseError::InvalidRequest.code(),
+        Some(str_bytes(message)),
+    )
+}
+
+/// The controller's answer for one resource.
+pub fn controller_outcome(result: Result<(), ControllerError>) -> Outcome {
+    match result {
+        Ok(()) => (0, None),
+        Err(error) => {
+            let (code, message) = controller_failure(&error);
+            (code, message.map(str_bytes))
+        }
+    }
+}
+
 pub async fn handle(
     broker: &Broker,
     _header: &RequestHeader,
@@ -30,38 +54,29 @@ pub async fn handle(
 ) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let response = AlterConfigsResourceResponse::default()
-            .with_resource_type(resource.resource_type)
-            .with_resource_name(resource.resource_name.clone());
-        let target = match config_resource(resource.resource_type, &resource.resource_name) {
-            Ok(target) => target,
-            Err(message) => {
-                responses.push(
-                    response
-                        .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_error_message(Some(str_bytes(message))),
-                );
-                continue;
+        let outcome = match config_resource(resource.resource_type, &resource.resource_name) {
+            Err(message) => invalid_request(message),
+            Ok(target) => {
+                let configs = resource
+                    .configs
+                    .iter()
+                    .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                    .collect();
+                controller_outcome(
+                    broker
+                        .controller
+                        .alter_configs(target, configs, request.validate_only)
+                        .await,
+                )
             }
         };
-        let configs = resource
-            .configs
-            .iter()
-            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-            .collect();
-        let result = broker
-            .controller
-            .alter_configs(target, configs, request.validate_only)
-            .await;
-        responses.push(match result {
-            Ok(()) => response,
-            Err(error) => {
-                let (code, message) = controller_failure(&error);
-                response
-                    .with_error_code(code)
-                    .with_error_message(message.map(str_bytes))
-            }
-        });
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name)
+                .with_error_code(outcome.0)
+                .with_error_message(outcome.1),
+        );
     }
     if !request.validate_only {
         broker.publish_metadata();

@@ -257,18 +257,23 @@ mod tests {
         Timestamp::from_second(1_700_000_000).expect("valid timestamp")
     }
 
+    /// The status of `cluster` with these pods and no StatefulSet observed yet.
+    fn status_with(cluster: &Cluster, pods: &[Pod]) -> ClusterStatus {
+        cluster_status(
+            cluster,
+            Observed {
+                stateful_set: None,
+                pods,
+            },
+            now(),
+        )
+    }
+
     #[test]
     fn new_cluster_is_provisioning() {
         let cluster = minimal_cluster();
         let pods = [pod("demo-broker-1", true), pod("demo-broker-0", false)];
-        let status = cluster_status(
-            &cluster,
-            Observed {
-                stateful_set: None,
-                pods: &pods,
-            },
-            now(),
-        );
+        let status = status_with(&cluster, &pods);
         assert_eq!(status.ready_replicas, 1);
         assert_eq!(
             status.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
@@ -301,14 +306,7 @@ mod tests {
             pod("demo-broker-1", true),
             pod("demo-broker-2", true),
         ];
-        let status = cluster_status(
-            &cluster,
-            Observed {
-                stateful_set: None,
-                pods: &pods,
-            },
-            now(),
-        );
+        let status = status_with(&cluster, &pods);
         assert!(status.operation.is_none());
         assert_eq!(
             find(&status.conditions, "Ready").map(|c| c.status.as_str()),
@@ -328,27 +326,13 @@ mod tests {
             pod("demo-broker-1", true),
             pod("demo-broker-2", true),
         ];
-        cluster.status = Some(cluster_status(
-            &cluster,
-            Observed {
-                stateful_set: None,
-                pods: &pods,
-            },
-            now(),
-        ));
+        cluster.status = Some(status_with(&cluster, &pods));
         let pods = [
             pod("demo-broker-0", true),
             pod("demo-broker-1", false),
             pod("demo-broker-2", true),
         ];
-        let status = cluster_status(
-            &cluster,
-            Observed {
-                stateful_set: None,
-                pods: &pods,
-            },
-            now(),
-        );
+        let status = status_with(&cluster, &pods);
         assert!(status.operation.is_none());
         assert_eq!(
             find(&status.conditions, "Degraded").map(|c| c.reason.as_str()),
