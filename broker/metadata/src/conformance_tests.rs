@@ -19,8 +19,8 @@ impl StoreBuilder<TypeConfig, FileLogStore, MetadataStateMachine, tempfile::Temp
     ) -> Result<(tempfile::TempDir, FileLogStore, MetadataStateMachine), StorageError> {
         let dir = tempfile::tempdir().expect("tempdir for a conformance case");
         let log = FileLogStore::open(dir.path()).expect("log store opens");
-        let (sm, _publisher) =
-            MetadataStateMachine::open(dir.path(), "conformance").expect("state machine opens");
+        let (sm, _publisher) = MetadataStateMachine::open(dir.path(), Some("conformance"))
+            .expect("state machine opens");
         Ok((dir, log, sm))
     }
 }

@@ -20,7 +20,6 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::controller_error::ControllerError;
-use crate::error::MetadataError;
 use crate::image::MetadataImage;
 use crate::plan::config_record;
 use crate::plan::duplicate_names;
@@ -59,7 +58,7 @@ impl Default for TopicDefaults {
 }
 
 /// One topic of a CreateTopics request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct CreateTopicRequest {
     pub name: String,
     /// `None` or `-1`: the broker default.
@@ -94,7 +93,7 @@ pub struct CreateTopicResult {
 pub type NewPartitions = (String, i32, Option<Vec<Vec<i32>>>);
 
 /// One operation of IncrementalAlterConfigs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConfigOp {
     Set(String, String),
     /// Remove the explicit value so the default applies again.
@@ -113,22 +112,42 @@ impl ConfigOp {
     }
 }
 
+/// How the controller judges broker liveness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerOptions {
+    pub defaults: TopicDefaults,
+    /// Kafka's `broker.session.timeout.ms`: a broker without a heartbeat for this long is
+    /// fenced.
+    pub session_timeout: std::time::Duration,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        Self {
+            defaults: TopicDefaults::default(),
+            session_timeout: std::time::Duration::from_millis(9000),
+        }
+    }
+}
+
 /// The controller. Cheap to clone; clones share the proposal lock.
 #[derive(Debug, Clone)]
 pub struct Controller {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    quorum: MetadataQuorum,
-    defaults: TopicDefaults,
+pub(crate) struct Inner {
+    pub(crate) quorum: MetadataQuorum,
+    pub(crate) options: ControllerOptions,
     /// Held from validation to commit; guards the placement rotation.
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
+    /// When each broker last sent a heartbeat to this node as the active controller.
+    pub(crate) heartbeats: parking_lot::Mutex<crate::broker_lifecycle::Heartbeats>,
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     /// Rotates the broker that gets the first replica of each new topic, so topics created one
     /// after the other do not all lead on the same broker.
     placement_rotation: usize,
@@ -136,11 +155,22 @@ struct State {
 
 impl Controller {
     pub fn new(quorum: MetadataQuorum, defaults: TopicDefaults) -> Controller {
+        Self::with_options(
+            quorum,
+            ControllerOptions {
+                defaults,
+                ..ControllerOptions::default()
+            },
+        )
+    }
+
+    pub fn with_options(quorum: MetadataQuorum, options: ControllerOptions) -> Controller {
         Controller {
             inner: Arc::new(Inner {
                 quorum,
-                defaults,
+                options,
                 state: Mutex::new(State::default()),
+                heartbeats: parking_lot::Mutex::default(),
             }),
         }
     }
@@ -150,12 +180,12 @@ impl Controller {
     }
 
     pub fn defaults(&self) -> TopicDefaults {
-        self.inner.defaults
+        self.inner.options.defaults
     }
 
     /// The image to validate against, refusing when this node is not the active controller
     /// (its image may be behind).
-    fn leader_image(&self) -> Result<Arc<MetadataImage>, ControllerError> {
+    pub(crate) fn leader_image(&self) -> Result<Arc<MetadataImage>, ControllerError> {
         let quorum = &self.inner.quorum;
         if !quorum.is_leader() {
             return Err(ControllerError::NotController {
@@ -165,8 +195,8 @@ impl Controller {
         Ok(quorum.image())
     }
 
-    /// Hands `node_id` a block of `count` producer ids (KIP-730's AllocateProducerIds, applied
-    /// locally): returns the first id of the block; the block is committed before it is used.
+    /// Hands `node_id` a block of `count` producer ids (KIP-730's AllocateProducerIds): returns
+    /// the first id of the block; the block is committed before it is used.
     pub async fn allocate_producer_ids(
         &self,
         node_id: i32,
@@ -187,39 +217,6 @@ impl Controller {
         )
         .await?;
         Ok(first)
-    }
-
-    /// Registers (or re-registers after a restart) a broker with a fresh incarnation.
-    pub async fn register_broker(
-        &self,
-        node_id: i32,
-        host: String,
-        port: u16,
-        rack: Option<String>,
-    ) -> Result<(), MetadataError> {
-        let invalid = |reason: &str| MetadataError::InvalidRegistration {
-            node_id,
-            reason: reason.to_owned(),
-        };
-        if node_id < 0 {
-            return Err(invalid("the node id must be non-negative"));
-        }
-        if host.trim().is_empty() {
-            return Err(invalid("the advertised host must not be empty"));
-        }
-        if port == 0 {
-            return Err(invalid("the advertised port must not be 0"));
-        }
-        let _state = self.inner.state.lock().await;
-        let record = MetadataRecord::RegisterBroker {
-            node_id,
-            host,
-            port,
-            rack,
-            incarnation: Uuid::new_v4(),
-        };
-        self.inner.quorum.propose(vec![record]).await?;
-        Ok(())
     }
 
     /// CreateTopics. Valid topics are committed together in one entry; each topic gets its own
@@ -253,7 +250,7 @@ impl Controller {
                 })
             } else {
                 let start = state.placement_rotation;
-                plan_topic(&working, &request, self.inner.defaults, start).map(
+                plan_topic(&working, &request, self.inner.options.defaults, start).map(
                     |(planned, created)| {
                         state.placement_rotation = state.placement_rotation.wrapping_add(1);
                         working = working.apply_batch(working.offset, &planned);
@@ -452,7 +449,7 @@ impl Controller {
         self.commit(records, validate_only).await
     }
 
-    async fn commit(
+    pub(crate) async fn commit(
         &self,
         records: Vec<MetadataRecord>,
         validate_only: bool,

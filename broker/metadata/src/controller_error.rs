@@ -6,7 +6,7 @@ use crate::error::MetadataError;
 use crate::topic_config::ConfigValidationError;
 
 /// Why an admin operation was refused. Each message says what to change.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum ControllerError {
     #[error("{message}")]
     InvalidTopic { topic: String, message: String },
@@ -29,6 +29,14 @@ pub enum ControllerError {
         leader.map(|l| format!(" (node {l} is)")).unwrap_or_default()
     )]
     NotController { leader: Option<u64> },
+    /// No controller could be reached within the request's deadline (Kafka's
+    /// REQUEST_TIMED_OUT, which clients retry).
+    #[error("No active controller answered within {timeout_ms} ms; retry later.")]
+    ControllerUnavailable { timeout_ms: u64 },
+    /// A heartbeat or shutdown request from an incarnation the controller no longer knows
+    /// (Kafka's STALE_BROKER_EPOCH): the broker must register again.
+    #[error("Broker {node_id} is not registered with this incarnation; register again.")]
+    StaleBrokerEpoch { node_id: i32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -45,6 +53,8 @@ impl ControllerError {
             Self::InvalidReplicaAssignment { .. } => 39,
             Self::InvalidConfig { .. } => 40,
             Self::NotController { .. } => 41,
+            Self::ControllerUnavailable { .. } => 7,
+            Self::StaleBrokerEpoch { .. } => 77,
             Self::InvalidRequest { .. } => 42,
             Self::Internal(_) => -1,
         }

@@ -56,6 +56,11 @@ pub enum MetadataError {
          voters are running and reachable"
     )]
     ElectionTimeout { timeout_ms: u64 },
+    #[error(
+        "{detail}; check controller.quorum.voters, or give this broker the data directory of \
+         this cluster"
+    )]
+    ForeignQuorum { detail: String },
     #[error("the metadata quorum is shut down")]
     ShutDown,
     #[error("metadata raft error: {message}")]

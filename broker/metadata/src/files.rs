@@ -53,3 +53,22 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, M
         Err(e) => Err(MetadataError::io("read", path, e)),
     }
 }
+
+/// An exclusive advisory lock on `<dir>/.lock`, held as long as the returned file is open, so
+/// two processes never write one directory. The one lock helper of the broker's directories.
+pub fn lock_dir(dir: &Path) -> Result<File, MetadataError> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| MetadataError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(MetadataError::DirectoryInUse {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(MetadataError::io("lock", &path, e)),
+    }
+}

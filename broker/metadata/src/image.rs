@@ -29,6 +29,16 @@ pub struct BrokerRegistration {
     pub incarnation: Uuid,
     /// The broker epoch: the metadata offset at which this registration was applied (KIP-631).
     pub epoch: u64,
+    /// A fenced broker is left out of Metadata responses and leads nothing new.
+    #[serde(default)]
+    pub fenced: bool,
+    /// The metadata offset at which the broker was last fenced: it is unfenced once it has
+    /// applied the log past it.
+    #[serde(default)]
+    pub fenced_at: u64,
+    /// The broker asked to shut down; its leaderships are to move away.
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
 }
 
 /// One partition's replica assignment and leadership.
@@ -131,6 +141,17 @@ impl MetadataImage {
         self.brokers.get(&node_id)
     }
 
+    /// Registered brokers that are not fenced: the ones clients are told about and that
+    /// replicas are placed on.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `node_id` is registered and not fenced.
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
+    }
+
     /// Dynamic configs set on `node_id` (empty when none).
     pub fn broker_config(&self, node_id: i32) -> Option<&BTreeMap<String, String>> {
         self.broker_configs.get(&node_id)
@@ -144,6 +165,7 @@ impl MetadataImage {
                 port,
                 rack,
                 incarnation,
+                fenced,
             } => {
                 let registration = BrokerRegistration {
                     node_id: *node_id,
@@ -152,8 +174,43 @@ impl MetadataImage {
                     rack: rack.clone(),
                     incarnation: *incarnation,
                     epoch: self.offset,
+                    fenced: *fenced,
+                    fenced_at: self.offset,
+                    in_controlled_shutdown: false,
                 };
                 Arc::make_mut(&mut self.brokers).insert(*node_id, registration);
+            }
+            MetadataRecord::BrokerChange {
+                node_id,
+                incarnation,
+                fenced,
+                in_controlled_shutdown,
+            } => {
+                let offset = self.offset;
+                let brokers = Arc::make_mut(&mut self.brokers);
+                let Some(broker) = brokers
+                    .get_mut(node_id)
+                    .filter(|b| b.incarnation == *incarnation)
+                else {
+                    tracing::debug!(node_id, %incarnation, "ignoring a change of a past broker incarnation");
+                    return;
+                };
+                if let Some(fenced) = fenced {
+                    if *fenced && !broker.fenced {
+                        broker.fenced_at = offset;
+                    }
+                    broker.fenced = *fenced;
+                }
+                if let Some(shutdown) = in_controlled_shutdown {
+                    broker.in_controlled_shutdown = *shutdown;
+                }
+            }
+            MetadataRecord::ClusterId { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id.clone();
+                } else if self.cluster_id != *cluster_id {
+                    tracing::warn!(current = %self.cluster_id, ignored = %cluster_id, "ignoring a second cluster id");
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 if self.topics.contains_key(name) || self.topic_ids.contains_key(topic_id) {
@@ -561,6 +618,7 @@ mod tests {
             port,
             rack: Some("r1".into()),
             incarnation: Uuid::from_u128(u128::from(port)),
+            fenced: false,
         };
         let image = MetadataImage::empty("c").apply_batch(5, &[register(9092)]);
         assert_eq!(image.broker(1).map(|b| (b.port, b.epoch)), Some((9092, 5)));

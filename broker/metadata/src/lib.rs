@@ -22,16 +22,22 @@
 //! On disk (the quorum directory, e.g. `<data-dir>/__cluster_metadata-0`): `raft.log`,
 //! `vote.json`, `committed.json`, `purged.json`, `snapshot.json`, `cluster.json`, `.lock`.
 
+mod broker_lifecycle;
 pub mod controller;
+pub mod controller_client;
 pub mod controller_error;
+pub mod controller_ops;
 pub mod error;
 mod files;
+pub mod grpc;
+pub mod identity;
 pub mod image;
 pub mod log_store;
 pub mod network;
 pub mod placement;
 mod plan;
 pub mod quorum;
+mod quorum_membership;
 pub mod raft_types;
 pub mod records;
 pub mod state_machine;
@@ -40,18 +46,24 @@ pub mod topic_name;
 
 pub use controller::ConfigOp;
 pub use controller::Controller;
+pub use controller::ControllerOptions;
 pub use controller::CreateTopicRequest;
 pub use controller::CreateTopicResult;
 pub use controller::CreatedTopic;
 pub use controller::NewPartitions;
 pub use controller::TopicDefaults;
+pub use controller_client::ControllerClient;
 pub use controller_error::ControllerError;
+pub use controller_ops::ControllerRequest;
+pub use controller_ops::ControllerResponse;
 pub use error::MetadataError;
+pub use files::lock_dir;
 pub use image::BrokerRegistration;
 pub use image::MetadataImage;
 pub use image::PartitionImage;
 pub use image::TopicImage;
 pub use quorum::MetadataQuorum;
+pub use quorum::NetworkContext;
 pub use quorum::QuorumConfig;
 pub use quorum::QuorumOptions;
 pub use records::ConfigResource;

@@ -374,6 +374,7 @@ mod tests {
                 port: 9092,
                 rack: None,
                 incarnation: Uuid::new_v4(),
+                fenced: false,
             })
         })
     }

@@ -1,19 +1,22 @@
 //! The running metadata quorum: an openraft node over the file log store and the image state
 //! machine.
 //!
-//! `<dir>/cluster.json` records the cluster id and this node's id the first time the directory
-//! is used (Kafka's `meta.properties`), so a broker pointed at another broker's directory, or a
-//! directory of another cluster, refuses to start. `<dir>/.lock` is held while the quorum runs,
-//! so two processes never write the same log.
+//! Voters (`process.roles=broker,controller`) form the Raft quorum; other nodes follow the log
+//! as observers (Raft learners) that the active controller adds when they ask, and never vote.
+//! A single broker with no voters configured is a quorum of one voter: the same code.
 //!
-//! A fresh directory is initialized with the configured voters; today that is this node alone
-//! and it elects itself at once. Adding voters later is a membership change plus a network
-//! implementation (see [`crate::network`]), not a change of this code.
+//! The cluster id is fixed once, in the log: the first elected controller commits a
+//! `cluster_id.v1` record (the configured id, the one this directory already recorded, or a new
+//! one); [`crate::identity`] keeps the directory's node and cluster id. `<dir>/.lock` is held
+//! while the quorum runs, so two processes never write the same log.
+//!
+//! Start-up is two steps, so the caller can serve the controller listener in between (voters
+//! must answer each other's votes before any of them is elected): [`MetadataQuorum::open_with`]
+//! opens the directory and starts the Raft node, [`MetadataQuorum::await_ready`] initializes a
+//! fresh voter set and waits for a leader and the cluster id.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::fs::OpenOptions;
-use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,15 +26,14 @@ use openraft::RaftNetworkFactory;
 use openraft::SnapshotPolicy;
 use openraft::error::ClientWriteError;
 use openraft::error::Fatal;
+use openraft::error::InitializeError;
 use openraft::error::RaftError;
-use openraft::metrics::WaitError;
-use serde::Deserialize;
-use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::error::MetadataError;
-use crate::files::read_json;
-use crate::files::write_json;
+use crate::files::lock_dir;
+use crate::grpc::raft_network::PeerStats;
+use crate::identity;
 use crate::image::MetadataImage;
 use crate::log_store::FileLogStore;
 use crate::network::UnreachableNetwork;
@@ -42,11 +44,11 @@ use crate::records::MetadataRecord;
 use crate::state_machine::ImagePublisher;
 use crate::state_machine::MetadataStateMachine;
 
-const CLUSTER_FILE: &str = "cluster.json";
-const LOCK_FILE: &str = ".lock";
 /// The openraft cluster name: every Strom metadata quorum shares it, the cluster id tells
 /// clusters apart.
 const RAFT_CLUSTER_NAME: &str = "strom";
+/// The largest piece of a snapshot sent in one InstallSnapshot RPC.
+const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// Where and as whom the quorum runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,23 +57,65 @@ pub struct QuorumConfig {
     pub node_id: u64,
     /// The metadata log directory, e.g. `<data-dir>/__cluster_metadata-0`.
     pub dir: PathBuf,
-    /// The cluster id; generated and persisted on first start when `None`, checked against the
-    /// persisted one when `Some`.
+    /// The cluster id the first controller fixes; when `None` it takes the one this directory
+    /// recorded, or a new one. Checked against the recorded one when `Some`.
     pub cluster_id: Option<String>,
-    /// Voter node ids and their quorum addresses; must contain `node_id`.
+    /// Voter node ids and their controller listener addresses.
     pub voters: BTreeMap<u64, String>,
+    /// `true` for an observer (`process.roles=broker`): it follows the log and never votes,
+    /// and `node_id` must not be a voter. `false` for a voter: `node_id` must be a voter.
+    pub observer: bool,
+    /// This node's advertised controller listener (an observer tells the controller).
+    pub address: String,
 }
 
 impl QuorumConfig {
     /// A single-voter quorum of this node.
     pub fn single_voter(node_id: u64, dir: impl Into<PathBuf>, address: impl Into<String>) -> Self {
+        let address = address.into();
         Self {
             node_id,
             dir: dir.into(),
             cluster_id: None,
-            voters: BTreeMap::from([(node_id, address.into())]),
+            voters: BTreeMap::from([(node_id, address.clone())]),
+            observer: false,
+            address,
         }
     }
+
+    fn validate(&self) -> Result<(), MetadataError> {
+        let is_voter = self.voters.contains_key(&self.node_id);
+        let invalid = |reason: String| Err(MetadataError::InvalidConfig { reason });
+        if self.voters.is_empty() {
+            return invalid("controller.quorum.voters lists no voter".to_owned());
+        }
+        if !self.observer && !is_voter {
+            return invalid(format!(
+                "the voters {:?} do not include this node ({}), but its process.roles include \
+                 controller",
+                self.voters.keys().collect::<Vec<_>>(),
+                self.node_id
+            ));
+        }
+        if self.observer && is_voter {
+            return invalid(format!(
+                "node {} is listed in controller.quorum.voters, but its process.roles do not \
+                 include controller",
+                self.node_id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a transport factory gets to know about its node.
+#[derive(Debug, Clone)]
+pub struct NetworkContext {
+    pub node_id: NodeId,
+    /// Newly applied images; the transport presents the image's cluster id to its peers.
+    pub images: watch::Receiver<Arc<MetadataImage>>,
+    /// Where the transport records what it learns about peers.
+    pub stats: Arc<PeerStats>,
 }
 
 /// Tuning of the Raft node; the defaults suit a metadata quorum on a LAN.
@@ -102,13 +146,6 @@ impl Default for QuorumOptions {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct ClusterMeta {
-    version: u32,
-    cluster_id: String,
-    node_id: u64,
-}
-
 /// A handle to the running metadata quorum. Cheap to clone.
 #[derive(Clone)]
 pub struct MetadataQuorum {
@@ -116,22 +153,25 @@ pub struct MetadataQuorum {
 }
 
 struct Inner {
-    node_id: NodeId,
-    cluster_id: String,
-    dir: PathBuf,
+    config: QuorumConfig,
+    options: QuorumOptions,
+    /// The cluster id the first leader commits when the log has none yet.
+    proposed_cluster_id: String,
     raft: Raft,
     publisher: Arc<ImagePublisher>,
+    stats: Arc<PeerStats>,
     /// The directory lock, held until shutdown (or until the last handle is dropped).
     lock: parking_lot::Mutex<Option<File>>,
 }
 
 impl std::fmt::Debug for MetadataQuorum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let image = self.inner.publisher.current();
         f.debug_struct("MetadataQuorum")
-            .field("node_id", &self.inner.node_id)
-            .field("cluster_id", &self.inner.cluster_id)
-            .field("dir", &self.inner.dir)
-            .field("offset", &self.inner.publisher.current().offset)
+            .field("node_id", &self.inner.config.node_id)
+            .field("cluster_id", &image.cluster_id)
+            .field("dir", &self.inner.config.dir)
+            .field("offset", &image.offset)
             .finish()
     }
 }
@@ -142,9 +182,8 @@ impl MetadataQuorum {
         Self::start_with(config, QuorumOptions::default(), UnreachableNetwork).await
     }
 
-    /// Opens the log and snapshot under `config.dir`, replays them, initializes a fresh cluster
-    /// with the configured voters, and waits (up to `options.start_timeout`) until a leader is
-    /// known and, when it is this node, everything in its log is applied to the image.
+    /// [`open_with`](Self::open_with) and [`await_ready`](Self::await_ready) in one, for a
+    /// quorum whose transport needs no server of the caller's (tests, a single voter).
     pub async fn start_with<N>(
         config: QuorumConfig,
         options: QuorumOptions,
@@ -153,17 +192,28 @@ impl MetadataQuorum {
     where
         N: RaftNetworkFactory<crate::raft_types::TypeConfig>,
     {
-        if !config.voters.contains_key(&config.node_id) {
-            return Err(MetadataError::InvalidConfig {
-                reason: format!(
-                    "the voters {:?} do not include this node ({})",
-                    config.voters.keys().collect::<Vec<_>>(),
-                    config.node_id
-                ),
-            });
+        let quorum = Self::open_with(config, options, |_| network).await?;
+        if let Err(e) = quorum.await_ready().await {
+            quorum.stop_after_failed_start().await;
+            return Err(e);
         }
+        Ok(quorum)
+    }
+
+    /// Opens the log and snapshot under `config.dir`, replays them and starts the Raft node
+    /// with the transport `network` makes. Nothing is elected yet.
+    pub async fn open_with<N, F>(
+        config: QuorumConfig,
+        options: QuorumOptions,
+        network: F,
+    ) -> Result<MetadataQuorum, MetadataError>
+    where
+        N: RaftNetworkFactory<crate::raft_types::TypeConfig>,
+        F: FnOnce(NetworkContext) -> N,
+    {
+        config.validate()?;
         let open_config = config.clone();
-        let (lock, cluster_id, log_store, state_machine, publisher) =
+        let (lock, proposed_cluster_id, log_store, state_machine, publisher) =
             tokio::task::spawn_blocking(move || open_dir(&open_config))
                 .await
                 .map_err(MetadataError::raft)??;
@@ -175,6 +225,7 @@ impl MetadataQuorum {
             election_timeout_max: millis(options.election_timeout_max),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_interval),
             max_in_snapshot_log_to_keep: options.logs_to_keep_after_snapshot,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             purge_batch_size: 1,
             ..Default::default()
         }
@@ -183,6 +234,12 @@ impl MetadataQuorum {
             reason: e.to_string(),
         })?;
 
+        let stats = Arc::new(PeerStats::default());
+        let network = network(NetworkContext {
+            node_id: config.node_id,
+            images: publisher.subscribe(),
+            stats: Arc::clone(&stats),
+        });
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -192,69 +249,122 @@ impl MetadataQuorum {
         )
         .await
         .map_err(MetadataError::raft)?;
-        let quorum = MetadataQuorum {
+        Ok(MetadataQuorum {
             inner: Arc::new(Inner {
-                node_id: config.node_id,
-                cluster_id,
-                dir: config.dir.clone(),
+                config,
+                options,
+                proposed_cluster_id,
                 raft,
                 publisher,
+                stats,
                 lock: parking_lot::Mutex::new(Some(lock)),
             }),
-        };
-        if let Err(e) = quorum.initialize_and_wait(&config, &options).await {
-            // Stop the raft task so the directory is released for a retry.
-            if let Err(stop) = quorum.shutdown().await {
-                tracing::warn!(error = %stop, "metadata quorum failed while stopping");
-            }
-            return Err(e);
-        }
-        tracing::info!(
-            node_id = config.node_id,
-            cluster_id = %quorum.inner.cluster_id,
-            offset = quorum.image().offset,
-            "metadata quorum started"
-        );
-        Ok(quorum)
+        })
     }
 
-    async fn initialize_and_wait(
-        &self,
-        config: &QuorumConfig,
-        options: &QuorumOptions,
-    ) -> Result<(), MetadataError> {
+    /// Initializes a fresh voter set, then waits (up to `options.start_timeout`) until a
+    /// leader is known, the cluster id is in the image and, on the leader, everything in its
+    /// log is applied. Checks the cluster id against the one the directory recorded.
+    ///
+    /// An observer must have been added by the controller first (the broker asks through the
+    /// controller listener); until then no leader replicates to it.
+    pub async fn await_ready(&self) -> Result<(), MetadataError> {
+        let config = &self.inner.config;
         let raft = &self.inner.raft;
-        if !raft.is_initialized().await.map_err(MetadataError::raft)? {
+        if !config.observer && !raft.is_initialized().await.map_err(MetadataError::raft)? {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters
                 .iter()
                 .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
                 .collect();
             tracing::info!(voters = ?config.voters, "initializing a new metadata quorum");
-            raft.initialize(members)
-                .await
-                .map_err(MetadataError::raft)?;
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                // Another voter's vote or entries arrived first: the quorum is forming.
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(MetadataError::raft(e)),
+            }
         }
-        let node_id = config.node_id;
-        let waited = raft
-            .wait(Some(options.start_timeout))
-            .metrics(
-                move |m| match m.current_leader {
+        let timeout = self.inner.options.start_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut metrics = raft.metrics();
+        let mut images = self.subscribe();
+        let mut next_report = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(error) = self.inner.stats.cluster_mismatch() {
+                return Err(MetadataError::ForeignQuorum {
+                    detail: error.to_string(),
+                });
+            }
+            let ready = {
+                let m = metrics.borrow_and_update();
+                match m.current_leader {
                     None => false,
-                    Some(leader) if leader == node_id => {
+                    Some(leader) if leader == config.node_id => {
                         m.last_applied.map(|l| l.index) >= m.last_log_index
                     }
                     Some(_) => true,
-                },
-                "metadata leader elected and log applied",
-            )
-            .await;
-        match waited {
-            Ok(_) => Ok(()),
-            Err(WaitError::Timeout(..)) => Err(MetadataError::ElectionTimeout {
-                timeout_ms: millis(options.start_timeout),
-            }),
-            Err(WaitError::ShuttingDown) => Err(MetadataError::ShutDown),
+                }
+            };
+            if ready {
+                self.ensure_cluster_id().await;
+                if !self.image().cluster_id.is_empty() {
+                    break;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(MetadataError::ElectionTimeout {
+                    timeout_ms: millis(timeout),
+                });
+            }
+            if now >= next_report {
+                tracing::info!(voters = ?config.voters, "waiting for a metadata leader");
+                next_report = now + Duration::from_secs(10);
+            }
+            let tick = deadline.min(now + Duration::from_millis(100));
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return Err(MetadataError::ShutDown) },
+                _ = images.changed() => {}
+                _ = tokio::time::sleep_until(tick) => {}
+            }
+        }
+        let dir = config.dir.clone();
+        let node_id = config.node_id;
+        let cluster_id = self.cluster_id();
+        tokio::task::spawn_blocking(move || {
+            identity::record_cluster_id(&dir, node_id, &cluster_id)
+        })
+        .await
+        .map_err(MetadataError::raft)??;
+        tracing::info!(
+            node_id,
+            cluster_id = %self.cluster_id(),
+            offset = self.image().offset,
+            observer = config.observer,
+            "metadata quorum ready"
+        );
+        Ok(())
+    }
+
+    /// On the leader, commits the cluster id if the log has none yet (the first controller's
+    /// duty; a controller elected after a first one died before committing it does it too).
+    pub async fn ensure_cluster_id(&self) {
+        if !self.is_leader() || !self.image().cluster_id.is_empty() {
+            return;
+        }
+        let record = MetadataRecord::ClusterId {
+            cluster_id: self.inner.proposed_cluster_id.clone(),
+        };
+        if let Err(error) = self.propose(vec![record]).await {
+            tracing::debug!(%error, "committing the cluster id");
+        }
+    }
+
+    /// Stops the Raft task of a quorum whose start failed, so the directory is released.
+    pub async fn stop_after_failed_start(&self) {
+        if let Err(stop) = self.shutdown().await {
+            tracing::warn!(error = %stop, "metadata quorum failed while stopping");
         }
     }
 
@@ -306,11 +416,21 @@ impl MetadataQuorum {
     }
 
     pub fn node_id(&self) -> u64 {
-        self.inner.node_id
+        self.inner.config.node_id
     }
 
-    pub fn cluster_id(&self) -> &str {
-        &self.inner.cluster_id
+    /// The cluster id; empty until the first controller has committed it.
+    pub fn cluster_id(&self) -> String {
+        self.image().cluster_id.clone()
+    }
+
+    pub fn config(&self) -> &QuorumConfig {
+        &self.inner.config
+    }
+
+    /// What the transport learned about peers.
+    pub fn peer_stats(&self) -> &Arc<PeerStats> {
+        &self.inner.stats
     }
 
     /// The current leader of the quorum (the active controller), if one is known.
@@ -320,7 +440,7 @@ impl MetadataQuorum {
 
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
-        self.leader_id() == Some(self.inner.node_id)
+        self.leader_id() == Some(self.inner.config.node_id)
     }
 
     /// The openraft node, for the voter transport's server side (append_entries, vote,
@@ -346,102 +466,8 @@ fn open_dir(config: &QuorumConfig) -> Result<Opened, MetadataError> {
     let dir = &config.dir;
     std::fs::create_dir_all(dir).map_err(|e| MetadataError::io("create directory", dir, e))?;
     let lock = lock_dir(dir)?;
-    let cluster_id = cluster_id(config)?;
+    let (recorded, proposed) = identity::claim(dir, config.node_id, config.cluster_id.as_deref())?;
     let log_store = FileLogStore::open(dir)?;
-    let (state_machine, publisher) = MetadataStateMachine::open(dir, &cluster_id)?;
-    Ok((lock, cluster_id, log_store, state_machine, publisher))
-}
-
-fn lock_dir(dir: &Path) -> Result<File, MetadataError> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| MetadataError::io("open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(MetadataError::DirectoryInUse {
-            path: dir.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(MetadataError::io("lock", &path, e)),
-    }
-}
-
-/// Reads the persisted cluster identity, or persists a new one.
-fn cluster_id(config: &QuorumConfig) -> Result<String, MetadataError> {
-    let path = config.dir.join(CLUSTER_FILE);
-    if let Some(meta) = read_json::<ClusterMeta>(&path)? {
-        if meta.node_id != config.node_id {
-            return Err(MetadataError::NodeIdMismatch {
-                path,
-                stored: meta.node_id,
-                configured: config.node_id,
-            });
-        }
-        if let Some(configured) = &config.cluster_id
-            && *configured != meta.cluster_id
-        {
-            return Err(MetadataError::ClusterIdMismatch {
-                path,
-                stored: meta.cluster_id,
-                configured: configured.clone(),
-            });
-        }
-        return Ok(meta.cluster_id);
-    }
-    let cluster_id = match &config.cluster_id {
-        Some(id) if id.is_empty() => {
-            return Err(MetadataError::InvalidConfig {
-                reason: "the cluster id must not be empty".to_owned(),
-            });
-        }
-        Some(id) => id.clone(),
-        None => new_cluster_id(),
-    };
-    write_json(
-        &path,
-        &ClusterMeta {
-            version: 1,
-            cluster_id: cluster_id.clone(),
-            node_id: config.node_id,
-        },
-    )?;
-    Ok(cluster_id)
-}
-
-/// A random cluster id in Kafka's format: a UUID as 22 characters of URL-safe base64.
-pub fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let value = uuid::Uuid::new_v4().as_u128();
-    // 128 bits = 21 groups of 6 bits plus 2 bits; emit the top bits first, like base64 does.
-    (0..22)
-        .map(|i| {
-            let shift = 128i32 - 6 * (i + 1);
-            let group = if shift >= 0 {
-                (value >> shift) & 0x3f
-            } else {
-                (value << -shift) & 0x3f
-            };
-            char::from(ALPHABET[group as usize])
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_ids_look_like_kafkas() {
-        let a = new_cluster_id();
-        let b = new_cluster_id();
-        assert_eq!(a.len(), 22);
-        assert_ne!(a, b);
-        assert!(
-            a.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
-    }
+    let (state_machine, publisher) = MetadataStateMachine::open(dir, recorded.as_deref())?;
+    Ok((lock, proposed, log_store, state_machine, publisher))
 }

@@ -19,7 +19,9 @@ use uuid::Uuid;
 #[serde(tag = "type")]
 pub enum MetadataRecord {
     /// A broker (re)registered. Each process start registers with a fresh `incarnation`, as in
-    /// KIP-631, so a restarted broker is told apart from its previous life.
+    /// KIP-631, so a restarted broker is told apart from its previous life. A new registration
+    /// is fenced until the broker has caught up with the metadata log (its heartbeats say so);
+    /// entries written before fencing existed decode as unfenced.
     #[serde(rename = "register_broker.v1")]
     RegisterBroker {
         node_id: i32,
@@ -27,7 +29,22 @@ pub enum MetadataRecord {
         port: u16,
         rack: Option<String>,
         incarnation: Uuid,
+        #[serde(default)]
+        fenced: bool,
     },
+    /// A registered broker was fenced or unfenced, or began a controlled shutdown (KRaft's
+    /// `BrokerRegistrationChangeRecord`). Ignored unless `incarnation` is the current one, so a
+    /// change meant for a previous life of the broker never touches the new one.
+    #[serde(rename = "broker_change.v1")]
+    BrokerChange {
+        node_id: i32,
+        incarnation: Uuid,
+        fenced: Option<bool>,
+        in_controlled_shutdown: Option<bool>,
+    },
+    /// The cluster id, fixed by the first elected controller; later records of it are ignored.
+    #[serde(rename = "cluster_id.v1")]
+    ClusterId { cluster_id: String },
     /// A topic was created. Its partitions follow as [`MetadataRecord::Partition`] records in
     /// the same batch.
     #[serde(rename = "topic.v1")]
@@ -103,6 +120,16 @@ mod tests {
                 port: 9092,
                 rack: None,
                 incarnation: id,
+                fenced: true,
+            },
+            MetadataRecord::BrokerChange {
+                node_id: 1,
+                incarnation: id,
+                fenced: Some(false),
+                in_controlled_shutdown: None,
+            },
+            MetadataRecord::ClusterId {
+                cluster_id: "c".into(),
             },
             MetadataRecord::Topic {
                 name: "t".into(),

@@ -95,19 +95,25 @@ pub struct MetadataStateMachine {
 
 impl MetadataStateMachine {
     /// Opens the state machine under `dir`, starting from the stored snapshot if there is one.
+    ///
+    /// `cluster_id` is the id this node recorded earlier, if any; a fresh node learns it from
+    /// the log (the `cluster_id.v1` record of the first controller).
     pub(crate) fn open(
         dir: &Path,
-        cluster_id: &str,
+        cluster_id: Option<&str>,
     ) -> Result<(Self, Arc<ImagePublisher>), MetadataError> {
         let path = dir.join(SNAPSHOT_FILE);
         let stored: Option<StoredSnapshot> = read_json(&path)?;
         let (image, last_applied, membership, snapshot) = match stored {
             Some(stored) => {
-                if stored.image.cluster_id != cluster_id {
+                if let Some(known) = cluster_id
+                    && !stored.image.cluster_id.is_empty()
+                    && stored.image.cluster_id != known
+                {
                     return Err(MetadataError::ClusterIdMismatch {
                         path,
                         stored: stored.image.cluster_id,
-                        configured: cluster_id.to_owned(),
+                        configured: known.to_owned(),
                     });
                 }
                 let bytes = serde_json::to_vec(&stored).map_err(|e| MetadataError::Corrupt {
@@ -125,7 +131,7 @@ impl MetadataStateMachine {
                 )
             }
             None => (
-                MetadataImage::empty(cluster_id),
+                MetadataImage::empty(cluster_id.unwrap_or_default()),
                 None,
                 StoredMembership::default(),
                 None,
@@ -280,7 +286,8 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
                 AnyError::new(&e),
             ))
         })?;
-        if received.image.cluster_id != self.image.cluster_id {
+        if !crate::grpc::envelope::same_cluster(&self.image.cluster_id, &received.image.cluster_id)
+        {
             let e = MetadataError::ClusterIdMismatch {
                 path: self.dir.join(SNAPSHOT_FILE),
                 stored: self.image.cluster_id.clone(),

@@ -1,5 +1,7 @@
 //! Controller operations on a real single-voter quorum in a temporary directory.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -26,10 +28,15 @@ async fn start(dir: &Path, brokers: i32) -> Controller {
         },
     );
     for node_id in 1..=brokers {
-        controller
-            .register_broker(node_id, format!("broker-{node_id}"), 9092, None)
-            .await
-            .expect("broker registers");
+        common::register_live(
+            &controller,
+            node_id,
+            &format!("broker-{node_id}"),
+            9092,
+            None,
+        )
+        .await
+        .expect("broker registers");
     }
     controller
 }
@@ -582,8 +589,7 @@ async fn broker_registration_and_proposal_offsets() {
     let mut updates = quorum.subscribe();
     updates.borrow_and_update();
 
-    controller
-        .register_broker(7, "host-a".into(), 9092, Some("rack-1".into()))
+    common::register_live(&controller, 7, "host-a", 9092, Some("rack-1"))
         .await
         .expect("registers");
     let first = quorum.image().broker(7).cloned().expect("registered");
@@ -591,15 +597,19 @@ async fn broker_registration_and_proposal_offsets() {
         (first.host.as_str(), first.port, first.rack.as_deref()),
         ("host-a", 9092, Some("rack-1"))
     );
-    assert_eq!(first.epoch, quorum.image().offset);
+    assert_eq!(
+        first.epoch + 1,
+        quorum.image().offset,
+        "registered, then unfenced"
+    );
+    assert!(!first.fenced);
     assert!(
         updates.has_changed().expect("sender alive"),
         "subscribers see the new image"
     );
     assert!(updates.borrow_and_update().broker(7).is_some());
 
-    controller
-        .register_broker(7, "host-b".into(), 9093, None)
+    common::register_live(&controller, 7, "host-b", 9093, None)
         .await
         .expect("re-registers");
     let second = quorum.image().broker(7).cloned().expect("registered");
@@ -609,12 +619,11 @@ async fn broker_registration_and_proposal_offsets() {
     assert_eq!(quorum.image().brokers.len(), 1);
 
     for (node_id, host, port) in [(-1, "h", 1), (1, " ", 1), (1, "h", 0)] {
-        let err = controller
-            .register_broker(node_id, host.into(), port, None)
+        let err = common::register_live(&controller, node_id, host, port, None)
             .await
             .expect_err("invalid registration refused");
         assert!(
-            err.to_string().contains("invalid broker registration"),
+            err.to_string().contains("Invalid registration of broker"),
             "{err}"
         );
     }

@@ -1,5 +1,7 @@
 //! The metadata survives restarts, crashes, torn log tails, snapshots and log purges.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
@@ -30,8 +32,7 @@ async fn start(dir: &Path) -> MetadataQuorum {
 /// Creates brokers, topics and configs through the controller; returns the resulting image.
 async fn populate(quorum: &MetadataQuorum, prefix: &str) -> std::sync::Arc<MetadataImage> {
     let controller = Controller::new(quorum.clone(), TopicDefaults::default());
-    controller
-        .register_broker(1, "localhost".into(), 9092, None)
+    common::register_live(&controller, 1, "localhost", 9092, None)
         .await
         .expect("broker registers");
     let requests = (0..3)
@@ -161,8 +162,7 @@ async fn snapshots_are_taken_the_log_purged_and_restart_restores_the_image() {
             .await
             .expect("quorum starts");
     let controller = Controller::new(quorum.clone(), TopicDefaults::default());
-    controller
-        .register_broker(1, "localhost".into(), 9092, None)
+    common::register_live(&controller, 1, "localhost", 9092, None)
         .await
         .expect("broker registers");
     for i in 0..60 {

@@ -1,0 +1,254 @@
+//! Controller operations as data: what a broker asks of the active controller, and the answer.
+//!
+//! Every metadata change a broker needs goes through [`ControllerRequest`], whether the active
+//! controller runs in the same process or is reached over the controller listener
+//! ([`ControllerClient`](crate::controller_client::ControllerClient) picks). The types are the
+//! JSON payloads of the `Controller/Call` method, so fields added later must be
+//! `#[serde(default)]`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::controller::ConfigOp;
+use crate::controller::Controller;
+use crate::controller::CreateTopicRequest;
+use crate::controller::NewPartitions;
+use crate::controller_error::ControllerError;
+use crate::records::ConfigResource;
+
+/// A broker's registration: who it is and where clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistrationRequest {
+    pub node_id: i32,
+    /// Fresh for every process start (KIP-631's incarnation id).
+    pub incarnation: Uuid,
+    /// Advertised Kafka listener.
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// A broker's periodic heartbeat (KIP-631's BrokerHeartbeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    pub node_id: i32,
+    pub incarnation: Uuid,
+    /// The metadata offset the broker has applied.
+    pub metadata_offset: u64,
+    /// The broker is shutting down and wants its leaderships moved away.
+    pub want_shutdown: bool,
+}
+
+/// The controller's answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// Whether the broker is fenced now.
+    pub fenced: bool,
+    /// The controller's applied metadata offset: how far the broker may be behind.
+    pub controller_offset: u64,
+    /// A shutting-down broker may exit.
+    pub shutdown_ready: bool,
+}
+
+/// One voter or observer as DescribeQuorum (KIP-595) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumReplica {
+    pub node_id: i32,
+    /// The last log offset the leader knows this replica holds, -1 if unknown.
+    pub log_end_offset: i64,
+    /// Milliseconds since the epoch of its last acknowledged replication, -1 if none.
+    pub last_fetch_timestamp: i64,
+    /// Milliseconds since the epoch when it last held the leader's whole log, -1 if never.
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The quorum's state, from the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumDescription {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
+}
+
+/// What one created topic reports back; its configs follow from the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedTopicSummary {
+    pub topic_id: Uuid,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// A request to the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    CreateTopics {
+        topics: Vec<CreateTopicRequest>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        topics: Vec<NewPartitions>,
+        validate_only: bool,
+    },
+    AlterConfigs {
+        resource: ConfigResource,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    },
+    IncrementalAlterConfigs {
+        resource: ConfigResource,
+        ops: Vec<ConfigOp>,
+        validate_only: bool,
+    },
+    AllocateProducerIds {
+        node_id: i32,
+        count: i64,
+    },
+    RegisterBroker(BrokerRegistrationRequest),
+    Heartbeat(HeartbeatRequest),
+    /// A `broker`-only node asks to follow the metadata log as an observer (a Raft learner).
+    AddObserver {
+        node_id: u64,
+        address: String,
+    },
+    DescribeQuorum,
+}
+
+/// The answer to a [`ControllerRequest`] of the same name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerResponse {
+    CreateTopics(Vec<(String, Result<CreatedTopicSummary, ControllerError>)>),
+    DeleteTopics(Vec<Result<Uuid, ControllerError>>),
+    CreatePartitions(Vec<Result<(), ControllerError>>),
+    Configs(Result<(), ControllerError>),
+    ProducerIds(Result<i64, ControllerError>),
+    Registered(Result<(), ControllerError>),
+    Heartbeat(Result<HeartbeatReply, ControllerError>),
+    ObserverAdded(Result<(), ControllerError>),
+    Quorum(Result<QuorumDescription, ControllerError>),
+}
+
+impl ControllerResponse {
+    /// The response for `request` when no controller could take it.
+    pub fn refused(request: &ControllerRequest, error: ControllerError) -> ControllerResponse {
+        fn e<T>(error: &ControllerError) -> Result<T, ControllerError> {
+            Err(error.clone())
+        }
+        match request {
+            ControllerRequest::CreateTopics { topics, .. } => ControllerResponse::CreateTopics(
+                topics.iter().map(|t| (t.name.clone(), e(&error))).collect(),
+            ),
+            ControllerRequest::DeleteTopics { names } => {
+                ControllerResponse::DeleteTopics(names.iter().map(|_| e(&error)).collect())
+            }
+            ControllerRequest::CreatePartitions { topics, .. } => {
+                ControllerResponse::CreatePartitions(topics.iter().map(|_| e(&error)).collect())
+            }
+            ControllerRequest::AlterConfigs { .. }
+            | ControllerRequest::IncrementalAlterConfigs { .. } => {
+                ControllerResponse::Configs(e(&error))
+            }
+            ControllerRequest::AllocateProducerIds { .. } => {
+                ControllerResponse::ProducerIds(e(&error))
+            }
+            ControllerRequest::RegisterBroker(_) => ControllerResponse::Registered(e(&error)),
+            ControllerRequest::Heartbeat(_) => ControllerResponse::Heartbeat(e(&error)),
+            ControllerRequest::AddObserver { .. } => ControllerResponse::ObserverAdded(e(&error)),
+            ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(e(&error)),
+        }
+    }
+
+    /// Whether the request should go to another controller: it was refused as a whole (or in
+    /// its first item) because this node is not, or stopped being, the active controller.
+    pub fn not_controller(&self) -> Option<Option<u64>> {
+        let first: Option<&ControllerError> = match self {
+            ControllerResponse::CreateTopics(items) => {
+                items.iter().find_map(|(_, r)| r.as_ref().err())
+            }
+            ControllerResponse::DeleteTopics(items) => items.iter().find_map(|r| r.as_ref().err()),
+            ControllerResponse::CreatePartitions(items) => {
+                items.iter().find_map(|r| r.as_ref().err())
+            }
+            ControllerResponse::Configs(r)
+            | ControllerResponse::Registered(r)
+            | ControllerResponse::ObserverAdded(r) => r.as_ref().err(),
+            ControllerResponse::ProducerIds(r) => r.as_ref().err(),
+            ControllerResponse::Heartbeat(r) => r.as_ref().err(),
+            ControllerResponse::Quorum(r) => r.as_ref().err(),
+        };
+        match first {
+            Some(ControllerError::NotController { leader }) => Some(*leader),
+            _ => None,
+        }
+    }
+}
+
+impl Controller {
+    /// Carries out `request` on this node, which must be the active controller (otherwise the
+    /// response is NOT_CONTROLLER and the caller retries elsewhere).
+    pub async fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+        match request {
+            ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
+            } => ControllerResponse::CreateTopics(
+                self.create_topics(topics, validate_only)
+                    .await
+                    .into_iter()
+                    .map(|r| {
+                        let summary = r.result.map(|c| CreatedTopicSummary {
+                            topic_id: c.topic_id,
+                            num_partitions: c.num_partitions,
+                            replication_factor: c.replication_factor,
+                        });
+                        (r.name, summary)
+                    })
+                    .collect(),
+            ),
+            ControllerRequest::DeleteTopics { names } => {
+                ControllerResponse::DeleteTopics(self.delete_topics(names).await)
+            }
+            ControllerRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => ControllerResponse::CreatePartitions(
+                self.create_partitions(topics, validate_only).await,
+            ),
+            ControllerRequest::AlterConfigs {
+                resource,
+                configs,
+                validate_only,
+            } => ControllerResponse::Configs(
+                self.alter_configs(resource, configs, validate_only).await,
+            ),
+            ControllerRequest::IncrementalAlterConfigs {
+                resource,
+                ops,
+                validate_only,
+            } => ControllerResponse::Configs(
+                self.incremental_alter_configs(resource, ops, validate_only)
+                    .await,
+            ),
+            ControllerRequest::AllocateProducerIds { node_id, count } => {
+                ControllerResponse::ProducerIds(self.allocate_producer_ids(node_id, count).await)
+            }
+            ControllerRequest::RegisterBroker(registration) => {
+                ControllerResponse::Registered(self.register(registration).await)
+            }
+            ControllerRequest::Heartbeat(heartbeat) => {
+                ControllerResponse::Heartbeat(self.heartbeat(heartbeat).await)
+            }
+            ControllerRequest::AddObserver { node_id, address } => {
+                ControllerResponse::ObserverAdded(self.add_observer(node_id, address).await)
+            }
+            ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(self.describe_quorum()),
+        }
+    }
+}

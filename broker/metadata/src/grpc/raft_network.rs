@@ -1,0 +1,186 @@
+//! openraft's network over the controller listener: one [`Peer`] per target node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::SystemTime;
+
+use openraft::RaftNetwork;
+use openraft::RaftNetworkFactory;
+use openraft::error::InstallSnapshotError;
+use openraft::error::NetworkError;
+use openraft::error::RPCError;
+use openraft::error::RaftError;
+use openraft::error::RemoteError;
+use openraft::error::Unreachable;
+use openraft::network::RPCOption;
+use openraft::raft::AppendEntriesRequest;
+use openraft::raft::AppendEntriesResponse;
+use openraft::raft::InstallSnapshotRequest;
+use openraft::raft::InstallSnapshotResponse;
+use openraft::raft::VoteRequest;
+use openraft::raft::VoteResponse;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::grpc::envelope::Envelope;
+use crate::grpc::envelope::paths;
+use crate::grpc::peer::Peer;
+use crate::grpc::peer::PeerError;
+use crate::image::MetadataImage;
+use crate::raft_types::NodeId;
+use crate::raft_types::TypeConfig;
+
+type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, openraft::BasicNode, E>>;
+
+/// What the transport learned about its peers, for DescribeQuorum and for start-up checks.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// When each target last acknowledged an AppendEntries (its last "fetch", in Kafka's terms).
+    acks: Mutex<BTreeMap<NodeId, SystemTime>>,
+    /// The first peer that refused this node for belonging to another cluster.
+    mismatch: Mutex<Option<PeerError>>,
+}
+
+impl PeerStats {
+    /// Milliseconds since the Unix epoch of `target`'s last acknowledged append, -1 if none.
+    pub fn last_ack_ms(&self, target: NodeId) -> i64 {
+        self.acks.lock().get(&target).map_or(-1, |at| {
+            at.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        })
+    }
+
+    /// A peer's refusal of this node's cluster id, if one was seen.
+    pub fn cluster_mismatch(&self) -> Option<PeerError> {
+        self.mismatch.lock().clone()
+    }
+}
+
+/// The network factory: connections share the node's identity and the stats.
+#[derive(Debug, Clone)]
+pub struct GrpcNetwork {
+    node_id: NodeId,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    stats: Arc<PeerStats>,
+}
+
+impl GrpcNetwork {
+    /// A transport for `node_id`; `images` tells it the cluster id to present.
+    pub fn new(
+        node_id: NodeId,
+        images: watch::Receiver<Arc<MetadataImage>>,
+        stats: Arc<PeerStats>,
+    ) -> GrpcNetwork {
+        GrpcNetwork {
+            node_id,
+            images,
+            stats,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
+    type Network = GrpcConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &openraft::BasicNode) -> GrpcConnection {
+        GrpcConnection {
+            target,
+            peer: Peer::new(&node.addr),
+            network: self.clone(),
+        }
+    }
+}
+
+/// openraft's connection to one target node.
+#[derive(Debug)]
+pub struct GrpcConnection {
+    target: NodeId,
+    peer: Result<Peer, PeerError>,
+    network: GrpcNetwork,
+}
+
+impl GrpcConnection {
+    async fn send<Req, Resp, E>(
+        &self,
+        path: &'static str,
+        request: &Req,
+        timeout: Duration,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error,
+    {
+        let peer = self.peer.as_ref().map_err(unreachable)?;
+        let cluster_id = self.network.images.borrow().cluster_id.clone();
+        let envelope = Envelope::wrap(&cluster_id, self.network.node_id, request)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let reply = peer.call(path, envelope, timeout).await.map_err(|e| {
+            if let PeerError::ClusterMismatch { .. } = &e {
+                tracing::error!(target_node = self.target, error = %e, "metadata peer refused this node");
+                self.network.stats.mismatch.lock().get_or_insert(e.clone());
+            }
+            match e {
+                PeerError::Unreachable { .. } => unreachable(&e),
+                other => RPCError::Network(NetworkError::new(&other)),
+            }
+        })?;
+        reply
+            .open()
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, openraft::BasicNode, E> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+}
+
+fn unreachable<E: std::error::Error>(e: &PeerError) -> RPCError<NodeId, openraft::BasicNode, E> {
+    RPCError::Unreachable(Unreachable::new(e))
+}
+
+impl RaftNetwork<TypeConfig> for GrpcConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let reply: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> = self
+            .send(paths::APPEND_ENTRIES, &rpc, option.hard_ttl())
+            .await?;
+        let response = reply.map_err(|e| self.remote(e))?;
+        self.network
+            .stats
+            .acks
+            .lock()
+            .insert(self.target, SystemTime::now());
+        Ok(response)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        let reply: Result<
+            InstallSnapshotResponse<NodeId>,
+            RaftError<NodeId, InstallSnapshotError>,
+        > = self
+            .send(paths::INSTALL_SNAPSHOT, &rpc, option.hard_ttl())
+            .await?;
+        reply.map_err(|e| self.remote(e))
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        let reply: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+            self.send(paths::VOTE, &rpc, option.hard_ttl()).await?;
+        reply.map_err(|e| self.remote(e))
+    }
+}
