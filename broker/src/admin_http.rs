@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `/metrics` (Prometheus text format), `/healthz` (the process
-//! serves) and `/readyz` (the broker has a controller and its partitions open).
+//! serves) and `/readyz` (the broker has a controller, is unfenced, and has applied the
+//! metadata log nearly as far as the controller).
 
 use std::sync::Arc;
 
@@ -40,9 +41,33 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 }
 
 async fn ready(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    if broker.controller_id() >= 0 {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no active controller\n")
+    match not_ready_reason(&broker) {
+        None => (StatusCode::OK, "ready\n".to_owned()),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
     }
+}
+
+/// Why the broker should not get traffic yet, if it should not: no controller, no live
+/// session with it, fenced, or too far behind the metadata log to serve it as current.
+fn not_ready_reason(broker: &Broker) -> Option<String> {
+    if broker.controller_id() < 0 {
+        return Some("no active controller".to_owned());
+    }
+    let status = broker.lifecycle.status();
+    if !status.in_session {
+        return Some(
+            "no heartbeat acknowledged by the controller within the session timeout".to_owned(),
+        );
+    }
+    if status.fenced {
+        return Some("fenced by the controller".to_owned());
+    }
+    let applied = broker.image().offset;
+    let lag = status.controller_offset.saturating_sub(applied);
+    (lag > crate::lifecycle::MAX_METADATA_LAG).then(|| {
+        format!(
+            "metadata log {lag} entries behind the controller (applied {applied}, controller at {})",
+            status.controller_offset
+        )
+    })
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use strom_metadata::{Controller, CreateTopicRequest, MetadataImage, MetadataQuorum};
+use strom_metadata::{ControllerClient, CreateTopicRequest, MetadataImage, MetadataQuorum};
 
 use crate::config::BrokerConfig;
 use crate::groups::{Coordinator, OFFSETS_TOPIC, offsets_topic_request};
@@ -23,7 +23,10 @@ pub struct Broker {
     pub advertised_host: String,
     pub advertised_port: u16,
     pub quorum: MetadataQuorum,
-    pub controller: Controller,
+    /// The active controller, in this process or reached through the controller listener.
+    pub controller: ControllerClient,
+    /// Registration and heartbeats of this broker.
+    pub lifecycle: crate::lifecycle::BrokerLifecycle,
     pub replicas: Arc<ReplicaManager>,
     pub metrics: Arc<BrokerMetrics>,
     pub producer_ids: ProducerIdManager,
@@ -127,9 +130,11 @@ impl Broker {
             .topics
             .values()
             .flat_map(|t| t.partitions.values())
-            .filter(|p| p.leader < 0 || !image.brokers.contains_key(&p.leader))
+            .filter(|p| p.leader < 0 || !image.is_live(p.leader))
             .count() as i64;
         self.metrics.set_controller(active, offline);
+        self.metrics
+            .set_metadata_image(image.offset, image.checksum());
 
         let committed_offsets = self.groups.committed_offsets();
         // Groups deleted or expired since the last scrape lose their series.

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+pub use crate::quorum_config::{ProcessRoles, QuorumSettings, Voters};
+
 /// Errors in the broker's configuration; each names the flag or key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +42,9 @@ pub enum ConfigError {
     },
     #[error("--node-id ordinal: {reason}")]
     Ordinal { reason: String },
+    /// Settings of the metadata quorum that contradict each other.
+    #[error("{reason}")]
+    Quorum { reason: String },
 }
 
 /// Command-line interface of `strom-broker`.
@@ -68,6 +73,16 @@ pub struct Cli {
     /// Broker id: a number, or `ordinal` to take the trailing `-N` of `$POD_NAME` (StatefulSet).
     #[arg(long, env = "STROM_NODE_ID", default_value = "0")]
     pub node_id: String,
+    /// gRPC listener of the metadata quorum and controller forwarding (port 0 picks a free
+    /// port). Required when `controller.quorum.voters` is set.
+    #[arg(long, env = "STROM_CONTROLLER_LISTEN")]
+    pub controller_listen: Option<SocketAddr>,
+    /// `host:port` other brokers dial for the controller listener; defaults to the bound address.
+    #[arg(long, env = "STROM_CONTROLLER_ADVERTISED_LISTENER")]
+    pub controller_advertised_listener: Option<String>,
+    /// The metadata voters, `id@host:port,...` (same as the `controller.quorum.voters` key).
+    #[arg(long, env = "STROM_CONTROLLER_QUORUM_VOTERS")]
+    pub controller_quorum_voters: Option<String>,
     /// Broker config override, `key=value`; repeatable; wins over the config file.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -82,6 +97,8 @@ pub struct BrokerConfig {
     pub advertised_listener: Option<String>,
     pub admin_listen: SocketAddr,
     pub rack: Option<String>,
+    /// The metadata quorum: voters, this node's role and its controller listener.
+    pub quorum: QuorumSettings,
     /// Broker-level defaults for topic configs and the broker's own limits, by Kafka key.
     pub props: BrokerProps,
 }
@@ -110,6 +127,12 @@ pub struct BrokerProps {
     pub group_min_session_timeout_ms: i64,
     pub group_max_session_timeout_ms: i64,
     pub broker_rack: Option<String>,
+    /// `controller.quorum.voters`, parsed; empty: a single broker that is its own quorum.
+    pub controller_quorum_voters: Voters,
+    /// `process.roles`; `None`: follows from whether `node.id` is a voter.
+    pub process_roles: Option<ProcessRoles>,
+    pub broker_heartbeat_interval_ms: i64,
+    pub broker_session_timeout_ms: i64,
 }
 
 impl Default for BrokerProps {
@@ -136,6 +159,10 @@ impl Default for BrokerProps {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             broker_rack: None,
+            controller_quorum_voters: Voters::default(),
+            process_roles: None,
+            broker_heartbeat_interval_ms: 2000,
+            broker_session_timeout_ms: 9000,
         }
     }
 }
@@ -163,6 +190,10 @@ pub const BROKER_KEYS: &[&str] = &[
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
     "broker.rack",
+    "controller.quorum.voters",
+    "process.roles",
+    "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms",
 ];
 
 impl BrokerProps {
@@ -212,6 +243,24 @@ impl BrokerProps {
             "broker.rack" => {
                 self.broker_rack = (!value.is_empty()).then(|| value.to_string());
             }
+            "controller.quorum.voters" => {
+                self.controller_quorum_voters = value
+                    .parse()
+                    .map_err(|reason: String| invalid(key, value, &reason))?
+            }
+            "process.roles" => {
+                self.process_roles = Some(
+                    value
+                        .parse()
+                        .map_err(|reason: String| invalid(key, value, &reason))?,
+                )
+            }
+            "broker.heartbeat.interval.ms" => {
+                self.broker_heartbeat_interval_ms = parse_min(key, value, 1)?
+            }
+            "broker.session.timeout.ms" => {
+                self.broker_session_timeout_ms = parse_min(key, value, 1)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -247,6 +296,13 @@ impl BrokerProps {
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),
             "group.max.session.timeout.ms" => self.group_max_session_timeout_ms.to_string(),
             "broker.rack" => self.broker_rack.clone().unwrap_or_default(),
+            "controller.quorum.voters" => self.controller_quorum_voters.to_string(),
+            "process.roles" => self
+                .process_roles
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms.to_string(),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms.to_string(),
             _ => return None,
         })
     }
@@ -336,6 +392,13 @@ impl BrokerConfig {
                 props.set(&key, &value, &origin)?;
             }
         }
+        if let Some(voters) = &cli.controller_quorum_voters {
+            props.set(
+                "controller.quorum.voters",
+                voters,
+                "--controller-quorum-voters",
+            )?;
+        }
         for item in &cli.overrides {
             let Some((key, value)) = item.split_once('=') else {
                 return Err(ConfigError::Syntax {
@@ -347,8 +410,15 @@ impl BrokerConfig {
             props.set(key.trim(), value, "--override")?;
         }
         let node_id = parse_node_id(&cli.node_id, std::env::var("POD_NAME").ok().as_deref())?;
+        let quorum = QuorumSettings::new(
+            node_id,
+            &props,
+            cli.controller_listen,
+            cli.controller_advertised_listener,
+        )?;
         Ok(BrokerConfig {
             node_id,
+            quorum,
             data_dir: cli.data_dir,
             listen: cli.listen,
             advertised_listener: cli.advertised_listener,
@@ -367,6 +437,7 @@ impl BrokerConfig {
             advertised_listener: None,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             rack: None,
+            quorum: QuorumSettings::default(),
             props: BrokerProps::default(),
         }
     }
@@ -433,6 +504,8 @@ mod tests {
                 "auto.create.topics.enable" => "false",
                 "log.message.timestamp.type" => "LogAppendTime",
                 "broker.rack" => "rack-a",
+                "controller.quorum.voters" => "0@a:1,1@b:2",
+                "process.roles" => "broker,controller",
                 _ => "100",
             };
             props.set(key, value, "test").expect(key);

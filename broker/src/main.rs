@@ -1,8 +1,10 @@
 //! `strom-broker`: runs one broker until SIGTERM or SIGINT, then shuts down cleanly.
 //!
 //! Once it serves, it prints one line on stdout —
-//! `strom-broker ready kafka=HOST:PORT admin=HOST:PORT node_id=N` — so that scripts and tests
-//! that let the OS pick ports (`--listen 127.0.0.1:0`) learn them without racing.
+//! `strom-broker ready kafka=HOST:PORT admin=HOST:PORT node_id=N [controller=HOST:PORT]` — so
+//! that scripts and tests that let the OS pick ports (`--listen 127.0.0.1:0`) learn them
+//! without racing. A broker that cannot start prints one line on stderr saying why, and exits
+//! with status 1.
 
 use std::io::Write;
 
@@ -19,12 +21,25 @@ use clap::Parser;
 use strom_broker::config::{BrokerConfig, Cli};
 use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, causes included, so a supervisor's log shows the reason at a glance.
+            eprintln!("strom-broker: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // openraft logs every retry of an unreachable peer at ERROR, twice a second; the quorum's
+    // transport logs peers becoming unreachable and reachable instead.
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| EnvFilter::new("info,openraft=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -44,9 +59,14 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         .context("starting the broker")?;
     {
         let mut stdout = std::io::stdout().lock();
+        let controller = running
+            .addrs
+            .controller
+            .map(|addr| format!(" controller={addr}"))
+            .unwrap_or_default();
         writeln!(
             stdout,
-            "strom-broker ready kafka={} admin={} node_id={node_id}",
+            "strom-broker ready kafka={} admin={} node_id={node_id}{controller}",
             running.addrs.kafka, running.addrs.admin
         )?;
         stdout.flush()?;

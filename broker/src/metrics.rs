@@ -86,6 +86,8 @@ pub struct BrokerMetrics {
     isr_expands: IntCounter,
     active_controller_count: IntGauge,
     offline_partitions_count: IntGauge,
+    metadata_applied_offset: IntGauge,
+    metadata_image_checksum: IntGauge,
     consumer_group_current_offset: IntGaugeVec,
     consumer_group_lag: IntGaugeVec,
     /// Which labelled series exist, so that removing a topic or a group can drop all of its
@@ -416,6 +418,16 @@ impl BrokerMetrics {
                 "kafka_controller_kafkacontroller_offlinepartitionscount",
                 "Partitions without a live leader, reported by the active controller.",
             ),
+            metadata_applied_offset: gauge(
+                r,
+                "strom_metadata_applied_offset",
+                "Offset of the last metadata log entry this broker applied to its image.",
+            ),
+            metadata_image_checksum: gauge(
+                r,
+                "strom_metadata_image_checksum",
+                "CRC32C of this broker's metadata image; equal on brokers at the same offset.",
+            ),
             consumer_group_current_offset: gauge_vec(
                 r,
                 "kafka_consumergroup_current_offset",
@@ -587,6 +599,13 @@ impl BrokerMetrics {
     /// Whether this node is the active controller, and (when it is) how many partitions have no
     /// live leader. A node that is not the active controller reports 0 offline partitions so that
     /// sums over brokers count each once.
+    /// The metadata image this broker serves: its offset and a checksum of its content.
+    pub fn set_metadata_image(&self, offset: u64, checksum: u32) {
+        self.metadata_applied_offset
+            .set(i64::try_from(offset).unwrap_or(i64::MAX));
+        self.metadata_image_checksum.set(i64::from(checksum));
+    }
+
     pub fn set_controller(&self, active: bool, offline_partitions: i64) {
         self.active_controller_count.set(i64::from(active));
         self.offline_partitions_count

@@ -1,22 +1,29 @@
 //! Broker start-up and shutdown.
 //!
-//! Start: lock the data directory, start the metadata quorum, bind the listeners, register this
-//! broker with the controller, open the hosted partitions (recovering their logs), start the
+//! Start: lock the data directory, bind every listener (so a busy port fails the start before
+//! anything is written), open the metadata quorum and serve the controller listener, wait for a
+//! metadata leader (an observer first asks the controller to add it), register this broker and
+//! heartbeat until unfenced, open the hosted partitions (recovering their logs), start the
 //! background loops, then report readiness. Shutdown (SIGTERM, SIGINT or the caller's token):
-//! stop accepting, let connections finish what they read (bounded by a deadline), flush and
-//! close every log, stop the quorum.
+//! ask the controller for a controlled shutdown, stop accepting, let connections finish what
+//! they read (bounded by a deadline), flush and close every log, stop the quorum.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_metadata::{Controller, MetadataQuorum, QuorumConfig, TopicDefaults};
+use strom_metadata::grpc::{ControllerListener, GrpcNetwork};
+use strom_metadata::{
+    Controller, ControllerClient, ControllerOptions, MetadataQuorum, QuorumConfig, QuorumOptions,
+    TopicDefaults,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::lifecycle::BrokerLifecycle;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
@@ -24,6 +31,12 @@ use crate::{admin_http, background, groups, network};
 
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a forwarded controller operation may take, retries across elections included.
+const CONTROLLER_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a broker of a multi-node cluster waits at start for a majority of the voters.
+const QUORUM_START_DEADLINE: Duration = Duration::from_secs(300);
+/// How long a controlled shutdown may take before the broker exits anyway.
+const CONTROLLED_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Errors that stop the broker from starting.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +58,8 @@ pub enum StartError {
     Metadata(#[from] strom_metadata::MetadataError),
     #[error("registering with the controller: {0}")]
     Register(String),
+    #[error("joining the metadata quorum as an observer: {0}")]
+    Join(String),
     #[error("opening partitions: {0}")]
     Replicas(#[from] crate::replica::ReplicaError),
 }
@@ -54,6 +69,8 @@ pub enum StartError {
 pub struct BoundAddrs {
     pub kafka: SocketAddr,
     pub admin: SocketAddr,
+    /// The controller listener, when this node is part of a multi-node quorum.
+    pub controller: Option<SocketAddr>,
 }
 
 /// A started broker: its addresses and the handle to stop it.
@@ -68,6 +85,10 @@ pub struct RunningBroker {
 impl RunningBroker {
     /// Stops serving, drains connections, closes the logs and the quorum.
     pub async fn shutdown(self) {
+        self.broker
+            .lifecycle
+            .controlled_shutdown(CONTROLLED_SHUTDOWN_DEADLINE)
+            .await;
         self.shutdown.cancel();
         // Parked JoinGroup/SyncGroup requests are answered now, so their connections can drain.
         self.broker.groups.shutdown().await;
@@ -92,65 +113,111 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         path: data_dir.clone(),
         source,
     })?;
-    let lock = lock_data_dir(&data_dir)?;
+    let lock = strom_metadata::lock_dir(&data_dir).map_err(|e| match e {
+        strom_metadata::MetadataError::DirectoryInUse { path } => StartError::Locked { path },
+        other => StartError::Metadata(other),
+    })?;
 
-    let quorum = MetadataQuorum::start(QuorumConfig {
-        node_id: u64::try_from(config.node_id).unwrap_or(0),
-        dir: data_dir.join("__cluster_metadata-0"),
-        cluster_id: None,
-        voters: [(
-            u64::try_from(config.node_id).unwrap_or(0),
-            config.listen.to_string(),
-        )]
-        .into_iter()
-        .collect(),
-    })
-    .await?;
-
-    let kafka = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "Kafka",
-            addr: config.listen,
-            source,
-        })?;
-    let admin = TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "admin",
-            addr: config.admin_listen,
-            source,
-        })?;
+    let kafka = bind("Kafka", config.listen).await?;
+    let admin = bind("admin", config.admin_listen).await?;
+    let controller_listener = match config.quorum.controller_listen {
+        Some(addr) => Some(bind("controller", addr).await?),
+        None => None,
+    };
     let addrs = BoundAddrs {
-        kafka: kafka.local_addr().map_err(|source| StartError::Bind {
-            what: "Kafka",
-            addr: config.listen,
-            source,
-        })?,
-        admin: admin.local_addr().map_err(|source| StartError::Bind {
-            what: "admin",
-            addr: config.admin_listen,
-            source,
-        })?,
+        kafka: local_addr("Kafka", &kafka, config.listen)?,
+        admin: local_addr("admin", &admin, config.admin_listen)?,
+        controller: match &controller_listener {
+            Some(listener) => Some(local_addr(
+                "controller",
+                listener,
+                listener.local_addr().unwrap_or(config.listen),
+            )?),
+            None => None,
+        },
     };
     let (advertised_host, advertised_port) = advertised(&config, addrs.kafka);
 
-    let controller = Controller::new(
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let node_id = u64::try_from(config.node_id).unwrap_or(0);
+    let controller_address = config
+        .quorum
+        .controller_advertised_listener
+        .clone()
+        .or_else(|| addrs.controller.map(|a| advertise_loopback(a).to_string()))
+        .unwrap_or_else(|| format!("{advertised_host}:{advertised_port}"));
+    let voters = if config.quorum.is_distributed() {
+        config.quorum.voters.clone()
+    } else {
+        [(node_id, controller_address.clone())]
+            .into_iter()
+            .collect()
+    };
+    let options = QuorumOptions {
+        start_timeout: if config.quorum.is_distributed() {
+            QUORUM_START_DEADLINE
+        } else {
+            QuorumOptions::default().start_timeout
+        },
+        ..QuorumOptions::default()
+    };
+    let start_timeout = options.start_timeout;
+    let quorum = MetadataQuorum::open_with(
+        QuorumConfig {
+            node_id,
+            dir: data_dir.join("__cluster_metadata-0"),
+            cluster_id: None,
+            voters,
+            observer: config.quorum.observer,
+            address: controller_address.clone(),
+        },
+        options,
+        |ctx| GrpcNetwork::new(ctx.node_id, ctx.images, ctx.stats),
+    )
+    .await?;
+    let controller = Controller::with_options(
         quorum.clone(),
-        TopicDefaults {
-            num_partitions: config.props.num_partitions,
-            default_replication_factor: config.props.default_replication_factor,
+        ControllerOptions {
+            defaults: TopicDefaults {
+                num_partitions: config.props.num_partitions,
+                default_replication_factor: config.props.default_replication_factor,
+            },
+            session_timeout: config.quorum.session_timeout,
         },
     );
-    controller
-        .register_broker(
-            config.node_id,
-            advertised_host.clone(),
-            advertised_port,
-            config.rack.clone(),
-        )
-        .await
-        .map_err(|e| StartError::Register(e.to_string()))?;
+    if let Some(listener) = controller_listener {
+        let server = ControllerListener::new(controller.clone());
+        let cancel = shutdown.clone();
+        tracker.spawn(async move {
+            if let Err(error) = server.serve(listener, cancel).await {
+                tracing::error!(%error, "controller listener failed");
+            }
+        });
+    }
+    let client = ControllerClient::new(controller.clone(), CONTROLLER_DEADLINE);
+    if let Err(e) = join_quorum(&config, &quorum, &client, &controller_address).await {
+        shutdown.cancel();
+        quorum.stop_after_failed_start().await;
+        return Err(e);
+    }
+    tracker.spawn(controller.clone().run_duties(shutdown.clone()));
+
+    let lifecycle = BrokerLifecycle::new(
+        client.clone(),
+        config.node_id,
+        advertised_host.clone(),
+        advertised_port,
+        config.rack.clone(),
+        config.quorum.heartbeat_interval,
+        config.quorum.session_timeout,
+    );
+    if let Err(e) = lifecycle.register_and_unfence(start_timeout).await {
+        shutdown.cancel();
+        quorum.stop_after_failed_start().await;
+        return Err(StartError::Register(e.to_string()));
+    }
+    tracker.spawn(lifecycle.clone().run(shutdown.clone()));
 
     let image = quorum.image();
     let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone()));
@@ -162,7 +229,6 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         &image.cluster_id,
     ));
 
-    let node_id = config.node_id;
     let groups = groups::coordinator(&config.props, replicas.clone(), quorum.clone());
     let broker = Arc::new(Broker {
         node_id: config.node_id,
@@ -171,17 +237,16 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         advertised_port,
         config,
         quorum,
-        controller,
+        controller: client,
+        lifecycle,
         replicas,
         metrics,
-        producer_ids: ProducerIdManager::new(node_id),
+        producer_ids: ProducerIdManager::new(node_id as i32),
         groups,
         loaded_offsets_partitions: Default::default(),
         exported_groups: Default::default(),
     });
 
-    let shutdown = CancellationToken::new();
-    let tracker = TaskTracker::new();
     tracker.spawn(network::listener::run(
         kafka,
         broker.clone(),
@@ -218,6 +283,51 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     })
 }
 
+/// Waits for a metadata leader; an observer first asks the controller to add it.
+async fn join_quorum(
+    config: &BrokerConfig,
+    quorum: &MetadataQuorum,
+    client: &ControllerClient,
+    controller_address: &str,
+) -> Result<(), StartError> {
+    if config.quorum.observer {
+        let node_id = quorum.node_id();
+        client
+            .add_observer(node_id, controller_address.to_owned())
+            .await
+            .map_err(|e| StartError::Join(e.to_string()))?;
+    }
+    quorum.await_ready().await?;
+    Ok(())
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+fn local_addr(
+    what: &'static str,
+    listener: &TcpListener,
+    configured: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        what,
+        addr: configured,
+        source,
+    })
+}
+
+/// A wildcard bind is advertised as the loopback address, which only local peers can use.
+fn advertise_loopback(bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port()))
+    } else {
+        bound
+    }
+}
+
 /// The address clients are told: the configured advertised listener, else the bound address
 /// (a wildcard bind advertises the loopback address, which only local clients can use).
 fn advertised(config: &BrokerConfig, bound: SocketAddr) -> (String, u16) {
@@ -235,25 +345,4 @@ fn advertised(config: &BrokerConfig, bound: SocketAddr) -> (String, u16) {
         bound.ip().to_string()
     };
     (host, bound.port())
-}
-
-/// An exclusive lock on `<data-dir>/.lock`, so two brokers never share one data directory.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, StartError> {
-    let path = dir.join(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| StartError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked {
-            path: dir.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path, source }),
-    }
 }

@@ -9,6 +9,7 @@
 //!   Python clients, Prometheus, helm, podman);
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
 
+pub mod cluster;
 pub mod kafka;
 pub mod observability;
 pub mod wire;
@@ -37,6 +38,8 @@ pub struct BrokerOptions {
     pub overrides: Vec<(String, String)>,
     /// `--advertised-listener`, for tests that put a proxy between clients and the broker.
     pub advertised_listener: Option<String>,
+    /// `--controller-listen`, for brokers of a multi-node cluster (see [`cluster`]).
+    pub controller_listen: Option<String>,
 }
 
 impl BrokerOptions {
@@ -99,11 +102,14 @@ impl BrokerProcess {
         if let Some(advertised) = &self.options.advertised_listener {
             command.args(["--advertised-listener", advertised]);
         }
+        if let Some(listen) = &self.options.controller_listen {
+            command.args(["--controller-listen", listen]);
+        }
         for (key, value) in &self.options.overrides {
             command.arg("--override").arg(format!("{key}={value}"));
         }
         if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "warn");
+            command.env("RUST_LOG", "warn,openraft=off");
         }
         let mut child = command
             .spawn()
@@ -193,6 +199,29 @@ impl BrokerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the running process.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the broker is not running")?;
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .context("sending a signal")?;
+        if !status.success() {
+            bail!("kill -{signal} failed: {status}");
+        }
+        Ok(())
+    }
+
+    /// The options the broker runs with.
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
+    }
+
+    /// Whether the process is running (not killed or stopped by the harness).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Crash: SIGKILL, no chance to flush.

@@ -63,6 +63,9 @@ pub struct QuorumReplica {
     pub last_fetch_timestamp: i64,
     /// Milliseconds since the epoch when it last held the leader's whole log, -1 if never.
     pub last_caught_up_timestamp: i64,
+    /// Its controller listener `host:port`, as the quorum membership records it.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// The quorum's state, from the active controller.

@@ -123,6 +123,12 @@ impl MetadataImage {
         next
     }
 
+    /// A CRC32C of the image's serialized content: replicas that applied the same log agree on
+    /// it. Computed on demand (metrics scrapes, tests), never on the request path.
+    pub fn checksum(&self) -> u32 {
+        serde_json::to_vec(self).map_or(0, |bytes| crc32c::crc32c(&bytes))
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topics.get(name).map(Arc::as_ref)
     }

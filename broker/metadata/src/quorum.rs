@@ -285,6 +285,9 @@ impl MetadataQuorum {
                 Err(e) => return Err(MetadataError::raft(e)),
             }
         }
+        if !config.observer {
+            self.check_voters()?;
+        }
         let timeout = self.inner.options.start_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut metrics = raft.metrics();
@@ -345,6 +348,25 @@ impl MetadataQuorum {
             "metadata quorum ready"
         );
         Ok(())
+    }
+
+    /// Refuses a log whose voters are not the configured ones: the directory belongs to
+    /// another quorum (or the voter list was edited, which is a reconfiguration Strom does not
+    /// perform), and starting would split the cluster.
+    fn check_voters(&self) -> Result<(), MetadataError> {
+        let membership = self.inner.raft.metrics().borrow().membership_config.clone();
+        let stored: Vec<NodeId> = membership.membership().voter_ids().collect();
+        let configured: Vec<NodeId> = self.inner.config.voters.keys().copied().collect();
+        if stored.is_empty() || stored == configured {
+            return Ok(());
+        }
+        Err(MetadataError::InvalidConfig {
+            reason: format!(
+                "the metadata log in {} has the voters {stored:?}, but controller.quorum.voters \
+                 lists {configured:?}; give this broker the data directory of this cluster",
+                self.inner.config.dir.display()
+            ),
+        })
     }
 
     /// On the leader, commits the cluster id if the log has none yet (the first controller's

@@ -73,6 +73,8 @@ impl MetadataQuorum {
         let leader_end = end(metrics.last_log_index);
         let now = now_ms();
         let stats = self.peer_stats();
+        let membership = metrics.membership_config.membership();
+        let address = |id: NodeId| membership.get_node(&id).map(|n| n.addr.clone());
         let replica = |id: NodeId| {
             if id == me {
                 return QuorumReplica {
@@ -80,6 +82,7 @@ impl MetadataQuorum {
                     log_end_offset: leader_end,
                     last_fetch_timestamp: now,
                     last_caught_up_timestamp: now,
+                    address: address(id),
                 };
             }
             let matched = metrics
@@ -97,9 +100,9 @@ impl MetadataQuorum {
                 } else {
                     -1
                 },
+                address: address(id),
             }
         };
-        let membership = metrics.membership_config.membership();
         Ok(QuorumDescription {
             leader_id: to_i32(me),
             leader_epoch: i32::try_from(metrics.current_term).unwrap_or(i32::MAX),

@@ -1,4 +1,4 @@
-//! DescribeCluster (KIP-700): the registered brokers and the active controller.
+//! DescribeCluster (KIP-700): the registered, unfenced brokers and the active controller.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -18,8 +18,7 @@ pub async fn handle(
 ) -> DescribeClusterResponse {
     let image = broker.image();
     let brokers = image
-        .brokers
-        .values()
+        .live_brokers()
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))

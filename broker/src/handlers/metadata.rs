@@ -97,10 +97,10 @@ pub async fn handle(
         .with_cluster_authorized_operations(i32::MIN)
 }
 
+/// The brokers clients may use: registered and not fenced.
 pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
-        .brokers
-        .values()
+        .live_brokers()
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
@@ -123,10 +123,10 @@ fn topic_metadata(
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
-                .filter(|id| !image.brokers.contains_key(id))
+                .filter(|id| !image.is_live(**id))
                 .map(|&id| BrokerId(id))
                 .collect();
-            let leader_known = p.leader >= 0 && image.brokers.contains_key(&p.leader);
+            let leader_known = p.leader >= 0 && image.is_live(p.leader);
             MetadataResponsePartition::default()
                 .with_error_code(if leader_known {
                     0

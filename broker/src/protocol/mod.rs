@@ -200,6 +200,7 @@ async fn dispatch(
         CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::incremental_alter_configs::handle,
         DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
+        DescribeQuorum => DescribeQuorumRequest => handlers::describe_quorum::handle,
         InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
     )
 }

@@ -90,6 +90,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
             target,
             peer: Peer::new(&node.addr),
             network: self.clone(),
+            unreachable: false,
         }
     }
 }
@@ -100,11 +101,14 @@ pub struct GrpcConnection {
     target: NodeId,
     peer: Result<Peer, PeerError>,
     network: GrpcNetwork,
+    /// Whether the last call failed to reach the target; logged on changes only, since
+    /// openraft retries an unreachable peer every few hundred milliseconds.
+    unreachable: bool,
 }
 
 impl GrpcConnection {
     async fn send<Req, Resp, E>(
-        &self,
+        &mut self,
         path: &'static str,
         request: &Req,
         timeout: Duration,
@@ -118,7 +122,21 @@ impl GrpcConnection {
         let cluster_id = self.network.images.borrow().cluster_id.clone();
         let envelope = Envelope::wrap(&cluster_id, self.network.node_id, request)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let reply = peer.call(path, envelope, timeout).await.map_err(|e| {
+        let result = peer.call(path, envelope, timeout).await;
+        let now_unreachable = matches!(result, Err(PeerError::Unreachable { .. }));
+        if now_unreachable != self.unreachable {
+            self.unreachable = now_unreachable;
+            match &result {
+                Err(e) => {
+                    tracing::warn!(target_node = self.target, error = %e, "metadata peer is unreachable")
+                }
+                Ok(_) => tracing::info!(
+                    target_node = self.target,
+                    "metadata peer is reachable again"
+                ),
+            }
+        }
+        let reply = result.map_err(|e| {
             if let PeerError::ClusterMismatch { .. } = &e {
                 tracing::error!(target_node = self.target, error = %e, "metadata peer refused this node");
                 self.network.stats.mismatch.lock().get_or_insert(e.clone());

@@ -1,0 +1,160 @@
+//! This broker's side of the broker lifecycle (KIP-631): register with a fresh incarnation,
+//! heartbeat every `broker.heartbeat.interval.ms`, and ask for a controlled shutdown before
+//! exiting. What the heartbeats learn is what `/readyz` reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use strom_metadata::ControllerClient;
+use strom_metadata::ControllerError;
+use strom_metadata::controller_ops::BrokerRegistrationRequest;
+use strom_metadata::controller_ops::HeartbeatRequest;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A broker this far behind the controller's metadata offset reports not ready rather than
+/// serving stale metadata as current.
+pub const MAX_METADATA_LAG: u64 = 1000;
+
+/// What the last heartbeats said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleStatus {
+    /// The controller acknowledged a heartbeat within the session timeout.
+    pub in_session: bool,
+    pub fenced: bool,
+    /// The controller's metadata offset at the last heartbeat.
+    pub controller_offset: u64,
+}
+
+/// Registration and heartbeats of this broker. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BrokerLifecycle {
+    client: ControllerClient,
+    registration: BrokerRegistrationRequest,
+    interval: Duration,
+    session_timeout: Duration,
+    last_ack: Arc<Mutex<Option<(tokio::time::Instant, LifecycleStatus)>>>,
+}
+
+impl BrokerLifecycle {
+    pub fn new(
+        client: ControllerClient,
+        node_id: i32,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+        interval: Duration,
+        session_timeout: Duration,
+    ) -> BrokerLifecycle {
+        BrokerLifecycle {
+            client,
+            registration: BrokerRegistrationRequest {
+                node_id,
+                incarnation: Uuid::new_v4(),
+                host,
+                port,
+                rack,
+            },
+            interval,
+            session_timeout,
+            last_ack: Arc::default(),
+        }
+    }
+
+    pub fn incarnation(&self) -> Uuid {
+        self.registration.incarnation
+    }
+
+    /// Registers and heartbeats until the controller has unfenced this broker.
+    pub async fn register_and_unfence(&self, deadline: Duration) -> Result<(), ControllerError> {
+        self.client.register(self.registration.clone()).await?;
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            if !self.heartbeat(false).await?.fenced {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(ControllerError::ControllerUnavailable {
+                    timeout_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            // Caught up at the next heartbeat: the image moves as the log is applied.
+            tokio::time::sleep(self.interval.min(Duration::from_millis(100))).await;
+        }
+    }
+
+    /// Heartbeats until `cancel` fires; re-registers if the controller lost this incarnation.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.heartbeat(false).await {
+                Ok(_) => {}
+                Err(ControllerError::StaleBrokerEpoch { .. }) => {
+                    tracing::warn!(
+                        "the controller does not know this incarnation; registering again"
+                    );
+                    if let Err(error) = self.client.register(self.registration.clone()).await {
+                        tracing::warn!(%error, "registering again");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "broker heartbeat failed"),
+            }
+        }
+    }
+
+    /// Asks the controller to fence this broker for shutdown, so clients stop being sent to
+    /// it; gives up after `deadline` (the broker exits anyway, and its session expires).
+    pub async fn controlled_shutdown(&self, deadline: Duration) {
+        match tokio::time::timeout(deadline, self.heartbeat(true)).await {
+            Ok(Ok(reply)) if reply.shutdown_ready => {
+                tracing::info!("controlled shutdown acknowledged by the controller");
+            }
+            Ok(Ok(_)) => tracing::warn!("controlled shutdown not acknowledged; exiting anyway"),
+            Ok(Err(error)) => tracing::warn!(%error, "controlled shutdown failed; exiting anyway"),
+            Err(_) => tracing::warn!(?deadline, "controlled shutdown timed out; exiting anyway"),
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        want_shutdown: bool,
+    ) -> Result<strom_metadata::controller_ops::HeartbeatReply, ControllerError> {
+        let request = HeartbeatRequest {
+            node_id: self.registration.node_id,
+            incarnation: self.registration.incarnation,
+            metadata_offset: self.client.quorum().image().offset,
+            want_shutdown,
+        };
+        let reply = self.client.heartbeat(request).await?;
+        *self.last_ack.lock() = Some((
+            tokio::time::Instant::now(),
+            LifecycleStatus {
+                in_session: true,
+                fenced: reply.fenced,
+                controller_offset: reply.controller_offset,
+            },
+        ));
+        Ok(reply)
+    }
+
+    /// The state the last acknowledged heartbeat left, aged by the session timeout.
+    pub fn status(&self) -> LifecycleStatus {
+        match *self.last_ack.lock() {
+            Some((at, status)) => LifecycleStatus {
+                in_session: at.elapsed() <= self.session_timeout,
+                ..status
+            },
+            None => LifecycleStatus {
+                in_session: false,
+                fenced: true,
+                controller_offset: 0,
+            },
+        }
+    }
+}

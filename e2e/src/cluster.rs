@@ -1,0 +1,219 @@
+//! Several broker processes on 127.0.0.1 forming one cluster, and the requests tests ask of it.
+//!
+//! Voters must know each other's controller listeners before they start, and a restarted voter
+//! must come back on the same address, so each node's controller port is reserved once when
+//! the cluster is made (the OS picks it: bind port 0, read it, release it) and reused for the
+//! life of the [`Cluster`]; Kafka and admin listeners still take a fresh OS port per start.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest,
+    DescribeQuorumResponse, MetadataRequest, MetadataResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::net::TcpStream;
+
+use crate::observability::http_get;
+use crate::{BrokerOptions, BrokerProcess, wait_until};
+
+/// Brokers of one cluster, indexed by node id.
+#[derive(Debug)]
+pub struct Cluster {
+    brokers: Vec<BrokerProcess>,
+    voters: String,
+}
+
+impl Cluster {
+    /// Starts `voters` voters (node ids `0..voters`) and `observers` broker-only nodes after
+    /// them, all at once; `configure` adds settings per node id. Returns once every node has
+    /// printed its ready line (voters need a majority of each other for that).
+    pub fn start(
+        voters: usize,
+        observers: usize,
+        configure: impl Fn(i32, BrokerOptions) -> BrokerOptions + Sync,
+    ) -> anyhow::Result<Cluster> {
+        let ports: Vec<u16> = (0..voters + observers)
+            .map(|_| reserve_port())
+            .collect::<anyhow::Result<_>>()?;
+        let voter_list = ports[..voters]
+            .iter()
+            .enumerate()
+            .map(|(id, port)| format!("{id}@127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let options: Vec<BrokerOptions> = ports
+            .iter()
+            .enumerate()
+            .map(|(id, port)| {
+                let id = i32::try_from(id).unwrap_or(i32::MAX);
+                let base = BrokerOptions {
+                    node_id: Some(id),
+                    controller_listen: Some(format!("127.0.0.1:{port}")),
+                    ..BrokerOptions::default()
+                }
+                .with("controller.quorum.voters", &voter_list);
+                configure(id, base)
+            })
+            .collect();
+        let started: Vec<anyhow::Result<BrokerProcess>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = options
+                .into_iter()
+                .map(|o| scope.spawn(move || BrokerProcess::start(o)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("broker start panicked")))
+                })
+                .collect()
+        });
+        let brokers = started
+            .into_iter()
+            .enumerate()
+            .map(|(id, b)| b.with_context(|| format!("starting broker {id}")))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Cluster {
+            brokers,
+            voters: voter_list,
+        })
+    }
+
+    /// `controller.quorum.voters` of this cluster.
+    pub fn voters(&self) -> &str {
+        &self.voters
+    }
+
+    pub fn broker(&self, node_id: usize) -> &BrokerProcess {
+        &self.brokers[node_id]
+    }
+
+    pub fn broker_mut(&mut self, node_id: usize) -> &mut BrokerProcess {
+        &mut self.brokers[node_id]
+    }
+
+    pub fn brokers(&self) -> &[BrokerProcess] {
+        &self.brokers
+    }
+
+    /// Node ids of the brokers the harness has running.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.brokers.len())
+            .filter(|i| self.brokers[*i].is_running())
+            .collect()
+    }
+
+    /// Bootstrap addresses of every running broker, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.running()
+            .iter()
+            .map(|i| self.brokers[*i].bootstrap())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The active controller as every running broker reports it in DescribeCluster, once all
+    /// agree on one (within `deadline`).
+    pub fn await_controller(&self, deadline: Duration) -> anyhow::Result<i32> {
+        wait_until(
+            "every running broker to report one controller",
+            deadline,
+            || {
+                let mut ids = self.running().into_iter().map(|i| {
+                    block_on(describe_cluster(&self.brokers[i].bootstrap()))
+                        .ok()
+                        .map(|c| c.controller_id)
+                });
+                let first = ids.next()??;
+                (first >= 0 && ids.all(|id| id == Some(first))).then_some(first)
+            },
+        )
+    }
+}
+
+/// A port that was free a moment ago, chosen by the OS.
+pub fn reserve_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// What DescribeCluster says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    /// Broker ids, sorted.
+    pub brokers: Vec<i32>,
+}
+
+/// DescribeCluster v1 against `bootstrap`.
+pub async fn describe_cluster(bootstrap: &str) -> anyhow::Result<ClusterView> {
+    let mut stream = TcpStream::connect(bootstrap).await?;
+    let response: DescribeClusterResponse = crate::wire::call(
+        &mut stream,
+        ApiKey::DescribeCluster,
+        1,
+        &DescribeClusterRequest::default(),
+    )
+    .await?;
+    anyhow::ensure!(
+        response.error_code == 0,
+        "DescribeCluster error {}",
+        response.error_code
+    );
+    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.broker_id.0).collect();
+    brokers.sort_unstable();
+    Ok(ClusterView {
+        cluster_id: response.cluster_id.to_string(),
+        controller_id: response.controller_id.0,
+        brokers,
+    })
+}
+
+/// Metadata v12 for all topics against `bootstrap`.
+pub async fn metadata(bootstrap: &str) -> anyhow::Result<MetadataResponse> {
+    let mut stream = TcpStream::connect(bootstrap).await?;
+    crate::wire::call(
+        &mut stream,
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    )
+    .await
+}
+
+/// DescribeQuorum v2 of `__cluster_metadata-0` against `bootstrap`.
+pub async fn describe_quorum(bootstrap: &str) -> anyhow::Result<DescribeQuorumResponse> {
+    let mut stream = TcpStream::connect(bootstrap).await?;
+    let request = DescribeQuorumRequest::default().with_topics(vec![
+        TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+    ]);
+    crate::wire::call(&mut stream, ApiKey::DescribeQuorum, 2, &request).await
+}
+
+/// The value of the unlabelled series `name` on a broker's `/metrics`.
+pub fn metric(broker: &BrokerProcess, name: &str) -> anyhow::Result<f64> {
+    let text = http_get(&format!("{}/metrics", broker.admin_url()))?.body;
+    text.lines()
+        .find_map(|line| {
+            let (series, value) = line.split_once(' ')?;
+            (series == name)
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .with_context(|| format!("no series {name} on {}", broker.admin_url()))
+}
+
+/// Runs a future to completion from synchronous test code.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds")
+        .block_on(future)
+}
