@@ -89,6 +89,23 @@ async fn topic_lifecycle_through_the_admin_client() -> anyhow::Result<()> {
         "{listed:?}"
     );
 
+    // Explicit replica assignments: on the registered broker (node 0) they are taken as
+    // given; naming a broker that is not registered is INVALID_REPLICA_ASSIGNMENT.
+    let manual = NewTopic::new("manual", 2, TopicReplication::Variable(&[&[0], &[0]]));
+    let unknown = NewTopic::new("manual-unknown", 1, TopicReplication::Variable(&[&[7]]));
+    let assigned = admin.create_topics([&manual, &unknown], &options).await?;
+    assert!(assigned[0].is_ok(), "{assigned:?}");
+    assert_eq!(partition_count(&broker, "manual"), Some(2));
+    assert_eq!(
+        assigned[1].as_ref().err().map(|e| e.1),
+        Some(RDKafkaErrorCode::InvalidReplicaAssignment)
+    );
+    assert!(
+        !listed_topics(&broker)?
+            .iter()
+            .any(|t| t == "manual-unknown")
+    );
+
     // validate_only creates nothing.
     let dry = NewTopic::new("dry-run", 2, TopicReplication::Fixed(1));
     let dry_results = admin

@@ -65,9 +65,10 @@ pub struct CreateTopicRequest {
     pub num_partitions: Option<i32>,
     /// `None` or `-1`: the broker default.
     pub replication_factor: Option<i16>,
-    /// Manual assignment: partition index -> replicas (first = preferred leader). Excludes
-    /// `num_partitions` and `replication_factor`.
-    pub assignments: Option<BTreeMap<i32, Vec<i32>>>,
+    /// Manual assignment: (partition index, replicas with the preferred leader first), as the
+    /// request lists them (a partition listed twice is refused). Excludes `num_partitions` and
+    /// `replication_factor`.
+    pub assignments: Option<Vec<(i32, Vec<i32>)>>,
     pub configs: BTreeMap<String, String>,
 }
 

@@ -1,111 +1,176 @@
-//! Replica placement for new partitions: Kafka's rack-unaware round-robin
-//! (`AdminUtils.assignReplicasToBrokersRackUnaware`).
+//! Replica placement for new partitions: Kafka's rack-aware round-robin
+//! (`AdminUtils.assignReplicasToBrokersRackAware`), which is its rack-unaware round-robin when
+//! no broker has a rack.
 //!
-//! The first replica (the preferred leader) of partition `p` is broker `(p + start) % n`, so
-//! leaders spread evenly; the followers are shifted by an offset that grows every `n` partitions,
-//! so the replicas of one broker's partitions do not all land on the same other broker.
+//! The brokers are first arranged so that racks alternate (`a0, b0, c0, a1, b1, c1, ...`, racks
+//! and the brokers of a rack in sorted order). The first replica (the preferred leader) of
+//! partition `p` is the arranged broker `(p + start) % n`, so every broker leads the same number
+//! of partitions (give or take one) whatever the sizes of the racks. The followers are taken
+//! walking the arranged list from the leader, shifted by an offset that grows every `n`
+//! partitions so one broker's partitions do not all follow on the same other brokers. A
+//! candidate is skipped while another rack holds fewer replicas of the partition and still has
+//! a free broker: with at least as many racks as replicas, every replica is on its own rack;
+//! with fewer racks, the replicas are spread over the racks as evenly as possible.
+//!
+//! Brokers without a rack form one rack of their own, as in KRaft's `StripedReplicaPlacer`
+//! (which groups them under the empty rack). The ZooKeeper-era `AdminUtils` refused a mix of
+//! brokers with and without racks; KRaft, whose behaviour Strom follows, does not.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+/// A broker replicas may be placed on, with its rack (Kafka's `broker.rack`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub rack: Option<String>,
+}
+
+/// Why replicas could not be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum PlacementError {
+    #[error("Invalid replication factor 0: the replication factor must be positive.")]
+    ZeroReplicationFactor,
+    /// Kafka's wording (`StripedReplicaPlacer`).
+    #[error(
+        "The target replication factor of {replication_factor} cannot be reached because only \
+         {brokers} broker(s) are registered."
+    )]
+    TooFewBrokers {
+        replication_factor: usize,
+        brokers: usize,
+    },
+}
 
 /// Assigns `partitions` partitions, numbered from `first_partition`, `replication_factor`
-/// replicas each, over `brokers` (sorted node ids). `start_index` picks the broker of the
-/// first partition and seeds the follower shift (Kafka picks it at random; the controller
-/// rotates it per topic).
-///
-/// The caller guarantees `1 <= replication_factor <= brokers.len()`.
+/// replicas each, over `brokers` (in any order; a node id listed twice counts once).
+/// `start_index` picks the broker that leads the first partition and seeds the follower shift
+/// (Kafka picks it at random; the controller rotates it per topic). Returns the replicas of each
+/// partition, preferred leader first.
 pub fn assign_replicas(
-    brokers: &[i32],
+    brokers: &[BrokerInfo],
     first_partition: i32,
     partitions: i32,
     replication_factor: usize,
     start_index: usize,
-) -> Vec<Vec<i32>> {
-    let n = brokers.len();
-    if n == 0 || replication_factor == 0 || replication_factor > n {
-        return Vec::new();
+) -> Result<Vec<Vec<i32>>, PlacementError> {
+    if replication_factor == 0 {
+        return Err(PlacementError::ZeroReplicationFactor);
     }
+    let arranged = rack_alternated(brokers);
+    let n = arranged.len();
+    if replication_factor > n {
+        return Err(PlacementError::TooFewBrokers {
+            replication_factor,
+            brokers: n,
+        });
+    }
+    let racks = rack_count(&arranged);
     let start_index = start_index % n;
-    let mut next_replica_shift = start_index;
-    let first_partition = first_partition.max(0);
-    let mut assignment = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
-    for partition in (first_partition..).take(usize::try_from(partitions).unwrap_or(0)) {
-        let partition = partition as usize;
-        if partition > 0 && partition.is_multiple_of(n) {
-            next_replica_shift += 1;
-        }
-        let first = (partition + start_index) % n;
-        let mut replicas = Vec::with_capacity(replication_factor);
-        replicas.push(brokers[first]);
-        for j in 0..replication_factor - 1 {
-            let shift = 1 + (next_replica_shift + j) % (n - 1);
-            replicas.push(brokers[(first + shift) % n]);
-        }
-        assignment.push(replicas);
+    let first_partition = usize::try_from(first_partition).unwrap_or(0);
+    let partitions = usize::try_from(partitions).unwrap_or(0);
+    let assignment = (first_partition..first_partition + partitions)
+        .map(|partition| {
+            let leader = (partition + start_index) % n;
+            // Grows by one every `n` partitions, scaled by the rack count as in Kafka's
+            // rack-aware assignment.
+            let shift = (start_index + partition / n) * racks;
+            place_partition(&arranged, leader, shift, replication_factor)
+        })
+        .collect();
+    Ok(assignment)
+}
+
+/// The `start_index` under which [`assign_replicas`] leads partition 0 on `leader`: growing a
+/// topic with it continues the topic's rotation of leaders. `None` when `leader` is not among
+/// `brokers`.
+pub fn start_index_of(brokers: &[BrokerInfo], leader: i32) -> Option<usize> {
+    rack_alternated(brokers)
+        .iter()
+        .position(|b| b.node_id == leader)
+}
+
+/// The replicas of one partition led by `arranged[leader]`.
+fn place_partition(
+    arranged: &[&BrokerInfo],
+    leader: usize,
+    shift: usize,
+    replication_factor: usize,
+) -> Vec<i32> {
+    let n = arranged.len();
+    let mut chosen = vec![false; n];
+    chosen[leader] = true;
+    let mut replicas = Vec::with_capacity(replication_factor);
+    replicas.push(arranged[leader].node_id);
+    // Replicas per rack, and brokers per rack not yet holding a replica.
+    let mut placed: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    let mut free: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    for broker in arranged {
+        *free.entry(broker.rack.as_deref()).or_default() += 1;
     }
-    assignment
+    let take = |placed: &mut BTreeMap<_, usize>, free: &mut BTreeMap<_, usize>, rack| {
+        *placed.entry(rack).or_default() += 1;
+        if let Some(count) = free.get_mut(&rack) {
+            *count -= 1;
+        }
+    };
+    take(&mut placed, &mut free, arranged[leader].rack.as_deref());
+    // Candidate `k` of the walk; `k` runs on across followers, as in Kafka. Any `n - 1`
+    // consecutive candidates are all the brokers but the leader.
+    let candidate = |k: usize| (leader + 1 + (shift + k) % (n - 1).max(1)) % n;
+    let mut k = 0;
+    while replicas.len() < replication_factor {
+        // The fewest replicas on any rack that still has a free broker: a candidate on a rack
+        // holding more waits, so racks fill evenly.
+        let fewest = free
+            .iter()
+            .filter(|(_, free)| **free > 0)
+            .map(|(rack, _)| placed.get(rack).copied().unwrap_or(0))
+            .min();
+        let Some(fewest) = fewest else { break };
+        let found = (0..n - 1).map(|step| candidate(k + step)).position(|i| {
+            let rack = arranged[i].rack.as_deref();
+            !chosen[i] && placed.get(&rack).copied().unwrap_or(0) == fewest
+        });
+        let Some(step) = found else { break };
+        let i = candidate(k + step);
+        k += step + 1;
+        chosen[i] = true;
+        replicas.push(arranged[i].node_id);
+        take(&mut placed, &mut free, arranged[i].rack.as_deref());
+    }
+    replicas
+}
+
+/// The brokers, one per node id, ordered so that racks alternate: the first broker of each
+/// rack, then the second of each, and so on (racks sorted, no rack first, brokers of a rack by
+/// node id).
+fn rack_alternated(brokers: &[BrokerInfo]) -> Vec<&BrokerInfo> {
+    let mut by_id: BTreeMap<i32, &BrokerInfo> = BTreeMap::new();
+    for broker in brokers {
+        by_id.entry(broker.node_id).or_insert(broker);
+    }
+    let mut by_rack: BTreeMap<Option<&str>, Vec<&BrokerInfo>> = BTreeMap::new();
+    for broker in by_id.into_values() {
+        by_rack
+            .entry(broker.rack.as_deref())
+            .or_default()
+            .push(broker);
+    }
+    let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    (0..deepest)
+        .flat_map(|round| by_rack.values().filter_map(move |rack| rack.get(round)))
+        .copied()
+        .collect()
+}
+
+fn rack_count(brokers: &[&BrokerInfo]) -> usize {
+    let mut racks: Vec<Option<&str>> = brokers.iter().map(|b| b.rack.as_deref()).collect();
+    racks.sort_unstable();
+    racks.dedup();
+    racks.len()
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::collections::BTreeSet;
-
-    use super::*;
-
-    #[test]
-    fn known_assignments() {
-        // (brokers, first partition, partitions, replication factor, start index, expected)
-        type Case<'a> = (&'a [i32], i32, i32, usize, usize, &'a [&'a [i32]]);
-        let cases: &[Case<'_>] = &[
-            (&[1], 0, 2, 1, 0, &[&[1], &[1]]),
-            (
-                &[1, 2, 3],
-                0,
-                4,
-                2,
-                0,
-                &[&[1, 2], &[2, 3], &[3, 1], &[1, 3]],
-            ),
-            (
-                &[1, 2, 3],
-                0,
-                3,
-                3,
-                1,
-                &[&[2, 1, 3], &[3, 2, 1], &[1, 3, 2]],
-            ),
-            // Growing a topic continues the numbering.
-            (&[1, 2, 3], 3, 1, 2, 0, &[&[1, 3]]),
-        ];
-        for (brokers, first, count, rf, start, expect) in cases {
-            let got = assign_replicas(brokers, *first, *count, *rf, *start);
-            let expect: Vec<Vec<i32>> = expect.iter().map(|r| r.to_vec()).collect();
-            assert_eq!(
-                got, expect,
-                "brokers {brokers:?} first {first} rf {rf} start {start}"
-            );
-        }
-    }
-
-    #[test]
-    fn replicas_are_distinct_and_leaders_balanced() {
-        let brokers = [0, 1, 2, 3, 4];
-        for start in 0..5 {
-            for rf in 1..=5 {
-                let assignment = assign_replicas(&brokers, 0, 20, rf, start);
-                assert_eq!(assignment.len(), 20);
-                let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
-                for replicas in &assignment {
-                    let distinct: BTreeSet<_> = replicas.iter().collect();
-                    assert_eq!(distinct.len(), rf, "{replicas:?}");
-                    *leaders.entry(replicas[0]).or_default() += 1;
-                }
-                assert!(leaders.values().all(|&c| c == 4), "leaders {leaders:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn impossible_requests_assign_nothing() {
-        assert!(assign_replicas(&[], 0, 3, 1, 0).is_empty());
-        assert!(assign_replicas(&[1], 0, 3, 2, 0).is_empty());
-    }
-}
+mod tests;

@@ -13,7 +13,10 @@ use crate::controller::MAX_PARTITIONS_PER_TOPIC;
 use crate::controller::TopicDefaults;
 use crate::controller_error::ControllerError;
 use crate::image::MetadataImage;
+use crate::placement::BrokerInfo;
+use crate::placement::PlacementError;
 use crate::placement::assign_replicas;
+use crate::placement::start_index_of;
 use crate::records::ConfigResource;
 use crate::records::MetadataRecord;
 use crate::topic_config::effective_topic_configs;
@@ -67,17 +70,30 @@ pub(crate) fn config_record(
     }
 }
 
-pub(crate) fn registered_brokers(image: &MetadataImage) -> Vec<i32> {
-    image.brokers.keys().copied().collect()
+/// The brokers new replicas are placed on, with their racks: the registered, unfenced ones.
+/// Manual assignments may name any registered broker; only these become leaders and in-sync
+/// replicas.
+pub(crate) fn live_brokers(image: &MetadataImage) -> Vec<BrokerInfo> {
+    image
+        .live_brokers()
+        .map(|b| BrokerInfo {
+            node_id: b.node_id,
+            rack: b.rack.clone(),
+        })
+        .collect()
 }
 
-/// Checks manual replica lists: non-empty, no broker twice, every broker registered.
-pub(crate) fn validate_replicas(
+/// Checks the replicas of one partition of a manual assignment (non-empty, no broker twice,
+/// every broker registered, `expected_replicas` of them when given) and returns its in-sync
+/// replicas: those on live brokers, in assignment order, of which there must be one.
+fn validate_replicas(
     topic: &str,
     image: &MetadataImage,
+    live: &[BrokerInfo],
     partition: i32,
     replicas: &[i32],
-) -> Result<(), ControllerError> {
+    expected_replicas: Option<usize>,
+) -> Result<Vec<i32>, ControllerError> {
     let invalid = |message: String| ControllerError::InvalidReplicaAssignment {
         topic: topic.to_owned(),
         message,
@@ -97,42 +113,117 @@ pub(crate) fn validate_replicas(
         }
         if image.broker(*broker).is_none() {
             return Err(invalid(format!(
-                "The manual partition assignment includes broker {broker}, but no such broker \
-                 is registered."
+                "The manual partition assignment for partition {partition} includes broker \
+                 {broker}, but no such broker is registered."
             )));
         }
     }
-    Ok(())
+    if let Some(expected) = expected_replicas
+        && replicas.len() != expected
+    {
+        return Err(invalid(format!(
+            "The manual partition assignment includes a partition ({partition}) with {} \
+             replica(s), but this is not consistent with previous partitions, which have \
+             {expected} replica(s).",
+            replicas.len()
+        )));
+    }
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|r| live.iter().any(|b| b.node_id == *r))
+        .collect();
+    if isr.is_empty() {
+        return Err(invalid(format!(
+            "All brokers specified in the manual partition assignment for partition {partition} \
+             are fenced."
+        )));
+    }
+    Ok(isr)
 }
 
-pub(crate) fn partition_record(
-    topic_id: Uuid,
-    partition: i32,
+/// The replicas of a new partition (preferred leader first) and those of them on live
+/// brokers, which start in sync.
+struct NewPartition {
     replicas: Vec<i32>,
-) -> MetadataRecord {
+    isr: Vec<i32>,
+}
+
+/// A new partition's record, led by its first in-sync replica.
+fn partition_record(topic_id: Uuid, partition: i32, new: NewPartition) -> MetadataRecord {
     MetadataRecord::Partition {
         topic_id,
         partition,
-        leader: replicas.first().copied().unwrap_or(-1),
-        isr: replicas.clone(),
-        replicas,
+        leader: new.isr.first().copied().unwrap_or(-1),
+        isr: new.isr,
+        replicas: new.replicas,
         leader_epoch: 0,
         partition_epoch: 0,
     }
 }
 
+/// INVALID_REPLICATION_FACTOR for `replication_factor` over `live` brokers, in Kafka's words
+/// (`ReplicationControlManager` prefixes the placer's message), saying how many registered
+/// brokers are fenced when some are.
 pub(crate) fn replication_factor_error(
     topic: &str,
     replication_factor: usize,
-    brokers: usize,
+    live: usize,
+    registered: usize,
 ) -> ControllerError {
+    let fenced = registered.saturating_sub(live);
+    let brokers = if fenced == 0 {
+        format!("{live} broker(s) are registered")
+    } else {
+        format!("{live} broker(s) are registered and unfenced ({fenced} more are fenced)")
+    };
     ControllerError::InvalidReplicationFactor {
         topic: topic.to_owned(),
         message: format!(
             "Unable to replicate the partition {replication_factor} time(s): The target \
              replication factor of {replication_factor} cannot be reached because only \
-             {brokers} broker(s) are registered."
+             {brokers}."
         ),
+    }
+}
+
+/// Places `partitions` new partitions numbered from `first_partition` over the live brokers.
+fn place(
+    topic: &str,
+    image: &MetadataImage,
+    live: &[BrokerInfo],
+    first_partition: i32,
+    partitions: i32,
+    replication_factor: usize,
+    start_index: usize,
+) -> Result<Vec<NewPartition>, ControllerError> {
+    match assign_replicas(
+        live,
+        first_partition,
+        partitions,
+        replication_factor,
+        start_index,
+    ) {
+        // Placed replicas are all live: every one is in sync.
+        Ok(assignment) => Ok(assignment
+            .into_iter()
+            .map(|replicas| NewPartition {
+                isr: replicas.clone(),
+                replicas,
+            })
+            .collect()),
+        Err(PlacementError::TooFewBrokers { brokers, .. }) => Err(replication_factor_error(
+            topic,
+            replication_factor,
+            brokers,
+            image.brokers.len(),
+        )),
+        Err(e @ PlacementError::ZeroReplicationFactor) => {
+            Err(ControllerError::InvalidReplicationFactor {
+                topic: topic.to_owned(),
+                message: e.to_string(),
+            })
+        }
     }
 }
 
@@ -165,9 +256,9 @@ pub(crate) fn plan_topic(
     }
     let num_partitions = request.num_partitions.filter(|n| *n != -1);
     let replication_factor = request.replication_factor.filter(|r| *r != -1);
-    let brokers = registered_brokers(image);
+    let live = live_brokers(image);
 
-    let assignment: Vec<Vec<i32>> = match &request.assignments {
+    let assignment = match &request.assignments {
         Some(assignments) => {
             if num_partitions.is_some() || replication_factor.is_some() {
                 return Err(ControllerError::InvalidRequest {
@@ -176,7 +267,7 @@ pub(crate) fn plan_topic(
                         .to_owned(),
                 });
             }
-            plan_manual_assignment(name, image, assignments)?
+            plan_manual_assignment(name, image, &live, assignments)?
         }
         None => {
             let partitions = num_partitions.unwrap_or(defaults.num_partitions);
@@ -206,10 +297,7 @@ pub(crate) fn plan_topic(
                 });
             }
             let rf = usize::try_from(rf).unwrap_or(usize::MAX);
-            if rf > brokers.len() {
-                return Err(replication_factor_error(name, rf, brokers.len()));
-            }
-            assign_replicas(&brokers, 0, partitions, rf, start_index)
+            place(name, image, &live, 0, partitions, rf, start_index)?
         }
     };
 
@@ -222,10 +310,10 @@ pub(crate) fn plan_topic(
         name: name.to_owned(),
         topic_id,
     }];
-    let replication_factor = assignment.first().map_or(0, Vec::len);
+    let replication_factor = assignment.first().map_or(0, |p| p.replicas.len());
     let num_partitions = assignment.len();
-    for (partition, replicas) in (0..).zip(assignment) {
-        records.push(partition_record(topic_id, partition, replicas));
+    for (partition, new) in (0..).zip(assignment) {
+        records.push(partition_record(topic_id, partition, new));
     }
     let resource = ConfigResource::Topic(name.to_owned());
     for (key, value) in &request.configs {
@@ -240,17 +328,23 @@ pub(crate) fn plan_topic(
     Ok((records, created))
 }
 
-pub(crate) fn plan_manual_assignment(
+/// Validates the manual assignment of a new topic, as Kafka does: every partition from 0 up
+/// listed once, each with the same number of replicas. Returns each partition's replicas and
+/// in-sync replicas, in partition order.
+fn plan_manual_assignment(
     name: &str,
     image: &MetadataImage,
-    assignments: &BTreeMap<i32, Vec<i32>>,
-) -> Result<Vec<Vec<i32>>, ControllerError> {
-    let invalid = |message: &str| ControllerError::InvalidReplicaAssignment {
+    live: &[BrokerInfo],
+    assignments: &[(i32, Vec<i32>)],
+) -> Result<Vec<NewPartition>, ControllerError> {
+    let invalid = |message: String| ControllerError::InvalidReplicaAssignment {
         topic: name.to_owned(),
-        message: message.to_owned(),
+        message,
     };
     if assignments.is_empty() {
-        return Err(invalid("The manual partition assignment is empty."));
+        return Err(invalid(
+            "The manual partition assignment is empty.".to_owned(),
+        ));
     }
     if assignments.len() > MAX_PARTITIONS_PER_TOPIC as usize {
         return Err(ControllerError::InvalidPartitions {
@@ -260,22 +354,36 @@ pub(crate) fn plan_manual_assignment(
             ),
         });
     }
-    if assignments.keys().copied().ne(0..assignments.len() as i32) {
-        return Err(invalid(
-            "Partitions should be a consecutive 0-based integer sequence.",
-        ));
-    }
-    let rf = assignments.values().next().map_or(0, Vec::len);
+    let mut planned: BTreeMap<i32, NewPartition> = BTreeMap::new();
+    let mut replication_factor = None;
     for (partition, replicas) in assignments {
-        validate_replicas(name, image, *partition, replicas)?;
-        if replicas.len() != rf {
-            return Err(invalid(
-                "All partitions in the manual partition assignment must have the same number \
-                 of replicas.",
-            ));
+        if planned.contains_key(partition) {
+            return Err(invalid(format!(
+                "Found multiple manual partition assignments for partition {partition}."
+            )));
         }
+        let isr = validate_replicas(name, image, live, *partition, replicas, replication_factor)?;
+        replication_factor = Some(replicas.len());
+        planned.insert(
+            *partition,
+            NewPartition {
+                replicas: replicas.clone(),
+                isr,
+            },
+        );
     }
-    Ok(assignments.values().cloned().collect())
+    // Indexes are distinct, so they are 0..len exactly when none is outside that range.
+    if let Some(outside) = planned
+        .keys()
+        .find(|p| usize::try_from(**p).map_or(true, |p| p >= planned.len()))
+    {
+        return Err(invalid(format!(
+            "The manual partition assignment lists partition {outside}, but partitions must be \
+             numbered consecutively from 0 (here 0 to {}).",
+            planned.len() - 1
+        )));
+    }
+    Ok(planned.into_values().collect())
 }
 
 /// Validates growing `name` to `count` partitions and plans the new partitions' records.
@@ -312,123 +420,48 @@ pub(crate) fn plan_partitions(
     }
     let added = count - current;
     let rf = topic.replication_factor();
-    let brokers = registered_brokers(image);
-    let new_assignment: Vec<Vec<i32>> = match assignments {
+    let live = live_brokers(image);
+    let new_assignment = match assignments {
         Some(assignments) => {
             if assignments.len() != added as usize {
                 return Err(ControllerError::InvalidReplicaAssignment {
                     topic: name.to_owned(),
                     message: format!(
-                        "Attempted to add {added} additional partition(s), but only {} \
+                        "Attempted to add {added} additional partition(s), but {} \
                          assignment(s) were specified.",
                         assignments.len()
                     ),
                 });
             }
-            for (partition, replicas) in (current..).zip(assignments) {
-                validate_replicas(name, image, partition, replicas)?;
-                if replicas.len() != rf {
-                    return Err(ControllerError::InvalidReplicaAssignment {
-                        topic: name.to_owned(),
-                        message: format!(
-                            "The manual partition assignment includes a partition with {} \
-                             replica(s), but this is not consistent with previous partitions, \
-                             which have {rf} replica(s).",
-                            replicas.len()
-                        ),
-                    });
-                }
-            }
-            assignments.to_vec()
+            (current..)
+                .zip(assignments)
+                .map(|(partition, replicas)| {
+                    validate_replicas(name, image, &live, partition, replicas, Some(rf)).map(
+                        |isr| NewPartition {
+                            replicas: replicas.clone(),
+                            isr,
+                        },
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?
         }
         None => {
-            if rf == 0 || rf > brokers.len() {
-                return Err(replication_factor_error(name, rf, brokers.len()));
-            }
-            // Continue the topic's placement: start where partition 0's leader sits, as Kafka
-            // does when adding partitions.
+            // Continue the topic's rotation of leaders from where partition 0's leader sits,
+            // as Kafka does when adding partitions.
             let start_index = topic
                 .partitions
                 .get(&0)
                 .and_then(|p| p.replicas.first())
-                .and_then(|leader| brokers.iter().position(|b| b == leader))
+                .and_then(|leader| start_index_of(&live, *leader))
                 .unwrap_or(0);
-            assign_replicas(&brokers, current, added, rf, start_index)
+            place(name, image, &live, current, added, rf, start_index)?
         }
     };
     Ok((current..)
         .zip(new_assignment)
-        .map(|(partition, replicas)| partition_record(topic.topic_id, partition, replicas))
+        .map(|(partition, new)| partition_record(topic.topic_id, partition, new))
         .collect())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn image_with_brokers(brokers: &[i32]) -> MetadataImage {
-        brokers.iter().fold(MetadataImage::empty("c"), |image, id| {
-            image.apply(&MetadataRecord::RegisterBroker {
-                node_id: *id,
-                host: "h".into(),
-                port: 9092,
-                rack: None,
-                incarnation: Uuid::new_v4(),
-                fenced: false,
-            })
-        })
-    }
-
-    #[test]
-    fn a_planned_topic_is_one_self_contained_batch() {
-        let image = image_with_brokers(&[1, 2]);
-        let request = CreateTopicRequest {
-            name: "t".into(),
-            num_partitions: Some(3),
-            replication_factor: Some(2),
-            configs: BTreeMap::from([("retention.ms".to_owned(), "1".to_owned())]),
-            ..Default::default()
-        };
-        let (records, created) =
-            plan_topic(&image, &request, TopicDefaults::default(), 0).expect("valid");
-        // Topic first, then its partitions, then its configs: applying the batch in order
-        // yields the whole topic at once.
-        assert!(matches!(records[0], MetadataRecord::Topic { .. }));
-        assert!(
-            records[1..4]
-                .iter()
-                .all(|r| matches!(r, MetadataRecord::Partition { .. }))
-        );
-        assert!(matches!(records[4], MetadataRecord::Config { .. }));
-        assert_eq!(records.len(), 5);
-        let applied = image.apply_batch(1, &records);
-        let topic = applied.topic("t").expect("created");
-        assert_eq!(topic.topic_id, created.topic_id);
-        assert_eq!(topic.partitions.len(), 3);
-        assert_eq!(topic.configs.len(), 1);
-    }
-
-    #[test]
-    fn new_partitions_continue_the_topic_placement() {
-        let image = image_with_brokers(&[1, 2, 3]);
-        let request = CreateTopicRequest {
-            name: "t".into(),
-            num_partitions: Some(3),
-            replication_factor: Some(1),
-            ..Default::default()
-        };
-        let (records, _) =
-            plan_topic(&image, &request, TopicDefaults::default(), 1).expect("valid");
-        let image = image.apply_batch(1, &records);
-        let leaders = |image: &MetadataImage| -> Vec<i32> {
-            image
-                .topic("t")
-                .map(|t| t.partitions.values().map(|p| p.leader).collect())
-                .unwrap_or_default()
-        };
-        assert_eq!(leaders(&image), vec![2, 3, 1]);
-        let grown = plan_partitions(&image, "t", 6, None).expect("valid");
-        let image = image.apply_batch(2, &grown);
-        assert_eq!(leaders(&image), vec![2, 3, 1, 2, 3, 1]);
-    }
-}
+mod tests;

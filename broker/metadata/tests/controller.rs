@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use strom_metadata::ConfigOp;
@@ -96,6 +97,11 @@ async fn create_topics_validates_with_kafka_error_codes() {
         (with_assignment("unknown-broker", &[(0, &[9])], None), 39),
         (with_assignment("gap", &[(0, &[1]), (2, &[2])], None), 39),
         (with_assignment("twice", &[(0, &[1, 1])], None), 39),
+        (
+            with_assignment("same-partition-twice", &[(0, &[1]), (0, &[2])], None),
+            39,
+        ),
+        (with_assignment("no-replicas", &[(0, &[])], None), 39),
         (
             with_assignment("uneven", &[(0, &[1, 2]), (1, &[2])], None),
             39,
@@ -225,6 +231,70 @@ async fn created_topics_are_placed_round_robin_and_report_configs() {
         (2, 1)
     );
     assert_eq!(image.topic("defaults").map(|t| t.partitions.len()), Some(2));
+    controller.quorum().shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_are_placed_rack_aware_and_rotate_their_leaders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let controller = start(dir.path(), 0).await;
+    for (node_id, rack) in [(1, "zone-a"), (2, "zone-b"), (3, "zone-c")] {
+        common::register_live(
+            &controller,
+            node_id,
+            &format!("broker-{node_id}"),
+            9092,
+            Some(rack),
+        )
+        .await
+        .expect("broker registers");
+    }
+    let results = controller
+        .create_topics(
+            vec![
+                topic("orders", 12, 3),
+                topic("first", 1, 1),
+                topic("second", 1, 1),
+                topic("third", 1, 1),
+            ],
+            false,
+        )
+        .await;
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    let image = controller.quorum().image();
+    let orders = image.topic("orders").expect("orders in the image");
+    let mut leaders = BTreeMap::new();
+    for (index, partition) in &orders.partitions {
+        let racks: BTreeSet<_> = partition
+            .replicas
+            .iter()
+            .filter_map(|r| image.broker(*r))
+            .filter_map(|b| b.rack.clone())
+            .collect();
+        assert_eq!(racks.len(), 3, "partition {index}: {partition:?}");
+        *leaders.entry(partition.leader).or_insert(0) += 1;
+    }
+    assert_eq!(leaders, BTreeMap::from([(1, 4), (2, 4), (3, 4)]));
+    // Topics created one after the other do not all lead on the same broker.
+    let single: BTreeSet<i32> = ["first", "second", "third"]
+        .iter()
+        .filter_map(|name| image.partition(name, 0).map(|p| p.leader))
+        .collect();
+    assert_eq!(single, BTreeSet::from([1, 2, 3]));
+
+    let too_many = controller
+        .create_topics(vec![topic("wide", 1, 4)], false)
+        .await;
+    assert_eq!(code(&too_many[0].result), 38);
+    assert_eq!(
+        too_many[0]
+            .result
+            .as_ref()
+            .expect_err("refused")
+            .to_string(),
+        "Unable to replicate the partition 4 time(s): The target replication factor of 4 \
+         cannot be reached because only 3 broker(s) are registered."
+    );
     controller.quorum().shutdown().await.expect("shutdown");
 }
 

@@ -50,7 +50,7 @@ pub async fn handle(
                             a.broker_ids.iter().map(|b| b.0).collect(),
                         )
                     })
-                    .collect::<BTreeMap<i32, Vec<i32>>>()
+                    .collect::<Vec<_>>()
             }),
             configs: requested_configs
                 .get(topic.name.0.as_str())
