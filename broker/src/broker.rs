@@ -13,6 +13,10 @@ use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::{Partition, ReplicaManager};
 
+/// How recently a follower must have heard from the quorum leader to name it as the
+/// controller: the longest election timeout.
+const LEADER_CONTACT_WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// Everything a request handler may touch.
 #[derive(Debug)]
 pub struct Broker {
@@ -84,6 +88,18 @@ impl Broker {
 }
 
 impl Broker {
+    /// The controller id Metadata tells clients, which send admin requests there: the active
+    /// controller while this broker hears from it, else this broker itself, which forwards
+    /// them (KIP-590 lets brokers name any live broker). So a client never waits on a
+    /// controller that just died.
+    pub fn metadata_controller_id(&self) -> i32 {
+        self.quorum
+            .recent_leader(LEADER_CONTACT_WINDOW)
+            .and_then(|id| i32::try_from(id).ok())
+            .filter(|id| self.image().is_live(*id))
+            .unwrap_or(self.node_id)
+    }
+
     /// The node id of the active controller (the metadata quorum's leader), -1 if none is known.
     pub fn controller_id(&self) -> i32 {
         self.quorum

@@ -17,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::net::TcpStream;
 
 use crate::observability::http_get;
-use crate::{BrokerOptions, BrokerProcess, wait_until};
+use crate::{BrokerOptions, BrokerProcess};
 
 /// Brokers of one cluster, indexed by node id.
 #[derive(Debug)]
@@ -117,20 +117,49 @@ impl Cluster {
 
     /// The active controller as every running broker reports it in DescribeCluster, once all
     /// agree on one (within `deadline`).
-    pub fn await_controller(&self, deadline: Duration) -> anyhow::Result<i32> {
-        wait_until(
+    pub async fn await_controller(&self, deadline: Duration) -> anyhow::Result<i32> {
+        eventually(
             "every running broker to report one controller",
             deadline,
-            || {
-                let mut ids = self.running().into_iter().map(|i| {
-                    block_on(describe_cluster(&self.brokers[i].bootstrap()))
-                        .ok()
-                        .map(|c| c.controller_id)
-                });
-                let first = ids.next()??;
-                (first >= 0 && ids.all(|id| id == Some(first))).then_some(first)
+            || async {
+                let mut ids = Vec::new();
+                for i in self.running() {
+                    ids.push(
+                        describe_cluster(&self.brokers[i].bootstrap())
+                            .await
+                            .ok()?
+                            .controller_id,
+                    );
+                }
+                let first = *ids.first()?;
+                (first >= 0 && ids.iter().all(|id| *id == first)).then_some(first)
             },
         )
+        .await
+    }
+}
+
+/// Polls `check` until it returns `Some` or `deadline` passes; the async twin of
+/// [`wait_until`](crate::wait_until).
+pub async fn eventually<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -207,13 +236,4 @@ pub fn metric(broker: &BrokerProcess, name: &str) -> anyhow::Result<f64> {
                 .flatten()
         })
         .with_context(|| format!("no series {name} on {}", broker.admin_url()))
-}
-
-/// Runs a future to completion from synchronous test code.
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds")
-        .block_on(future)
 }

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::Rng;
-use strom_e2e::cluster::{Cluster, block_on, describe_cluster, describe_quorum, metadata, metric};
-use strom_e2e::{BrokerOptions, wait_until};
+use strom_e2e::BrokerOptions;
+use strom_e2e::cluster::{
+    Cluster, ClusterView, describe_cluster, describe_quorum, eventually, metadata, metric,
+};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -35,11 +37,11 @@ fn sum_active_controllers(cluster: &Cluster) -> f64 {
 
 /// Waits until every running broker has applied the same metadata offset, then returns the
 /// (offset, checksum) they agree on.
-fn await_same_image(cluster: &Cluster) -> anyhow::Result<(f64, f64)> {
-    wait_until(
+async fn await_same_image(cluster: &Cluster) -> anyhow::Result<(u64, u64)> {
+    eventually(
         "every running broker to apply the same metadata",
         DEADLINE,
-        || {
+        || async {
             let images: BTreeSet<(u64, u64)> = cluster
                 .running()
                 .iter()
@@ -53,7 +55,7 @@ fn await_same_image(cluster: &Cluster) -> anyhow::Result<(f64, f64)> {
             (images.len() == 1).then(|| images.into_iter().next())?
         },
     )
-    .map(|(o, c)| (o as f64, c as f64))
+    .await
 }
 
 async fn create_topic_via(bootstrap: &str, name: &str) -> anyhow::Result<()> {
@@ -90,11 +92,12 @@ async fn three_voters_and_an_observer_form_one_cluster() -> anyhow::Result<()> {
     );
 
     // DescribeQuorum, asked of the observer: three voters in sync, the observer behind none.
-    let quorum = wait_until(
+    let observer = cluster.broker(3).bootstrap();
+    let quorum = eventually(
         "DescribeQuorum to show every voter caught up",
         DEADLINE,
-        || {
-            let response = block_on(describe_quorum(&cluster.broker(3).bootstrap())).ok()?;
+        || async {
+            let response = describe_quorum(&observer).await.ok()?;
             let partition = response.topics.first()?.partitions.first()?.clone();
             let caught_up = partition
                 .current_voters
@@ -103,7 +106,8 @@ async fn three_voters_and_an_observer_form_one_cluster() -> anyhow::Result<()> {
                 .all(|r| r.log_end_offset >= partition.high_watermark);
             caught_up.then_some(partition)
         },
-    )?;
+    )
+    .await?;
     let voters: Vec<i32> = quorum
         .current_voters
         .iter()
@@ -124,28 +128,19 @@ async fn three_voters_and_an_observer_form_one_cluster() -> anyhow::Result<()> {
         1.0,
         "exactly one active controller"
     );
-    await_same_image(&cluster)?;
+    await_same_image(&cluster).await?;
     Ok(())
 }
 
 /// Polls DescribeCluster on `bootstrap` until `accept` holds.
 async fn wait_until_async(
     bootstrap: &str,
-    accept: impl Fn(&strom_e2e::cluster::ClusterView) -> bool,
-) -> anyhow::Result<strom_e2e::cluster::ClusterView> {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(view) = describe_cluster(bootstrap).await
-            && accept(&view)
-        {
-            return Ok(view);
-        }
-        anyhow::ensure!(
-            Instant::now() < end,
-            "DescribeCluster on {bootstrap} never matched"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    accept: impl Fn(&ClusterView) -> bool,
+) -> anyhow::Result<ClusterView> {
+    eventually("DescribeCluster to match", DEADLINE, || async {
+        describe_cluster(bootstrap).await.ok().filter(|v| accept(v))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +152,7 @@ async fn the_controller_fails_over_and_nothing_committed_is_lost() -> anyhow::Re
     let mut leaders_by_epoch: BTreeMap<i32, BTreeSet<i32>> = BTreeMap::new();
     const ROUNDS: usize = 5;
     for round in 0..ROUNDS {
-        let controller = cluster.await_controller(DEADLINE)?;
+        let controller = cluster.await_controller(DEADLINE).await?;
         // The first two rounds kill the active controller; later ones a random voter.
         let victim = if round < 2 {
             usize::try_from(controller)?
@@ -191,11 +186,11 @@ async fn the_controller_fails_over_and_nothing_committed_is_lost() -> anyhow::Re
         }
         tokio::task::block_in_place(|| cluster.broker_mut(victim).restart())?;
     }
-    cluster.await_controller(DEADLINE)?;
+    cluster.await_controller(DEADLINE).await?;
     for (epoch, leaders) in &leaders_by_epoch {
         assert_eq!(leaders.len(), 1, "epoch {epoch} had leaders {leaders:?}");
     }
-    let (offset, _) = tokio::task::block_in_place(|| await_same_image(&cluster))?;
+    let (offset, _) = await_same_image(&cluster).await?;
     println!("all three brokers applied metadata offset {offset} with one image checksum");
     for broker in cluster.brokers() {
         let meta = metadata(&broker.bootstrap()).await?;
@@ -215,7 +210,7 @@ async fn the_controller_fails_over_and_nothing_committed_is_lost() -> anyhow::Re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_broker_is_fenced_and_unfenced_when_it_returns() -> anyhow::Result<()> {
     let cluster = tokio::task::spawn_blocking(|| Cluster::start(3, 0, fast_sessions)).await??;
-    let controller = cluster.await_controller(DEADLINE)?;
+    let controller = cluster.await_controller(DEADLINE).await?;
     let stopped = (0..3)
         .find(|i| *i != controller)
         .context("a non-controller")?;

@@ -460,6 +460,19 @@ impl MetadataQuorum {
         self.inner.raft.metrics().borrow().current_leader
     }
 
+    /// The leader, if this node leads or heard from it within `within`: a follower that has
+    /// not heard from its leader for longer may be talking about a dead one.
+    pub fn recent_leader(&self, within: Duration) -> Option<u64> {
+        let leader = self.leader_id()?;
+        let fresh = leader == self.node_id()
+            || self
+                .inner
+                .stats
+                .since_leader_contact()
+                .is_some_and(|since| since <= within);
+        fresh.then_some(leader)
+    }
+
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
         self.leader_id() == Some(self.inner.config.node_id)

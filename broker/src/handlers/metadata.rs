@@ -92,7 +92,7 @@ pub async fn handle(
     MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_controller_id(BrokerId(broker.metadata_controller_id()))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }

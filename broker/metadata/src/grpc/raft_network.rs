@@ -42,6 +42,8 @@ pub struct PeerStats {
     acks: Mutex<BTreeMap<NodeId, SystemTime>>,
     /// The first peer that refused this node for belonging to another cluster.
     mismatch: Mutex<Option<PeerError>>,
+    /// When this node last accepted entries (or a heartbeat) from a leader.
+    leader_contact: Mutex<Option<std::time::Instant>>,
 }
 
 impl PeerStats {
@@ -51,6 +53,16 @@ impl PeerStats {
             at.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         })
+    }
+
+    /// Records that a leader's AppendEntries was accepted just now.
+    pub fn record_leader_contact(&self) {
+        *self.leader_contact.lock() = Some(std::time::Instant::now());
+    }
+
+    /// How long ago this node last heard from a leader, if ever.
+    pub fn since_leader_contact(&self) -> Option<Duration> {
+        self.leader_contact.lock().map(|at| at.elapsed())
     }
 
     /// A peer's refusal of this node's cluster id, if one was seen.

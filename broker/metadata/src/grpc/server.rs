@@ -119,7 +119,11 @@ async fn dispatch(
     let reply = match path {
         paths::APPEND_ENTRIES => {
             let rpc = open(&request)?;
-            Envelope::wrap(&ours, me, &raft.append_entries(rpc).await)
+            let result = raft.append_entries(rpc).await;
+            if result.is_ok() {
+                quorum.peer_stats().record_leader_contact();
+            }
+            Envelope::wrap(&ours, me, &result)
         }
         paths::VOTE => {
             let rpc = open(&request)?;
