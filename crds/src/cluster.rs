@@ -319,6 +319,12 @@ pub struct ClusterStatus {
     /// The day-2 operation in progress, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<OperationStatus>,
+    /// The cluster id every broker reports (DescribeCluster), once they all agree on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// The broker id of the active controller every broker reports, once they all agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_id: Option<i32>,
 }
 
 /// State of one broker.
