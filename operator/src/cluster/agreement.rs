@@ -52,7 +52,9 @@ pub fn agreement(replicas: i32, answers: &[BrokerAnswer]) -> Agreement {
 
     let silent: Vec<String> = (0..replicas)
         .filter_map(|id| match by_id.get(&id) {
-            None => Some(format!("broker {id} (no pod)")),
+            None => Some(format!(
+                "broker {id} (not asked: its pod is missing or not ready)"
+            )),
             Some(Err(error)) => Some(format!("broker {id} ({error})")),
             Some(Ok(_)) => None,
         })
@@ -352,7 +354,7 @@ mod tests {
                 ),
             ),
             (
-                "a broker that does not answer, and one without a pod",
+                "a broker that does not answer, and one not asked",
                 vec![
                     answer(0, "c1", Some(0), &all),
                     BrokerAnswer {
@@ -362,7 +364,7 @@ mod tests {
                 ],
                 (
                     "BrokersUnreachable",
-                    "no admin API answer from broker 1 (connection refused); broker 2 (no pod)",
+                    "no admin API answer from broker 1 (connection refused); broker 2 (not asked: its pod is missing or not ready)",
                 ),
             ),
             (

@@ -10,12 +10,14 @@ use strom_crds::Cluster;
 
 use super::agreement::BrokerAnswer;
 use super::builders::{pod_dns_name, stateful_set_name};
+use super::status::pod_ready;
 use crate::context::AdminFactory;
 
-/// DescribeCluster on the broker of each pod with an id in `0..spec.replicas`, at the pod's
-/// stable address `<pod>.<cluster>-brokers.<namespace>.svc:<port>`, all at once; each
-/// connection and request is bounded by the admin client's timeout. Pods that do not exist
-/// are not asked (the verdict counts them as missing).
+/// DescribeCluster on the broker of each ready pod with an id in `0..spec.replicas`, at the
+/// pod's stable address `<pod>.<cluster>-brokers.<namespace>.svc:<port>`, all at once; each
+/// connection and request is bounded by the admin client's timeout. Pods that are missing or
+/// not ready are not asked: the cluster is not ready anyway, and a starting broker would only
+/// make the pass wait for the timeout.
 pub async fn ask_brokers<F: AdminFactory>(
     admin: &F,
     cluster: &Cluster,
@@ -30,7 +32,7 @@ pub async fn ask_brokers<F: AdminFactory>(
         .filter_map(|pod| {
             let pod_name = pod.name_any();
             let id = pod_name.strip_prefix(&prefix)?.parse::<i32>().ok()?;
-            (0..cluster.spec.replicas).contains(&id).then(|| {
+            ((0..cluster.spec.replicas).contains(&id) && pod_ready(pod)).then(|| {
                 let address = format!("{}:{port}", pod_dns_name(&name, namespace, &pod_name));
                 (id, address)
             })

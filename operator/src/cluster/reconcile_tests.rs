@@ -254,15 +254,20 @@ async fn service_monitor_without_its_crd_is_skipped_with_an_event() {
         .expect("reconcile succeeds");
 }
 
-/// The `demo` cluster's three broker pods, all passing their readiness probe.
-fn ready_pod_list() -> serde_json::Value {
+/// The `demo` cluster's three broker pods; those in `not_ready` fail their readiness probe.
+fn pod_list(not_ready: &[i32]) -> serde_json::Value {
     let items: Vec<serde_json::Value> = (0..3)
         .map(|id| {
+            let ready = if not_ready.contains(&id) {
+                "False"
+            } else {
+                "True"
+            };
             json!({
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {"name": format!("demo-broker-{id}"), "namespace": NAMESPACE},
-                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]},
             })
         })
         .collect();
@@ -272,6 +277,13 @@ fn ready_pod_list() -> serde_json::Value {
 /// One reconcile of `demo` whose three pods are all ready, with the brokers answering
 /// DescribeCluster as `admin` says; returns the status written and the requeue.
 async fn reconcile_with_ready_pods(admin: &FakeAdmin) -> (serde_json::Value, Action) {
+    reconcile_with_pods(admin, pod_list(&[])).await
+}
+
+async fn reconcile_with_pods(
+    admin: &FakeAdmin,
+    pods: serde_json::Value,
+) -> (serde_json::Value, Action) {
     let (ctx, mut api) = test_context(admin.clone());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let verify = async move {
@@ -286,7 +298,7 @@ async fn reconcile_with_ready_pods(admin: &FakeAdmin) -> (serde_json::Value, Act
         }
         api.expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
             .await
-            .respond(StatusCode::OK, &ready_pod_list());
+            .respond(StatusCode::OK, &pods);
         api.expect_event("Applied").await;
         let status = api
             .expect_apply(&format!(
@@ -426,4 +438,27 @@ async fn ready_when_all_brokers_agree_on_one_cluster() {
     assert_eq!(status["controllerId"], 2);
     assert!(status.get("operation").is_none(), "{status}");
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn brokers_of_pods_that_are_not_ready_are_not_asked() {
+    let admin = brokers_answering(|_| cluster_view("c1", Some(0), &[0, 1, 2]));
+    let (status, _) = reconcile_with_pods(&admin, pod_list(&[2])).await;
+    assert_eq!(
+        ready_condition(&status),
+        (
+            "False".to_owned(),
+            "BrokersNotReady".to_owned(),
+            "2/3 brokers ready; not ready: 2".to_owned()
+        )
+    );
+    let asked: Vec<AdminCall> = admin
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AdminCall::DescribeCluster(_)))
+        .collect();
+    assert_eq!(
+        asked,
+        [0, 1].map(|id| AdminCall::DescribeCluster(demo_broker_address(id)))
+    );
 }

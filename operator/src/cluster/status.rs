@@ -285,7 +285,8 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
     }
 }
 
-fn pod_ready(pod: &Pod) -> bool {
+/// Whether the pod's `Ready` condition is true (it passes its readiness probe).
+pub(crate) fn pod_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
