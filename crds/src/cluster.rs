@@ -340,6 +340,13 @@ pub struct BrokerStatus {
     pub version: Option<String>,
     /// Whether the pod passes its readiness probe.
     pub ready: bool,
+    /// Whether every broker that answered DescribeCluster lists this broker registered and
+    /// unfenced; absent when no broker answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
+    /// The `broker.rack` the brokers report for this broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
 }
 
 /// A day-2 operation in progress.

@@ -179,6 +179,25 @@ pub fn brokers_without_rack(answers: &[BrokerAnswer]) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// Whether broker `id` is registered and unfenced in every answer, and the rack they report
+/// for it; `(None, None)` when no broker answered.
+pub fn registration(id: i32, answers: &[BrokerAnswer]) -> (Option<bool>, Option<String>) {
+    let descriptions: Vec<&ClusterDescription> = answers
+        .iter()
+        .filter_map(|a| a.result.as_ref().ok())
+        .collect();
+    if descriptions.is_empty() {
+        return (None, None);
+    }
+    let listed: Vec<_> = descriptions
+        .iter()
+        .map(|d| d.brokers.iter().find(|b| b.node_id == id))
+        .collect();
+    let registered = listed.iter().all(|b| b.is_some_and(|b| !b.fenced));
+    let rack = listed.iter().flatten().find_map(|b| b.rack.clone());
+    (Some(registered), rack)
+}
+
 fn not_agreed(reason: &'static str, message: String) -> Agreement {
     Agreement::NotAgreed { reason, message }
 }
@@ -389,6 +408,27 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn registration_of_one_broker_across_answers() {
+        let mut one_sees_fenced = answer(1, "c1", Some(0), &[0, 1, 2]);
+        if let Ok(d) = &mut one_sees_fenced.result {
+            d.brokers[2].fenced = true;
+            d.brokers[0].rack = Some("zone-a".to_owned());
+        }
+        let answers = [answer(0, "c1", Some(0), &[0, 1, 2]), one_sees_fenced];
+        assert_eq!(
+            registration(0, &answers),
+            (Some(true), Some("zone-a".to_owned()))
+        );
+        assert_eq!(registration(2, &answers), (Some(false), None));
+        assert_eq!(registration(3, &answers), (Some(false), None));
+        let silent = [BrokerAnswer {
+            id: 0,
+            result: Err("timed out".to_owned()),
+        }];
+        assert_eq!(registration(0, &silent), (None, None));
     }
 
     #[test]

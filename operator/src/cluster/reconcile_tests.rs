@@ -351,6 +351,20 @@ async fn ready_waits_until_every_broker_is_registered() {
     );
     assert_eq!(status["operation"]["kind"], "Provisioning");
     assert!(status.get("clusterId").is_none(), "{status}");
+    let per_broker: Vec<(bool, Option<&str>)> = status["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .map(|b| (b["registered"] == true, b["rack"].as_str()))
+        .collect();
+    assert_eq!(
+        per_broker,
+        [
+            (true, Some("zone-0")),
+            (true, Some("zone-1")),
+            (false, None)
+        ]
+    );
     assert_eq!(action, Action::requeue(Duration::from_secs(15)));
     // Each broker was asked at its own stable address.
     let asked: Vec<AdminCall> = admin

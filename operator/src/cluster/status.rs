@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use strom_crds::Cluster;
 use strom_crds::cluster::{BrokerStatus, ClusterStatus, OperationKind, OperationStatus};
 
-use super::agreement::{Agreement, BrokerAnswer, agreement, brokers_without_rack};
+use super::agreement::{Agreement, BrokerAnswer, agreement, brokers_without_rack, registration};
 use super::builders::{VERSION_LABEL, bootstrap_address, stateful_set_name};
 use crate::conditions::set_condition;
 
@@ -47,11 +47,14 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
         .filter_map(|pod| {
             let pod_name = pod.name_any();
             let id = pod_name.strip_prefix(&prefix)?.parse::<i32>().ok()?;
+            let (registered, rack) = registration(id, observed.answers);
             Some(BrokerStatus {
                 id,
                 pod: pod_name,
                 version: pod.labels().get(VERSION_LABEL).cloned(),
                 ready: pod_ready(pod),
+                registered,
+                rack,
             })
         })
         .collect();
