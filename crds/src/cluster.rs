@@ -27,6 +27,10 @@ pub const DEFAULT_KAFKA_PORT: i32 = 9092;
 /// Port of the broker's admin HTTP server (`/metrics`, `/healthz`, `/readyz`). Fixed by the
 /// broker container contract, not configurable.
 pub const ADMIN_PORT: i32 = 9404;
+/// Port of the broker's controller listener (the metadata quorum's Raft RPCs and controller
+/// forwarding over gRPC), as in Kafka's usual `CONTROLLER://:9093`. Fixed by the broker
+/// container contract, not configurable.
+pub const CONTROLLER_PORT: i32 = 9093;
 
 /// Desired state of a Strom cluster.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -189,8 +193,9 @@ pub struct StorageSpec {
 }
 
 /// How clients reach the brokers.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.port != 9093 && self.port != 9404").message("spec.listeners.port must differ from the controller port 9093 and the admin port 9404, which every broker also binds"))]
 pub struct ListenersSpec {
     /// Port of the Kafka listener on every broker and on the bootstrap Service.
     #[serde(default = "default_kafka_port")]
@@ -229,7 +234,12 @@ pub enum ListenerExposure {
 #[serde(rename_all = "camelCase")]
 pub struct RackSpec {
     /// Node label whose value is the broker's rack, for example `topology.kubernetes.io/zone`.
-    /// Brokers are spread across its values.
+    /// Brokers are spread across its values, and each broker's `broker.rack` is the value of
+    /// this label on its own pod (read through the downward API when the broker starts).
+    /// Kubernetes 1.35 and later copy `topology.kubernetes.io/zone` and
+    /// `topology.kubernetes.io/region` from the node onto every pod (the `PodTopologyLabels`
+    /// admission plugin); with another key, or an older cluster, brokers start without a rack
+    /// and the Cluster reports `Degraded` with reason `RackUnknown`.
     #[schemars(length(min = 1, max = 316))]
     pub topology_key: String,
 }
@@ -309,6 +319,12 @@ pub struct ClusterStatus {
     /// The day-2 operation in progress, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<OperationStatus>,
+    /// The cluster id every broker reports (DescribeCluster), once they all agree on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    /// The broker id of the active controller every broker reports, once they all agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_id: Option<i32>,
 }
 
 /// State of one broker.
@@ -324,6 +340,13 @@ pub struct BrokerStatus {
     pub version: Option<String>,
     /// Whether the pod passes its readiness probe.
     pub ready: bool,
+    /// Whether every broker that answered DescribeCluster lists this broker registered and
+    /// unfenced; absent when no broker answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<bool>,
+    /// The `broker.rack` the brokers report for this broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
 }
 
 /// A day-2 operation in progress.

@@ -4,7 +4,8 @@
 //! Layout:
 //! - [`cluster`]: the `Cluster` resource (brokers, storage, listeners, status per broker);
 //! - [`topic`]: the `Topic` resource (partitions, replication factor, configs, deletion policy);
-//! - [`BROKER_CONFIG_KEYS`]: the broker config keys a `Cluster` may set;
+//! - [`BROKER_CONFIG_KEYS`]: the broker config keys a `Cluster` may set, and
+//!   [`OPERATOR_BROKER_KEYS`]: those the operator renders itself;
 //! - [`crd_files`]: the generated CRD documents, written by the `crdgen` binary to `crds/*.yaml`
 //!   and `charts/strom/crds/*.yaml` (`cargo run -p strom-crds --bin crdgen`); a test fails when
 //!   the committed files are stale.
@@ -66,6 +67,18 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
 ];
+
+/// Broker config keys the operator renders itself from the Cluster spec and the pod, never
+/// from `spec.config` (so they are not in [`BROKER_CONFIG_KEYS`]):
+///
+/// - `controller.quorum.voters`: the voters `0..spec.controller.voters` at their pods' stable
+///   DNS names, in `server.properties`;
+/// - `broker.rack`: the pod's own label named by `spec.rack.topologyKey`, passed as
+///   `--override broker.rack=...` because it differs per pod.
+///
+/// The broker must accept each of them (`e2e/tests/config_keys.rs` checks it against the
+/// broker's own key list).
+pub const OPERATOR_BROKER_KEYS: &[&str] = &["controller.quorum.voters", "broker.rack"];
 
 /// The keys of `config` that are not in [`BROKER_CONFIG_KEYS`], in order. Empty when all are
 /// allowed.

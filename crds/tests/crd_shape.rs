@@ -84,6 +84,20 @@ fn cluster_schema_validates_ranges_enums_and_required_fields() {
             .iter()
             .any(|r| r.contains("self.storageClassName == oldSelf.storageClassName"))
     );
+    // The Kafka port may not take a port every broker binds for itself; the rule's literals
+    // must follow the constants the operator renders.
+    let listeners = &spec["properties"]["listeners"]["x-kubernetes-validations"][0]["rule"];
+    assert_eq!(
+        listeners.as_str(),
+        Some(
+            format!(
+                "self.port != {} && self.port != {}",
+                strom_crds::cluster::CONTROLLER_PORT,
+                strom_crds::cluster::ADMIN_PORT
+            )
+            .as_str()
+        )
+    );
 }
 
 #[test]

@@ -14,7 +14,9 @@ use kube::Client;
 use kube::api::ObjectMeta;
 use kube::client::Body;
 use serde_json::{Value, json};
-use strom_admin::{AdminError, BrokerAdmin, ObservedTopic};
+use strom_admin::{
+    AdminError, BrokerAdmin, ClusterAdmin, ClusterDescription, DescribedBroker, ObservedTopic,
+};
 use strom_crds::cluster::{
     ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, PodTemplateOverrides, PullPolicy,
     RackSpec, StorageSpec,
@@ -169,6 +171,8 @@ pub(crate) enum AdminCall {
         delete: BTreeSet<String>,
     },
     Delete(String),
+    /// DescribeCluster on the broker at this address.
+    DescribeCluster(String),
 }
 
 /// A Kafka cluster in memory that records every call.
@@ -180,6 +184,11 @@ pub(crate) struct FakeAdmin {
     pub(crate) unreachable: bool,
     /// When true, CreateTopics fails with `INVALID_CONFIG` as Kafka does for an unknown key.
     pub(crate) reject_configs: bool,
+    /// What the broker at each address answers to DescribeCluster; an address not here does
+    /// not answer.
+    pub(crate) cluster_views: Arc<Mutex<BTreeMap<String, ClusterDescription>>>,
+    /// The address `connect` was given, on the client it returned.
+    pub(crate) connected: Option<String>,
 }
 
 impl FakeAdmin {
@@ -191,6 +200,14 @@ impl FakeAdmin {
             .expect("fake admin lock")
             .insert(topic.name.clone(), topic);
         admin
+    }
+
+    /// Makes the broker at `address` answer DescribeCluster with `view`.
+    pub(crate) fn set_cluster_view(&self, address: &str, view: ClusterDescription) {
+        self.cluster_views
+            .lock()
+            .expect("fake admin lock")
+            .insert(address.to_owned(), view);
     }
 
     pub(crate) fn calls(&self) -> Vec<AdminCall> {
@@ -216,7 +233,54 @@ impl AdminFactory for FakeAdmin {
                 ),
             });
         }
-        Ok(self.clone())
+        Ok(Self {
+            connected: Some(bootstrap.to_owned()),
+            ..self.clone()
+        })
+    }
+}
+
+impl ClusterAdmin for FakeAdmin {
+    async fn describe_cluster(&self) -> Result<ClusterDescription, AdminError> {
+        let address = self.connected.clone().unwrap_or_default();
+        self.record(AdminCall::DescribeCluster(address.clone()));
+        self.cluster_views
+            .lock()
+            .expect("fake admin lock")
+            .get(&address)
+            .cloned()
+            .ok_or_else(|| AdminError::Timeout {
+                api: "DescribeCluster",
+                after: Duration::from_secs(10),
+            })
+    }
+}
+
+/// Address of broker `id` of the `demo` cluster, as the operator asks it.
+pub(crate) fn demo_broker_address(id: i32) -> String {
+    format!("demo-broker-{id}.demo-brokers.{NAMESPACE}.svc:9092")
+}
+
+/// A DescribeCluster answer of cluster `cluster_id` with `controller` and these unfenced
+/// brokers of `demo`, in rack `zone-<id>`.
+pub(crate) fn cluster_view(
+    cluster_id: &str,
+    controller: Option<i32>,
+    brokers: &[i32],
+) -> ClusterDescription {
+    ClusterDescription {
+        cluster_id: cluster_id.to_owned(),
+        controller_id: controller,
+        brokers: brokers
+            .iter()
+            .map(|&id| DescribedBroker {
+                node_id: id,
+                host: format!("demo-broker-{id}.demo-brokers.{NAMESPACE}.svc"),
+                port: 9092,
+                rack: Some(format!("zone-{id}")),
+                fenced: false,
+            })
+            .collect(),
     }
 }
 

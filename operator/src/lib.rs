@@ -4,8 +4,10 @@
 //! Every reconcile pass is observe → plan (pure) → act → status:
 //! - [`cluster`]: builds the ConfigMap, Services, StatefulSet, PodDisruptionBudget and
 //!   ServiceMonitor from the spec ([`cluster::builders`], pure and snapshot-tested), applies
-//!   them with server-side apply as `strom-operator`, and derives the status from the pods
-//!   ([`cluster::status`], pure). Day-2 operations (rebalancing, draining, rolling upgrades)
+//!   them with server-side apply as `strom-operator`, asks every broker how it sees the cluster
+//!   (DescribeCluster at its pod address, [`cluster::observe`]), and derives the status from
+//!   the pods and whether the brokers agree on one cluster ([`cluster::agreement`] and
+//!   [`cluster::status`], pure). Day-2 operations (rebalancing, draining, rolling upgrades)
 //!   plug in as further plans feeding the `operation` in the status.
 //! - [`topic`]: plans topic changes ([`topic::plan`], pure) and runs them through the Kafka
 //!   admin API (`strom-admin`), with a finalizer for deletion.

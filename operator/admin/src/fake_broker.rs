@@ -2,7 +2,7 @@
 //! request frames with `kafka-protocol` (its `broker` feature) and answers through a handler.
 //! [`FakeKafka`] is a handler that keeps topics in memory like a tiny Kafka cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +12,7 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
@@ -22,9 +23,9 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
     CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
-    MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Message, StrBytes, decode_request_header_from_buffer,
@@ -205,6 +206,10 @@ pub(crate) fn all_versions() -> BTreeMap<i16, (i16, i16)> {
             ApiKey::IncrementalAlterConfigs as i16,
             range::<IncrementalAlterConfigsRequest>(),
         ),
+        (
+            ApiKey::DescribeCluster as i16,
+            range::<DescribeClusterRequest>(),
+        ),
     ])
 }
 
@@ -236,6 +241,9 @@ struct State {
     list_api_versions_on_error: bool,
     brokers: Vec<(i32, SocketAddr)>,
     controller_id: i32,
+    cluster_id: String,
+    racks: BTreeMap<i32, String>,
+    fenced: BTreeSet<i32>,
     topics: BTreeMap<String, FakeTopic>,
     next_topic_id: u8,
     received: Vec<Received>,
@@ -246,6 +254,8 @@ struct State {
 const DEFAULT_CONFIG: (&str, &str) = ("cleanup.policy", "delete");
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
+/// The cluster id a [`FakeKafka`] reports in DescribeCluster.
+pub(crate) const FAKE_CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
 
 impl FakeKafka {
     pub(crate) fn new(brokers: Vec<(i32, SocketAddr)>, controller_id: i32) -> Arc<Self> {
@@ -255,6 +265,9 @@ impl FakeKafka {
                 list_api_versions_on_error: true,
                 brokers,
                 controller_id,
+                cluster_id: FAKE_CLUSTER_ID.to_owned(),
+                racks: BTreeMap::new(),
+                fenced: BTreeSet::new(),
                 topics: BTreeMap::new(),
                 next_topic_id: 1,
                 received: Vec::new(),
@@ -272,6 +285,22 @@ impl FakeKafka {
 
     pub(crate) fn set_list_api_versions_on_error(&self, list: bool) {
         self.state().list_api_versions_on_error = list;
+    }
+
+    /// Gives broker `node_id` a rack, reported in DescribeCluster.
+    pub(crate) fn set_rack(&self, node_id: i32, rack: &str) {
+        self.state().racks.insert(node_id, rack.to_owned());
+    }
+
+    /// Marks broker `node_id` fenced: DescribeCluster lists it as fenced (v2, when asked) or
+    /// not at all.
+    pub(crate) fn set_fenced(&self, node_id: i32) {
+        self.state().fenced.insert(node_id);
+    }
+
+    /// Sets the controller id Metadata and DescribeCluster report (-1: none).
+    pub(crate) fn set_controller(&self, controller_id: i32) {
+        self.state().controller_id = controller_id;
     }
 
     pub(crate) fn received(&self) -> Vec<Received> {
@@ -323,6 +352,9 @@ impl FakeKafka {
             }
             ApiKey::IncrementalAlterConfigs => {
                 respond(header, &state.alter_configs(decode(header, body)))
+            }
+            ApiKey::DescribeCluster => {
+                respond(header, &state.describe_cluster(decode(header, body)))
             }
             _ => Reply::Silent,
         }
@@ -409,6 +441,26 @@ impl State {
             .with_brokers(brokers)
             .with_controller_id(BrokerId(self.controller_id))
             .with_topics(topics)
+    }
+
+    fn describe_cluster(&self, request: DescribeClusterRequest) -> DescribeClusterResponse {
+        let brokers = self
+            .brokers
+            .iter()
+            .filter(|(node_id, _)| request.include_fenced_brokers || !self.fenced.contains(node_id))
+            .map(|(node_id, addr)| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(*node_id))
+                    .with_host(str_bytes(&addr.ip().to_string()))
+                    .with_port(i32::from(addr.port()))
+                    .with_rack(self.racks.get(node_id).map(|rack| str_bytes(rack)))
+                    .with_is_fenced(self.fenced.contains(node_id))
+            })
+            .collect();
+        DescribeClusterResponse::default()
+            .with_cluster_id(str_bytes(&self.cluster_id))
+            .with_controller_id(BrokerId(self.controller_id))
+            .with_brokers(brokers)
     }
 
     fn create_topics(

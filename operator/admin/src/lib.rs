@@ -7,6 +7,8 @@
 //!
 //! - [`BrokerAdmin`] is the capability the operator's reconcilers use: describe, create, grow,
 //!   reconfigure and delete a topic. [`KafkaAdmin`] implements it.
+//! - [`ClusterAdmin`] asks one broker how it sees the cluster (DescribeCluster): the cluster
+//!   id, the active controller, the registered brokers. [`KafkaAdmin`] implements it too.
 //! - [`KafkaAdmin::send`] and [`KafkaAdmin::send_to`] send any [`AdminRequest`] at the
 //!   negotiated version, to any broker, the controller or one broker by node id; day-2
 //!   operations (AlterPartitionReassignments, DescribeLogDirs, ...) build on them.
@@ -15,8 +17,8 @@
 //! Layout: `connection` (framing, correlation ids, ApiVersions negotiation on one socket),
 //! `versions` (per-API version choice), `request` (the [`AdminRequest`] trait and the requests
 //! it covers), `client` (bootstrap, per-broker connections, routing to the controller),
-//! `topics` (the [`BrokerAdmin`] operations), `topic_id` (Kafka's text form of topic ids),
-//! `error`.
+//! `topics` (the [`BrokerAdmin`] operations), `cluster` (the [`ClusterAdmin`] operation),
+//! `topic_id` (Kafka's text form of topic ids), `error`.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), strom_admin::AdminError> {
@@ -37,6 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 mod client;
+mod cluster;
 mod connection;
 mod error;
 mod request;
@@ -113,4 +116,43 @@ pub trait BrokerAdmin: Send + Sync {
     /// DeleteTopics on the controller. A topic that does not exist counts as deleted, so a
     /// finalizer can call this again after a partial failure.
     fn delete_topic(&self, name: &str) -> impl Future<Output = Result<(), AdminError>> + Send;
+}
+
+/// The cluster as one broker sees it, from its DescribeCluster answer (KIP-700).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    /// The cluster id the broker belongs to.
+    pub cluster_id: String,
+    /// The broker id of the active controller; `None` when the broker knows of none
+    /// (`controller_id` -1, e.g. during an election).
+    pub controller_id: Option<i32>,
+    /// The registered brokers the broker knows of, by node id.
+    pub brokers: Vec<DescribedBroker>,
+}
+
+/// One registered broker in a [`ClusterDescription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedBroker {
+    /// The broker's node id.
+    pub node_id: i32,
+    /// The host of its advertised Kafka listener.
+    pub host: String,
+    /// The port of its advertised Kafka listener.
+    pub port: i32,
+    /// Its `broker.rack`, when it has one.
+    pub rack: Option<String>,
+    /// Whether the controller fenced it (it stopped heartbeating, or has not caught up with
+    /// the metadata log). Brokers answering DescribeCluster below v2 list only unfenced
+    /// brokers, so this is false for every broker they list.
+    pub fenced: bool,
+}
+
+/// How one broker sees the cluster: the capability the operator's Cluster reconciler uses to
+/// check that all brokers form one cluster.
+pub trait ClusterAdmin: Send + Sync {
+    /// DescribeCluster on the broker this client is connected to (the first reachable
+    /// bootstrap address), asking for fenced brokers too where the broker supports it (v2).
+    fn describe_cluster(
+        &self,
+    ) -> impl Future<Output = Result<ClusterDescription, AdminError>> + Send;
 }

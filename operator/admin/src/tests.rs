@@ -10,9 +10,13 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsResponse, MetadataResponse, T
 use kafka_protocol::protocol::StrBytes;
 
 use crate::fake_broker::{
-    Bound, FakeBroker, FakeKafka, Received, Reply, respond, respond_with_correlation, versions_then,
+    Bound, FAKE_CLUSTER_ID, FakeBroker, FakeKafka, Received, Reply, respond,
+    respond_with_correlation, versions_then,
 };
-use crate::{AdminError, BrokerAdmin, KafkaAdmin, ResponseError, Target};
+use crate::{
+    AdminError, BrokerAdmin, ClusterAdmin, ClusterDescription, DescribedBroker, KafkaAdmin,
+    ResponseError, Target,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -316,6 +320,108 @@ async fn controller_requests_go_to_the_controller() {
         .expect("metadata on node 2");
     assert_eq!(response.controller_id.0, 2);
     assert_eq!(node2.connections(), 1);
+}
+
+/// Three fake brokers of one cluster: 0 is the controller, 1 is fenced, racks a, b, c.
+async fn three_nodes() -> (std::sync::Arc<FakeKafka>, Vec<FakeBroker>) {
+    let bound = [Bound::new().await, Bound::new().await, Bound::new().await];
+    let cluster = FakeKafka::new(
+        bound
+            .iter()
+            .zip(0..)
+            .map(|(b, id)| (id, b.addr()))
+            .collect(),
+        0,
+    );
+    for (id, rack) in [(0, "a"), (1, "b"), (2, "c")] {
+        cluster.set_rack(id, rack);
+    }
+    cluster.set_fenced(1);
+    let brokers = bound
+        .into_iter()
+        .zip(0..)
+        .map(|(b, id)| b.serve(cluster.handler(id)))
+        .collect();
+    (cluster, brokers)
+}
+
+fn described(id: i32, broker: &FakeBroker, rack: &str, fenced: bool) -> DescribedBroker {
+    let addr: std::net::SocketAddr = broker.address().parse().expect("socket address");
+    DescribedBroker {
+        node_id: id,
+        host: addr.ip().to_string(),
+        port: i32::from(addr.port()),
+        rack: Some(rack.to_owned()),
+        fenced,
+    }
+}
+
+#[tokio::test]
+async fn describe_cluster_reports_id_controller_and_fenced_brokers() {
+    let (cluster, brokers) = three_nodes().await;
+    // Asked through broker 2: the answer comes from the broker connected to, not a controller.
+    let admin = KafkaAdmin::connect(&brokers[2].address(), TIMEOUT)
+        .await
+        .expect("connect");
+    let description = admin.describe_cluster().await.expect("describe cluster");
+    assert_eq!(
+        description,
+        ClusterDescription {
+            cluster_id: FAKE_CLUSTER_ID.to_owned(),
+            controller_id: Some(0),
+            brokers: vec![
+                described(0, &brokers[0], "a", false),
+                described(1, &brokers[1], "b", true),
+                described(2, &brokers[2], "c", false),
+            ],
+        }
+    );
+    let received = cluster.received();
+    let describe: Vec<(i32, i16)> = received
+        .iter()
+        .filter(|r| r.api_key == ApiKey::DescribeCluster as i16)
+        .map(|r| (r.node_id, r.version))
+        .collect();
+    assert_eq!(describe, [(2, 2)]);
+}
+
+#[tokio::test]
+async fn describe_cluster_below_v2_lists_unfenced_brokers_only() {
+    let (cluster, brokers) = three_nodes().await;
+    cluster.set_versions(ApiKey::DescribeCluster, 0, 1);
+    cluster.set_controller(-1);
+    let admin = KafkaAdmin::connect(&brokers[0].address(), TIMEOUT)
+        .await
+        .expect("connect");
+    let description = admin.describe_cluster().await.expect("describe cluster");
+    assert_eq!(description.controller_id, None, "-1 means no controller");
+    assert_eq!(
+        description.brokers,
+        vec![
+            described(0, &brokers[0], "a", false),
+            described(2, &brokers[2], "c", false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn describe_cluster_error_code_is_a_kafka_error() {
+    let broker = FakeBroker::start(versions_then(|header, _| {
+        let response = kafka_protocol::messages::DescribeClusterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str("not allowed")));
+        respond(header, &response)
+    }))
+    .await;
+    let admin = KafkaAdmin::connect(&broker.address(), TIMEOUT)
+        .await
+        .expect("connect");
+    let err = admin.describe_cluster().await.expect_err("refused");
+    assert_eq!(
+        err.kafka_error(),
+        Some(ResponseError::ClusterAuthorizationFailed)
+    );
+    assert!(err.to_string().contains("not allowed"), "{err}");
 }
 
 #[tokio::test]

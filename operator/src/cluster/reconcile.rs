@@ -21,9 +21,11 @@ use super::builders::{
     FIELD_MANAGER, bootstrap_service, config_map, headless_service, pod_disruption_budget,
     selector_labels, service_monitor, service_monitor_resource, stateful_set, stateful_set_name,
 };
+use super::observe::ask_brokers;
 use super::status::{Observed, cluster_status};
+use crate::conditions::find;
 use crate::conditions::set_condition;
-use crate::context::Context;
+use crate::context::{AdminFactory, Context};
 use crate::error::Error;
 
 /// Kind label of the Cluster reconciler in metrics and logs.
@@ -36,8 +38,12 @@ const REQUEUE_BUSY: Duration = Duration::from_secs(15);
 /// Requeue of a settled cluster (owned objects changing wake it earlier).
 const REQUEUE_IDLE: Duration = Duration::from_secs(300);
 
-/// Reconciles one Cluster: apply its children, observe its pods, write its status.
-pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result<Action, Error> {
+/// Reconciles one Cluster: apply its children, observe its pods and ask their brokers how
+/// they see the cluster, write its status.
+pub async fn reconcile<F: AdminFactory>(
+    cluster: Arc<Cluster>,
+    ctx: Arc<Context<F>>,
+) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started(CLUSTER_KIND);
     let name = cluster.name_any();
     let namespace = cluster.namespace().ok_or_else(|| Error::MissingNamespace {
@@ -147,11 +153,13 @@ pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result
             "list broker pods of Cluster {namespace}/{name}"
         )))?;
 
+    let answers = ask_brokers(&ctx.admin, &cluster, &namespace, &pods.items).await;
     let status = cluster_status(
         &cluster,
         Observed {
             stateful_set: sts.as_ref(),
             pods: &pods.items,
+            answers: &answers,
         },
         now,
     );
@@ -169,7 +177,8 @@ pub async fn reconcile<F>(cluster: Arc<Cluster>, ctx: Arc<Context<F>>) -> Result
         &format!("{namespace}/{name}"),
         status.operation.as_ref().map(|op| op.kind),
     );
-    let busy = status.operation.is_some() || status.ready_replicas != cluster.spec.replicas;
+    let ready = find(&status.conditions, "Ready").is_some_and(|c| c.status == "True");
+    let busy = status.operation.is_some() || !ready;
     patch_status(&ctx, &namespace, &name, &status).await?;
     Ok(Action::requeue(if busy {
         REQUEUE_BUSY

@@ -8,7 +8,10 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::reconcile;
-use crate::fixtures::{FakeAdmin, NAMESPACE, minimal_cluster, run_scenario, test_context};
+use crate::fixtures::{
+    AdminCall, FakeAdmin, NAMESPACE, cluster_view, demo_broker_address, minimal_cluster,
+    run_scenario, test_context,
+};
 
 fn cluster_json() -> serde_json::Value {
     serde_json::to_value(minimal_cluster()).expect("cluster serializes")
@@ -249,4 +252,227 @@ async fn service_monitor_without_its_crd_is_skipped_with_an_event() {
     run_scenario(reconcile(Arc::new(cluster), ctx), verify)
         .await
         .expect("reconcile succeeds");
+}
+
+/// The `demo` cluster's three broker pods; those in `not_ready` fail their readiness probe.
+fn pod_list(not_ready: &[i32]) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = (0..3)
+        .map(|id| {
+            let ready = if not_ready.contains(&id) {
+                "False"
+            } else {
+                "True"
+            };
+            json!({
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": format!("demo-broker-{id}"), "namespace": NAMESPACE},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]},
+            })
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+}
+
+/// One reconcile of `demo` whose three pods are all ready, with the brokers answering
+/// DescribeCluster as `admin` says; returns the status written and the requeue.
+async fn reconcile_with_ready_pods(admin: &FakeAdmin) -> (serde_json::Value, Action) {
+    reconcile_with_pods(admin, pod_list(&[])).await
+}
+
+async fn reconcile_with_pods(
+    admin: &FakeAdmin,
+    pods: serde_json::Value,
+) -> (serde_json::Value, Action) {
+    let (ctx, mut api) = test_context(admin.clone());
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let verify = async move {
+        for path in [
+            format!("/api/v1/namespaces/{NAMESPACE}/configmaps/demo-config"),
+            format!("/api/v1/namespaces/{NAMESPACE}/services/demo-brokers"),
+            format!("/api/v1/namespaces/{NAMESPACE}/services/demo-bootstrap"),
+            format!("/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/demo-broker"),
+            format!("/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/demo-broker"),
+        ] {
+            api.expect_apply(&path).await.echo();
+        }
+        api.expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
+            .await
+            .respond(StatusCode::OK, &pods);
+        api.expect_event("Applied").await;
+        let status = api
+            .expect_apply(&format!(
+                "/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/clusters/demo/status"
+            ))
+            .await;
+        let written = status.body["status"].clone();
+        status.echo_status_onto(cluster_json());
+        sender.send(written).expect("test waits for the status");
+    };
+    let action = run_scenario(reconcile(Arc::new(minimal_cluster()), ctx), verify)
+        .await
+        .expect("reconcile succeeds");
+    (receiver.await.expect("status written"), action)
+}
+
+fn ready_condition(status: &serde_json::Value) -> (String, String, String) {
+    let ready = status["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("Ready");
+    let text = |key: &str| ready[key].as_str().expect("string field").to_owned();
+    (text("status"), text("reason"), text("message"))
+}
+
+/// A fake whose three brokers each answer with `view(id)`.
+fn brokers_answering(view: impl Fn(i32) -> strom_admin::ClusterDescription) -> FakeAdmin {
+    let admin = FakeAdmin::default();
+    for id in 0..3 {
+        admin.set_cluster_view(&demo_broker_address(id), view(id));
+    }
+    admin
+}
+
+#[tokio::test]
+async fn ready_waits_until_every_broker_is_registered() {
+    // All three pods are ready, but the brokers list only brokers 0 and 1.
+    let admin = brokers_answering(|_| cluster_view("c1", Some(0), &[0, 1]));
+    let (status, action) = reconcile_with_ready_pods(&admin).await;
+    assert_eq!(status["readyReplicas"], 3);
+    assert_eq!(
+        ready_condition(&status),
+        (
+            "False".to_owned(),
+            "BrokersNotRegistered".to_owned(),
+            "2 of 3 brokers registered and unfenced: broker 2 is not registered".to_owned()
+        )
+    );
+    assert_eq!(status["operation"]["kind"], "Provisioning");
+    assert!(status.get("clusterId").is_none(), "{status}");
+    let per_broker: Vec<(bool, Option<&str>)> = status["brokers"]
+        .as_array()
+        .expect("brokers")
+        .iter()
+        .map(|b| (b["registered"] == true, b["rack"].as_str()))
+        .collect();
+    assert_eq!(
+        per_broker,
+        [
+            (true, Some("zone-0")),
+            (true, Some("zone-1")),
+            (false, None)
+        ]
+    );
+    assert_eq!(action, Action::requeue(Duration::from_secs(15)));
+    // Each broker was asked at its own stable address.
+    let asked: Vec<AdminCall> = admin
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AdminCall::DescribeCluster(_)))
+        .collect();
+    assert_eq!(
+        asked,
+        (0..3)
+            .map(|id| AdminCall::DescribeCluster(demo_broker_address(id)))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn ready_is_false_while_brokers_report_two_cluster_ids() {
+    let admin = brokers_answering(|id| {
+        if id == 0 {
+            cluster_view("first", Some(0), &[0])
+        } else {
+            cluster_view("second", Some(1), &[1, 2])
+        }
+    });
+    let (status, _) = reconcile_with_ready_pods(&admin).await;
+    let (ready, reason, message) = ready_condition(&status);
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "ClusterIdMismatch")
+    );
+    assert!(
+        message.ends_with("first (broker 0), second (brokers 1, 2)"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn ready_is_false_without_an_active_controller() {
+    let admin = brokers_answering(|_| cluster_view("c1", None, &[0, 1, 2]));
+    let (status, _) = reconcile_with_ready_pods(&admin).await;
+    assert_eq!(
+        ready_condition(&status),
+        (
+            "False".to_owned(),
+            "NoActiveController".to_owned(),
+            "Brokers 0, 1, 2 know of no active controller".to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn ready_is_false_while_a_broker_does_not_answer() {
+    let admin = brokers_answering(|_| cluster_view("c1", Some(0), &[0, 1, 2]));
+    admin
+        .cluster_views
+        .lock()
+        .expect("fake admin lock")
+        .remove(&demo_broker_address(1));
+    let (status, _) = reconcile_with_ready_pods(&admin).await;
+    let (ready, reason, message) = ready_condition(&status);
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "BrokersUnreachable")
+    );
+    assert!(
+        message.starts_with("no admin API answer from broker 1 (DescribeCluster"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn ready_when_all_brokers_agree_on_one_cluster() {
+    let admin = brokers_answering(|_| cluster_view("c1", Some(2), &[0, 1, 2]));
+    let (status, action) = reconcile_with_ready_pods(&admin).await;
+    assert_eq!(
+        ready_condition(&status),
+        (
+            "True".to_owned(),
+            "BrokersReady".to_owned(),
+            "3/3 brokers ready, registered and unfenced in cluster c1; active controller: broker 2"
+                .to_owned()
+        )
+    );
+    assert_eq!(status["clusterId"], "c1");
+    assert_eq!(status["controllerId"], 2);
+    assert!(status.get("operation").is_none(), "{status}");
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn brokers_of_pods_that_are_not_ready_are_not_asked() {
+    let admin = brokers_answering(|_| cluster_view("c1", Some(0), &[0, 1, 2]));
+    let (status, _) = reconcile_with_pods(&admin, pod_list(&[2])).await;
+    assert_eq!(
+        ready_condition(&status),
+        (
+            "False".to_owned(),
+            "BrokersNotReady".to_owned(),
+            "2/3 brokers ready; not ready: 2".to_owned()
+        )
+    );
+    let asked: Vec<AdminCall> = admin
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AdminCall::DescribeCluster(_)))
+        .collect();
+    assert_eq!(
+        asked,
+        [0, 1].map(|id| AdminCall::DescribeCluster(demo_broker_address(id)))
+    );
 }

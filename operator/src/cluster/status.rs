@@ -1,4 +1,10 @@
-//! The Cluster status as a pure function of the spec, the StatefulSet and the broker pods.
+//! The Cluster status as a pure function of the spec, the StatefulSet, the broker pods and
+//! what each broker answered to DescribeCluster.
+//!
+//! `Ready` needs both: every pod passes its readiness probe, and the brokers form one cluster
+//! ([`agreement`]: one cluster id, one active controller, every broker registered and
+//! unfenced). A ready pod only says that its own broker serves; brokers that each formed a
+//! cluster of their own would all pass.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -8,6 +14,7 @@ use kube::ResourceExt;
 use strom_crds::Cluster;
 use strom_crds::cluster::{BrokerStatus, ClusterStatus, OperationKind, OperationStatus};
 
+use super::agreement::{Agreement, BrokerAnswer, agreement, brokers_without_rack, registration};
 use super::builders::{VERSION_LABEL, bootstrap_address, stateful_set_name};
 use crate::conditions::set_condition;
 
@@ -21,6 +28,8 @@ pub struct Observed<'a> {
     pub stateful_set: Option<&'a StatefulSet>,
     /// The cluster's broker pods.
     pub pods: &'a [Pod],
+    /// What each broker pod's broker answered to DescribeCluster.
+    pub answers: &'a [BrokerAnswer],
 }
 
 /// The status to write for `cluster` given what was observed, carrying over condition
@@ -38,11 +47,14 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
         .filter_map(|pod| {
             let pod_name = pod.name_any();
             let id = pod_name.strip_prefix(&prefix)?.parse::<i32>().ok()?;
+            let (registered, rack) = registration(id, observed.answers);
             Some(BrokerStatus {
                 id,
                 pod: pod_name,
                 version: pod.labels().get(VERSION_LABEL).cloned(),
                 ready: pod_ready(pod),
+                registered,
+                rack,
             })
         })
         .collect();
@@ -73,7 +85,26 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
         None => 0,
     };
 
-    let all_ready = ready_replicas == replicas && extra == 0;
+    let pods_ready = ready_replicas == replicas && extra == 0;
+    let agreement = agreement(replicas, observed.answers);
+    let all_ready = pods_ready && matches!(agreement, Agreement::Agreed { .. });
+    let not_ready_pods: Vec<String> = (0..replicas)
+        .filter(|id| !brokers.iter().any(|b| b.id == *id && b.ready))
+        .map(|id| id.to_string())
+        .collect();
+    let pods_message = if not_ready_pods.is_empty() {
+        format!("{ready_replicas}/{replicas} brokers ready")
+    } else {
+        format!(
+            "{ready_replicas}/{replicas} brokers ready; not ready: {}",
+            not_ready_pods.join(", ")
+        )
+    };
+    // Why the cluster is not ready, once the pods are: what the brokers disagree on.
+    let (wait_reason, wait_message) = match &agreement {
+        Agreement::NotAgreed { reason, message } if pods_ready => (*reason, message.clone()),
+        _ => ("BrokersNotReady", pods_message.clone()),
+    };
     let operation_kind = if all_ready {
         None
     } else if extra > 0 {
@@ -100,11 +131,7 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
                 i32::try_from(extra).unwrap_or(i32::MAX),
                 format!("{extra} broker(s) above spec.replicas={replicas} are still running"),
             ),
-            _ => (
-                ready_replicas,
-                replicas,
-                format!("{ready_replicas}/{replicas} brokers ready"),
-            ),
+            _ => (ready_replicas, replicas, wait_message.clone()),
         };
         OperationStatus {
             kind,
@@ -116,13 +143,24 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
     });
 
     let mut conditions = previous.conditions.clone();
+    let (cluster_id, controller_id) = match &agreement {
+        Agreement::Agreed {
+            cluster_id,
+            controller_id,
+        } => (Some(cluster_id.clone()), Some(*controller_id)),
+        Agreement::NotAgreed { .. } => (None, None),
+    };
     if all_ready {
         set_condition(
             &mut conditions,
             "Ready",
             true,
             "BrokersReady",
-            format!("{replicas}/{replicas} brokers ready"),
+            format!(
+                "{replicas}/{replicas} brokers ready, registered and unfenced in cluster {}; active controller: broker {}",
+                cluster_id.as_deref().unwrap_or_default(),
+                controller_id.unwrap_or_default()
+            ),
             generation,
             now,
         );
@@ -131,8 +169,8 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
             &mut conditions,
             "Ready",
             false,
-            "BrokersNotReady",
-            format!("{ready_replicas}/{replicas} brokers ready"),
+            wait_reason,
+            wait_message.clone(),
             generation,
             now,
         );
@@ -180,13 +218,46 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
             now,
         ),
     }
+    let without_rack = if all_ready && cluster.spec.rack.is_some() {
+        brokers_without_rack(observed.answers)
+    } else {
+        Vec::new()
+    };
     if !all_ready && operation.is_none() {
+        let (reason, message) = if pods_ready {
+            (wait_reason, wait_message)
+        } else {
+            (
+                "BrokersUnavailable",
+                format!("{pods_message}, and no operation explains it"),
+            )
+        };
         set_condition(
             &mut conditions,
             "Degraded",
             true,
-            "BrokersUnavailable",
-            format!("{ready_replicas}/{replicas} brokers ready and no operation explains it"),
+            reason,
+            message,
+            generation,
+            now,
+        );
+    } else if let (false, Some(rack)) = (without_rack.is_empty(), &cluster.spec.rack) {
+        let ids: Vec<String> = without_rack.iter().map(i32::to_string).collect();
+        let (who, has, pods) = if ids.len() == 1 {
+            ("broker", "has", "its pod carries")
+        } else {
+            ("brokers", "have", "their pods carry")
+        };
+        set_condition(
+            &mut conditions,
+            "Degraded",
+            true,
+            "RackUnknown",
+            format!(
+                "{who} {} {has} no broker.rack: {pods} no label {} (Kubernetes 1.35+ copies topology.kubernetes.io/zone and topology.kubernetes.io/region from the node onto pods), so replicas are not placed by rack",
+                ids.join(", "),
+                rack.topology_key
+            ),
             generation,
             now,
         );
@@ -212,10 +283,13 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
             .map(|ns| bootstrap_address(&name, &ns, cluster.spec.listeners.port)),
         brokers,
         operation,
+        cluster_id,
+        controller_id,
     }
 }
 
-fn pod_ready(pod: &Pod) -> bool {
+/// Whether the pod's `Ready` condition is true (it passes its readiness probe).
+pub(crate) fn pod_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -233,7 +307,7 @@ mod tests {
 
     use super::*;
     use crate::conditions::find;
-    use crate::fixtures::minimal_cluster;
+    use crate::fixtures::{cluster_view, minimal_cluster};
 
     fn pod(name: &str, ready: bool) -> Pod {
         Pod {
@@ -257,16 +331,45 @@ mod tests {
         Timestamp::from_second(1_700_000_000).expect("valid timestamp")
     }
 
-    /// The status of `cluster` with these pods and no StatefulSet observed yet.
+    /// Brokers 0..3 that agree: cluster `c1`, controller 0, all registered.
+    fn agreeing() -> Vec<BrokerAnswer> {
+        (0..3)
+            .map(|id| BrokerAnswer {
+                id,
+                result: Ok(cluster_view("c1", Some(0), &[0, 1, 2])),
+            })
+            .collect()
+    }
+
+    /// The status of `cluster` with these pods, brokers that agree, and no StatefulSet
+    /// observed yet.
     fn status_with(cluster: &Cluster, pods: &[Pod]) -> ClusterStatus {
+        status_answered(cluster, pods, &agreeing())
+    }
+
+    fn status_answered(cluster: &Cluster, pods: &[Pod], answers: &[BrokerAnswer]) -> ClusterStatus {
         cluster_status(
             cluster,
             Observed {
                 stateful_set: None,
                 pods,
+                answers,
             },
             now(),
         )
+    }
+
+    fn condition(status: &ClusterStatus, type_: &str) -> (String, String, String) {
+        let c = find(&status.conditions, type_).expect("condition is set");
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    fn ready_pods() -> [Pod; 3] {
+        [
+            pod("demo-broker-0", true),
+            pod("demo-broker-1", true),
+            pod("demo-broker-2", true),
+        ]
     }
 
     #[test]
@@ -279,7 +382,7 @@ mod tests {
             status.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
             vec![0, 1]
         );
-        let op = status.operation.expect("an operation runs");
+        let op = status.operation.clone().expect("an operation runs");
         assert_eq!(
             (op.kind, op.completed_steps, op.total_steps),
             (OperationKind::Provisioning, 1, 3)
@@ -291,6 +394,14 @@ mod tests {
         assert_eq!(
             find(&status.conditions, "Progressing").map(|c| c.reason.as_str()),
             Some("Provisioning")
+        );
+        assert_eq!(
+            condition(&status, "Ready"),
+            (
+                "False".to_owned(),
+                "BrokersNotReady".to_owned(),
+                "1/3 brokers ready; not ready: 0, 2".to_owned()
+            )
         );
         assert_eq!(
             status.bootstrap_servers.as_deref(),
@@ -316,6 +427,85 @@ mod tests {
             find(&status.conditions, "Degraded").map(|c| c.status.as_str()),
             Some("False")
         );
+        assert_eq!(status.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(status.controller_id, Some(0));
+    }
+
+    #[test]
+    fn ready_pods_of_brokers_that_do_not_agree_keep_provisioning() {
+        let cluster = minimal_cluster();
+        let answers: Vec<BrokerAnswer> = (0..3)
+            .map(|id| BrokerAnswer {
+                id,
+                result: Ok(cluster_view("c1", Some(0), &[0, 2])),
+            })
+            .collect();
+        let status = status_answered(&cluster, &ready_pods(), &answers);
+        assert_eq!(status.ready_replicas, 3);
+        let (ready, reason, message) = condition(&status, "Ready");
+        assert_eq!(
+            (ready.as_str(), reason.as_str()),
+            ("False", "BrokersNotRegistered")
+        );
+        assert!(message.contains("broker 1 is not registered"), "{message}");
+        let op = status.operation.as_ref().expect("provisioning goes on");
+        assert_eq!(op.kind, OperationKind::Provisioning);
+        assert_eq!(op.message.as_deref(), Some(message.as_str()));
+        assert_eq!((status.cluster_id, status.controller_id), (None, None));
+    }
+
+    #[test]
+    fn settled_cluster_that_splits_is_degraded_with_the_reason() {
+        let mut cluster = minimal_cluster();
+        cluster.status = Some(status_with(&cluster, &ready_pods()));
+        let answers: Vec<BrokerAnswer> = (0..3)
+            .map(|id| BrokerAnswer {
+                id,
+                result: Ok(cluster_view(&format!("c{id}"), Some(id), &[id])),
+            })
+            .collect();
+        let status = status_answered(&cluster, &ready_pods(), &answers);
+        assert!(status.operation.is_none());
+        let (ready, reason, _) = condition(&status, "Ready");
+        assert_eq!(
+            (ready.as_str(), reason.as_str()),
+            ("False", "ClusterIdMismatch")
+        );
+        let (degraded, reason, message) = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded.as_str(), reason.as_str()),
+            ("True", "ClusterIdMismatch")
+        );
+        assert!(
+            message.contains("c0 (broker 0), c1 (broker 1), c2 (broker 2)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn rack_awareness_without_racks_is_degraded() {
+        let mut cluster = minimal_cluster();
+        cluster.spec.rack = Some(strom_crds::cluster::RackSpec {
+            topology_key: "example.org/rack".to_owned(),
+        });
+        let mut answers = agreeing();
+        for answer in &mut answers {
+            if let Ok(view) = &mut answer.result {
+                view.brokers[1].rack = None;
+            }
+        }
+        let status = status_answered(&cluster, &ready_pods(), &answers);
+        assert_eq!(condition(&status, "Ready").0, "True");
+        let (degraded, reason, message) = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded.as_str(), reason.as_str()),
+            ("True", "RackUnknown")
+        );
+        assert!(
+            message.starts_with("broker 1 has no broker.rack"),
+            "{message}"
+        );
+        assert!(message.contains("example.org/rack"), "{message}");
     }
 
     #[test]

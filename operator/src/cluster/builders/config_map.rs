@@ -1,4 +1,5 @@
-//! The ConfigMap holding the brokers' `server.properties`.
+//! The ConfigMap holding the brokers' `server.properties`: `spec.config` and the keys the
+//! operator derives from the spec for every broker alike (`controller.quorum.voters`).
 
 use std::collections::BTreeMap;
 
@@ -6,29 +7,44 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 use strom_crds::Cluster;
 
-use super::{child_meta, config_map_name};
+use super::{child_meta, config_map_name, controller_quorum_voters};
 
 /// Key (and file name, mounted under `/etc/strom/`) of the broker config in the ConfigMap.
 pub const SERVER_PROPERTIES: &str = "server.properties";
 
-/// The ConfigMap `<cluster>-config` with `server.properties` built from `spec.config`.
+/// Key of the controller quorum's voter list, rendered by the operator.
+const CONTROLLER_QUORUM_VOTERS: &str = "controller.quorum.voters";
+
+/// The ConfigMap `<cluster>-config` with `server.properties` built from
+/// [`broker_properties`].
 pub fn config_map(cluster: &Cluster) -> ConfigMap {
     ConfigMap {
         metadata: child_meta(cluster, config_map_name(&cluster.name_any())),
         data: Some(BTreeMap::from([(
             SERVER_PROPERTIES.to_owned(),
-            server_properties(&cluster.spec.config),
+            server_properties(&broker_properties(cluster)),
         )])),
         ..ConfigMap::default()
     }
 }
 
+/// The properties every broker of `cluster` shares: `spec.config` plus the voter list. The
+/// reconciler refuses a `spec.config` with keys outside the allow-list before anything is
+/// built, so the derived keys never meet a user value; they are inserted last regardless.
+pub fn broker_properties(cluster: &Cluster) -> BTreeMap<String, String> {
+    let mut properties = cluster.spec.config.clone();
+    properties.insert(
+        CONTROLLER_QUORUM_VOTERS.to_owned(),
+        controller_quorum_voters(cluster),
+    );
+    properties
+}
+
 /// `server.properties` text in Java properties syntax, one `key=value` per line in key order,
 /// so the same spec always gives the same bytes (and the same config hash on the pods).
 pub fn server_properties(config: &BTreeMap<String, String>) -> String {
-    let mut out = String::from(
-        "# Managed by strom-operator from Cluster spec.config; edits are overwritten.\n",
-    );
+    let mut out =
+        String::from("# Managed by strom-operator from the Cluster spec; edits are overwritten.\n");
     for (key, value) in config {
         out.push_str(&escape(key, true));
         out.push('=');

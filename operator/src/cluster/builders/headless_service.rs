@@ -1,11 +1,12 @@
 //! The headless Service that gives every broker pod a stable DNS name,
-//! `<pod>.<cluster>-brokers.<namespace>.svc`, which the brokers advertise.
+//! `<pod>.<cluster>-brokers.<namespace>.svc`, which the brokers advertise to Kafka clients and
+//! to each other for the controller quorum.
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use strom_crds::Cluster;
-use strom_crds::cluster::ADMIN_PORT;
+use strom_crds::cluster::{ADMIN_PORT, CONTROLLER_PORT};
 
 use super::{child_meta, headless_service_name, selector_labels};
 
@@ -34,6 +35,13 @@ pub fn headless_service(cluster: &Cluster) -> Service {
                     name: Some("kafka".to_owned()),
                     port: cluster.spec.listeners.port,
                     target_port: Some(IntOrString::String("kafka".to_owned())),
+                    protocol: Some("TCP".to_owned()),
+                    ..ServicePort::default()
+                },
+                ServicePort {
+                    name: Some("controller".to_owned()),
+                    port: CONTROLLER_PORT,
+                    target_port: Some(IntOrString::String("controller".to_owned())),
                     protocol: Some("TCP".to_owned()),
                     ..ServicePort::default()
                 },

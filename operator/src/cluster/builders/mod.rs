@@ -11,7 +11,10 @@
 //! | bootstrap Service | `<cluster>-bootstrap` |
 //! | StatefulSet, PodDisruptionBudget, ServiceMonitor | `<cluster>-broker` |
 //!
-//! Pods are `<cluster>-broker-<ordinal>`; the ordinal is the broker id.
+//! Pods are `<cluster>-broker-<ordinal>`; the ordinal is the broker id. Each pod has the
+//! stable DNS name `<pod>.<cluster>-brokers.<namespace>.svc` through the headless Service; the
+//! brokers advertise it for Kafka clients and for the controller quorum, whose voters are the
+//! brokers `0..spec.controller.voters` ([`controller_quorum_voters`]).
 
 mod bootstrap_service;
 mod config_map;
@@ -29,10 +32,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use strom_crds::Cluster;
-use strom_crds::cluster::PullPolicy;
+use strom_crds::cluster::{CONTROLLER_PORT, PullPolicy};
 
 pub use bootstrap_service::bootstrap_service;
-pub use config_map::{SERVER_PROPERTIES, config_map, server_properties};
+pub use config_map::{SERVER_PROPERTIES, broker_properties, config_map, server_properties};
 pub use headless_service::{SERVICE_ROLE_LABEL, headless_service};
 pub use pod_disruption_budget::pod_disruption_budget;
 pub use service_monitor::{service_monitor, service_monitor_resource};
@@ -125,6 +128,31 @@ pub fn stateful_set_name(cluster: &str) -> String {
 /// Name of the ConfigMap holding `server.properties`.
 pub fn config_map_name(cluster: &str) -> String {
     format!("{cluster}-config")
+}
+
+/// Name of the broker pod with ordinal (broker id) `id`.
+pub fn pod_name(cluster: &str, id: i32) -> String {
+    format!("{}-{id}", stateful_set_name(cluster))
+}
+
+/// Stable DNS name of a broker pod through the headless Service:
+/// `<pod>.<cluster>-brokers.<namespace>.svc`.
+pub fn pod_dns_name(cluster: &str, namespace: &str, pod: &str) -> String {
+    format!("{pod}.{}.{namespace}.svc", headless_service_name(cluster))
+}
+
+/// `controller.quorum.voters` of a cluster: `id@<pod DNS name>:9093` for each broker id in
+/// `0..spec.controller.voters`, the brokers with the lowest ids, as Kafka writes the list.
+pub fn controller_quorum_voters(cluster: &Cluster) -> String {
+    let name = cluster.name_any();
+    let namespace = cluster.namespace().unwrap_or_default();
+    (0..cluster.spec.controller.voters)
+        .map(|id| {
+            let host = pod_dns_name(&name, &namespace, &pod_name(&name, id));
+            format!("{id}@{host}:{CONTROLLER_PORT}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// In-cluster bootstrap address of a cluster: `<cluster>-bootstrap.<ns>.svc:<port>`.

@@ -2,10 +2,19 @@
 //!
 //! - entrypoint `/strom-broker`, args `--config /etc/strom/server.properties --data-dir
 //!   /var/lib/strom --listen 0.0.0.0:<port> --advertised-listener
-//!   $(POD_NAME).<headless>.<ns>.svc:<port> --admin-listen 0.0.0.0:9404 --node-id ordinal`
-//!   (`ordinal`: the broker takes its node id from the trailing `-N` of `POD_NAME`);
-//! - `POD_NAME`, `POD_NAMESPACE` from the downward API;
-//! - ports `kafka` and `admin` (9404: `/metrics`, `/healthz` liveness, `/readyz` readiness);
+//!   $(POD_NAME).<headless>.<ns>.svc:<port> --controller-listen 0.0.0.0:9093
+//!   --controller-advertised-listener $(POD_NAME).<headless>.<ns>.svc:9093 --admin-listen
+//!   0.0.0.0:9404 --node-id ordinal` (`ordinal`: the broker takes its node id from the trailing
+//!   `-N` of `POD_NAME`), and with rack awareness `--override broker.rack=$(POD_RACK)`;
+//! - `POD_NAME`, `POD_NAMESPACE` from the downward API, and `POD_RACK`: the pod's own label
+//!   named by `spec.rack.topologyKey`. The rack is per pod while the template is shared, and
+//!   the broker image holds nothing but the broker, so the value comes from the pod itself:
+//!   Kubernetes (1.35+, the `PodTopologyLabels` admission plugin) copies the node's
+//!   `topology.kubernetes.io/zone` and `region` labels onto the pod when it is bound, before
+//!   its containers start. A label that is not there gives an empty value, which the broker
+//!   reads as "no rack"; the status reports such brokers (`RackUnknown`);
+//! - ports `kafka`, `controller` (9093: the quorum and controller forwarding) and `admin`
+//!   (9404: `/metrics`, `/healthz` liveness, `/readyz` readiness);
 //! - uid 65532, read-only root filesystem, data volume at `/var/lib/strom`.
 //!
 //! `updateStrategy: OnDelete`: a changed template restarts nothing by itself, the operator
@@ -30,12 +39,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use strom_crds::Cluster;
-use strom_crds::cluster::ADMIN_PORT;
+use strom_crds::cluster::{ADMIN_PORT, CONTROLLER_PORT};
 
-use super::config_map::server_properties;
+use super::config_map::{broker_properties, server_properties};
 use super::{
     BuildDefaults, broker_version, child_meta, common_labels, config_map_name,
-    headless_service_name, resolve_image, selector_labels, stateful_set_name,
+    headless_service_name, pod_dns_name, resolve_image, selector_labels, stateful_set_name,
 };
 
 /// Pod annotation with a hash of `server.properties`, so a config change shows as a template
@@ -53,6 +62,10 @@ const DATA_DIR: &str = "/var/lib/strom";
 const CONFIG_VOLUME: &str = "config";
 const CONFIG_DIR: &str = "/etc/strom";
 const TMP_VOLUME: &str = "tmp";
+/// Broker key set per pod on the command line, from [`RACK_ENV`].
+const BROKER_RACK: &str = "broker.rack";
+/// Environment variable holding the pod's rack label (downward API).
+const RACK_ENV: &str = "POD_RACK";
 
 /// The StatefulSet `<cluster>-broker`.
 pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet {
@@ -76,7 +89,7 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
         .unwrap_or_default();
     pod_annotations.insert(
         CONFIG_HASH_ANNOTATION.to_owned(),
-        config_hash(&server_properties(&spec.config)),
+        config_hash(&server_properties(&broker_properties(cluster))),
     );
     if spec.metrics.enabled {
         pod_annotations.insert("prometheus.io/scrape".to_owned(), "true".to_owned());
@@ -208,11 +221,9 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
     let namespace = cluster.namespace().unwrap_or_default();
     let port = cluster.spec.listeners.port;
     let image = resolve_image(cluster, defaults);
-    let advertised = format!(
-        "$(POD_NAME).{}.{namespace}.svc:{port}",
-        headless_service_name(&name)
-    );
-    let args = [
+    // The kubelet expands `$(POD_NAME)` from the container's environment.
+    let own_host = pod_dns_name(&name, &namespace, "$(POD_NAME)");
+    let mut args = [
         "--config",
         &format!("{CONFIG_DIR}/{}", super::SERVER_PROPERTIES),
         "--data-dir",
@@ -220,7 +231,11 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
         "--listen",
         &format!("0.0.0.0:{port}"),
         "--advertised-listener",
-        &advertised,
+        &format!("{own_host}:{port}"),
+        "--controller-listen",
+        &format!("0.0.0.0:{CONTROLLER_PORT}"),
+        "--controller-advertised-listener",
+        &format!("{own_host}:{CONTROLLER_PORT}"),
         "--admin-listen",
         &format!("0.0.0.0:{ADMIN_PORT}"),
         "--node-id",
@@ -228,6 +243,18 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
     ]
     .map(str::to_owned)
     .to_vec();
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+    ];
+    if let Some(rack) = &cluster.spec.rack {
+        env.push(field_env(
+            RACK_ENV,
+            &format!("metadata.labels['{}']", rack.topology_key),
+        ));
+        args.push("--override".to_owned());
+        args.push(format!("{BROKER_RACK}=$({RACK_ENV})"));
+    }
 
     Container {
         name: "broker".to_owned(),
@@ -235,14 +262,17 @@ fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {
         image_pull_policy: image.pull_policy.map(|p| p.as_str().to_owned()),
         command: Some(vec!["/strom-broker".to_owned()]),
         args: Some(args),
-        env: Some(vec![
-            field_env("POD_NAME", "metadata.name"),
-            field_env("POD_NAMESPACE", "metadata.namespace"),
-        ]),
+        env: Some(env),
         ports: Some(vec![
             ContainerPort {
                 name: Some("kafka".to_owned()),
                 container_port: port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("controller".to_owned()),
+                container_port: CONTROLLER_PORT,
                 protocol: Some("TCP".to_owned()),
                 ..ContainerPort::default()
             },

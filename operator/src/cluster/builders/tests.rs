@@ -2,6 +2,10 @@
 //! each spec. CI runs with `INSTA_UPDATE=no`, so a changed object fails until the snapshot is
 //! reviewed (`cargo insta review`).
 
+use k8s_openapi::api::core::v1::Container;
+use serde::Serialize;
+use strom_crds::cluster::{ControllerSpec, RackSpec};
+
 use super::*;
 use crate::fixtures::{minimal_cluster, production_cluster};
 
@@ -107,4 +111,256 @@ fn config_change_changes_the_pod_config_hash() {
         .config
         .insert("log.retention.ms".to_owned(), "1000".to_owned());
     assert_ne!(before, hash(&cluster));
+}
+
+/// One broker's configuration as the broker process receives it: the kubelet's view of the
+/// pod `pod` on a node labelled with `zone`, with `$(VAR)` in the arguments expanded from the
+/// container environment, and the shared `server.properties` parsed into keys.
+#[derive(Debug, Serialize)]
+struct RenderedBroker {
+    pod: String,
+    args: Vec<String>,
+    server_properties: BTreeMap<String, String>,
+}
+
+/// The broker container of a cluster's StatefulSet.
+fn broker_container(cluster: &strom_crds::Cluster) -> Container {
+    stateful_set(cluster, &defaults())
+        .spec
+        .template
+        .spec
+        .expect("pod spec")
+        .containers
+        .into_iter()
+        .next()
+        .expect("broker container")
+}
+
+/// The downward API value of `field_path` for a pod named `pod` whose labels are `labels`.
+fn downward_value(field_path: &str, pod: &str, labels: &BTreeMap<String, String>) -> String {
+    match field_path {
+        "metadata.name" => pod.to_owned(),
+        "metadata.namespace" => crate::fixtures::NAMESPACE.to_owned(),
+        path => {
+            let key = path
+                .strip_prefix("metadata.labels['")
+                .and_then(|rest| rest.strip_suffix("']"))
+                .unwrap_or_else(|| panic!("unexpected downward API field {path}"));
+            // The kubelet gives an empty string for a label the pod does not carry.
+            labels.get(key).cloned().unwrap_or_default()
+        }
+    }
+}
+
+/// What each broker of `cluster` runs with when pod `i` lands on a node in `zones[i % len]`
+/// (the zone label copied onto the pod as Kubernetes does).
+fn rendered_brokers(cluster: &strom_crds::Cluster, zones: &[&str]) -> Vec<RenderedBroker> {
+    let container = broker_container(cluster);
+    let properties = config_map(cluster)
+        .data
+        .and_then(|d| d.get(SERVER_PROPERTIES).cloned())
+        .expect("server.properties");
+    let server_properties: BTreeMap<String, String> = properties
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (0..cluster.spec.replicas)
+        .map(|id| {
+            let pod = pod_name(&cluster.name_any(), id);
+            let zone = zones[usize::try_from(id).expect("ordinal") % zones.len()];
+            let labels =
+                BTreeMap::from([("topology.kubernetes.io/zone".to_owned(), zone.to_owned())]);
+            let env: Vec<(String, String)> = container
+                .env
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|var| {
+                    let path = var
+                        .value_from
+                        .and_then(|source| source.field_ref)
+                        .map(|field| field.field_path)
+                        .expect("every variable comes from the downward API");
+                    let value = downward_value(&path, &pod, &labels);
+                    (var.name, value)
+                })
+                .collect();
+            let args = container
+                .args
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|arg| {
+                    env.iter().fold(arg, |arg, (name, value)| {
+                        arg.replace(&format!("$({name})"), value)
+                    })
+                })
+                .collect();
+            RenderedBroker {
+                pod,
+                args,
+                server_properties: server_properties.clone(),
+            }
+        })
+        .collect()
+}
+
+/// `minimal_cluster` with `replicas` brokers, `voters` voters and rack awareness by zone.
+fn quorum_cluster(replicas: i32, voters: i32) -> strom_crds::Cluster {
+    let mut cluster = minimal_cluster();
+    cluster.spec.replicas = replicas;
+    cluster.spec.controller = ControllerSpec { voters };
+    cluster.spec.rack = Some(RackSpec {
+        topology_key: "topology.kubernetes.io/zone".to_owned(),
+    });
+    cluster
+}
+
+const ZONES: &[&str] = &["zone-a", "zone-b", "zone-c"];
+
+#[test]
+fn every_broker_gets_voters_controller_listener_and_rack() {
+    // One voter (a single broker), three voters and a broker-only fourth broker, five voters.
+    insta::assert_yaml_snapshot!(
+        "one_voter_brokers",
+        rendered_brokers(&quorum_cluster(1, 1), ZONES)
+    );
+    insta::assert_yaml_snapshot!(
+        "three_voters_brokers",
+        rendered_brokers(&quorum_cluster(4, 3), ZONES)
+    );
+    insta::assert_yaml_snapshot!(
+        "five_voters_brokers",
+        rendered_brokers(&quorum_cluster(5, 5), ZONES)
+    );
+}
+
+#[test]
+fn voters_are_the_lowest_ids_at_their_stable_pod_names() {
+    for voters in [1, 3, 5] {
+        let cluster = quorum_cluster(5, voters);
+        let expected: Vec<String> = (0..voters)
+            .map(|id| format!("{id}@demo-broker-{id}.demo-brokers.kafka.svc:9093"))
+            .collect();
+        assert_eq!(controller_quorum_voters(&cluster), expected.join(","));
+        for broker in rendered_brokers(&cluster, ZONES) {
+            assert_eq!(
+                broker.server_properties.get("controller.quorum.voters"),
+                Some(&expected.join(","))
+            );
+            let own = format!("{}.demo-brokers.kafka.svc:9093", broker.pod);
+            let flag = broker
+                .args
+                .iter()
+                .position(|a| a == "--controller-advertised-listener")
+                .expect("controller listener advertised");
+            assert_eq!(broker.args[flag + 1], own);
+            // A voter advertises exactly the address the others dial for it.
+            let id: i32 = broker
+                .pod
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("id");
+            if id < voters {
+                assert!(expected.contains(&format!("{id}@{own}")), "{own}");
+            }
+        }
+    }
+}
+
+#[test]
+fn rack_comes_from_the_pod_label_and_is_absent_without_rack_awareness() {
+    let with_rack = rendered_brokers(&quorum_cluster(3, 3), ZONES);
+    let racks: Vec<&str> = with_rack
+        .iter()
+        .map(|b| {
+            let i = b
+                .args
+                .iter()
+                .position(|a| a == "--override")
+                .expect("override");
+            b.args[i + 1].as_str()
+        })
+        .collect();
+    assert_eq!(
+        racks,
+        [
+            "broker.rack=zone-a",
+            "broker.rack=zone-b",
+            "broker.rack=zone-c"
+        ]
+    );
+    let without = rendered_brokers(&minimal_cluster(), ZONES);
+    assert!(
+        without
+            .iter()
+            .all(|b| !b.args.iter().any(|a| a.contains("broker.rack")))
+    );
+}
+
+#[test]
+fn controller_port_is_named_on_the_container_and_the_headless_service_only() {
+    let container = broker_container(&minimal_cluster());
+    let port = container
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("controller"))
+        .expect("controller container port");
+    assert_eq!(port.container_port, 9093);
+    let ports = |service: k8s_openapi::api::core::v1::Service| -> Vec<(String, i32)> {
+        service
+            .spec
+            .and_then(|s| s.ports)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.name.unwrap_or_default(), p.port))
+            .collect()
+    };
+    assert!(ports(headless_service(&minimal_cluster())).contains(&("controller".to_owned(), 9093)));
+    assert!(
+        !ports(bootstrap_service(&minimal_cluster()))
+            .iter()
+            .any(|(name, _)| name == "controller"),
+        "clients bootstrap through Kafka only"
+    );
+}
+
+#[test]
+fn keys_the_operator_renders_are_exactly_the_listed_ones() {
+    let cluster = quorum_cluster(3, 3);
+    let mut rendered: Vec<String> = Vec::new();
+    for broker in rendered_brokers(&cluster, ZONES) {
+        rendered.extend(
+            broker
+                .server_properties
+                .keys()
+                .filter(|k| !cluster.spec.config.contains_key(*k))
+                .cloned(),
+        );
+        let mut args = broker.args.iter();
+        while let Some(arg) = args.next() {
+            if arg == "--override" {
+                let pair = args.next().expect("--override takes key=value");
+                rendered.push(pair.split_once('=').expect("key=value").0.to_owned());
+            }
+        }
+    }
+    rendered.sort();
+    rendered.dedup();
+    let mut listed: Vec<String> = strom_crds::OPERATOR_BROKER_KEYS
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(rendered, listed);
+    for key in strom_crds::OPERATOR_BROKER_KEYS {
+        assert!(
+            !strom_crds::BROKER_CONFIG_KEYS.contains(key),
+            "{key} is the operator's to render, not the user's"
+        );
+    }
 }
