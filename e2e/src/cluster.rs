@@ -174,18 +174,20 @@ pub fn reserve_port() -> anyhow::Result<u16> {
 pub struct ClusterView {
     pub cluster_id: String,
     pub controller_id: i32,
-    /// Broker ids, sorted.
+    /// Unfenced broker ids, sorted.
     pub brokers: Vec<i32>,
+    /// Registered but fenced broker ids, sorted.
+    pub fenced: Vec<i32>,
 }
 
-/// DescribeCluster v1 against `bootstrap`.
+/// DescribeCluster v2, fenced brokers included, against `bootstrap`.
 pub async fn describe_cluster(bootstrap: &str) -> anyhow::Result<ClusterView> {
     let mut stream = TcpStream::connect(bootstrap).await?;
     let response: DescribeClusterResponse = crate::wire::call(
         &mut stream,
         ApiKey::DescribeCluster,
-        1,
-        &DescribeClusterRequest::default(),
+        2,
+        &DescribeClusterRequest::default().with_include_fenced_brokers(true),
     )
     .await?;
     anyhow::ensure!(
@@ -193,12 +195,21 @@ pub async fn describe_cluster(bootstrap: &str) -> anyhow::Result<ClusterView> {
         "DescribeCluster error {}",
         response.error_code
     );
-    let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.broker_id.0).collect();
-    brokers.sort_unstable();
+    let ids = |fenced: bool| {
+        let mut ids: Vec<i32> = response
+            .brokers
+            .iter()
+            .filter(|b| b.is_fenced == fenced)
+            .map(|b| b.broker_id.0)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
     Ok(ClusterView {
         cluster_id: response.cluster_id.to_string(),
         controller_id: response.controller_id.0,
-        brokers,
+        brokers: ids(false),
+        fenced: ids(true),
     })
 }
 

@@ -226,6 +226,11 @@ async fn a_stopped_broker_is_fenced_and_unfenced_when_it_returns() -> anyhow::Re
         started.elapsed()
     );
     assert_eq!(view.brokers.len(), 2);
+    assert_eq!(
+        view.fenced,
+        vec![stopped],
+        "DescribeCluster v2 flags the fenced broker"
+    );
     let meta = metadata(&watch).await?;
     assert!(
         meta.brokers.iter().all(|b| b.node_id.0 != stopped),

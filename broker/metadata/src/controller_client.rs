@@ -193,7 +193,10 @@ impl ControllerClient {
             .await
         {
             Ok(reply) => match reply.open::<ControllerResponse>() {
-                Ok(response) => Some(response),
+                Ok(response) => {
+                    self.catch_up(reply.metadata_offset, deadline).await;
+                    Some(response)
+                }
                 Err(error) => {
                     tracing::warn!(%addr, %error, "undecodable controller reply");
                     None
@@ -203,6 +206,27 @@ impl ControllerClient {
                 tracing::debug!(%addr, %error, "forwarding to the controller");
                 None
             }
+        }
+    }
+}
+
+impl ControllerClient {
+    /// Waits (until `deadline`) for the local image to reach `offset`, the controller's
+    /// offset when it answered, so what the operation changed is visible here too.
+    async fn catch_up(&self, offset: u64, deadline: tokio::time::Instant) {
+        let mut images = self.quorum().subscribe();
+        let caught_up = async {
+            while images.borrow_and_update().offset < offset {
+                if images.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline, caught_up).await.is_err() {
+            tracing::warn!(
+                offset,
+                "the local metadata image did not reach the controller's offset"
+            );
         }
     }
 }

@@ -1,5 +1,8 @@
-//! DescribeCluster (KIP-700): the registered, unfenced brokers and the active controller.
+//! DescribeCluster (KIP-700): the registered, unfenced brokers and the active controller; with
+//! v2's `include_fenced_brokers` (KIP-1073) the fenced ones too, flagged. Controller endpoints
+//! (KIP-919's endpoint type 2) are not served on the Kafka listener.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
@@ -16,15 +19,28 @@ pub async fn handle(
     _header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    /// KIP-919's endpoint type of brokers; 2 asks for controllers.
+    const BROKER_ENDPOINTS: i8 = 1;
+    if request.endpoint_type != BROKER_ENDPOINTS {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::MismatchedEndpointType.code())
+            .with_error_message(Some(str_bytes(
+                "This listener serves broker endpoints only (endpoint type 1).",
+            )))
+            .with_endpoint_type(request.endpoint_type);
+    }
     let image = broker.image();
     let brokers = image
-        .live_brokers()
+        .brokers
+        .values()
+        .filter(|b| request.include_fenced_brokers || !b.fenced)
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(i32::from(b.port))
                 .with_rack(b.rack.clone().map(str_bytes))
+                .with_is_fenced(b.fenced)
         })
         .collect();
     DescribeClusterResponse::default()

@@ -18,6 +18,7 @@ pub mod paths {
 ///   string cluster_id = 1;  // the sender's cluster id; empty while it does not know one yet
 ///   uint64 node_id    = 2;  // the sender's node id
 ///   bytes  payload    = 3;  // JSON of the request or response type of the method
+///   uint64 metadata_offset = 4;  // the sender's applied metadata offset
 /// }
 /// ```
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -28,6 +29,11 @@ pub struct Envelope {
     pub node_id: u64,
     #[prost(bytes = "vec", tag = "3")]
     pub payload: Vec<u8>,
+    /// The metadata offset the sender had applied when it sent this: a broker that forwarded
+    /// an operation waits until its own image has caught up with the controller's answer, so
+    /// its clients read their own writes.
+    #[prost(uint64, tag = "4")]
+    pub metadata_offset: u64,
 }
 
 impl Envelope {
@@ -41,6 +47,7 @@ impl Envelope {
             cluster_id: cluster_id.to_owned(),
             node_id,
             payload: serde_json::to_vec(value)?,
+            metadata_offset: 0,
         })
     }
 
@@ -91,6 +98,7 @@ mod tests {
             cluster_id: String::new(),
             node_id: 1,
             payload: b"not json".to_vec(),
+            metadata_offset: 0,
         };
         assert!(envelope.open::<Vec<u64>>().is_err());
     }

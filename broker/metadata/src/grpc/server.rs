@@ -135,7 +135,11 @@ async fn dispatch(
         }
         paths::CONTROLLER_CALL => {
             let call: ControllerRequest = open(&request)?;
-            Envelope::wrap(&ours, me, &controller.handle(call).await)
+            let response = controller.handle(call).await;
+            Envelope::wrap(&ours, me, &response).map(|mut reply| {
+                reply.metadata_offset = quorum.image().offset;
+                reply
+            })
         }
         other => return Err(Status::unimplemented(format!("no method {other}"))),
     };
