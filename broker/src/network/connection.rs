@@ -118,6 +118,8 @@ pub async fn serve(
                         if tx.send(frame).await.is_err() {
                             break;
                         }
+                        // Waiting for room in the pipeline is the broker's time, not the peer's.
+                        frames.restart_deadline();
                     }
                     Ok(None) => break,
                     Err(error) => {

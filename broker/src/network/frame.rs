@@ -107,6 +107,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.last_read
     }
 
+    /// Restarts the deadline of a partly buffered frame: for time the broker itself was not
+    /// reading (its request pipeline was full), which must not count against the peer.
+    pub fn restart_deadline(&mut self) {
+        if self.mid_frame() {
+            self.start_frame();
+        }
+    }
+
     /// Whether part of a frame is buffered.
     pub fn mid_frame(&self) -> bool {
         !self.buffer.is_empty()
@@ -305,6 +313,34 @@ mod tests {
             reader.next_frame().await,
             Err(FrameError::ReadTimeout { expected: 4, .. })
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn time_the_broker_was_not_reading_does_not_count() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let limits = limits(1 << 20, Some(Duration::from_secs(30)));
+        let mut reader = FrameReader::new(server, limits, RequestMemory::new(None));
+        // One frame and half of the next one's size prefix arrive together.
+        client
+            .write_all(&[0, 0, 0, 1, b'a', 0, 0])
+            .await
+            .expect("write");
+        let first = reader.next_frame().await.expect("frame").expect("not eof");
+        assert_eq!(first.bytes, Bytes::from("a"));
+        // The broker is busy for 25 s, then reads on; the client finishes 25 s after that.
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        reader.restart_deadline();
+        let next = tokio::spawn(async move {
+            let frame = reader.next_frame().await;
+            frame.map(|f| f.map(|f| f.bytes))
+        });
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        client
+            .write_all(&[0, 3, b'b', b'c', b'd'])
+            .await
+            .expect("write");
+        let frame = next.await.expect("task").expect("within the deadline");
+        assert_eq!(frame, Some(Bytes::from("bcd")));
     }
 
     #[tokio::test(start_paused = true)]
