@@ -77,6 +77,7 @@ pub struct BrokerMetrics {
     connections_active: IntGauge,
     connections_total: IntCounter,
     connections_closed_by_broker: IntCounterVec,
+    request_memory_used: IntGauge,
     network_bytes_in: IntCounter,
     network_bytes_out: IntCounter,
     partition_count: IntGauge,
@@ -375,6 +376,12 @@ impl BrokerMetrics {
                  (max.connections.per.ip).",
                 &["reason"],
             ),
+            request_memory_used: gauge(
+                r,
+                "strom_request_memory_used_bytes",
+                "Request bytes read and not yet answered, across connections; reading stops \
+                 while it is at queued.max.request.bytes.",
+            ),
             network_bytes_in: counter(
                 r,
                 "strom_network_bytes_in_total",
@@ -534,6 +541,11 @@ impl BrokerMetrics {
         self.connections_closed_by_broker
             .with_label_values(&[reason])
             .inc();
+    }
+
+    /// The gauge of request memory in use, for the listener's pool.
+    pub fn request_memory_gauge(&self) -> IntGauge {
+        self.request_memory_used.clone()
     }
 
     /// `n` bytes were read from a Kafka protocol connection.

@@ -51,6 +51,14 @@ async fn partial_frame(
     }))
 }
 
+fn request_memory_used(broker: &BrokerProcess) -> anyhow::Result<f64> {
+    let text = strom_e2e::observability::http_get(&format!("{}/metrics", broker.admin_url()))?.body;
+    text.lines()
+        .find_map(|line| line.strip_prefix("strom_request_memory_used_bytes "))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("/metrics has no strom_request_memory_used_bytes"))
+}
+
 async fn served(bootstrap: &str) -> anyhow::Result<()> {
     let mut stream = TcpStream::connect(bootstrap).await?;
     let request = ApiVersionsRequest::default()
@@ -144,6 +152,12 @@ async fn request_memory_is_bounded_across_connections() -> anyhow::Result<()> {
     assert!(
         finished < 10,
         "every connection was read: memory is not bounded"
+    );
+    // The metric shows why reading stopped: the admitted frame's 100 MiB are reserved.
+    let used = request_memory_used(&broker)?;
+    assert!(
+        used >= (100 * MIB) as f64,
+        "strom_request_memory_used_bytes = {used}"
     );
 
     // A client that arrives meanwhile is delayed, not failed: once the stalled clients go

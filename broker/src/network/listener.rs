@@ -37,7 +37,10 @@ pub async fn run(
     let limit = usize::try_from(props.max_connections).unwrap_or(1);
     let permits = Arc::new(Semaphore::new(limit));
     let per_ip = Arc::new(ConnectionsPerIp::new(props));
-    let memory = RequestMemory::new(props.queued_max_request_bytes());
+    let memory = RequestMemory::observed(
+        props.queued_max_request_bytes(),
+        broker.metrics.request_memory_gauge(),
+    );
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,

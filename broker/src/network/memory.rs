@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use prometheus::IntGauge;
 use tokio::sync::Notify;
 
 /// The broker-wide pool; `limit` `None` is unbounded (usage is still counted).
@@ -24,6 +25,8 @@ pub struct RequestMemory {
     limit: Option<usize>,
     used: Mutex<usize>,
     freed: Notify,
+    /// Shows `used` on `/metrics`.
+    gauge: Option<IntGauge>,
 }
 
 /// Memory reserved for one frame; returned to the pool when dropped.
@@ -35,11 +38,27 @@ pub struct MemoryPermit {
 
 impl RequestMemory {
     pub fn new(limit: Option<usize>) -> Arc<RequestMemory> {
+        RequestMemory::build(limit, None)
+    }
+
+    /// A pool whose usage `gauge` reports.
+    pub fn observed(limit: Option<usize>, gauge: IntGauge) -> Arc<RequestMemory> {
+        RequestMemory::build(limit, Some(gauge))
+    }
+
+    fn build(limit: Option<usize>, gauge: Option<IntGauge>) -> Arc<RequestMemory> {
         Arc::new(RequestMemory {
             limit,
             used: Mutex::new(0),
             freed: Notify::new(),
+            gauge,
         })
+    }
+
+    fn report(&self, used: usize) {
+        if let Some(gauge) = &self.gauge {
+            gauge.set(i64::try_from(used).unwrap_or(i64::MAX));
+        }
     }
 
     /// Bytes reserved now.
@@ -68,6 +87,7 @@ impl RequestMemory {
             return None;
         }
         *used = used.saturating_add(bytes);
+        self.report(*used);
         Some(MemoryPermit {
             pool: self.clone(),
             bytes,
@@ -80,6 +100,7 @@ impl Drop for MemoryPermit {
         {
             let mut used = self.pool.used.lock();
             *used = used.saturating_sub(self.bytes);
+            self.pool.report(*used);
         }
         self.pool.freed.notify_waiters();
     }
