@@ -87,19 +87,14 @@ pub async fn serve(
         async move {
             let mut frames = FrameReader::new(read, limits, memory);
             loop {
-                // Idle expiry applies between requests; a started frame has its own deadline.
-                let idle_at = idle_timeout
-                    .filter(|_| !frames.mid_frame())
-                    .and_then(|t| Some(activity.idle_since(frames.last_read())? + t));
+                let idle_at = idle_deadline(idle_timeout, &frames, &activity);
                 let frame = tokio::select! {
                     _ = stop.cancelled() => break,
                     frame = frames.next_frame() => frame,
                     // A request was answered: the idle timer starts again from now.
                     _ = activity.answered.notified() => continue,
                     _ = sleep_until(idle_at) => {
-                        let idle_at = idle_timeout
-                            .filter(|_| !frames.mid_frame())
-                            .and_then(|t| Some(activity.idle_since(frames.last_read())? + t));
+                        let idle_at = idle_deadline(idle_timeout, &frames, &activity);
                         if idle_at.is_some_and(|at| at <= Instant::now()) {
                             log_close(&peer, "idle", &format!(
                                 "no request within connections.max.idle.ms ({:?})",
@@ -167,6 +162,18 @@ pub async fn serve(
     };
 
     tokio::join!(reader, processor);
+}
+
+/// When the connection expires as idle: `connections.max.idle.ms` after the last bytes read or
+/// response written, and never while a request is in progress or a frame is half read (a
+/// started frame has its own deadline).
+fn idle_deadline<R: tokio::io::AsyncRead + Unpin>(
+    idle_timeout: Option<Duration>,
+    frames: &FrameReader<R>,
+    activity: &Activity,
+) -> Option<Instant> {
+    let timeout = idle_timeout.filter(|_| !frames.mid_frame())?;
+    Some(activity.idle_since(frames.last_read())? + timeout)
 }
 
 async fn sleep_until(at: Option<Instant>) {
