@@ -11,7 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::log_limit::LogLimiter;
 use crate::replica::{Partition, now_ms};
+
+/// A failing log directory fails every partition on every tick: one line per distinct failure
+/// per interval.
+static MAINTENANCE_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(60));
 
 /// Starts every loop on `tracker`.
 pub fn spawn_all(broker: &Arc<Broker>, shutdown: &CancellationToken, tracker: &TaskTracker) {
@@ -92,7 +97,9 @@ impl RetentionCleaner {
                     tracing::debug!(topic = %partition.topic, partition = partition.index, ?outcome, "retention")
                 }
                 Err(error) => {
-                    tracing::error!(topic = %partition.topic, partition = partition.index, %error, "retention failed")
+                    if let Some(suppressed) = MAINTENANCE_LOG.check(&error.to_string()) {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, %error, suppressed, "retention failed")
+                    }
                 }
             }
         })
@@ -111,8 +118,10 @@ impl LogMaintainer {
     pub async fn run(self, shutdown: CancellationToken) {
         every_partition(&self.broker, self.interval, shutdown, |partition, now| {
             let log = partition.log();
-            if let Err(error) = log.maybe_roll(now).and_then(|_| log.maybe_flush(now)) {
-                tracing::error!(topic = %partition.topic, partition = partition.index, %error, "log maintenance");
+            if let Err(error) = log.maybe_roll(now).and_then(|_| log.maybe_flush(now))
+                && let Some(suppressed) = MAINTENANCE_LOG.check(&error.to_string())
+            {
+                tracing::error!(topic = %partition.topic, partition = partition.index, %error, suppressed, "log maintenance");
             }
         })
         .await;

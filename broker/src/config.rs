@@ -6,11 +6,11 @@
 //! error naming the key, never silently ignored.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 pub use crate::quorum_config::{ProcessRoles, QuorumSettings, Voters};
 
@@ -45,6 +45,8 @@ pub enum ConfigError {
     /// Settings of the metadata quorum that contradict each other.
     #[error("{reason}")]
     Quorum { reason: String },
+    #[error("listen address {value:?}: {reason}")]
+    Listen { value: String, reason: String },
 }
 
 /// Command-line interface of `strom-broker`.
@@ -61,21 +63,22 @@ pub struct Cli {
     /// Directory holding the partition logs and the metadata log.
     #[arg(long, env = "STROM_DATA_DIR", default_value = "strom-data")]
     pub data_dir: PathBuf,
-    /// Address the Kafka listener binds (port 0 picks a free port).
-    #[arg(long, env = "STROM_LISTEN", default_value = "127.0.0.1:9092")]
+    /// Address the Kafka listener binds, `HOST:PORT` (a host name is resolved at start; port 0
+    /// picks a free port).
+    #[arg(long, env = "STROM_LISTEN", default_value = "127.0.0.1:9092", value_parser = parse_listen_addr)]
     pub listen: SocketAddr,
     /// `host:port` clients are told to connect to; defaults to the bound listener address.
     #[arg(long, env = "STROM_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
-    /// Address of the HTTP admin listener: `/metrics`, `/healthz`, `/readyz`.
-    #[arg(long, env = "STROM_ADMIN_LISTEN", default_value = "127.0.0.1:9404")]
+    /// Address of the HTTP admin listener (`/metrics`, `/healthz`, `/readyz`), `HOST:PORT`.
+    #[arg(long, env = "STROM_ADMIN_LISTEN", default_value = "127.0.0.1:9404", value_parser = parse_listen_addr)]
     pub admin_listen: SocketAddr,
     /// Broker id: a number, or `ordinal` to take the trailing `-N` of `$POD_NAME` (StatefulSet).
     #[arg(long, env = "STROM_NODE_ID", default_value = "0")]
     pub node_id: String,
     /// gRPC listener of the metadata quorum and controller forwarding (port 0 picks a free
     /// port). Required when `controller.quorum.voters` is set.
-    #[arg(long, env = "STROM_CONTROLLER_LISTEN")]
+    #[arg(long, env = "STROM_CONTROLLER_LISTEN", value_parser = parse_listen_addr)]
     pub controller_listen: Option<SocketAddr>,
     /// `host:port` other brokers dial for the controller listener; defaults to the bound address.
     #[arg(long, env = "STROM_CONTROLLER_ADVERTISED_LISTENER")]
@@ -86,6 +89,33 @@ pub struct Cli {
     /// Broker config override, `key=value`; repeatable; wins over the config file.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+}
+
+/// Said by `--help` after the flags: what an acknowledgement promises, and the broker keys.
+pub fn help_epilogue() -> String {
+    format!(
+        "Durability: a produce request is acknowledged once its batches are written to the \
+partition log files, that is to the operating system's page cache, not to the disk. \
+Acknowledged data survives a crash of the broker process, but not a power loss or a crash of \
+the machine, unless log.flush.interval.messages or log.flush.interval.ms (per topic: \
+flush.messages, flush.ms) make the broker fsync first; log.flush.interval.messages=1 syncs every \
+batch before it is acknowledged. By default the broker never forces a sync.\n\n\
+Broker keys (--config file or --override KEY=VALUE, Kafka's names):\n  {}",
+        BROKER_KEYS.join("\n  ")
+    )
+}
+
+/// The command line with [`help_epilogue`] in `--help`.
+pub fn cli_command() -> clap::Command {
+    Cli::command().after_help(help_epilogue())
+}
+
+/// Parses the process arguments; prints help or the error and exits as clap does.
+pub fn parse_cli() -> Cli {
+    cli_command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .unwrap_or_else(|error| error.exit())
 }
 
 /// Typed broker configuration.
@@ -120,6 +150,18 @@ pub struct BrokerProps {
     pub message_max_bytes: i32,
     pub socket_request_max_bytes: i32,
     pub max_connections: i32,
+    pub max_connections_per_ip: i32,
+    /// `max.connections.per.ip.overrides` as written (`host:count,...`), for DescribeConfigs.
+    pub max_connections_per_ip_overrides: String,
+    /// The same, resolved: the limit of each address named there.
+    pub connection_limit_overrides: BTreeMap<IpAddr, i32>,
+    /// Close a connection after this long without a request (-1: never).
+    pub connections_max_idle_ms: i64,
+    /// A started request frame must arrive whole within this (-1: no deadline).
+    pub socket_request_read_timeout_ms: i64,
+    /// Request bytes read but not yet answered, across connections (-1: unbounded).
+    pub queued_max_request_bytes: i64,
+    pub fetch_max_bytes: i32,
     pub log_message_timestamp_type: String,
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_minutes: i64,
@@ -152,6 +194,13 @@ impl Default for BrokerProps {
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: i32::MAX,
+            max_connections_per_ip_overrides: String::new(),
+            connection_limit_overrides: BTreeMap::new(),
+            connections_max_idle_ms: 600_000,
+            socket_request_read_timeout_ms: 30_000,
+            queued_max_request_bytes: 512 * 1024 * 1024,
+            fetch_max_bytes: 57_671_680,
             log_message_timestamp_type: "CreateTime".to_string(),
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 7 * 24 * 60,
@@ -183,6 +232,12 @@ pub const BROKER_KEYS: &[&str] = &[
     "message.max.bytes",
     "socket.request.max.bytes",
     "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "connections.max.idle.ms",
+    "socket.request.read.timeout.ms",
+    "queued.max.request.bytes",
+    "fetch.max.bytes",
     "log.message.timestamp.type",
     "offsets.topic.num.partitions",
     "offsets.retention.minutes",
@@ -221,6 +276,21 @@ impl BrokerProps {
             "message.max.bytes" => self.message_max_bytes = parse_min(key, value, 0)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse_min(key, value, 1)?,
             "max.connections" => self.max_connections = parse_min(key, value, 1)?,
+            "max.connections.per.ip" => self.max_connections_per_ip = parse_min(key, value, 0)?,
+            "max.connections.per.ip.overrides" => {
+                self.connection_limit_overrides = parse_connection_overrides(key, value)?;
+                self.max_connections_per_ip_overrides = value.to_string();
+            }
+            "connections.max.idle.ms" => {
+                self.connections_max_idle_ms = parse_positive_or_disabled(key, value)?
+            }
+            "socket.request.read.timeout.ms" => {
+                self.socket_request_read_timeout_ms = parse_positive_or_disabled(key, value)?
+            }
+            "queued.max.request.bytes" => {
+                self.queued_max_request_bytes = parse_positive_or_disabled(key, value)?
+            }
+            "fetch.max.bytes" => self.fetch_max_bytes = parse_min(key, value, 1024)?,
             "log.message.timestamp.type" => match value {
                 "CreateTime" | "LogAppendTime" => self.log_message_timestamp_type = value.into(),
                 _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
@@ -289,6 +359,12 @@ impl BrokerProps {
             "message.max.bytes" => self.message_max_bytes.to_string(),
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
             "max.connections" => self.max_connections.to_string(),
+            "max.connections.per.ip" => self.max_connections_per_ip.to_string(),
+            "max.connections.per.ip.overrides" => self.max_connections_per_ip_overrides.clone(),
+            "connections.max.idle.ms" => self.connections_max_idle_ms.to_string(),
+            "socket.request.read.timeout.ms" => self.socket_request_read_timeout_ms.to_string(),
+            "queued.max.request.bytes" => self.queued_max_request_bytes.to_string(),
+            "fetch.max.bytes" => self.fetch_max_bytes.to_string(),
             "log.message.timestamp.type" => self.log_message_timestamp_type.clone(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
@@ -327,6 +403,40 @@ impl BrokerProps {
     pub fn retention_check_interval(&self) -> Duration {
         Duration::from_millis(self.log_retention_check_interval_ms.max(1) as u64)
     }
+
+    /// `connections.max.idle.ms` as a duration; `None` when idle connections are kept.
+    pub fn connections_max_idle(&self) -> Option<Duration> {
+        positive_ms(self.connections_max_idle_ms)
+    }
+
+    /// `socket.request.read.timeout.ms` as a duration; `None` when frames have no deadline.
+    pub fn socket_request_read_timeout(&self) -> Option<Duration> {
+        positive_ms(self.socket_request_read_timeout_ms)
+    }
+
+    /// `queued.max.request.bytes`; `None` when request memory is unbounded.
+    pub fn queued_max_request_bytes(&self) -> Option<usize> {
+        usize::try_from(self.queued_max_request_bytes)
+            .ok()
+            .filter(|&bytes| bytes > 0)
+    }
+
+    /// The connection limit for one client address: its override, else `max.connections.per.ip`.
+    pub fn max_connections_for(&self, ip: IpAddr) -> usize {
+        let limit = self
+            .connection_limit_overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.max_connections_per_ip);
+        usize::try_from(limit).unwrap_or(0)
+    }
+}
+
+fn positive_ms(ms: i64) -> Option<Duration> {
+    u64::try_from(ms)
+        .ok()
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -348,6 +458,79 @@ where
         return Err(invalid(key, value, &format!("must be at least {min}")));
     }
     Ok(parsed)
+}
+
+/// A positive number, or -1 for "no limit" (Kafka's convention for these keys).
+fn parse_positive_or_disabled(key: &str, value: &str) -> Result<i64, ConfigError> {
+    let parsed: i64 = value
+        .parse()
+        .map_err(|_| invalid(key, value, "not a number"))?;
+    if parsed == -1 || parsed >= 1 {
+        Ok(parsed)
+    } else {
+        Err(invalid(key, value, "must be -1 (no limit) or at least 1"))
+    }
+}
+
+/// `max.connections.per.ip.overrides`: `host:count` pairs separated by commas, as in Kafka; a
+/// host name is resolved now and its limit applies to each of its addresses.
+fn parse_connection_overrides(
+    key: &str,
+    value: &str,
+) -> Result<BTreeMap<IpAddr, i32>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((host, count)) = entry.rsplit_once(':') else {
+            return Err(invalid(key, value, &format!("{entry:?} is not host:count")));
+        };
+        let count: i32 = parse_min(key, count.trim(), 0)?;
+        let host = host.trim().trim_matches(['[', ']']);
+        let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .map_err(|e| invalid(key, value, &format!("resolving {host:?}: {e}")))?
+                .map(|addr| addr.ip())
+                .collect(),
+        };
+        for ip in addrs {
+            out.insert(ip, count);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses a listener address `HOST:PORT`, where HOST is an IP address or a host name resolved
+/// now (an IPv4 address is preferred when a name has both, as a bind to `localhost` is
+/// expected to serve `127.0.0.1`). Usable as a clap `value_parser` for any listener flag.
+pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ConfigError> {
+    let listen_error = |reason: String| ConfigError::Listen {
+        value: value.to_string(),
+        reason,
+    };
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return Err(listen_error("expected HOST:PORT".into()));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| listen_error(format!("port {port:?} is not a number from 0 to 65535")))?;
+    let host = host.trim_matches(['[', ']']);
+    if host.is_empty() {
+        return Err(listen_error("expected HOST:PORT".into()));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| listen_error(format!("resolving {host:?}: {e}")))?
+        .collect();
+    addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| listen_error(format!("{host:?} resolves to no address")))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -506,10 +689,106 @@ mod tests {
                 "broker.rack" => "rack-a",
                 "controller.quorum.voters" => "0@a:1,1@b:2",
                 "process.roles" => "broker,controller",
+                "max.connections.per.ip.overrides" => "127.0.0.2:3,127.0.0.3:0",
+                "fetch.max.bytes" => "1048576",
                 _ => "100",
             };
             props.set(key, value, "test").expect(key);
             assert_eq!(props.get(key).as_deref(), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_follow_kafka_conventions() {
+        let mut props = BrokerProps::default();
+        assert_eq!(props.connections_max_idle(), Some(Duration::from_secs(600)));
+        assert_eq!(
+            props.max_connections_for("10.0.0.1".parse().expect("ip")),
+            i32::MAX as usize
+        );
+        props
+            .set(
+                "max.connections.per.ip.overrides",
+                "127.0.0.2:1, [::1]:4,localhost:7",
+                "t",
+            )
+            .expect("valid overrides");
+        props
+            .set("max.connections.per.ip", "2", "t")
+            .expect("valid");
+        assert_eq!(
+            props.max_connections_for("127.0.0.2".parse().expect("ip")),
+            1
+        );
+        assert_eq!(
+            props.max_connections_for("127.0.0.1".parse().expect("ip")),
+            7
+        );
+        assert_eq!(
+            props.max_connections_for("10.0.0.1".parse().expect("ip")),
+            2
+        );
+        assert!(
+            props
+                .set("max.connections.per.ip.overrides", "127.0.0.2", "t")
+                .is_err()
+        );
+        assert!(
+            props
+                .set("max.connections.per.ip.overrides", "127.0.0.2:x", "t")
+                .is_err()
+        );
+        for key in [
+            "connections.max.idle.ms",
+            "socket.request.read.timeout.ms",
+            "queued.max.request.bytes",
+        ] {
+            props.set(key, "-1", "t").expect(key);
+            assert!(props.set(key, "0", "t").is_err(), "{key}=0");
+            assert!(props.set(key, "-2", "t").is_err(), "{key}=-2");
+        }
+        assert_eq!(props.connections_max_idle(), None);
+        assert_eq!(props.socket_request_read_timeout(), None);
+        assert_eq!(props.queued_max_request_bytes(), None);
+        assert!(props.set("fetch.max.bytes", "1023", "t").is_err());
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        let addr = parse_listen_addr("localhost:9092").expect("localhost resolves");
+        assert!(addr.ip().is_loopback(), "{addr}");
+        assert_eq!(addr.port(), 9092);
+        assert_eq!(
+            parse_listen_addr("[::1]:0").expect("IPv6 literal"),
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0))
+        );
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:9404").expect("IPv4 literal"),
+            SocketAddr::from(([127, 0, 0, 1], 9404))
+        );
+        for bad in ["localhost", ":9092", "localhost:99999", "127.0.0.1:x"] {
+            assert!(parse_listen_addr(bad).is_err(), "{bad}");
+        }
+        let cli = cli_command()
+            .try_get_matches_from(["strom-broker", "--listen", "localhost:0"])
+            .and_then(|m| Cli::from_arg_matches(&m))
+            .expect("--listen takes a host name");
+        assert!(cli.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn help_states_the_flush_policy_and_lists_every_key() {
+        let help = cli_command().render_long_help().to_string();
+        assert!(
+            help.contains("survives a crash of the broker process"),
+            "{help}"
+        );
+        assert!(help.contains("not a power loss"), "{help}");
+        for key in BROKER_KEYS {
+            assert!(
+                help.contains(&format!("\n  {key}")),
+                "{key} missing from --help"
+            );
         }
     }
 

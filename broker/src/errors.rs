@@ -2,10 +2,19 @@
 //! client only when it describes the client's own input; internal failures (I/O, paths) are
 //! logged here and reach the client as a bare code.
 
+use std::time::Duration;
+
 use kafka_protocol::error::ResponseError;
 use strom_metadata::ControllerError;
 use strom_storage::StorageError;
 use strom_storage::producer_state::ProducerStateError;
+
+use crate::log_limit::LogLimiter;
+
+/// A failing disk fails every request that touches it, and clients retry at once: one line per
+/// distinct failure per interval.
+static STORAGE_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
+static CONTROLLER_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
 
 /// Kafka error code and client-facing message for a storage failure. A duplicate of an
 /// idempotent producer's batch is not a failure: the produce handler answers it with the
@@ -28,7 +37,9 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
             (ResponseError::InvalidProducerEpoch, Some(error.to_string()))
         }
         _ => {
-            tracing::error!(%error, "storage failure");
+            if let Some(suppressed) = STORAGE_LOG.check(&error.to_string()) {
+                tracing::error!(%error, suppressed, "storage failure");
+            }
             (ResponseError::KafkaStorageError, None)
         }
     }
@@ -38,9 +49,68 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
 pub fn controller_failure(error: &ControllerError) -> (i16, Option<String>) {
     let code = error.kafka_error_code();
     if code == ResponseError::UnknownServerError.code() {
-        tracing::error!(%error, "controller failure");
+        if let Some(suppressed) = CONTROLLER_LOG.check(&error.to_string()) {
+            tracing::error!(%error, suppressed, "controller failure");
+        }
         (code, None)
     } else {
         (code, Some(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_disk_that_fails_every_request_is_logged_once_per_interval() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let full = StorageError::Io {
+            op: "append to",
+            path: "/data/full-0/00000000000000000000.log".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        let other = StorageError::Io {
+            op: "append to",
+            path: "/data/other-0/00000000000000000000.log".into(),
+            source: std::io::Error::from_raw_os_error(5),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..5000 {
+                assert_eq!(storage_failure(&full).0, ResponseError::KafkaStorageError);
+            }
+            storage_failure(&other);
+        });
+        let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("full-0"), "{text}");
+        assert!(
+            lines[1].contains("other-0"),
+            "a different failure is not hidden"
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! - `producer_ids`: producer ids for idempotent producers, in blocks from the controller.
 //! - `topic_config`: a topic's effective configs and the storage settings derived from them.
 //! - `errors`: the single mapping from internal errors to Kafka error codes.
+//! - `log_limit`: rate limiting of log lines that loops or peers can repeat without end.
 //! - `groups`: the group coordinator (`strom-group`) on `__consumer_offsets`.
 //! - `background`: metadata publishing, retention, time-based rolls and flushes.
 //! - `admin_http`, `metrics`: `/metrics`, `/healthz`, `/readyz`.
@@ -32,6 +33,7 @@ pub mod errors;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
+pub mod log_limit;
 pub mod metrics;
 pub mod network;
 pub mod producer_ids;

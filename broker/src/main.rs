@@ -6,19 +6,16 @@
 //! without racing. A broker that cannot start prints one line on stderr saying why, and exits
 //! with status 1.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
-/// jemalloc maps very large allocations with `MAP_NORESERVE` where the kernel overcommits, so a
-/// request whose array length claims billions of elements (the codec reserves the claimed
-/// capacity before it finds the frame too short) gets address space that is never touched and
-/// fails to decode with an error — instead of the system allocator's refusal aborting the
-/// process. `tests/bad_input.rs` in `e2e` sends exactly such frames.
+/// The allocator the broker's benchmark figures are measured with. Surviving hostile input does
+/// not depend on it: the request decoder refuses lengths a frame cannot hold before allocating
+/// (`vendor/kafka-protocol/PATCHES.md`), and the library's tests run on the system allocator.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use anyhow::Context;
-use clap::Parser;
-use strom_broker::config::{BrokerConfig, Cli};
+use strom_broker::config::{BrokerConfig, parse_cli};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -33,15 +30,19 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     // openraft logs every retry of an unreachable peer at ERROR, twice a second; the quorum's
     // transport logs peers becoming unreachable and reachable instead.
+    // Colour only on a terminal: logs written to a file, a pipe or a log collector stay plain
+    // text. NO_COLOR (no-color.org) turns it off on a terminal too.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,openraft=off")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     let config = BrokerConfig::from_cli(cli).context("invalid configuration")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

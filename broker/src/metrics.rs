@@ -76,6 +76,8 @@ pub struct BrokerMetrics {
     apis: [OnceLock<ApiMetrics>; API_NAMES.len() + 1],
     connections_active: IntGauge,
     connections_total: IntCounter,
+    connections_closed_by_broker: IntCounterVec,
+    request_memory_used: IntGauge,
     network_bytes_in: IntCounter,
     network_bytes_out: IntCounter,
     partition_count: IntGauge,
@@ -368,6 +370,20 @@ impl BrokerMetrics {
                 "strom_connections_total",
                 "Connections accepted since the broker started.",
             ),
+            connections_closed_by_broker: counter_vec(
+                r,
+                "strom_connections_closed_by_broker_total",
+                "Connections the broker closed by reason: idle (connections.max.idle.ms), \
+                 request_read_timeout (socket.request.read.timeout.ms), per_ip_limit \
+                 (max.connections.per.ip).",
+                &["reason"],
+            ),
+            request_memory_used: gauge(
+                r,
+                "strom_request_memory_used_bytes",
+                "Request bytes read and not yet answered, across connections; reading stops \
+                 while it is at queued.max.request.bytes.",
+            ),
             network_bytes_in: counter(
                 r,
                 "strom_network_bytes_in_total",
@@ -529,6 +545,19 @@ impl BrokerMetrics {
     /// A connection counted by [`BrokerMetrics::connection_opened`] was closed.
     pub fn connection_closed(&self) {
         self.connections_active.dec();
+    }
+
+    /// The broker closed a connection for `reason` (a fixed word: `idle`,
+    /// `request_read_timeout`, `per_ip_limit`).
+    pub fn connection_closed_by_broker(&self, reason: &str) {
+        self.connections_closed_by_broker
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// The gauge of request memory in use, for the listener's pool.
+    pub fn request_memory_gauge(&self) -> IntGauge {
+        self.request_memory_used.clone()
     }
 
     /// `n` bytes were read from a Kafka protocol connection.

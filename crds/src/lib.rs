@@ -41,6 +41,12 @@ pub use topic::{Topic, TopicSpec, TopicStatus};
 /// - `message.max.bytes`: largest record batch accepted;
 /// - `socket.request.max.bytes`: largest request accepted;
 /// - `max.connections`: connection limit of the broker;
+/// - `max.connections.per.ip`, `max.connections.per.ip.overrides`: connection limits per client
+///   address;
+/// - `connections.max.idle.ms`, `socket.request.read.timeout.ms`: when idle or stalled
+///   connections are closed;
+/// - `queued.max.request.bytes`: request memory across connections;
+/// - `fetch.max.bytes`: largest Fetch response;
 /// - `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`;
 /// - `offsets.topic.num.partitions`, `offsets.retention.minutes`: the group offsets topic;
 /// - `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
@@ -60,6 +66,12 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "message.max.bytes",
     "socket.request.max.bytes",
     "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "connections.max.idle.ms",
+    "socket.request.read.timeout.ms",
+    "queued.max.request.bytes",
+    "fetch.max.bytes",
     "log.message.timestamp.type",
     "offsets.topic.num.partitions",
     "offsets.retention.minutes",

@@ -167,3 +167,72 @@ async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
     assert_eq!(messages.len(), 10);
     Ok(())
 }
+
+/// ApiVersions v3+ names the client software (KIP-511); Kafka answers a name or version outside
+/// `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?` with INVALID_REQUEST, and so does Strom, while
+/// the names real clients send pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_client_software_names_get_invalid_request() -> anyhow::Result<()> {
+    use kafka_protocol::protocol::StrBytes;
+    let broker = BrokerProcess::start(BrokerOptions::default())?;
+    let mut stream = tokio::net::TcpStream::connect(broker.bootstrap()).await?;
+    let ask = |name: &str, version: &str| {
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_string(name.to_string()))
+            .with_client_software_version(StrBytes::from_string(version.to_string()))
+    };
+    let too_long = "x".repeat(32_768);
+    for (name, version) in [
+        ("", "1.0.0"),
+        ("bad name!", "1.0.0"),
+        ("-lead", "1.0.0"),
+        ("trailing-", "1.0.0"),
+        (too_long.as_str(), "1.0.0"),
+        ("librdkafka", ""),
+        ("librdkafka", "2.0.2 beta"),
+    ] {
+        for api_version in [3, 4] {
+            let response: ApiVersionsResponse = strom_e2e::wire::call(
+                &mut stream,
+                ApiKey::ApiVersions,
+                api_version,
+                &ask(name, version),
+            )
+            .await?;
+            assert_eq!(
+                response.error_code, 42,
+                "INVALID_REQUEST for {:.20?}/{version:?} at v{api_version}",
+                name
+            );
+            assert!(response.api_keys.is_empty());
+        }
+    }
+    let long_but_valid = "x".repeat(20_000);
+    for (name, version) in [
+        ("librdkafka", "2.0.2"),
+        ("confluent-kafka-python", "2.6.1-rdkafka-2.6.1"),
+        ("kafka-python", "2.0.6"),
+        ("apache-kafka-java", "3.9.0"),
+        (long_but_valid.as_str(), "1"),
+    ] {
+        let response: ApiVersionsResponse =
+            strom_e2e::wire::call(&mut stream, ApiKey::ApiVersions, 3, &ask(name, version)).await?;
+        assert_eq!(response.error_code, 0, "{name:.20}/{version}");
+        assert!(
+            response
+                .api_keys
+                .iter()
+                .any(|k| k.api_key == ApiKey::Fetch as i16)
+        );
+    }
+    // Before v3 there are no names to check.
+    let response: ApiVersionsResponse = strom_e2e::wire::call(
+        &mut stream,
+        ApiKey::ApiVersions,
+        2,
+        &ApiVersionsRequest::default(),
+    )
+    .await?;
+    assert_eq!(response.error_code, 0);
+    Ok(())
+}

@@ -180,12 +180,16 @@ fn topic_config_type(def: &ConfigDef) -> i8 {
 fn broker_config_type(key: &str) -> i8 {
     match key {
         "auto.create.topics.enable" => TYPE_BOOLEAN,
-        "log.message.timestamp.type" | "broker.rack" => TYPE_STRING,
+        "log.message.timestamp.type" | "broker.rack" | "max.connections.per.ip.overrides" => {
+            TYPE_STRING
+        }
         "num.partitions"
         | "min.insync.replicas"
         | "message.max.bytes"
         | "socket.request.max.bytes"
         | "max.connections"
+        | "max.connections.per.ip"
+        | "fetch.max.bytes"
         | "offsets.topic.num.partitions" => TYPE_INT,
         "default.replication.factor" => 4,
         _ => TYPE_LONG,

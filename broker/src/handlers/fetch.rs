@@ -3,10 +3,16 @@
 //! so a consumer always makes progress). With `min_bytes` unmet the request long-polls: it waits
 //! for any of its partitions to grow, up to `max_wait_ms`.
 //!
+//! Both limits are capped by the broker's `fetch.max.bytes` (a negative request limit counts as
+//! 0), so a small request cannot ask for an unbounded response. A partition named more than once
+//! in one request is served once, at the position of its first mention with the fields of its
+//! last, as Kafka's `FetchRequest.fetchData` map does.
+//!
 //! Fetch sessions (KIP-227) are not created: every response carries session id 0, which clients
 //! treat as "sessionless" and answer with full requests; an incremental request for a session id
 //! gets FETCH_SESSION_ID_NOT_FOUND.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +52,10 @@ pub async fn handle(
     let image = broker.image();
     let by_id = version >= 13;
     let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(request.topics.len());
-    let mut targets = Vec::new();
+    let fetch_max_bytes = broker.config.props.fetch_max_bytes;
+    let mut targets: Vec<Target> = Vec::new();
+    // (topic id or name, partition) → index in `targets`.
+    let mut seen: HashMap<(Uuid, String, i32), usize> = HashMap::new();
     for topic in &request.topics {
         let resolved = if by_id {
             image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
@@ -73,14 +82,31 @@ pub async fn handle(
                     Err(error) => (None, Some(error)),
                 },
             };
-            targets.push(Target {
+            let target = Target {
                 topic: topics.len(),
                 partition,
                 index: p.partition,
                 fetch_offset: p.fetch_offset,
-                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                max_bytes: capped(p.partition_max_bytes, fetch_max_bytes),
                 error,
-            });
+            };
+            let key = if by_id {
+                (topic.topic_id, String::new(), p.partition)
+            } else {
+                (Uuid::nil(), topic.topic.0.to_string(), p.partition)
+            };
+            match seen.get(&key) {
+                Some(&first) => {
+                    targets[first] = Target {
+                        topic: targets[first].topic,
+                        ..target
+                    }
+                }
+                None => {
+                    seen.insert(key, targets.len());
+                    targets.push(target);
+                }
+            }
         }
         topics.push((topic.topic.0.to_string(), topic.topic_id));
     }
@@ -88,7 +114,7 @@ pub async fn handle(
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(usize::MAX);
+    let max_bytes = capped(request.max_bytes, fetch_max_bytes);
     let results = loop {
         // Subscribe before reading so an append between the read and the wait is not missed.
         let mut watches: Vec<_> = targets
@@ -132,9 +158,17 @@ pub async fn handle(
             topic.partitions.push(data);
         }
     }
+    // A topic entry whose partitions were all repeats of earlier ones has nothing left to say.
+    responses.retain(|topic| !topic.partitions.is_empty());
     FetchResponse::default()
         .with_session_id(0)
         .with_responses(responses)
+}
+
+/// A requested byte limit within the broker's `fetch.max.bytes`; a negative one counts as 0
+/// (the first batch is still returned, KIP-74, so the consumer progresses).
+fn capped(requested: i32, fetch_max_bytes: i32) -> usize {
+    usize::try_from(requested.clamp(0, fetch_max_bytes.max(0))).unwrap_or(0)
 }
 
 /// KIP-320: a client that knows a newer or older leader epoch than ours is told so.
@@ -207,5 +241,14 @@ mod tests {
         assert_eq!(epoch_error(5, 5), None);
         assert_eq!(epoch_error(4, 5), Some(ResponseError::FencedLeaderEpoch));
         assert_eq!(epoch_error(6, 5), Some(ResponseError::UnknownLeaderEpoch));
+    }
+
+    #[test]
+    fn request_limits_are_capped_by_fetch_max_bytes() {
+        let cap = 57_671_680;
+        assert_eq!(capped(-1, cap), 0);
+        assert_eq!(capped(i32::MIN, cap), 0);
+        assert_eq!(capped(i32::MAX, cap), cap as usize);
+        assert_eq!(capped(1024, cap), 1024);
     }
 }

@@ -405,13 +405,14 @@ fn every_family_has_help_and_type() {
     m.partition("t", 0).set_log_size(1);
     m.api(0).observe(0.1);
     m.set_consumer_group_offsets("g", "t", 0, 1, 0);
+    m.connection_closed_by_broker("idle");
     let text = m.encode();
     let families: Vec<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    assert_eq!(families.len(), 31, "families: {families:?}");
+    assert_eq!(families.len(), 33, "families: {families:?}");
     for family in families {
         assert!(
             text.contains(&format!("# HELP {family} ")),

@@ -2,24 +2,61 @@
 //! in memory when the previous one completes) and a processor that handles requests one at a
 //! time and writes each response before the next, which keeps responses in request order and a
 //! producer's appends in the order it sent them — Kafka's own per-connection semantics.
+//!
+//! A connection is closed when it has been idle for `connections.max.idle.ms` (no bytes from the
+//! peer and no request of its in progress, as Kafka's idle expiry), or when a frame it started
+//! does not arrive within `socket.request.read.timeout.ms` (see `frame`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::frame::FrameReader;
+use super::frame::{Frame, FrameError, FrameLimits, FrameReader};
+use super::memory::RequestMemory;
 use crate::broker::Broker;
+use crate::log_limit::LogLimiter;
 use crate::protocol;
 
 /// Requests decoded ahead of the one being processed.
 const PIPELINE_DEPTH: usize = 16;
 
-/// Serves one connection until the peer closes it, a request is malformed, or shutdown.
-pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: CancellationToken) {
+/// One line per kind of reason a connection is closed, per interval: a flood of bad
+/// connections does not flood the log.
+static CLOSE_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
+
+/// What the reader needs to know about the processor to tell an idle connection from a busy one.
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    last_response: Mutex<Instant>,
+    /// Signalled after each answered request, so the reader re-arms its idle timer.
+    answered: Notify,
+}
+
+impl Activity {
+    fn idle_since(&self, last_read: Instant) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(last_read.max(*self.last_response.lock()))
+    }
+}
+
+/// Serves one connection until the peer closes it, a request is malformed, it idles out, or
+/// shutdown.
+pub async fn serve(
+    stream: TcpStream,
+    broker: Arc<Broker>,
+    memory: Arc<RequestMemory>,
+    shutdown: CancellationToken,
+) {
     let peer = stream
         .peer_addr()
         .map_or_else(|_| "unknown".to_string(), |a| a.to_string());
@@ -27,33 +64,64 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: Cancellatio
         tracing::debug!(%peer, %error, "TCP_NODELAY");
     }
     let (read, mut write) = stream.into_split();
-    let max_frame =
-        usize::try_from(broker.config.props.socket_request_max_bytes).unwrap_or(usize::MAX);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(PIPELINE_DEPTH);
+    let props = &broker.config.props;
+    let limits = FrameLimits {
+        max_frame: usize::try_from(props.socket_request_max_bytes).unwrap_or(usize::MAX),
+        read_timeout: props.socket_request_read_timeout(),
+    };
+    let idle_timeout = props.connections_max_idle();
+    let (tx, mut rx) = mpsc::channel::<Frame>(PIPELINE_DEPTH);
     let stop = shutdown.child_token();
     let metrics = broker.metrics.clone();
+    let activity = Arc::new(Activity {
+        in_flight: AtomicUsize::new(0),
+        last_response: Mutex::new(Instant::now()),
+        answered: Notify::new(),
+    });
 
     let reader = {
         let stop = stop.clone();
         let peer = peer.clone();
         let metrics = metrics.clone();
+        let activity = activity.clone();
         async move {
-            let mut frames = FrameReader::new(read, max_frame);
+            let mut frames = FrameReader::new(read, limits, memory);
             loop {
+                let idle_at = idle_deadline(idle_timeout, &frames, &activity);
                 let frame = tokio::select! {
                     _ = stop.cancelled() => break,
                     frame = frames.next_frame() => frame,
+                    // A request was answered: the idle timer starts again from now.
+                    _ = activity.answered.notified() => continue,
+                    _ = sleep_until(idle_at) => {
+                        let idle_at = idle_deadline(idle_timeout, &frames, &activity);
+                        if idle_at.is_some_and(|at| at <= Instant::now()) {
+                            log_close(&peer, "idle", &format!(
+                                "no request within connections.max.idle.ms ({:?})",
+                                idle_timeout.unwrap_or_default()
+                            ));
+                            metrics.connection_closed_by_broker("idle");
+                            break;
+                        }
+                        continue;
+                    }
                 };
                 match frame {
                     Ok(Some(frame)) => {
-                        metrics.network_bytes_in(frame.len() as u64 + 4);
+                        metrics.network_bytes_in(frame.bytes.len() as u64 + 4);
+                        activity.in_flight.fetch_add(1, Ordering::AcqRel);
                         if tx.send(frame).await.is_err() {
                             break;
                         }
+                        // Waiting for room in the pipeline is the broker's time, not the peer's.
+                        frames.restart_deadline();
                     }
                     Ok(None) => break,
                     Err(error) => {
-                        tracing::info!(%peer, %error, "closing connection");
+                        log_close(&peer, error.kind(), &error.to_string());
+                        if matches!(error, FrameError::ReadTimeout { .. }) {
+                            metrics.connection_closed_by_broker("request_read_timeout");
+                        }
                         break;
                     }
                 }
@@ -63,19 +131,29 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: Cancellatio
 
     let processor = async move {
         while let Some(frame) = rx.recv().await {
-            match protocol::handle_frame(&broker, frame, &peer).await {
+            let Frame { bytes, memory } = frame;
+            let result = protocol::handle_frame(&broker, bytes, &peer).await;
+            let outcome = match result {
                 Ok(Some(response)) => {
                     metrics.network_bytes_out(response.len() as u64);
-                    if let Err(error) = write.write_all(&response).await {
+                    write.write_all(&response).await.map_err(|error| {
                         tracing::debug!(%peer, %error, "writing response");
-                        break;
-                    }
+                    })
                 }
-                Ok(None) => {}
+                Ok(None) => Ok(()),
                 Err(error) => {
-                    tracing::info!(%peer, %error, "closing connection after a bad request");
-                    break;
+                    log_close(&peer, "bad request", &error.to_string());
+                    Err(())
                 }
+            };
+            // The request's memory goes back to the pool once it is answered.
+            drop(memory);
+            *activity.last_response.lock() = Instant::now();
+            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+            // One waiter (the reader): a permit stored while it is not waiting wakes it later.
+            activity.answered.notify_one();
+            if outcome.is_err() {
+                break;
             }
         }
         // Stop reading too: the reader may be parked on a socket the peer keeps open.
@@ -84,4 +162,29 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: Cancellatio
     };
 
     tokio::join!(reader, processor);
+}
+
+/// When the connection expires as idle: `connections.max.idle.ms` after the last bytes read or
+/// response written, and never while a request is in progress or a frame is half read (a
+/// started frame has its own deadline).
+fn idle_deadline<R: tokio::io::AsyncRead + Unpin>(
+    idle_timeout: Option<Duration>,
+    frames: &FrameReader<R>,
+    activity: &Activity,
+) -> Option<Instant> {
+    let timeout = idle_timeout.filter(|_| !frames.mid_frame())?;
+    Some(activity.idle_since(frames.last_read())? + timeout)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_close(peer: &str, kind: &str, reason: &str) {
+    if let Some(suppressed) = CLOSE_LOG.check(kind) {
+        tracing::info!(%peer, reason, suppressed, "closing connection");
+    }
 }

@@ -204,3 +204,77 @@ async fn dispatch(
         InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request of `api` v`version` whose first body field, an array, claims `u32::MAX` or
+    /// `i32::MAX` elements in the 4 or 5 bytes that follow the header.
+    fn claiming_billions(api: ApiKey, version: i16) -> (Bytes, RequestHeader) {
+        let header_version = api.request_header_version(version);
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(11);
+        let mut frame = BytesMut::new();
+        header
+            .encode(&mut frame, header_version)
+            .expect("header encodes");
+        if header_version >= 2 {
+            frame.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        } else {
+            frame.put_i32(i32::MAX);
+        }
+        let mut frame = frame.freeze();
+        let header = decode(api, header_version, &mut frame).expect("header decodes");
+        (frame, header)
+    }
+
+    fn decode_body(api: ApiKey, version: i16, mut body: Bytes) -> Result<(), ProtocolError> {
+        match api {
+            ApiKey::Metadata => decode::<MetadataRequest>(api, version, &mut body).map(drop),
+            ApiKey::CreateTopics => {
+                decode::<CreateTopicsRequest>(api, version, &mut body).map(drop)
+            }
+            ApiKey::DeleteTopics => {
+                decode::<DeleteTopicsRequest>(api, version, &mut body).map(drop)
+            }
+            ApiKey::DescribeConfigs => {
+                decode::<DescribeConfigsRequest>(api, version, &mut body).map(drop)
+            }
+            ApiKey::DescribeGroups => {
+                decode::<DescribeGroupsRequest>(api, version, &mut body).map(drop)
+            }
+            _ => unreachable!("not a case of the test"),
+        }
+    }
+
+    /// The library's tests run on the system allocator (only the binary installs jemalloc): an
+    /// allocation of the claimed size (tens of GB) fails there and aborts the whole test process,
+    /// which is what this test did before the decoder refused such claims.
+    #[test]
+    fn claimed_lengths_beyond_the_frame_are_refused_before_allocating() {
+        let cases = [
+            (ApiKey::Metadata, 1),
+            (ApiKey::Metadata, 12),
+            (ApiKey::CreateTopics, 2),
+            (ApiKey::CreateTopics, 7),
+            (ApiKey::DeleteTopics, 1),
+            (ApiKey::DescribeConfigs, 1),
+            (ApiKey::DescribeConfigs, 4),
+            (ApiKey::DescribeGroups, 0),
+            (ApiKey::DescribeGroups, 5),
+        ];
+        for (api, version) in cases {
+            let (body, header) = claiming_billions(api, version);
+            assert_eq!(header.correlation_id, 11);
+            assert!(body.len() <= 5, "{api:?} v{version}: {} bytes", body.len());
+            let error = decode_body(api, version, body).expect_err("a claim the frame cannot hold");
+            assert!(
+                error.to_string().contains("bytes remain"),
+                "{api:?} v{version}: {error}"
+            );
+        }
+    }
+}
