@@ -41,6 +41,8 @@ pub use topic::{Topic, TopicSpec, TopicStatus};
 /// - `socket.request.max.bytes`: largest request accepted;
 /// - `max.connections`: connection limit of the broker;
 /// - `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`;
+/// - `log.message.timestamp.before.max.ms`, `log.message.timestamp.after.max.ms`: how far a
+///   `CreateTime` record timestamp may lie before or after the broker's clock;
 /// - `offsets.topic.num.partitions`, `offsets.retention.minutes`: the group offsets topic;
 /// - `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
 ///   `group.max.session.timeout.ms`: consumer group coordination.
@@ -60,6 +62,8 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "socket.request.max.bytes",
     "max.connections",
     "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
     "offsets.topic.num.partitions",
     "offsets.retention.minutes",
     "group.initial.rebalance.delay.ms",

@@ -46,7 +46,10 @@ mod recovery;
 mod retention;
 mod segment;
 
-pub use config::{LogConfig, MAX_SEGMENT_BYTES, TimestampType};
+pub use config::{
+    DEFAULT_TIMESTAMP_AFTER_MAX_MS, DEFAULT_TIMESTAMP_BEFORE_MAX_MS, LogConfig, MAX_SEGMENT_BYTES,
+    TimestampType,
+};
 pub use error::StorageError;
 pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
