@@ -3,6 +3,7 @@
 //! logged here and reach the client as a bare code.
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
 use strom_metadata::ControllerError;
 use strom_storage::StorageError;
 use strom_storage::producer_state::ProducerStateError;
@@ -17,6 +18,9 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
         RecordTooLarge { .. } => (ResponseError::MessageTooLarge, Some(error.to_string())),
         RecordListTooLarge { .. } => (ResponseError::RecordListTooLarge, Some(error.to_string())),
         CorruptRecord { .. } => (ResponseError::CorruptMessage, Some(error.to_string())),
+        InvalidRecord { source, .. } if source.is_timestamp_error() => {
+            (ResponseError::InvalidTimestamp, Some(error.to_string()))
+        }
         InvalidRecord { .. } | EmptyRecordSet => {
             (ResponseError::InvalidRecord, Some(error.to_string()))
         }
@@ -32,6 +36,29 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
             (ResponseError::KafkaStorageError, None)
         }
     }
+}
+
+/// KIP-467 `record_errors` of a rejected produce: the record at fault and why, when the error
+/// names one. Produce v8+ carries them; older versions encode the error code alone.
+pub fn record_errors(error: &StorageError) -> Vec<BatchIndexAndErrorMessage> {
+    let (StorageError::InvalidRecord { source, .. } | StorageError::CorruptRecord { source, .. }) =
+        error
+    else {
+        return Vec::new();
+    };
+    source
+        .record_index()
+        .and_then(|index| i32::try_from(index).ok())
+        .map(|index| {
+            vec![
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(index)
+                    .with_batch_index_error_message(Some(crate::handlers::str_bytes(
+                        source.to_string(),
+                    ))),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// Kafka error code and client-facing message for a controller failure.
