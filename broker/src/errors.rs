@@ -8,6 +8,12 @@ use strom_metadata::ControllerError;
 use strom_storage::StorageError;
 use strom_storage::producer_state::ProducerStateError;
 
+use crate::log_limit::LogLimit;
+
+/// Corrupt stored batches are logged at most once a second: every fetch of the damaged offset
+/// meets them again.
+static CORRUPT_BATCH_LOG: LogLimit = LogLimit::new(1000);
+
 /// Kafka error code and client-facing message for a storage failure. A duplicate of an
 /// idempotent producer's batch is not a failure: the produce handler answers it with the
 /// original offsets before it gets here.
@@ -23,6 +29,19 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
         }
         InvalidRecord { .. } | EmptyRecordSet => {
             (ResponseError::InvalidRecord, Some(error.to_string()))
+        }
+        // Kafka answers a read that meets a corrupt batch with CORRUPT_MESSAGE for that
+        // partition; the partition stays online and the other offsets stay readable.
+        CorruptBatchInLog { offset, .. } => {
+            if let Some(suppressed) = CORRUPT_BATCH_LOG.allow(crate::replica::now_ms()) {
+                tracing::error!(%error, suppressed, "corrupt record batch in the log is not served");
+            }
+            (
+                ResponseError::CorruptMessage,
+                Some(format!(
+                    "the log holds a corrupt record batch at offset {offset}"
+                )),
+            )
         }
         ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => (
             ResponseError::OutOfOrderSequenceNumber,

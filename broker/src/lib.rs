@@ -31,6 +31,7 @@ pub mod config;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod log_limit;
 pub mod metrics;
 pub mod network;
 pub mod producer_ids;
