@@ -163,6 +163,8 @@ pub struct BrokerProps {
     pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: i32,
     pub log_message_timestamp_type: String,
+    pub log_message_timestamp_before_max_ms: i64,
+    pub log_message_timestamp_after_max_ms: i64,
     pub offsets_topic_num_partitions: i32,
     pub offsets_retention_minutes: i64,
     pub group_initial_rebalance_delay_ms: i64,
@@ -202,6 +204,8 @@ impl Default for BrokerProps {
             queued_max_request_bytes: 512 * 1024 * 1024,
             fetch_max_bytes: 57_671_680,
             log_message_timestamp_type: "CreateTime".to_string(),
+            log_message_timestamp_before_max_ms: strom_storage::DEFAULT_TIMESTAMP_BEFORE_MAX_MS,
+            log_message_timestamp_after_max_ms: strom_storage::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             offsets_topic_num_partitions: 50,
             offsets_retention_minutes: 7 * 24 * 60,
             group_initial_rebalance_delay_ms: 3000,
@@ -239,6 +243,8 @@ pub const BROKER_KEYS: &[&str] = &[
     "queued.max.request.bytes",
     "fetch.max.bytes",
     "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
     "offsets.topic.num.partitions",
     "offsets.retention.minutes",
     "group.initial.rebalance.delay.ms",
@@ -295,6 +301,12 @@ impl BrokerProps {
                 "CreateTime" | "LogAppendTime" => self.log_message_timestamp_type = value.into(),
                 _ => return Err(invalid(key, value, "must be CreateTime or LogAppendTime")),
             },
+            "log.message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms = parse_min(key, value, 0)?
+            }
+            "log.message.timestamp.after.max.ms" => {
+                self.log_message_timestamp_after_max_ms = parse_min(key, value, 0)?
+            }
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_num_partitions = parse_min(key, value, 1)?
             }
@@ -366,6 +378,12 @@ impl BrokerProps {
             "queued.max.request.bytes" => self.queued_max_request_bytes.to_string(),
             "fetch.max.bytes" => self.fetch_max_bytes.to_string(),
             "log.message.timestamp.type" => self.log_message_timestamp_type.clone(),
+            "log.message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms.to_string()
+            }
+            "log.message.timestamp.after.max.ms" => {
+                self.log_message_timestamp_after_max_ms.to_string()
+            }
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
@@ -393,6 +411,10 @@ impl BrokerProps {
             "segment.ms" => self.log_roll_ms.to_string(),
             "max.message.bytes" => self.message_max_bytes.to_string(),
             "message.timestamp.type" => self.log_message_timestamp_type.clone(),
+            "message.timestamp.before.max.ms" => {
+                self.log_message_timestamp_before_max_ms.to_string()
+            }
+            "message.timestamp.after.max.ms" => self.log_message_timestamp_after_max_ms.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "flush.messages" => self.log_flush_interval_messages.to_string(),
             "flush.ms" => self.log_flush_interval_ms.to_string(),

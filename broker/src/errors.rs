@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::BatchIndexAndErrorMessage;
 use strom_metadata::ControllerError;
 use strom_storage::StorageError;
 use strom_storage::producer_state::ProducerStateError;
@@ -16,6 +17,10 @@ use crate::log_limit::LogLimiter;
 static STORAGE_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
 static CONTROLLER_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
 
+/// Corrupt stored batches are logged at most once a second: every fetch of the damaged offset
+/// meets them again.
+static CORRUPT_BATCH_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(1));
+
 /// Kafka error code and client-facing message for a storage failure. A duplicate of an
 /// idempotent producer's batch is not a failure: the produce handler answers it with the
 /// original offsets before it gets here.
@@ -26,8 +31,24 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
         RecordTooLarge { .. } => (ResponseError::MessageTooLarge, Some(error.to_string())),
         RecordListTooLarge { .. } => (ResponseError::RecordListTooLarge, Some(error.to_string())),
         CorruptRecord { .. } => (ResponseError::CorruptMessage, Some(error.to_string())),
+        InvalidRecord { source, .. } if source.is_timestamp_error() => {
+            (ResponseError::InvalidTimestamp, Some(error.to_string()))
+        }
         InvalidRecord { .. } | EmptyRecordSet => {
             (ResponseError::InvalidRecord, Some(error.to_string()))
+        }
+        // Kafka answers a read that meets a corrupt batch with CORRUPT_MESSAGE for that
+        // partition; the partition stays online and the other offsets stay readable.
+        CorruptBatchInLog { offset, .. } => {
+            if let Some(suppressed) = CORRUPT_BATCH_LOG.check("corrupt batch") {
+                tracing::error!(%error, suppressed, "corrupt record batch in the log is not served");
+            }
+            (
+                ResponseError::CorruptMessage,
+                Some(format!(
+                    "the log holds a corrupt record batch at offset {offset}"
+                )),
+            )
         }
         ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => (
             ResponseError::OutOfOrderSequenceNumber,
@@ -43,6 +64,29 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
             (ResponseError::KafkaStorageError, None)
         }
     }
+}
+
+/// KIP-467 `record_errors` of a rejected produce: the record at fault and why, when the error
+/// names one. Produce v8+ carries them; older versions encode the error code alone.
+pub fn record_errors(error: &StorageError) -> Vec<BatchIndexAndErrorMessage> {
+    let (StorageError::InvalidRecord { source, .. } | StorageError::CorruptRecord { source, .. }) =
+        error
+    else {
+        return Vec::new();
+    };
+    source
+        .record_index()
+        .and_then(|index| i32::try_from(index).ok())
+        .map(|index| {
+            vec![
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(index)
+                    .with_batch_index_error_message(Some(crate::handlers::str_bytes(
+                        source.to_string(),
+                    ))),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// Kafka error code and client-facing message for a controller failure.

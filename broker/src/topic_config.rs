@@ -101,6 +101,16 @@ pub fn log_config(props: &BrokerProps, overrides: &BTreeMap<String, String>) -> 
             Some("LogAppendTime") => TimestampType::LogAppendTime,
             _ => TimestampType::CreateTime,
         },
+        message_timestamp_before_max_ms: number(
+            &configs,
+            "message.timestamp.before.max.ms",
+            defaults.message_timestamp_before_max_ms,
+        ),
+        message_timestamp_after_max_ms: number(
+            &configs,
+            "message.timestamp.after.max.ms",
+            defaults.message_timestamp_after_max_ms,
+        ),
     };
     (log, number(&configs, "min.insync.replicas", 1))
 }
@@ -135,6 +145,26 @@ mod tests {
         assert_eq!(log.segment_bytes, 4096);
         assert_eq!(log.retention_ms, 1000);
         assert_eq!(min_isr, 1);
+    }
+
+    #[test]
+    fn timestamp_bounds_follow_kafka_defaults_broker_keys_and_topic_overrides() {
+        let (log, _) = log_config(&BrokerProps::default(), &BTreeMap::new());
+        assert_eq!(log.message_timestamp_before_max_ms, i64::MAX);
+        assert_eq!(log.message_timestamp_after_max_ms, 3_600_000);
+
+        let props = BrokerProps {
+            log_message_timestamp_after_max_ms: 60_000,
+            ..BrokerProps::default()
+        };
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            "message.timestamp.before.max.ms".to_string(),
+            "86400000".to_string(),
+        );
+        let (log, _) = log_config(&props, &overrides);
+        assert_eq!(log.message_timestamp_after_max_ms, 60_000);
+        assert_eq!(log.message_timestamp_before_max_ms, 86_400_000);
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub use topic::{Topic, TopicSpec, TopicStatus};
 /// - `queued.max.request.bytes`: request memory across connections;
 /// - `fetch.max.bytes`: largest Fetch response;
 /// - `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`;
+/// - `log.message.timestamp.before.max.ms`, `log.message.timestamp.after.max.ms`: how far a
+///   `CreateTime` record timestamp may lie before or after the broker's clock;
 /// - `offsets.topic.num.partitions`, `offsets.retention.minutes`: the group offsets topic;
 /// - `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
 ///   `group.max.session.timeout.ms`: consumer group coordination.
@@ -73,6 +75,8 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "queued.max.request.bytes",
     "fetch.max.bytes",
     "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
     "offsets.topic.num.partitions",
     "offsets.retention.minutes",
     "group.initial.rebalance.delay.ms",

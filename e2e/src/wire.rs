@@ -70,3 +70,12 @@ pub fn encode_batch(records: &[Record]) -> anyhow::Result<Bytes> {
     )?;
     Ok(buf.freeze())
 }
+
+/// Rewrites a v2 batch's `batchLength` and CRC32C after a test changed its bytes, so the batch
+/// reaches the checks below its header (a poison batch with a valid CRC).
+pub fn reseal_batch(batch: &mut [u8]) {
+    let length = i32::try_from(batch.len() - 12).unwrap_or(i32::MAX);
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}

@@ -51,6 +51,8 @@ pub const SEGMENT_MS: &str = "segment.ms";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub const FLUSH_MESSAGES: &str = "flush.messages";
 pub const FLUSH_MS: &str = "flush.ms";
@@ -96,6 +98,24 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         default: "1048588",
         kind: ConfigKind::Int { min: 0 },
         doc: "The largest record batch size accepted for this topic, in bytes.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+        default: "3600000",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "With CreateTime, how far after the broker's clock a record timestamp may lie; \
+              records further in the future are rejected with INVALID_TIMESTAMP (KIP-937; \
+              Kafka's default since 4.0 is one hour).",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "With CreateTime, how far before the broker's clock a record timestamp may lie; \
+              older records are rejected with INVALID_TIMESTAMP (KIP-937). The default sets no \
+              limit.",
         sensitive: false,
     },
     ConfigDef {

@@ -159,6 +159,8 @@ fn broker_key_for(topic_key: &str) -> Option<&'static str> {
         "segment.ms" => "log.roll.ms",
         "max.message.bytes" => "message.max.bytes",
         "message.timestamp.type" => "log.message.timestamp.type",
+        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
+        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
         "min.insync.replicas" => "min.insync.replicas",
         "flush.messages" => "log.flush.interval.messages",
         "flush.ms" => "log.flush.interval.ms",

@@ -154,6 +154,14 @@ pub async fn handle(
                 .topic(&partition.topic)
                 .bytes_out(records.len() as u64);
         }
+        // A read the log could not serve (a corrupt batch, a failing disk): Kafka's
+        // failedFetchRequestRate.
+        if let Some(partition) = &target.partition
+            && (data.error_code == ResponseError::CorruptMessage.code()
+                || data.error_code == ResponseError::KafkaStorageError.code())
+        {
+            broker.metrics.topic(&partition.topic).failed_fetch();
+        }
         if let Some(topic) = responses.get_mut(target.topic) {
             topic.partitions.push(data);
         }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 
 use super::metadata::is_internal;
 use crate::broker::Broker;
-use crate::errors::storage_failure;
+use crate::errors::{record_errors, storage_failure};
 use crate::replica::{Partition, now_ms};
 use strom_storage::{AppendInfo, StorageError};
 
@@ -85,13 +87,14 @@ pub async fn handle(
                         ));
                     }
                 }
-                Err((error, message)) => {
+                Err((error, message, record_errors)) => {
                     if let Some(metrics) = &metrics {
                         metrics.failed_produce();
                     }
                     response = response
                         .with_error_code(error.code())
-                        .with_error_message(message.map(super::str_bytes));
+                        .with_error_message(message.map(super::str_bytes))
+                        .with_record_errors(record_errors);
                 }
             }
             partitions.push(response);
@@ -118,7 +121,12 @@ pub async fn handle(
     Some(ProduceResponse::default().with_responses(responses))
 }
 
-type Failure = (ResponseError, Option<String>);
+/// Error code, message, and the records at fault (KIP-467).
+type Failure = (
+    ResponseError,
+    Option<String>,
+    Vec<BatchIndexAndErrorMessage>,
+);
 
 fn append(
     broker: &Broker,
@@ -129,20 +137,22 @@ fn append(
     now: i64,
 ) -> Result<(Arc<Partition>, AppendInfo), Failure> {
     if !matches!(acks, -1..=1) {
-        return Err((ResponseError::InvalidRequiredAcks, None));
+        return Err((ResponseError::InvalidRequiredAcks, None, Vec::new()));
     }
     if is_internal(topic) {
         return Err((
             ResponseError::InvalidTopicException,
             Some(format!("{topic} is an internal topic")),
+            Vec::new(),
         ));
     }
     let partition = broker
         .leader_partition(topic, index)
-        .map_err(|error| (error, None))?;
+        .map_err(|error| (error, None, Vec::new()))?;
     let records = records.filter(|r| !r.is_empty()).ok_or((
         ResponseError::CorruptMessage,
         Some("no record batch".into()),
+        Vec::new(),
     ))?;
     if acks == -1 && (partition.isr_len() as i64) < i64::from(partition.min_insync_replicas()) {
         return Err((
@@ -152,6 +162,7 @@ fn append(
                 partition.isr_len(),
                 partition.min_insync_replicas()
             )),
+            Vec::new(),
         ));
     }
     match partition.append_as_leader(records, now) {
@@ -173,7 +184,10 @@ fn append(
                 batches: Vec::new(),
             },
         )),
-        Err(error) => Err(storage_failure(&error)),
+        Err(error) => {
+            let (code, message) = storage_failure(&error);
+            Err((code, message, record_errors(&error)))
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Zero-copy views over Kafka v2 record batches (`DefaultRecordBatch`, magic 2).
 //!
-//! The log never decodes individual records: a batch is validated by its header and CRC32C,
-//! then stored as it came, with only the fields Kafka lets the broker rewrite patched in place.
+//! These views never decode individual records (the `validate` module walks them on the produce
+//! path): a batch is checked by its header and CRC32C, then stored as it came, with only the
+//! fields Kafka lets the broker rewrite patched in place.
 //!
 //! Header layout (big-endian):
 //!
@@ -101,6 +102,102 @@ pub enum BatchError {
     /// A control batch (transaction marker) in a producer's request: only the broker writes those.
     #[error("clients may not write control batches")]
     ControlBatchFromClient,
+    /// Attribute bits 0-2 name no codec Kafka knows (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+    #[error("unknown compression codec id {codec}: Kafka's are 0 (none) to 4 (zstd)")]
+    UnknownCompression {
+        /// The codec id found.
+        codec: u8,
+    },
+    /// The compressed records cannot be decompressed.
+    #[error("the {codec} compressed records cannot be decompressed: {reason}")]
+    Decompression {
+        /// The codec named by the batch.
+        codec: &'static str,
+        /// What the decompressor reported.
+        reason: String,
+    },
+    /// The records end before `recordCount` of them were read.
+    #[error("recordCount is {record_count} but the batch holds only {found} records")]
+    RecordCountMismatch {
+        /// The declared count.
+        record_count: i32,
+        /// Records actually present.
+        found: usize,
+        /// Index in the record set of the first missing record.
+        record: usize,
+    },
+    /// Bytes remain after the declared number of records.
+    #[error("the batch holds more data than its {record_count} records")]
+    TrailingBytes {
+        /// The declared count.
+        record_count: i32,
+    },
+    /// A record's fields are not consistent with its length, or a varint is malformed (longer
+    /// than Kafka's 5 bytes for 32-bit or 10 for 64-bit values).
+    #[error("record {record} is malformed: {reason}")]
+    MalformedRecord {
+        /// Index of the record in the record set.
+        record: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A key, value or header claims a length that is negative (other than -1, null) or larger
+    /// than what is left of its record.
+    #[error(
+        "record {record}: {field} length {length} does not fit the {remaining} bytes left in the record"
+    )]
+    BadFieldLength {
+        /// Index of the record in the record set.
+        record: usize,
+        /// Which field.
+        field: &'static str,
+        /// The length claimed.
+        length: i64,
+        /// Bytes left in the record when the length was read.
+        remaining: u64,
+    },
+    /// Offset deltas must run 0, 1, .., recordCount-1.
+    #[error("record {record} has offset delta {offset_delta}, expected {expected}")]
+    OffsetDeltaMismatch {
+        /// Index of the record in the record set.
+        record: usize,
+        /// The delta found.
+        offset_delta: i32,
+        /// The delta its position requires.
+        expected: usize,
+    },
+    /// A producer field of the header is below -1 (its "unset" value).
+    #[error("{field} {value} is invalid: it must be -1 (unset) or non-negative")]
+    InvalidHeaderField {
+        /// The header field.
+        field: &'static str,
+        /// Its value.
+        value: i64,
+    },
+    /// A batch with a producer id must carry a sequence number (Kafka's `LogValidator`).
+    #[error("invalid sequence number -1 in a record batch of producer {producer_id}")]
+    MissingSequence {
+        /// The producer id.
+        producer_id: i64,
+    },
+    /// A record timestamp outside `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` of the broker's clock (KIP-937).
+    #[error(
+        "record {record}: timestamp {timestamp} is out of range: it should be within [{min}, {max}]"
+    )]
+    TimestampOutOfRange {
+        /// Index of the record in the record set.
+        record: usize,
+        /// Its timestamp.
+        timestamp: i64,
+        /// Earliest accepted.
+        min: i64,
+        /// Latest accepted.
+        max: i64,
+    },
+    /// A producer flagged the batch as LogAppendTime: only the broker sets that.
+    #[error("producers may not set the timestamp type to LogAppendTime")]
+    LogAppendTimeFromClient,
 }
 
 impl BatchError {
@@ -112,7 +209,29 @@ impl BatchError {
             BatchError::Truncated { .. }
                 | BatchError::BadLength { .. }
                 | BatchError::CrcMismatch { .. }
+                | BatchError::Decompression { .. }
         )
+    }
+
+    /// True for the timestamp rules (Kafka `INVALID_TIMESTAMP`).
+    pub fn is_timestamp_error(&self) -> bool {
+        matches!(
+            self,
+            BatchError::TimestampOutOfRange { .. } | BatchError::LogAppendTimeFromClient
+        )
+    }
+
+    /// The index in the record set of the record at fault, when one is (KIP-467's
+    /// `batch_index`).
+    pub fn record_index(&self) -> Option<usize> {
+        match self {
+            BatchError::RecordCountMismatch { record, .. }
+            | BatchError::MalformedRecord { record, .. }
+            | BatchError::BadFieldLength { record, .. }
+            | BatchError::OffsetDeltaMismatch { record, .. }
+            | BatchError::TimestampOutOfRange { record, .. } => Some(*record),
+            _ => None,
+        }
     }
 }
 
@@ -477,6 +596,13 @@ impl<'a> RecordBatchMut<'a> {
     pub fn set_log_append_time(&mut self, timestamp: i64) {
         let attributes = read_i16(self.buf, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
         self.buf[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        self.buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
+        self.update_crc();
+    }
+
+    /// Sets a `CreateTime` batch's `maxTimestamp` (Kafka writes the largest record timestamp
+    /// there when the producer's value differs) and recomputes the CRC.
+    pub fn set_max_timestamp(&mut self, timestamp: i64) {
         self.buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
         self.update_crc();
     }

@@ -36,7 +36,18 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: with `CreateTime`, the furthest a record timestamp may
+    /// lie before the broker's clock.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: with `CreateTime`, the furthest a record timestamp may
+    /// lie after the broker's clock.
+    pub message_timestamp_after_max_ms: i64,
 }
+
+/// Kafka's default `message.timestamp.before.max.ms` (KIP-937): no limit.
+pub const DEFAULT_TIMESTAMP_BEFORE_MAX_MS: i64 = i64::MAX;
+/// Kafka's default `message.timestamp.after.max.ms`: one hour (since Kafka 4.0, KIP-1030).
+pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
 
 impl Default for LogConfig {
     /// Kafka's defaults.
@@ -51,6 +62,8 @@ impl Default for LogConfig {
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
             message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: DEFAULT_TIMESTAMP_BEFORE_MAX_MS,
+            message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
         }
     }
 }

@@ -115,6 +115,24 @@ pub enum StorageError {
         dir: PathBuf,
     },
 
+    /// A stored batch fails validation on read (disk corruption, or a batch written by a version
+    /// that did not check records): it is not served. Kafka answers such a read with
+    /// `CORRUPT_MESSAGE` for that partition and offset.
+    #[error(
+        "corrupt record batch in {} at byte {position}, reading offset {offset}: {reason}",
+        path.display()
+    )]
+    CorruptBatchInLog {
+        /// The segment file.
+        path: PathBuf,
+        /// Byte position of the batch in the file.
+        position: u64,
+        /// The offset being read.
+        offset: i64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// A file of the log is damaged beyond what recovery repairs.
     #[error("corrupt log file {}: {reason}", path.display())]
     CorruptLogFile {

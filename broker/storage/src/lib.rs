@@ -21,8 +21,10 @@
 //! suffice, as with Kafka's clean-shutdown file). Sealed segments are fsynced when rolled.
 //!
 //! Modules:
-//! - [`batch`]: zero-copy views over v2 record batches: validation and the in-place patches
-//!   the broker makes (base offset, leader epoch, LogAppendTime). Records are never decoded.
+//! - [`batch`]: zero-copy views over v2 record batches: header and CRC checks and the in-place
+//!   patches the broker makes (base offset, leader epoch, timestamps).
+//! - [`validate`]: Kafka's `LogValidator` rules over the records of a batch, walked once
+//!   without building them (compressed batches through a streaming decompressor).
 //! - `segment`, `index`: one segment's files and in-memory indexes.
 //! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
 //!   lookups; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
@@ -45,8 +47,12 @@ mod read;
 mod recovery;
 mod retention;
 mod segment;
+pub mod validate;
 
-pub use config::{LogConfig, MAX_SEGMENT_BYTES, TimestampType};
+pub use config::{
+    DEFAULT_TIMESTAMP_AFTER_MAX_MS, DEFAULT_TIMESTAMP_BEFORE_MAX_MS, LogConfig, MAX_SEGMENT_BYTES,
+    TimestampType,
+};
 pub use error::StorageError;
 pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,

@@ -19,6 +19,7 @@ use crate::config::{LogConfig, TimestampType};
 use crate::error::StorageError;
 use crate::producer_state::{ProducerStateManager, SequenceCheck};
 use crate::segment::Segment;
+use crate::validate::{ProduceRules, validate_produce_batch};
 
 /// Offsets and size of an append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,10 +240,11 @@ impl PartitionLog {
 
     /// Appends a produce request's record set (one or more v2 batches) as the leader.
     ///
-    /// Every batch is validated before anything is written: an invalid batch rejects the whole
-    /// append. Offsets are then assigned from the log end offset, `baseOffset` and
-    /// `partitionLeaderEpoch` are patched (and with `LogAppendTime` the timestamp, recomputing the
-    /// CRC), and the bytes are written with one write. Batches with a producer id go through the
+    /// Every batch is validated before anything is written, and before the idempotent-producer
+    /// state is consulted (sequence numbers count records, so the count must be true first): an
+    /// invalid batch rejects the whole append. Offsets are then assigned from the log end
+    /// offset, `baseOffset` and `partitionLeaderEpoch` are patched (and with `LogAppendTime` the
+    /// timestamp, recomputing the CRC), and the bytes are written with one write. Batches with a producer id go through the
     /// idempotent-producer checks ([`AppendOrigin::Client`]).
     ///
     /// Idempotent retries come back as [`StorageError::DuplicateSequence`] with the original
@@ -260,7 +262,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        let headers = self.validate(records)?;
+        let headers = self.validate(records, now_ms)?;
         self.append_validated(
             records.to_vec(),
             headers,
@@ -277,7 +279,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        let headers = self.validate(&records)?;
+        let headers = self.validate(&records, now_ms)?;
         self.append_validated(records, headers, leader_epoch, now_ms, AppendOrigin::Client)
     }
 
@@ -289,20 +291,28 @@ impl PartitionLog {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<AppendInfo, StorageError> {
-        let headers = self.validate(&records)?;
+        let headers = self.validate(&records, now_ms)?;
         self.append_validated(records, headers, leader_epoch, now_ms, origin)
     }
 
-    /// Checks every batch of a record set; returns their headers.
-    fn validate(&self, records: &[u8]) -> Result<Vec<BatchHeader>, StorageError> {
-        let (max_message_bytes, segment_bytes) = {
+    /// Checks every batch of a record set (outside the append lock: a compressed batch is
+    /// decompressed to be checked); returns their headers.
+    fn validate(&self, records: &[u8], now_ms: i64) -> Result<Vec<BatchHeader>, StorageError> {
+        let (max_message_bytes, segment_bytes, rules) = {
             let inner = self.inner.lock();
+            let config = &inner.config;
             (
-                inner.config.max_message_bytes,
-                inner.config.effective_segment_bytes(),
+                config.max_message_bytes,
+                config.effective_segment_bytes(),
+                ProduceRules {
+                    now_ms,
+                    timestamp_type: config.message_timestamp_type,
+                    timestamp_before_max_ms: config.message_timestamp_before_max_ms,
+                    timestamp_after_max_ms: config.message_timestamp_after_max_ms,
+                },
             )
         };
-        validate_record_set(records, max_message_bytes, segment_bytes)
+        validate_record_set(records, max_message_bytes, segment_bytes, &rules)
     }
 
     fn append_validated(
@@ -375,6 +385,11 @@ impl PartitionLog {
 
         let active = Arc::clone(inner.active());
         let segment_bytes = inner.config.effective_segment_bytes();
+        // Rolling because relative offsets would pass i32::MAX (as Kafka's
+        // `canConvertToRelativeOffset` does) is reached only by offsets that real records use:
+        // validation made every batch's offset count equal to the records it holds. A segment
+        // holds at most segment.bytes < 2^31 bytes and a stored record takes at least 7, so only
+        // compressed batches whose records shrink below a byte each can ever need this roll.
         let aged = active
             .created_ms()
             .is_some_and(|created| now_ms.saturating_sub(created) >= inner.config.segment_ms);
@@ -400,6 +415,9 @@ impl PartitionLog {
             if let Some(time) = log_append_time {
                 batch.set_log_append_time(time);
                 header.max_timestamp = time;
+            } else if batch.as_batch().max_timestamp() != header.max_timestamp {
+                // Validation computed the largest record timestamp; Kafka stores that.
+                batch.set_max_timestamp(header.max_timestamp);
             }
             header.base_offset = offset;
             header.partition_leader_epoch = leader_epoch;
@@ -571,11 +589,14 @@ impl PartitionLog {
     }
 }
 
-/// Validates a produce record set: framing, magic, CRC, counts, sizes. Returns the batch headers.
+/// Validates a produce record set: framing, sizes, and every batch as Kafka's `LogValidator`
+/// does ([`validate_produce_batch`]: magic, CRC, header, each record, timestamps). Returns the
+/// batch headers, with `maxTimestamp` set to the largest record timestamp under `CreateTime`.
 pub fn validate_record_set(
     records: &[u8],
     max_message_bytes: usize,
     segment_bytes: u64,
+    rules: &ProduceRules,
 ) -> Result<Vec<BatchHeader>, StorageError> {
     if records.is_empty() {
         return Err(StorageError::EmptyRecordSet);
@@ -587,6 +608,7 @@ pub fn validate_record_set(
         });
     }
     let mut headers = Vec::new();
+    let mut record_index = 0usize;
     for item in Batches::new(records) {
         let (position, batch) =
             item.map_err(|(position, source)| StorageError::CorruptRecord { position, source })?;
@@ -596,21 +618,20 @@ pub fn validate_record_set(
                 max_message_bytes,
             });
         }
-        let checked = batch.validate().and_then(|()| {
-            if batch.record_count() == 0 {
-                Err(BatchError::NoRecords)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(source) = checked {
-            return Err(if source.is_corruption() {
+        let summary = validate_produce_batch(&batch, record_index, rules).map_err(|source| {
+            if source.is_corruption() {
                 StorageError::CorruptRecord { position, source }
             } else {
                 StorageError::InvalidRecord { position, source }
-            });
+            }
+        })?;
+        let mut header = batch.header();
+        if rules.timestamp_type == TimestampType::CreateTime {
+            header.max_timestamp = summary.max_timestamp;
         }
-        headers.push(batch.header());
+        // Validation proved the count is the number of records present.
+        record_index += usize::try_from(header.record_count).unwrap_or(0);
+        headers.push(header);
     }
     Ok(headers)
 }

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::batch::Batches;
 use crate::error::StorageError;
 use crate::log::{PartitionLog, ReadResult, TimestampOffset};
+use crate::validate::validate_stored_batch;
 
 impl PartitionLog {
     /// Reads whole batches starting with the batch that contains `fetch_offset` (Kafka
@@ -17,6 +18,12 @@ impl PartitionLog {
     /// high watermark) are not returned. Reads may continue into later segments. An offset below
     /// the log start or above the log end is [`StorageError::OffsetOutOfRange`]; the log end
     /// offset itself reads as empty.
+    ///
+    /// Every batch returned passes [`validate_stored_batch`] (framing, CRC, header, and the
+    /// records of uncompressed batches). A batch that fails — disk corruption, or a batch an
+    /// older version stored without checking its records — is never served: the read stops
+    /// before it, and a read that starts at it is [`StorageError::CorruptBatchInLog`], so the
+    /// client is told where the log is damaged instead of being fed bytes it cannot parse.
     pub fn read(
         &self,
         fetch_offset: i64,
@@ -90,12 +97,22 @@ impl PartitionLog {
         }
         let mut valid = 0;
         for item in Batches::new(&buf[aligned_at..aligned_at + filled]) {
-            match item {
-                Ok((position, batch)) if batch.base_offset() < limit => {
-                    valid = position + batch.size()
-                }
-                _ => break,
+            let Ok((position, batch)) = item else { break };
+            if batch.base_offset() >= limit {
+                break;
             }
+            if let Err(source) = validate_stored_batch(&batch) {
+                if position == 0 {
+                    return Err(StorageError::CorruptBatchInLog {
+                        path: segments[i].log_path().to_path_buf(),
+                        position: start,
+                        offset: fetch_offset,
+                        reason: source.to_string(),
+                    });
+                }
+                break;
+            }
+            valid = position + batch.size();
         }
         if valid == 0 {
             return Ok(ReadResult::default());

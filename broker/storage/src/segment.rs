@@ -322,6 +322,17 @@ impl Segment {
             }
             position += header.size as u64;
         }
+        // Committed data ends on a batch boundary, so bytes below `end` that are no batch header
+        // are damage (unless the file was truncated meanwhile). Kafka reports such a read as
+        // corrupt rather than as an empty partition, which a consumer would poll forever.
+        if position < end && self.size() >= end {
+            return Err(StorageError::CorruptBatchInLog {
+                path: self.log_path.clone(),
+                position,
+                offset,
+                reason: "the bytes there are not a record batch header".to_string(),
+            });
+        }
         Ok(None)
     }
 

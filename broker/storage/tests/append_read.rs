@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use kafka_protocol::records::Compression;
 use strom_storage::batch::{BatchTimestampType, RecordBatch};
 use strom_storage::{LogConfig, PartitionLog, StorageError, TimestampType};
 
@@ -311,8 +312,7 @@ fn partition_log_is_send_and_sync() {
     assert_send_sync::<PartitionLog>();
 }
 
-/// Sets attribute bits on a prepared batch and fixes its CRC (the log never decompresses, so a
-/// "compressed" batch only needs the right header).
+/// Sets attribute bits on a prepared batch and fixes its CRC.
 fn with_attributes(mut bytes: Vec<u8>, bits: i16) -> Vec<u8> {
     let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | bits;
     bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
@@ -326,8 +326,13 @@ fn with_attributes(mut bytes: Vec<u8>, bits: i16) -> Vec<u8> {
 fn compressed_batches_pass_through_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), LogConfig::default());
-    for codec in 1..=4i16 {
-        let b = with_attributes(batch(&Spec::new(3, 10)), codec);
+    for (codec, compression) in [
+        (1, Compression::Gzip),
+        (2, Compression::Snappy),
+        (3, Compression::Lz4),
+        (4, Compression::Zstd),
+    ] {
+        let b = batch_with(&Spec::new(3, 10), compression);
         let info = log.append(&b, 2, 1).expect("append");
         let r = log
             .read(info.first_offset, 1 << 20, i64::MAX, false)

@@ -47,6 +47,11 @@ struct Args {
     /// Target produce rate in records per second (latency under load); unlimited when absent.
     #[arg(long)]
     rate: Option<u64>,
+    /// Producer compression codecs to run with (none, gzip, snappy, lz4, zstd); the broker
+    /// stores the batches as the client compressed them.
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["none".to_string()],
+          value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+    compression: Vec<String>,
     /// Skip the consume phase.
     #[arg(long)]
     no_consume: bool,
@@ -103,7 +108,13 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::
     Ok(())
 }
 
-fn produce(args: &Args, bootstrap: &str, topic: &str, acks: &str) -> anyhow::Result<()> {
+fn produce(
+    args: &Args,
+    bootstrap: &str,
+    topic: &str,
+    acks: &str,
+    compression: &str,
+) -> anyhow::Result<()> {
     let context = LatencyContext {
         histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         failures: Default::default(),
@@ -116,7 +127,7 @@ fn produce(args: &Args, bootstrap: &str, topic: &str, acks: &str) -> anyhow::Res
         .set("batch.num.messages", "100000")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
-        .set("compression.type", "none")
+        .set("compression.type", compression)
         .create_with_context(context)
         .context("creating the producer")?;
     let payload = vec![b'x'; args.record_size];
@@ -157,7 +168,7 @@ fn produce(args: &Args, bootstrap: &str, topic: &str, acks: &str) -> anyhow::Res
         .map_err(|_| anyhow::anyhow!("histogram lock"))?;
     let bytes = (args.records * args.record_size) as f64;
     println!(
-        "produce topic={topic} acks={acks} records={} size={} rate={} throughput={:.1} MB/s {:.0} records/s latency p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms failures={failures} load={}",
+        "produce topic={topic} acks={acks} compression={compression} records={} size={} rate={} throughput={:.1} MB/s {:.0} records/s latency p50={:.2}ms p99={:.2}ms p99.9={:.2}ms max={:.2}ms failures={failures} load={}",
         args.records,
         args.record_size,
         args.rate.map_or("max".to_string(), |r| r.to_string()),
@@ -316,24 +327,20 @@ async fn main() -> anyhow::Result<()> {
         (None, false) => bail!("give --bootstrap HOST:PORT or --local"),
     };
     let run_id = std::process::id();
-    for &partitions in &args.partitions {
-        for acks in &args.acks {
-            let topic = format!("bench-{run_id}-{partitions}p-acks{acks}");
-            create_topic(&bootstrap, &topic, partitions).await?;
-            let producer_args = (&args, bootstrap.clone(), topic.clone(), acks.clone());
-            tokio::task::block_in_place(|| {
-                produce(
-                    producer_args.0,
-                    &producer_args.1,
-                    &producer_args.2,
-                    &producer_args.3,
-                )
-            })?;
-            if !args.no_consume {
-                tokio::task::block_in_place(|| consume(&args, &bootstrap, &topic, partitions))?;
-            }
-            if args.raw_fetch {
-                consume_raw(&args, &bootstrap, &topic, partitions).await?;
+    for compression in &args.compression {
+        for &partitions in &args.partitions {
+            for acks in &args.acks {
+                let topic = format!("bench-{run_id}-{compression}-{partitions}p-acks{acks}");
+                create_topic(&bootstrap, &topic, partitions).await?;
+                tokio::task::block_in_place(|| {
+                    produce(&args, &bootstrap, &topic, acks, compression)
+                })?;
+                if !args.no_consume {
+                    tokio::task::block_in_place(|| consume(&args, &bootstrap, &topic, partitions))?;
+                }
+                if args.raw_fetch {
+                    consume_raw(&args, &bootstrap, &topic, partitions).await?;
+                }
             }
         }
     }

@@ -54,6 +54,11 @@ impl Spec {
 
 /// Encodes one v2 batch (no compression) the way a client would (base offset 0).
 pub fn batch(spec: &Spec) -> Vec<u8> {
+    batch_with(spec, Compression::None)
+}
+
+/// Encodes one v2 batch compressed with `compression`, as a client would.
+pub fn batch_with(spec: &Spec, compression: Compression) -> Vec<u8> {
     let records: Vec<Record> = (0..spec.records)
         .map(|i| {
             let i32i = i32::try_from(i).expect("small");
@@ -90,7 +95,7 @@ pub fn batch(spec: &Spec) -> Vec<u8> {
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .expect("encode a test batch");
