@@ -11,15 +11,12 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use strom_metadata::MetadataImage;
-use strom_storage::{PartitionLog, StorageError};
+use strom_storage::{PartitionLog, StorageError, partition_metadata};
 use uuid::Uuid;
 
 use super::partition::{Partition, ReplicaState};
 use crate::config::BrokerProps;
 use crate::topic_config::log_config;
-
-/// Name of the file recording which topic id a partition directory belongs to.
-const PARTITION_METADATA: &str = "partition.metadata";
 
 /// Errors of the replica manager.
 #[derive(Debug, thiserror::Error)]
@@ -262,24 +259,22 @@ fn open_partition_log(
         })?;
     }
     let log = PartitionLog::open(dir, config, now)?;
-    let file = dir.join(PARTITION_METADATA);
     if read_topic_id(dir).is_none() {
-        std::fs::write(&file, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(|source| {
-            StorageError::Io {
-                op: "write",
-                path: file,
-                source,
-            }
-        })?;
+        partition_metadata::write_topic_id(dir, &topic_id.to_string())?;
     }
     Ok(log)
 }
 
+/// The topic id a partition directory belongs to; a damaged file counts as absent (it is then
+/// rewritten for the topic that opens the directory).
 fn read_topic_id(dir: &Path) -> Option<Uuid> {
-    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("topic_id:"))
-        .and_then(|id| id.trim().parse().ok())
+    match partition_metadata::read_topic_id(dir) {
+        Ok(id) => id.and_then(|id| id.parse().ok()),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "unreadable partition.metadata");
+            None
+        }
+    }
 }
 
 fn parse_dir_name(dir: &Path) -> Option<(String, i32)> {

@@ -13,6 +13,7 @@
 //! ...
 //! 00000000000000052110.snapshot   idempotent-producer state at that offset
 //! log-start-offset                log start offset set by DeleteRecords
+//! partition.metadata              the topic id the directory belongs to
 //! clean-shutdown                  present only while the log is cleanly closed
 //! ```
 //!
@@ -26,7 +27,8 @@
 //! - `segment`, `index`: one segment's files and in-memory indexes.
 //! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
 //!   lookups; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
-//!   truncation; `checkpoint`: the small state files.
+//!   truncation; `checkpoint`: the small state files, each replaced atomically (temporary
+//!   file, fsync, rename, directory fsync); [`partition_metadata`]: the topic id file.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
 //!
 //! The engine is synchronous: appends for a partition are serialised by a mutex, reads take no
@@ -40,6 +42,7 @@ mod config;
 mod error;
 mod index;
 mod log;
+pub mod partition_metadata;
 pub mod producer_state;
 mod read;
 mod recovery;
