@@ -26,20 +26,22 @@
 //!   the broker makes (base offset, leader epoch, LogAppendTime). Records are never decoded.
 //! - `segment`, `index`: one segment's files and in-memory indexes.
 //! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
-//!   lookups; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
+//!   lookups; `file_records`: reads as file ranges ([`FileRecords`]) for zero-copy sends; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
 //!   truncation; `checkpoint`: the small state files, each replaced atomically (temporary
 //!   file, fsync, rename, directory fsync); [`partition_metadata`]: the topic id file.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
 //!
-//! The engine is synchronous: appends for a partition are serialised by a mutex, reads take no
-//! lock on the append path (they read an atomically published snapshot and use positional
-//! reads), so async callers run it on their tasks (or `spawn_blocking` for large reads) without
-//! readers and writers of one partition waiting on each other.
+//! The engine is synchronous and does blocking file I/O: appends for a partition are serialised
+//! by a mutex, reads take no lock on the append path (they read an atomically published snapshot
+//! and use positional reads), so readers and writers of one partition never wait on each other.
+//! Async callers run it on threads of their own (the broker's log I/O workers), never on the
+//! async runtime's workers.
 
 pub mod batch;
 mod checkpoint;
 mod config;
 mod error;
+mod file_records;
 mod index;
 mod log;
 pub mod partition_metadata;
@@ -51,6 +53,7 @@ mod segment;
 
 pub use config::{LogConfig, MAX_SEGMENT_BYTES, TimestampType};
 pub use error::StorageError;
+pub use file_records::{FileRange, FileRecords};
 pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
     TimestampOffset, validate_record_set,

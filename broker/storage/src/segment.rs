@@ -8,6 +8,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
@@ -89,10 +90,11 @@ pub(crate) struct ScanOutcome {
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
-    log_path: PathBuf,
+    log_path: Arc<PathBuf>,
     index_path: PathBuf,
     time_index_path: PathBuf,
-    log: File,
+    /// Shared with the [`crate::FileRange`]s of reads in flight.
+    log: Arc<File>,
     index_file: File,
     time_index_file: File,
     /// Bytes of whole batches written; grows only after a write completed.
@@ -158,10 +160,10 @@ impl Segment {
         let size = log.metadata().map_err(io_err("stat", &log_path))?.len();
         Ok(Segment {
             base_offset,
-            log_path,
+            log_path: Arc::new(log_path),
             index_path,
             time_index_path,
-            log,
+            log: Arc::new(log),
             index_file,
             time_index_file,
             size: AtomicU64::new(size),
@@ -175,6 +177,15 @@ impl Segment {
 
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    pub(crate) fn shared_log_path(&self) -> Arc<PathBuf> {
+        Arc::clone(&self.log_path)
+    }
+
+    /// The open log file, shared with reads that send it.
+    pub(crate) fn log_file(&self) -> Arc<File> {
+        Arc::clone(&self.log)
     }
 
     /// Committed size in bytes.
@@ -202,7 +213,7 @@ impl Segment {
         if max >= 0 {
             return max;
         }
-        fs::metadata(&self.log_path)
+        fs::metadata(&*self.log_path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -762,7 +773,7 @@ impl Segment {
 
     /// Removes the segment's files. Readers holding the segment keep reading the open handle.
     pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
-        for path in [&self.log_path, &self.index_path, &self.time_index_path] {
+        for path in [&*self.log_path, &self.index_path, &self.time_index_path] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
