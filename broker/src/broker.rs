@@ -43,10 +43,11 @@ impl Broker {
 
     /// Applies the latest image to the hosted partitions now, so that an admin request's effect
     /// (a new topic's logs, a deleted topic's data) is in place before it is acknowledged.
-    pub fn publish_metadata(&self) {
+    pub async fn publish_metadata(&self) {
         if let Err(error) = self
             .replicas
-            .apply_image(&self.quorum.image(), &self.config.props)
+            .publish(self.quorum.image(), self.config.props.clone())
+            .await
         {
             tracing::error!(%error, "applying metadata to the hosted partitions");
         }
@@ -75,7 +76,7 @@ impl Broker {
                 tracing::debug!(%error, "auto-creating a topic");
             }
         }
-        self.publish_metadata();
+        self.publish_metadata().await;
         self.image()
     }
 }
@@ -171,7 +172,7 @@ impl Broker {
                     tracing::debug!(%error, "creating {OFFSETS_TOPIC}");
                 }
             }
-            self.publish_metadata();
+            self.publish_metadata().await;
         }
         let image = self.image();
         let Some(topic) = image.topic(OFFSETS_TOPIC) else {

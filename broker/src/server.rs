@@ -78,7 +78,7 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing logs anyway");
         }
-        self.broker.replicas.close_all();
+        self.broker.replicas.close_all().await;
         if let Err(error) = self.broker.quorum.shutdown().await {
             tracing::warn!(%error, "stopping the metadata quorum");
         }
@@ -153,9 +153,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         .map_err(|e| StartError::Register(e.to_string()))?;
 
     let image = quorum.image();
-    let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone()));
+    let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone())?);
     replicas.remove_orphans(&image)?;
-    replicas.apply_image(&image, &config.props)?;
+    // Opening and recovering the logs is blocking work: off the runtime's workers.
+    replicas
+        .publish(image.clone(), config.props.clone())
+        .await?;
     let metrics = Arc::new(BrokerMetrics::new(
         config.node_id,
         env!("CARGO_PKG_VERSION"),

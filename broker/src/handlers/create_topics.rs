@@ -63,7 +63,7 @@ pub async fn handle(
         .create_topics(requests, request.validate_only)
         .await;
     if !request.validate_only {
-        broker.publish_metadata();
+        broker.publish_metadata().await;
     }
     let image_after = broker.image();
     let topics = names

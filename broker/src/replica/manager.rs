@@ -4,6 +4,10 @@
 //! Each partition directory holds a `partition.metadata` file with its topic id, as in Kafka, so
 //! a topic deleted and re-created under the same name while a broker was down is never mistaken
 //! for the old one.
+//!
+//! Applying an image opens and recovers logs and deletes directories: blocking work that
+//! [`ReplicaManager::publish`] runs on tokio's blocking pool, never on a runtime worker. The
+//! partitions' own writes run on the log I/O workers the manager owns ([`super::log_io`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +18,7 @@ use strom_metadata::MetadataImage;
 use strom_storage::{PartitionLog, StorageError, partition_metadata};
 use uuid::Uuid;
 
+use super::log_io::LogIo;
 use super::partition::{Partition, ReplicaState};
 use crate::config::BrokerProps;
 use crate::topic_config::log_config;
@@ -32,6 +37,10 @@ pub enum ReplicaError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("starting the log I/O threads: {0}")]
+    Threads(std::io::Error),
+    #[error("applying metadata stopped: {0}")]
+    Stopped(String),
 }
 
 /// The partitions of one topic hosted here, indexed by partition number.
@@ -49,16 +58,20 @@ pub struct ReplicaManager {
     topics: RwLock<HashMap<Arc<str>, HostedTopic>>,
     /// Serializes image application: the publisher task and admin handlers both publish.
     apply_lock: Mutex<u64>,
+    /// The threads that run the partitions' disk writes.
+    io: LogIo,
 }
 
 impl ReplicaManager {
-    pub fn new(node_id: i32, data_dir: PathBuf) -> ReplicaManager {
-        ReplicaManager {
+    /// A manager with [`LogIo::default_threads`] log I/O threads.
+    pub fn new(node_id: i32, data_dir: PathBuf) -> Result<ReplicaManager, ReplicaError> {
+        Ok(ReplicaManager {
             node_id,
             data_dir,
             topics: RwLock::new(HashMap::new()),
             apply_lock: Mutex::new(0),
-        }
+            io: LogIo::start(LogIo::default_threads()).map_err(ReplicaError::Threads)?,
+        })
     }
 
     /// The partition if this broker hosts it.
@@ -84,9 +97,22 @@ impl ReplicaManager {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
+    /// [`ReplicaManager::apply_image`] on tokio's blocking pool, for async callers.
+    pub async fn publish(
+        self: &Arc<Self>,
+        image: Arc<MetadataImage>,
+        props: BrokerProps,
+    ) -> Result<(), ReplicaError> {
+        let manager = Arc::clone(self);
+        tokio::task::spawn_blocking(move || manager.apply_image(&image, &props))
+            .await
+            .map_err(|error| ReplicaError::Stopped(error.to_string()))?
+    }
+
     /// Brings the hosted partitions in line with `image`: opens new ones (recovering their logs),
     /// updates replica state and configs, and deletes those whose topic is gone. Idempotent;
-    /// images older than one already applied are ignored.
+    /// images older than one already applied are ignored. Blocking: async code calls
+    /// [`ReplicaManager::publish`].
     pub fn apply_image(
         &self,
         image: &MetadataImage,
@@ -139,6 +165,7 @@ impl ReplicaManager {
                                 index,
                                 self.node_id,
                                 log,
+                                self.io.assign(),
                                 state,
                                 min_isr,
                             )),
@@ -231,10 +258,19 @@ impl ReplicaManager {
         Ok(removed)
     }
 
-    /// Flushes and closes every log (controlled shutdown).
-    pub fn close_all(&self) {
-        for partition in self.all_partitions() {
-            if let Err(error) = partition.log().close() {
+    /// Flushes and closes every log (controlled shutdown), each on its I/O worker after the
+    /// writes queued before.
+    pub async fn close_all(&self) {
+        let closing: Vec<_> = self
+            .all_partitions()
+            .into_iter()
+            .map(|partition| {
+                let done = partition.run_io(|partition| partition.log().close());
+                (partition, done)
+            })
+            .collect();
+        for (partition, done) in closing {
+            if let Err(error) = done.await {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, "closing log");
             }
         }
