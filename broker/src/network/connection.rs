@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameReader;
+use super::send;
 use crate::broker::Broker;
 use crate::protocol;
 
@@ -66,7 +67,7 @@ pub async fn serve(stream: TcpStream, broker: Arc<Broker>, shutdown: Cancellatio
             match protocol::handle_frame(&broker, frame, &peer).await {
                 Ok(Some(response)) => {
                     metrics.network_bytes_out(response.len() as u64);
-                    if let Err(error) = write.write_all(&response).await {
+                    if let Err(error) = send::write_response(&mut write, &response).await {
                         tracing::debug!(%peer, %error, "writing response");
                         break;
                     }

@@ -3,3 +3,4 @@
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod send;

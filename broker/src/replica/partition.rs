@@ -9,13 +9,14 @@
 //!
 //! Writes to the log (appends, rolls, flushes, retention, DeleteRecords, close) run on the
 //! partition's log I/O worker ([`super::log_io`]), in the order they are submitted; the async
-//! methods here only hand the work over and wait for its result.
+//! methods here only hand the work over and wait for its result. Reads are synchronous: callers
+//! run them off the runtime (`spawn_blocking`).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
-use strom_storage::{AppendInfo, AppendOrigin, LogConfig, PartitionLog, ReadResult, StorageError};
+use strom_storage::{AppendInfo, AppendOrigin, FileRecords, LogConfig, PartitionLog, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -182,14 +183,16 @@ impl Partition {
         })
     }
 
-    /// Reads committed data only: nothing at or past the high watermark is visible.
+    /// Reads committed data only: nothing at or past the high watermark is visible. The batches
+    /// come back as file ranges, for `sendfile`. Blocking (index lookups and batch headers are
+    /// read from the files): call it off the async runtime.
     pub fn read_committed(
         &self,
         fetch_offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
-    ) -> Result<ReadResult, StorageError> {
-        self.log.read(
+    ) -> Result<FileRecords, StorageError> {
+        self.log.read_file_records(
             fetch_offset,
             max_bytes,
             self.high_watermark(),
