@@ -124,12 +124,14 @@ impl Broker {
             under_min_isr,
         );
         let active = self.controller_id() == self.node_id;
-        let offline = image
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.leader < 0 || !image.brokers.contains_key(&p.leader))
-            .count() as i64;
+        let offline_here = self.replicas.offline_count() as i64;
+        let offline = offline_here
+            + image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.values())
+                .filter(|p| p.leader < 0 || !image.brokers.contains_key(&p.leader))
+                .count() as i64;
         self.metrics.set_controller(active, offline);
 
         let committed_offsets = self.groups.committed_offsets();
@@ -196,16 +198,20 @@ impl Broker {
 
 impl Broker {
     /// The partition if this broker leads it, else the error code a client gets
-    /// (UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).
+    /// (UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR when its log could not be opened, or
+    /// NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).
     pub fn leader_partition(
         &self,
         topic: &str,
         partition: i32,
     ) -> Result<Arc<Partition>, ResponseError> {
-        let found = self
-            .replicas
-            .partition(topic, partition)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let found = self.replicas.partition(topic, partition).ok_or_else(|| {
+            if self.replicas.is_offline(topic, partition) {
+                ResponseError::KafkaStorageError
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            }
+        })?;
         if found.is_leader() {
             Ok(found)
         } else {

@@ -48,6 +48,9 @@ pub enum ReplicaError {
 struct HostedTopic {
     topic_id: Uuid,
     partitions: Vec<Option<Arc<Partition>>>,
+    /// Partitions this broker should host whose log could not be opened (offline, Kafka's
+    /// KAFKA_STORAGE_ERROR); opening is retried with every image applied.
+    offline: Vec<i32>,
 }
 
 /// All partition replicas on this broker.
@@ -82,6 +85,27 @@ impl ReplicaManager {
             .ok()
             .and_then(|i| hosted.partitions.get(i))
             .and_then(Clone::clone)
+    }
+
+    /// Whether this broker should host the partition but could not open its log.
+    pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
+        self.topics
+            .read()
+            .get(topic)
+            .is_some_and(|hosted| hosted.offline.contains(&partition))
+    }
+
+    /// The partitions of `topic` that could not be opened here.
+    pub fn offline_partitions(&self, topic: &str) -> Vec<i32> {
+        self.topics
+            .read()
+            .get(topic)
+            .map_or_else(Vec::new, |hosted| hosted.offline.clone())
+    }
+
+    /// How many partitions could not be opened here.
+    pub fn offline_count(&self) -> usize {
+        self.topics.read().values().map(|t| t.offline.len()).sum()
     }
 
     /// Every hosted partition (for the retention and flush loops and metrics).
@@ -134,6 +158,7 @@ impl ReplicaManager {
             let count = topic.partitions.keys().max().map_or(0, |max| *max + 1);
             let mut partitions: Vec<Option<Arc<Partition>>> =
                 vec![None; usize::try_from(count).unwrap_or(0)];
+            let mut offline = Vec::new();
             for (&index, p) in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -170,7 +195,8 @@ impl ReplicaManager {
                                 min_isr,
                             )),
                             Err(source) => {
-                                tracing::error!(topic = %name, partition = index, error = %source, "cannot open partition log");
+                                tracing::error!(topic = %name, partition = index, error = %source, "cannot open partition log; the partition is offline");
+                                offline.push(index);
                                 first_error.get_or_insert(ReplicaError::Open {
                                     topic: name.clone(),
                                     partition: index,
@@ -190,6 +216,7 @@ impl ReplicaManager {
                 HostedTopic {
                     topic_id: topic.topic_id,
                     partitions,
+                    offline,
                 },
             );
         }
