@@ -23,13 +23,17 @@ pub struct FileRange {
 }
 
 impl FileRange {
-    pub(crate) fn new(segment: &Segment, position: u64, len: usize) -> FileRange {
-        FileRange {
-            file: segment.log_file(),
+    pub(crate) fn new(
+        segment: &Segment,
+        position: u64,
+        len: usize,
+    ) -> Result<FileRange, StorageError> {
+        Ok(FileRange {
+            file: segment.log_file()?,
             path: segment.shared_log_path(),
             position,
             len,
-        }
+        })
     }
 
     /// The open log file.

@@ -24,7 +24,8 @@
 //! Modules:
 //! - [`batch`]: zero-copy views over v2 record batches: validation and the in-place patches
 //!   the broker makes (base offset, leader epoch, LogAppendTime). Records are never decoded.
-//! - `segment`, `index`: one segment's files and in-memory indexes.
+//! - `segment`, `index`: one segment's files and in-memory indexes; [`open_files`]: the bounded
+//!   cache of sealed segments' open files.
 //! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
 //!   lookups; `file_records`: reads as file ranges ([`FileRecords`]) for zero-copy sends; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
 //!   truncation; `checkpoint`: the small state files, each replaced atomically (temporary
@@ -44,6 +45,7 @@ mod error;
 mod file_records;
 mod index;
 mod log;
+pub mod open_files;
 pub mod partition_metadata;
 pub mod producer_state;
 mod read;

@@ -43,6 +43,30 @@ impl PartitionLog {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<FileRecords, StorageError> {
+        match self.plan_read(fetch_offset, max_bytes, max_offset, min_one_batch) {
+            // A sealed segment whose files were closed (see `open_files`) and then deleted by
+            // retention during the read: the offset is gone, as a read started later sees.
+            Err(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && fetch_offset < self.log_start_offset() =>
+            {
+                Err(StorageError::OffsetOutOfRange {
+                    requested: fetch_offset,
+                    log_start_offset: self.log_start_offset(),
+                    log_end_offset: self.log_end_offset(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn plan_read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<FileRecords, StorageError> {
         let snap = self.snapshot.load_full();
         if fetch_offset < snap.log_start_offset || fetch_offset > snap.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -92,7 +116,7 @@ impl PartitionLog {
                 .get(j + 1)
                 .map_or(snap.log_end_offset, |next| next.base_offset());
             if end > from && below <= limit && (end - from) as usize <= budget - total {
-                ranges.push(FileRange::new(segment, from, (end - from) as usize));
+                ranges.push(FileRange::new(segment, from, (end - from) as usize)?);
                 total += (end - from) as usize;
                 continue;
             }
@@ -107,7 +131,7 @@ impl PartitionLog {
                 total += header.size;
             }
             if position > from {
-                ranges.push(FileRange::new(segment, from, (position - from) as usize));
+                ranges.push(FileRange::new(segment, from, (position - from) as usize)?);
             }
             // A header that does not parse below the committed end cannot happen with whole
             // batches; stop there rather than skip over it.

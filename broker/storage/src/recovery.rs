@@ -150,6 +150,10 @@ impl PartitionLog {
                     "truncated a torn or corrupt tail"
                 );
             }
+            if !is_last && !truncated {
+                // Sealed: its files need not stay open (see `open_files`).
+                segment.unpin_files();
+            }
             segments.push(Arc::new(segment));
             if truncated && !is_last {
                 discard_from = Some(i + 1);
