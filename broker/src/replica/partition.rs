@@ -9,8 +9,9 @@
 //!
 //! Writes to the log (appends, rolls, flushes, retention, DeleteRecords, close) run on the
 //! partition's log I/O worker ([`super::log_io`]), in the order they are submitted; the async
-//! methods here only hand the work over and wait for its result. Reads are synchronous: callers
-//! run them off the runtime (`spawn_blocking`).
+//! methods here only hand the work over and wait for its result. Reads are synchronous; the
+//! fetch path runs them on tokio's blocking pool.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 

@@ -27,9 +27,10 @@
 //! - `segment`, `index`: one segment's files and in-memory indexes; [`open_files`]: the bounded
 //!   cache of sealed segments' open files.
 //! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
-//!   lookups; `file_records`: reads as file ranges ([`FileRecords`]) for zero-copy sends; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
-//!   truncation; `checkpoint`: the small state files, each replaced atomically (temporary
-//!   file, fsync, rename, directory fsync); [`partition_metadata`]: the topic id file.
+//!   lookups; `file_records`: reads as file ranges ([`FileRecords`]) for zero-copy sends;
+//!   `recovery`: open and crash recovery; `retention`: retention, DeleteRecords, truncation;
+//!   `checkpoint`: the small state files, each replaced atomically (temporary file, fsync,
+//!   rename, directory fsync); [`partition_metadata`]: the topic id file.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
 //!
 //! The engine is synchronous and does blocking file I/O: appends for a partition are serialised
