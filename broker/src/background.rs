@@ -56,17 +56,18 @@ impl MetadataPublisher {
                 _ = shutdown.cancelled() => return,
                 changed = images.changed() => if changed.is_err() { return },
             }
-            self.broker.publish_metadata();
+            self.broker.publish_metadata().await;
         }
     }
 }
 
-/// Runs `work` on every hosted partition each `interval` until shutdown.
+/// Runs `work` on every hosted partition each `interval` until shutdown, on the partitions'
+/// I/O workers (it deletes files and fsyncs), waiting for one round to finish before the next.
 async fn every_partition(
     broker: &Broker,
     interval: Duration,
     shutdown: CancellationToken,
-    work: impl Fn(&Partition, i64),
+    work: impl Fn(&Partition, i64) + Clone + Send + 'static,
 ) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -76,8 +77,21 @@ async fn every_partition(
             _ = ticker.tick() => {}
         }
         let now = now_ms();
-        for partition in broker.replicas.all_partitions() {
-            work(&partition, now);
+        let round: Vec<_> = broker
+            .replicas
+            .all_partitions()
+            .iter()
+            .map(|partition| {
+                let work = work.clone();
+                partition.run_io(move |partition| {
+                    work(partition, now);
+                    Ok(())
+                })
+            })
+            .collect();
+        // An error here only means the worker stopped (shutdown).
+        for done in round {
+            let _ = done.await;
         }
     }
 }

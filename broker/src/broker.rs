@@ -50,10 +50,11 @@ impl Broker {
 
     /// Applies the latest image to the hosted partitions now, so that an admin request's effect
     /// (a new topic's logs, a deleted topic's data) is in place before it is acknowledged.
-    pub fn publish_metadata(&self) {
+    pub async fn publish_metadata(&self) {
         if let Err(error) = self
             .replicas
-            .apply_image(&self.quorum.image(), &self.config.props)
+            .publish(self.quorum.image(), self.config.props.clone())
+            .await
         {
             tracing::error!(%error, "applying metadata to the hosted partitions");
         }
@@ -82,7 +83,7 @@ impl Broker {
                 tracing::debug!(%error, "auto-creating a topic");
             }
         }
-        self.publish_metadata();
+        self.publish_metadata().await;
         self.image()
     }
 }
@@ -142,12 +143,14 @@ impl Broker {
             under_min_isr,
         );
         let active = self.controller_id() == self.node_id;
-        let offline = image
-            .topics
-            .values()
-            .flat_map(|t| t.partitions.values())
-            .filter(|p| p.leader < 0 || !image.is_live(p.leader))
-            .count() as i64;
+        let offline_here = self.replicas.offline_count() as i64;
+        let offline = offline_here
+            + image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.values())
+                .filter(|p| p.leader < 0 || !image.is_live(p.leader))
+                .count() as i64;
         self.metrics.set_controller(active, offline);
         self.metrics
             .set_metadata_image(image.offset, image.checksum());
@@ -192,7 +195,7 @@ impl Broker {
                     tracing::debug!(%error, "creating {OFFSETS_TOPIC}");
                 }
             }
-            self.publish_metadata();
+            self.publish_metadata().await;
         }
         let image = self.image();
         let Some(topic) = image.topic(OFFSETS_TOPIC) else {
@@ -216,16 +219,20 @@ impl Broker {
 
 impl Broker {
     /// The partition if this broker leads it, else the error code a client gets
-    /// (UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).
+    /// (UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR when its log could not be opened, or
+    /// NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).
     pub fn leader_partition(
         &self,
         topic: &str,
         partition: i32,
     ) -> Result<Arc<Partition>, ResponseError> {
-        let found = self
-            .replicas
-            .partition(topic, partition)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        let found = self.replicas.partition(topic, partition).ok_or_else(|| {
+            if self.replicas.is_offline(topic, partition) {
+                ResponseError::KafkaStorageError
+            } else {
+                ResponseError::UnknownTopicOrPartition
+            }
+        })?;
         if found.is_leader() {
             Ok(found)
         } else {

@@ -42,6 +42,7 @@ impl OffsetsLog for PartitionOffsetsLog {
             .ok_or(OffsetsLogError::NotLeader { partition })?;
         let info = target
             .append_as_coordinator(batch.to_vec(), now_ms())
+            .await
             .map_err(|error| match error {
                 StorageError::RecordTooLarge {
                     size,

@@ -12,8 +12,12 @@
 //! - `config`: flags, `server.properties`, `--override`; Kafka's broker key names.
 //! - `server`: start-up (data-dir lock, metadata quorum, listeners, registration) and shutdown.
 //! - `broker`: the state every handler reads ([`broker::Broker`]).
-//! - `network`, `protocol`, `handlers`: the wire side; one handler file per Kafka API.
+//! - `network`, `protocol`, `handlers`: the wire side; one handler file per Kafka API. Fetch
+//!   record sets go from the segment files to the socket with `sendfile` (`protocol::zero_copy`,
+//!   `network::send`).
+//! - `fd_limit`: raises the open-file soft limit to the hard limit at start.
 //! - `replica`: hosted partitions, high watermark, `acks` rules; the metadata image drives it.
+//!   Their disk writes run on the log I/O threads (`replica::log_io`), never on tokio workers.
 //! - `producer_ids`: producer ids for idempotent producers, in blocks from the controller.
 //! - `topic_config`: a topic's effective configs and the storage settings derived from them.
 //! - `errors`: the single mapping from internal errors to Kafka error codes.
@@ -30,6 +34,7 @@ pub mod background;
 pub mod broker;
 pub mod config;
 pub mod errors;
+pub mod fd_limit;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;

@@ -45,6 +45,15 @@ fn run_main() -> anyhow::Result<()> {
         .with_ansi(ansi)
         .init();
     let config = BrokerConfig::from_cli(cli).context("invalid configuration")?;
+    match strom_broker::fd_limit::raise_nofile_limit() {
+        Ok(limit) if limit.soft != limit.soft_before => tracing::info!(
+            from = ?limit.soft_before,
+            to = ?limit.soft,
+            "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+        ),
+        Ok(limit) => tracing::info!(soft = ?limit.soft, hard = ?limit.hard, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strom-broker")

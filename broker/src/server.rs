@@ -99,7 +99,7 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing logs anyway");
         }
-        self.broker.replicas.close_all();
+        self.broker.replicas.close_all().await;
         if let Err(error) = self.broker.quorum.shutdown().await {
             tracing::warn!(%error, "stopping the metadata quorum");
         }
@@ -220,9 +220,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     tracker.spawn(lifecycle.clone().run(shutdown.clone()));
 
     let image = quorum.image();
-    let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone()));
+    let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone())?);
     replicas.remove_orphans(&image)?;
-    replicas.apply_image(&image, &config.props)?;
+    // Opening and recovering the logs is blocking work: off the runtime's workers.
+    replicas
+        .publish(image.clone(), config.props.clone())
+        .await?;
     let metrics = Arc::new(BrokerMetrics::new(
         config.node_id,
         env!("CARGO_PKG_VERSION"),

@@ -79,7 +79,7 @@ pub async fn handle(
         );
     }
     if !request.validate_only {
-        broker.publish_metadata();
+        broker.publish_metadata().await;
     }
     AlterConfigsResponse::default().with_responses(responses)
 }

@@ -31,7 +31,7 @@ pub async fn handle(
         .create_partitions(requests, request.validate_only)
         .await;
     if !request.validate_only {
-        broker.publish_metadata();
+        broker.publish_metadata().await;
     }
     let results = names
         .into_iter()

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -63,7 +64,7 @@ pub async fn handle(
         .create_topics(requests, request.validate_only)
         .await;
     if !request.validate_only {
-        broker.publish_metadata();
+        broker.publish_metadata().await;
     }
     let image_after = broker.image();
     let topics = names
@@ -72,6 +73,20 @@ pub async fn handle(
         .map(|(name, result)| {
             let response = CreatableTopicResult::default().with_name(name.clone());
             match result.result {
+                Ok(created) if !broker.replicas.offline_partitions(&name.0).is_empty() => {
+                    // Created in the metadata, but this broker cannot open some of its logs (a
+                    // failing disk, no file descriptors left): not a success for the client.
+                    let offline = broker.replicas.offline_partitions(&name.0);
+                    response
+                        .with_error_code(ResponseError::KafkaStorageError.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "the topic was created, but partitions {offline:?} cannot be opened on broker {}; see its log",
+                            broker.node_id
+                        ))))
+                        .with_topic_id(created.topic_id)
+                        .with_num_partitions(created.num_partitions)
+                        .with_replication_factor(created.replication_factor)
+                }
                 Ok(created) => {
                     // Validate-only creations are not in the image: their explicit configs are
                     // the request's own.

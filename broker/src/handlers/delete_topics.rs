@@ -54,7 +54,7 @@ pub async fn handle(
     }
     let names = to_delete.iter().map(|(_, name)| name.clone()).collect();
     let results = broker.controller.delete_topics(names).await;
-    broker.publish_metadata();
+    broker.publish_metadata().await;
     for ((slot, name), result) in to_delete.into_iter().zip(results) {
         if let Err(error) = result {
             let (code, message) = controller_failure(&error);

@@ -8,6 +8,11 @@
 //! in one request is served once, at the position of its first mention with the fields of its
 //! last, as Kafka's `FetchRequest.fetchData` map does.
 //!
+//! The record sets are not read into memory: each partition's batches come back as ranges of
+//! its segment files ([`FileRecords`]), which the connection writes to the socket with
+//! `sendfile` after the encoded fields before them (see `protocol::zero_copy`). Finding the
+//! ranges reads indexes and batch headers, so it runs on tokio's blocking pool.
+//!
 //! Fetch sessions (KIP-227) are not created: every response carries session id 0, which clients
 //! treat as "sessionless" and answer with full requests; an incremental request for a session id
 //! gets FETCH_SESSION_ID_NOT_FOUND.
@@ -22,10 +27,20 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use uuid::Uuid;
 
+use strom_storage::FileRecords;
+
 use super::topic_name;
 use crate::broker::Broker;
 use crate::errors::storage_failure;
 use crate::replica::Partition;
+
+/// A Fetch response whose record sets are still in the segment files: `records[t][p]` belongs
+/// to `response.responses[t].partitions[p]`, whose own `records` field is left empty.
+#[derive(Debug, Default)]
+pub struct FetchReply {
+    pub response: FetchResponse,
+    pub records: Vec<Vec<FileRecords>>,
+}
 
 /// A requested partition resolved against the hosted partitions.
 struct Target {
@@ -38,16 +53,15 @@ struct Target {
     error: Option<ResponseError>,
 }
 
-pub async fn handle(
-    broker: &Broker,
-    header: &RequestHeader,
-    request: FetchRequest,
-) -> FetchResponse {
+pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchReply {
     let version = header.request_api_version;
     if request.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
-            .with_session_id(0);
+        return FetchReply {
+            response: FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+                .with_session_id(0),
+            records: Vec::new(),
+        };
     }
     let image = broker.image();
     let by_id = version >= 13;
@@ -115,6 +129,7 @@ pub async fn handle(
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = capped(request.max_bytes, fetch_max_bytes);
+    let targets = Arc::new(targets);
     let results = loop {
         // Subscribe before reading so an append between the read and the wait is not missed.
         let mut watches: Vec<_> = targets
@@ -122,7 +137,7 @@ pub async fn handle(
             .filter(|t| t.error.is_none())
             .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe_high_watermark()))
             .collect();
-        let (results, bytes, failed) = read_all(&targets, max_bytes);
+        let (results, bytes, failed) = read_off_runtime(&targets, max_bytes).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || watches.is_empty() {
             break results;
@@ -133,7 +148,7 @@ pub async fn handle(
             .await
             .is_err()
         {
-            break read_all(&targets, max_bytes).0;
+            break read_off_runtime(&targets, max_bytes).await.0;
         }
     };
 
@@ -145,14 +160,15 @@ pub async fn handle(
                 .with_topic_id(*id)
         })
         .collect();
-    for (target, data) in targets.iter().zip(results) {
-        if let (Some(partition), Some(records)) = (&target.partition, &data.records)
-            && !records.is_empty()
+    let mut records: Vec<Vec<FileRecords>> = vec![Vec::new(); responses.len()];
+    for (target, (data, file_records)) in targets.iter().zip(results) {
+        if let Some(partition) = &target.partition
+            && !file_records.is_empty()
         {
             broker
                 .metrics
                 .topic(&partition.topic)
-                .bytes_out(records.len() as u64);
+                .bytes_out(file_records.len() as u64);
         }
         // A read the log could not serve (a corrupt batch, a failing disk): Kafka's
         // failedFetchRequestRate.
@@ -162,15 +178,41 @@ pub async fn handle(
         {
             broker.metrics.topic(&partition.topic).failed_fetch();
         }
-        if let Some(topic) = responses.get_mut(target.topic) {
+        if let (Some(topic), Some(slot)) = (
+            responses.get_mut(target.topic),
+            records.get_mut(target.topic),
+        ) {
             topic.partitions.push(data);
+            slot.push(file_records);
         }
     }
     // A topic entry whose partitions were all repeats of earlier ones has nothing left to say.
-    responses.retain(|topic| !topic.partitions.is_empty());
-    FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(responses)
+    let (responses, records): (Vec<_>, Vec<_>) = responses
+        .into_iter()
+        .zip(records)
+        .filter(|(topic, _)| !topic.partitions.is_empty())
+        .unzip();
+    FetchReply {
+        response: FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses),
+        records,
+    }
+}
+
+/// [`read_all`] on tokio's blocking pool.
+async fn read_off_runtime(
+    targets: &Arc<Vec<Target>>,
+    max_bytes: usize,
+) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
+    let targets = Arc::clone(targets);
+    match tokio::task::spawn_blocking(move || read_all(&targets, max_bytes)).await {
+        Ok(read) => read,
+        Err(error) => {
+            tracing::error!(%error, "fetch read task failed");
+            (Vec::new(), 0, true)
+        }
+    }
 }
 
 /// A requested byte limit within the broker's `fetch.max.bytes`; a negative one counts as 0
@@ -189,50 +231,49 @@ fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<ResponseError> {
     }
 }
 
-/// Reads every target once; returns the partition data, bytes read and whether any failed.
-fn read_all(targets: &[Target], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+/// Reads every target once; returns the partition data (with empty `records`) and the file
+/// ranges of each partition's batches, the bytes found and whether any partition failed.
+fn read_all(
+    targets: &[Target],
+    max_bytes: usize,
+) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let mut total = 0usize;
     let mut failed = false;
     let mut out = Vec::with_capacity(targets.len());
     for target in targets {
-        let mut data = PartitionData::default()
+        let data = PartitionData::default()
             .with_partition_index(target.index)
             .with_high_watermark(-1)
             .with_last_stable_offset(-1)
             .with_log_start_offset(-1)
-            .with_preferred_read_replica(BrokerId(-1));
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_records(Some(Bytes::new()));
         let partition = match (&target.partition, target.error) {
             (None, _) | (_, Some(_)) => {
                 failed = true;
                 let error = target
                     .error
                     .unwrap_or(ResponseError::UnknownTopicOrPartition);
-                out.push(
-                    data.with_error_code(error.code())
-                        .with_records(Some(Bytes::new())),
-                );
+                out.push((data.with_error_code(error.code()), FileRecords::default()));
                 continue;
             }
             (Some(partition), None) => partition,
         };
         let high_watermark = partition.high_watermark();
-        data = data
+        let data = data
             .with_high_watermark(high_watermark)
             .with_last_stable_offset(high_watermark)
             .with_log_start_offset(partition.log_start_offset());
         let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
         match partition.read_committed(target.fetch_offset, budget, total == 0) {
             Ok(read) => {
-                total += read.records.len();
-                out.push(data.with_records(Some(read.records)));
+                total += read.len();
+                out.push((data, read));
             }
             Err(error) => {
                 failed = true;
                 let (code, _) = storage_failure(&error);
-                out.push(
-                    data.with_error_code(code.code())
-                        .with_records(Some(Bytes::new())),
-                );
+                out.push((data.with_error_code(code.code()), FileRecords::default()));
             }
         }
     }

@@ -52,7 +52,7 @@ pub async fn handle(
         );
     }
     if !request.validate_only {
-        broker.publish_metadata();
+        broker.publish_metadata().await;
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

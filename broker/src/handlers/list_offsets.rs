@@ -106,7 +106,9 @@ fn first_record_at_or_after(
     let Ok(read) = partition.read_committed(batch.offset, 1, true) else {
         return fallback;
     };
-    let mut bytes = read.records;
+    let Ok(mut bytes) = read.read_to_bytes() else {
+        return fallback;
+    };
     let Ok(sets) = RecordBatchDecoder::decode_all(&mut bytes) else {
         tracing::warn!(topic = %partition.topic, partition = partition.index, offset = batch.offset, "batch does not decode; answering at batch precision");
         return fallback;

@@ -55,7 +55,14 @@ pub async fn handle(
         None => image
             .topics
             .values()
-            .map(|topic| topic_metadata(&image, topic, request.include_topic_authorized_operations))
+            .map(|topic| {
+                topic_metadata(
+                    &image,
+                    topic,
+                    request.include_topic_authorized_operations,
+                    &local_offline(broker, &topic.name),
+                )
+            })
             .collect(),
         Some(requested) => requested
             .into_iter()
@@ -65,9 +72,12 @@ pub async fn handle(
                     None => image.topic_by_id(&id),
                 };
                 match found {
-                    Some(topic) => {
-                        topic_metadata(&image, topic, request.include_topic_authorized_operations)
-                    }
+                    Some(topic) => topic_metadata(
+                        &image,
+                        topic,
+                        request.include_topic_authorized_operations,
+                        &local_offline(broker, &topic.name),
+                    ),
                     None => {
                         let code = match &name {
                             Some(name)
@@ -111,25 +121,44 @@ pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
+/// This broker's replicas of `topic` whose logs could not be opened: (partition, node id).
+fn local_offline(broker: &Broker, topic: &str) -> Vec<(i32, i32)> {
+    broker
+        .replicas
+        .offline_partitions(topic)
+        .into_iter()
+        .map(|partition| (partition, broker.node_id))
+        .collect()
+}
+
+/// `offline_here` lists (partition, node) replicas known to be offline beyond the image's view
+/// (this broker's partitions whose logs could not be opened): they are reported as offline
+/// replicas, and a partition whose leader is one of them has no usable leader
+/// (KAFKA_STORAGE_ERROR, leader -1).
 fn topic_metadata(
     image: &MetadataImage,
     topic: &TopicImage,
     include_operations: bool,
+    offline_here: &[(i32, i32)],
 ) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
+            let is_offline = |id: i32| !image.is_live(id) || offline_here.contains(&(index, id));
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
-                .filter(|id| !image.is_live(**id))
+                .filter(|&&id| is_offline(id))
                 .map(|&id| BrokerId(id))
                 .collect();
-            let leader_known = p.leader >= 0 && image.is_live(p.leader);
+            let storage_failed = offline_here.contains(&(index, p.leader));
+            let leader_known = p.leader >= 0 && !is_offline(p.leader);
             MetadataResponsePartition::default()
                 .with_error_code(if leader_known {
                     0
+                } else if storage_failed {
+                    ResponseError::KafkaStorageError.code()
                 } else {
                     ResponseError::LeaderNotAvailable.code()
                 })

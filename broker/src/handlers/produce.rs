@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -43,9 +44,10 @@ pub async fn handle(
         broker.auto_create_topics(missing).await
     };
 
-    let mut responses = Vec::with_capacity(request.topic_data.len());
-    // acks=all waits happen after every partition was appended, so they overlap.
-    let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    // Every partition's append is handed to its I/O worker first, then the results are
+    // awaited in request order: partitions on different workers are written in parallel, and
+    // a partition listed twice is appended in the order listed (one worker, FIFO).
+    let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         // Per-topic series only for topics that exist: names from clients are unbounded.
@@ -53,21 +55,34 @@ pub async fn handle(
         if let Some(metrics) = &metrics {
             metrics.produce_request();
         }
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for data in topic.partition_data {
+        let pending: Vec<_> = topic
+            .partition_data
+            .into_iter()
+            .map(|data| {
+                let started = start_append(broker, &name, data.index, data.records, acks, now);
+                (data.index, started)
+            })
+            .collect();
+        topics.push((topic.name, metrics, pending));
+    }
+
+    let mut responses = Vec::with_capacity(topics.len());
+    // acks=all waits happen after every partition was appended, so they overlap.
+    let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    for (name, metrics, pending) in topics {
+        let mut partitions = Vec::with_capacity(pending.len());
+        for (index, started) in pending {
             let mut response = PartitionProduceResponse::default()
-                .with_index(data.index)
+                .with_index(index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let result = append(
-                broker,
-                &name,
-                data.index,
-                data.records.as_deref(),
-                acks,
-                now,
-            );
+            let result = match started {
+                Ok((partition, appending)) => {
+                    finish_append(appending.await).map(|info| (partition, info))
+                }
+                Err(failure) => Err(failure),
+            };
             match result {
                 Ok((partition, info)) => {
                     if let Some(metrics) = &metrics {
@@ -101,7 +116,7 @@ pub async fn handle(
         }
         responses.push(
             TopicProduceResponse::default()
-                .with_name(topic.name)
+                .with_name(name)
                 .with_partition_responses(partitions),
         );
     }
@@ -128,14 +143,22 @@ type Failure = (
     Vec<BatchIndexAndErrorMessage>,
 );
 
-fn append(
+/// Checks what can be checked before touching the log, then hands the append to the
+/// partition's I/O worker; the future resolves when the log holds the batches.
+fn start_append(
     broker: &Broker,
     topic: &str,
     index: i32,
-    records: Option<&[u8]>,
+    records: Option<Bytes>,
     acks: i16,
     now: i64,
-) -> Result<(Arc<Partition>, AppendInfo), Failure> {
+) -> Result<
+    (
+        Arc<Partition>,
+        impl Future<Output = Result<AppendInfo, StorageError>> + Send + 'static + use<>,
+    ),
+    Failure,
+> {
     if !matches!(acks, -1..=1) {
         return Err((ResponseError::InvalidRequiredAcks, None, Vec::new()));
     }
@@ -165,25 +188,28 @@ fn append(
             Vec::new(),
         ));
     }
-    match partition.append_as_leader(records, now) {
-        Ok(info) => Ok((partition, info)),
+    let appending = partition.append_as_leader(records, now);
+    Ok((partition, appending))
+}
+
+/// The outcome of an append as the produce response needs it.
+fn finish_append(result: Result<AppendInfo, StorageError>) -> Result<AppendInfo, Failure> {
+    match result {
+        Ok(info) => Ok(info),
         // A retry of a batch already in the log (idempotent producer): acknowledge it again
         // with the offsets it got the first time, writing nothing.
         Err(StorageError::DuplicateSequence {
             first_offset,
             last_offset,
             ..
-        }) => Ok((
-            partition,
-            AppendInfo {
-                first_offset,
-                last_offset,
-                log_append_time: -1,
-                record_count: 0,
-                bytes: 0,
-                batches: Vec::new(),
-            },
-        )),
+        }) => Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            log_append_time: -1,
+            record_count: 0,
+            bytes: 0,
+            batches: Vec::new(),
+        }),
         Err(error) => {
             let (code, message) = storage_failure(&error);
             Err((code, message, record_errors(&error)))

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Frame, FrameError, FrameLimits, FrameReader};
 use super::memory::RequestMemory;
+use super::send;
 use crate::broker::Broker;
 use crate::log_limit::LogLimiter;
 use crate::protocol;
@@ -136,9 +137,11 @@ pub async fn serve(
             let outcome = match result {
                 Ok(Some(response)) => {
                     metrics.network_bytes_out(response.len() as u64);
-                    write.write_all(&response).await.map_err(|error| {
-                        tracing::debug!(%peer, %error, "writing response");
-                    })
+                    send::write_response(&mut write, &response)
+                        .await
+                        .map_err(|error| {
+                            tracing::debug!(%peer, %error, "writing response");
+                        })
                 }
                 Ok(None) => Ok(()),
                 Err(error) => {

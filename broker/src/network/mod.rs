@@ -5,3 +5,4 @@ pub mod connection;
 pub mod frame;
 pub mod listener;
 pub mod memory;
+pub mod send;

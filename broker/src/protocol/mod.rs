@@ -7,7 +7,11 @@
 //! served, which KIP-511 answers with a v0 response carrying UNSUPPORTED_VERSION so that newer
 //! clients can downgrade.
 
+pub mod response;
 pub mod versions;
+pub mod zero_copy;
+
+pub use response::{Part, Response};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
@@ -47,7 +51,7 @@ pub async fn handle_frame(
     broker: &Broker,
     frame: Bytes,
     peer: &str,
-) -> Result<Option<Bytes>, ProtocolError> {
+) -> Result<Option<Response>, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort { len: frame.len() });
     }
@@ -63,7 +67,7 @@ pub async fn handle_frame(
         _ if api == ApiKey::ApiVersions => {
             let correlation_id = peek_correlation_id(&frame);
             let body = handlers::api_versions::unsupported_version_response();
-            encode(api, 0, correlation_id, &body).map(Some)
+            encode(api, 0, correlation_id, &body).map(|b| Some(Response::from_bytes(b)))
         }
         _ => Err(ProtocolError::UnsupportedVersion { api, version }),
     };
@@ -89,7 +93,7 @@ fn decode<T: Decodable>(api: ApiKey, version: i16, body: &mut Bytes) -> Result<T
 }
 
 /// Frames a response: size, response header (its version depends on the API and version), body.
-fn encode<T: Encodable + HeaderVersion>(
+pub(crate) fn encode<T: Encodable + HeaderVersion>(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -123,7 +127,8 @@ macro_rules! route_group {
             $(ApiKey::$key => {
                 let request: $request = decode($api, $version, &mut $body)?;
                 let response = $broker.groups.$method(request, $version).await;
-                return encode($api, $version, $header.correlation_id, &response).map(Some);
+                return encode($api, $version, $header.correlation_id, &response)
+                    .map(|b| Some(Response::from_bytes(b)));
             })*
             _ => {}
         }
@@ -137,7 +142,8 @@ macro_rules! route {
             $(ApiKey::$key => {
                 let request: $request = decode($api, $version, &mut $body)?;
                 let response = $handler($broker, &$header, request).await;
-                encode($api, $version, $header.correlation_id, &response).map(Some)
+                encode($api, $version, $header.correlation_id, &response)
+                    .map(|b| Some(Response::from_bytes(b)))
             })*
             _ => Err(ProtocolError::UnsupportedVersion { api: $api, version: $version }),
         }
@@ -150,7 +156,7 @@ async fn dispatch(
     version: i16,
     mut body: Bytes,
     peer: &str,
-) -> Result<Option<Bytes>, ProtocolError> {
+) -> Result<Option<Response>, ProtocolError> {
     let header: RequestHeader = decode(api, api.request_header_version(version), &mut body)?;
     if api == ApiKey::JoinGroup {
         // Member ids and DescribeGroups carry the client's id and address, as in Kafka.
@@ -166,14 +172,22 @@ async fn dispatch(
             .groups
             .join_group_with_client(request, version, client)
             .await;
-        return encode(api, version, header.correlation_id, &response).map(Some);
+        return encode(api, version, header.correlation_id, &response)
+            .map(|b| Some(Response::from_bytes(b)));
     }
     if api == ApiKey::Produce {
         let request: ProduceRequest = decode(api, version, &mut body)?;
         return match handlers::produce::handle(broker, &header, request).await {
-            Some(response) => encode(api, version, header.correlation_id, &response).map(Some),
+            Some(response) => encode(api, version, header.correlation_id, &response)
+                .map(|b| Some(Response::from_bytes(b))),
             None => Ok(None),
         };
+    }
+    if api == ApiKey::Fetch {
+        // Record sets go from the segment files to the socket (`zero_copy`).
+        let request: FetchRequest = decode(api, version, &mut body)?;
+        let reply = handlers::fetch::handle(broker, &header, request).await;
+        return zero_copy::encode_fetch(version, header.correlation_id, reply).map(Some);
     }
     route_group!(broker, api, version, body, header;
         SyncGroup => SyncGroupRequest => sync_group,
@@ -188,7 +202,6 @@ async fn dispatch(
     );
     route!(broker, api, version, body, header;
         FindCoordinator => FindCoordinatorRequest => handlers::find_coordinator::handle,
-        Fetch => FetchRequest => handlers::fetch::handle,
         ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
         Metadata => MetadataRequest => handlers::metadata::handle,
         ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,

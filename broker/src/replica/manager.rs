@@ -4,6 +4,10 @@
 //! Each partition directory holds a `partition.metadata` file with its topic id, as in Kafka, so
 //! a topic deleted and re-created under the same name while a broker was down is never mistaken
 //! for the old one.
+//!
+//! Applying an image opens and recovers logs and deletes directories: blocking work that
+//! [`ReplicaManager::publish`] runs on tokio's blocking pool, never on a runtime worker. The
+//! partitions' own writes run on the log I/O workers the manager owns ([`super::log_io`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,15 +15,13 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use strom_metadata::MetadataImage;
-use strom_storage::{PartitionLog, StorageError};
+use strom_storage::{PartitionLog, StorageError, partition_metadata};
 use uuid::Uuid;
 
+use super::log_io::LogIo;
 use super::partition::{Partition, ReplicaState};
 use crate::config::BrokerProps;
 use crate::topic_config::log_config;
-
-/// Name of the file recording which topic id a partition directory belongs to.
-const PARTITION_METADATA: &str = "partition.metadata";
 
 /// Errors of the replica manager.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,10 @@ pub enum ReplicaError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("starting the log I/O threads: {0}")]
+    Threads(std::io::Error),
+    #[error("applying metadata stopped: {0}")]
+    Stopped(String),
 }
 
 /// The partitions of one topic hosted here, indexed by partition number.
@@ -42,6 +48,9 @@ pub enum ReplicaError {
 struct HostedTopic {
     topic_id: Uuid,
     partitions: Vec<Option<Arc<Partition>>>,
+    /// Partitions this broker should host whose log could not be opened (offline, Kafka's
+    /// KAFKA_STORAGE_ERROR); opening is retried with every image applied.
+    offline: Vec<i32>,
 }
 
 /// All partition replicas on this broker.
@@ -52,16 +61,20 @@ pub struct ReplicaManager {
     topics: RwLock<HashMap<Arc<str>, HostedTopic>>,
     /// Serializes image application: the publisher task and admin handlers both publish.
     apply_lock: Mutex<u64>,
+    /// The threads that run the partitions' disk writes.
+    io: LogIo,
 }
 
 impl ReplicaManager {
-    pub fn new(node_id: i32, data_dir: PathBuf) -> ReplicaManager {
-        ReplicaManager {
+    /// A manager with [`LogIo::default_threads`] log I/O threads.
+    pub fn new(node_id: i32, data_dir: PathBuf) -> Result<ReplicaManager, ReplicaError> {
+        Ok(ReplicaManager {
             node_id,
             data_dir,
             topics: RwLock::new(HashMap::new()),
             apply_lock: Mutex::new(0),
-        }
+            io: LogIo::start(LogIo::default_threads()).map_err(ReplicaError::Threads)?,
+        })
     }
 
     /// The partition if this broker hosts it.
@@ -72,6 +85,27 @@ impl ReplicaManager {
             .ok()
             .and_then(|i| hosted.partitions.get(i))
             .and_then(Clone::clone)
+    }
+
+    /// Whether this broker should host the partition but could not open its log.
+    pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
+        self.topics
+            .read()
+            .get(topic)
+            .is_some_and(|hosted| hosted.offline.contains(&partition))
+    }
+
+    /// The partitions of `topic` that could not be opened here.
+    pub fn offline_partitions(&self, topic: &str) -> Vec<i32> {
+        self.topics
+            .read()
+            .get(topic)
+            .map_or_else(Vec::new, |hosted| hosted.offline.clone())
+    }
+
+    /// How many partitions could not be opened here.
+    pub fn offline_count(&self) -> usize {
+        self.topics.read().values().map(|t| t.offline.len()).sum()
     }
 
     /// Every hosted partition (for the retention and flush loops and metrics).
@@ -87,9 +121,22 @@ impl ReplicaManager {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
+    /// [`ReplicaManager::apply_image`] on tokio's blocking pool, for async callers.
+    pub async fn publish(
+        self: &Arc<Self>,
+        image: Arc<MetadataImage>,
+        props: BrokerProps,
+    ) -> Result<(), ReplicaError> {
+        let manager = Arc::clone(self);
+        tokio::task::spawn_blocking(move || manager.apply_image(&image, &props))
+            .await
+            .map_err(|error| ReplicaError::Stopped(error.to_string()))?
+    }
+
     /// Brings the hosted partitions in line with `image`: opens new ones (recovering their logs),
     /// updates replica state and configs, and deletes those whose topic is gone. Idempotent;
-    /// images older than one already applied are ignored.
+    /// images older than one already applied are ignored. Blocking: async code calls
+    /// [`ReplicaManager::publish`].
     pub fn apply_image(
         &self,
         image: &MetadataImage,
@@ -111,6 +158,7 @@ impl ReplicaManager {
             let count = topic.partitions.keys().max().map_or(0, |max| *max + 1);
             let mut partitions: Vec<Option<Arc<Partition>>> =
                 vec![None; usize::try_from(count).unwrap_or(0)];
+            let mut offline = Vec::new();
             for (&index, p) in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -142,11 +190,13 @@ impl ReplicaManager {
                                 index,
                                 self.node_id,
                                 log,
+                                self.io.assign(),
                                 state,
                                 min_isr,
                             )),
                             Err(source) => {
-                                tracing::error!(topic = %name, partition = index, error = %source, "cannot open partition log");
+                                tracing::error!(topic = %name, partition = index, error = %source, "cannot open partition log; the partition is offline");
+                                offline.push(index);
                                 first_error.get_or_insert(ReplicaError::Open {
                                     topic: name.clone(),
                                     partition: index,
@@ -166,6 +216,7 @@ impl ReplicaManager {
                 HostedTopic {
                     topic_id: topic.topic_id,
                     partitions,
+                    offline,
                 },
             );
         }
@@ -234,10 +285,19 @@ impl ReplicaManager {
         Ok(removed)
     }
 
-    /// Flushes and closes every log (controlled shutdown).
-    pub fn close_all(&self) {
-        for partition in self.all_partitions() {
-            if let Err(error) = partition.log().close() {
+    /// Flushes and closes every log (controlled shutdown), each on its I/O worker after the
+    /// writes queued before.
+    pub async fn close_all(&self) {
+        let closing: Vec<_> = self
+            .all_partitions()
+            .into_iter()
+            .map(|partition| {
+                let done = partition.run_io(|partition| partition.log().close());
+                (partition, done)
+            })
+            .collect();
+        for (partition, done) in closing {
+            if let Err(error) = done.await {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, "closing log");
             }
         }
@@ -262,24 +322,22 @@ fn open_partition_log(
         })?;
     }
     let log = PartitionLog::open(dir, config, now)?;
-    let file = dir.join(PARTITION_METADATA);
     if read_topic_id(dir).is_none() {
-        std::fs::write(&file, format!("version: 0\ntopic_id: {topic_id}\n")).map_err(|source| {
-            StorageError::Io {
-                op: "write",
-                path: file,
-                source,
-            }
-        })?;
+        partition_metadata::write_topic_id(dir, &topic_id.to_string())?;
     }
     Ok(log)
 }
 
+/// The topic id a partition directory belongs to; a damaged file counts as absent (it is then
+/// rewritten for the topic that opens the directory).
 fn read_topic_id(dir: &Path) -> Option<Uuid> {
-    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("topic_id:"))
-        .and_then(|id| id.trim().parse().ok())
+    match partition_metadata::read_topic_id(dir) {
+        Ok(id) => id.and_then(|id| id.parse().ok()),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "unreadable partition.metadata");
+            None
+        }
+    }
 }
 
 fn parse_dir_name(dir: &Path) -> Option<(String, i32)> {

@@ -6,14 +6,22 @@
 //! watermark follows the log end offset after every append, but the computation already goes
 //! through [`Partition::maybe_advance_high_watermark`], which replication extends with the
 //! followers' fetch positions.
+//!
+//! Writes to the log (appends, rolls, flushes, retention, DeleteRecords, close) run on the
+//! partition's log I/O worker ([`super::log_io`]), in the order they are submitted; the async
+//! methods here only hand the work over and wait for its result. Reads are synchronous; the
+//! fetch path runs them on tokio's blocking pool.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::RwLock;
-use strom_storage::{AppendInfo, AppendOrigin, LogConfig, PartitionLog, ReadResult, StorageError};
+use strom_storage::{AppendInfo, AppendOrigin, FileRecords, LogConfig, PartitionLog, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
+
+use super::log_io::IoQueue;
 
 /// Replica-set state of a partition, as last published by the metadata image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +41,8 @@ pub struct Partition {
     pub index: i32,
     node_id: i32,
     log: PartitionLog,
+    /// The I/O worker that runs this partition's writes.
+    io: IoQueue,
     state: RwLock<ReplicaState>,
     min_insync_replicas: AtomicI64,
     high_watermark: AtomicI64,
@@ -42,12 +52,14 @@ pub struct Partition {
 }
 
 impl Partition {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topic: Arc<str>,
         topic_id: Uuid,
         index: i32,
         node_id: i32,
         log: PartitionLog,
+        io: IoQueue,
         state: ReplicaState,
         min_insync_replicas: i32,
     ) -> Partition {
@@ -59,6 +71,7 @@ impl Partition {
             index,
             node_id,
             log,
+            io,
             state: RwLock::new(state),
             min_insync_replicas: AtomicI64::new(i64::from(min_insync_replicas)),
             // Recovered data was acknowledged only if it was below the high watermark; with the
@@ -121,41 +134,66 @@ impl Partition {
         self.hw_changed.subscribe()
     }
 
-    /// Appends as leader: the log assigns offsets, then the high watermark may advance.
+    /// Runs `work` on the partition's I/O worker, after the work submitted before it. The work
+    /// is queued now, when this is called, not when the future is first polled.
+    pub fn run_io<R, W>(
+        self: &Arc<Self>,
+        work: W,
+    ) -> impl Future<Output = Result<R, StorageError>> + Send + 'static + use<R, W>
+    where
+        R: Send + 'static,
+        W: FnOnce(&Partition) -> Result<R, StorageError> + Send + 'static,
+    {
+        let partition = Arc::clone(self);
+        let done = self.io.submit(move || work(&partition));
+        let dir = self.log.dir().to_path_buf();
+        async move { done.await.unwrap_or(Err(StorageError::Closed { dir })) }
+    }
+
+    /// Appends a produce request's record set as leader: the log assigns offsets, then the high
+    /// watermark may advance.
     pub fn append_as_leader(
-        &self,
-        records: &[u8],
+        self: &Arc<Self>,
+        records: Bytes,
         now_ms: i64,
-    ) -> Result<AppendInfo, StorageError> {
-        let info = self.log.append(records, self.leader_epoch(), now_ms)?;
-        self.maybe_advance_high_watermark();
-        Ok(info)
+    ) -> impl Future<Output = Result<AppendInfo, StorageError>> + Send + 'static + use<> {
+        self.run_io(move |partition| {
+            let info = partition
+                .log
+                .append(&records, partition.leader_epoch(), now_ms)?;
+            partition.maybe_advance_high_watermark();
+            Ok(info)
+        })
     }
 
     /// Appends the broker's own records (group coordinator state): no producer-sequence checks.
     pub fn append_as_coordinator(
-        &self,
+        self: &Arc<Self>,
         records: Vec<u8>,
         now_ms: i64,
-    ) -> Result<AppendInfo, StorageError> {
-        let info = self.log.append_with_origin(
-            records,
-            self.leader_epoch(),
-            now_ms,
-            AppendOrigin::Coordinator,
-        )?;
-        self.maybe_advance_high_watermark();
-        Ok(info)
+    ) -> impl Future<Output = Result<AppendInfo, StorageError>> + Send + 'static + use<> {
+        self.run_io(move |partition| {
+            let info = partition.log.append_with_origin(
+                records,
+                partition.leader_epoch(),
+                now_ms,
+                AppendOrigin::Coordinator,
+            )?;
+            partition.maybe_advance_high_watermark();
+            Ok(info)
+        })
     }
 
-    /// Reads committed data only: nothing at or past the high watermark is visible.
+    /// Reads committed data only: nothing at or past the high watermark is visible. The batches
+    /// come back as file ranges, for `sendfile`. Blocking (index lookups and batch headers are
+    /// read from the files): call it off the async runtime.
     pub fn read_committed(
         &self,
         fetch_offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
-    ) -> Result<ReadResult, StorageError> {
-        self.log.read(
+    ) -> Result<FileRecords, StorageError> {
+        self.log.read_file_records(
             fetch_offset,
             max_bytes,
             self.high_watermark(),

@@ -67,9 +67,7 @@ pub(crate) fn take_clean_shutdown_marker(dir: &Path) -> Result<bool, StorageErro
     let path = dir.join(CLEAN_SHUTDOWN_FILE);
     match fs::remove_file(&path) {
         Ok(()) => {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err("fsync", dir))?;
+            sync_dir(dir)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -84,10 +82,24 @@ pub(crate) fn write_atomically(
     tmp: &Path,
     bytes: &[u8],
 ) -> Result<(), StorageError> {
-    let mut file = File::create(tmp).map_err(io_err("create", tmp))?;
-    file.write_all(bytes).map_err(io_err("write", tmp))?;
-    file.sync_all().map_err(io_err("fsync", tmp))?;
-    fs::rename(tmp, path).map_err(io_err("rename", tmp))?;
+    let written = File::create(tmp)
+        .map_err(io_err("create", tmp))
+        .and_then(|mut file| {
+            file.write_all(bytes).map_err(io_err("write", tmp))?;
+            file.sync_all().map_err(io_err("fsync", tmp))
+        })
+        .and_then(|()| fs::rename(tmp, path).map_err(io_err("rename", tmp)));
+    if let Err(error) = written {
+        // The old file is untouched; a temporary file left behind would be deleted on the next
+        // open anyway.
+        let _ = fs::remove_file(tmp);
+        return Err(error);
+    }
+    sync_dir(dir)
+}
+
+/// fsync of a directory, making renames and new entries in it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("fsync", dir))

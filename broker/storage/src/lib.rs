@@ -13,6 +13,7 @@
 //! ...
 //! 00000000000000052110.snapshot   idempotent-producer state at that offset
 //! log-start-offset                log start offset set by DeleteRecords
+//! partition.metadata              the topic id the directory belongs to
 //! clean-shutdown                  present only while the log is cleanly closed
 //! ```
 //!
@@ -25,23 +26,30 @@
 //!   patches the broker makes (base offset, leader epoch, timestamps).
 //! - [`validate`]: Kafka's `LogValidator` rules over the records of a batch, walked once
 //!   without building them (compressed batches through a streaming decompressor).
-//! - `segment`, `index`: one segment's files and in-memory indexes.
+//! - `segment`, `index`: one segment's files and in-memory indexes; [`open_files`]: the bounded
+//!   cache of sealed segments' open files.
 //! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
-//!   lookups; `recovery`: open and crash recovery; `retention`: retention, DeleteRecords,
-//!   truncation; `checkpoint`: the small state files.
+//!   lookups; `file_records`: reads as file ranges ([`FileRecords`]) for zero-copy sends;
+//!   `recovery`: open and crash recovery; `retention`: retention, DeleteRecords, truncation;
+//!   `checkpoint`: the small state files, each replaced atomically (temporary file, fsync,
+//!   rename, directory fsync); [`partition_metadata`]: the topic id file.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
 //!
-//! The engine is synchronous: appends for a partition are serialised by a mutex, reads take no
-//! lock on the append path (they read an atomically published snapshot and use positional
-//! reads), so async callers run it on their tasks (or `spawn_blocking` for large reads) without
-//! readers and writers of one partition waiting on each other.
+//! The engine is synchronous and does blocking file I/O: appends for a partition are serialised
+//! by a mutex, reads take no lock on the append path (they read an atomically published snapshot
+//! and use positional reads), so readers and writers of one partition never wait on each other.
+//! Async callers run it on threads of their own (the broker's log I/O workers), never on the
+//! async runtime's workers.
 
 pub mod batch;
 mod checkpoint;
 mod config;
 mod error;
+mod file_records;
 mod index;
 mod log;
+pub mod open_files;
+pub mod partition_metadata;
 pub mod producer_state;
 mod read;
 mod recovery;
@@ -54,6 +62,7 @@ pub use config::{
     TimestampType,
 };
 pub use error::StorageError;
+pub use file_records::{FileRange, FileRecords};
 pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
     TimestampOffset, validate_record_set,

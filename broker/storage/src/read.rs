@@ -2,14 +2,55 @@
 //! append lock: each call loads the published `LogSnapshot` and reads the files with
 //! positional reads.
 
-use bytes::Bytes;
-
 use crate::batch::Batches;
 use crate::error::StorageError;
+use crate::file_records::{FileRange, FileRecords};
 use crate::log::{PartitionLog, ReadResult, TimestampOffset};
 use crate::validate::validate_stored_batch;
 
 impl PartitionLog {
+    /// [`PartitionLog::read_file_records`], with the batches read into memory (one 64-byte
+    /// aligned buffer: copying from the page cache into an aligned destination is several times
+    /// faster).
+    ///
+    /// Every batch returned passes [`validate_stored_batch`] (framing, CRC, header, and the
+    /// records of uncompressed batches). A batch that fails — disk corruption, or a batch an
+    /// older version stored without checking its records — is never served: the read stops
+    /// before it, and a read that starts at it is [`StorageError::CorruptBatchInLog`].
+    pub fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, StorageError> {
+        let records = self.read_file_records(fetch_offset, max_bytes, max_offset, min_one_batch)?;
+        let first_offset = records.first_offset;
+        let bytes = records.read_to_bytes()?;
+        let mut valid = 0;
+        for item in Batches::new(&bytes) {
+            let Ok((position, batch)) = item else { break };
+            if let Err(source) = validate_stored_batch(&batch) {
+                if position == 0 {
+                    let first = records.ranges.first();
+                    return Err(StorageError::CorruptBatchInLog {
+                        path: first
+                            .map_or_else(|| self.dir().to_path_buf(), |r| r.path().to_path_buf()),
+                        position: first.map_or(0, FileRange::position),
+                        offset: fetch_offset,
+                        reason: source.to_string(),
+                    });
+                }
+                break;
+            }
+            valid = position + batch.size();
+        }
+        Ok(ReadResult {
+            first_offset: if valid == 0 { None } else { first_offset },
+            records: bytes.slice(..valid),
+        })
+    }
+
     /// Reads whole batches starting with the batch that contains `fetch_offset` (Kafka
     /// semantics: the client skips records below the offset it asked for).
     ///
@@ -19,18 +60,40 @@ impl PartitionLog {
     /// the log start or above the log end is [`StorageError::OffsetOutOfRange`]; the log end
     /// offset itself reads as empty.
     ///
-    /// Every batch returned passes [`validate_stored_batch`] (framing, CRC, header, and the
-    /// records of uncompressed batches). A batch that fails — disk corruption, or a batch an
-    /// older version stored without checking its records — is never served: the read stops
-    /// before it, and a read that starts at it is [`StorageError::CorruptBatchInLog`], so the
-    /// client is told where the log is damaged instead of being fed bytes it cannot parse.
-    pub fn read(
+    /// The batches are returned as ranges of the segment files ([`FileRecords`]), so a caller
+    /// can send them to a socket without reading them into memory (`sendfile`); see
+    /// [`PartitionLog::read`] for the bytes.
+    pub fn read_file_records(
         &self,
         fetch_offset: i64,
         max_bytes: usize,
         max_offset: i64,
         min_one_batch: bool,
-    ) -> Result<ReadResult, StorageError> {
+    ) -> Result<FileRecords, StorageError> {
+        match self.plan_read(fetch_offset, max_bytes, max_offset, min_one_batch) {
+            // A sealed segment whose files were closed (see `open_files`) and then deleted by
+            // retention during the read: the offset is gone, as a read started later sees.
+            Err(StorageError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && fetch_offset < self.log_start_offset() =>
+            {
+                Err(StorageError::OffsetOutOfRange {
+                    requested: fetch_offset,
+                    log_start_offset: self.log_start_offset(),
+                    log_end_offset: self.log_end_offset(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn plan_read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<FileRecords, StorageError> {
         let snap = self.snapshot.load_full();
         if fetch_offset < snap.log_start_offset || fetch_offset > snap.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
@@ -41,7 +104,7 @@ impl PartitionLog {
         }
         let limit = max_offset.min(snap.log_end_offset);
         if fetch_offset >= limit {
-            return Ok(ReadResult::default());
+            return Ok(FileRecords::default());
         }
         let segments = &snap.segments;
         let mut i = segments
@@ -49,7 +112,7 @@ impl PartitionLog {
             .saturating_sub(1);
         let (start, first) = loop {
             let Some(segment) = segments.get(i) else {
-                return Ok(ReadResult::default());
+                return Ok(FileRecords::default());
             };
             if let Some(found) = segment.find_batch(fetch_offset, snap.end_of(i))? {
                 break found;
@@ -57,7 +120,7 @@ impl PartitionLog {
             i += 1;
         };
         if first.base_offset >= limit {
-            return Ok(ReadResult::default());
+            return Ok(FileRecords::default());
         }
         let budget = if min_one_batch {
             max_bytes.max(first.size)
@@ -65,60 +128,50 @@ impl PartitionLog {
             max_bytes
         };
         if budget < first.size {
-            return Ok(ReadResult::default());
+            return Ok(FileRecords::default());
         }
 
-        // Plan the byte ranges, then read them into one 64-byte aligned buffer: copying from
-        // the page cache into an aligned destination is several times faster.
+        // Whole batches only, as many as the budget holds and all below `limit`. Where a
+        // segment's rest fits the budget and lies entirely below `limit` it is taken without
+        // looking at its batches; otherwise batch headers are walked.
         let mut ranges = Vec::new();
         let mut total = 0usize;
-        for (j, segment) in segments.iter().enumerate().skip(i) {
+        'segments: for (j, segment) in segments.iter().enumerate().skip(i) {
             let from = if j == i { start } else { 0 };
             let end = snap.end_of(j);
-            if end > from {
-                let take = ((end - from) as usize).min(budget - total);
-                ranges.push((segment, from, take));
-                total += take;
+            let below = segments
+                .get(j + 1)
+                .map_or(snap.log_end_offset, |next| next.base_offset());
+            if end > from && below <= limit && (end - from) as usize <= budget - total {
+                ranges.push(FileRange::new(segment, from, (end - from) as usize)?);
+                total += (end - from) as usize;
+                continue;
             }
-            if total >= budget {
-                break;
-            }
-        }
-        let (mut buf, aligned_at) = aligned_buffer(total);
-        let mut filled = 0;
-        for (segment, from, len) in ranges {
-            let dst = &mut buf[aligned_at + filled..aligned_at + filled + len];
-            let n = segment.read_at(dst, from)?;
-            filled += n;
-            if n < len {
-                // The segment shrank under us (truncation): stop at what is there.
-                break;
-            }
-        }
-        let mut valid = 0;
-        for item in Batches::new(&buf[aligned_at..aligned_at + filled]) {
-            let Ok((position, batch)) = item else { break };
-            if batch.base_offset() >= limit {
-                break;
-            }
-            if let Err(source) = validate_stored_batch(&batch) {
-                if position == 0 {
-                    return Err(StorageError::CorruptBatchInLog {
-                        path: segments[i].log_path().to_path_buf(),
-                        position: start,
-                        offset: fetch_offset,
-                        reason: source.to_string(),
-                    });
+            let mut position = from;
+            let mut stop = false;
+            while let Some(header) = segment.header_at(position, end)? {
+                if header.base_offset >= limit || header.size > budget - total {
+                    stop = true;
+                    break;
                 }
-                break;
+                position += header.size as u64;
+                total += header.size;
             }
-            valid = position + batch.size();
+            if position > from {
+                ranges.push(FileRange::new(segment, from, (position - from) as usize)?);
+            }
+            // A header that does not parse below the committed end cannot happen with whole
+            // batches; stop there rather than skip over it.
+            if stop || position < end {
+                break 'segments;
+            }
         }
-        if valid == 0 {
-            return Ok(ReadResult::default());
+        if total == 0 {
+            return Ok(FileRecords::default());
         }
-        Ok(ReadResult {
-            records: Bytes::from(buf).slice(aligned_at..aligned_at + valid),
+        Ok(FileRecords {
+            ranges,
+            len: total,
             first_offset: Some(first.base_offset),
         })
     }
@@ -176,28 +229,5 @@ impl PartitionLog {
             }
         }
         best
-    }
-}
-
-/// A zeroed buffer of `len + 63` bytes and the index at which a 64-byte aligned run of `len`
-/// bytes starts.
-fn aligned_buffer(len: usize) -> (Vec<u8>, usize) {
-    const ALIGN: usize = 64;
-    let buf = vec![0u8; len + ALIGN - 1];
-    let misalignment = buf.as_ptr() as usize % ALIGN;
-    (buf, (ALIGN - misalignment) % ALIGN)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aligned_buffer_is_aligned() {
-        for len in [0, 1, 63, 64, 4096, 1 << 20] {
-            let (buf, at) = aligned_buffer(len);
-            assert_eq!((buf.as_ptr() as usize + at) % 64, 0);
-            assert!(buf.len() >= at + len);
-        }
     }
 }

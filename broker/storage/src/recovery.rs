@@ -77,7 +77,13 @@ impl PartitionLog {
     /// and the segments after it are deleted, since the log must stay contiguous. The log end
     /// offset is the offset after the last good batch.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, StorageError> {
-        fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+            // The new directory's entry must be durable before files in it are relied on.
+            if let Some(parent) = dir.parent() {
+                checkpoint::sync_dir(parent)?;
+            }
+        }
         let inv = take_inventory(dir)?;
         let checkpointed_start = checkpoint::read_log_start_offset(dir)?;
         let clean_shutdown = checkpoint::take_clean_shutdown_marker(dir)?;
@@ -143,6 +149,10 @@ impl PartitionLog {
                     %reason,
                     "truncated a torn or corrupt tail"
                 );
+            }
+            if !is_last && !truncated {
+                // Sealed: its files need not stay open (see `open_files`).
+                segment.unpin_files();
             }
             segments.push(Arc::new(segment));
             if truncated && !is_last {

@@ -1,5 +1,10 @@
 //! One log segment: a `.log` file of record batches plus its `.index` and `.timeindex`.
 //!
+//! Open files: the active segment keeps its three files open. A sealed segment opens them when
+//! first used and hands them to the bounded cache of open segment files (`open_files`), so the
+//! descriptors a broker holds do not grow with the number of segments; an evicted segment's
+//! files close once no read in flight holds them, and are opened again on the next use.
+//!
 //! A segment is shared (`Arc`) between the appender and readers. All mutation happens under the
 //! partition's append lock; readers only use `read_at` (positional reads, no shared cursor), the
 //! committed size and short read locks on the in-memory indexes.
@@ -8,10 +13,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD, RecordBatch};
 use crate::error::{StorageError, io_err};
@@ -89,15 +95,40 @@ pub(crate) struct ScanOutcome {
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
-    log_path: PathBuf,
+    log_path: Arc<PathBuf>,
     index_path: PathBuf,
     time_index_path: PathBuf,
-    log: File,
-    index_file: File,
-    time_index_file: File,
+    files: Mutex<FileHandle>,
     /// Bytes of whole batches written; grows only after a write completed.
     size: AtomicU64,
     state: RwLock<SegmentState>,
+}
+
+/// A segment's three open files.
+#[derive(Debug)]
+pub(crate) struct SegmentFiles {
+    /// Shared with the [`crate::FileRange`]s of reads in flight.
+    log: Arc<File>,
+    index: File,
+    time_index: File,
+}
+
+/// How a segment reaches its files: pinned open (active segment, recovery), or through the
+/// cache of open files.
+#[derive(Debug, Default)]
+struct FileHandle {
+    pinned: Option<Arc<SegmentFiles>>,
+    cached: std::sync::Weak<SegmentFiles>,
+}
+
+/// Opens existing files for a sealed segment's use; never creates them (a segment deleted by
+/// retention must not come back as empty files).
+fn open_existing(path: &Path) -> Result<File, StorageError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err("open", path))
 }
 
 fn open_rw(path: &Path, truncate: bool) -> Result<File, StorageError> {
@@ -153,17 +184,23 @@ impl Segment {
         let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
         let time_index_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
         let log = open_rw(&log_path, truncate)?;
-        let index_file = open_rw(&index_path, truncate)?;
-        let time_index_file = open_rw(&time_index_path, truncate)?;
+        let index = open_rw(&index_path, truncate)?;
+        let time_index = open_rw(&time_index_path, truncate)?;
         let size = log.metadata().map_err(io_err("stat", &log_path))?.len();
+        let files = Arc::new(SegmentFiles {
+            log: Arc::new(log),
+            index,
+            time_index,
+        });
         Ok(Segment {
             base_offset,
-            log_path,
+            log_path: Arc::new(log_path),
             index_path,
             time_index_path,
-            log,
-            index_file,
-            time_index_file,
+            files: Mutex::new(FileHandle {
+                cached: Arc::downgrade(&files),
+                pinned: Some(files),
+            }),
             size: AtomicU64::new(size),
             state: RwLock::new(SegmentState::empty(base_offset)),
         })
@@ -175,6 +212,44 @@ impl Segment {
 
     pub(crate) fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    pub(crate) fn shared_log_path(&self) -> Arc<PathBuf> {
+        Arc::clone(&self.log_path)
+    }
+
+    /// The segment's open files, opening them when a sealed segment's were closed.
+    fn files(&self) -> Result<Arc<SegmentFiles>, StorageError> {
+        let mut handle = self.files.lock();
+        if let Some(files) = &handle.pinned {
+            return Ok(Arc::clone(files));
+        }
+        if let Some(files) = handle.cached.upgrade() {
+            return Ok(files);
+        }
+        let files = Arc::new(SegmentFiles {
+            log: Arc::new(open_existing(&self.log_path)?),
+            index: open_existing(&self.index_path)?,
+            time_index: open_existing(&self.time_index_path)?,
+        });
+        handle.cached = Arc::downgrade(&files);
+        drop(handle);
+        crate::open_files::admit(Arc::clone(&files));
+        Ok(files)
+    }
+
+    /// Stops keeping the files open for this segment (it is sealed): from now on they are open
+    /// only while in the bounded cache or in use.
+    pub(crate) fn unpin_files(&self) {
+        let pinned = self.files.lock().pinned.take();
+        if let Some(files) = pinned {
+            crate::open_files::admit(files);
+        }
+    }
+
+    /// The open log file, shared with reads that send it.
+    pub(crate) fn log_file(&self) -> Result<Arc<File>, StorageError> {
+        Ok(Arc::clone(&self.files()?.log))
     }
 
     /// Committed size in bytes.
@@ -202,7 +277,7 @@ impl Segment {
         if max >= 0 {
             return max;
         }
-        fs::metadata(&self.log_path)
+        fs::metadata(&*self.log_path)
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -260,9 +335,10 @@ impl Segment {
         now_ms: i64,
     ) -> Result<u64, StorageError> {
         let start = self.size();
-        if let Err(e) = self.log.write_all_at(bytes, start) {
+        let files = self.files()?;
+        if let Err(e) = files.log.write_all_at(bytes, start) {
             // Drop whatever part of the write landed so the file ends on a batch boundary again.
-            let _ = self.log.set_len(start);
+            let _ = files.log.set_len(start);
             return Err(io_err("append to", &self.log_path)(e));
         }
         {
@@ -281,7 +357,7 @@ impl Segment {
 
     /// Reads into `buf` from `position`; returns bytes read (short at end of file).
     pub(crate) fn read_at(&self, buf: &mut [u8], position: u64) -> Result<usize, StorageError> {
-        read_full_at(&self.log, buf, position).map_err(io_err("read", &self.log_path))
+        read_full_at(&self.files()?.log, buf, position).map_err(io_err("read", &self.log_path))
     }
 
     /// The header of the batch at `position`, if a whole header lies below `end`.
@@ -327,7 +403,7 @@ impl Segment {
         // corrupt rather than as an empty partition, which a consumer would poll forever.
         if position < end && self.size() >= end {
             return Err(StorageError::CorruptBatchInLog {
-                path: self.log_path.clone(),
+                path: self.log_path.to_path_buf(),
                 position,
                 offset,
                 reason: "the bytes there are not a record batch header".to_string(),
@@ -399,7 +475,8 @@ impl Segment {
 
     fn offset_entry_at(&self, i: u64) -> Result<OffsetEntry, StorageError> {
         let mut buf = [0u8; OFFSET_ENTRY_SIZE];
-        self.index_file
+        self.files()?
+            .index
             .read_exact_at(&mut buf, i * OFFSET_ENTRY_SIZE as u64)
             .map_err(io_err("read", &self.index_path))?;
         Ok(OffsetEntry::decode(buf))
@@ -407,7 +484,8 @@ impl Segment {
 
     fn time_entry_at(&self, i: u64) -> Result<TimeEntry, StorageError> {
         let mut buf = [0u8; TIME_ENTRY_SIZE];
-        self.time_index_file
+        self.files()?
+            .time_index
             .read_exact_at(&mut buf, i * TIME_ENTRY_SIZE as u64)
             .map_err(io_err("read", &self.time_index_path))?;
         Ok(TimeEntry::decode(buf))
@@ -508,6 +586,7 @@ impl Segment {
         now_ms: i64,
     ) -> Result<Option<(u64, String)>, StorageError> {
         let file_size = self
+            .files()?
             .log
             .metadata()
             .map_err(io_err("stat", &self.log_path))?
@@ -534,7 +613,8 @@ impl Segment {
         })?;
         let cut = match outcome.stopped {
             Some(reason) if outcome.valid_end < file_size => {
-                self.log
+                self.files()?
+                    .log
                     .set_len(outcome.valid_end)
                     .map_err(io_err("truncate", &self.log_path))?;
                 Some((file_size - outcome.valid_end, reason))
@@ -558,13 +638,14 @@ impl Segment {
         index_interval_bytes: usize,
     ) -> Result<Result<(), String>, StorageError> {
         let log_size = self.size();
-        let index_len = self
-            .index_file
+        let files = self.files()?;
+        let index_len = files
+            .index
             .metadata()
             .map_err(io_err("stat", &self.index_path))?
             .len();
-        let time_len = self
-            .time_index_file
+        let time_len = files
+            .time_index
             .metadata()
             .map_err(io_err("stat", &self.time_index_path))?
             .len();
@@ -690,7 +771,8 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let created_ms = self.created_ms();
-        self.log
+        self.files()?
+            .log
             .set_len(position)
             .map_err(io_err("truncate", &self.log_path))?;
         self.size.store(position, Ordering::Release);
@@ -724,6 +806,8 @@ impl Segment {
                 time_entries: times.len() as u64,
             };
         }
+        drop(state);
+        self.unpin_files();
         Ok(())
     }
 
@@ -739,20 +823,26 @@ impl Segment {
                 Indexes::Sealed { .. } => return Ok(()),
             }
         };
-        self.index_file
+        let files = self.files()?;
+        files
+            .index
             .write_all_at(&offset_bytes, offset_at)
             .map_err(io_err("write", &self.index_path))?;
-        self.time_index_file
+        files
+            .time_index
             .write_all_at(&time_bytes, time_at)
             .map_err(io_err("write", &self.time_index_path))
     }
 
     /// Replaces the index files with the in-memory indexes (after a rebuild).
     fn rewrite_indexes(&self) -> Result<(), StorageError> {
-        self.index_file
+        let files = self.files()?;
+        files
+            .index
             .set_len(0)
             .map_err(io_err("truncate", &self.index_path))?;
-        self.time_index_file
+        files
+            .time_index
             .set_len(0)
             .map_err(io_err("truncate", &self.time_index_path))?;
         self.persist_indexes()
@@ -760,20 +850,24 @@ impl Segment {
 
     /// fdatasync of the log and both index files.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
-        self.log
+        let files = self.files()?;
+        files
+            .log
             .sync_data()
             .map_err(io_err("fdatasync", &self.log_path))?;
-        self.index_file
+        files
+            .index
             .sync_data()
             .map_err(io_err("fdatasync", &self.index_path))?;
-        self.time_index_file
+        files
+            .time_index
             .sync_data()
             .map_err(io_err("fdatasync", &self.time_index_path))
     }
 
-    /// Removes the segment's files. Readers holding the segment keep reading the open handle.
+    /// Removes the segment's files. Reads in flight keep reading the files they hold open.
     pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
-        for path in [&self.log_path, &self.index_path, &self.time_index_path] {
+        for path in [&*self.log_path, &self.index_path, &self.time_index_path] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}

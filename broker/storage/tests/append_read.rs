@@ -360,3 +360,37 @@ fn clients_cannot_write_control_batches() {
         .expect("the broker writes markers");
     assert!(info.batches[0].is_control);
 }
+
+#[test]
+fn file_ranges_span_segments_and_outlive_a_deleted_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), small_config(2048));
+    for tag in 0..12u8 {
+        log.append(&batch(&Spec::new(4, 100).tag(tag)), 0, 1_000_000)
+            .expect("append");
+    }
+    assert!(log.segment_count() > 2, "{} segments", log.segment_count());
+    let expected = log.read(0, 1 << 20, i64::MAX, true).expect("read").records;
+    let ranges = log
+        .read_file_records(0, 1 << 20, i64::MAX, true)
+        .expect("read ranges");
+    assert_eq!(ranges.first_offset, Some(0));
+    assert_eq!(ranges.len(), expected.len());
+    assert!(ranges.ranges.len() > 1, "one range per segment touched");
+    assert_eq!(batch_offsets(&expected).last().map(|b| b.1), Some(47));
+
+    // Retention deletes the segments the ranges point into; the open files stay readable.
+    assert_eq!(log.delete_records_before(40).expect("delete records"), 40);
+    assert!(!dir.path().join("00000000000000000000.log").exists());
+    assert_eq!(ranges.read_to_bytes().expect("read deleted"), expected);
+
+    // Budget cuts fall on batch boundaries, as with the in-memory read.
+    for budget in [1, 300, 700, 1500, 5000] {
+        let cut = log
+            .read_file_records(40, budget, i64::MAX, false)
+            .expect("read");
+        let bytes = log.read(40, budget, i64::MAX, false).expect("read").records;
+        assert_eq!(cut.read_to_bytes().expect("bytes"), bytes);
+        assert!(cut.len() <= budget);
+    }
+}
