@@ -199,7 +199,9 @@ async fn assert_served(healthy: &mut TcpStream) -> anyhow::Result<()> {
         healthy,
         ApiKey::ApiVersions,
         3,
-        &ApiVersionsRequest::default(),
+        &ApiVersionsRequest::default()
+            .with_client_software_name("strom-e2e".into())
+            .with_client_software_version("1".into()),
     )
     .await?;
     anyhow::ensure!(

@@ -194,7 +194,9 @@ impl ControllerClient {
         {
             Ok(reply) => match reply.open::<ControllerResponse>() {
                 Ok(response) => {
-                    self.catch_up(reply.metadata_offset, deadline).await;
+                    if request.reads_own_writes() && response.not_controller().is_none() {
+                        self.catch_up(reply.metadata_offset, deadline).await;
+                    }
                     Some(response)
                 }
                 Err(error) => {

@@ -124,6 +124,22 @@ pub enum ControllerRequest {
     DescribeQuorum,
 }
 
+impl ControllerRequest {
+    /// Whether the broker that forwards this request answers its client only once its own
+    /// image shows the change (admin operations whose client reads the result back at once).
+    /// Lifecycle requests are not: an observer asking to join has no log to catch up with yet.
+    pub fn reads_own_writes(&self) -> bool {
+        matches!(
+            self,
+            ControllerRequest::CreateTopics { .. }
+                | ControllerRequest::DeleteTopics { .. }
+                | ControllerRequest::CreatePartitions { .. }
+                | ControllerRequest::AlterConfigs { .. }
+                | ControllerRequest::IncrementalAlterConfigs { .. }
+        )
+    }
+}
+
 /// The answer to a [`ControllerRequest`] of the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerResponse {

@@ -84,8 +84,8 @@ pub(crate) fn live_brokers(image: &MetadataImage) -> Vec<BrokerInfo> {
 }
 
 /// Checks the replicas of one partition of a manual assignment (non-empty, no broker twice,
-/// every broker registered, `expected_replicas` of them when given) and returns its in-sync
-/// replicas: those on live brokers, in assignment order, of which there must be one.
+/// every broker registered, `expected_replicas` of them when given) and returns those on live
+/// brokers, in assignment order, of which there must be one.
 fn validate_replicas(
     topic: &str,
     image: &MetadataImage,
@@ -143,19 +143,27 @@ fn validate_replicas(
 }
 
 /// The replicas of a new partition (preferred leader first) and those of them on live
-/// brokers, which start in sync.
+/// brokers, the first of which leads.
 struct NewPartition {
     replicas: Vec<i32>,
-    isr: Vec<i32>,
+    live: Vec<i32>,
 }
 
-/// A new partition's record, led by its first in-sync replica.
+/// A new partition's record, led by its first live replica. Partition data is not replicated
+/// between brokers yet, so only the leader holds the records: the ISR is the leader alone,
+/// and `acks=all` with `min.insync.replicas` above 1 is refused rather than acknowledged as if
+/// other replicas held the data.
 fn partition_record(topic_id: Uuid, partition: i32, new: NewPartition) -> MetadataRecord {
+    let leader = new.live.first().copied().unwrap_or(-1);
     MetadataRecord::Partition {
         topic_id,
         partition,
-        leader: new.isr.first().copied().unwrap_or(-1),
-        isr: new.isr,
+        leader,
+        isr: if leader >= 0 {
+            vec![leader]
+        } else {
+            Vec::new()
+        },
         replicas: new.replicas,
         leader_epoch: 0,
         partition_epoch: 0,
@@ -204,11 +212,11 @@ fn place(
         replication_factor,
         start_index,
     ) {
-        // Placed replicas are all live: every one is in sync.
+        // Placed replicas are all live.
         Ok(assignment) => Ok(assignment
             .into_iter()
             .map(|replicas| NewPartition {
-                isr: replicas.clone(),
+                live: replicas.clone(),
                 replicas,
             })
             .collect()),
@@ -362,13 +370,14 @@ fn plan_manual_assignment(
                 "Found multiple manual partition assignments for partition {partition}."
             )));
         }
-        let isr = validate_replicas(name, image, live, *partition, replicas, replication_factor)?;
+        let live_replicas =
+            validate_replicas(name, image, live, *partition, replicas, replication_factor)?;
         replication_factor = Some(replicas.len());
         planned.insert(
             *partition,
             NewPartition {
                 replicas: replicas.clone(),
-                isr,
+                live: live_replicas,
             },
         );
     }
@@ -437,9 +446,9 @@ pub(crate) fn plan_partitions(
                 .zip(assignments)
                 .map(|(partition, replicas)| {
                     validate_replicas(name, image, &live, partition, replicas, Some(rf)).map(
-                        |isr| NewPartition {
+                        |live_replicas| NewPartition {
                             replicas: replicas.clone(),
-                            isr,
+                            live: live_replicas,
                         },
                     )
                 })

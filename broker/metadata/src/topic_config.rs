@@ -133,7 +133,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         default: "1",
         kind: ConfigKind::Int { min: 1 },
         doc: "With acks=all, the fewest in-sync replicas that must hold a write for it to \
-              succeed; below that producers get NOT_ENOUGH_REPLICAS.",
+              succeed; below that producers get NOT_ENOUGH_REPLICAS. Partition data is not \
+              replicated between brokers yet: a partition is served by its leader only, so the \
+              in-sync replicas are the leader alone.",
         sensitive: false,
     },
     ConfigDef {

@@ -211,7 +211,11 @@ async fn created_topics_are_placed_round_robin_and_report_configs() {
         distinct.dedup();
         assert_eq!(distinct, vec![1, 2, 3], "partition {index}: {partition:?}");
         assert_eq!(partition.leader, partition.replicas[0]);
-        assert_eq!(partition.isr, partition.replicas);
+        assert_eq!(
+            partition.isr,
+            vec![partition.leader],
+            "only the leader holds data"
+        );
         assert_eq!((partition.leader_epoch, partition.partition_epoch), (0, 0));
         *leaders.entry(partition.leader).or_insert(0) += 1;
     }

@@ -259,7 +259,11 @@ impl ReplicaManager {
             source,
         })?;
         let mut removed = 0;
-        for entry in entries.flatten() {
+        // Files beside the partition directories (the data-directory lock) hold no partition.
+        for entry in entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        {
             let dir = entry.path();
             let Some(topic_id) = read_topic_id(&dir) else {
                 continue;

@@ -56,6 +56,7 @@ mod recovery;
 mod retention;
 mod segment;
 pub mod validate;
+mod verify;
 
 pub use config::{
     DEFAULT_TIMESTAMP_AFTER_MAX_MS, DEFAULT_TIMESTAMP_BEFORE_MAX_MS, LogConfig, MAX_SEGMENT_BYTES,

@@ -2,21 +2,14 @@
 //! append lock: each call loads the published `LogSnapshot` and reads the files with
 //! positional reads.
 
-use crate::batch::Batches;
 use crate::error::StorageError;
 use crate::file_records::{FileRange, FileRecords};
 use crate::log::{PartitionLog, ReadResult, TimestampOffset};
-use crate::validate::validate_stored_batch;
 
 impl PartitionLog {
     /// [`PartitionLog::read_file_records`], with the batches read into memory (one 64-byte
     /// aligned buffer: copying from the page cache into an aligned destination is several times
     /// faster).
-    ///
-    /// Every batch returned passes [`validate_stored_batch`] (framing, CRC, header, and the
-    /// records of uncompressed batches). A batch that fails — disk corruption, or a batch an
-    /// older version stored without checking its records — is never served: the read stops
-    /// before it, and a read that starts at it is [`StorageError::CorruptBatchInLog`].
     pub fn read(
         &self,
         fetch_offset: i64,
@@ -25,29 +18,9 @@ impl PartitionLog {
         min_one_batch: bool,
     ) -> Result<ReadResult, StorageError> {
         let records = self.read_file_records(fetch_offset, max_bytes, max_offset, min_one_batch)?;
-        let first_offset = records.first_offset;
-        let bytes = records.read_to_bytes()?;
-        let mut valid = 0;
-        for item in Batches::new(&bytes) {
-            let Ok((position, batch)) = item else { break };
-            if let Err(source) = validate_stored_batch(&batch) {
-                if position == 0 {
-                    let first = records.ranges.first();
-                    return Err(StorageError::CorruptBatchInLog {
-                        path: first
-                            .map_or_else(|| self.dir().to_path_buf(), |r| r.path().to_path_buf()),
-                        position: first.map_or(0, FileRange::position),
-                        offset: fetch_offset,
-                        reason: source.to_string(),
-                    });
-                }
-                break;
-            }
-            valid = position + batch.size();
-        }
         Ok(ReadResult {
-            first_offset: if valid == 0 { None } else { first_offset },
-            records: bytes.slice(..valid),
+            first_offset: records.first_offset,
+            records: records.read_to_bytes()?,
         })
     }
 
@@ -62,7 +35,11 @@ impl PartitionLog {
     ///
     /// The batches are returned as ranges of the segment files ([`FileRecords`]), so a caller
     /// can send them to a socket without reading them into memory (`sendfile`); see
-    /// [`PartitionLog::read`] for the bytes.
+    /// [`PartitionLog::read`] for the bytes. Every batch returned is known valid (framing, CRC,
+    /// header, records of uncompressed batches; see `verify`): a damaged one — disk
+    /// corruption, or a batch an older version stored without checking its records — is never
+    /// served. The read stops before it, and a read that starts at it is
+    /// [`StorageError::CorruptBatchInLog`], so the client is told where the log is damaged.
     pub fn read_file_records(
         &self,
         fetch_offset: i64,
@@ -142,27 +119,44 @@ impl PartitionLog {
             let below = segments
                 .get(j + 1)
                 .map_or(snap.log_end_offset, |next| next.base_offset());
-            if end > from && below <= limit && (end - from) as usize <= budget - total {
-                ranges.push(FileRange::new(segment, from, (end - from) as usize)?);
-                total += (end - from) as usize;
-                continue;
+            let (range_end, last) =
+                if end > from && below <= limit && (end - from) as usize <= budget - total {
+                    (end, false)
+                } else {
+                    let mut position = from;
+                    let mut stop = false;
+                    let mut taken = 0usize;
+                    while let Some(header) = segment.header_at(position, end)? {
+                        if header.base_offset >= limit || header.size > budget - total - taken {
+                            stop = true;
+                            break;
+                        }
+                        position += header.size as u64;
+                        taken += header.size;
+                    }
+                    // A header that does not parse below the committed end cannot happen with
+                    // whole batches; stop there rather than skip over it.
+                    (position, stop || position < end)
+                };
+            if range_end <= from {
+                break 'segments;
             }
-            let mut position = from;
-            let mut stop = false;
-            while let Some(header) = segment.header_at(position, end)? {
-                if header.base_offset >= limit || header.size > budget - total {
-                    stop = true;
-                    break;
+            // Only batches known valid are sent (see `verify`).
+            let good = segment.verified_end(from, range_end)?;
+            if good <= from {
+                if ranges.is_empty() {
+                    return Err(StorageError::CorruptBatchInLog {
+                        path: segment.log_path().to_path_buf(),
+                        position: from,
+                        offset: fetch_offset,
+                        reason: "the record batch there fails validation".to_string(),
+                    });
                 }
-                position += header.size as u64;
-                total += header.size;
+                break 'segments;
             }
-            if position > from {
-                ranges.push(FileRange::new(segment, from, (position - from) as usize)?);
-            }
-            // A header that does not parse below the committed end cannot happen with whole
-            // batches; stop there rather than skip over it.
-            if stop || position < end {
+            ranges.push(FileRange::new(segment, from, (good - from) as usize)?);
+            total += (good - from) as usize;
+            if last || good < range_end {
                 break 'segments;
             }
         }

@@ -101,6 +101,10 @@ pub(crate) struct Segment {
     files: Mutex<FileHandle>,
     /// Bytes of whole batches written; grows only after a write completed.
     size: AtomicU64,
+    /// Bytes `[0, verified_to)` are known to hold valid batches: written by this process after
+    /// validation, or checked once by [`Segment::verified_end`]. Reads that send file ranges
+    /// without copying them rely on it.
+    pub(crate) verified_to: AtomicU64,
     state: RwLock<SegmentState>,
 }
 
@@ -202,6 +206,7 @@ impl Segment {
                 pinned: Some(files),
             }),
             size: AtomicU64::new(size),
+            verified_to: AtomicU64::new(0),
             state: RwLock::new(SegmentState::empty(base_offset)),
         })
     }
@@ -350,8 +355,12 @@ impl Segment {
             }
             state.created_ms.get_or_insert(now_ms);
         }
-        self.size
-            .store(start + bytes.len() as u64, Ordering::Release);
+        let end = start + bytes.len() as u64;
+        // Validated bytes right after the verified prefix extend it.
+        let _ = self
+            .verified_to
+            .compare_exchange(start, end, Ordering::AcqRel, Ordering::Acquire);
+        self.size.store(end, Ordering::Release);
         Ok(start)
     }
 
@@ -625,6 +634,8 @@ impl Segment {
             state.created_ms = Some(restored_age(first_batch_ts, now_ms));
         }
         *self.state.write() = state;
+        self.verified_to
+            .fetch_min(outcome.valid_end, Ordering::AcqRel);
         self.size.store(outcome.valid_end, Ordering::Release);
         self.rewrite_indexes()?;
         Ok(cut)
@@ -776,6 +787,7 @@ impl Segment {
             .set_len(position)
             .map_err(io_err("truncate", &self.log_path))?;
         self.size.store(position, Ordering::Release);
+        self.verified_to.fetch_min(position, Ordering::AcqRel);
         self.recover(index_interval_bytes, false, now_ms)?;
         // The segment keeps its age for segment.ms when data remains in it.
         let mut state = self.state.write();

@@ -85,7 +85,11 @@ fn three_brokers_on_three_racks_twelve_partitions_rf3() {
                 .map(|b| b.rack.clone())
                 .collect();
             assert_eq!(racks.len(), 3, "partition {partition}: {replicas:?}");
-            assert_eq!(isr, replicas);
+            assert_eq!(
+                isr,
+                &vec![replicas[0]],
+                "only the leader holds data until replication"
+            );
             assert_eq!(*leader, replicas[0]);
             *leaders.entry(*leader).or_default() += 1;
         }
