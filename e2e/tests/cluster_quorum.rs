@@ -247,3 +247,73 @@ async fn a_stopped_broker_is_fenced_and_unfenced_when_it_returns() -> anyhow::Re
     );
     Ok(())
 }
+
+/// The controller listener addresses of the voters, from the cluster's voter list.
+fn controller_addresses(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .voters()
+        .split(',')
+        .filter_map(|entry| entry.split_once('@').map(|(_, addr)| addr.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_foreign_peers_are_refused_without_harming_the_quorum() -> anyhow::Result<()> {
+    use strom_metadata::grpc::envelope::paths;
+    use strom_metadata::grpc::{Envelope, Peer, PeerError};
+    use tokio::io::AsyncWriteExt;
+
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3, 0, fast_sessions)).await??;
+    let controller = cluster.await_controller(DEADLINE).await?;
+    let before = describe_quorum(&cluster.broker(0).bootstrap()).await?;
+    let epoch = before.topics[0].partitions[0].leader_epoch;
+    let cluster_id = describe_cluster(&cluster.broker(0).bootstrap())
+        .await?
+        .cluster_id;
+
+    let mut noise = rand::rng();
+    for addr in controller_addresses(&cluster) {
+        // Bytes that are not HTTP/2 at all.
+        let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+        let garbage: Vec<u8> = (0..4096).map(|_| noise.random()).collect();
+        let _ = stream.write_all(&garbage).await;
+        drop(stream);
+
+        let peer = Peer::new(&addr)?;
+        // A vote from a node of another cluster never reaches the quorum.
+        let foreign = Envelope {
+            cluster_id: "another-cluster".to_owned(),
+            node_id: 9,
+            payload: br#"{"vote":{"leader_id":{"term":1000000,"node_id":9}}}"#.to_vec(),
+            metadata_offset: 0,
+        };
+        let refused = peer
+            .call(paths::VOTE, foreign, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(refused, Err(PeerError::ClusterMismatch { .. })),
+            "{addr}: {refused:?}"
+        );
+        // The right cluster id with a payload that is no request.
+        for path in [paths::APPEND_ENTRIES, paths::VOTE, paths::CONTROLLER_CALL] {
+            let garbled = Envelope {
+                cluster_id: cluster_id.clone(),
+                node_id: 9,
+                payload: b"\x00\xffnot json".to_vec(),
+                metadata_offset: 0,
+            };
+            let refused = peer.call(path, garbled, Duration::from_secs(5)).await;
+            assert!(
+                matches!(refused, Err(PeerError::Refused { .. })),
+                "{path}: {refused:?}"
+            );
+        }
+    }
+
+    // The quorum did not notice: same controller, same epoch, and it still commits.
+    assert_eq!(cluster.await_controller(DEADLINE).await?, controller);
+    let after = describe_quorum(&cluster.broker(0).bootstrap()).await?;
+    assert_eq!(after.topics[0].partitions[0].leader_epoch, epoch);
+    create_topic_via(&cluster.broker(1).bootstrap(), "after-garbage").await?;
+    Ok(())
+}
