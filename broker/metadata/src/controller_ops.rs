@@ -38,7 +38,7 @@ pub struct HeartbeatRequest {
     pub incarnation: Uuid,
     /// The metadata offset the broker has applied.
     pub metadata_offset: u64,
-    /// The broker is shutting down and wants its leaderships moved away.
+    /// The broker is shutting down: the controller fences it so clients stop being sent to it.
     pub want_shutdown: bool,
 }
 

@@ -36,7 +36,7 @@ pub struct BrokerRegistration {
     /// applied the log past it.
     #[serde(default)]
     pub fenced_at: u64,
-    /// The broker asked to shut down; its leaderships are to move away.
+    /// The broker asked for a controlled shutdown (and was fenced for it).
     #[serde(default)]
     pub in_controlled_shutdown: bool,
 }
