@@ -163,6 +163,13 @@ where
     }
 }
 
+/// Fast broker liveness for tests: a stopped broker is fenced 3 s after its last heartbeat.
+pub fn fast_sessions(_id: i32, options: BrokerOptions) -> BrokerOptions {
+    options
+        .with("broker.heartbeat.interval.ms", "300")
+        .with("broker.session.timeout.ms", "3000")
+}
+
 /// A port that was free a moment ago, chosen by the OS.
 pub fn reserve_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port")?;

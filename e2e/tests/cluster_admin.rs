@@ -19,7 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use strom_e2e::BrokerOptions;
-use strom_e2e::cluster::{Cluster, metadata};
+use strom_e2e::cluster::{Cluster, fast_sessions, metadata};
 use strom_e2e::wire::call;
 use tokio::net::TcpStream;
 
@@ -131,12 +131,6 @@ async fn start(
         .find(|i| *i != controller)
         .context("a follower")?;
     Ok((cluster, controller, follower))
-}
-
-fn fast_sessions(_id: i32, options: BrokerOptions) -> BrokerOptions {
-    options
-        .with("broker.heartbeat.interval.ms", "300")
-        .with("broker.session.timeout.ms", "3000")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,19 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rand::Rng;
-use strom_e2e::BrokerOptions;
 use strom_e2e::cluster::{
-    Cluster, ClusterView, describe_cluster, describe_quorum, eventually, metadata, metric,
+    Cluster, ClusterView, describe_cluster, describe_quorum, eventually, fast_sessions, metadata,
+    metric,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Fast liveness for tests: a stopped broker is fenced after 3 s without heartbeats.
-fn fast_sessions(_id: i32, options: BrokerOptions) -> BrokerOptions {
-    options
-        .with("broker.heartbeat.interval.ms", "300")
-        .with("broker.session.timeout.ms", "3000")
-}
 
 fn sum_active_controllers(cluster: &Cluster) -> f64 {
     cluster
