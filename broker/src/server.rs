@@ -196,7 +196,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         });
     }
     let client = ControllerClient::new(controller.clone(), CONTROLLER_DEADLINE);
-    if let Err(e) = join_quorum(&config, &quorum, &client, &controller_address).await {
+    if let Err(e) = join_quorum(&config, &quorum, &client).await {
         shutdown.cancel();
         quorum.stop_after_failed_start().await;
         return Err(e);
@@ -291,12 +291,11 @@ async fn join_quorum(
     config: &BrokerConfig,
     quorum: &MetadataQuorum,
     client: &ControllerClient,
-    controller_address: &str,
 ) -> Result<(), StartError> {
     if config.quorum.observer {
         let node_id = quorum.node_id();
         client
-            .add_observer(node_id, controller_address.to_owned())
+            .add_observer(node_id, quorum.config().address.clone())
             .await
             .map_err(|e| StartError::Join(e.to_string()))?;
     }

@@ -79,11 +79,6 @@ impl ControllerClient {
         self.inner.local.quorum()
     }
 
-    /// The controller of this node (it acts only while this node leads).
-    pub fn local(&self) -> &Controller {
-        &self.inner.local
-    }
-
     pub fn defaults(&self) -> TopicDefaults {
         self.inner.local.defaults()
     }
