@@ -28,9 +28,10 @@
 //!   without building them (compressed batches through a streaming decompressor).
 //! - `segment`, `index`: one segment's files and in-memory indexes; [`open_files`]: the bounded
 //!   cache of sealed segments' open files.
-//! - `log`: [`PartitionLog`] — state, append, flush, roll; `read`: fetches and timestamp
-//!   lookups; `file_records`: reads as file ranges ([`FileRecords`]) for zero-copy sends;
-//!   `recovery`: open and crash recovery; `retention`: retention, DeleteRecords, truncation;
+//! - `log`: [`PartitionLog`] — its types and state; `append`: the leader's append path;
+//!   `flush`: rolls and flushes; `read`: fetches and timestamp lookups; `file_records`: reads
+//!   as file ranges ([`FileRecords`]) for zero-copy sends; `recovery`: open and crash recovery;
+//!   `retention`: retention and DeleteRecords; `truncate`: truncation for replication;
 //!   `checkpoint`: the small state files, each replaced atomically (temporary file, fsync,
 //!   rename, directory fsync); [`partition_metadata`]: the topic id file.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
@@ -41,11 +42,13 @@
 //! Async callers run it on threads of their own (the broker's log I/O workers), never on the
 //! async runtime's workers.
 
+mod append;
 pub mod batch;
 mod checkpoint;
 mod config;
 mod error;
 mod file_records;
+mod flush;
 mod index;
 mod log;
 pub mod open_files;
@@ -55,9 +58,11 @@ mod read;
 mod recovery;
 mod retention;
 mod segment;
+mod truncate;
 pub mod validate;
 mod verify;
 
+pub use append::validate_record_set;
 pub use config::{
     DEFAULT_TIMESTAMP_AFTER_MAX_MS, DEFAULT_TIMESTAMP_BEFORE_MAX_MS, LogConfig, MAX_SEGMENT_BYTES,
     TimestampType,
@@ -66,5 +71,5 @@ pub use error::StorageError;
 pub use file_records::{FileRange, FileRecords};
 pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
-    TimestampOffset, validate_record_set,
+    TimestampOffset,
 };

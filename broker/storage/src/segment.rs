@@ -8,6 +8,9 @@
 //! A segment is shared (`Arc`) between the appender and readers. All mutation happens under the
 //! partition's append lock; readers only use `read_at` (positional reads, no shared cursor), the
 //! committed size and short read locks on the in-memory indexes.
+//!
+//! Layout: this file holds the segment's state, files and append; `index_files` the index
+//! lookups and writes; `scan` batch walks, recovery, loading and truncation.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -19,11 +22,12 @@ use std::time::UNIX_EPOCH;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD, RecordBatch};
+use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD};
 use crate::error::{StorageError, io_err};
-use crate::index::{
-    OFFSET_ENTRY_SIZE, OffsetEntry, OffsetIndex, TIME_ENTRY_SIZE, TimeEntry, TimeIndex,
-};
+use crate::index::{OffsetIndex, TimeIndex};
+
+mod index_files;
+mod scan;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -224,7 +228,7 @@ impl Segment {
     }
 
     /// The segment's open files, opening them when a sealed segment's were closed.
-    fn files(&self) -> Result<Arc<SegmentFiles>, StorageError> {
+    pub(super) fn files(&self) -> Result<Arc<SegmentFiles>, StorageError> {
         let mut handle = self.files.lock();
         if let Some(files) = &handle.pinned {
             return Ok(Arc::clone(files));
@@ -291,7 +295,7 @@ impl Segment {
     }
 
     /// Offset relative to the base, when it fits an index entry.
-    fn relative(&self, offset: i64) -> Option<u32> {
+    pub(super) fn relative(&self, offset: i64) -> Option<u32> {
         u32::try_from(offset.checked_sub(self.base_offset)?).ok()
     }
 
@@ -303,7 +307,7 @@ impl Segment {
     }
 
     /// Kafka's `LogSegment.append` bookkeeping for one batch written at `position`.
-    fn account_batch(
+    pub(super) fn account_batch(
         &self,
         state: &mut SegmentState,
         position: u64,
@@ -389,414 +393,6 @@ impl Segment {
         }
     }
 
-    /// Position of the batch holding `offset` (the first batch whose last offset is at or
-    /// after it), searching below `end`. `None` when no such batch lies in the segment.
-    pub(crate) fn find_batch(
-        &self,
-        offset: i64,
-        end: u64,
-    ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let mut position = match self.relative(offset) {
-            Some(rel) => u64::from(self.offset_lookup(rel)?),
-            None if offset < self.base_offset => 0,
-            None => u64::from(self.offset_lookup(u32::MAX)?),
-        };
-        while let Some(header) = self.header_at(position, end)? {
-            if header.last_offset() >= offset {
-                return Ok(Some((position, header)));
-            }
-            position += header.size as u64;
-        }
-        // Committed data ends on a batch boundary, so bytes below `end` that are no batch header
-        // are damage (unless the file was truncated meanwhile). Kafka reports such a read as
-        // corrupt rather than as an empty partition, which a consumer would poll forever.
-        if position < end && self.size() >= end {
-            return Err(StorageError::CorruptBatchInLog {
-                path: self.log_path.to_path_buf(),
-                position,
-                offset,
-                reason: "the bytes there are not a record batch header".to_string(),
-            });
-        }
-        Ok(None)
-    }
-
-    /// Position from which a scan for the first batch with max timestamp `>= timestamp` can start.
-    pub(crate) fn timestamp_scan_start(&self, timestamp: i64) -> Result<u64, StorageError> {
-        // Copy what is needed out of the lock: file lookups below must not hold it.
-        let in_memory = match &self.state.read().indexes {
-            Indexes::Memory { times, .. } => Ok(times.lookup_before(timestamp)),
-            Indexes::Sealed { time_entries, .. } => Err(*time_entries),
-        };
-        let entry = match in_memory {
-            Ok(entry) => entry,
-            Err(time_entries) => self.file_time_lookup_before(time_entries, timestamp)?,
-        };
-        match entry {
-            Some(entry) => Ok(u64::from(self.offset_lookup(entry.relative_offset)?)),
-            None => Ok(0),
-        }
-    }
-
-    /// Position of the latest indexed batch whose last offset is `<= relative_offset`, or 0.
-    fn offset_lookup(&self, relative_offset: u32) -> Result<u32, StorageError> {
-        let n = match &self.state.read().indexes {
-            Indexes::Memory { offsets, .. } => return Ok(offsets.lookup(relative_offset)),
-            Indexes::Sealed { offset_entries, .. } => *offset_entries,
-        };
-        // First entry with a larger offset, by binary search over the file.
-        let (mut lo, mut hi) = (0u64, n);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.offset_entry_at(mid)?.relative_offset <= relative_offset {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        if lo == 0 {
-            Ok(0)
-        } else {
-            Ok(self.offset_entry_at(lo - 1)?.position)
-        }
-    }
-
-    fn file_time_lookup_before(
-        &self,
-        entries: u64,
-        timestamp: i64,
-    ) -> Result<Option<TimeEntry>, StorageError> {
-        let (mut lo, mut hi) = (0u64, entries);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.time_entry_at(mid)?.timestamp < timestamp {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        if lo == 0 {
-            Ok(None)
-        } else {
-            self.time_entry_at(lo - 1).map(Some)
-        }
-    }
-
-    fn offset_entry_at(&self, i: u64) -> Result<OffsetEntry, StorageError> {
-        let mut buf = [0u8; OFFSET_ENTRY_SIZE];
-        self.files()?
-            .index
-            .read_exact_at(&mut buf, i * OFFSET_ENTRY_SIZE as u64)
-            .map_err(io_err("read", &self.index_path))?;
-        Ok(OffsetEntry::decode(buf))
-    }
-
-    fn time_entry_at(&self, i: u64) -> Result<TimeEntry, StorageError> {
-        let mut buf = [0u8; TIME_ENTRY_SIZE];
-        self.files()?
-            .time_index
-            .read_exact_at(&mut buf, i * TIME_ENTRY_SIZE as u64)
-            .map_err(io_err("read", &self.time_index_path))?;
-        Ok(TimeEntry::decode(buf))
-    }
-
-    /// Walks batches in `[start, end)`, reading in large chunks. Each batch's framing is checked
-    /// (and its CRC when `verify_crc`); `accept` may refuse a batch. Stops at the first batch
-    /// that is torn, fails a check or is refused.
-    pub(crate) fn scan(
-        &self,
-        start: u64,
-        end: u64,
-        verify_crc: bool,
-        mut accept: impl FnMut(u64, &RecordBatch<'_>) -> Result<(), String>,
-    ) -> Result<ScanOutcome, StorageError> {
-        const CHUNK: usize = 1 << 20;
-        let mut buf: Vec<u8> = Vec::new();
-        // `buf` holds file bytes [buf_pos, buf_pos + buf.len()).
-        let mut buf_pos = start;
-        let mut position = start;
-        loop {
-            if position >= end {
-                return Ok(ScanOutcome {
-                    valid_end: position,
-                    stopped: None,
-                });
-            }
-            let in_buf = (position - buf_pos) as usize;
-            let avail = &buf[in_buf.min(buf.len())..];
-            let need = match crate::batch::batch_size(avail) {
-                Ok(size) => size,
-                Err(_) if avail.len() >= crate::batch::LOG_OVERHEAD => {
-                    return Ok(ScanOutcome {
-                        valid_end: position,
-                        stopped: Some(format!("invalid batch length at position {position}")),
-                    });
-                }
-                Err(_) => crate::batch::LOG_OVERHEAD,
-            };
-            if position + need as u64 > end {
-                return Ok(ScanOutcome {
-                    valid_end: position,
-                    stopped: Some(format!(
-                        "batch at position {position} needs {need} bytes, only {} remain",
-                        end - position
-                    )),
-                });
-            }
-            if avail.len() < need {
-                // Refill from `position`, at least one chunk and at least the whole batch.
-                let want = need.max(CHUNK).min((end - position) as usize);
-                buf.clear();
-                buf.resize(want, 0);
-                let n = self.read_at(&mut buf, position)?;
-                buf.truncate(n);
-                buf_pos = position;
-                if n < need {
-                    return Ok(ScanOutcome {
-                        valid_end: position,
-                        stopped: Some(format!("file ends inside the batch at position {position}")),
-                    });
-                }
-                continue;
-            }
-            let batch = match RecordBatch::parse(avail) {
-                Ok(b) => b,
-                Err(e) => {
-                    return Ok(ScanOutcome {
-                        valid_end: position,
-                        stopped: Some(format!("batch at position {position}: {e}")),
-                    });
-                }
-            };
-            let checked = if verify_crc {
-                batch.validate().map_err(|e| e.to_string())
-            } else if batch.magic() != crate::batch::MAGIC_V2 {
-                Err(format!("magic {} is not 2", batch.magic()))
-            } else {
-                Ok(())
-            };
-            if let Err(reason) = checked.and_then(|()| accept(position, &batch)) {
-                return Ok(ScanOutcome {
-                    valid_end: position,
-                    stopped: Some(format!("batch at position {position}: {reason}")),
-                });
-            }
-            position += batch.size() as u64;
-        }
-    }
-
-    /// Rebuilds the segment's indexes and state by scanning the whole log (CRC-checked when
-    /// `verify_crc`), truncates the file after the last good batch and rewrites the index files.
-    /// Returns the bytes cut off and why.
-    pub(crate) fn recover(
-        &self,
-        index_interval_bytes: usize,
-        verify_crc: bool,
-        now_ms: i64,
-    ) -> Result<Option<(u64, String)>, StorageError> {
-        let file_size = self
-            .files()?
-            .log
-            .metadata()
-            .map_err(io_err("stat", &self.log_path))?
-            .len();
-        let mut state = SegmentState::empty(self.base_offset);
-        let mut first_batch_ts = None;
-        let outcome = self.scan(0, file_size, verify_crc, |position, batch| {
-            let header = batch.header();
-            if header.base_offset < state.next_offset {
-                return Err(format!(
-                    "base offset {} goes back below {}",
-                    header.base_offset, state.next_offset
-                ));
-            }
-            if !self.can_hold_offset(header.last_offset()) {
-                return Err(format!(
-                    "offset {} cannot be indexed in this segment",
-                    header.last_offset()
-                ));
-            }
-            first_batch_ts.get_or_insert(header.max_timestamp);
-            self.account_batch(&mut state, position, &header, index_interval_bytes);
-            Ok(())
-        })?;
-        let cut = match outcome.stopped {
-            Some(reason) if outcome.valid_end < file_size => {
-                self.files()?
-                    .log
-                    .set_len(outcome.valid_end)
-                    .map_err(io_err("truncate", &self.log_path))?;
-                Some((file_size - outcome.valid_end, reason))
-            }
-            _ => None,
-        };
-        if state.next_offset > self.base_offset {
-            state.created_ms = Some(restored_age(first_batch_ts, now_ms));
-        }
-        *self.state.write() = state;
-        self.verified_to
-            .fetch_min(outcome.valid_end, Ordering::AcqRel);
-        self.size.store(outcome.valid_end, Ordering::Release);
-        self.rewrite_indexes()?;
-        Ok(cut)
-    }
-
-    /// Loads a sealed segment from its index files and checks the tail after the last index
-    /// entry walks to the end of the file on batch boundaries. `Err(reason)` when the indexes
-    /// are missing or inconsistent: the caller then recovers the segment.
-    pub(crate) fn load(
-        &self,
-        index_interval_bytes: usize,
-    ) -> Result<Result<(), String>, StorageError> {
-        let log_size = self.size();
-        let files = self.files()?;
-        let index_len = files
-            .index
-            .metadata()
-            .map_err(io_err("stat", &self.index_path))?
-            .len();
-        let time_len = files
-            .time_index
-            .metadata()
-            .map_err(io_err("stat", &self.time_index_path))?
-            .len();
-        if !index_len.is_multiple_of(OFFSET_ENTRY_SIZE as u64)
-            || !time_len.is_multiple_of(TIME_ENTRY_SIZE as u64)
-        {
-            return Ok(Err("an index file ends in a partial entry".to_string()));
-        }
-        let (offset_entries, time_entries) = (
-            index_len / OFFSET_ENTRY_SIZE as u64,
-            time_len / TIME_ENTRY_SIZE as u64,
-        );
-        // A log longer than one index interval always has offset index entries, and sealing
-        // always leaves a time index entry when there is an offset index entry.
-        if offset_entries == 0 && log_size > index_interval_bytes as u64 {
-            return Ok(Err("the offset index is empty or missing".to_string()));
-        }
-        if time_entries == 0 && offset_entries > 0 {
-            return Ok(Err("the time index is empty or missing".to_string()));
-        }
-        let mut state = SegmentState::empty(self.base_offset);
-        // Kafka-style sanity check: the last offset entry must point at the batch it names;
-        // from there the tail is walked to the end of the file on batch boundaries.
-        let (tail_start, indexed_last_offset) = if offset_entries > 0 {
-            let last = self.offset_entry_at(offset_entries - 1)?;
-            let position = u64::from(last.position);
-            let named = self.base_offset + i64::from(last.relative_offset);
-            match self.header_at(position, log_size)? {
-                Some(h) if h.last_offset() == named => {}
-                _ => {
-                    return Ok(Err(format!(
-                        "the last offset index entry ({named} at {position}) names no batch"
-                    )));
-                }
-            }
-            (position, Some(named))
-        } else {
-            (0, None)
-        };
-        if time_entries > 0 {
-            let last = self.time_entry_at(time_entries - 1)?;
-            state.max_timestamp = last.timestamp;
-            state.offset_of_max_timestamp = self.base_offset + i64::from(last.relative_offset);
-        }
-        let mut next_offset = self.base_offset;
-        let mut tail_max = (-1i64, self.base_offset);
-        let outcome = self.scan(tail_start, log_size, false, |_, batch| {
-            next_offset = batch.next_offset();
-            if batch.max_timestamp() > tail_max.0 {
-                tail_max = (batch.max_timestamp(), batch.base_offset());
-            }
-            Ok(())
-        })?;
-        if let Some(reason) = outcome.stopped {
-            return Ok(Err(reason));
-        }
-        if indexed_last_offset.is_some_and(|o| next_offset <= o)
-            || state.offset_of_max_timestamp >= next_offset.max(self.base_offset + 1)
-        {
-            return Ok(Err("an index points past the last batch".to_string()));
-        }
-        if tail_max.0 > state.max_timestamp {
-            (state.max_timestamp, state.offset_of_max_timestamp) = tail_max;
-        }
-        state.next_offset = next_offset;
-        state.indexes = Indexes::Sealed {
-            offset_entries,
-            time_entries,
-        };
-        *self.state.write() = state;
-        Ok(Ok(()))
-    }
-
-    /// Loads the last segment after a clean shutdown: the same checks as [`Segment::load`],
-    /// then the indexes are read into memory so appends can continue. `Err(reason)` sends the
-    /// caller to [`Segment::recover`].
-    pub(crate) fn load_active(
-        &self,
-        index_interval_bytes: usize,
-        now_ms: i64,
-    ) -> Result<Result<(), String>, StorageError> {
-        if let Err(reason) = self.load(index_interval_bytes)? {
-            return Ok(Err(reason));
-        }
-        let index_bytes = fs::read(&self.index_path).map_err(io_err("read", &self.index_path))?;
-        let time_bytes =
-            fs::read(&self.time_index_path).map_err(io_err("read", &self.time_index_path))?;
-        let offsets = match OffsetIndex::from_file_bytes(&index_bytes) {
-            Ok(i) => i,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let times = match TimeIndex::from_file_bytes(&time_bytes) {
-            Ok(i) => i,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let size = self.size();
-        // Bytes written since the batch of the last entry, as account_batch counts them.
-        let last_entry_position =
-            index_bytes
-                .len()
-                .checked_sub(OFFSET_ENTRY_SIZE)
-                .map_or(0, |at| {
-                    let mut b = [0u8; OFFSET_ENTRY_SIZE];
-                    b.copy_from_slice(&index_bytes[at..]);
-                    u64::from(OffsetEntry::decode(b).position)
-                });
-        let first_batch_ts = self.header_at(0, size)?.map(|h| h.max_timestamp);
-        let mut state = self.state.write();
-        state.indexes = Indexes::Memory { offsets, times };
-        state.bytes_since_index = usize::try_from(size - last_entry_position).unwrap_or(usize::MAX);
-        if state.next_offset > self.base_offset {
-            state.created_ms = Some(restored_age(first_batch_ts, now_ms));
-        }
-        Ok(Ok(()))
-    }
-
-    /// Truncates the log to `position` (a batch boundary) and rebuilds the indexes; `now_ms`
-    /// only serves as the segment's age when it had none.
-    pub(crate) fn truncate_to(
-        &self,
-        position: u64,
-        index_interval_bytes: usize,
-        now_ms: i64,
-    ) -> Result<(), StorageError> {
-        let created_ms = self.created_ms();
-        self.files()?
-            .log
-            .set_len(position)
-            .map_err(io_err("truncate", &self.log_path))?;
-        self.size.store(position, Ordering::Release);
-        self.verified_to.fetch_min(position, Ordering::AcqRel);
-        self.recover(index_interval_bytes, false, now_ms)?;
-        // The segment keeps its age for segment.ms when data remains in it.
-        let mut state = self.state.write();
-        if state.next_offset > self.base_offset && created_ms.is_some() {
-            state.created_ms = created_ms;
-        }
-        Ok(())
-    }
-
     /// Seals the segment before a roll: records the final max timestamp in the time index (so
     /// it survives a restart) and writes the indexes out.
     pub(crate) fn seal(&self) -> Result<(), StorageError> {
@@ -821,43 +417,6 @@ impl Segment {
         drop(state);
         self.unpin_files();
         Ok(())
-    }
-
-    /// Writes index entries not yet in the files (cheap: no sync).
-    pub(crate) fn persist_indexes(&self) -> Result<(), StorageError> {
-        let ((offset_at, offset_bytes), (time_at, time_bytes)) = {
-            let mut state = self.state.write();
-            match &mut state.indexes {
-                Indexes::Memory { offsets, times } => {
-                    (offsets.take_unpersisted(), times.take_unpersisted())
-                }
-                // Sealed indexes were written completely when sealed.
-                Indexes::Sealed { .. } => return Ok(()),
-            }
-        };
-        let files = self.files()?;
-        files
-            .index
-            .write_all_at(&offset_bytes, offset_at)
-            .map_err(io_err("write", &self.index_path))?;
-        files
-            .time_index
-            .write_all_at(&time_bytes, time_at)
-            .map_err(io_err("write", &self.time_index_path))
-    }
-
-    /// Replaces the index files with the in-memory indexes (after a rebuild).
-    fn rewrite_indexes(&self) -> Result<(), StorageError> {
-        let files = self.files()?;
-        files
-            .index
-            .set_len(0)
-            .map_err(io_err("truncate", &self.index_path))?;
-        files
-            .time_index
-            .set_len(0)
-            .map_err(io_err("truncate", &self.time_index_path))?;
-        self.persist_indexes()
     }
 
     /// fdatasync of the log and both index files.
