@@ -198,6 +198,7 @@ impl PartitionLog {
             position += header.size;
         }
 
+        self.assign_epochs(inner, std::iter::once((leader_epoch, first_offset)))?;
         let active = Arc::clone(inner.active());
         active.append(records, headers, inner.config.index_interval_bytes, now_ms)?;
         inner.log_end_offset = next_offset;

@@ -90,6 +90,19 @@ pub enum StorageError {
         record_count: i64,
     },
 
+    /// A follower append does not continue the log: its first new batch must start at the log
+    /// end offset, and each batch where the one before it ended (replication fetched from the
+    /// wrong offset, or the follower's log diverged without being truncated).
+    #[error(
+        "replicated batch starts at offset {actual}, but the log continues at offset {expected}"
+    )]
+    OffsetMismatch {
+        /// The offset the log continues at.
+        expected: i64,
+        /// The base offset of the batch received.
+        actual: i64,
+    },
+
     /// An idempotent-producer check rejected the append.
     #[error(transparent)]
     ProducerState(#[from] ProducerStateError),

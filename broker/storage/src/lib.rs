@@ -13,6 +13,7 @@
 //! ...
 //! 00000000000000052110.snapshot   idempotent-producer state at that offset
 //! log-start-offset                log start offset set by DeleteRecords
+//! leader-epoch-checkpoint         leader epoch -> first offset, Kafka's text format
 //! partition.metadata              the topic id the directory belongs to
 //! clean-shutdown                  present only while the log is cleanly closed
 //! ```
@@ -29,7 +30,9 @@
 //! - `segment`, `index`: one segment's files and in-memory indexes; [`open_files`]: the bounded
 //!   cache of sealed segments' open files.
 //! - `log`: [`PartitionLog`] — its types and state; `append`: the leader's append path;
-//!   `flush`: rolls and flushes; `read`: fetches and timestamp lookups; `file_records`: reads
+//!   `follower`: the follower's append path (the leader's batches stored as received);
+//!   `leader_epoch`: the leader-epoch cache and OffsetForLeaderEpoch; `flush`: rolls and
+//!   flushes; `read`: fetches and timestamp lookups; `file_records`: reads
 //!   as file ranges ([`FileRecords`]) for zero-copy sends; `recovery`: open and crash recovery;
 //!   `retention`: retention and DeleteRecords; `truncate`: truncation for replication;
 //!   `checkpoint`: the small state files, each replaced atomically (temporary file, fsync,
@@ -49,7 +52,9 @@ mod config;
 mod error;
 mod file_records;
 mod flush;
+mod follower;
 mod index;
+mod leader_epoch;
 mod log;
 pub mod open_files;
 pub mod partition_metadata;

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use crate::batch::BatchHeader;
 use crate::config::LogConfig;
 use crate::error::StorageError;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::ProducerStateManager;
 use crate::segment::Segment;
 
@@ -157,6 +158,7 @@ pub(crate) struct Inner {
     /// Rolled segments not yet fdatasynced.
     pub(crate) unsynced: Vec<Arc<Segment>>,
     pub(crate) producers: ProducerStateManager,
+    pub(crate) epochs: LeaderEpochCache,
     pub(crate) closed: bool,
 }
 

@@ -190,6 +190,7 @@ impl PartitionLog {
 
         let segments = Arc::new(segments);
         let producers = rebuild_producer_state(dir, &inv.snapshots, &segments, log_end_offset)?;
+        let epochs = crate::leader_epoch::load(dir, &segments, log_start_offset, log_end_offset)?;
         let active_size = segments[segments.len() - 1].size();
         let inner = Inner {
             config,
@@ -200,6 +201,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             unsynced: Vec::new(),
             producers,
+            epochs,
             closed: false,
         };
         Ok(PartitionLog {

@@ -100,6 +100,8 @@ impl PartitionLog {
             Arc::make_mut(&mut inner.segments).drain(..count).collect();
         let first_base = inner.segments[0].base_offset();
         inner.log_start_offset = inner.log_start_offset.max(first_base);
+        let start = inner.log_start_offset;
+        self.update_epochs(inner, |cache| cache.truncate_from_start(start))?;
         inner
             .unsynced
             .retain(|s| !removed.iter().any(|r| Arc::ptr_eq(r, s)));
@@ -140,6 +142,7 @@ impl PartitionLog {
         }
         checkpoint::write_log_start_offset(&self.dir, offset)?;
         inner.log_start_offset = offset;
+        self.update_epochs(&mut inner, |cache| cache.truncate_from_start(offset))?;
         let below = inner
             .segments
             .windows(2)

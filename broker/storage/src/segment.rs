@@ -256,6 +256,14 @@ impl Segment {
         }
     }
 
+    /// Keeps the files open again (a sealed segment that became the active one, when the log
+    /// was truncated back into it).
+    pub(crate) fn pin_files(&self) -> Result<(), StorageError> {
+        let files = self.files()?;
+        self.files.lock().pinned = Some(files);
+        Ok(())
+    }
+
     /// The open log file, shared with reads that send it.
     pub(crate) fn log_file(&self) -> Result<Arc<File>, StorageError> {
         Ok(Arc::clone(&self.files()?.log))

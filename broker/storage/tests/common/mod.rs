@@ -158,3 +158,63 @@ pub fn patched(mut bytes: Vec<u8>, base_offset: i64, leader_epoch: i32) -> Vec<u
     bytes[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
     bytes
 }
+
+/// Marks a batch as a control batch (attribute bit 5) and fixes its CRC.
+pub fn as_control(mut bytes: Vec<u8>) -> Vec<u8> {
+    let attributes = i16::from_be_bytes([bytes[21], bytes[22]]) | 0x20;
+    bytes[21..23].copy_from_slice(&attributes.to_be_bytes());
+    strom_storage::batch::RecordBatchMut::parse(&mut bytes)
+        .expect("a whole batch")
+        .update_crc();
+    bytes
+}
+
+/// Every file of a partition directory with its bytes, by name.
+pub fn dir_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("list the partition directory")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read a file"),
+            )
+        })
+        .collect()
+}
+
+/// The segment files (`.log`, `.index`, `.timeindex`) of a directory with their bytes.
+pub fn segment_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    dir_files(dir)
+        .into_iter()
+        .filter(|(name, _)| {
+            name.ends_with(".log") || name.ends_with(".index") || name.ends_with(".timeindex")
+        })
+        .collect()
+}
+
+/// Replicates `leader` into `follower` as a replica fetcher does: reads up to the leader's log
+/// end from the follower's log end, `max_bytes` at a time, and appends as follower. Returns the
+/// number of fetches.
+pub fn replicate(leader: &PartitionLog, follower: &PartitionLog, max_bytes: usize) -> usize {
+    let mut fetches = 0;
+    while follower.log_end_offset() < leader.log_end_offset() {
+        let fetch_offset = follower.log_end_offset();
+        let r = leader
+            .read(fetch_offset, max_bytes, leader.log_end_offset(), true)
+            .expect("leader read for a follower");
+        let info = follower
+            .append_as_follower(&r.records, 1_000_000)
+            .expect("append as follower");
+        assert_eq!(
+            info.first_offset, fetch_offset,
+            "the fetch continues the log"
+        );
+        assert!(
+            info.record_count > 0,
+            "a fetch below the leader's end makes progress"
+        );
+        fetches += 1;
+    }
+    fetches
+}
