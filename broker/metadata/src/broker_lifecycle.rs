@@ -10,7 +10,14 @@
 //!   newly elected controller gives every broker a fresh session instead of fencing brokers
 //!   whose heartbeats went to its predecessor.
 //! - A heartbeat that asks to shut down marks the broker in controlled shutdown and fences it,
-//!   so clients stop being sent to it; then the broker may exit.
+//!   so clients stop being sent to it. It may exit (`shutdown_ready`) once it leads nothing and
+//!   every other active broker has applied the metadata that moved its leaderships, so the new
+//!   leaders already serve when it stops (Kafka's controlled shutdown).
+//!
+//! Every change that makes a broker inactive (fencing, a new registration of its id,
+//! controlled shutdown) is committed in one batch with the leader elections and ISR changes
+//! it causes, and an unfencing with the elections of partitions that were left without a
+//! leader ([`crate::replication_control`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +32,10 @@ use crate::controller_ops::HeartbeatReply;
 use crate::controller_ops::HeartbeatRequest;
 use crate::controller_ops::QuorumDescription;
 use crate::records::MetadataRecord;
+use crate::replication_control::after_broker_inactive;
+use crate::replication_control::after_brokers_inactive;
+use crate::replication_control::elect_leaderless;
+use crate::replication_control::leadership_count;
 
 /// How often the active controller checks sessions.
 const DUTY_INTERVAL: Duration = Duration::from_millis(250);
@@ -35,6 +46,8 @@ pub(crate) struct Heartbeats {
     /// The Raft term in which these times were collected; `None` when not the leader.
     term: Option<u64>,
     last: HashMap<i32, Instant>,
+    /// The metadata offset each broker reported applying in its last heartbeat.
+    applied: HashMap<i32, u64>,
 }
 
 impl Controller {
@@ -68,23 +81,28 @@ impl Controller {
             // A retry of a registration that was committed.
             return Ok(());
         }
-        self.commit(
-            vec![MetadataRecord::RegisterBroker {
-                node_id: request.node_id,
-                host: request.host,
-                port: request.port,
-                rack: request.rack,
-                incarnation: request.incarnation,
-                fenced: true,
-            }],
-            false,
-        )
-        .await?;
-        self.inner
-            .heartbeats
-            .lock()
-            .last
-            .insert(request.node_id, Instant::now());
+        let node_id = request.node_id;
+        let previous = image.broker(node_id).is_some();
+        let record = MetadataRecord::RegisterBroker {
+            node_id,
+            host: request.host,
+            port: request.port,
+            rack: request.rack,
+            incarnation: request.incarnation,
+            fenced: true,
+        };
+        // A new incarnation of a registered broker restarted: what its previous life led
+        // or kept in sync moves as for a fencing, since its log may have lost a tail.
+        let changes = if previous {
+            let working = image.with_records(std::slice::from_ref(&record));
+            after_broker_inactive(&working, node_id, self.unclean_default())
+        } else {
+            Default::default()
+        };
+        self.commit_with_changes(vec![record], changes).await?;
+        let mut heartbeats = self.inner.heartbeats.lock();
+        heartbeats.last.insert(node_id, Instant::now());
+        heartbeats.applied.remove(&node_id);
         Ok(())
     }
 
@@ -102,20 +120,30 @@ impl Controller {
             .ok_or(ControllerError::StaleBrokerEpoch {
                 node_id: request.node_id,
             })?;
-        self.inner
-            .heartbeats
-            .lock()
-            .last
-            .insert(request.node_id, Instant::now());
+        {
+            let mut heartbeats = self.inner.heartbeats.lock();
+            heartbeats.last.insert(request.node_id, Instant::now());
+            heartbeats
+                .applied
+                .insert(request.node_id, request.metadata_offset);
+        }
         let change = |fenced, shutdown| MetadataRecord::BrokerChange {
             node_id: request.node_id,
             incarnation: request.incarnation,
             fenced,
             in_controlled_shutdown: shutdown,
         };
-        let (record, fenced) = if request.want_shutdown {
-            let needed = !broker.fenced || !broker.in_controlled_shutdown;
-            (needed.then(|| change(Some(true), Some(true))), true)
+        let unclean = self.unclean_default();
+        let (records, changes, fenced) = if request.want_shutdown {
+            let records: Vec<MetadataRecord> = (!broker.fenced || !broker.in_controlled_shutdown)
+                .then(|| change(Some(true), Some(true)))
+                .into_iter()
+                .collect();
+            // Planned on every shutdown heartbeat, not only the first, so a leadership it
+            // still holds is always moved; once all moved this plans nothing.
+            let working = image.with_records(&records);
+            let changes = after_broker_inactive(&working, request.node_id, unclean);
+            (records, changes, true)
         } else if broker.fenced
             && !broker.in_controlled_shutdown
             && request.metadata_offset >= broker.fenced_at
@@ -124,19 +152,52 @@ impl Controller {
                 node_id = request.node_id,
                 "unfencing a broker that caught up"
             );
-            (Some(change(Some(false), None)), false)
+            let records = vec![change(Some(false), None)];
+            let changes = elect_leaderless(&image.with_records(&records), unclean);
+            (records, changes, false)
         } else {
-            (None, broker.fenced)
+            (Vec::new(), Default::default(), broker.fenced)
         };
-        let controller_offset = match record {
-            Some(record) => self.inner.quorum.propose(vec![record]).await?,
-            None => image.offset,
+        let controller_offset = if records.is_empty() && changes.records.is_empty() {
+            image.offset
+        } else {
+            self.commit_with_changes(records, changes).await?
         };
+        let shutdown_ready = request.want_shutdown && self.shutdown_ready(request.node_id);
         Ok(HeartbeatReply {
             fenced,
             controller_offset,
-            shutdown_ready: request.want_shutdown,
+            shutdown_ready,
         })
+    }
+
+    /// Whether a broker in controlled shutdown may exit: it leads no partition and every
+    /// other active broker has applied the metadata that took its leaderships (the offset at
+    /// which it was fenced), as Kafka's controller decides `SHUTDOWN_NOW`.
+    fn shutdown_ready(&self, node_id: i32) -> bool {
+        let image = self.inner.quorum.image();
+        let Some(broker) = image.broker(node_id) else {
+            return true;
+        };
+        if leadership_count(&image, node_id) > 0 {
+            return false;
+        }
+        let heartbeats = self.inner.heartbeats.lock();
+        image
+            .brokers
+            .values()
+            .filter(|b| b.node_id != node_id && image.is_active(b.node_id))
+            .all(|b| {
+                heartbeats
+                    .applied
+                    .get(&b.node_id)
+                    .is_some_and(|applied| *applied >= broker.fenced_at)
+            })
+    }
+
+    /// The broker-level `unclean.leader.election.enable` this controller applies.
+    pub(crate) fn unclean_default(&self) -> bool {
+        self.inner.options.unclean_leader_election_enable
     }
 
     /// Adds a `broker`-only node as an observer of the metadata log.
@@ -151,7 +212,8 @@ impl Controller {
     }
 
     /// The active controller's periodic duties, on every node (they act only while it leads):
-    /// commit the cluster id if missing, fence brokers whose session expired.
+    /// commit the cluster id if missing, fence brokers whose session expired, elect leaders
+    /// for leaderless partitions that can have one (unclean election enabled meanwhile).
     pub async fn run_duties(self, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(DUTY_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -162,6 +224,7 @@ impl Controller {
             }
             self.inner.quorum.ensure_cluster_id().await;
             self.fence_expired_brokers().await;
+            self.elect_offline_leaders().await;
         }
     }
 
@@ -209,8 +272,31 @@ impl Controller {
                 );
             }
         }
-        if let Err(error) = quorum.propose(expired).await {
+        let working = image.with_records(&expired);
+        let fenced = expired.iter().filter_map(|r| match r {
+            MetadataRecord::BrokerChange { node_id, .. } => Some(*node_id),
+            _ => None,
+        });
+        let changes = after_brokers_inactive(&working, fenced, self.unclean_default());
+        if let Err(error) = self.commit_with_changes(expired, changes).await {
             tracing::warn!(%error, "fencing brokers");
+        }
+    }
+
+    /// Elects leaders for partitions without one where that became possible without a broker
+    /// change: `unclean.leader.election.enable` was turned on for their topic.
+    pub async fn elect_offline_leaders(&self) {
+        if !self.inner.quorum.is_leader() {
+            return;
+        }
+        let _state = self.inner.state.lock().await;
+        let image = self.inner.quorum.image();
+        let changes = elect_leaderless(&image, self.unclean_default());
+        if changes.records.is_empty() {
+            return;
+        }
+        if let Err(error) = self.commit_with_changes(Vec::new(), changes).await {
+            tracing::warn!(%error, "electing leaders of offline partitions");
         }
     }
 }

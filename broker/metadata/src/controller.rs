@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -113,13 +115,16 @@ impl ConfigOp {
     }
 }
 
-/// How the controller judges broker liveness.
+/// The controller's settings, from the configuration of the broker it runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControllerOptions {
     pub defaults: TopicDefaults,
     /// Kafka's `broker.session.timeout.ms`: a broker without a heartbeat for this long is
     /// fenced.
     pub session_timeout: std::time::Duration,
+    /// Kafka's broker-level `unclean.leader.election.enable`: whether a partition whose ISR
+    /// has no live member may elect a replica outside it, for topics that do not set it.
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for ControllerOptions {
@@ -127,6 +132,7 @@ impl Default for ControllerOptions {
         Self {
             defaults: TopicDefaults::default(),
             session_timeout: std::time::Duration::from_millis(9000),
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -145,6 +151,8 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
     /// When each broker last sent a heartbeat to this node as the active controller.
     pub(crate) heartbeats: parking_lot::Mutex<crate::broker_lifecycle::Heartbeats>,
+    /// Leaders elected from outside the ISR by this node, since it started.
+    pub(crate) unclean_elections: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +180,7 @@ impl Controller {
                 options,
                 state: Mutex::new(State::default()),
                 heartbeats: parking_lot::Mutex::default(),
+                unclean_elections: AtomicU64::new(0),
             }),
         }
     }
@@ -182,6 +191,33 @@ impl Controller {
 
     pub fn defaults(&self) -> TopicDefaults {
         self.inner.options.defaults
+    }
+
+    /// How many unclean leader elections this node committed as the active controller since
+    /// it started (Kafka's `UncleanLeaderElectionsPerSec` counts the same events).
+    pub fn unclean_leader_elections(&self) -> u64 {
+        self.inner.unclean_elections.load(Ordering::Relaxed)
+    }
+
+    /// Commits partition changes planned alongside `records` (a broker change) in one batch,
+    /// and counts the unclean elections among them once committed. Returns the offset.
+    pub(crate) async fn commit_with_changes(
+        &self,
+        mut records: Vec<MetadataRecord>,
+        changes: crate::replication_control::Planned,
+    ) -> Result<u64, ControllerError> {
+        records.extend(changes.records);
+        let offset = self.inner.quorum.propose(records).await?;
+        if changes.unclean_elections > 0 {
+            tracing::warn!(
+                count = changes.unclean_elections,
+                "elected leaders from outside the ISR (unclean leader election)"
+            );
+            self.inner
+                .unclean_elections
+                .fetch_add(changes.unclean_elections, Ordering::Relaxed);
+        }
+        Ok(offset)
     }
 
     /// The image to validate against, refusing when this node is not the active controller
@@ -300,6 +336,7 @@ impl Controller {
                         .topic(name)
                         .ok_or_else(|| ControllerError::UnknownTopicOrPartition {
                             topic: name.clone(),
+                            partition: None,
                         })?;
                 records.push(MetadataRecord::RemoveTopic {
                     topic_id: topic.topic_id,

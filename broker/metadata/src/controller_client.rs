@@ -27,11 +27,13 @@ use crate::controller::CreatedTopic;
 use crate::controller::NewPartitions;
 use crate::controller::TopicDefaults;
 use crate::controller_error::ControllerError;
+use crate::controller_ops::AlterPartitionRequest;
 use crate::controller_ops::BrokerRegistrationRequest;
 use crate::controller_ops::ControllerRequest;
 use crate::controller_ops::ControllerResponse;
 use crate::controller_ops::HeartbeatReply;
 use crate::controller_ops::HeartbeatRequest;
+use crate::controller_ops::PartitionState;
 use crate::controller_ops::QuorumDescription;
 use crate::grpc::envelope::Envelope;
 use crate::grpc::envelope::paths;
@@ -368,6 +370,16 @@ impl ControllerClient {
             .await
         {
             ControllerResponse::ObserverAdded(result) => result,
+            other => mismatched(other, Err(internal())),
+        }
+    }
+
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<PartitionState, ControllerError> {
+        match self.call(ControllerRequest::AlterPartition(request)).await {
+            ControllerResponse::AlterPartition(result) => result,
             other => mismatched(other, Err(internal())),
         }
     }

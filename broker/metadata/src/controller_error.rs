@@ -12,8 +12,13 @@ pub enum ControllerError {
     InvalidTopic { topic: String, message: String },
     #[error("Topic '{topic}' already exists.")]
     TopicAlreadyExists { topic: String },
-    #[error("Topic '{topic}' does not exist.")]
-    UnknownTopicOrPartition { topic: String },
+    #[error("{}", unknown_message(topic, *partition))]
+    UnknownTopicOrPartition {
+        topic: String,
+        /// The partition asked for, when the topic exists but not that partition.
+        #[serde(default)]
+        partition: Option<i32>,
+    },
     #[error("{message}")]
     InvalidPartitions { topic: String, message: String },
     #[error("{message}")]
@@ -37,8 +42,43 @@ pub enum ControllerError {
     /// (Kafka's STALE_BROKER_EPOCH): the broker must register again.
     #[error("Broker {node_id} is not registered with this incarnation; register again.")]
     StaleBrokerEpoch { node_id: i32 },
+    /// An AlterPartition from a broker that is not the partition's leader, or with a leader
+    /// epoch other than the current one (Kafka's FENCED_LEADER_EPOCH).
+    #[error("{message}")]
+    FencedLeaderEpoch {
+        topic: String,
+        partition: i32,
+        message: String,
+    },
+    /// An AlterPartition based on a partition epoch other than the current one (Kafka's
+    /// INVALID_UPDATE_VERSION): the leader must apply the newer metadata first.
+    #[error(
+        "Partition {topic}-{partition} is at partition epoch {current}, not {requested}; \
+         apply the newer metadata and retry."
+    )]
+    InvalidUpdateVersion {
+        topic: String,
+        partition: i32,
+        requested: i32,
+        current: i32,
+    },
+    /// A new ISR names a broker that may not join it (Kafka's INELIGIBLE_REPLICA).
+    #[error("Broker {broker} may not join the ISR of {topic}-{partition}: {reason}.")]
+    IneligibleReplica {
+        topic: String,
+        partition: i32,
+        broker: i32,
+        reason: String,
+    },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn unknown_message(topic: &str, partition: Option<i32>) -> String {
+    match partition {
+        Some(partition) => format!("Partition {partition} of topic '{topic}' does not exist."),
+        None => format!("Topic '{topic}' does not exist."),
+    }
 }
 
 impl ControllerError {
@@ -56,6 +96,9 @@ impl ControllerError {
             Self::ControllerUnavailable { .. } => 7,
             Self::StaleBrokerEpoch { .. } => 77,
             Self::InvalidRequest { .. } => 42,
+            Self::FencedLeaderEpoch { .. } => 74,
+            Self::InvalidUpdateVersion { .. } => 82,
+            Self::IneligibleReplica { .. } => 107,
             Self::Internal(_) => -1,
         }
     }

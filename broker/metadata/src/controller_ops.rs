@@ -17,6 +17,7 @@ use crate::controller::Controller;
 use crate::controller::CreateTopicRequest;
 use crate::controller::NewPartitions;
 use crate::controller_error::ControllerError;
+use crate::image::PartitionImage;
 use crate::records::ConfigResource;
 
 /// A broker's registration: who it is and where clients reach it.
@@ -86,6 +87,46 @@ pub struct CreatedTopicSummary {
     pub replication_factor: i16,
 }
 
+/// A partition leader asks to change the partition's ISR (KIP-497's AlterPartition): shrink
+/// it when a follower lags, expand it when one caught up. The epochs are those of the
+/// leader's view of the partition; a stale view is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    /// The leader sending the request.
+    pub broker_id: i32,
+    /// Its registration's incarnation (KIP-631), standing for Kafka's broker epoch.
+    pub incarnation: Uuid,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    /// The whole ISR asked for, the leader included.
+    pub new_isr: Vec<i32>,
+}
+
+/// A partition's leadership and replicas, as the controller holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// -1 when the partition has no leader.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<i32>,
+    pub replicas: Vec<i32>,
+}
+
+impl From<&PartitionImage> for PartitionState {
+    fn from(p: &PartitionImage) -> Self {
+        Self {
+            leader: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.isr.clone(),
+            replicas: p.replicas.clone(),
+        }
+    }
+}
+
 /// A request to the active controller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -122,12 +163,14 @@ pub enum ControllerRequest {
         address: String,
     },
     DescribeQuorum,
+    AlterPartition(AlterPartitionRequest),
 }
 
 impl ControllerRequest {
     /// Whether the broker that forwards this request answers its client only once its own
     /// image shows the change (admin operations whose client reads the result back at once).
     /// Lifecycle requests are not: an observer asking to join has no log to catch up with yet.
+    /// Nor is AlterPartition: its answer carries the partition's new state for the leader.
     pub fn reads_own_writes(&self) -> bool {
         matches!(
             self,
@@ -152,6 +195,7 @@ pub enum ControllerResponse {
     Heartbeat(Result<HeartbeatReply, ControllerError>),
     ObserverAdded(Result<(), ControllerError>),
     Quorum(Result<QuorumDescription, ControllerError>),
+    AlterPartition(Result<PartitionState, ControllerError>),
 }
 
 impl ControllerResponse {
@@ -181,6 +225,7 @@ impl ControllerResponse {
             ControllerRequest::Heartbeat(_) => ControllerResponse::Heartbeat(e(&error)),
             ControllerRequest::AddObserver { .. } => ControllerResponse::ObserverAdded(e(&error)),
             ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(e(&error)),
+            ControllerRequest::AlterPartition(_) => ControllerResponse::AlterPartition(e(&error)),
         }
     }
 
@@ -201,6 +246,7 @@ impl ControllerResponse {
             ControllerResponse::ProducerIds(r) => r.as_ref().err(),
             ControllerResponse::Heartbeat(r) => r.as_ref().err(),
             ControllerResponse::Quorum(r) => r.as_ref().err(),
+            ControllerResponse::AlterPartition(r) => r.as_ref().err(),
         };
         match first {
             Some(ControllerError::NotController { leader }) => Some(*leader),
@@ -268,6 +314,9 @@ impl Controller {
                 ControllerResponse::ObserverAdded(self.add_observer(node_id, address).await)
             }
             ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(self.describe_quorum()),
+            ControllerRequest::AlterPartition(request) => {
+                ControllerResponse::AlterPartition(self.alter_partition(request).await)
+            }
         }
     }
 }

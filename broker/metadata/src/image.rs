@@ -52,6 +52,43 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
 }
 
+impl PartitionImage {
+    /// Applies a `partition_change` record's fields (`None` keeps the value): the
+    /// `partition_epoch` moves on any change, the `leader_epoch` when the leader changes, as in
+    /// Kafka's `PartitionChangeRecord`. Returns whether anything changed.
+    pub fn apply_change(
+        &mut self,
+        leader: Option<i32>,
+        isr: Option<&[i32]>,
+        replicas: Option<&[i32]>,
+    ) -> bool {
+        let mut changed = false;
+        if let Some(leader) = leader
+            && leader != self.leader
+        {
+            self.leader = leader;
+            self.leader_epoch = self.leader_epoch.saturating_add(1);
+            changed = true;
+        }
+        if let Some(isr) = isr
+            && isr != self.isr.as_slice()
+        {
+            self.isr = isr.to_vec();
+            changed = true;
+        }
+        if let Some(replicas) = replicas
+            && replicas != self.replicas.as_slice()
+        {
+            self.replicas = replicas.to_vec();
+            changed = true;
+        }
+        if changed {
+            self.partition_epoch = self.partition_epoch.saturating_add(1);
+        }
+        changed
+    }
+}
+
 /// A topic with its partitions and the configs set explicitly on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicImage {
@@ -156,6 +193,20 @@ impl MetadataImage {
     /// Whether `node_id` is registered and not fenced.
     pub fn is_live(&self, node_id: i32) -> bool {
         self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Whether `node_id` may lead or join an ISR: registered, unfenced and not in controlled
+    /// shutdown (Kafka's "active" broker).
+    pub fn is_active(&self, node_id: i32) -> bool {
+        self.brokers
+            .get(&node_id)
+            .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
+    /// The image after `records`, keeping this image's offset: a controller's working view
+    /// of records it plans to commit in one batch.
+    pub fn with_records(&self, records: &[MetadataRecord]) -> MetadataImage {
+        self.apply_batch(self.offset, records)
     }
 
     /// Dynamic configs set on `node_id` (empty when none).
@@ -264,29 +315,7 @@ impl MetadataImage {
                         tracing::warn!(topic = %topic.name, partition, "ignoring change of an unknown partition");
                         return;
                     };
-                    let mut changed = false;
-                    if let Some(leader) = leader
-                        && *leader != current.leader
-                    {
-                        current.leader = *leader;
-                        current.leader_epoch += 1;
-                        changed = true;
-                    }
-                    if let Some(isr) = isr
-                        && *isr != current.isr
-                    {
-                        current.isr = isr.clone();
-                        changed = true;
-                    }
-                    if let Some(replicas) = replicas
-                        && *replicas != current.replicas
-                    {
-                        current.replicas = replicas.clone();
-                        changed = true;
-                    }
-                    if changed {
-                        current.partition_epoch += 1;
-                    }
+                    current.apply_change(*leader, isr.as_deref(), replicas.as_deref());
                 });
             }
             MetadataRecord::Config {

@@ -18,10 +18,14 @@
 //! - [`controller`]: admin operations, serialized and committed; their validation and record
 //!   planning is pure code in `plan`, replica placement in [`placement`];
 //!   [`controller_error`] maps their errors to Kafka error codes.
+//! - Partition leadership: `partition_change` (one partition's next leader and ISR),
+//!   `replication_control` (elections and ISR changes when brokers come and go),
+//!   `alter_partition` (ISR changes a leader asks for, KIP-497).
 //!
 //! On disk (the quorum directory, e.g. `<data-dir>/__cluster_metadata-0`): `raft.log`,
 //! `vote.json`, `committed.json`, `purged.json`, `snapshot.json`, `cluster.json`, `.lock`.
 
+mod alter_partition;
 mod broker_lifecycle;
 pub mod controller;
 pub mod controller_client;
@@ -34,12 +38,14 @@ pub mod identity;
 pub mod image;
 pub mod log_store;
 pub mod network;
+mod partition_change;
 pub mod placement;
 mod plan;
 pub mod quorum;
 mod quorum_membership;
 pub mod raft_types;
 pub mod records;
+mod replication_control;
 pub mod state_machine;
 pub mod topic_config;
 pub mod topic_name;
@@ -54,8 +60,10 @@ pub use controller::NewPartitions;
 pub use controller::TopicDefaults;
 pub use controller_client::ControllerClient;
 pub use controller_error::ControllerError;
+pub use controller_ops::AlterPartitionRequest;
 pub use controller_ops::ControllerRequest;
 pub use controller_ops::ControllerResponse;
+pub use controller_ops::PartitionState;
 pub use error::MetadataError;
 pub use files::lock_dir;
 pub use image::BrokerRegistration;

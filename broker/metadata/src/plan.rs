@@ -46,6 +46,7 @@ pub(crate) fn topic_configs(
             image.topic(name).map(|t| t.configs.clone()).ok_or_else(|| {
                 ControllerError::UnknownTopicOrPartition {
                     topic: name.clone(),
+                    partition: None,
                 }
             })
         }
@@ -149,21 +150,14 @@ struct NewPartition {
     live: Vec<i32>,
 }
 
-/// A new partition's record, led by its first live replica. Partition data is not replicated
-/// between brokers yet, so only the leader holds the records: the ISR is the leader alone,
-/// and `acks=all` with `min.insync.replicas` above 1 is refused rather than acknowledged as if
-/// other replicas held the data.
+/// A new partition's record, as Kafka creates it: every replica on an active broker is in
+/// the ISR (a new partition holds no records, so all are in sync), and the first of them leads.
 fn partition_record(topic_id: Uuid, partition: i32, new: NewPartition) -> MetadataRecord {
-    let leader = new.live.first().copied().unwrap_or(-1);
     MetadataRecord::Partition {
         topic_id,
         partition,
-        leader,
-        isr: if leader >= 0 {
-            vec![leader]
-        } else {
-            Vec::new()
-        },
+        leader: new.live.first().copied().unwrap_or(-1),
+        isr: new.live,
         replicas: new.replicas,
         leader_epoch: 0,
         partition_epoch: 0,
@@ -406,6 +400,7 @@ pub(crate) fn plan_partitions(
         .topic(name)
         .ok_or_else(|| ControllerError::UnknownTopicOrPartition {
             topic: name.to_owned(),
+            partition: None,
         })?;
     let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
     let invalid_partitions = |message: String| ControllerError::InvalidPartitions {

@@ -19,13 +19,16 @@ pub enum ConfigKind {
     Choice { allowed: &'static [&'static str] },
     /// A comma-separated list whose items are each one of `allowed` (Kafka's `ValidList`).
     List { allowed: &'static [&'static str] },
+    /// `true` or `false`, in any case (Kafka's BOOLEAN).
+    Bool,
 }
 
 impl ConfigKind {
     /// The `ConfigType` number Kafka reports in DescribeConfigs (KIP-569): INT 3, LONG 5,
-    /// STRING 2, LIST 7.
+    /// STRING 2, LIST 7, BOOLEAN 1.
     pub fn kafka_config_type(&self) -> i8 {
         match self {
+            Self::Bool => 1,
             Self::Int { .. } => 3,
             Self::Long { .. } => 5,
             Self::Choice { .. } => 2,
@@ -57,6 +60,7 @@ pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 pub const FLUSH_MESSAGES: &str = "flush.messages";
 pub const FLUSH_MS: &str = "flush.ms";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 
 /// Every topic config Strom accepts, sorted by name.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
@@ -133,9 +137,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         default: "1",
         kind: ConfigKind::Int { min: 1 },
         doc: "With acks=all, the fewest in-sync replicas that must hold a write for it to \
-              succeed; below that producers get NOT_ENOUGH_REPLICAS. Partition data is not \
-              replicated between brokers yet: a partition is served by its leader only, so the \
-              in-sync replicas are the leader alone.",
+              succeed; below that producers get NOT_ENOUGH_REPLICAS.",
         sensitive: false,
     },
     ConfigDef {
@@ -166,6 +168,15 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         default: "604800000",
         kind: ConfigKind::Long { min: 1 },
         doc: "The age at which a log segment is rolled even if it is not full.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: UNCLEAN_LEADER_ELECTION_ENABLE,
+        default: "false",
+        kind: ConfigKind::Bool,
+        doc: "Whether a replica outside the ISR may become leader when no in-sync replica is \
+              alive, as a last resort that may lose acknowledged records. Unset, the \
+              controller's broker setting of the same name applies.",
         sensitive: false,
     },
 ];
@@ -225,6 +236,10 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigValida
                 return Err(invalid(format!("Value must be at least {min}")));
             }
         }
+        ConfigKind::Bool => {
+            parse_bool(trimmed)
+                .ok_or_else(|| invalid("Expected value to be either true or false".to_owned()))?;
+        }
         ConfigKind::Choice { allowed } => {
             if !allowed.contains(&trimmed) {
                 return Err(invalid(format!(
@@ -256,6 +271,18 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigValida
         }
     }
     Ok(())
+}
+
+/// A boolean config value as Kafka reads it: `true` or `false` in any case, trimmed.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// The items of a list-typed config value, trimmed, empty items dropped.
@@ -368,6 +395,9 @@ mod tests {
             ("flush.ms", "-1", false),
             ("index.interval.bytes", "0", true),
             ("index.interval.bytes", "x", false),
+            ("unclean.leader.election.enable", "true", true),
+            ("unclean.leader.election.enable", "FALSE", true),
+            ("unclean.leader.election.enable", "yes", false),
             ("no.such.config", "1", false),
         ];
         for (name, value, ok) in cases {

@@ -212,9 +212,8 @@ async fn created_topics_are_placed_round_robin_and_report_configs() {
         assert_eq!(distinct, vec![1, 2, 3], "partition {index}: {partition:?}");
         assert_eq!(partition.leader, partition.replicas[0]);
         assert_eq!(
-            partition.isr,
-            vec![partition.leader],
-            "only the leader holds data"
+            partition.isr, partition.replicas,
+            "every replica of a new partition is in sync"
         );
         assert_eq!((partition.leader_epoch, partition.partition_epoch), (0, 0));
         *leaders.entry(partition.leader).or_insert(0) += 1;

@@ -85,11 +85,7 @@ fn three_brokers_on_three_racks_twelve_partitions_rf3() {
                 .map(|b| b.rack.clone())
                 .collect();
             assert_eq!(racks.len(), 3, "partition {partition}: {replicas:?}");
-            assert_eq!(
-                isr,
-                &vec![replicas[0]],
-                "only the leader holds data until replication"
-            );
+            assert_eq!(isr, replicas, "every replica of a new partition is in sync");
             assert_eq!(*leader, replicas[0]);
             *leaders.entry(*leader).or_default() += 1;
         }
@@ -148,10 +144,29 @@ fn manual_assignments_are_taken_as_given_in_partition_order() {
     assert_eq!(
         partitions(&records),
         vec![
-            (0, vec![2, 3], vec![2], 2),
-            (1, vec![3, 1], vec![3], 3),
-            (2, vec![1, 2], vec![1], 1),
+            (0, vec![2, 3], vec![2, 3], 2),
+            (1, vec![3, 1], vec![3, 1], 3),
+            (2, vec![1, 2], vec![1, 2], 1),
         ]
+    );
+}
+
+#[test]
+fn manual_assignments_keep_fenced_replicas_out_of_the_isr_and_the_lead() {
+    let registered = image_with_brokers(&[1, 2, 3]);
+    let image = registered.apply(&MetadataRecord::BrokerChange {
+        node_id: 3,
+        incarnation: registered
+            .broker(3)
+            .map_or_else(Uuid::nil, |b| b.incarnation),
+        fenced: Some(true),
+        in_controlled_shutdown: None,
+    });
+    let request = manual("t", &[(0, &[3, 1, 2])]);
+    let (records, _) = plan_topic(&image, &request, TopicDefaults::default(), 0).expect("valid");
+    assert_eq!(
+        partitions(&records),
+        vec![(0, vec![3, 1, 2], vec![1, 2], 1)]
     );
 }
 
@@ -287,7 +302,10 @@ fn invalid_manual_partitions_are_refused_with_a_reason() {
     let valid = plan_partitions(&image, "t", 4, Some(&[vec![3, 1], vec![2, 3]])).expect("valid");
     assert_eq!(
         partitions(&valid),
-        vec![(2, vec![3, 1], vec![3], 3), (3, vec![2, 3], vec![2], 2)]
+        vec![
+            (2, vec![3, 1], vec![3, 1], 3),
+            (3, vec![2, 3], vec![2, 3], 2)
+        ]
     );
 }
 
