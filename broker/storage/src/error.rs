@@ -146,6 +146,30 @@ pub enum StorageError {
         reason: String,
     },
 
+    /// A log directory's offset checkpoint file does not parse.
+    #[error("malformed checkpoint file {}, line {line}: {reason}", path.display())]
+    CorruptCheckpoint {
+        /// The file.
+        path: PathBuf,
+        /// The line at fault, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An entry cannot be written to an offset checkpoint file.
+    #[error("cannot write {topic:?} partition {partition} to {}: {reason}", path.display())]
+    InvalidCheckpointEntry {
+        /// The file.
+        path: PathBuf,
+        /// The entry's topic.
+        topic: String,
+        /// The entry's partition.
+        partition: i32,
+        /// Why it cannot be written.
+        reason: &'static str,
+    },
+
     /// A file of the log is damaged beyond what recovery repairs.
     #[error("corrupt log file {}: {reason}", path.display())]
     CorruptLogFile {

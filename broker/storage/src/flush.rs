@@ -32,7 +32,9 @@ impl PartitionLog {
             "rolled to a new segment"
         );
         inner.unsynced.push(Arc::clone(&old));
-        after.sync.append(&mut inner.unsynced);
+        for segment in inner.unsynced.drain(..) {
+            after.schedule_sync(segment);
+        }
         self.publish(inner);
         Ok(())
     }
@@ -46,8 +48,10 @@ impl PartitionLog {
     ) -> Result<(), StorageError> {
         let active = Arc::clone(inner.active());
         active.persist_indexes()?;
-        after.sync.append(&mut inner.unsynced);
-        after.sync.push(active);
+        for segment in inner.unsynced.drain(..) {
+            after.schedule_sync(segment);
+        }
+        after.schedule_sync(active);
         inner.unflushed_messages = 0;
         inner.last_flush_ms = now_ms;
         Ok(())

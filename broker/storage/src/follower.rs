@@ -182,12 +182,10 @@ impl PartitionLog {
     ) -> Result<(), StorageError> {
         let segment_bytes = inner.config.effective_segment_bytes();
         let mut run_start = 0;
+        // Bytes of batches[run_start..i], not yet written.
+        let mut pending = 0u64;
         for (i, f) in batches.iter().enumerate() {
             let active = Arc::clone(inner.active());
-            let pending: u64 = batches[run_start..i]
-                .iter()
-                .map(|b| b.header.size as u64)
-                .sum();
             let size = active.size() + pending;
             let aged = i == 0
                 && active.created_ms().is_some_and(|created| {
@@ -200,8 +198,10 @@ impl PartitionLog {
             {
                 self.write_run(inner, records, &batches[run_start..i], now_ms)?;
                 run_start = i;
+                pending = 0;
                 self.roll(inner, now_ms, after)?;
             }
+            pending += f.header.size as u64;
         }
         self.write_run(inner, records, &batches[run_start..], now_ms)
     }

@@ -36,7 +36,9 @@
 //!   as file ranges ([`FileRecords`]) for zero-copy sends; `recovery`: open and crash recovery;
 //!   `retention`: retention and DeleteRecords; `truncate`: truncation for replication;
 //!   `checkpoint`: the small state files, each replaced atomically (temporary file, fsync,
-//!   rename, directory fsync); [`partition_metadata`]: the topic id file.
+//!   rename, directory fsync); [`partition_metadata`]: the topic id file;
+//!   [`OffsetCheckpoint`]: the log directory's offset checkpoint files (high watermarks,
+//!   recovery points, log start offsets) in Kafka's format.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
 //!
 //! The engine is synchronous and does blocking file I/O: appends for a partition are serialised
@@ -56,6 +58,7 @@ mod follower;
 mod index;
 mod leader_epoch;
 mod log;
+mod offset_checkpoint;
 pub mod open_files;
 pub mod partition_metadata;
 pub mod producer_state;
@@ -78,3 +81,4 @@ pub use log::{
     AppendInfo, AppendOrigin, BatchInfo, PartitionLog, ReadResult, RetentionOutcome,
     TimestampOffset,
 };
+pub use offset_checkpoint::{OffsetCheckpoint, PartitionOffsets};

@@ -181,13 +181,22 @@ pub struct PartitionLog {
 /// Work left to do after the append lock is released.
 #[derive(Debug, Default)]
 pub(crate) struct AfterUnlock {
-    pub(crate) sync: Vec<Arc<Segment>>,
+    /// Segments to fdatasync, each with what the sync covers ([`Segment::sync_point`]).
+    sync: Vec<(Arc<Segment>, (i64, u64))>,
 }
 
 impl AfterUnlock {
+    /// Schedules an fdatasync of `segment`; called under the append lock, so the segment's next
+    /// offset names exactly the data the sync will cover.
+    pub(crate) fn schedule_sync(&mut self, segment: Arc<Segment>) {
+        let point = segment.sync_point();
+        self.sync.push((segment, point));
+    }
+
     pub(crate) fn run(self) -> Result<(), StorageError> {
-        for segment in self.sync {
+        for (segment, point) in self.sync {
             segment.sync()?;
+            segment.mark_durable(point);
         }
         Ok(())
     }
@@ -207,6 +216,26 @@ impl PartitionLog {
     /// Offset the next appended record gets.
     pub fn log_end_offset(&self) -> i64 {
         self.snapshot.load().log_end_offset
+    }
+
+    /// The recovery point: every offset below it is on disk (fdatasynced), Kafka's
+    /// `recoveryPoint`. It advances when a rolled segment or a flush has been synced, and moves
+    /// back with truncation; it equals the log end offset right after open.
+    pub fn recovery_point(&self) -> i64 {
+        let snap = self.snapshot.load();
+        let last = snap.segments.len() - 1;
+        for (i, segment) in snap.segments.iter().enumerate() {
+            let end = if i == last {
+                snap.log_end_offset
+            } else {
+                segment.next_offset()
+            };
+            let durable = segment.durable_to();
+            if durable < end {
+                return durable.max(segment.base_offset());
+            }
+        }
+        snap.log_end_offset
     }
 
     /// Bytes of all segments.

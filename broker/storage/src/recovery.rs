@@ -77,6 +77,21 @@ impl PartitionLog {
     /// and the segments after it are deleted, since the log must stay contiguous. The log end
     /// offset is the offset after the last good batch.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<PartitionLog, StorageError> {
+        Self::open_with_recovery_point(dir, config, now_ms, None)
+    }
+
+    /// [`PartitionLog::open`] knowing the log's recovery point from before the restart (Kafka's
+    /// `recovery-point-offset-checkpoint`, see [`crate::OffsetCheckpoint`]). After an unclean
+    /// shutdown it decides what is scanned: sealed segments not wholly below it are CRC-checked
+    /// in full (their fdatasync may not have happened), and the last segment is not, when the
+    /// cheap checks pass and all of its data lies below it. After a clean shutdown it changes
+    /// nothing. The recovery point must come from [`PartitionLog::recovery_point`] of this log.
+    pub fn open_with_recovery_point(
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+        recovery_point: Option<i64>,
+    ) -> Result<PartitionLog, StorageError> {
         if !dir.is_dir() {
             fs::create_dir_all(dir).map_err(io_err("create", dir))?;
             // The new directory's entry must be durable before files in it are relied on.
@@ -92,14 +107,25 @@ impl PartitionLog {
         let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(inv.segments.len().max(1));
         let count = inv.segments.len();
         let mut discard_from = None;
+        let mut recovered = Vec::new();
         for (i, &base) in inv.segments.iter().enumerate() {
             let segment = Segment::open(dir, base)?;
             let is_last = i + 1 == count;
+            // Whether every offset of the segment is known to be on disk (below the recovery
+            // point), which a sealed segment's end (the next base) or the last one's loaded
+            // end tells.
+            let durable = |end: i64| recovery_point.is_some_and(|rp| end <= rp);
             let cut = if is_last {
                 // After a clean shutdown the last segment only needs the cheap checks; after a
-                // crash it is scanned and CRC-checked in full.
-                let loaded = if clean_shutdown {
-                    segment.load_active(interval, now_ms)?
+                // crash it is scanned and CRC-checked in full, unless the recovery point says
+                // all of it was on disk.
+                let loaded = if clean_shutdown || recovery_point.is_some() {
+                    match segment.load_active(interval, now_ms)? {
+                        Ok(()) if !clean_shutdown && !durable(segment.next_offset()) => {
+                            Err("the log was not closed cleanly".to_string())
+                        }
+                        other => other,
+                    }
                 } else {
                     Err("the log was not closed cleanly".to_string())
                 };
@@ -113,18 +139,27 @@ impl PartitionLog {
                                 "recovering the active segment despite a clean shutdown"
                             );
                         }
+                        recovered.push(i);
                         segment.recover(interval, true, now_ms)?
                     }
                 }
             } else {
-                match segment.load(interval)? {
+                let unflushed =
+                    !clean_shutdown && recovery_point.is_some() && !durable(inv.segments[i + 1]);
+                let loaded = if unflushed {
+                    Err("it lies above the recovery point of a log not closed cleanly".to_string())
+                } else {
+                    segment.load(interval)?
+                };
+                match loaded {
                     Ok(()) => None,
                     Err(reason) => {
                         tracing::warn!(
                             segment = %segment.log_path().display(),
                             %reason,
-                            "rebuilding the indexes of a sealed segment"
+                            "recovering a sealed segment"
                         );
+                        recovered.push(i);
                         segment.recover(interval, true, now_ms)?
                     }
                 }
@@ -188,6 +223,14 @@ impl PartitionLog {
             log_start_offset = log_end_offset;
         }
 
+        // What recovery rewrote goes to disk now; then everything in the log is durable and
+        // the recovery point starts at the log end.
+        for (i, segment) in segments.iter().enumerate() {
+            if recovered.contains(&i) {
+                segment.sync()?;
+            }
+            segment.mark_durable(segment.sync_point());
+        }
         let segments = Arc::new(segments);
         let producers = rebuild_producer_state(dir, &inv.snapshots, &segments, log_end_offset)?;
         let epochs = crate::leader_epoch::load(dir, &segments, log_start_offset, log_end_offset)?;

@@ -17,7 +17,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 use parking_lot::{Mutex, RwLock};
@@ -110,6 +110,11 @@ pub(crate) struct Segment {
     /// without copying them rely on it.
     pub(crate) verified_to: AtomicU64,
     state: RwLock<SegmentState>,
+    /// Offsets below this are fdatasynced (the segment's part of the recovery point).
+    durable_to: AtomicI64,
+    /// Bumped by every truncation, so a sync scheduled before one cannot vouch for data
+    /// written after it.
+    truncations: AtomicU64,
 }
 
 /// A segment's three open files.
@@ -212,6 +217,8 @@ impl Segment {
             size: AtomicU64::new(size),
             verified_to: AtomicU64::new(0),
             state: RwLock::new(SegmentState::empty(base_offset)),
+            durable_to: AtomicI64::new(base_offset),
+            truncations: AtomicU64::new(0),
         })
     }
 
@@ -267,6 +274,35 @@ impl Segment {
     /// The open log file, shared with reads that send it.
     pub(crate) fn log_file(&self) -> Result<Arc<File>, StorageError> {
         Ok(Arc::clone(&self.files()?.log))
+    }
+
+    /// Offsets below this are known to be on disk.
+    pub(crate) fn durable_to(&self) -> i64 {
+        self.durable_to.load(Ordering::Acquire)
+    }
+
+    /// What a sync scheduled now will cover: the next offset, and the truncation count that
+    /// [`Segment::mark_durable`] checks.
+    pub(crate) fn sync_point(&self) -> (i64, u64) {
+        (self.next_offset(), self.truncations.load(Ordering::Acquire))
+    }
+
+    /// Records that a sync covered the data below `next_offset`, unless the segment was
+    /// truncated since the sync was scheduled.
+    pub(crate) fn mark_durable(&self, (next_offset, truncations): (i64, u64)) {
+        if self.truncations.load(Ordering::Acquire) == truncations {
+            self.durable_to.fetch_max(next_offset, Ordering::AcqRel);
+        }
+    }
+
+    /// The segment is being truncated: syncs scheduled before no longer count.
+    pub(super) fn begin_truncation(&self) {
+        self.truncations.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The segment now ends at `next_offset`: nothing above it is durable.
+    pub(super) fn end_truncation(&self, next_offset: i64) {
+        self.durable_to.fetch_min(next_offset, Ordering::AcqRel);
     }
 
     /// Committed size in bytes.

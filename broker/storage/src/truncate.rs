@@ -63,7 +63,9 @@ impl PartitionLog {
             target.truncate_to(position, interval, now_ms)?;
         }
         target.pin_files()?;
+        let point = target.sync_point();
         target.sync()?;
+        target.mark_durable(point);
         checkpoint::sync_dir(&self.dir)?;
         inner.log_end_offset = target.next_offset();
         inner.log_start_offset = inner.log_start_offset.min(inner.log_end_offset);

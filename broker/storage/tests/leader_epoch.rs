@@ -7,7 +7,7 @@ mod common;
 use std::fs;
 
 use common::*;
-use strom_storage::PartitionLog;
+use strom_storage::{AppendOrigin, PartitionLog};
 
 const FILE: &str = "leader-epoch-checkpoint";
 
@@ -31,6 +31,17 @@ fn leader_appends_record_each_new_epoch_in_the_checkpoint_file() {
         fs::read_to_string(dir.path().join(FILE)).expect("checkpoint file"),
         "0\n3\n0 0\n2 4\n5 10\n",
         "Kafka's format"
+    );
+    // Every leader append path records its epoch.
+    log.append_owned(batch(&Spec::new(1, 10)), 6, 1)
+        .expect("append_owned");
+    log.append_with_origin(batch(&Spec::new(1, 10)), 6, 1, AppendOrigin::Coordinator)
+        .expect("append_with_origin");
+    log.append_with_origin(batch(&Spec::new(1, 10)), 8, 1, AppendOrigin::Client)
+        .expect("append_with_origin");
+    assert_eq!(
+        log.epoch_entries(),
+        vec![(0, 0), (2, 4), (5, 10), (6, 12), (8, 14)]
     );
     // Stored batches carry the epoch they were appended in.
     let r = log.read(4, 1, i64::MAX, true).expect("read");

@@ -292,6 +292,7 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let created_ms = self.created_ms();
+        self.begin_truncation();
         self.files()?
             .log
             .set_len(position)
@@ -299,6 +300,7 @@ impl Segment {
         self.size.store(position, Ordering::Release);
         self.verified_to.fetch_min(position, Ordering::AcqRel);
         self.recover(index_interval_bytes, false, now_ms)?;
+        self.end_truncation(self.next_offset());
         // The segment keeps its age for segment.ms when data remains in it.
         let mut state = self.state.write();
         if state.next_offset > self.base_offset && created_ms.is_some() {
