@@ -2,7 +2,10 @@
 //! - [`MetadataPublisher`]: applies every new metadata image to the hosted partitions;
 //! - [`RetentionCleaner`]: deletes segments past `retention.ms` / `retention.bytes`
 //!   every `log.retention.check.interval.ms`;
-//! - [`LogMaintainer`]: time-based segment rolls (`segment.ms`) and flushes (`flush.ms`).
+//! - [`LogMaintainer`]: time-based segment rolls (`segment.ms`) and flushes (`flush.ms`);
+//! - [`CheckpointWriter`]: the high-watermark and recovery-point checkpoint files every
+//!   `replica.high.watermark.checkpoint.interval.ms`;
+//! - [`IsrUpdater`]: ISR shrinks and expansions of the partitions led here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::log_limit::LogLimiter;
+use crate::replica::isr::IsrUpdater;
 use crate::replica::{Partition, now_ms};
 
 /// A failing log directory fails every partition on every tick: one line per distinct failure
@@ -40,6 +44,56 @@ pub fn spawn_all(broker: &Arc<Broker>, shutdown: &CancellationToken, tracker: &T
         }
         .run(shutdown.clone()),
     );
+    let props = &broker.config.props;
+    tracker.spawn(
+        CheckpointWriter {
+            broker: broker.clone(),
+            interval: Duration::from_millis(
+                u64::try_from(props.replica_high_watermark_checkpoint_interval_ms).unwrap_or(5000),
+            ),
+        }
+        .run(shutdown.clone()),
+    );
+    // Shrinks are due after `replica.lag.time.max.ms`; checking at half of it (as Kafka does),
+    // and at least every 250 ms so a caught-up follower rejoins the ISR quickly.
+    let lag_max_ms = props.replica_lag_time_max_ms;
+    tracker.spawn(
+        IsrUpdater {
+            broker: broker.clone(),
+            interval: Duration::from_millis(
+                u64::try_from(lag_max_ms / 2).unwrap_or(1).clamp(10, 250),
+            ),
+            lag_max_ms,
+        }
+        .run(shutdown.clone()),
+    );
+}
+
+/// Writes the offset checkpoint files of the data directory.
+#[derive(Debug)]
+pub struct CheckpointWriter {
+    broker: Arc<Broker>,
+    interval: Duration,
+}
+
+impl CheckpointWriter {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let replicas = self.broker.replicas.clone();
+            let written = tokio::task::spawn_blocking(move || replicas.write_checkpoints()).await;
+            if let Ok(Err(error)) = written
+                && let Some(suppressed) = MAINTENANCE_LOG.check(&error.to_string())
+            {
+                tracing::error!(%error, suppressed, "writing the offset checkpoints");
+            }
+        }
+    }
 }
 
 /// Applies metadata images to the replica manager as the quorum commits them.
@@ -57,6 +111,17 @@ impl MetadataPublisher {
                 changed = images.changed() => if changed.is_err() { return },
             }
             self.broker.publish_metadata().await;
+            // Group state follows the leadership of `__consumer_offsets` partitions; loading
+            // reads logs, so it runs beside the next images.
+            if self
+                .broker
+                .image()
+                .topic(crate::groups::OFFSETS_TOPIC)
+                .is_some()
+            {
+                let broker = self.broker.clone();
+                tokio::spawn(async move { broker.ensure_offsets_topic().await });
+            }
         }
     }
 }
@@ -85,7 +150,7 @@ async fn every_partition(
                 let work = work.clone();
                 partition.run_io(move |partition| {
                     work(partition, now);
-                    Ok(())
+                    Ok::<(), strom_storage::StorageError>(())
                 })
             })
             .collect();

@@ -136,6 +136,19 @@ impl Broker {
                 under_min_isr += i64::from(isr.isr_size < isr.min_insync_replicas);
             }
         }
+        let max_lag = partitions
+            .iter()
+            .map(|p| p.follower_lag())
+            .max()
+            .unwrap_or(0);
+        self.metrics.set_replica_fetchers(
+            self.replicas
+                .fetchers
+                .stats
+                .bytes_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            max_lag,
+        );
         self.metrics.set_replica_manager(
             partitions.len() as i64,
             leaders,
@@ -185,7 +198,8 @@ impl Broker {
 
 impl Broker {
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
-    /// FindCoordinator), then loads the partitions of it this broker leads. Idempotent.
+    /// FindCoordinator), then loads the partitions of it this broker leads and unloads those it
+    /// stopped leading. Idempotent.
     pub async fn ensure_offsets_topic(&self) {
         let mut loaded = self.loaded_offsets_partitions.lock().await;
         if self.image().topic(OFFSETS_TOPIC).is_none() {
@@ -201,8 +215,26 @@ impl Broker {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else {
             return;
         };
-        for (&partition, state) in &topic.partitions {
-            if state.leader != self.node_id || loaded.contains(&partition) {
+        // A partition whose leadership moved away is unloaded: its groups answer
+        // NOT_COORDINATOR and their members find the new coordinator.
+        let led: HashSet<i32> = topic
+            .partitions
+            .keys()
+            .copied()
+            .filter(|&p| {
+                self.replicas
+                    .partition(OFFSETS_TOPIC, p)
+                    .is_some_and(|partition| partition.is_leader())
+            })
+            .collect();
+        let moved: Vec<i32> = loaded.difference(&led).copied().collect();
+        for partition in moved {
+            tracing::info!(partition, "unloading group state: leadership moved");
+            self.groups.unload_partition(partition).await;
+            loaded.remove(&partition);
+        }
+        for &partition in topic.partitions.keys() {
+            if !led.contains(&partition) || loaded.contains(&partition) {
                 continue;
             }
             match self.groups.load_partition(partition).await {

@@ -177,6 +177,15 @@ pub struct BrokerProps {
     pub process_roles: Option<ProcessRoles>,
     pub broker_heartbeat_interval_ms: i64,
     pub broker_session_timeout_ms: i64,
+    pub replica_lag_time_max_ms: i64,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_wait_max_ms: i64,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_backoff_ms: i64,
+    pub replica_high_watermark_checkpoint_interval_ms: i64,
+    pub unclean_leader_election_enable: bool,
+    pub controlled_shutdown_timeout_ms: i64,
 }
 
 impl Default for BrokerProps {
@@ -216,6 +225,15 @@ impl Default for BrokerProps {
             process_roles: None,
             broker_heartbeat_interval_ms: 2000,
             broker_session_timeout_ms: 9000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_backoff_ms: 1000,
+            replica_high_watermark_checkpoint_interval_ms: 5000,
+            unclean_leader_election_enable: false,
+            controlled_shutdown_timeout_ms: 30_000,
         }
     }
 }
@@ -255,9 +273,36 @@ pub const BROKER_KEYS: &[&str] = &[
     "process.roles",
     "broker.heartbeat.interval.ms",
     "broker.session.timeout.ms",
+    "replica.lag.time.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "unclean.leader.election.enable",
+    "controlled.shutdown.timeout.ms",
 ];
 
 impl BrokerProps {
+    /// How long a SIGTERM waits for the controller to move this broker's leaderships.
+    pub fn controlled_shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.controlled_shutdown_timeout_ms).unwrap_or(0))
+    }
+
+    /// The replica fetchers' settings.
+    pub fn fetch_settings(&self) -> crate::replica::fetcher::FetchSettings {
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+        crate::replica::fetcher::FetchSettings {
+            max_wait: ms(self.replica_fetch_wait_max_ms),
+            min_bytes: self.replica_fetch_min_bytes,
+            partition_max_bytes: self.replica_fetch_max_bytes,
+            response_max_bytes: self.replica_fetch_response_max_bytes,
+            backoff: ms(self.replica_fetch_backoff_ms),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
     /// Sets one key; unknown keys and unparsable values are errors.
     pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
         let value = value.trim();
@@ -343,6 +388,25 @@ impl BrokerProps {
             "broker.session.timeout.ms" => {
                 self.broker_session_timeout_ms = parse_min(key, value, 1)?
             }
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse_min(key, value, 1)?,
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = parse_min(key, value, 1)?,
+            "replica.fetch.response.max.bytes" => {
+                self.replica_fetch_response_max_bytes = parse_min(key, value, 1)?
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.replica_fetch_wait_max_ms = parse_min(key, value, 0)?
+            }
+            "replica.fetch.min.bytes" => self.replica_fetch_min_bytes = parse_min(key, value, 1)?,
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = parse_min(key, value, 0)?,
+            "replica.high.watermark.checkpoint.interval.ms" => {
+                self.replica_high_watermark_checkpoint_interval_ms = parse_min(key, value, 1)?
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = parse_bool(key, value)?
+            }
+            "controlled.shutdown.timeout.ms" => {
+                self.controlled_shutdown_timeout_ms = parse_min(key, value, 0)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -397,6 +461,17 @@ impl BrokerProps {
                 .unwrap_or_default(),
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms.to_string(),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms.to_string(),
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms.to_string(),
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes.to_string(),
+            "replica.fetch.response.max.bytes" => self.replica_fetch_response_max_bytes.to_string(),
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms.to_string(),
+            "replica.fetch.min.bytes" => self.replica_fetch_min_bytes.to_string(),
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms.to_string(),
+            "replica.high.watermark.checkpoint.interval.ms" => self
+                .replica_high_watermark_checkpoint_interval_ms
+                .to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
+            "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout_ms.to_string(),
             _ => return None,
         })
     }
@@ -416,6 +491,7 @@ impl BrokerProps {
             }
             "message.timestamp.after.max.ms" => self.log_message_timestamp_after_max_ms.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             "flush.messages" => self.log_flush_interval_messages.to_string(),
             "flush.ms" => self.log_flush_interval_ms.to_string(),
             _ => return None,

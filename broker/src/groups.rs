@@ -19,7 +19,11 @@ use strom_metadata::{CreateTopicRequest, MetadataQuorum};
 use strom_storage::StorageError;
 
 use crate::config::BrokerProps;
-use crate::replica::{ReplicaManager, now_ms};
+use crate::replica::{AppendError, CommitWait, ReplicaManager, now_ms};
+
+/// How long a write of group state waits for the in-sync replicas (Kafka's
+/// `offsets.commit.timeout.ms` default).
+const OFFSET_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Name of the internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -40,23 +44,47 @@ impl OffsetsLog for PartitionOffsetsLog {
             .partition(OFFSETS_TOPIC, partition)
             .filter(|p| p.is_leader())
             .ok_or(OffsetsLogError::NotLeader { partition })?;
-        let info = target
+        let append = target
             .append_as_coordinator(batch.to_vec(), now_ms())
             .await
             .map_err(|error| match error {
-                StorageError::RecordTooLarge {
+                AppendError::NotLeader => OffsetsLogError::NotLeader { partition },
+                AppendError::NotEnoughReplicas { .. } => OffsetsLogError::Unavailable {
+                    partition,
+                    reason: error.to_string(),
+                },
+                AppendError::Storage(StorageError::RecordTooLarge {
                     size,
                     max_message_bytes,
-                } => OffsetsLogError::TooLarge {
+                }) => OffsetsLogError::TooLarge {
                     partition,
                     size,
                     max: max_message_bytes,
                 },
-                other => OffsetsLogError::Storage {
+                AppendError::Storage(other) => OffsetsLogError::Storage {
                     partition,
                     reason: other.to_string(),
                 },
             })?;
+        // Group state is written with acks=all, as Kafka's coordinator does: a commit is
+        // acknowledged once every in-sync replica holds it.
+        target
+            .wait_for_commit(
+                append.info.last_offset + 1,
+                append.leader_epoch,
+                OFFSET_COMMIT_TIMEOUT,
+            )
+            .await
+            .map_err(|failed| match failed {
+                CommitWait::NotLeader => OffsetsLogError::NotLeader { partition },
+                CommitWait::NotEnoughReplicasAfterAppend | CommitWait::TimedOut => {
+                    OffsetsLogError::Unavailable {
+                        partition,
+                        reason: format!("not replicated to the in-sync replicas: {failed:?}"),
+                    }
+                }
+            })?;
+        let info = append.info;
         Ok(info.first_offset)
     }
 

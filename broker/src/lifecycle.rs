@@ -28,6 +28,9 @@ pub struct LifecycleStatus {
 }
 
 /// Registration and heartbeats of this broker. Cheap to clone.
+/// How often a shutting-down broker asks whether its leaderships have moved.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone)]
 pub struct BrokerLifecycle {
     client: ControllerClient,
@@ -109,15 +112,31 @@ impl BrokerLifecycle {
     }
 
     /// Asks the controller to fence this broker for shutdown, so clients stop being sent to
-    /// it; gives up after `deadline` (the broker exits anyway, and its session expires).
+    /// it, and to move every leadership it holds to another in-sync replica; repeats the request
+    /// until the controller says nothing is led here any more. Gives up after `deadline` (the
+    /// broker exits anyway, and its session expires) and says so.
     pub async fn controlled_shutdown(&self, deadline: Duration) {
-        match tokio::time::timeout(deadline, self.heartbeat(true)).await {
-            Ok(Ok(reply)) if reply.shutdown_ready => {
-                tracing::info!("controlled shutdown acknowledged by the controller");
+        let started = tokio::time::Instant::now();
+        let outcome: Result<Result<(), ()>, _> = tokio::time::timeout(deadline, async {
+            loop {
+                match self.heartbeat(true).await {
+                    Ok(reply) if reply.shutdown_ready => return Ok(()),
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(%error, "controlled shutdown heartbeat"),
+                }
+                tokio::time::sleep(SHUTDOWN_POLL).await;
             }
-            Ok(Ok(_)) => tracing::warn!("controlled shutdown not acknowledged; exiting anyway"),
-            Ok(Err(error)) => tracing::warn!(%error, "controlled shutdown failed; exiting anyway"),
-            Err(_) => tracing::warn!(?deadline, "controlled shutdown timed out; exiting anyway"),
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "controlled shutdown complete: leaderships moved to other replicas"
+            ),
+            Ok(Err(())) | Err(_) => tracing::warn!(
+                ?deadline,
+                "controlled shutdown did not complete in time; exiting anyway"
+            ),
         }
     }
 

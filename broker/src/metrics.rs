@@ -86,6 +86,9 @@ pub struct BrokerMetrics {
     under_min_isr_partition_count: IntGauge,
     isr_shrinks: IntCounter,
     isr_expands: IntCounter,
+    replication_bytes_in: IntCounter,
+    replication_bytes_out: IntCounter,
+    replica_max_lag: IntGauge,
     active_controller_count: IntGauge,
     offline_partitions_count: IntGauge,
     metadata_applied_offset: IntGauge,
@@ -424,6 +427,21 @@ impl BrokerMetrics {
                 "kafka_server_replicamanager_isrexpands_total",
                 "Times this broker, as leader, added a caught-up replica back to an ISR.",
             ),
+            replication_bytes_in: counter(
+                r,
+                "kafka_server_brokertopicmetrics_replicationbytesin_total",
+                "Bytes this broker, as follower, appended from its leaders' logs.",
+            ),
+            replication_bytes_out: counter(
+                r,
+                "kafka_server_brokertopicmetrics_replicationbytesout_total",
+                "Bytes this broker, as leader, sent to its followers' fetches.",
+            ),
+            replica_max_lag: gauge(
+                r,
+                "kafka_server_replicafetchermanager_maxlag",
+                "Largest lag, in offsets, of a partition this broker follows behind its leader's high watermark.",
+            ),
             active_controller_count: gauge(
                 r,
                 "kafka_controller_kafkacontroller_activecontrollercount",
@@ -625,9 +643,6 @@ impl BrokerMetrics {
         self.under_min_isr_partition_count.set(under_min_isr);
     }
 
-    /// Whether this node is the active controller, and (when it is) how many partitions have no
-    /// live leader. A node that is not the active controller reports 0 offline partitions so that
-    /// sums over brokers count each once.
     /// The metadata image this broker serves: its offset and a checksum of its content.
     pub fn set_metadata_image(&self, offset: u64, checksum: u32) {
         self.metadata_applied_offset
@@ -635,6 +650,9 @@ impl BrokerMetrics {
         self.metadata_image_checksum.set(i64::from(checksum));
     }
 
+    /// Whether this node is the active controller, and (when it is) how many partitions have no
+    /// live leader. A node that is not the active controller reports 0 offline partitions so that
+    /// sums over brokers count each once.
     pub fn set_controller(&self, active: bool, offline_partitions: i64) {
         self.active_controller_count.set(i64::from(active));
         self.offline_partitions_count
@@ -649,6 +667,21 @@ impl BrokerMetrics {
     /// This broker, as leader, added a replica back to an ISR.
     pub fn isr_expand(&self) {
         self.isr_expands.inc();
+    }
+
+    /// Bytes sent to followers' fetches.
+    pub fn replication_bytes_out(&self, bytes: u64) {
+        self.replication_bytes_out.inc_by(bytes);
+    }
+
+    /// The fetchers' running total of bytes appended from leaders, and the largest lag of a
+    /// followed partition.
+    pub fn set_replica_fetchers(&self, bytes_in_total: u64, max_lag: i64) {
+        let seen = self.replication_bytes_in.get();
+        if bytes_in_total > seen {
+            self.replication_bytes_in.inc_by(bytes_in_total - seen);
+        }
+        self.replica_max_lag.set(max_lag);
     }
 
     /// The committed offset of `group` on `topic`-`partition` and its lag (high watermark minus

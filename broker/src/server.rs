@@ -35,8 +35,6 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 const CONTROLLER_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a broker of a multi-node cluster waits at start for a majority of the voters.
 const QUORUM_START_DEADLINE: Duration = Duration::from_secs(300);
-/// How long a controlled shutdown may take before the broker exits anyway.
-const CONTROLLED_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Errors that stop the broker from starting.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +85,7 @@ impl RunningBroker {
     pub async fn shutdown(self) {
         self.broker
             .lifecycle
-            .controlled_shutdown(CONTROLLED_SHUTDOWN_DEADLINE)
+            .controlled_shutdown(self.broker.config.props.controlled_shutdown_timeout())
             .await;
         self.shutdown.cancel();
         // Parked JoinGroup/SyncGroup requests are answered now, so their connections can drain.
@@ -184,6 +182,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                 default_replication_factor: config.props.default_replication_factor,
             },
             session_timeout: config.quorum.session_timeout,
+            unclean_leader_election_enable: config.props.unclean_leader_election_enable,
         },
     );
     if let Some(listener) = controller_listener {
@@ -221,6 +220,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
 
     let image = quorum.image();
     let replicas = Arc::new(ReplicaManager::new(config.node_id, data_dir.clone())?);
+    replicas
+        .fetchers
+        .set_settings(config.props.fetch_settings());
     replicas.remove_orphans(&image)?;
     // Opening and recovering the logs is blocking work: off the runtime's workers.
     replicas

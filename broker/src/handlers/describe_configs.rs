@@ -181,7 +181,7 @@ fn topic_config_type(def: &ConfigDef) -> i8 {
 
 fn broker_config_type(key: &str) -> i8 {
     match key {
-        "auto.create.topics.enable" => TYPE_BOOLEAN,
+        "auto.create.topics.enable" | "unclean.leader.election.enable" => TYPE_BOOLEAN,
         "log.message.timestamp.type" | "broker.rack" | "max.connections.per.ip.overrides" => {
             TYPE_STRING
         }
@@ -192,7 +192,11 @@ fn broker_config_type(key: &str) -> i8 {
         | "max.connections"
         | "max.connections.per.ip"
         | "fetch.max.bytes"
-        | "offsets.topic.num.partitions" => TYPE_INT,
+        | "offsets.topic.num.partitions"
+        | "replica.fetch.max.bytes"
+        | "replica.fetch.response.max.bytes"
+        | "replica.fetch.min.bytes"
+        | "replica.fetch.backoff.ms" => TYPE_INT,
         "default.replication.factor" => 4,
         _ => TYPE_LONG,
     }

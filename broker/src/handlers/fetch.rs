@@ -13,6 +13,12 @@
 //! `sendfile` after the encoded fields before them (see `protocol::zero_copy`). Finding the
 //! ranges reads indexes and batch headers, so it runs on tokio's blocking pool.
 //!
+//! A fetch from a follower (a replica id set: the `replica_id` field before v15, KIP-903's
+//! `ReplicaState` from v15) reads up to the log end instead of the high watermark, long-polls on
+//! the log end, and reports the follower's log end (its fetch offset) to the partition, which
+//! may advance the high watermark. A replica id that is not a follower of the partition gets
+//! NOT_LEADER_OR_FOLLOWER.
+//!
 //! Fetch sessions (KIP-227) are not created: every response carries session id 0, which clients
 //! treat as "sessionless" and answer with full requests; an incremental request for a session id
 //! gets FETCH_SESSION_ID_NOT_FOUND.
@@ -23,12 +29,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
 use uuid::Uuid;
 
 use strom_storage::FileRecords;
 
+use super::leader_hint::{leader_hint, wants_hint};
 use super::topic_name;
 use crate::broker::Broker;
 use crate::errors::storage_failure;
@@ -64,6 +73,13 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         };
     }
     let image = broker.image();
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let follower = (replica_id >= 0).then_some(replica_id);
+    let now_ms = crate::replica::now_ms();
     let by_id = version >= 13;
     let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(request.topics.len());
     let fetch_max_bytes = broker.config.props.fetch_max_bytes;
@@ -90,7 +106,14 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 None => (None, Some(unknown)),
                 Some(name) => match broker.leader_partition(name, p.partition) {
                     Ok(partition) => {
-                        let error = epoch_error(p.current_leader_epoch, partition.leader_epoch());
+                        let mut error =
+                            epoch_error(p.current_leader_epoch, partition.leader_epoch());
+                        if let Some(replica) = follower
+                            && error.is_none()
+                            && !partition.record_follower_fetch(replica, p.fetch_offset, now_ms)
+                        {
+                            error = Some(ResponseError::NotLeaderOrFollower);
+                        }
                         (Some(partition), error)
                     }
                     Err(error) => (None, Some(error)),
@@ -135,9 +158,14 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         let mut watches: Vec<_> = targets
             .iter()
             .filter(|t| t.error.is_none())
-            .filter_map(|t| t.partition.as_ref().map(|p| p.subscribe_high_watermark()))
+            .filter_map(|t| {
+                t.partition.as_ref().map(|p| match follower {
+                    Some(_) => p.subscribe_log_end(),
+                    None => p.subscribe_high_watermark(),
+                })
+            })
             .collect();
-        let (results, bytes, failed) = read_off_runtime(&targets, max_bytes).await;
+        let (results, bytes, failed) = read_off_runtime(&targets, max_bytes, follower).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || watches.is_empty() {
             break results;
@@ -148,7 +176,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             .await
             .is_err()
         {
-            break read_off_runtime(&targets, max_bytes).await.0;
+            break read_off_runtime(&targets, max_bytes, follower).await.0;
         }
     };
 
@@ -165,10 +193,16 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         if let Some(partition) = &target.partition
             && !file_records.is_empty()
         {
-            broker
-                .metrics
-                .topic(&partition.topic)
-                .bytes_out(file_records.len() as u64);
+            // Kafka counts replication apart from consumers' bytes out.
+            match follower {
+                Some(_) => broker
+                    .metrics
+                    .replication_bytes_out(file_records.len() as u64),
+                None => broker
+                    .metrics
+                    .topic(&partition.topic)
+                    .bytes_out(file_records.len() as u64),
+            }
         }
         // A read the log could not serve (a corrupt batch, a failing disk): Kafka's
         // failedFetchRequestRate.
@@ -192,21 +226,59 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         .zip(records)
         .filter(|(topic, _)| !topic.partitions.is_empty())
         .unzip();
-    FetchReply {
-        response: FetchResponse::default()
-            .with_session_id(0)
-            .with_responses(responses),
-        records,
+    let mut response = FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(responses);
+    if version >= 16 {
+        add_leader_hints(&image, &mut response);
     }
+    FetchReply { response, records }
+}
+
+/// KIP-951: partitions refused because leadership moved name the new leader.
+fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut FetchResponse) {
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    for topic in &mut response.responses {
+        let name = if topic.topic.0.is_empty() {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
+        let Some(name) = name else { continue };
+        for partition in &mut topic.partitions {
+            if !wants_hint(partition.error_code) {
+                continue;
+            }
+            let Some(hint) = leader_hint(image, &name, partition.partition_index) else {
+                continue;
+            };
+            partition.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(hint.leader_id))
+                .with_leader_epoch(hint.leader_epoch);
+            if !endpoints.iter().any(|e| e.node_id.0 == hint.leader_id) {
+                endpoints.push(
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(hint.leader_id))
+                        .with_host(super::str_bytes(hint.host))
+                        .with_port(hint.port)
+                        .with_rack(hint.rack.map(super::str_bytes)),
+                );
+            }
+        }
+    }
+    response.node_endpoints = endpoints;
 }
 
 /// [`read_all`] on tokio's blocking pool.
 async fn read_off_runtime(
     targets: &Arc<Vec<Target>>,
     max_bytes: usize,
+    follower: Option<i32>,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let targets = Arc::clone(targets);
-    match tokio::task::spawn_blocking(move || read_all(&targets, max_bytes)).await {
+    match tokio::task::spawn_blocking(move || read_all(&targets, max_bytes, follower.is_some()))
+        .await
+    {
         Ok(read) => read,
         Err(error) => {
             tracing::error!(%error, "fetch read task failed");
@@ -222,7 +294,7 @@ fn capped(requested: i32, fetch_max_bytes: i32) -> usize {
 }
 
 /// KIP-320: a client that knows a newer or older leader epoch than ours is told so.
-fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<ResponseError> {
+pub(crate) fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<ResponseError> {
     match client_epoch {
         -1 => None,
         e if e < leader_epoch => Some(ResponseError::FencedLeaderEpoch),
@@ -231,11 +303,13 @@ fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<ResponseError> {
     }
 }
 
-/// Reads every target once; returns the partition data (with empty `records`) and the file
-/// ranges of each partition's batches, the bytes found and whether any partition failed.
+/// Reads every target once (up to the log end for a follower, else the high watermark);
+/// returns the partition data (with empty `records`) and the file ranges of each partition's
+/// batches, the bytes found and whether any partition failed.
 fn read_all(
     targets: &[Target],
     max_bytes: usize,
+    for_follower: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let mut total = 0usize;
     let mut failed = false;
@@ -265,7 +339,12 @@ fn read_all(
             .with_last_stable_offset(high_watermark)
             .with_log_start_offset(partition.log_start_offset());
         let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
-        match partition.read_committed(target.fetch_offset, budget, total == 0) {
+        let read = if for_follower {
+            partition.read_for_follower(target.fetch_offset, budget, total == 0)
+        } else {
+            partition.read_committed(target.fetch_offset, budget, total == 0)
+        };
+        match read {
             Ok(read) => {
                 total += read.len();
                 out.push((data, read));

@@ -2,8 +2,11 @@
 //! batches stay compressed), then answer according to `acks`:
 //! - `acks=0`: no response at all;
 //! - `acks=1`: once the leader's log holds the batches;
-//! - `acks=-1` (all): once the high watermark passed them, provided the ISR had at least
-//!   `min.insync.replicas` members when the batches arrived (else NOT_ENOUGH_REPLICAS).
+//! - `acks=-1` (all): once the high watermark passed them (every in-sync replica holds them),
+//!   provided the ISR had at least `min.insync.replicas` members when the batches were
+//!   appended (else NOT_ENOUGH_REPLICAS, and nothing is written) and still has when they are
+//!   committed (else NOT_ENOUGH_REPLICAS_AFTER_APPEND). Leadership lost while waiting gives
+//!   NOT_LEADER_OR_FOLLOWER; the wait is bounded by the request's timeout (REQUEST_TIMED_OUT).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,19 +14,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 
+use super::leader_hint::{leader_hint, wants_hint};
 use super::metadata::is_internal;
 use crate::broker::Broker;
 use crate::errors::{record_errors, storage_failure};
-use crate::replica::{Partition, now_ms};
+use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
 use strom_storage::{AppendInfo, StorageError};
 
 pub async fn handle(
     broker: &Broker,
-    _header: &RequestHeader,
+    header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
@@ -68,7 +73,7 @@ pub async fn handle(
 
     let mut responses = Vec::with_capacity(topics.len());
     // acks=all waits happen after every partition was appended, so they overlap.
-    let mut waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let mut waits: Vec<(usize, usize, Arc<Partition>, i64, i32)> = Vec::new();
     for (name, metrics, pending) in topics {
         let mut partitions = Vec::with_capacity(pending.len());
         for (index, started) in pending {
@@ -84,7 +89,7 @@ pub async fn handle(
                 Err(failure) => Err(failure),
             };
             match result {
-                Ok((partition, info)) => {
+                Ok((partition, (info, leader_epoch))) => {
                     if let Some(metrics) = &metrics {
                         metrics.bytes_in(info.bytes);
                         metrics.messages_in(info.record_count);
@@ -99,6 +104,7 @@ pub async fn handle(
                             partitions.len(),
                             partition,
                             info.last_offset + 1,
+                            leader_epoch,
                         ));
                     }
                 }
@@ -124,16 +130,60 @@ pub async fn handle(
     if acks == 0 {
         return None;
     }
-    for (t, p, partition, required) in waits {
-        if !wait_for_high_watermark(&partition, required, timeout).await
-            && let Some(response) = responses
-                .get_mut(t)
-                .and_then(|topic| topic.partition_responses.get_mut(p))
+    for (t, p, partition, required, leader_epoch) in waits {
+        let Err(failed) = partition
+            .wait_for_commit(required, leader_epoch, timeout)
+            .await
+        else {
+            continue;
+        };
+        if let Some(response) = responses
+            .get_mut(t)
+            .and_then(|topic| topic.partition_responses.get_mut(p))
         {
-            response.error_code = ResponseError::RequestTimedOut.code();
+            let error = match failed {
+                CommitWait::NotLeader => ResponseError::NotLeaderOrFollower,
+                CommitWait::NotEnoughReplicasAfterAppend => {
+                    ResponseError::NotEnoughReplicasAfterAppend
+                }
+                CommitWait::TimedOut => ResponseError::RequestTimedOut,
+            };
+            response.error_code = error.code();
         }
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if header.request_api_version >= 10 {
+        add_leader_hints(&broker.image(), &mut response);
+    }
+    Some(response)
+}
+
+/// KIP-951: partitions refused because leadership moved name the new leader.
+fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut ProduceResponse) {
+    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    for topic in &mut response.responses {
+        for partition in &mut topic.partition_responses {
+            if !wants_hint(partition.error_code) {
+                continue;
+            }
+            let Some(hint) = leader_hint(image, &topic.name.0, partition.index) else {
+                continue;
+            };
+            partition.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(hint.leader_id))
+                .with_leader_epoch(hint.leader_epoch);
+            if !endpoints.iter().any(|e| e.node_id.0 == hint.leader_id) {
+                endpoints.push(
+                    NodeEndpoint::default()
+                        .with_node_id(BrokerId(hint.leader_id))
+                        .with_host(super::str_bytes(hint.host))
+                        .with_port(hint.port)
+                        .with_rack(hint.rack.map(super::str_bytes)),
+                );
+            }
+        }
+    }
+    response.node_endpoints = endpoints;
 }
 
 /// Error code, message, and the records at fault (KIP-467).
@@ -155,7 +205,7 @@ fn start_append(
 ) -> Result<
     (
         Arc<Partition>,
-        impl Future<Output = Result<AppendInfo, StorageError>> + Send + 'static + use<>,
+        impl Future<Output = LeaderAppendResult> + Send + 'static + use<>,
     ),
     Failure,
 > {
@@ -177,53 +227,52 @@ fn start_append(
         Some("no record batch".into()),
         Vec::new(),
     ))?;
-    if acks == -1 && (partition.isr_len() as i64) < i64::from(partition.min_insync_replicas()) {
-        return Err((
-            ResponseError::NotEnoughReplicas,
-            Some(format!(
-                "{} in-sync replicas, min.insync.replicas is {}",
-                partition.isr_len(),
-                partition.min_insync_replicas()
-            )),
-            Vec::new(),
-        ));
-    }
-    let appending = partition.append_as_leader(records, now);
+    // Leadership and min.insync.replicas are checked on the log's I/O worker, right before
+    // the append, under the state whose leader epoch the batches get.
+    let appending = partition.append_as_leader(records, acks == -1, now);
     Ok((partition, appending))
 }
 
-/// The outcome of an append as the produce response needs it.
-fn finish_append(result: Result<AppendInfo, StorageError>) -> Result<AppendInfo, Failure> {
+/// The outcome of an append as the produce response needs it: where the records went and the
+/// leader epoch they were appended in.
+fn finish_append(result: LeaderAppendResult) -> Result<(AppendInfo, i32), Failure> {
     match result {
-        Ok(info) => Ok(info),
+        Ok(append) => Ok((append.info, append.leader_epoch)),
+        Err(AppendError::NotLeader) => Err((ResponseError::NotLeaderOrFollower, None, Vec::new())),
+        Err(AppendError::NotEnoughReplicas { isr, min }) => Err((
+            ResponseError::NotEnoughReplicas,
+            Some(format!(
+                "{isr} in-sync replicas, min.insync.replicas is {min}"
+            )),
+            Vec::new(),
+        )),
+        Err(AppendError::Storage(error)) => storage_outcome(error),
+    }
+}
+
+fn storage_outcome(error: StorageError) -> Result<(AppendInfo, i32), Failure> {
+    match error {
         // A retry of a batch already in the log (idempotent producer): acknowledge it again
         // with the offsets it got the first time, writing nothing.
-        Err(StorageError::DuplicateSequence {
+        StorageError::DuplicateSequence {
             first_offset,
             last_offset,
             ..
-        }) => Ok(AppendInfo {
-            first_offset,
-            last_offset,
-            log_append_time: -1,
-            record_count: 0,
-            bytes: 0,
-            batches: Vec::new(),
-        }),
-        Err(error) => {
+        } => Ok((
+            AppendInfo {
+                first_offset,
+                last_offset,
+                log_append_time: -1,
+                record_count: 0,
+                bytes: 0,
+                batches: Vec::new(),
+            },
+            // Waiting for the commit of a duplicate waits for the current epoch's high watermark.
+            -1,
+        )),
+        error => {
             let (code, message) = storage_failure(&error);
             Err((code, message, record_errors(&error)))
         }
     }
-}
-
-/// Waits until the partition's high watermark reaches `required` or `timeout` passes.
-async fn wait_for_high_watermark(partition: &Partition, required: i64, timeout: Duration) -> bool {
-    let mut changes = partition.subscribe_high_watermark();
-    if partition.high_watermark() >= required {
-        return true;
-    }
-    tokio::time::timeout(timeout, changes.wait_for(|hw| *hw >= required))
-        .await
-        .is_ok_and(|r| r.is_ok())
 }

@@ -215,6 +215,7 @@ async fn dispatch(
         DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
         DescribeQuorum => DescribeQuorumRequest => handlers::describe_quorum::handle,
         InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
+        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::offset_for_leader_epoch::handle,
     )
 }
 

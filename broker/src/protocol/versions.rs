@@ -23,6 +23,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
 ];
 
 /// The supported range of `api`: the broker's own table, then the group coordinator's.

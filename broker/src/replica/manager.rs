@@ -8,6 +8,12 @@
 //! Applying an image opens and recovers logs and deletes directories: blocking work that
 //! [`ReplicaManager::publish`] runs on tokio's blocking pool, never on a runtime worker. The
 //! partitions' own writes run on the log I/O workers the manager owns ([`super::log_io`]).
+//! Each image also says which partitions this broker follows and where their leaders are; the
+//! manager hands exactly those to the replica fetchers ([`super::fetcher`]).
+//!
+//! The high watermarks of all partitions are written to `replication-offset-checkpoint` in the
+//! data directory (and the flushed offsets to `recovery-point-offset-checkpoint`), as Kafka
+//! does, so a restarted replica does not expose less, or more, than was committed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,11 +21,14 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use strom_metadata::MetadataImage;
-use strom_storage::{PartitionLog, StorageError, partition_metadata};
+use strom_storage::{
+    OffsetCheckpoint, PartitionLog, PartitionOffsets, StorageError, partition_metadata,
+};
 use uuid::Uuid;
 
+use super::fetcher::{FetchTarget, FetcherManager};
 use super::log_io::LogIo;
-use super::partition::{Partition, ReplicaState};
+use super::partition::{Partition, ReplicaState, Transition, now_ms};
 use crate::config::BrokerProps;
 use crate::topic_config::log_config;
 
@@ -63,6 +72,18 @@ pub struct ReplicaManager {
     apply_lock: Mutex<u64>,
     /// The threads that run the partitions' disk writes.
     io: LogIo,
+    /// The tasks that copy the logs of partitions led elsewhere.
+    pub fetchers: FetcherManager,
+    /// High watermarks and recovery points read from the data directory's checkpoint files
+    /// at the first image, for the partitions it opens.
+    checkpointed: Mutex<Option<Checkpointed>>,
+}
+
+/// What the checkpoint files held when the broker started.
+#[derive(Debug, Default)]
+struct Checkpointed {
+    high_watermarks: PartitionOffsets,
+    recovery_points: PartitionOffsets,
 }
 
 impl ReplicaManager {
@@ -74,6 +95,8 @@ impl ReplicaManager {
             topics: RwLock::new(HashMap::new()),
             apply_lock: Mutex::new(0),
             io: LogIo::start(LogIo::default_threads()).map_err(ReplicaError::Threads)?,
+            fetchers: FetcherManager::new(node_id),
+            checkpointed: Mutex::new(None),
         })
     }
 
@@ -128,9 +151,77 @@ impl ReplicaManager {
         props: BrokerProps,
     ) -> Result<(), ReplicaError> {
         let manager = Arc::clone(self);
-        tokio::task::spawn_blocking(move || manager.apply_image(&image, &props))
-            .await
-            .map_err(|error| ReplicaError::Stopped(error.to_string()))?
+        let applied = {
+            let image = image.clone();
+            tokio::task::spawn_blocking(move || manager.apply_image(&image, &props))
+                .await
+                .map_err(|error| ReplicaError::Stopped(error.to_string()))?
+        };
+        self.fetchers.update(self.fetch_targets(&image));
+        applied
+    }
+
+    /// The partitions this broker follows, with their leaders' addresses from `image`. A
+    /// leader that is not registered (yet) has no address: its partitions wait for a later
+    /// image.
+    pub fn fetch_targets(&self, image: &MetadataImage) -> Vec<FetchTarget> {
+        self.all_partitions()
+            .into_iter()
+            .filter_map(|partition| {
+                let state = partition.state();
+                if state.leader < 0 || state.leader == self.node_id {
+                    return None;
+                }
+                let leader = image.broker(state.leader)?;
+                Some(FetchTarget {
+                    partition,
+                    leader: state.leader,
+                    leader_epoch: state.leader_epoch,
+                    address: format!("{}:{}", leader.host, leader.port),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the high watermark and recovery point of every hosted partition to the data
+    /// directory's checkpoint files.
+    pub fn write_checkpoints(&self) -> Result<(), StorageError> {
+        let partitions = self.all_partitions();
+        let offsets = |value: &dyn Fn(&Partition) -> i64| -> PartitionOffsets {
+            partitions
+                .iter()
+                .map(|p| ((p.topic.to_string(), p.index), value(p)))
+                .collect()
+        };
+        OffsetCheckpoint::new(&self.data_dir, OffsetCheckpoint::REPLICATION)
+            .write(&offsets(&|p| p.high_watermark()))?;
+        OffsetCheckpoint::new(&self.data_dir, OffsetCheckpoint::RECOVERY_POINT)
+            .write(&offsets(&|p| p.log().recovery_point()))
+    }
+
+    /// The checkpointed high watermark and recovery point of a partition, read once from the
+    /// data directory. A damaged file counts as absent: high watermarks then start at the log
+    /// start and recovery scans everything, which is slower but loses nothing.
+    fn checkpointed(&self, topic: &str, partition: i32) -> (Option<i64>, Option<i64>) {
+        let mut checkpointed = self.checkpointed.lock();
+        let files = checkpointed.get_or_insert_with(|| {
+            let read = |name: &str| {
+                let file = OffsetCheckpoint::new(&self.data_dir, name);
+                file.read().unwrap_or_else(|error| {
+                    tracing::warn!(path = %file.path().display(), %error, "ignoring an unreadable checkpoint file");
+                    PartitionOffsets::new()
+                })
+            };
+            Checkpointed {
+                high_watermarks: read(OffsetCheckpoint::REPLICATION),
+                recovery_points: read(OffsetCheckpoint::RECOVERY_POINT),
+            }
+        });
+        let key = (topic.to_string(), partition);
+        (
+            files.high_watermarks.get(&key).copied(),
+            files.recovery_points.get(&key).copied(),
+        )
     }
 
     /// Brings the hosted partitions in line with `image`: opens new ones (recovering their logs),
@@ -175,16 +266,23 @@ impl ReplicaManager {
                     .and_then(Clone::clone);
                 let partition = match existing {
                     Some(partition) => {
-                        if partition.state() != state {
-                            partition.update_state(state);
+                        if partition.update_state(state) == Transition::BecameLeader {
+                            partition.begin_leader_epoch();
                         }
                         partition.update_config(config.clone(), min_isr);
                         partition
                     }
                     None => {
                         let dir = self.partition_dir(name, index);
-                        match open_partition_log(&dir, topic.topic_id, config.clone(), now) {
-                            Ok(log) => Arc::new(Partition::new(
+                        let (high_watermark, recovery_point) = self.checkpointed(name, index);
+                        match open_partition_log(
+                            &dir,
+                            topic.topic_id,
+                            config.clone(),
+                            now,
+                            recovery_point,
+                        ) {
+                            Ok(log) => Partition::started(Partition::new(
                                 Arc::from(name.as_str()),
                                 topic.topic_id,
                                 index,
@@ -193,6 +291,7 @@ impl ReplicaManager {
                                 self.io.assign(),
                                 state,
                                 min_isr,
+                                high_watermark,
                             )),
                             Err(source) => {
                                 tracing::error!(topic = %name, partition = index, error = %source, "cannot open partition log; the partition is offline");
@@ -292,6 +391,10 @@ impl ReplicaManager {
     /// Flushes and closes every log (controlled shutdown), each on its I/O worker after the
     /// writes queued before.
     pub async fn close_all(&self) {
+        self.fetchers.stop_all();
+        if let Err(error) = self.write_checkpoints() {
+            tracing::error!(%error, "writing the offset checkpoints");
+        }
         let closing: Vec<_> = self
             .all_partitions()
             .into_iter()
@@ -313,6 +416,7 @@ fn open_partition_log(
     topic_id: Uuid,
     config: strom_storage::LogConfig,
     now: i64,
+    recovery_point: Option<i64>,
 ) -> Result<PartitionLog, StorageError> {
     if let Some(existing) = read_topic_id(dir)
         && existing != topic_id
@@ -325,7 +429,7 @@ fn open_partition_log(
             source,
         })?;
     }
-    let log = PartitionLog::open(dir, config, now)?;
+    let log = PartitionLog::open_with_recovery_point(dir, config, now, recovery_point)?;
     if read_topic_id(dir).is_none() {
         partition_metadata::write_topic_id(dir, &topic_id.to_string())?;
     }
@@ -348,13 +452,6 @@ fn parse_dir_name(dir: &Path) -> Option<(String, i32)> {
     let name = dir.file_name()?.to_str()?;
     let (topic, partition) = name.rsplit_once('-')?;
     Some((topic.to_string(), partition.parse().ok()?))
-}
-
-/// Wall-clock milliseconds since the epoch, the unit of Kafka timestamps.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
