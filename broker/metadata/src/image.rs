@@ -29,7 +29,8 @@ pub struct BrokerRegistration {
     pub incarnation: Uuid,
     /// The broker epoch: the metadata offset at which this registration was applied (KIP-631).
     pub epoch: u64,
-    /// A fenced broker is left out of Metadata responses and leads nothing new.
+    /// A fenced broker is left out of Metadata responses, leads nothing and joins no ISR; the
+    /// controller moves its leaderships and ISR memberships in the batch that fences it.
     #[serde(default)]
     pub fenced: bool,
     /// The metadata offset at which the broker was last fenced: it is unfenced once it has
@@ -710,6 +711,15 @@ mod tests {
         assert_eq!(image.broker(1).map(|b| (b.port, b.epoch)), Some((9093, 9)));
         assert_eq!(image.brokers.len(), 1);
         assert_eq!(image.offset, 9);
+    }
+
+    #[test]
+    fn a_partition_stored_before_reassignments_decodes_without_one() {
+        let json =
+            r#"{"replicas":[1,2],"isr":[1],"leader":1,"leader_epoch":3,"partition_epoch":4}"#;
+        let partition: PartitionImage = serde_json::from_str(json).expect("older snapshot decodes");
+        assert!(!partition.is_reassigning());
+        assert_eq!((partition.leader_epoch, partition.partition_epoch), (3, 4));
     }
 
     #[test]
