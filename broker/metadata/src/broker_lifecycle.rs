@@ -213,10 +213,12 @@ impl Controller {
 
     /// The active controller's periodic duties, on every node (they act only while it leads):
     /// commit the cluster id if missing, fence brokers whose session expired, elect leaders
-    /// for leaderless partitions that can have one (unclean election enabled meanwhile).
+    /// for leaderless partitions that can have one (unclean election enabled meanwhile), and
+    /// every `leader.imbalance.check.interval.seconds` the preferred leader rebalance.
     pub async fn run_duties(self, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(DUTY_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rebalance = Instant::now();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -225,6 +227,7 @@ impl Controller {
             self.inner.quorum.ensure_cluster_id().await;
             self.fence_expired_brokers().await;
             self.elect_offline_leaders().await;
+            last_rebalance = self.maybe_rebalance_leaders(last_rebalance).await;
         }
     }
 

@@ -125,6 +125,14 @@ pub struct ControllerOptions {
     /// Kafka's broker-level `unclean.leader.election.enable`: whether a partition whose ISR
     /// has no live member may elect a replica outside it, for topics that do not set it.
     pub unclean_leader_election_enable: bool,
+    /// Kafka's `auto.leader.rebalance.enable`: the controller moves leaders back to their
+    /// preferred replicas when a broker leads too few of the partitions it is preferred for.
+    pub auto_leader_rebalance_enable: bool,
+    /// Kafka's `leader.imbalance.per.broker.percentage`: the share (in percent) of a broker's
+    /// preferred partitions it may not lead before a rebalance.
+    pub leader_imbalance_per_broker_percentage: u32,
+    /// Kafka's `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: std::time::Duration,
 }
 
 impl Default for ControllerOptions {
@@ -133,6 +141,9 @@ impl Default for ControllerOptions {
             defaults: TopicDefaults::default(),
             session_timeout: std::time::Duration::from_millis(9000),
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_per_broker_percentage: 10,
+            leader_imbalance_check_interval: std::time::Duration::from_secs(300),
         }
     }
 }

@@ -31,10 +31,13 @@ use crate::controller_ops::AlterPartitionRequest;
 use crate::controller_ops::BrokerRegistrationRequest;
 use crate::controller_ops::ControllerRequest;
 use crate::controller_ops::ControllerResponse;
+use crate::controller_ops::ElectionOutcome;
 use crate::controller_ops::HeartbeatReply;
 use crate::controller_ops::HeartbeatRequest;
+use crate::controller_ops::PartitionReassignment;
 use crate::controller_ops::PartitionState;
 use crate::controller_ops::QuorumDescription;
+use crate::controller_ops::ReassignmentTarget;
 use crate::grpc::envelope::Envelope;
 use crate::grpc::envelope::paths;
 use crate::grpc::peer::Peer;
@@ -380,6 +383,50 @@ impl ControllerClient {
     ) -> Result<PartitionState, ControllerError> {
         match self.call(ControllerRequest::AlterPartition(request)).await {
             ControllerResponse::AlterPartition(result) => result,
+            other => mismatched(other, Err(internal())),
+        }
+    }
+
+    pub async fn alter_partition_reassignments(
+        &self,
+        reassignments: Vec<ReassignmentTarget>,
+    ) -> Vec<Result<(), ControllerError>> {
+        let count = reassignments.len();
+        match self
+            .call(ControllerRequest::AlterPartitionReassignments { reassignments })
+            .await
+        {
+            ControllerResponse::AlterPartitionReassignments(items) => items,
+            other => mismatched(other, vec![Err(internal()); count]),
+        }
+    }
+
+    pub async fn list_partition_reassignments(
+        &self,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<PartitionReassignment>, ControllerError> {
+        match self
+            .call(ControllerRequest::ListPartitionReassignments { partitions })
+            .await
+        {
+            ControllerResponse::ListPartitionReassignments(result) => result,
+            other => mismatched(other, Err(internal())),
+        }
+    }
+
+    pub async fn elect_leaders(
+        &self,
+        preferred: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    ) -> Result<Vec<ElectionOutcome>, ControllerError> {
+        match self
+            .call(ControllerRequest::ElectLeaders {
+                preferred,
+                partitions,
+            })
+            .await
+        {
+            ControllerResponse::ElectLeaders(result) => result,
             other => mismatched(other, Err(internal())),
         }
     }

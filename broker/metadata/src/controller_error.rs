@@ -70,6 +70,24 @@ pub enum ControllerError {
         broker: i32,
         reason: String,
     },
+    /// Cancelling a reassignment of a partition that has none (Kafka's
+    /// NO_REASSIGNMENT_IN_PROGRESS).
+    #[error("No reassignment of {topic}-{partition} is in progress.")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
+    /// ElectLeaders for a partition that already has the leader asked for (Kafka's
+    /// ELECTION_NOT_NEEDED).
+    #[error("Leader election not needed for {topic}-{partition}.")]
+    ElectionNotNeeded { topic: String, partition: i32 },
+    /// A preferred election whose preferred replica is not live and in sync (Kafka's
+    /// PREFERRED_LEADER_NOT_AVAILABLE).
+    #[error(
+        "The preferred leader of {topic}-{partition} is not available: it must be live and in \
+         the ISR."
+    )]
+    PreferredLeaderNotAvailable { topic: String, partition: i32 },
+    /// An unclean election without any live replica (Kafka's ELIGIBLE_LEADERS_NOT_AVAILABLE).
+    #[error("No live replica of {topic}-{partition} can become its leader.")]
+    EligibleLeadersNotAvailable { topic: String, partition: i32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -99,6 +117,10 @@ impl ControllerError {
             Self::FencedLeaderEpoch { .. } => 74,
             Self::InvalidUpdateVersion { .. } => 82,
             Self::IneligibleReplica { .. } => 107,
+            Self::NoReassignmentInProgress { .. } => 85,
+            Self::ElectionNotNeeded { .. } => 84,
+            Self::PreferredLeaderNotAvailable { .. } => 80,
+            Self::EligibleLeadersNotAvailable { .. } => 83,
             Self::Internal(_) => -1,
         }
     }
@@ -132,5 +154,88 @@ impl From<ConfigValidationError> for ControllerError {
             key: e.key().to_owned(),
             reason: e.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_errors_carry_kafka_codes() {
+        let (topic, partition) = ("t".to_owned(), 0);
+        let cases = [
+            (
+                ControllerError::FencedLeaderEpoch {
+                    topic: topic.clone(),
+                    partition,
+                    message: String::new(),
+                },
+                74,
+            ),
+            (
+                ControllerError::InvalidUpdateVersion {
+                    topic: topic.clone(),
+                    partition,
+                    requested: 1,
+                    current: 2,
+                },
+                82,
+            ),
+            (
+                ControllerError::IneligibleReplica {
+                    topic: topic.clone(),
+                    partition,
+                    broker: 1,
+                    reason: String::new(),
+                },
+                107,
+            ),
+            (
+                ControllerError::NoReassignmentInProgress {
+                    topic: topic.clone(),
+                    partition,
+                },
+                85,
+            ),
+            (
+                ControllerError::ElectionNotNeeded {
+                    topic: topic.clone(),
+                    partition,
+                },
+                84,
+            ),
+            (
+                ControllerError::PreferredLeaderNotAvailable {
+                    topic: topic.clone(),
+                    partition,
+                },
+                80,
+            ),
+            (
+                ControllerError::EligibleLeadersNotAvailable {
+                    topic: topic.clone(),
+                    partition,
+                },
+                83,
+            ),
+            (
+                ControllerError::UnknownTopicOrPartition {
+                    topic,
+                    partition: Some(3),
+                },
+                3,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.kafka_error_code(), code, "{error:?}");
+            let json = serde_json::to_string(&error).expect("serializes");
+            let back: ControllerError = serde_json::from_str(&json).expect("deserializes");
+            assert_eq!(back, error);
+        }
+        let older: ControllerError =
+            serde_json::from_str(r#"{"UnknownTopicOrPartition":{"topic":"t"}}"#)
+                .expect("an answer of an older controller decodes");
+        assert_eq!(older.to_string(), "Topic 't' does not exist.");
     }
 }

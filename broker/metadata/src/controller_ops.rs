@@ -127,6 +127,24 @@ impl From<&PartitionImage> for PartitionState {
     }
 }
 
+/// One partition of AlterPartitionReassignments: (topic, partition, target replicas with the
+/// preferred leader first; `None` cancels the reassignment in progress).
+pub type ReassignmentTarget = (String, i32, Option<Vec<i32>>);
+
+/// A reassignment in progress, as ListPartitionReassignments reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionReassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// The target replicas followed by the original ones leaving.
+    pub replicas: Vec<i32>,
+    pub adding_replicas: Vec<i32>,
+    pub removing_replicas: Vec<i32>,
+}
+
+/// The outcome of ElectLeaders for one partition.
+pub type ElectionOutcome = (String, i32, Result<(), ControllerError>);
+
 /// A request to the active controller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -164,6 +182,22 @@ pub enum ControllerRequest {
     },
     DescribeQuorum,
     AlterPartition(AlterPartitionRequest),
+    /// KIP-455: start, change or cancel reassignments.
+    AlterPartitionReassignments {
+        reassignments: Vec<ReassignmentTarget>,
+    },
+    /// KIP-455: the reassignments in progress among `partitions` (all when `None`).
+    ListPartitionReassignments {
+        #[serde(default)]
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    /// KIP-460: preferred (`preferred`) or unclean leader election for `partitions` (every
+    /// partition when `None`; then partitions that need no election are left out).
+    ElectLeaders {
+        preferred: bool,
+        #[serde(default)]
+        partitions: Option<Vec<(String, i32)>>,
+    },
 }
 
 impl ControllerRequest {
@@ -179,6 +213,8 @@ impl ControllerRequest {
                 | ControllerRequest::CreatePartitions { .. }
                 | ControllerRequest::AlterConfigs { .. }
                 | ControllerRequest::IncrementalAlterConfigs { .. }
+                | ControllerRequest::AlterPartitionReassignments { .. }
+                | ControllerRequest::ElectLeaders { .. }
         )
     }
 }
@@ -196,6 +232,10 @@ pub enum ControllerResponse {
     ObserverAdded(Result<(), ControllerError>),
     Quorum(Result<QuorumDescription, ControllerError>),
     AlterPartition(Result<PartitionState, ControllerError>),
+    /// One result per reassignment, in request order.
+    AlterPartitionReassignments(Vec<Result<(), ControllerError>>),
+    ListPartitionReassignments(Result<Vec<PartitionReassignment>, ControllerError>),
+    ElectLeaders(Result<Vec<ElectionOutcome>, ControllerError>),
 }
 
 impl ControllerResponse {
@@ -226,6 +266,15 @@ impl ControllerResponse {
             ControllerRequest::AddObserver { .. } => ControllerResponse::ObserverAdded(e(&error)),
             ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(e(&error)),
             ControllerRequest::AlterPartition(_) => ControllerResponse::AlterPartition(e(&error)),
+            ControllerRequest::AlterPartitionReassignments { reassignments } => {
+                ControllerResponse::AlterPartitionReassignments(
+                    reassignments.iter().map(|_| e(&error)).collect(),
+                )
+            }
+            ControllerRequest::ListPartitionReassignments { .. } => {
+                ControllerResponse::ListPartitionReassignments(e(&error))
+            }
+            ControllerRequest::ElectLeaders { .. } => ControllerResponse::ElectLeaders(e(&error)),
         }
     }
 
@@ -247,6 +296,11 @@ impl ControllerResponse {
             ControllerResponse::Heartbeat(r) => r.as_ref().err(),
             ControllerResponse::Quorum(r) => r.as_ref().err(),
             ControllerResponse::AlterPartition(r) => r.as_ref().err(),
+            ControllerResponse::AlterPartitionReassignments(items) => {
+                items.iter().find_map(|r| r.as_ref().err())
+            }
+            ControllerResponse::ListPartitionReassignments(r) => r.as_ref().err(),
+            ControllerResponse::ElectLeaders(r) => r.as_ref().err(),
         };
         match first {
             Some(ControllerError::NotController { leader }) => Some(*leader),
@@ -317,6 +371,90 @@ impl Controller {
             ControllerRequest::AlterPartition(request) => {
                 ControllerResponse::AlterPartition(self.alter_partition(request).await)
             }
+            ControllerRequest::AlterPartitionReassignments { reassignments } => {
+                ControllerResponse::AlterPartitionReassignments(
+                    self.alter_partition_reassignments(reassignments).await,
+                )
+            }
+            ControllerRequest::ListPartitionReassignments { partitions } => {
+                ControllerResponse::ListPartitionReassignments(
+                    self.list_partition_reassignments(partitions.as_deref()),
+                )
+            }
+            ControllerRequest::ElectLeaders {
+                preferred,
+                partitions,
+            } => ControllerResponse::ElectLeaders(self.elect_leaders(preferred, partitions).await),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_requests_round_trip_and_optional_fields_default() {
+        let requests = vec![
+            ControllerRequest::AlterPartition(AlterPartitionRequest {
+                broker_id: 1,
+                incarnation: Uuid::from_u128(1),
+                topic_id: Uuid::from_u128(2),
+                partition: 0,
+                leader_epoch: 3,
+                partition_epoch: 4,
+                new_isr: vec![1, 2],
+            }),
+            ControllerRequest::AlterPartitionReassignments {
+                reassignments: vec![("t".into(), 0, Some(vec![1, 2])), ("t".into(), 1, None)],
+            },
+            ControllerRequest::ListPartitionReassignments { partitions: None },
+            ControllerRequest::ElectLeaders {
+                preferred: true,
+                partitions: Some(vec![("t".into(), 0)]),
+            },
+        ];
+        for request in requests {
+            let json = serde_json::to_string(&request).expect("serializes");
+            let back: ControllerRequest = serde_json::from_str(&json).expect("deserializes");
+            assert_eq!(back, request);
+        }
+        let elect: ControllerRequest =
+            serde_json::from_str(r#"{"ElectLeaders":{"preferred":false}}"#).expect("decodes");
+        assert_eq!(
+            elect,
+            ControllerRequest::ElectLeaders {
+                preferred: false,
+                partitions: None
+            }
+        );
+    }
+
+    #[test]
+    fn refusals_of_partition_requests_say_not_controller() {
+        let not_controller = ControllerError::NotController { leader: Some(2) };
+        let requests = [
+            ControllerRequest::AlterPartition(AlterPartitionRequest {
+                broker_id: 1,
+                incarnation: Uuid::nil(),
+                topic_id: Uuid::nil(),
+                partition: 0,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                new_isr: vec![1],
+            }),
+            ControllerRequest::AlterPartitionReassignments {
+                reassignments: vec![("t".into(), 0, None)],
+            },
+            ControllerRequest::ListPartitionReassignments { partitions: None },
+            ControllerRequest::ElectLeaders {
+                preferred: true,
+                partitions: None,
+            },
+        ];
+        for request in &requests {
+            let response = ControllerResponse::refused(request, not_controller.clone());
+            assert_eq!(response.not_controller(), Some(Some(2)), "{request:?}");
         }
     }
 }

@@ -29,7 +29,8 @@ pub struct BrokerRegistration {
     pub incarnation: Uuid,
     /// The broker epoch: the metadata offset at which this registration was applied (KIP-631).
     pub epoch: u64,
-    /// A fenced broker is left out of Metadata responses and leads nothing new.
+    /// A fenced broker is left out of Metadata responses, leads nothing and joins no ISR; the
+    /// controller moves its leaderships and ISR memberships in the batch that fences it.
     #[serde(default)]
     pub fenced: bool,
     /// The metadata offset at which the broker was last fenced: it is unfenced once it has
@@ -50,18 +51,33 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// During a reassignment (KIP-455): the target replicas not yet in the original replicas.
+    /// They are listed in `replicas` and join the ISR as they catch up.
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    /// During a reassignment: the original replicas not in the target, dropped from
+    /// `replicas` once the reassignment completes.
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
 }
 
 impl PartitionImage {
+    /// Whether a reassignment of this partition is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
     /// Applies a `partition_change` record's fields (`None` keeps the value): the
     /// `partition_epoch` moves on any change, the `leader_epoch` when the leader changes, as in
     /// Kafka's `PartitionChangeRecord`. Returns whether anything changed.
-    pub fn apply_change(
-        &mut self,
-        leader: Option<i32>,
-        isr: Option<&[i32]>,
-        replicas: Option<&[i32]>,
-    ) -> bool {
+    pub fn apply_change(&mut self, change: &PartitionDelta<'_>) -> bool {
+        let PartitionDelta {
+            leader,
+            isr,
+            replicas,
+            adding_replicas,
+            removing_replicas,
+        } = *change;
         let mut changed = false;
         if let Some(leader) = leader
             && leader != self.leader
@@ -82,11 +98,33 @@ impl PartitionImage {
             self.replicas = replicas.to_vec();
             changed = true;
         }
+        if let Some(adding) = adding_replicas
+            && adding != self.adding_replicas.as_slice()
+        {
+            self.adding_replicas = adding.to_vec();
+            changed = true;
+        }
+        if let Some(removing) = removing_replicas
+            && removing != self.removing_replicas.as_slice()
+        {
+            self.removing_replicas = removing.to_vec();
+            changed = true;
+        }
         if changed {
             self.partition_epoch = self.partition_epoch.saturating_add(1);
         }
         changed
     }
+}
+
+/// The fields of a `partition_change` record; `None` keeps the value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionDelta<'a> {
+    pub leader: Option<i32>,
+    pub isr: Option<&'a [i32]>,
+    pub replicas: Option<&'a [i32]>,
+    pub adding_replicas: Option<&'a [i32]>,
+    pub removing_replicas: Option<&'a [i32]>,
 }
 
 /// A topic with its partitions and the configs set explicitly on it.
@@ -298,6 +336,8 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 self.update_topic_by_id(topic_id, |topic| {
                     topic.partitions.insert(*partition, image);
@@ -309,13 +349,21 @@ impl MetadataImage {
                 leader,
                 isr,
                 replicas,
+                adding_replicas,
+                removing_replicas,
             } => {
                 self.update_topic_by_id(topic_id, |topic| {
                     let Some(current) = topic.partitions.get_mut(partition) else {
                         tracing::warn!(topic = %topic.name, partition, "ignoring change of an unknown partition");
                         return;
                     };
-                    current.apply_change(*leader, isr.as_deref(), replicas.as_deref());
+                    current.apply_change(&PartitionDelta {
+                        leader: *leader,
+                        isr: isr.as_deref(),
+                        replicas: replicas.as_deref(),
+                        adding_replicas: adding_replicas.as_deref(),
+                        removing_replicas: removing_replicas.as_deref(),
+                    });
                 });
             }
             MetadataRecord::Config {
@@ -443,6 +491,8 @@ mod tests {
             leader,
             isr: isr.map(<[i32]>::to_vec),
             replicas: replicas.map(<[i32]>::to_vec),
+            adding_replicas: None,
+            removing_replicas: None,
         }
     }
 
@@ -661,6 +711,15 @@ mod tests {
         assert_eq!(image.broker(1).map(|b| (b.port, b.epoch)), Some((9093, 9)));
         assert_eq!(image.brokers.len(), 1);
         assert_eq!(image.offset, 9);
+    }
+
+    #[test]
+    fn a_partition_stored_before_reassignments_decodes_without_one() {
+        let json =
+            r#"{"replicas":[1,2],"isr":[1],"leader":1,"leader_epoch":3,"partition_epoch":4}"#;
+        let partition: PartitionImage = serde_json::from_str(json).expect("older snapshot decodes");
+        assert!(!partition.is_reassigning());
+        assert_eq!((partition.leader_epoch, partition.partition_epoch), (3, 4));
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //!   [`controller_error`] maps their errors to Kafka error codes.
 //! - Partition leadership: `partition_change` (one partition's next leader and ISR),
 //!   `replication_control` (elections and ISR changes when brokers come and go),
-//!   `alter_partition` (ISR changes a leader asks for, KIP-497).
+//!   `alter_partition` (ISR changes a leader asks for, KIP-497), [`reassignment`] (KIP-455),
+//!   `elect_leaders` (KIP-460 and the automatic preferred leader rebalance).
 //!
 //! On disk (the quorum directory, e.g. `<data-dir>/__cluster_metadata-0`): `raft.log`,
 //! `vote.json`, `committed.json`, `purged.json`, `snapshot.json`, `cluster.json`, `.lock`.
@@ -31,6 +32,7 @@ pub mod controller;
 pub mod controller_client;
 pub mod controller_error;
 pub mod controller_ops;
+mod elect_leaders;
 pub mod error;
 mod files;
 pub mod grpc;
@@ -44,6 +46,7 @@ mod plan;
 pub mod quorum;
 mod quorum_membership;
 pub mod raft_types;
+pub mod reassignment;
 pub mod records;
 mod replication_control;
 pub mod state_machine;
@@ -63,6 +66,7 @@ pub use controller_error::ControllerError;
 pub use controller_ops::AlterPartitionRequest;
 pub use controller_ops::ControllerRequest;
 pub use controller_ops::ControllerResponse;
+pub use controller_ops::PartitionReassignment;
 pub use controller_ops::PartitionState;
 pub use error::MetadataError;
 pub use files::lock_dir;

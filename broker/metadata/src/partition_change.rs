@@ -2,6 +2,11 @@
 //! partition, a target ISR and replica list and an election rule, the leader it gets and the
 //! `partition_change` record that carries the change, or nothing when nothing changes.
 //!
+//! A reassignment in progress completes inside any change, as in Kafka: once every adding
+//! replica is in the ISR, the removing replicas leave the replicas and the ISR, and a leader
+//! among them hands over to the first target replica in the ISR. It waits while that would
+//! leave no eligible leader.
+//!
 //! Pure: every rule is tested here without a quorum. Liveness comes from the image the change
 //! is planned against: a leader or ISR member must be active (registered, unfenced, not in
 //! controlled shutdown).
@@ -9,6 +14,7 @@
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
+use crate::image::PartitionDelta;
 use crate::image::PartitionImage;
 use crate::records::MetadataRecord;
 
@@ -46,6 +52,8 @@ pub(crate) struct PartitionChangeBuilder<'a> {
     current: &'a PartitionImage,
     isr: Vec<i32>,
     replicas: Vec<i32>,
+    adding: Vec<i32>,
+    removing: Vec<i32>,
     election: Election,
 }
 
@@ -64,12 +72,28 @@ impl<'a> PartitionChangeBuilder<'a> {
             current,
             isr: current.isr.clone(),
             replicas: current.replicas.clone(),
+            adding: current.adding_replicas.clone(),
+            removing: current.removing_replicas.clone(),
             election: Election::Clean,
         }
     }
 
     pub(crate) fn isr(mut self, isr: Vec<i32>) -> Self {
         self.isr = isr;
+        self
+    }
+
+    /// The replicas, with the reassignment's adding and removing replicas (empty when none is
+    /// in progress).
+    pub(crate) fn replicas(
+        mut self,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+    ) -> Self {
+        self.replicas = replicas;
+        self.adding = adding;
+        self.removing = removing;
         self
     }
 
@@ -108,19 +132,57 @@ impl<'a> PartitionChangeBuilder<'a> {
         (-1, self.isr.clone(), false)
     }
 
+    /// Completes the reassignment in progress when every adding replica is in the ISR and the
+    /// target keeps an eligible leader (KRaft's `maybeCompleteReassignment`).
+    fn complete_reassignment(&mut self) {
+        if self.adding.is_empty() && self.removing.is_empty() {
+            return;
+        }
+        if !self.adding.iter().all(|r| self.isr.contains(r)) {
+            return;
+        }
+        let keep = |r: &i32| !self.removing.contains(r);
+        let replicas: Vec<i32> = self.replicas.iter().copied().filter(keep).collect();
+        let isr: Vec<i32> = self.isr.iter().copied().filter(keep).collect();
+        let has_leader = replicas
+            .iter()
+            .any(|r| isr.contains(r) && self.image.is_active(*r));
+        if isr.is_empty() || !has_leader {
+            return;
+        }
+        self.replicas = replicas;
+        self.isr = isr;
+        self.adding.clear();
+        self.removing.clear();
+    }
+
     /// The change, or `None` when the partition would stay exactly as it is (so no epoch moves
     /// and no follower is fenced needlessly).
-    pub(crate) fn build(self) -> Option<PlannedChange> {
+    pub(crate) fn build(mut self) -> Option<PlannedChange> {
+        self.complete_reassignment();
         let (leader, isr, unclean) = self.elect();
         let current = self.current;
         let leader = (leader != current.leader).then_some(leader);
         let isr = (isr != current.isr).then_some(isr);
         let replicas = (self.replicas != current.replicas).then(|| self.replicas.clone());
-        if leader.is_none() && isr.is_none() && replicas.is_none() {
+        let adding = (self.adding != current.adding_replicas).then(|| self.adding.clone());
+        let removing = (self.removing != current.removing_replicas).then(|| self.removing.clone());
+        if leader.is_none()
+            && isr.is_none()
+            && replicas.is_none()
+            && adding.is_none()
+            && removing.is_none()
+        {
             return None;
         }
         let mut next = current.clone();
-        next.apply_change(leader, isr.as_deref(), replicas.as_deref());
+        next.apply_change(&PartitionDelta {
+            leader,
+            isr: isr.as_deref(),
+            replicas: replicas.as_deref(),
+            adding_replicas: adding.as_deref(),
+            removing_replicas: removing.as_deref(),
+        });
         Some(PlannedChange {
             record: MetadataRecord::PartitionChange {
                 topic_id: self.topic_id,
@@ -128,6 +190,8 @@ impl<'a> PartitionChangeBuilder<'a> {
                 leader,
                 isr,
                 replicas,
+                adding_replicas: adding,
+                removing_replicas: removing,
             },
             next,
             unclean,
@@ -162,6 +226,8 @@ mod tests {
             leader,
             leader_epoch: 5,
             partition_epoch: 7,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 
@@ -252,5 +318,60 @@ mod tests {
             build(&p, &[1, 3], Election::Preferred).map(|c| c.0),
             Some(1)
         );
+    }
+
+    fn reassigning(
+        replicas: &[i32],
+        isr: &[i32],
+        leader: i32,
+        adding: &[i32],
+        removing: &[i32],
+    ) -> PartitionImage {
+        PartitionImage {
+            adding_replicas: adding.to_vec(),
+            removing_replicas: removing.to_vec(),
+            ..partition(replicas, isr, leader)
+        }
+    }
+
+    /// (replicas, isr, leader, adding, removing) after the ISR becomes `isr`.
+    fn with_isr(
+        current: &PartitionImage,
+        isr: &[i32],
+    ) -> (Vec<i32>, Vec<i32>, i32, Vec<i32>, Vec<i32>) {
+        let image = image();
+        let next = PartitionChangeBuilder::new(&image, Uuid::nil(), 0, current)
+            .isr(isr.to_vec())
+            .build()
+            .map_or_else(|| current.clone(), |c| c.next);
+        (
+            next.replicas,
+            next.isr,
+            next.leader,
+            next.adding_replicas,
+            next.removing_replicas,
+        )
+    }
+
+    #[test]
+    fn a_reassignment_completes_once_every_adding_replica_is_in_sync() {
+        // {1,2} to {2,3}: replicas are the target then the removed ones.
+        let p = reassigning(&[2, 3, 1], &[1, 2], 1, &[3], &[1]);
+        assert_eq!(
+            with_isr(&p, &[1, 2]),
+            (vec![2, 3, 1], vec![1, 2], 1, vec![3], vec![1])
+        );
+        // Broker 3 caught up: 1 leaves the replicas and the ISR, and hands over its leadership.
+        assert_eq!(
+            with_isr(&p, &[1, 2, 3]),
+            (vec![2, 3], vec![2, 3], 2, vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn a_reassignment_waits_while_the_target_has_no_live_isr_member() {
+        // Broker 4 (fenced) is the only target replica in the ISR besides the adding one.
+        let p = reassigning(&[4, 1], &[1, 4], 1, &[], &[1]);
+        assert_eq!(with_isr(&p, &[1, 4]).4, vec![1], "still reassigning");
     }
 }

@@ -62,7 +62,8 @@ pub enum MetadataRecord {
     },
     /// A change to an existing partition; `None` fields stay as they are. Applying it bumps the
     /// `partition_epoch` for any change, and the `leader_epoch` when the leader changes, as
-    /// Kafka's `PartitionChangeRecord` does.
+    /// Kafka's `PartitionChangeRecord` does. The reassignment fields came later; a reader that
+    /// ignores them still derives the right replicas, ISR and leader.
     #[serde(rename = "partition_change.v1")]
     PartitionChange {
         topic_id: Uuid,
@@ -70,6 +71,10 @@ pub enum MetadataRecord {
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
         replicas: Option<Vec<i32>>,
+        #[serde(default)]
+        adding_replicas: Option<Vec<i32>>,
+        #[serde(default)]
+        removing_replicas: Option<Vec<i32>>,
     },
     /// A dynamic config was set (`Some`) or removed so the default applies again (`None`).
     #[serde(rename = "config.v1")]
@@ -150,6 +155,8 @@ mod tests {
                 leader: Some(2),
                 isr: None,
                 replicas: None,
+                adding_replicas: Some(vec![3]),
+                removing_replicas: None,
             },
             MetadataRecord::Config {
                 resource: ConfigResource::Topic("t".into()),
@@ -168,6 +175,20 @@ mod tests {
             let back: MetadataRecord = serde_json::from_str(&json).expect("records deserialize");
             assert_eq!(back, record);
         }
+    }
+
+    #[test]
+    fn a_partition_change_written_before_reassignments_still_decodes() {
+        let json = r#"{"type":"partition_change.v1","topic_id":"67e55044-10b1-426f-9247-bb680e5fe0c8","partition":0,"leader":1,"isr":null,"replicas":null}"#;
+        let record: MetadataRecord = serde_json::from_str(json).expect("older entry decodes");
+        assert!(matches!(
+            record,
+            MetadataRecord::PartitionChange {
+                adding_replicas: None,
+                removing_replicas: None,
+                ..
+            }
+        ));
     }
 
     #[test]

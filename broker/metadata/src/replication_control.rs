@@ -28,7 +28,7 @@ pub(crate) struct Planned {
 }
 
 impl Planned {
-    fn push(&mut self, change: crate::partition_change::PlannedChange) {
+    pub(crate) fn push(&mut self, change: crate::partition_change::PlannedChange) {
         if change.unclean {
             self.unclean_elections += 1;
         }
