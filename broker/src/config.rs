@@ -186,6 +186,9 @@ pub struct BrokerProps {
     pub replica_high_watermark_checkpoint_interval_ms: i64,
     pub unclean_leader_election_enable: bool,
     pub controlled_shutdown_timeout_ms: i64,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_per_broker_percentage: i32,
+    pub leader_imbalance_check_interval_seconds: i64,
 }
 
 impl Default for BrokerProps {
@@ -234,6 +237,9 @@ impl Default for BrokerProps {
             replica_high_watermark_checkpoint_interval_ms: 5000,
             unclean_leader_election_enable: false,
             controlled_shutdown_timeout_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_per_broker_percentage: 10,
+            leader_imbalance_check_interval_seconds: 300,
         }
     }
 }
@@ -282,6 +288,9 @@ pub const BROKER_KEYS: &[&str] = &[
     "replica.high.watermark.checkpoint.interval.ms",
     "unclean.leader.election.enable",
     "controlled.shutdown.timeout.ms",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.per.broker.percentage",
+    "leader.imbalance.check.interval.seconds",
 ];
 
 impl BrokerProps {
@@ -407,6 +416,15 @@ impl BrokerProps {
             "controlled.shutdown.timeout.ms" => {
                 self.controlled_shutdown_timeout_ms = parse_min(key, value, 0)?
             }
+            "auto.leader.rebalance.enable" => {
+                self.auto_leader_rebalance_enable = parse_bool(key, value)?
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = parse_min(key, value, 0)?
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = parse_min(key, value, 1)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -472,6 +490,13 @@ impl BrokerProps {
                 .to_string(),
             "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout_ms.to_string(),
+            "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable.to_string(),
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage.to_string()
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds.to_string()
+            }
             _ => return None,
         })
     }

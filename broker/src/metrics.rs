@@ -89,6 +89,8 @@ pub struct BrokerMetrics {
     replication_bytes_in: IntCounter,
     replication_bytes_out: IntCounter,
     replica_max_lag: IntGauge,
+    reassigning_partitions: IntGauge,
+    unclean_leader_elections: IntCounter,
     active_controller_count: IntGauge,
     offline_partitions_count: IntGauge,
     metadata_applied_offset: IntGauge,
@@ -442,6 +444,16 @@ impl BrokerMetrics {
                 "kafka_server_replicafetchermanager_maxlag",
                 "Largest lag, in offsets, of a partition this broker follows behind its leader's high watermark.",
             ),
+            reassigning_partitions: gauge(
+                r,
+                "kafka_server_replicamanager_reassigningpartitions",
+                "Partitions this broker leads that are being reassigned.",
+            ),
+            unclean_leader_elections: counter(
+                r,
+                "kafka_controller_controllerstats_uncleanleaderelections_total",
+                "Unclean leader elections this node committed as the active controller.",
+            ),
             active_controller_count: gauge(
                 r,
                 "kafka_controller_kafkacontroller_activecontrollercount",
@@ -667,6 +679,17 @@ impl BrokerMetrics {
     /// This broker, as leader, added a replica back to an ISR.
     pub fn isr_expand(&self) {
         self.isr_expands.inc();
+    }
+
+    /// Partitions led here under reassignment, and the unclean elections this node committed
+    /// as controller (a running total).
+    pub fn set_reassignments(&self, reassigning: i64, unclean_elections_total: u64) {
+        self.reassigning_partitions.set(reassigning);
+        let seen = self.unclean_leader_elections.get();
+        if unclean_elections_total > seen {
+            self.unclean_leader_elections
+                .inc_by(unclean_elections_total - seen);
+        }
     }
 
     /// Bytes sent to followers' fetches.

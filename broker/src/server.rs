@@ -183,6 +183,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             },
             session_timeout: config.quorum.session_timeout,
             unclean_leader_election_enable: config.props.unclean_leader_election_enable,
+            auto_leader_rebalance_enable: config.props.auto_leader_rebalance_enable,
+            leader_imbalance_per_broker_percentage: u32::try_from(
+                config.props.leader_imbalance_per_broker_percentage,
+            )
+            .unwrap_or(10),
+            leader_imbalance_check_interval: Duration::from_secs(
+                u64::try_from(config.props.leader_imbalance_check_interval_seconds).unwrap_or(300),
+            ),
         },
     );
     if let Some(listener) = controller_listener {

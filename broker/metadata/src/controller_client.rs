@@ -88,6 +88,12 @@ impl ControllerClient {
         self.inner.local.defaults()
     }
 
+    /// How many unclean leader elections this node committed while it was the active
+    /// controller.
+    pub fn local_unclean_leader_elections(&self) -> u64 {
+        self.inner.local.unclean_leader_elections()
+    }
+
     /// Sends `request` to the active controller, retrying across elections and controller
     /// changes until the deadline.
     pub async fn call(&self, request: ControllerRequest) -> ControllerResponse {

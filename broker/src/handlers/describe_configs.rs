@@ -164,6 +164,7 @@ fn broker_key_for(topic_key: &str) -> Option<&'static str> {
         "min.insync.replicas" => "min.insync.replicas",
         "flush.messages" => "log.flush.interval.messages",
         "flush.ms" => "log.flush.interval.ms",
+        "unclean.leader.election.enable" => "unclean.leader.election.enable",
         _ => return None,
     })
 }
@@ -171,6 +172,7 @@ fn broker_key_for(topic_key: &str) -> Option<&'static str> {
 fn topic_config_type(def: &ConfigDef) -> i8 {
     match def.name {
         "cleanup.policy" => TYPE_LIST,
+        "unclean.leader.election.enable" => TYPE_BOOLEAN,
         "message.timestamp.type" => TYPE_STRING,
         "segment.bytes" | "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes" => {
             TYPE_INT
@@ -181,7 +183,9 @@ fn topic_config_type(def: &ConfigDef) -> i8 {
 
 fn broker_config_type(key: &str) -> i8 {
     match key {
-        "auto.create.topics.enable" | "unclean.leader.election.enable" => TYPE_BOOLEAN,
+        "auto.create.topics.enable"
+        | "unclean.leader.election.enable"
+        | "auto.leader.rebalance.enable" => TYPE_BOOLEAN,
         "log.message.timestamp.type" | "broker.rack" | "max.connections.per.ip.overrides" => {
             TYPE_STRING
         }
@@ -196,7 +200,8 @@ fn broker_config_type(key: &str) -> i8 {
         | "replica.fetch.max.bytes"
         | "replica.fetch.response.max.bytes"
         | "replica.fetch.min.bytes"
-        | "replica.fetch.backoff.ms" => TYPE_INT,
+        | "replica.fetch.backoff.ms"
+        | "leader.imbalance.per.broker.percentage" => TYPE_INT,
         "default.replication.factor" => 4,
         _ => TYPE_LONG,
     }

@@ -216,6 +216,9 @@ async fn dispatch(
         DescribeQuorum => DescribeQuorumRequest => handlers::describe_quorum::handle,
         InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
         OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::offset_for_leader_epoch::handle,
+        AlterPartitionReassignments => AlterPartitionReassignmentsRequest => handlers::alter_partition_reassignments::handle,
+        ListPartitionReassignments => ListPartitionReassignmentsRequest => handlers::list_partition_reassignments::handle,
+        ElectLeaders => ElectLeadersRequest => handlers::elect_leaders::handle,
     )
 }
 
