@@ -814,6 +814,7 @@ mod tests {
                 "process.roles" => "broker,controller",
                 "max.connections.per.ip.overrides" => "127.0.0.2:3,127.0.0.3:0",
                 "fetch.max.bytes" => "1048576",
+                "unclean.leader.election.enable" | "auto.leader.rebalance.enable" => "false",
                 _ => "100",
             };
             props.set(key, value, "test").expect(key);
