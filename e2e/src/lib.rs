@@ -142,7 +142,12 @@ impl BrokerProcess {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => break line,
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
-                Err(_) => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Stdout closed: the broker is exiting (its stderr says why).
+                    let status = child.wait().context("waiting for the broker")?;
+                    bail!("broker exited before it was ready: {status}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
                     bail!("broker printed no ready line within {START_DEADLINE:?}");

@@ -19,6 +19,9 @@ pub const UNDER_REPLICATED: &str = "kafka_server_replicamanager_underreplicatedp
 /// `partition`).
 pub const LOG_END_OFFSET: &str = "kafka_log_log_logendoffset";
 
+/// How long a test request to one broker may take before the broker counts as unresponsive.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Broker settings for replication tests: brokers are fenced 2 s after their last heartbeat and
 /// a follower leaves the ISR 2 s after it stopped catching up, so failover takes seconds.
 pub fn fast_replication(_id: i32, options: BrokerOptions) -> BrokerOptions {
@@ -43,7 +46,10 @@ pub async fn partitions(
     bootstrap: &str,
     topic: &str,
 ) -> anyhow::Result<BTreeMap<i32, PartitionState>> {
-    let response = metadata(bootstrap).await?;
+    // A stopped (SIGSTOP) broker accepts connections and never answers.
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, metadata(bootstrap))
+        .await
+        .with_context(|| format!("Metadata from {bootstrap} timed out"))??;
     let found = response
         .topics
         .iter()
@@ -93,10 +99,22 @@ pub async fn await_partitions(
     deadline: Duration,
     accept: impl Fn(&BTreeMap<i32, PartitionState>) -> bool,
 ) -> anyhow::Result<BTreeMap<i32, PartitionState>> {
+    await_partitions_on(cluster, &cluster.running(), topic, what, deadline, accept).await
+}
+
+/// [`await_partitions`] asking only the brokers `on`.
+pub async fn await_partitions_on(
+    cluster: &Cluster,
+    on: &[usize],
+    topic: &str,
+    what: &str,
+    deadline: Duration,
+    accept: impl Fn(&BTreeMap<i32, PartitionState>) -> bool,
+) -> anyhow::Result<BTreeMap<i32, PartitionState>> {
     let last = std::sync::Mutex::new(BTreeMap::new());
     let found = eventually(what, deadline, || async {
         let mut first = None;
-        for id in cluster.running() {
+        for id in on.iter().copied() {
             let seen = partitions(&cluster.broker(id).bootstrap(), topic)
                 .await
                 .ok()?;
@@ -238,6 +256,147 @@ pub fn segment_bytes(
         bytes.extend(std::fs::read(dir.join(name)).with_context(|| format!("reading {name}"))?);
     }
     Ok((names, bytes))
+}
+
+/// Waits until every replica of every partition of `topic` has the same log end offset
+/// (`/metrics`) and the same segment bytes on disk, the leader's log being the reference;
+/// returns the bytes compared per partition. Call once producing has stopped: with every
+/// replica caught up, "identical up to the high watermark" means identical.
+pub async fn await_identical_logs(
+    cluster: &Cluster,
+    topic: &str,
+    deadline: Duration,
+) -> anyhow::Result<BTreeMap<i32, usize>> {
+    let layout = partitions_in(cluster, topic).await?;
+    let mut sizes = BTreeMap::new();
+    for (partition, state) in &layout {
+        let label = partition.to_string();
+        let labels = [("topic", topic), ("partition", label.as_str())];
+        let replicas: Vec<usize> = state
+            .replicas
+            .iter()
+            .filter_map(|r| usize::try_from(*r).ok())
+            .collect();
+        let last = std::sync::Mutex::new(String::new());
+        let size = eventually(
+            &format!("identical replicas of {topic}-{partition}"),
+            deadline,
+            || async {
+                let ends: Vec<f64> = replicas
+                    .iter()
+                    .map(|r| labelled_metric(cluster.broker(*r), LOG_END_OFFSET, &labels))
+                    .collect::<anyhow::Result<_>>()
+                    .ok()?;
+                let mut logs = Vec::new();
+                for r in &replicas {
+                    logs.push(
+                        segment_bytes(cluster.broker(*r).data_dir(), topic, *partition).ok()?,
+                    );
+                }
+                let (reference_names, reference) = logs.first()?;
+                let mismatch = replicas.iter().zip(&logs).find_map(|(r, (names, bytes))| {
+                    first_difference(reference, bytes).map(|at| {
+                        format!(
+                            "broker {r} differs from broker {} at byte {at} ({} vs {} bytes, \
+                             segments {names:?} vs {reference_names:?}); log end offsets {ends:?}",
+                            replicas[0],
+                            bytes.len(),
+                            reference.len()
+                        )
+                    })
+                });
+                let same_end = ends.windows(2).all(|w| w[0] == w[1]);
+                match mismatch {
+                    None if same_end => Some(reference.len()),
+                    other => {
+                        if let Ok(mut last) = last.lock() {
+                            *last = other.unwrap_or_else(|| format!("log end offsets {ends:?}"));
+                        }
+                        None
+                    }
+                }
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "last seen: {}",
+                last.lock().map(|l| l.clone()).unwrap_or_default()
+            )
+        })?;
+        sizes.insert(*partition, size);
+    }
+    Ok(sizes)
+}
+
+/// Sends one Produce request straight to `bootstrap` (no client retries, no redirection) with
+/// `values` as one uncompressed batch; `None` when no answer came within `timeout_ms` and a
+/// second. Returns (error code, base offset).
+pub async fn produce_raw(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    timeout_ms: i32,
+    values: &[String],
+) -> anyhow::Result<Option<(i16, i64)>> {
+    use bytes::Bytes;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{Record, TimestampType};
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::try_from(i).unwrap_or(0),
+            sequence: -1,
+            timestamp: now,
+            key: None,
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(crate::wire::encode_batch(&records)?)),
+                ]),
+        ]);
+    let wait =
+        Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)) + Duration::from_secs(1);
+    let call = async {
+        let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
+        let response: ProduceResponse =
+            crate::wire::call(&mut stream, ApiKey::Produce, 9, &request).await?;
+        let p = response
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .context("a partition response")?;
+        anyhow::Ok((p.error_code, p.base_offset))
+    };
+    match tokio::time::timeout(wait, call).await {
+        Ok(answer) => answer.map(Some),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Where two byte strings first differ, if they do.

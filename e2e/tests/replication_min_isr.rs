@@ -3,9 +3,9 @@
 //! surviving leader, and after the restarts the ISR is whole and under-replicated partitions
 //! return to 0 on every broker.
 //!
-//! The metadata quorum must outlive the two crashes, so the cluster has three voters (0, 1, 2)
-//! and two broker-only nodes (3, 4), and the topic's replicas are {0, 3, 4}: killing 3 and 4
-//! leaves the partition one replica and the quorum its majority.
+//! The metadata quorum must outlive the two crashes, so the cluster has five voters and the
+//! topic's replicas are {0, 3, 4}: killing 3 and 4 leaves the partitions one replica and the
+//! quorum its majority (3 of 5).
 
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ async fn send_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn below_min_isr_acks_all_is_refused_and_acks_one_still_works() -> anyhow::Result<()> {
     let mut cluster =
-        tokio::task::spawn_blocking(|| Cluster::start(3, 2, fast_replication)).await??;
+        tokio::task::spawn_blocking(|| Cluster::start(5, 0, fast_replication)).await??;
     cluster.await_controller(DEADLINE).await?;
     create_assigned_topic(
         &cluster.bootstrap(),
