@@ -38,6 +38,12 @@ if [ ! -x "$tools/bin/helm" ]; then
   rm -rf "$work"
 fi
 
+# kafkajs (a pure-JavaScript client) for the client tests, in e2e/.tools/node.
+if [ ! -d "$tools/node/node_modules/kafkajs" ]; then
+  echo "install-tools: npm install kafkajs"
+  npm install --silent --no-audit --no-fund --prefix "$tools/node" kafkajs@2.2.4 >/dev/null
+fi
+
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -q x86_64-unknown-linux-musl; then
   echo "install-tools: rustup target add x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl >/dev/null

@@ -13,7 +13,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Client settings every test shares: fast failure instead of librdkafka's long defaults.
-fn base_config(bootstrap: &str) -> ClientConfig {
+pub fn base_config(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
@@ -105,8 +105,56 @@ pub async fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
+    create_replicated_topic(bootstrap, name, partitions, 1, configs).await
+}
+
+/// Creates a topic with `replication_factor` replicas per partition (placed by the controller)
+/// and fails on any error.
+pub async fn create_replicated_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    create_topic_with(
+        bootstrap,
+        name,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+        configs,
+    )
+    .await
+}
+
+/// Creates a topic whose partition `i` has the replicas `assignment[i]`, the first one its
+/// preferred leader, and fails on any error.
+pub async fn create_assigned_topic(
+    bootstrap: &str,
+    name: &str,
+    assignment: &[&[i32]],
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let partitions = i32::try_from(assignment.len())?;
+    create_topic_with(
+        bootstrap,
+        name,
+        partitions,
+        TopicReplication::Variable(assignment),
+        configs,
+    )
+    .await
+}
+
+async fn create_topic_with(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    replication: TopicReplication<'_>,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let admin = admin(bootstrap)?;
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let mut topic = NewTopic::new(name, partitions, replication);
     for (key, value) in configs {
         topic = topic.set(key, value);
     }

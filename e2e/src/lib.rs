@@ -5,14 +5,22 @@
 //!   (`127.0.0.1:0`); the broker prints one `strom-broker ready kafka=… admin=…` line on stdout
 //!   once it serves, which is how the harness learns the ports without racing for them;
 //! - [`wait_until`]: polling with a deadline, the only way tests wait for a condition;
+//! - [`cluster`]: several brokers forming one cluster; [`replicas`]: what it says about a
+//!   topic's partition replicas; [`workload`]: a continuous verified produce/consume load;
+//!   [`chaos`]: a seeded schedule of broker crashes; [`netfault`]: network partitions between
+//!   brokers through a fault-injecting proxy;
 //! - `tests/`: one file per user-visible behaviour, each driving real clients (rdkafka, kcat,
 //!   Python clients, Prometheus, helm, podman);
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
 
+pub mod chaos;
 pub mod cluster;
 pub mod kafka;
+pub mod netfault;
 pub mod observability;
+pub mod replicas;
 pub mod wire;
+pub mod workload;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -134,7 +142,12 @@ impl BrokerProcess {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => break line,
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => continue,
-                Err(_) => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Stdout closed: the broker is exiting (its stderr says why).
+                    let status = child.wait().context("waiting for the broker")?;
+                    bail!("broker exited before it was ready: {status}");
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     let _ = child.wait();
                     bail!("broker printed no ready line within {START_DEADLINE:?}");
