@@ -257,8 +257,13 @@ async fn follower_fetches_from_strangers_and_stale_epochs_are_refused() -> anyho
     .await?;
     let leader_addr = cluster.broker(leader as usize).bootstrap();
     let follower = if leader == 0 { 1 } else { 0 };
-    const UNKNOWN_LEADER_EPOCH: i16 = 76;
+    const UNKNOWN_LEADER_EPOCH: i16 = 75;
     let not_leader = 6; // NOT_LEADER_OR_FOLLOWER
+    // The real follower is served once the leader opened the partition.
+    eventually("the leader to serve its follower", DEADLINE, || async {
+        (follower_fetch(&leader_addr, topic_id, follower, epoch).await.ok()? == 0).then_some(())
+    })
+    .await?;
     assert_eq!(
         follower_fetch(&leader_addr, topic_id, 2, epoch).await?,
         not_leader,
