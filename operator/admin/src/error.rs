@@ -106,6 +106,52 @@ impl AdminError {
     }
 }
 
+/// A Kafka error code one entry of a response carried (a partition, a topic, a log dir),
+/// when the request as a whole succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{name} (Kafka error code {code}){}",
+    message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+)]
+pub struct KafkaError {
+    /// The Kafka error code.
+    pub code: i16,
+    /// Kafka's name for the code, e.g. `NO_REASSIGNMENT_IN_PROGRESS` (see [`error_name`]).
+    pub name: &'static str,
+    /// The broker's error message, when the response carries one.
+    pub message: Option<String>,
+}
+
+impl KafkaError {
+    /// The error for `code`, with the broker's message when it sent a non-empty one.
+    pub fn new(code: i16, message: Option<&str>) -> Self {
+        Self {
+            code,
+            name: error_name(code),
+            message: message.filter(|m| !m.is_empty()).map(str::to_owned),
+        }
+    }
+
+    /// `Ok(())` for error code 0.
+    pub(crate) fn check(code: i16, message: Option<&str>) -> Result<(), KafkaError> {
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Self::new(code, message))
+        }
+    }
+
+    /// The code as `kafka_protocol`'s error, for matching on a specific one.
+    pub fn kafka_error(&self) -> Option<ResponseError> {
+        ResponseError::try_from_code(self.code)
+    }
+
+    /// Whether Kafka marks the code retriable.
+    pub fn is_retriable(&self) -> bool {
+        self.kafka_error().is_some_and(|e| e.is_retriable())
+    }
+}
+
 /// `Ok(())` for error code 0, the matching [`AdminError::Kafka`] otherwise.
 pub(crate) fn check(api: &'static str, code: i16, message: Option<&str>) -> Result<(), AdminError> {
     if code == 0 {
