@@ -1,35 +1,42 @@
-//! A minimal raw Kafka client for tests that need exact control over requests (versions, limits,
-//! malformed input): one request, one response, on a tokio `TcpStream`.
+//! A raw Kafka client for tests that need exact control over requests (versions, limits,
+//! malformed input): one request, one response, on a tokio `TcpStream` the test owns, framed
+//! by `strom-client` (the connection layer the admin client and the replica fetcher use).
 
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use strom_client::frame::{self, DEFAULT_MAX_RESPONSE_BYTES, FrameError};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Reads one size-prefixed frame; `None` at end of stream.
-pub async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
-    let size = stream.read_i32().await.ok()?;
-    let mut body = vec![0; usize::try_from(size).ok()?];
-    stream.read_exact(&mut body).await.ok()?;
-    Some(body)
+/// The correlation id of every [`call`]: one request at a time, so one id serves.
+const CORRELATION_ID: i32 = 1;
+
+/// Reads one size-prefixed frame; `None` at end of stream (or when the stream fails).
+pub async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> Option<Vec<u8>> {
+    let frame = frame::read_frame(stream, DEFAULT_MAX_RESPONSE_BYTES)
+        .await
+        .ok()??;
+    Some(frame.into())
 }
 
 /// Writes one size-prefixed frame.
 pub async fn write_frame(
-    stream: &mut (impl AsyncWriteExt + Unpin),
+    stream: &mut (impl AsyncWrite + Unpin),
     body: &[u8],
 ) -> std::io::Result<()> {
-    // One write per frame: a separate 4-byte write would wait on Nagle's algorithm.
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
-    frame.extend_from_slice(body);
-    stream.write_all(&frame).await
+    frame::write_frame(stream, body)
+        .await
+        .map_err(|err| match err {
+            FrameError::Io(err) => err,
+            other => std::io::Error::other(other),
+        })
 }
 
-/// Sends `request` as `api` v`version` and decodes the response.
+/// Sends `request` as `api` v`version` and decodes the response, which must answer it
+/// (correlation id) and decode exactly.
 pub async fn call<Req, Resp>(
     stream: &mut TcpStream,
     api: ApiKey,
@@ -40,21 +47,16 @@ where
     Req: Encodable + HeaderVersion,
     Resp: Decodable + HeaderVersion,
 {
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some("strom-e2e".into()));
-    let mut body = BytesMut::new();
-    header.encode(&mut body, Req::header_version(version))?;
-    request.encode(&mut body, version)?;
-    write_frame(stream, &body).await?;
-    let frame = read_frame(stream)
+    let client_id = Some(StrBytes::from_static_str("strom-e2e"));
+    let request = frame::encode_request(api, version, CORRELATION_ID, client_id, request)
+        .with_context(|| format!("encoding {api:?} v{version}"))?;
+    stream.write_all(&request).await?;
+    let response = frame::read_frame(stream, DEFAULT_MAX_RESPONSE_BYTES)
         .await
+        .with_context(|| format!("reading the response to {api:?} v{version}"))?
         .with_context(|| format!("no response to {api:?} v{version}"))?;
-    let mut bytes = Bytes::from(frame);
-    ResponseHeader::decode(&mut bytes, Resp::header_version(version))?;
-    Resp::decode(&mut bytes, version)
+    frame::decode_response(response, version, CORRELATION_ID)
+        .with_context(|| format!("the response to {api:?} v{version}"))
 }
 
 /// One uncompressed v2 record batch holding `records`, as a client would send it.

@@ -300,6 +300,7 @@ impl Connection {
             request,
         )
         .map_err(|err| ClientError::Encode {
+            broker: self.broker.clone(),
             api: R::NAME,
             version,
             reason: err.to_string(),

@@ -59,8 +59,10 @@ pub enum ClientError {
     },
     /// The request cannot be encoded at that version (a field the version cannot carry, a
     /// version the codec does not know). Nothing was sent.
-    #[error("cannot encode {api} v{version}: {reason}")]
+    #[error("cannot encode {api} v{version} for broker {broker}: {reason}")]
     Encode {
+        /// The broker address.
+        broker: String,
         /// The API.
         api: &'static str,
         /// The version asked for.
@@ -257,6 +259,7 @@ mod tests {
             ),
             (
                 ClientError::Encode {
+                    broker: broker(),
                     api: "Fetch",
                     version: 99,
                     reason: String::new(),

@@ -227,6 +227,44 @@ async fn a_request_may_wait_longer_than_the_connection_timeout() {
     );
 }
 
+#[tokio::test]
+async fn a_request_abandoned_midway_leaves_the_connection_unusable() {
+    // A caller racing a request against its shutdown signal drops the request future; the
+    // response may still arrive later, so the connection must not carry another request.
+    let server = TestServer::start(advertising(
+        ranges(&[(ApiKey::ApiVersions, 0, 3), (ApiKey::Fetch, 4, 16)]),
+        |_, _| Reply::Silent,
+    ))
+    .await;
+    let mut connection = Connection::open(server.address(), TIMEOUT, "strom-test")
+        .await
+        .expect("open");
+    {
+        let send = connection.send(FetchRequest::default().with_max_wait_ms(30_000));
+        tokio::pin!(send);
+        // Drive the send until the server has the request (ApiVersions came first).
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while server.received().len() < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the request never reached the server"
+            );
+            tokio::select! {
+                biased;
+                _ = &mut send => panic!("the server never answers"),
+                () = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+        // The send future is dropped here, its response never read.
+    }
+    assert!(!connection.is_usable());
+    let err = connection
+        .send(FetchRequest::default())
+        .await
+        .expect_err("closed");
+    assert!(matches!(err, ClientError::Closed { .. }), "{err:?}");
+}
+
 fn metadata_with_topics(count: usize) -> MetadataResponse {
     MetadataResponse::default().with_topics(
         (0..count)

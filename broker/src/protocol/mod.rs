@@ -209,6 +209,7 @@ async fn dispatch(
         DeleteTopics => DeleteTopicsRequest => handlers::delete_topics::handle,
         DeleteRecords => DeleteRecordsRequest => handlers::delete_records::handle,
         DescribeConfigs => DescribeConfigsRequest => handlers::describe_configs::handle,
+        DescribeLogDirs => DescribeLogDirsRequest => handlers::describe_log_dirs::handle,
         AlterConfigs => AlterConfigsRequest => handlers::alter_configs::handle,
         CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
         IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::incremental_alter_configs::handle,

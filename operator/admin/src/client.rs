@@ -5,11 +5,14 @@ use std::io;
 use std::time::Duration;
 
 use kafka_protocol::messages::MetadataRequest;
+use strom_client::{Connection, ConnectionConfig};
 use tokio::sync::Mutex;
 
-use crate::connection::Connection;
+use crate::AdminRequest;
 use crate::error::AdminError;
-use crate::request::AdminRequest;
+
+/// The `client_id` in every request header, and the KIP-511 client software name.
+const CLIENT_ID: &str = "strom-admin";
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +111,20 @@ impl KafkaAdmin {
         R: AdminRequest,
         F: FnOnce(i16) -> R + Send,
     {
+        self.try_send_to(target, |version| Ok(build(version))).await
+    }
+
+    /// [`KafkaAdmin::send_to`] with a `build` that may refuse the negotiated version (a field
+    /// the request needs that the version cannot carry); nothing is sent then.
+    pub(crate) async fn try_send_to<R, F>(
+        &self,
+        target: Target,
+        build: F,
+    ) -> Result<(i16, R::Response), AdminError>
+    where
+        R: AdminRequest,
+        F: FnOnce(i16) -> Result<R, AdminError> + Send,
+    {
         let mut pool = self.pool.lock().await;
         pool.discard_unusable();
         let slot = match target {
@@ -128,9 +145,12 @@ impl KafkaAdmin {
         let connection = pool
             .get_mut(slot)
             .ok_or_else(|| self.lost_connection(R::NAME))?;
-        let version = connection.version_for::<R>()?;
-        let request = build(version);
-        let result = connection.send(version, &request).await;
+        let version = version_for::<R>(connection)?;
+        let request = build(version)?;
+        let result = connection
+            .send_at_version(request, version)
+            .await
+            .map_err(AdminError::from);
         if let Err(err) = &result {
             tracing::debug!(broker = connection.broker(), api = R::NAME, %err, "request failed");
         }
@@ -179,7 +199,7 @@ impl KafkaAdmin {
             pool.nodes.insert(node_id, connection);
             return Ok(Slot::Node(node_id));
         }
-        let connection = Connection::open(&endpoint.address, self.timeout).await?;
+        let connection = self.open(&endpoint.address).await?;
         pool.nodes.insert(node_id, connection);
         Ok(Slot::Node(node_id))
     }
@@ -199,12 +219,11 @@ impl KafkaAdmin {
         let connection = pool
             .get_mut(slot)
             .ok_or_else(|| self.lost_connection(MetadataRequest::NAME))?;
-        let version = connection.version_for::<MetadataRequest>()?;
         // An empty topic list (not null) asks for brokers and controller only (v1+).
         let request = MetadataRequest::default()
             .with_topics(Some(Vec::new()))
             .with_allow_auto_topic_creation(false);
-        let result = connection.send(version, &request).await;
+        let result = connection.send(request).await;
         pool.discard_unusable();
         let response = result?;
         let brokers = response
@@ -227,7 +246,7 @@ impl KafkaAdmin {
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::open(address, self.timeout).await {
+            match self.open(address).await {
                 Ok(connection) => return Ok(connection),
                 Err(err) => {
                     tracing::debug!(address, %err, "bootstrap broker unavailable");
@@ -255,6 +274,13 @@ impl KafkaAdmin {
 }
 
 impl KafkaAdmin {
+    /// A connection to `address`, version-negotiated.
+    async fn open(&self, address: &str) -> Result<Connection, AdminError> {
+        let config = ConnectionConfig::new(CLIENT_ID, self.timeout)
+            .with_software(CLIENT_ID, env!("CARGO_PKG_VERSION"));
+        Ok(Connection::open_with(address, &config).await?)
+    }
+
     /// A slot chosen a moment ago is always filled while the pool lock is held; this error
     /// only guards that invariant without a panic.
     fn lost_connection(&self, api: &'static str) -> AdminError {
@@ -266,6 +292,18 @@ impl KafkaAdmin {
             ),
         }
     }
+}
+
+/// The version to send `R` with on `connection`: the highest both sides implement.
+fn version_for<R: AdminRequest>(connection: &Connection) -> Result<i16, AdminError> {
+    connection
+        .version_for::<R>()
+        .ok_or_else(|| AdminError::UnsupportedApi {
+            broker: connection.broker().to_owned(),
+            api: R::NAME,
+            broker_versions: connection.broker_versions(R::KEY),
+            client_versions: R::CLIENT_VERSIONS,
+        })
 }
 
 impl Pool {

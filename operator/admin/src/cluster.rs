@@ -3,9 +3,9 @@
 
 use kafka_protocol::messages::DescribeClusterRequest;
 
+use crate::AdminRequest;
 use crate::client::{KafkaAdmin, Target};
 use crate::error::{AdminError, check};
-use crate::request::AdminRequest;
 use crate::{ClusterAdmin, ClusterDescription, DescribedBroker};
 
 /// `DescribeClusterRequest.EndpointType.BROKER`: describe the brokers' listeners, not the

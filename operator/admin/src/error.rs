@@ -1,11 +1,11 @@
-//! The admin client's error type and the Kafka error-code name table.
+//! The admin client's error type.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::io;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::protocol::VersionRange;
+use strom_client::{ClientError, error_name};
 
 /// Everything that can go wrong talking to a Kafka-compatible broker.
 ///
@@ -106,6 +106,52 @@ impl AdminError {
     }
 }
 
+/// A Kafka error code one entry of a response carried (a partition, a topic, a log dir),
+/// when the request as a whole succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{name} (Kafka error code {code}){}",
+    message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+)]
+pub struct KafkaError {
+    /// The Kafka error code.
+    pub code: i16,
+    /// Kafka's name for the code, e.g. `NO_REASSIGNMENT_IN_PROGRESS` (see [`error_name`]).
+    pub name: &'static str,
+    /// The broker's error message, when the response carries one.
+    pub message: Option<String>,
+}
+
+impl KafkaError {
+    /// The error for `code`, with the broker's message when it sent a non-empty one.
+    pub fn new(code: i16, message: Option<&str>) -> Self {
+        Self {
+            code,
+            name: error_name(code),
+            message: message.filter(|m| !m.is_empty()).map(str::to_owned),
+        }
+    }
+
+    /// `Ok(())` for error code 0.
+    pub(crate) fn check(code: i16, message: Option<&str>) -> Result<(), KafkaError> {
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Self::new(code, message))
+        }
+    }
+
+    /// The code as `kafka_protocol`'s error, for matching on a specific one.
+    pub fn kafka_error(&self) -> Option<ResponseError> {
+        ResponseError::try_from_code(self.code)
+    }
+
+    /// Whether Kafka marks the code retriable.
+    pub fn is_retriable(&self) -> bool {
+        self.kafka_error().is_some_and(|e| e.is_retriable())
+    }
+}
+
 /// `Ok(())` for error code 0, the matching [`AdminError::Kafka`] otherwise.
 pub(crate) fn check(api: &'static str, code: i16, message: Option<&str>) -> Result<(), AdminError> {
     if code == 0 {
@@ -115,76 +161,71 @@ pub(crate) fn check(api: &'static str, code: i16, message: Option<&str>) -> Resu
     }
 }
 
-/// Kafka's name for an error code, as the protocol guide and the Java client spell it
-/// (`3` → `UNKNOWN_TOPIC_OR_PARTITION`, `0` → `NONE`). Codes this table does not know map
-/// to `UNKNOWN_ERROR_CODE`.
-///
-/// The names come from `kafka_protocol::ResponseError`, so the table follows that crate as
-/// Kafka adds codes.
-pub fn error_name(code: i16) -> &'static str {
-    if code == 0 {
-        return "NONE";
-    }
-    static NAMES: OnceLock<HashMap<i16, &'static str>> = OnceLock::new();
-    NAMES
-        .get_or_init(build_name_table)
-        .get(&code)
-        .copied()
-        .unwrap_or("UNKNOWN_ERROR_CODE")
-}
-
-fn build_name_table() -> HashMap<i16, &'static str> {
-    (-1..=i16::MAX)
-        .filter_map(|code| match ResponseError::try_from_code(code) {
-            Some(ResponseError::Unknown(_)) | None => None,
-            // Leaked once into a process-wide table: about 130 short strings.
-            Some(known) => Some((code, &*screaming_snake(&known.to_string()).leak())),
-        })
-        .collect()
-}
-
-/// `UnknownTopicOrPartition` → `UNKNOWN_TOPIC_OR_PARTITION`.
-fn screaming_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 8);
-    let mut previous_lower = false;
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() && previous_lower {
-            out.push('_');
+impl From<ClientError> for AdminError {
+    fn from(err: ClientError) -> Self {
+        match err {
+            ClientError::Connect { broker, source } | ClientError::Io { broker, source, .. } => {
+                AdminError::Unreachable {
+                    bootstrap: broker,
+                    source,
+                }
+            }
+            ClientError::Closed { broker, api } => AdminError::Unreachable {
+                bootstrap: broker,
+                source: io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    format!("the connection failed earlier; {api} was not sent"),
+                ),
+            },
+            ClientError::Timeout { api, after, .. } => AdminError::Timeout { api, after },
+            ClientError::Protocol {
+                broker,
+                api,
+                reason,
+            } => AdminError::Protocol {
+                broker,
+                api,
+                reason,
+            },
+            ClientError::Encode {
+                broker,
+                api,
+                version,
+                reason,
+            } => AdminError::Protocol {
+                broker,
+                api,
+                reason: format!("cannot encode v{version}: {reason}"),
+            },
+            ClientError::UnsupportedApi {
+                broker,
+                api,
+                broker_versions,
+                client_versions,
+            } => AdminError::UnsupportedApi {
+                broker,
+                api,
+                broker_versions,
+                client_versions,
+            },
+            ClientError::Kafka {
+                api,
+                code,
+                name,
+                message,
+            } => AdminError::Kafka {
+                api,
+                code,
+                name,
+                message,
+            },
         }
-        previous_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        out.push(c.to_ascii_uppercase());
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_names_match_kafka() {
-        let cases = [
-            (-1, "UNKNOWN_SERVER_ERROR"),
-            (0, "NONE"),
-            (3, "UNKNOWN_TOPIC_OR_PARTITION"),
-            (5, "LEADER_NOT_AVAILABLE"),
-            (7, "REQUEST_TIMED_OUT"),
-            (17, "INVALID_TOPIC_EXCEPTION"),
-            (35, "UNSUPPORTED_VERSION"),
-            (36, "TOPIC_ALREADY_EXISTS"),
-            (37, "INVALID_PARTITIONS"),
-            (38, "INVALID_REPLICATION_FACTOR"),
-            (40, "INVALID_CONFIG"),
-            (41, "NOT_CONTROLLER"),
-            (56, "KAFKA_STORAGE_ERROR"),
-            (100, "UNKNOWN_TOPIC_ID"),
-            (-2, "UNKNOWN_ERROR_CODE"),
-            (30_000, "UNKNOWN_ERROR_CODE"),
-        ];
-        for (code, name) in cases {
-            assert_eq!(error_name(code), name, "code {code}");
-        }
-    }
 
     #[test]
     fn kafka_error_display_names_code_and_message() {

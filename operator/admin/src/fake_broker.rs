@@ -21,11 +21,13 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
-    CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    MetadataRequest, MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, DescribeLogDirsRequest, ElectLeadersRequest,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    ListPartitionReassignmentsRequest, MetadataRequest, MetadataResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Message, StrBytes, decode_request_header_from_buffer,
@@ -33,6 +35,10 @@ use kafka_protocol::protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+
+mod replicas;
+
+pub(crate) use replicas::{FakeLogDir, FakePartition};
 
 /// What the fake broker does with one request.
 pub(crate) enum Reply {
@@ -210,6 +216,19 @@ pub(crate) fn all_versions() -> BTreeMap<i16, (i16, i16)> {
             ApiKey::DescribeCluster as i16,
             range::<DescribeClusterRequest>(),
         ),
+        (
+            ApiKey::DescribeLogDirs as i16,
+            range::<DescribeLogDirsRequest>(),
+        ),
+        (
+            ApiKey::AlterPartitionReassignments as i16,
+            range::<AlterPartitionReassignmentsRequest>(),
+        ),
+        (
+            ApiKey::ListPartitionReassignments as i16,
+            range::<ListPartitionReassignmentsRequest>(),
+        ),
+        (ApiKey::ElectLeaders as i16, range::<ElectLeadersRequest>()),
     ])
 }
 
@@ -220,6 +239,8 @@ pub(crate) struct FakeTopic {
     pub(crate) partitions: i32,
     pub(crate) replication_factor: i16,
     pub(crate) configs: BTreeMap<String, String>,
+    /// Partitions whose state differs from [`FakeTopic::partition`]'s default.
+    pub(crate) states: BTreeMap<i32, FakePartition>,
 }
 
 /// One request as a [`FakeKafka`] node received it.
@@ -247,6 +268,10 @@ struct State {
     topics: BTreeMap<String, FakeTopic>,
     next_topic_id: u8,
     received: Vec<Received>,
+    /// Per broker, its log directories.
+    log_dirs: BTreeMap<i32, Vec<FakeLogDir>>,
+    /// Reassignments in progress: (topic, partition) → (original replicas, target replicas).
+    reassignments: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)>,
 }
 
 /// A broker-level default every topic reports unless it overrides it; the client must leave
@@ -271,6 +296,8 @@ impl FakeKafka {
                 topics: BTreeMap::new(),
                 next_topic_id: 1,
                 received: Vec::new(),
+                log_dirs: BTreeMap::new(),
+                reassignments: BTreeMap::new(),
             }),
         })
     }
@@ -356,6 +383,29 @@ impl FakeKafka {
             ApiKey::DescribeCluster => {
                 respond(header, &state.describe_cluster(decode(header, body)))
             }
+            ApiKey::DescribeLogDirs => {
+                let version = header.request_api_version;
+                respond(
+                    header,
+                    &state.describe_log_dirs(node_id, decode(header, body), version),
+                )
+            }
+            ApiKey::AlterPartitionReassignments => {
+                let request = decode(header, body);
+                respond(header, &state.alter_reassignments(request, not_controller))
+            }
+            ApiKey::ListPartitionReassignments => {
+                let request = decode(header, body);
+                respond(header, &state.list_reassignments(request, not_controller))
+            }
+            ApiKey::ElectLeaders => {
+                let version = header.request_api_version;
+                let request = decode(header, body);
+                respond(
+                    header,
+                    &state.elect_leaders(request, version, not_controller),
+                )
+            }
             _ => Reply::Silent,
         }
     }
@@ -403,29 +453,36 @@ impl State {
             header.request_api_version < 4 || !request.allow_auto_topic_creation,
             "the admin client must never ask for auto-creation"
         );
-        let topics = request
-            .topics
-            .unwrap_or_default()
+        // Null asks for every topic.
+        let names: Vec<String> = match request.topics {
+            Some(topics) => topics
+                .into_iter()
+                .filter_map(|t| t.name)
+                .map(|name| name_of(&name))
+                .collect(),
+            None => self.topics.keys().cloned().collect(),
+        };
+        let topics = names
             .into_iter()
-            .filter_map(|t| t.name)
             .map(|name| {
-                let name = name_of(&name);
                 let Some(topic) = self.topics.get(&name) else {
                     return MetadataResponseTopic::default()
                         .with_name(Some(TopicName(str_bytes(&name))))
                         .with_error_code(3);
                 };
-                let replicas: Vec<BrokerId> = (0..topic.replication_factor)
-                    .map(|r| BrokerId(i32::from(r) + 1))
-                    .collect();
+                let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect();
                 let partitions = (0..topic.partitions)
                     .rev() // the client must not rely on partition order
                     .map(|index| {
+                        let state = topic.partition(index);
                         MetadataResponsePartition::default()
+                            .with_error_code(state.error_code)
                             .with_partition_index(index)
-                            .with_leader_id(BrokerId(1))
-                            .with_replica_nodes(replicas.clone())
-                            .with_isr_nodes(replicas.clone())
+                            .with_leader_id(BrokerId(state.leader.unwrap_or(-1)))
+                            .with_leader_epoch(state.leader_epoch)
+                            .with_replica_nodes(ids(&state.replicas))
+                            .with_isr_nodes(ids(&state.isr))
+                            .with_offline_replicas(ids(&state.offline))
                     })
                     .collect();
                 let mut entry = MetadataResponseTopic::default()
@@ -499,6 +556,7 @@ impl State {
                         partitions: topic.num_partitions,
                         replication_factor: topic.replication_factor,
                         configs,
+                        states: BTreeMap::new(),
                     },
                 );
                 result.with_topic_id(uuid::Uuid::from_bytes(id))

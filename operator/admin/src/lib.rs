@@ -2,23 +2,30 @@
 //!
 //! The Strom operator manages topics the way any Kafka tool does, with no side channel into
 //! the broker, so it works against any Kafka-compatible broker. This crate is that client:
-//! async (tokio), one request at a time per connection, every message encoded and decoded by
-//! the `kafka-protocol` crate.
+//! async (tokio), one request at a time per connection, on `strom-client`'s connections (the
+//! Kafka client layer the broker's replica fetcher uses too), every message encoded and decoded
+//! by the `kafka-protocol` crate.
 //!
 //! - [`BrokerAdmin`] is the capability the operator's reconcilers use: describe, create, grow,
 //!   reconfigure and delete a topic. [`KafkaAdmin`] implements it.
 //! - [`ClusterAdmin`] asks one broker how it sees the cluster (DescribeCluster): the cluster
 //!   id, the active controller, the registered brokers. [`KafkaAdmin`] implements it too.
+//! - [`ReplicaAdmin`] is what day-2 operations ask: partition state per topic (Metadata), log
+//!   directories and replica sizes per broker (DescribeLogDirs), reassignments
+//!   (AlterPartitionReassignments, ListPartitionReassignments) and leader elections
+//!   (ElectLeaders), with per-partition outcomes as [`KafkaError`]s. [`KafkaAdmin`]
+//!   implements it.
 //! - [`KafkaAdmin::send`] and [`KafkaAdmin::send_to`] send any [`AdminRequest`] at the
-//!   negotiated version, to any broker, the controller or one broker by node id; day-2
-//!   operations (AlterPartitionReassignments, DescribeLogDirs, ...) build on them.
+//!   negotiated version, to any broker, the controller or one broker by node id.
 //! - [`AdminError`] says what failed; [`error_name`] maps Kafka error codes to Kafka's names.
 //!
-//! Layout: `connection` (framing, correlation ids, ApiVersions negotiation on one socket),
-//! `versions` (per-API version choice), `request` (the [`AdminRequest`] trait and the requests
-//! it covers), `client` (bootstrap, per-broker connections, routing to the controller),
-//! `topics` (the [`BrokerAdmin`] operations), `cluster` (the [`ClusterAdmin`] operation),
-//! `topic_id` (Kafka's text form of topic ids), `error`.
+//! Layout: `client` (bootstrap, per-broker connections, routing to the controller),
+//! `controller` (controller requests retried after NOT_CONTROLLER), `topics` (the
+//! [`BrokerAdmin`] operations), `cluster` (the [`ClusterAdmin`] operation), `replica_admin`
+//! (the [`ReplicaAdmin`] trait and its types) with `partitions`, `log_dirs`, `reassignments`
+//! and `leaders` implementing it, `topic_id` (Kafka's text form of topic ids), `error`. Framing, correlation ids, ApiVersions
+//! negotiation and the request trait ([`AdminRequest`], `strom_client::Request`) are
+//! `strom-client`'s.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), strom_admin::AdminError> {
@@ -40,23 +47,35 @@ use std::future::Future;
 
 mod client;
 mod cluster;
-mod connection;
+mod controller;
 mod error;
-mod request;
+mod leaders;
+mod log_dirs;
+mod partitions;
+mod reassignments;
+mod replica_admin;
 mod topic_id;
 mod topics;
-mod versions;
 
 #[cfg(test)]
 mod fake_broker;
 #[cfg(test)]
+mod replica_tests;
+#[cfg(test)]
 mod tests;
 
 pub use client::{KafkaAdmin, Target};
-pub use error::{AdminError, error_name};
+pub use error::{AdminError, KafkaError};
 pub use kafka_protocol::ResponseError;
 pub use kafka_protocol::protocol::VersionRange;
-pub use request::AdminRequest;
+pub use replica_admin::{
+    ElectionType, LogDir, LogDirReplica, OngoingReassignment, PartitionResults, PartitionState,
+    ReplicaAdmin, TopicPartition,
+};
+/// A request the admin client can send: `strom_client::Request`, under the name this crate
+/// has always given it.
+pub use strom_client::Request as AdminRequest;
+pub use strom_client::error_name;
 
 /// A topic as the brokers report it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,9 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::AdminRequest;
 use crate::client::{KafkaAdmin, Target};
 use crate::error::{AdminError, check};
-use crate::request::AdminRequest;
 use crate::topic_id::kafka_uuid_string;
 use crate::{BrokerAdmin, ObservedTopic};
 
@@ -33,9 +33,9 @@ const CONFIG_OP_SET: i8 = 0;
 const CONFIG_OP_DELETE: i8 = 1;
 /// A controller-directed request is sent twice at most: once more after `NOT_CONTROLLER`,
 /// with the controller looked up again.
-const CONTROLLER_ATTEMPTS: usize = 2;
+pub(crate) const CONTROLLER_ATTEMPTS: usize = 2;
 
-fn topic_name(name: &str) -> TopicName {
+pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 
@@ -43,7 +43,7 @@ fn str_bytes(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_owned())
 }
 
-fn is_not_controller(code: i16) -> bool {
+pub(crate) fn is_not_controller(code: i16) -> bool {
     code == ResponseError::NotController.code()
 }
 
@@ -59,7 +59,7 @@ impl KafkaAdmin {
     /// The `timeout_ms` given to the broker for CreateTopics, CreatePartitions and
     /// DeleteTopics: a fifth shorter than this client's own wait, so that a slow broker's
     /// `REQUEST_TIMED_OUT` answer arrives before the client stops listening.
-    fn timeout_ms(&self) -> i32 {
+    pub(crate) fn timeout_ms(&self) -> i32 {
         i32::try_from(self.timeout().mul_f64(0.8).as_millis()).unwrap_or(i32::MAX)
     }
 
