@@ -150,7 +150,10 @@ impl BrokerLifecycle {
             metadata_offset: self.client.quorum().image().offset,
             want_shutdown,
         };
-        let reply = self.client.heartbeat(request).await?;
+        // A heartbeat stuck on an unreachable controller must not outlast the session: the
+        // next one goes to the controller the quorum names by then.
+        let within = (self.session_timeout / 2).max(self.interval);
+        let reply = self.client.heartbeat(request, within).await?;
         *self.last_ack.lock() = Some((
             tokio::time::Instant::now(),
             LifecycleStatus {

@@ -261,7 +261,11 @@ async fn follower_fetches_from_strangers_and_stale_epochs_are_refused() -> anyho
     let not_leader = 6; // NOT_LEADER_OR_FOLLOWER
     // The real follower is served once the leader opened the partition.
     eventually("the leader to serve its follower", DEADLINE, || async {
-        (follower_fetch(&leader_addr, topic_id, follower, epoch).await.ok()? == 0).then_some(())
+        (follower_fetch(&leader_addr, topic_id, follower, epoch)
+            .await
+            .ok()?
+            == 0)
+            .then_some(())
     })
     .await?;
     assert_eq!(
@@ -288,7 +292,9 @@ async fn follower_fetches_from_strangers_and_stale_epochs_are_refused() -> anyho
     let producer = producer(&bootstrap, &[("acks", "all")])?;
     producer
         .send(
-            FutureRecord::<(), _>::to("pair").partition(0).payload("after"),
+            FutureRecord::<(), _>::to("pair")
+                .partition(0)
+                .payload("after"),
             Timeout::After(DEADLINE),
         )
         .await

@@ -123,13 +123,19 @@ async fn a_diverged_tail_is_truncated_and_replicas_end_byte_identical() -> anyho
     let second = produce(&survivors, "all", &after).await?;
     // How much of the tail reached the new leader before its fetcher stopped.
     let kept = usize::try_from(second[0] - 100)?;
-    assert!(kept < diverged.len(), "the old leader held records no follower had");
+    assert!(
+        kept < diverged.len(),
+        "the old leader held records no follower had"
+    );
     assert_eq!(
         second,
         (100 + kept as i64..200 + kept as i64).collect::<Vec<i64>>(),
         "the new leader writes right after what it held of the tail"
     );
-    println!("the new leader held {kept} of the {} tail records", diverged.len());
+    println!(
+        "the new leader held {kept} of the {} tail records",
+        diverged.len()
+    );
 
     cluster.broker(old_leader).signal("CONT")?;
     await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;

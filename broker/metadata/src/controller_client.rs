@@ -97,7 +97,19 @@ impl ControllerClient {
     /// Sends `request` to the active controller, retrying across elections and controller
     /// changes until the deadline.
     pub async fn call(&self, request: ControllerRequest) -> ControllerResponse {
-        let deadline = tokio::time::Instant::now() + self.inner.deadline;
+        self.call_within(request, self.inner.deadline).await
+    }
+
+    /// [`ControllerClient::call`] giving up after `within`. A request that is repeated anyway
+    /// (a heartbeat) is bounded by its own period, so one attempt stuck on a controller that
+    /// became unreachable never outlasts the broker's session: the next one goes to whichever
+    /// controller the quorum names by then.
+    pub async fn call_within(
+        &self,
+        request: ControllerRequest,
+        within: Duration,
+    ) -> ControllerResponse {
+        let deadline = tokio::time::Instant::now() + within;
         let quorum = self.quorum();
         let me = quorum.node_id();
         let mut hint: Option<u64> = None;
@@ -128,7 +140,7 @@ impl ControllerClient {
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                let timeout_ms = u64::try_from(self.inner.deadline.as_millis()).unwrap_or(u64::MAX);
+                let timeout_ms = u64::try_from(within.as_millis()).unwrap_or(u64::MAX);
                 tracing::warn!(timeout_ms, "no active controller answered");
                 return ControllerResponse::refused(
                     &request,
@@ -363,11 +375,16 @@ impl ControllerClient {
         }
     }
 
+    /// One heartbeat, given up after `within` (the next one is due anyway).
     pub async fn heartbeat(
         &self,
         heartbeat: HeartbeatRequest,
+        within: Duration,
     ) -> Result<HeartbeatReply, ControllerError> {
-        match self.call(ControllerRequest::Heartbeat(heartbeat)).await {
+        match self
+            .call_within(ControllerRequest::Heartbeat(heartbeat), within)
+            .await
+        {
             ControllerResponse::Heartbeat(result) => result,
             other => mismatched(other, Err(internal())),
         }

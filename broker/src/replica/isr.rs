@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::partition::{Partition, ReplicaState, now_ms};
 use crate::broker::Broker;
 
+/// How long one ISR proposal may wait for a controller; the next check proposes again.
+const ALTER_PARTITION_DEADLINE: Duration = Duration::from_secs(5);
+
 /// Checks every partition led here for ISR changes, `interval` apart.
 #[derive(Debug)]
 pub struct IsrUpdater {
@@ -61,7 +64,11 @@ async fn propose(broker: &Broker, partition: &Arc<Partition>, state: ReplicaStat
         partition_epoch: state.partition_epoch,
         new_isr: isr,
     });
-    match broker.controller.call(request).await {
+    match broker
+        .controller
+        .call_within(request, ALTER_PARTITION_DEADLINE)
+        .await
+    {
         ControllerResponse::AlterPartition(Ok(next)) => {
             let removed = state.isr.iter().filter(|r| !next.isr.contains(r)).count();
             let added = next.isr.iter().filter(|r| !state.isr.contains(r)).count();
