@@ -6,6 +6,9 @@
 //! `--records` records of `--record-size` bytes (as fast as possible, or at `--rate` records per
 //! second to measure latency under a fixed load), then consumes them all back from the start.
 //! Latency is from handing a record to the client to its acknowledgement.
+//!
+//! `--local --brokers 3 --replication-factor 3` measures a local cluster of three brokers (all
+//! controller voters) with every byte replicated three times.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -32,6 +35,12 @@ struct Args {
     /// Start a local strom-broker (target/release, else target/debug) on a temporary directory.
     #[arg(long)]
     local: bool,
+    /// Brokers of the local cluster (`--local`); more than one forms one cluster of voters.
+    #[arg(long, default_value_t = 1, requires = "local")]
+    brokers: usize,
+    /// Replication factor of the benchmark topics.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
     /// Records per run.
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
@@ -94,12 +103,21 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+async fn create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<_> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     for result in admin.create_topics([&topic], &AdminOptions::new()).await? {
         if let Err((name, code)) = result {
             bail!("creating {name}: {code:?}");
@@ -314,8 +332,22 @@ async fn consume_raw(
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _local;
+    let _cluster;
     let bootstrap = match (&args.bootstrap, args.local) {
         (Some(bootstrap), _) => bootstrap.clone(),
+        (None, true) if args.brokers > 1 => {
+            let binary = strom_e2e::broker_binary()?;
+            eprintln!(
+                "strom-bench: starting {} brokers of {}",
+                args.brokers,
+                binary.display()
+            );
+            let cluster = strom_e2e::cluster::Cluster::start(args.brokers, 0, |_, o| o)?;
+            cluster.await_controller(Duration::from_secs(60)).await?;
+            let bootstrap = cluster.bootstrap();
+            _cluster = cluster;
+            bootstrap
+        }
         (None, true) => {
             let binary = strom_e2e::broker_binary()?;
             eprintln!("strom-bench: starting {}", binary.display());
@@ -330,8 +362,11 @@ async fn main() -> anyhow::Result<()> {
     for compression in &args.compression {
         for &partitions in &args.partitions {
             for acks in &args.acks {
-                let topic = format!("bench-{run_id}-{compression}-{partitions}p-acks{acks}");
-                create_topic(&bootstrap, &topic, partitions).await?;
+                let topic = format!(
+                    "bench-{run_id}-{compression}-{partitions}p-rf{}-acks{acks}",
+                    args.replication_factor
+                );
+                create_topic(&bootstrap, &topic, partitions, args.replication_factor).await?;
                 tokio::task::block_in_place(|| {
                     produce(&args, &bootstrap, &topic, acks, compression)
                 })?;
