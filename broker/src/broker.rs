@@ -203,7 +203,8 @@ impl Broker {
     pub async fn ensure_offsets_topic(&self) {
         let mut loaded = self.loaded_offsets_partitions.lock().await;
         if self.image().topic(OFFSETS_TOPIC).is_none() {
-            let request = offsets_topic_request(&self.config.props);
+            let request =
+                offsets_topic_request(&self.config.props, self.image().live_brokers().count());
             for created in self.controller.create_topics(vec![request], false).await {
                 if let Err(error) = created.result {
                     tracing::debug!(%error, "creating {OFFSETS_TOPIC}");

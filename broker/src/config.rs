@@ -166,6 +166,7 @@ pub struct BrokerProps {
     pub log_message_timestamp_before_max_ms: i64,
     pub log_message_timestamp_after_max_ms: i64,
     pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
     pub offsets_retention_minutes: i64,
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i64,
@@ -219,6 +220,7 @@ impl Default for BrokerProps {
             log_message_timestamp_before_max_ms: strom_storage::DEFAULT_TIMESTAMP_BEFORE_MAX_MS,
             log_message_timestamp_after_max_ms: strom_storage::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             offsets_retention_minutes: 7 * 24 * 60,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
@@ -270,6 +272,7 @@ pub const BROKER_KEYS: &[&str] = &[
     "log.message.timestamp.before.max.ms",
     "log.message.timestamp.after.max.ms",
     "offsets.topic.num.partitions",
+    "offsets.topic.replication.factor",
     "offsets.retention.minutes",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
@@ -363,6 +366,9 @@ impl BrokerProps {
             }
             "offsets.topic.num.partitions" => {
                 self.offsets_topic_num_partitions = parse_min(key, value, 1)?
+            }
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor = parse_min(key, value, 1)?
             }
             "offsets.retention.minutes" => {
                 self.offsets_retention_minutes = parse_min(key, value, 1)?
@@ -467,6 +473,9 @@ impl BrokerProps {
                 self.log_message_timestamp_after_max_ms.to_string()
             }
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
+            "offsets.topic.replication.factor" => {
+                self.offsets_topic_replication_factor.to_string()
+            }
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),

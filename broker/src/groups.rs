@@ -148,12 +148,15 @@ pub fn coordinator(
     GroupCoordinator::with_options(config, Arc::new(PartitionOffsetsLog { replicas }), options)
 }
 
-/// The request to create `__consumer_offsets`.
-pub fn offsets_topic_request(props: &BrokerProps) -> CreateTopicRequest {
+/// The request to create `__consumer_offsets`, replicated `offsets.topic.replication.factor`
+/// times, or on every live broker when there are fewer (a single broker must serve groups
+/// without settings; Kafka refuses instead), like Kafka's internal topics.
+pub fn offsets_topic_request(props: &BrokerProps, live_brokers: usize) -> CreateTopicRequest {
+    let live = i16::try_from(live_brokers).unwrap_or(i16::MAX).max(1);
     CreateTopicRequest {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: Some(props.offsets_topic_num_partitions),
-        replication_factor: Some(props.default_replication_factor),
+        replication_factor: Some(props.offsets_topic_replication_factor.min(live)),
         assignments: None,
         configs: BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]),
     }

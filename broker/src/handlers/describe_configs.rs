@@ -202,7 +202,7 @@ fn broker_config_type(key: &str) -> i8 {
         | "replica.fetch.min.bytes"
         | "replica.fetch.backoff.ms"
         | "leader.imbalance.per.broker.percentage" => TYPE_INT,
-        "default.replication.factor" => 4,
+        "default.replication.factor" | "offsets.topic.replication.factor" => 4,
         _ => TYPE_LONG,
     }
 }
