@@ -748,8 +748,8 @@ impl Report {
     }
 
     /// Fails, with the whole report, unless at least `min_acknowledged` records were
-    /// acknowledged, the consumer read them all, and nothing was lost, moved, duplicated or
-    /// reordered.
+    /// acknowledged, both the live consumer and the final read reached them all, and nothing
+    /// was lost, moved, duplicated, reordered or seen and then gone.
     pub fn ensure_clean(&self, min_acknowledged: u64) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.acknowledged >= min_acknowledged,
@@ -763,6 +763,12 @@ impl Report {
         anyhow::ensure!(
             self.drain_complete,
             "the final read did not reach the last acknowledged offsets\n{self}"
+        );
+        // Failover must not stop a consumer: it never reads past the high watermark, so a new
+        // leader never answers it OFFSET_OUT_OF_RANGE.
+        anyhow::ensure!(
+            self.live_drain_complete,
+            "the live consumer did not reach the last acknowledged offsets\n{self}"
         );
         Ok(())
     }

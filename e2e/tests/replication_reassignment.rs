@@ -322,12 +322,12 @@ async fn replication_factor_changes_by_reassignment_and_a_cancel_restores_the_re
         ongoing(&admin, "cancelled").await.ok()?
     })
     .await?;
+    let report = workload.finish(&cluster.bootstrap(), DEADLINE).await?;
+    println!("{report}");
+    report.ensure_clean(20_000)?;
     reassign(&admin, "cancelled", None).await?;
     await_placed(&cluster, &admin, "cancelled", &[0, 1, 2]).await?;
     await_gone(&admin, 3, "cancelled").await?;
     println!("cancelled-0: the move to 1, 2, 3 was cancelled; back on 0, 1, 2");
-    let report = workload.finish(&cluster.bootstrap(), DEADLINE).await?;
-    println!("{report}");
-    report.ensure_clean(20_000)?;
     Ok(())
 }
