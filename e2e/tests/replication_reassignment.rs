@@ -3,7 +3,8 @@
 //! replication throttle while a verified workload produces and consumes;
 //! ListPartitionReassignments shows it in progress, it ends on {1,2,3} with the whole ISR, and
 //! DescribeLogDirs shows broker 0 no longer holds it. A topic's replication factor goes 2 → 3
-//! and back, and a reassignment cancelled midway leaves the partition where it was.
+//! and back, and a reassignment cancelled midway leaves the partition where it was. The four
+//! brokers are all voters, so none has to join the quorum as an observer while it forms.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -197,7 +198,7 @@ async fn await_gone(admin: &KafkaAdmin, node: i32, topic: &str) -> anyhow::Resul
 }
 
 async fn start() -> anyhow::Result<(Cluster, KafkaAdmin)> {
-    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3, 1, fast_replication)).await??;
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(4, 0, fast_replication)).await??;
     cluster.await_controller(DEADLINE).await?;
     let admin = KafkaAdmin::connect(&cluster.bootstrap(), Duration::from_secs(10)).await?;
     Ok((cluster, admin))
