@@ -6,10 +6,10 @@
 //! acknowledgement (partition, offset, sequence, when). A consumer thread, assigned every
 //! partition from the log start, reads everything while it runs. [`Workload::finish`] stops
 //! producing, lets that consumer catch up, reads the whole topic once more with a fresh consumer
-//! and hands it all to [`check`] and [`vanished`], which say what was lost, duplicated,
+//! and hands it all to [`check()`] and [`vanished`], which say what was lost, duplicated,
 //! reordered, or seen by a consumer and later gone.
 //!
-//! Layout: this file runs the workload; [`check`] holds the checkers (pure functions, tested
+//! Layout: this file runs the workload; [`mod@check`] holds the checkers (pure functions, tested
 //! on synthetic data); [`report`] the [`Report`] that prints every figure in one block.
 
 use std::collections::{BTreeMap, HashMap};
