@@ -10,6 +10,10 @@
 //! `/proc/<pid>/fd` of each broker process. A connection from no broker process is a client's
 //! and is never cut.
 //!
+//! A proxy rather than network namespaces with veth pairs and `iptables`: every address stays
+//! on 127.0.0.1, as all test traffic must, and it needs no privileges on the machine running
+//! the tests.
+//!
 //! A cut link behaves like a firewall that drops packets: bytes already in flight are held (not
 //! delivered, not refused) and new connections are accepted but not forwarded; on heal the held
 //! bytes go through, as TCP retransmission would deliver them. Whatever timed out meanwhile is

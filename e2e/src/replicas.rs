@@ -208,7 +208,7 @@ pub async fn await_healthy(
     topic: Option<&str>,
     deadline: Duration,
 ) -> anyhow::Result<()> {
-    eventually(
+    let waited = eventually(
         "every broker unfenced, every partition led with its whole ISR, no under-replicated \
          partitions",
         deadline,
@@ -220,21 +220,41 @@ pub async fn await_healthy(
             (topic_whole && is_healthy(cluster).await).then_some(())
         },
     )
-    .await
-    .with_context(|| {
-        let urp: Vec<String> = cluster
-            .running()
-            .iter()
-            .map(|id| {
-                format!(
-                    "broker {id}: {UNDER_REPLICATED}={:?}",
-                    metric(cluster.broker(*id), UNDER_REPLICATED).ok()
-                )
-            })
-            .collect();
-        urp.join("; ")
-    })
-    .with_context(|| format!("topic {topic:?}"))
+    .await;
+    let Err(error) = waited else {
+        return Ok(());
+    };
+    // Say what was still missing: per-broker under-replicated counts and the topic's ISRs.
+    let mut seen = Vec::new();
+    for id in cluster.running() {
+        let broker = cluster.broker(id);
+        let urp = metric(broker, UNDER_REPLICATED).ok();
+        let layout = match topic {
+            Some(topic) => partitions(&broker.bootstrap(), topic)
+                .await
+                .map(|found| {
+                    found
+                        .iter()
+                        .map(|(p, s)| {
+                            format!(
+                                "{p}: leader {} isr {:?} of {:?}",
+                                s.leader, s.isr, s.replicas
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_else(|e| e.to_string()),
+            None => String::new(),
+        };
+        seen.push(format!(
+            "broker {id}: {UNDER_REPLICATED}={urp:?} [{layout}]"
+        ));
+    }
+    Err(error.context(format!(
+        "topic {topic:?} as each broker last saw it: {}",
+        seen.join("; ")
+    )))
 }
 
 /// The bytes of every `.log` segment of `topic`-`partition` under `data_dir`, concatenated in

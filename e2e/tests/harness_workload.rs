@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use strom_e2e::kafka::create_topic;
+use strom_e2e::replicas::{LOG_END_OFFSET, labelled_metric, segment_bytes};
 use strom_e2e::workload::{Workload, WorkloadConfig};
 use strom_e2e::{BrokerOptions, BrokerProcess};
 
@@ -30,6 +31,23 @@ async fn the_workload_reads_back_every_acknowledged_record_of_one_broker() -> an
         report.consumed >= report.acknowledged,
         "the consumer read at least every acknowledged record"
     );
+    // The replica helpers the replication tests compare logs with read this broker right.
+    for (partition, high) in &report.high_watermarks {
+        let label = partition.to_string();
+        let end = labelled_metric(
+            &broker,
+            LOG_END_OFFSET,
+            &[("topic", "workload"), ("partition", &label)],
+        )?;
+        assert_eq!(end, *high as f64, "log end offset of partition {partition}");
+        let (segments, bytes) = segment_bytes(broker.data_dir(), "workload", *partition)?;
+        assert_eq!(segments, vec!["00000000000000000000.log".to_owned()]);
+        let marker = format!("strom-workload p={partition} s=0 ");
+        assert!(
+            bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+            "the first record of partition {partition} is in its segment"
+        );
+    }
     Ok(())
 }
 

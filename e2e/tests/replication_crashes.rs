@@ -41,10 +41,16 @@ async fn nothing_acknowledged_is_lost_under_twenty_crashes() -> anyhow::Result<(
     let config =
         ChaosConfig::new(TOPIC, PARTITIONS, STEPS)?.with_progress(workload.progress(), 200);
     let chaos = chaos::run(&mut cluster, &config).await;
-    let report = workload.finish(&cluster.bootstrap(), DEADLINE).await?;
+    if let Err(error) = &chaos {
+        println!("chaos failed: {error:#}");
+    }
+    let report = workload.finish(&cluster.bootstrap(), DEADLINE).await;
+    if let Ok(report) = &report {
+        println!("{report}");
+    }
     let chaos = chaos?;
+    let report = report?;
     println!("{chaos}");
-    println!("{report}");
     println!(
         "records acknowledged {}, lost {}, duplicated {}, out of order {}, longest produce stall {:.2?}",
         report.acknowledged,

@@ -129,7 +129,9 @@ async fn below_min_isr_acks_all_is_refused_and_acks_one_still_works() -> anyhow:
         })
         .collect::<anyhow::Result<_>>()?;
     assert_eq!(offsets.len(), 15);
-    let records = by_partition(consume(&reader, 30 + 15, DEADLINE)?);
+    let records = by_partition(tokio::task::block_in_place(|| {
+        consume(&reader, 30 + 15, DEADLINE)
+    })?);
     for partition in 0..3 {
         let values: Vec<String> = records[&partition]
             .iter()
