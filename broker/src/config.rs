@@ -473,9 +473,7 @@ impl BrokerProps {
                 self.log_message_timestamp_after_max_ms.to_string()
             }
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
-            "offsets.topic.replication.factor" => {
-                self.offsets_topic_replication_factor.to_string()
-            }
+            "offsets.topic.replication.factor" => self.offsets_topic_replication_factor.to_string(),
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),

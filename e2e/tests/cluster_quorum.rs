@@ -56,9 +56,11 @@ async fn create_topic_via(bootstrap: &str, name: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_voters_and_an_observer_form_one_cluster() -> anyhow::Result<()> {
-    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3, 1, fast_sessions)).await??;
-    let expected: Vec<i32> = vec![0, 1, 2, 3];
+async fn three_voters_and_two_observers_form_one_cluster() -> anyhow::Result<()> {
+    // Both observers ask to join while the voters still form the quorum: one membership
+    // change at a time, so each waits for the other's instead of failing its start.
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start(3, 2, fast_sessions)).await??;
+    let expected: Vec<i32> = vec![0, 1, 2, 3, 4];
     let mut cluster_ids = BTreeSet::new();
     let mut controllers = BTreeSet::new();
     for broker in cluster.brokers() {
@@ -84,7 +86,7 @@ async fn three_voters_and_an_observer_form_one_cluster() -> anyhow::Result<()> {
         "a voter leads, not the observer"
     );
 
-    // DescribeQuorum, asked of the observer: three voters in sync, the observer behind none.
+    // DescribeQuorum, asked of an observer: three voters in sync, the observers behind none.
     let observer = cluster.broker(3).bootstrap();
     let quorum = eventually(
         "DescribeQuorum to show every voter caught up",
@@ -110,8 +112,8 @@ async fn three_voters_and_an_observer_form_one_cluster() -> anyhow::Result<()> {
     assert_eq!(voters, vec![0, 1, 2]);
     assert_eq!(
         observers,
-        vec![3],
-        "the broker-only node observes and never votes"
+        vec![3, 4],
+        "the broker-only nodes observe and never vote"
     );
     assert_eq!(quorum.leader_id.0, controller);
     assert!(quorum.high_watermark > 0);

@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use openraft::BasicNode;
+use openraft::error::ChangeMembershipError;
 use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
 
@@ -12,6 +13,11 @@ use crate::controller_ops::QuorumReplica;
 use crate::error::MetadataError;
 use crate::quorum::MetadataQuorum;
 use crate::raft_types::NodeId;
+
+/// How long an observer's join waits for a membership change already running.
+const MEMBERSHIP_CHANGE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// The pause between attempts while a membership change runs.
+const MEMBERSHIP_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl MetadataQuorum {
     /// On the leader: adds `node_id` as an observer (a Raft learner) replicated at `address`,
@@ -42,18 +48,36 @@ impl MetadataQuorum {
             return Ok(());
         }
         tracing::info!(node_id, %address, "adding a metadata observer");
-        match self
-            .raft()
-            .add_learner(node_id, BasicNode { addr: address }, false)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(MetadataError::NotLeader {
-                    leader: forward.leader_id,
-                })
+        // One membership change runs at a time: an observer that asks while the quorum is
+        // still committing its first configuration, or while another observer joins, waits
+        // for that change instead of failing its start.
+        let deadline = tokio::time::Instant::now() + MEMBERSHIP_CHANGE_WAIT;
+        loop {
+            match self
+                .raft()
+                .add_learner(
+                    node_id,
+                    BasicNode {
+                        addr: address.clone(),
+                    },
+                    false,
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    return Err(MetadataError::NotLeader {
+                        leader: forward.leader_id,
+                    });
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(busy),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(node_id, %busy, "waiting for a membership change to finish");
+                    tokio::time::sleep(MEMBERSHIP_RETRY).await;
+                }
+                Err(e) => return Err(MetadataError::raft(e)),
             }
-            Err(e) => Err(MetadataError::raft(e)),
         }
     }
 
