@@ -20,7 +20,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const TOPIC: &str = "guarded";
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const FENCED_LEADER_EPOCH: i16 = 74;
-const UNKNOWN_LEADER_EPOCH: i16 = 76;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
 /// Fetch v12 of partition 0 from offset 0 as `replica_id` with `current_leader_epoch`; returns
 /// the partition's (error code, high watermark).

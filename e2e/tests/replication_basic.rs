@@ -1,7 +1,6 @@
 //! The basics of partition replication on three real brokers: every replica of an RF 3
 //! partition holds the same bytes as its leader, killing a leader loses no acknowledged record,
-//! the restarted broker rejoins every ISR, and follower fetches from brokers that hold no
-//! replica, or with an epoch the leader does not have, are refused without harm.
+//! and the restarted broker rejoins every ISR. (Bad follower fetches: replication_bad_input.rs.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -194,113 +193,5 @@ async fn replicas_hold_the_leaders_bytes_and_a_killed_leader_loses_nothing() -> 
         },
     )
     .await?;
-    Ok(())
-}
-
-/// One follower-style Fetch of `topic`-0 at offset 0 from `bootstrap`, as `replica_id`, with
-/// `epoch` as the current leader epoch; the partition's error code.
-async fn follower_fetch(
-    bootstrap: &str,
-    topic_id: uuid::Uuid,
-    replica_id: i32,
-    epoch: i32,
-) -> anyhow::Result<i16> {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
-    use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse};
-    let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
-    let request = FetchRequest::default()
-        .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(replica_id)))
-        .with_max_wait_ms(0)
-        .with_min_bytes(0)
-        .with_max_bytes(1 << 20)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic_id(topic_id)
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_current_leader_epoch(epoch)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ]);
-    let response: FetchResponse =
-        strom_e2e::wire::call(&mut stream, ApiKey::Fetch, 15, &request).await?;
-    let partition = response
-        .responses
-        .first()
-        .and_then(|t| t.partitions.first())
-        .context("one partition in the response")?;
-    Ok(partition.error_code)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follower_fetches_from_strangers_and_stale_epochs_are_refused() -> anyhow::Result<()> {
-    let cluster = start()?;
-    cluster.await_controller(DEADLINE).await?;
-    let bootstrap = cluster.bootstrap();
-    let admin = admin(&bootstrap)?;
-    let pair = NewTopic::new("pair", 1, TopicReplication::Variable(&[&[0, 1]]));
-    for result in admin.create_topics([&pair], &AdminOptions::new()).await? {
-        result.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e:?}"))?;
-    }
-    let first = cluster.broker(0).bootstrap();
-    let (topic_id, leader, epoch) = eventually("the topic in metadata", DEADLINE, || async {
-        let response = metadata(&first).await.ok()?;
-        let topic = response
-            .topics
-            .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "pair"))?;
-        let p = topic.partitions.first()?;
-        (p.leader_id.0 >= 0).then_some((topic.topic_id, p.leader_id.0, p.leader_epoch))
-    })
-    .await?;
-    let leader_addr = cluster.broker(leader as usize).bootstrap();
-    let follower = if leader == 0 { 1 } else { 0 };
-    const UNKNOWN_LEADER_EPOCH: i16 = 75;
-    let not_leader = 6; // NOT_LEADER_OR_FOLLOWER
-    // The real follower is served once the leader opened the partition.
-    eventually("the leader to serve its follower", DEADLINE, || async {
-        (follower_fetch(&leader_addr, topic_id, follower, epoch)
-            .await
-            .ok()?
-            == 0)
-            .then_some(())
-    })
-    .await?;
-    assert_eq!(
-        follower_fetch(&leader_addr, topic_id, 2, epoch).await?,
-        not_leader,
-        "broker 2 holds no replica"
-    );
-    assert_eq!(
-        follower_fetch(&leader_addr, topic_id, 42, epoch).await?,
-        not_leader,
-        "no broker 42 exists"
-    );
-    assert_eq!(
-        follower_fetch(&leader_addr, topic_id, follower, epoch + 1).await?,
-        UNKNOWN_LEADER_EPOCH,
-        "an epoch the leader does not know yet"
-    );
-    assert_eq!(
-        follower_fetch(&leader_addr, topic_id, follower, epoch).await?,
-        0,
-        "the real follower is served"
-    );
-    // The partition is unharmed: acks=all still commits through both replicas.
-    let producer = producer(&bootstrap, &[("acks", "all")])?;
-    producer
-        .send(
-            FutureRecord::<(), _>::to("pair")
-                .partition(0)
-                .payload("after"),
-            Timeout::After(DEADLINE),
-        )
-        .await
-        .map_err(|(e, _)| anyhow::anyhow!("produce after bad fetches: {e}"))?;
-    let consumer = assigned_consumer(&bootstrap, "pair", 1)?;
-    let got = consume(&consumer, 1, DEADLINE)?;
-    assert_eq!(rdkafka::Message::payload(&got[0]), Some(&b"after"[..]));
     Ok(())
 }
