@@ -42,6 +42,45 @@ const EXTERNAL_METRICS: [(&str, &str); 7] = [
     ),
 ];
 
+/// The replication metrics an operator watches, by their JMX-exporter names: each has a panel
+/// on the cluster dashboard, and those marked `true` are read by an alert.
+const REPLICATION_METRICS: [(&str, bool); 12] = [
+    (
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        true,
+    ),
+    (
+        "kafka_server_replicamanager_underminisrpartitioncount",
+        true,
+    ),
+    (
+        "kafka_controller_kafkacontroller_offlinepartitionscount",
+        true,
+    ),
+    ("kafka_server_replicamanager_isrshrinks_total", true),
+    ("kafka_server_replicamanager_isrexpands_total", true),
+    ("kafka_server_replicamanager_leadercount", false),
+    ("kafka_server_replicamanager_partitioncount", false),
+    (
+        "kafka_server_brokertopicmetrics_replicationbytesin_total",
+        false,
+    ),
+    (
+        "kafka_server_brokertopicmetrics_replicationbytesout_total",
+        false,
+    ),
+    ("kafka_server_replicafetchermanager_maxlag", true),
+    ("kafka_server_replicamanager_reassigningpartitions", true),
+    (
+        "kafka_controller_controllerstats_uncleanleaderelections_total",
+        true,
+    ),
+];
+
+/// Alerts on events that may have lost acknowledged records: paging, not a ticket.
+const CRITICAL_METRICS: [&str; 1] =
+    ["kafka_controller_controllerstats_uncleanleaderelections_total"];
+
 /// The metric names the broker's metrics module (`broker/src/metrics.rs` and
 /// `broker/src/metrics/`) registers: every string literal shaped like a Kafka or Strom metric
 /// name, plus the series a histogram family exposes.
@@ -329,16 +368,109 @@ fn every_rule_has_severity_summary_and_description() -> anyhow::Result<()> {
         let expr = rule["query"].as_str().unwrap_or_default();
         problems.extend(check_known_metrics(name, expr, &known));
     }
+    let mut written = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file)?;
+        written += text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- alert:"))
+            .count();
+    }
     ensure!(
-        rules.len() >= 12,
-        "expected at least 12 rules, Prometheus loaded {}",
+        written >= 16 && rules.len() == written,
+        "the rule files hold {written} alerts (at least 16 expected), Prometheus loaded {}",
         rules.len()
     );
+    for (metric, alerted) in REPLICATION_METRICS {
+        let readers: Vec<&Value> = rules
+            .iter()
+            .filter(|r| metric_names(r["query"].as_str().unwrap_or_default()).contains(metric))
+            .collect();
+        if alerted && readers.is_empty() {
+            problems.push(format!("no alert reads {metric}"));
+        }
+        if CRITICAL_METRICS.contains(&metric)
+            && readers
+                .iter()
+                .any(|r| r["labels"]["severity"] != "critical")
+        {
+            problems.push(format!("every alert on {metric} must be critical"));
+        }
+    }
     ensure!(
         problems.is_empty(),
         "rule problems:\n{}",
         problems.join("\n")
     );
+    Ok(())
+}
+
+/// Every replication metric an operator watches has a panel on the cluster dashboard, in its
+/// Health or Replication row.
+#[test]
+fn replication_metrics_are_on_the_cluster_dashboard() -> anyhow::Result<()> {
+    let all = dashboards()?;
+    let (file, dashboard) = all
+        .iter()
+        .find(|(name, _)| name == "strom-cluster.json")
+        .context("deploy/grafana/strom-cluster.json is missing")?;
+    let variables = variable_names(dashboard);
+    let mut shown: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut row = String::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        if panel["type"] == "row" {
+            row = panel["title"].as_str().unwrap_or_default().to_owned();
+            continue;
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr =
+                substitute_variables(target["expr"].as_str().unwrap_or_default(), &variables)?;
+            for name in metric_names(&expr) {
+                shown.entry(name).or_default().insert(row.clone());
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for (metric, _) in REPLICATION_METRICS {
+        match shown.get(metric) {
+            Some(rows) if rows.iter().any(|r| r == "Health" || r == "Replication") => {}
+            Some(rows) => problems.push(format!(
+                "{file}: {metric} is shown only in rows {rows:?}, not Health or Replication"
+            )),
+            None => problems.push(format!("{file}: no panel shows {metric}")),
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
+    Ok(())
+}
+
+/// Grafana pushes overlapping panels around on load, so a layout that overlaps is not the one
+/// committed. Rows take a grid line; the panels of a collapsed row sit where they appear when it
+/// is expanded.
+#[test]
+fn dashboard_panels_do_not_overlap() -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (file, dashboard) in dashboards()? {
+        let mut placed: Vec<(String, [i64; 4])> = Vec::new();
+        let mut pending: Vec<&Value> = dashboard["panels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        while let Some(panel) = pending.pop() {
+            pending.extend(panel["panels"].as_array().into_iter().flatten());
+            let grid = &panel["gridPos"];
+            let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| grid[k].as_i64().unwrap_or(0));
+            let title = panel["title"].as_str().unwrap_or("?").to_owned();
+            for (other, [ox, oy, ow, oh]) in &placed {
+                if x < ox + ow && *ox < x + w && y < oy + oh && *oy < y + h {
+                    problems.push(format!("{file}: {title:?} overlaps {other:?}"));
+                }
+            }
+            placed.push((title, [x, y, w, h]));
+        }
+    }
+    ensure!(problems.is_empty(), "{}", problems.join("\n"));
     Ok(())
 }
 
