@@ -1,7 +1,8 @@
 //! Replication throttles (KIP-73) on three real brokers, set the way
-//! `kafka-reassign-partitions --throttle` sets them: a partition of ~20 MB moves from one
-//! broker to two while broker 0 may send at most 2 MiB/s to followers of the throttled
-//! replicas; the new replica grows no faster than that, and once the throttle is removed the
+//! `kafka-reassign-partitions --throttle` sets them: a partition of ~20 MB moves from broker 0
+//! to brokers 0 and 1 while broker 0 may send at most 2 MiB/s to followers of the throttled
+//! replica (leader throttle), or broker 1 may fetch at most 2 MiB/s of it (follower throttle);
+//! the new replica grows no faster than that, and once the throttle is removed the
 //! reassignment completes with the new replica holding the leader's bytes.
 
 use std::path::Path;
@@ -190,6 +191,18 @@ async fn reassignments_in_progress(bootstrap: &str) -> anyhow::Result<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_unthrottled()
 -> anyhow::Result<()> {
+    throttled_reassignment(0, "leader.replication.throttled.rate").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_reassignment_copies_at_the_follower_rate_and_completes_once_unthrottled()
+-> anyhow::Result<()> {
+    throttled_reassignment(1, "follower.replication.throttled.rate").await
+}
+
+/// Moves [`TOPIC`] from broker 0 to brokers 0 and 1 with `rate_key` set to [`RATE`] on
+/// `throttled` (0, the leader, or 1, the new follower).
+async fn throttled_reassignment(throttled: usize, rate_key: &str) -> anyhow::Result<()> {
     let cluster = Cluster::start(3, 0, |id, options| {
         fast_sessions(id, options).with("replica.fetch.backoff.ms", "100")
     })?;
@@ -233,11 +246,12 @@ async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_u
 
     // As the reassignment tool does: the rate on the broker, the existing replica as leader
     // throttled, the moving replica as follower throttled.
+    let throttled_id = throttled.to_string();
     alter_configs(
         &broker0,
         RESOURCE_BROKER,
-        "0",
-        &[("leader.replication.throttled.rate", Some(&RATE.to_string()))],
+        &throttled_id,
+        &[(rate_key, Some(&RATE.to_string()))],
     )
     .await?;
     alter_configs(
@@ -250,30 +264,25 @@ async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_u
         ],
     )
     .await?;
-    let described: DescribeConfigsResponse = call(
-        &broker0,
-        ApiKey::DescribeConfigs,
-        1,
-        &DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_BROKER)
-                .with_resource_name(str_bytes("0"))
-                .with_configuration_keys(Some(vec![str_bytes(
-                    "leader.replication.throttled.rate",
-                )])),
-        ]),
-    )
+    // The throttled broker reports the dynamic value once its image holds it.
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(RESOURCE_BROKER)
+            .with_resource_name(str_bytes(&throttled_id))
+            .with_configuration_keys(Some(vec![str_bytes(rate_key)])),
+    ]);
+    let throttled_bootstrap = cluster.broker(throttled).bootstrap();
+    eventually("the rate to be described as dynamic", DEADLINE, || async {
+        let described: DescribeConfigsResponse =
+            call(&throttled_bootstrap, ApiKey::DescribeConfigs, 1, &describe)
+                .await
+                .ok()?;
+        let entry = described.results.first()?.configs.first()?.clone();
+        let value = entry.value.as_ref().map(ToString::to_string);
+        // DYNAMIC_BROKER_CONFIG
+        (value == Some(RATE.to_string()) && entry.config_source == 2).then_some(())
+    })
     .await?;
-    let entry = described
-        .results
-        .first()
-        .and_then(|r| r.configs.first())
-        .context("the rate described")?;
-    assert_eq!(
-        entry.value.as_ref().map(ToString::to_string),
-        Some(RATE.to_string())
-    );
-    assert_eq!(entry.config_source, 2, "DYNAMIC_BROKER_CONFIG");
 
     let started = Instant::now();
     let request = AlterPartitionReassignmentsRequest::default()
@@ -302,7 +311,8 @@ async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_u
 
     // The copy proceeds, but never faster than the rate allows: at most RATE per second
     // since the request (one second at least: the quota measures a first burst over a whole
-    // window), plus the fetch that found the quota still unspent.
+    // window), plus the fetch that found the quota still unspent. No assertion on how fast:
+    // the bound grows with the time measured.
     let follower_dir = cluster.broker(1).data_dir().join(format!("{TOPIC}-0"));
     let mut samples = Vec::new();
     loop {
@@ -326,7 +336,7 @@ async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_u
     }
     let (elapsed, size) = samples[samples.len() - 1];
     println!(
-        "throttled at {RATE} B/s: broker 1 holds {size} of {total} bytes after {elapsed:.2} s \
+        "{rate_key} {RATE} B/s on broker {throttled}: broker 1 holds {size} of {total} bytes after {elapsed:.2} s \
          ({:.0} B/s)",
         size as f64 / elapsed
     );
@@ -337,8 +347,8 @@ async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_u
     alter_configs(
         &broker0,
         RESOURCE_BROKER,
-        "0",
-        &[("leader.replication.throttled.rate", None)],
+        &throttled_id,
+        &[(rate_key, None)],
     )
     .await?;
     eventually("the reassignment to complete", DEADLINE, || async {
