@@ -149,6 +149,10 @@ impl Broker {
                 .load(std::sync::atomic::Ordering::Relaxed),
             max_lag,
         );
+        self.metrics.set_replication_quota_rates(
+            self.replicas.quotas.leader.byte_rate(),
+            self.replicas.quotas.follower.byte_rate(),
+        );
         self.metrics.set_replica_manager(
             partitions.len() as i64,
             leaders,

@@ -190,6 +190,9 @@ pub struct BrokerProps {
     pub auto_leader_rebalance_enable: bool,
     pub leader_imbalance_per_broker_percentage: i32,
     pub leader_imbalance_check_interval_seconds: i64,
+    /// KIP-73 throttles when the broker has no dynamic value for them (bytes per second).
+    pub leader_replication_throttled_rate: i64,
+    pub follower_replication_throttled_rate: i64,
 }
 
 impl Default for BrokerProps {
@@ -242,6 +245,8 @@ impl Default for BrokerProps {
             auto_leader_rebalance_enable: true,
             leader_imbalance_per_broker_percentage: 10,
             leader_imbalance_check_interval_seconds: 300,
+            leader_replication_throttled_rate: strom_metadata::broker_config::UNTHROTTLED_RATE,
+            follower_replication_throttled_rate: strom_metadata::broker_config::UNTHROTTLED_RATE,
         }
     }
 }
@@ -294,12 +299,22 @@ pub const BROKER_KEYS: &[&str] = &[
     "auto.leader.rebalance.enable",
     "leader.imbalance.per.broker.percentage",
     "leader.imbalance.check.interval.seconds",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
 ];
 
 impl BrokerProps {
     /// How long a SIGTERM waits for the controller to move this broker's leaderships.
     pub fn controlled_shutdown_timeout(&self) -> Duration {
         Duration::from_millis(u64::try_from(self.controlled_shutdown_timeout_ms).unwrap_or(0))
+    }
+
+    /// The static (leader, follower) replication throttles; a broker's dynamic configs win.
+    pub fn replication_throttled_rates(&self) -> (i64, i64) {
+        (
+            self.leader_replication_throttled_rate,
+            self.follower_replication_throttled_rate,
+        )
     }
 
     /// The replica fetchers' settings.
@@ -431,6 +446,12 @@ impl BrokerProps {
             "leader.imbalance.check.interval.seconds" => {
                 self.leader_imbalance_check_interval_seconds = parse_min(key, value, 1)?
             }
+            "leader.replication.throttled.rate" => {
+                self.leader_replication_throttled_rate = parse_min(key, value, 0)?
+            }
+            "follower.replication.throttled.rate" => {
+                self.follower_replication_throttled_rate = parse_min(key, value, 0)?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -503,6 +524,12 @@ impl BrokerProps {
             }
             "leader.imbalance.check.interval.seconds" => {
                 self.leader_imbalance_check_interval_seconds.to_string()
+            }
+            "leader.replication.throttled.rate" => {
+                self.leader_replication_throttled_rate.to_string()
+            }
+            "follower.replication.throttled.rate" => {
+                self.follower_replication_throttled_rate.to_string()
             }
             _ => return None,
         })

@@ -89,6 +89,8 @@ pub struct BrokerMetrics {
     replication_bytes_in: IntCounter,
     replication_bytes_out: IntCounter,
     replica_max_lag: IntGauge,
+    leader_replication_byte_rate: IntGauge,
+    follower_replication_byte_rate: IntGauge,
     reassigning_partitions: IntGauge,
     unclean_leader_elections: IntCounter,
     active_controller_count: IntGauge,
@@ -444,6 +446,18 @@ impl BrokerMetrics {
                 "kafka_server_replicafetchermanager_maxlag",
                 "Largest lag, in offsets, of a partition this broker follows behind its leader's high watermark.",
             ),
+            leader_replication_byte_rate: gauge(
+                r,
+                "kafka_server_leaderreplication_byte_rate",
+                "Bytes per second this broker, as leader, sends of replicas listed in \
+                 leader.replication.throttled.replicas (the rate the leader throttle bounds).",
+            ),
+            follower_replication_byte_rate: gauge(
+                r,
+                "kafka_server_followerreplication_byte_rate",
+                "Bytes per second this broker, as follower, fetches of replicas listed in \
+                 follower.replication.throttled.replicas (the rate the follower throttle bounds).",
+            ),
             reassigning_partitions: gauge(
                 r,
                 "kafka_server_replicamanager_reassigningpartitions",
@@ -705,6 +719,13 @@ impl BrokerMetrics {
             self.replication_bytes_in.inc_by(bytes_in_total - seen);
         }
         self.replica_max_lag.set(max_lag);
+    }
+
+    /// The measured rates of throttled replication (KIP-73), bytes per second.
+    pub fn set_replication_quota_rates(&self, leader: f64, follower: f64) {
+        self.leader_replication_byte_rate.set(leader.round() as i64);
+        self.follower_replication_byte_rate
+            .set(follower.round() as i64);
     }
 
     /// The committed offset of `group` on `topic`-`partition` and its lag (high watermark minus

@@ -7,11 +7,10 @@
 //! records planned so far in the same request are applied, so items of one request see each
 //! other (two names that collide within one CreateTopics are caught).
 //!
-//! Configs: topic configs are those of [`crate::topic_config`]. Broker-level dynamic configs
-//! (`ConfigResource::Broker`) are refused with INVALID_REQUEST: broker settings come from the
-//! broker's configuration file, and accepting a value the broker would not apply would mislead.
-//! The image still applies broker config records, so enabling a validated set later needs no
-//! log format change.
+//! Configs: topic configs are those of [`crate::topic_config`]; a broker's dynamic configs
+//! (`ConfigResource::Broker`) are those of [`crate::broker_config`], and any other broker key
+//! is refused with INVALID_REQUEST: it comes from the broker's configuration file, and
+//! accepting a value the broker would not apply would mislead.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,19 +22,19 @@ use uuid::Uuid;
 
 use crate::controller_error::ControllerError;
 use crate::image::MetadataImage;
+use crate::plan::config_def;
 use crate::plan::config_record;
 use crate::plan::duplicate_names;
 use crate::plan::plan_partitions;
 use crate::plan::plan_topic;
-use crate::plan::topic_configs;
+use crate::plan::resource_configs;
+use crate::plan::validate_config;
 use crate::quorum::MetadataQuorum;
 use crate::records::ConfigResource;
 use crate::records::MetadataRecord;
 use crate::topic_config::ConfigKind;
 use crate::topic_config::TopicConfigEntry;
 use crate::topic_config::list_items;
-use crate::topic_config::topic_config_def;
-use crate::topic_config::validate_topic_config;
 
 /// The most partitions one topic may have. Kafka sets no such bound, but a request for
 /// billions of partitions must be refused, not attempted.
@@ -415,9 +414,9 @@ impl Controller {
     ) -> Result<(), ControllerError> {
         let _state = self.inner.state.lock().await;
         let image = self.leader_image()?;
-        let current = topic_configs(&image, &resource)?;
+        let current = resource_configs(&image, &resource)?;
         for (key, value) in &configs {
-            validate_topic_config(key, value)?;
+            validate_config(&resource, key, value)?;
         }
         let mut records = Vec::new();
         for key in current.keys().filter(|k| !configs.contains_key(*k)) {
@@ -438,7 +437,7 @@ impl Controller {
     ) -> Result<(), ControllerError> {
         let _state = self.inner.state.lock().await;
         let image = self.leader_image()?;
-        let current = topic_configs(&image, &resource)?;
+        let current = resource_configs(&image, &resource)?;
         if let Some(key) = duplicate_names(ops.iter().map(ConfigOp::key))
             .into_iter()
             .next()
@@ -452,15 +451,12 @@ impl Controller {
         let mut records = Vec::new();
         for op in &ops {
             let key = op.key();
-            let def = topic_config_def(key).ok_or_else(|| ControllerError::InvalidConfig {
-                key: key.to_owned(),
-                reason: format!("Unknown topic config name: {key}"),
-            })?;
+            let def = config_def(&resource, key)?;
             let new_value = match op {
                 ConfigOp::Set(_, value) => Some(value.clone()),
                 ConfigOp::Delete(_) => None,
                 ConfigOp::Append(_, value) | ConfigOp::Subtract(_, value) => {
-                    let ConfigKind::List { .. } = def.kind else {
+                    let (ConfigKind::List { .. } | ConfigKind::ReplicaList) = def.kind else {
                         let verb = if matches!(op, ConfigOp::Append(..)) {
                             "append"
                         } else {
@@ -489,7 +485,7 @@ impl Controller {
                 }
             };
             if let Some(value) = &new_value {
-                validate_topic_config(key, value)?;
+                validate_config(&resource, key, value)?;
             }
             if current.get(key) != new_value.as_ref() {
                 records.push(config_record(&resource, key, new_value));

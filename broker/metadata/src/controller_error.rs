@@ -150,9 +150,15 @@ impl From<MetadataError> for ControllerError {
 
 impl From<ConfigValidationError> for ControllerError {
     fn from(e: ConfigValidationError) -> Self {
-        Self::InvalidConfig {
-            key: e.key().to_owned(),
-            reason: e.to_string(),
+        match e {
+            // Kafka answers INVALID_REQUEST for a broker config that cannot change at run time.
+            ConfigValidationError::NotDynamic { .. } => Self::InvalidRequest {
+                message: e.to_string(),
+            },
+            _ => Self::InvalidConfig {
+                key: e.key().to_owned(),
+                reason: e.to_string(),
+            },
         }
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! - [`records`]: the log records (versioned JSON).
 //! - [`image`]: the immutable image and the pure `apply` of a record.
-//! - [`topic_config`], [`topic_name`]: Kafka's topic config definitions and name rules.
+//! - [`topic_config`], [`topic_name`]: Kafka's topic config definitions and name rules;
+//!   [`broker_config`]: the broker configs settable at run time (replication throttles).
 //! - [`quorum`]: the running Raft node ([`MetadataQuorum`]): start, propose, image, subscribe.
 //! - [`log_store`], [`state_machine`]: openraft storage (file log with CRC frames; image state
 //!   machine with persisted snapshots). [`network`]: the voter transport seam.
@@ -27,6 +28,7 @@
 //! `vote.json`, `committed.json`, `purged.json`, `snapshot.json`, `cluster.json`, `.lock`.
 
 mod alter_partition;
+pub mod broker_config;
 mod broker_lifecycle;
 pub mod controller;
 pub mod controller_client;

@@ -7,6 +7,9 @@ use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
+use crate::broker_config::dynamic_broker_config_def;
+use crate::broker_config::not_dynamic;
+use crate::broker_config::validate_broker_config;
 use crate::controller::CreateTopicRequest;
 use crate::controller::CreatedTopic;
 use crate::controller::MAX_PARTITIONS_PER_TOPIC;
@@ -19,7 +22,9 @@ use crate::placement::assign_replicas;
 use crate::placement::start_index_of;
 use crate::records::ConfigResource;
 use crate::records::MetadataRecord;
+use crate::topic_config::ConfigDef;
 use crate::topic_config::effective_topic_configs;
+use crate::topic_config::topic_config_def;
 use crate::topic_config::validate_topic_config;
 use crate::topic_name::collision_key;
 use crate::topic_name::validate_topic_name;
@@ -36,8 +41,8 @@ pub(crate) fn duplicate_names<'a>(names: impl Iterator<Item = &'a str>) -> BTree
     duplicates
 }
 
-/// The explicit configs of a topic resource; broker resources are refused.
-pub(crate) fn topic_configs(
+/// The explicit configs of a resource: a topic's, or a broker's dynamic configs.
+pub(crate) fn resource_configs(
     image: &MetadataImage,
     resource: &ConfigResource,
 ) -> Result<BTreeMap<String, String>, ControllerError> {
@@ -50,13 +55,44 @@ pub(crate) fn topic_configs(
                 }
             })
         }
-        ConfigResource::Broker(node_id) => Err(ControllerError::InvalidRequest {
-            message: format!(
-                "Dynamic broker configs are not supported (broker {node_id}); set broker \
-                 configs in the broker's configuration file and restart it."
-            ),
+        ConfigResource::Broker(node_id) if *node_id < 0 => Err(ControllerError::InvalidRequest {
+            message: format!("Invalid negative broker ID {node_id}."),
         }),
+        ConfigResource::Broker(node_id) => {
+            Ok(image.broker_config(*node_id).cloned().unwrap_or_default())
+        }
     }
+}
+
+/// The definition of config `key` of a resource of this kind.
+pub(crate) fn config_def(
+    resource: &ConfigResource,
+    key: &str,
+) -> Result<&'static ConfigDef, ControllerError> {
+    let def = match resource {
+        ConfigResource::Topic(_) => topic_config_def(key),
+        ConfigResource::Broker(_) => dynamic_broker_config_def(key),
+    };
+    def.ok_or_else(|| match resource {
+        ConfigResource::Topic(_) => ControllerError::InvalidConfig {
+            key: key.to_owned(),
+            reason: format!("Unknown topic config name: {key}"),
+        },
+        ConfigResource::Broker(_) => not_dynamic(key).into(),
+    })
+}
+
+/// Checks one config value of a resource of this kind.
+pub(crate) fn validate_config(
+    resource: &ConfigResource,
+    key: &str,
+    value: &str,
+) -> Result<(), ControllerError> {
+    match resource {
+        ConfigResource::Topic(_) => validate_topic_config(key, value)?,
+        ConfigResource::Broker(_) => validate_broker_config(key, value)?,
+    }
+    Ok(())
 }
 
 pub(crate) fn config_record(

@@ -21,6 +21,9 @@ pub enum ConfigKind {
     List { allowed: &'static [&'static str] },
     /// `true` or `false`, in any case (Kafka's BOOLEAN).
     Bool,
+    /// Replicas as `partition:brokerId` pairs, comma-separated, or `*` for every replica; may
+    /// be empty (Kafka's `ThrottledReplicaListValidator`).
+    ReplicaList,
 }
 
 impl ConfigKind {
@@ -32,7 +35,7 @@ impl ConfigKind {
             Self::Int { .. } => 3,
             Self::Long { .. } => 5,
             Self::Choice { .. } => 2,
-            Self::List { .. } => 7,
+            Self::List { .. } | Self::ReplicaList => 7,
         }
     }
 }
@@ -61,6 +64,8 @@ pub const FLUSH_MESSAGES: &str = "flush.messages";
 pub const FLUSH_MS: &str = "flush.ms";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+pub const LEADER_REPLICATION_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replicas";
+pub const FOLLOWER_REPLICATION_THROTTLED_REPLICAS: &str = "follower.replication.throttled.replicas";
 
 /// Every topic config Strom accepts, sorted by name.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
@@ -91,10 +96,30 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         sensitive: false,
     },
     ConfigDef {
+        name: FOLLOWER_REPLICATION_THROTTLED_REPLICAS,
+        default: "",
+        kind: ConfigKind::ReplicaList,
+        doc: "The replicas whose fetching from their leader counts against the follower \
+              broker's follower.replication.throttled.rate: partition:brokerId pairs \
+              (0:1,1:2), or * for every replica of the topic. Replicas in sync are never held \
+              back.",
+        sensitive: false,
+    },
+    ConfigDef {
         name: INDEX_INTERVAL_BYTES,
         default: "4096",
         kind: ConfigKind::Int { min: 0 },
         doc: "How many bytes of records lie between two entries of the offset index.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: LEADER_REPLICATION_THROTTLED_REPLICAS,
+        default: "",
+        kind: ConfigKind::ReplicaList,
+        doc: "The replicas whose serving to followers counts against the leader broker's \
+              leader.replication.throttled.rate: partition:brokerId pairs (0:1,1:2), the \
+              broker being the leader, or * for every replica of the topic. Followers in the \
+              ISR are never held back.",
         sensitive: false,
     },
     ConfigDef {
@@ -192,13 +217,20 @@ pub enum ConfigValidationError {
         value: String,
         reason: String,
     },
+    /// A broker config that only the broker's configuration file sets.
+    #[error(
+        "Cannot update broker config {name} dynamically; the configs that can be are: {dynamic}"
+    )]
+    NotDynamic { name: String, dynamic: String },
 }
 
 impl ConfigValidationError {
     /// The config key the error is about.
     pub fn key(&self) -> &str {
         match self {
-            Self::UnknownKey { name } | Self::InvalidValue { name, .. } => name,
+            Self::UnknownKey { name }
+            | Self::InvalidValue { name, .. }
+            | Self::NotDynamic { name, .. } => name,
         }
     }
 }
@@ -269,8 +301,63 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigValida
                 ));
             }
         }
+        ConfigKind::ReplicaList => {
+            parse_replica_list(trimmed).map_err(invalid)?;
+        }
     }
     Ok(())
+}
+
+/// A parsed `*.replication.throttled.replicas` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaList {
+    /// `*`: every replica of the topic.
+    All,
+    /// `(partition, broker id)` pairs, as listed.
+    Replicas(Vec<(i32, i32)>),
+}
+
+impl ReplicaList {
+    /// The partitions of the topic listed for `broker`, or `None` for all of them.
+    pub fn partitions_of(&self, broker: i32) -> Option<Vec<i32>> {
+        match self {
+            Self::All => None,
+            Self::Replicas(pairs) => Some(
+                pairs
+                    .iter()
+                    .filter(|(_, b)| *b == broker)
+                    .map(|(p, _)| *p)
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Parses a replica list as Kafka accepts it: `*`, or comma-separated `partition:brokerId`
+/// pairs of non-negative numbers, blanks around items ignored; empty means no replica.
+pub fn parse_replica_list(value: &str) -> Result<ReplicaList, String> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    if items.concat() == "*" {
+        return Ok(ReplicaList::All);
+    }
+    let refuse = || {
+        "must be the literal '*' or a list of replicas in the following format: \
+         [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+            .to_owned()
+    };
+    let mut pairs = Vec::new();
+    for item in items.into_iter().filter(|item| !item.is_empty()) {
+        let (partition, broker) = item.split_once(':').ok_or_else(refuse)?;
+        let number = |text: &str| -> Result<i32, String> {
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(refuse());
+            }
+            text.parse()
+                .map_err(|_| format!("{text} in {item} is not a partition or broker id"))
+        };
+        pairs.push((number(partition)?, number(broker)?));
+    }
+    Ok(ReplicaList::Replicas(pairs))
 }
 
 /// A boolean config value as Kafka reads it: `true` or `false` in any case, trimmed.
@@ -398,6 +485,24 @@ mod tests {
             ("unclean.leader.election.enable", "true", true),
             ("unclean.leader.election.enable", "FALSE", true),
             ("unclean.leader.election.enable", "yes", false),
+            ("leader.replication.throttled.replicas", "", true),
+            ("leader.replication.throttled.replicas", "*", true),
+            ("leader.replication.throttled.replicas", " * ", true),
+            ("leader.replication.throttled.replicas", "0:1,1:2", true),
+            ("leader.replication.throttled.replicas", "0:1, 1:2 ,", true),
+            ("leader.replication.throttled.replicas", "0:1,*", false),
+            ("leader.replication.throttled.replicas", "0", false),
+            ("leader.replication.throttled.replicas", "0:", false),
+            ("leader.replication.throttled.replicas", "a:1", false),
+            ("leader.replication.throttled.replicas", "-1:1", false),
+            ("leader.replication.throttled.replicas", "0:1:2", false),
+            (
+                "leader.replication.throttled.replicas",
+                "0:99999999999",
+                false,
+            ),
+            ("follower.replication.throttled.replicas", "3:0", true),
+            ("follower.replication.throttled.replicas", "all", false),
             ("no.such.config", "1", false),
         ];
         for (name, value, ok) in cases {
@@ -419,6 +524,30 @@ mod tests {
         );
         let err = validate_topic_config("bogus", "1").expect_err("unknown key");
         assert_eq!(err.to_string(), "Unknown topic config name: bogus");
+    }
+
+    #[test]
+    fn replica_lists_name_the_partitions_of_one_broker() {
+        let list = parse_replica_list("0:1, 1:2,2:1").expect("valid");
+        assert_eq!(list.partitions_of(1), Some(vec![0, 2]));
+        assert_eq!(list.partitions_of(2), Some(vec![1]));
+        assert_eq!(list.partitions_of(3), Some(vec![]));
+        assert_eq!(
+            parse_replica_list("*").expect("valid").partitions_of(3),
+            None
+        );
+        assert_eq!(
+            parse_replica_list("").expect("valid"),
+            ReplicaList::Replicas(vec![])
+        );
+        let err = validate_topic_config("leader.replication.throttled.replicas", "0-1")
+            .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "Invalid value 0-1 for configuration leader.replication.throttled.replicas: must be \
+             the literal '*' or a list of replicas in the following format: \
+             [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+        );
     }
 
     #[test]

@@ -474,6 +474,119 @@ async fn create_partitions_grows_and_refuses_to_shrink() {
     controller.quorum().shutdown().await.expect("shutdown");
 }
 
+/// KIP-73's throttles as `kafka-reassign-partitions --throttle` writes them: the rates per
+/// broker, the replica lists per topic; nothing else about a broker changes at run time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_throttles_are_dynamic_configs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let controller = start(dir.path(), 1).await;
+    controller
+        .create_topics(vec![topic("t", 2, 1)], false)
+        .await[0]
+        .result
+        .as_ref()
+        .expect("created");
+    let rate = "leader.replication.throttled.rate";
+    let broker_configs = || controller.quorum().image().broker_config(7).cloned();
+
+    controller
+        .incremental_alter_configs(
+            ConfigResource::Broker(7),
+            vec![ConfigOp::Set(rate.into(), "2097152".into())],
+            false,
+        )
+        .await
+        .expect("a dynamic broker config");
+    assert_eq!(
+        broker_configs()
+            .and_then(|c| c.get(rate).cloned())
+            .as_deref(),
+        Some("2097152")
+    );
+    let negative = controller
+        .incremental_alter_configs(
+            ConfigResource::Broker(7),
+            vec![ConfigOp::Set(rate.into(), "-1".into())],
+            false,
+        )
+        .await;
+    assert_eq!(code(&negative), 40);
+    let static_key = controller
+        .incremental_alter_configs(
+            ConfigResource::Broker(7),
+            vec![ConfigOp::Set("num.partitions".into(), "3".into())],
+            false,
+        )
+        .await;
+    assert_eq!(code(&static_key), 42);
+    assert!(
+        matches!(&static_key, Err(e) if e.to_string().contains("num.partitions")),
+        "{static_key:?}"
+    );
+    let negative_id = controller
+        .incremental_alter_configs(
+            ConfigResource::Broker(-1),
+            vec![ConfigOp::Set(rate.into(), "1".into())],
+            false,
+        )
+        .await;
+    assert_eq!(code(&negative_id), 42);
+    assert_eq!(
+        broker_configs().map(|c| c.len()),
+        Some(1),
+        "refused requests change nothing"
+    );
+    controller
+        .incremental_alter_configs(
+            ConfigResource::Broker(7),
+            vec![ConfigOp::Delete(rate.into())],
+            false,
+        )
+        .await
+        .expect("delete");
+    assert_eq!(broker_configs(), None);
+
+    let replicas = "leader.replication.throttled.replicas";
+    let topic_value = || {
+        controller
+            .quorum()
+            .image()
+            .topic("t")
+            .and_then(|t| t.configs.get(replicas).cloned())
+    };
+    let resource = ConfigResource::Topic("t".into());
+    for (op, expected) in [
+        (ConfigOp::Set(replicas.into(), "0:1".into()), "0:1"),
+        (
+            ConfigOp::Append(replicas.into(), "1:1,0:1".into()),
+            "0:1,1:1",
+        ),
+        (ConfigOp::Subtract(replicas.into(), "0:1".into()), "1:1"),
+        (ConfigOp::Subtract(replicas.into(), "1:1".into()), ""),
+        (ConfigOp::Set(replicas.into(), "*".into()), "*"),
+    ] {
+        controller
+            .incremental_alter_configs(resource.clone(), vec![op.clone()], false)
+            .await
+            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        assert_eq!(topic_value().as_deref(), Some(expected), "{op:?}");
+    }
+    let bad = controller
+        .incremental_alter_configs(
+            resource.clone(),
+            vec![ConfigOp::Set(replicas.into(), "0-1".into())],
+            false,
+        )
+        .await;
+    assert_eq!(code(&bad), 40);
+    assert!(
+        matches!(&bad, Err(e) if e.to_string().contains("[partitionId]:[brokerId]")),
+        "{bad:?}"
+    );
+    assert_eq!(topic_value().as_deref(), Some("*"));
+    controller.quorum().shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_configs_replace_and_incremental() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,11 +1,13 @@
 //! DescribeConfigs: a topic's effective configs with their source (topic override, broker
-//! `log.*` setting, or Kafka default), or this broker's static configs (read-only).
+//! `log.*` setting, or Kafka default), or this broker's configs: static ones read-only, the
+//! replication throttles with their dynamic value when one is set.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use strom_metadata::broker_config::dynamic_broker_config_def;
 use strom_metadata::topic_config::ConfigDef;
 
 use super::str_bytes;
@@ -20,8 +22,10 @@ pub const RESOURCE_BROKER: i8 = 4;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
-const TYPE_LIST: i8 = 7;
 const TYPE_BOOLEAN: i8 = 1;
+
+/// Kafka's `DYNAMIC_BROKER_CONFIG` source: set for this broker at run time.
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
 
 pub async fn handle(
     broker: &Broker,
@@ -83,10 +87,22 @@ pub async fn handle(
                             ))));
                     }
                     let defaults = BrokerProps::default();
+                    let dynamic = image.broker_config(broker.node_id);
                     let configs = BROKER_KEYS
                         .iter()
                         .filter(|key| wanted(key))
                         .filter_map(|key| {
+                            if dynamic_broker_config_def(key).is_some()
+                                && let Some(value) = dynamic.and_then(|d| d.get(*key))
+                            {
+                                return Some(
+                                    DescribeConfigsResourceResult::default()
+                                        .with_name(str_bytes(*key))
+                                        .with_value(Some(str_bytes(value.clone())))
+                                        .with_config_source(DYNAMIC_BROKER_CONFIG)
+                                        .with_config_type(broker_config_type(key)),
+                                );
+                            }
                             let value = broker.config.props.get(key)?;
                             let source = if defaults.get(key).as_deref() == Some(value.as_str()) {
                                 ConfigSource::Default
@@ -97,7 +113,7 @@ pub async fn handle(
                                 DescribeConfigsResourceResult::default()
                                     .with_name(str_bytes(*key))
                                     .with_value(Some(str_bytes(value)))
-                                    .with_read_only(true)
+                                    .with_read_only(dynamic_broker_config_def(key).is_none())
                                     .with_config_source(source as i8)
                                     .with_config_type(broker_config_type(key)),
                             )
@@ -170,15 +186,7 @@ fn broker_key_for(topic_key: &str) -> Option<&'static str> {
 }
 
 fn topic_config_type(def: &ConfigDef) -> i8 {
-    match def.name {
-        "cleanup.policy" => TYPE_LIST,
-        "unclean.leader.election.enable" => TYPE_BOOLEAN,
-        "message.timestamp.type" => TYPE_STRING,
-        "segment.bytes" | "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes" => {
-            TYPE_INT
-        }
-        _ => TYPE_LONG,
-    }
+    def.kind.kafka_config_type()
 }
 
 fn broker_config_type(key: &str) -> i8 {

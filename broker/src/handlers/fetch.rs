@@ -19,6 +19,11 @@
 //! may advance the high watermark. A replica id that is not a follower of the partition gets
 //! NOT_LEADER_OR_FOLLOWER.
 //!
+//! Replication throttles (KIP-73, [`crate::replica::quota`]): the bytes a follower gets of a
+//! replica listed in `leader.replication.throttled.replicas` count against the leader quota,
+//! and while it is exceeded such replicas of a follower outside the ISR come back with no
+//! records (no error), so they neither fill the response nor satisfy `min_bytes`.
+//!
 //! Fetch sessions (KIP-227) are not created: every response carries session id 0, which clients
 //! treat as "sessionless" and answer with full requests; an incremental request for a session id
 //! gets FETCH_SESSION_ID_NOT_FOUND.
@@ -60,6 +65,10 @@ struct Target {
     max_bytes: usize,
     /// An error known before reading (unknown topic, fenced epoch).
     error: Option<ResponseError>,
+    /// A follower's fetch of a replica the leader quota throttles.
+    throttled: bool,
+    /// The follower is in the ISR: never held back.
+    in_sync: bool,
 }
 
 pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchReply {
@@ -79,6 +88,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         request.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(replica_id);
+    let quota = &broker.replicas.quotas.leader;
     let now_ms = crate::replica::now_ms();
     let by_id = version >= 13;
     let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(request.topics.len());
@@ -119,6 +129,14 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                     Err(error) => (None, Some(error)),
                 },
             };
+            let throttled = follower.is_some()
+                && partition
+                    .as_ref()
+                    .is_some_and(|p| quota.is_throttled(&p.topic, p.index));
+            let in_sync = match (follower, &partition) {
+                (Some(replica), Some(p)) if throttled => p.state().isr.contains(&replica),
+                _ => true,
+            };
             let target = Target {
                 topic: topics.len(),
                 partition,
@@ -126,6 +144,8 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 fetch_offset: p.fetch_offset,
                 max_bytes: capped(p.partition_max_bytes, fetch_max_bytes),
                 error,
+                throttled,
+                in_sync,
             };
             let key = if by_id {
                 (topic.topic_id, String::new(), p.partition)
@@ -152,6 +172,8 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
     let deadline = Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = capped(request.max_bytes, fetch_max_bytes);
+    let may_hold_back = targets.iter().any(|t| t.throttled && !t.in_sync);
+    let hold_back = || may_hold_back && quota.is_exceeded();
     let targets = Arc::new(targets);
     let results = loop {
         // Subscribe before reading so an append between the read and the wait is not missed.
@@ -165,7 +187,8 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 })
             })
             .collect();
-        let (results, bytes, failed) = read_off_runtime(&targets, max_bytes, follower).await;
+        let (results, bytes, failed) =
+            read_off_runtime(&targets, max_bytes, follower, hold_back()).await;
         let now = Instant::now();
         if bytes >= min_bytes || failed || now >= deadline || watches.is_empty() {
             break results;
@@ -176,7 +199,9 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             .await
             .is_err()
         {
-            break read_off_runtime(&targets, max_bytes, follower).await.0;
+            break read_off_runtime(&targets, max_bytes, follower, hold_back())
+                .await
+                .0;
         }
     };
 
@@ -193,6 +218,9 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         if let Some(partition) = &target.partition
             && !file_records.is_empty()
         {
+            if target.throttled {
+                quota.record(file_records.len() as u64);
+            }
             // Kafka counts replication apart from consumers' bytes out.
             match follower {
                 Some(_) => broker
@@ -274,11 +302,11 @@ async fn read_off_runtime(
     targets: &Arc<Vec<Target>>,
     max_bytes: usize,
     follower: Option<i32>,
+    hold_back: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let targets = Arc::clone(targets);
-    match tokio::task::spawn_blocking(move || read_all(&targets, max_bytes, follower.is_some()))
-        .await
-    {
+    let read = move || read_all(&targets, max_bytes, follower.is_some(), hold_back);
+    match tokio::task::spawn_blocking(read).await {
         Ok(read) => read,
         Err(error) => {
             tracing::error!(%error, "fetch read task failed");
@@ -305,11 +333,13 @@ pub(crate) fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<Respon
 
 /// Reads every target once (up to the log end for a follower, else the high watermark);
 /// returns the partition data (with empty `records`) and the file ranges of each partition's
-/// batches, the bytes found and whether any partition failed.
+/// batches, the bytes found and whether any partition failed. With `hold_back`, throttled
+/// targets of followers outside the ISR are answered without records.
 fn read_all(
     targets: &[Target],
     max_bytes: usize,
     for_follower: bool,
+    hold_back: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let mut total = 0usize;
     let mut failed = false;
@@ -338,6 +368,10 @@ fn read_all(
             .with_high_watermark(high_watermark)
             .with_last_stable_offset(high_watermark)
             .with_log_start_offset(partition.log_start_offset());
+        if hold_back && target.throttled && !target.in_sync {
+            out.push((data, FileRecords::default()));
+            continue;
+        }
         let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
         let read = if for_follower {
             partition.read_for_follower(target.fetch_offset, budget, total == 0)

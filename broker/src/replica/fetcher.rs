@@ -9,6 +9,10 @@
 //! leader wrote but never committed), and only then fetches from its log end. Fetch responses
 //! are appended as they came (offsets and epochs kept) and bring the leader's high watermark.
 //!
+//! Replicas listed in `follower.replication.throttled.replicas` count their bytes against the
+//! follower quota ([`super::quota`]); while it is exceeded, those not in sync (behind the
+//! leader's high watermark at their last fetch) are left out of the requests.
+//!
 //! Errors back off per partition (`replica.fetch.backoff.ms`): a leader that does not know the
 //! new epoch yet, a fenced epoch (this broker's image is behind), a failed append. A broken
 //! connection backs the whole source off and is reopened.
@@ -34,6 +38,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::partition::{Partition, now_ms};
+use super::quota::ReplicationQuota;
 use crate::log_limit::LogLimiter;
 
 /// Connection failures to a source repeat every backoff: one line per distinct failure per
@@ -122,15 +127,17 @@ pub struct FetcherManager {
     settings: Mutex<FetchSettings>,
     sources: Mutex<HashMap<(i32, String), Source>>,
     pub stats: Arc<ReplicationStats>,
+    quota: Arc<ReplicationQuota>,
 }
 
 impl FetcherManager {
-    pub fn new(node_id: i32) -> FetcherManager {
+    pub fn new(node_id: i32, quota: Arc<ReplicationQuota>) -> FetcherManager {
         FetcherManager {
             node_id,
             settings: Mutex::new(FetchSettings::default()),
             sources: Mutex::new(HashMap::new()),
             stats: Arc::default(),
+            quota,
         }
     }
 
@@ -169,6 +176,7 @@ impl FetcherManager {
                     shared: shared.clone(),
                     settings,
                     stats: self.stats.clone(),
+                    quota: self.quota.clone(),
                 };
                 tokio::spawn(task.run(cancel.clone()));
                 Source { shared, cancel }
@@ -222,6 +230,7 @@ struct SourceTask {
     shared: Arc<SourceShared>,
     settings: FetchSettings,
     stats: Arc<ReplicationStats>,
+    quota: Arc<ReplicationQuota>,
 }
 
 /// A partition ready for the next request, as the request was built.
@@ -459,6 +468,23 @@ impl SourceTask {
 
     /// One Fetch request for every fetching partition, and its response applied.
     async fn fetch(&self, conn: &mut Connection, partitions: Vec<Ready>) -> Result<(), String> {
+        let partitions: Vec<Ready> = partitions
+            .into_iter()
+            .filter(|r| {
+                let in_sync = r.partition.follower_lag() == 0;
+                !self.quota.holds_back(&r.key.0, r.key.1, in_sync)
+            })
+            .collect();
+        if partitions.is_empty() {
+            // Everything here is throttled: wait until the quota has room again.
+            let wait = self
+                .quota
+                .time_to_bound()
+                .min(self.settings.backoff)
+                .max(Duration::from_millis(10));
+            tokio::time::sleep(wait).await;
+            return Ok(());
+        }
         let version = conn
             .version_for::<FetchRequest>()
             .ok_or_else(|| "the leader serves no usable Fetch version".to_string())?
@@ -572,6 +598,9 @@ impl SourceTask {
             {
                 Ok(Some(_)) => {
                     self.stats.bytes_in.fetch_add(bytes, Ordering::Relaxed);
+                    if self.quota.is_throttled(&partition.topic, partition.index) {
+                        self.quota.record(bytes);
+                    }
                 }
                 Ok(None) => return,
                 Err(StorageError::OffsetMismatch { expected, actual }) => {

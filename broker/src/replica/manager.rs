@@ -29,6 +29,7 @@ use uuid::Uuid;
 use super::fetcher::{FetchTarget, FetcherManager};
 use super::log_io::LogIo;
 use super::partition::{Partition, ReplicaState, Transition, now_ms};
+use super::quota::ReplicationQuotas;
 use crate::config::BrokerProps;
 use crate::topic_config::log_config;
 
@@ -74,6 +75,8 @@ pub struct ReplicaManager {
     io: LogIo,
     /// The tasks that copy the logs of partitions led elsewhere.
     pub fetchers: FetcherManager,
+    /// The replication throttles, as leader (the Fetch handler) and as follower (the fetchers).
+    pub quotas: ReplicationQuotas,
     /// High watermarks and recovery points read from the data directory's checkpoint files
     /// at the first image, for the partitions it opens.
     checkpointed: Mutex<Option<Checkpointed>>,
@@ -89,13 +92,15 @@ struct Checkpointed {
 impl ReplicaManager {
     /// A manager with [`LogIo::default_threads`] log I/O threads.
     pub fn new(node_id: i32, data_dir: PathBuf) -> Result<ReplicaManager, ReplicaError> {
+        let quotas = ReplicationQuotas::default();
         Ok(ReplicaManager {
             node_id,
             data_dir,
             topics: RwLock::new(HashMap::new()),
             apply_lock: Mutex::new(0),
             io: LogIo::start(LogIo::default_threads()).map_err(ReplicaError::Threads)?,
-            fetchers: FetcherManager::new(node_id),
+            fetchers: FetcherManager::new(node_id, quotas.follower.clone()),
+            quotas,
             checkpointed: Mutex::new(None),
         })
     }
@@ -150,6 +155,8 @@ impl ReplicaManager {
         image: Arc<MetadataImage>,
         props: BrokerProps,
     ) -> Result<(), ReplicaError> {
+        self.quotas
+            .update(&image, self.node_id, props.replication_throttled_rates());
         let manager = Arc::clone(self);
         let applied = {
             let image = image.clone();

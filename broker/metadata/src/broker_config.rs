@@ -1,0 +1,142 @@
+//! The broker configs that can be changed while brokers run (Kafka's dynamic broker configs,
+//! set with IncrementalAlterConfigs on a BROKER resource): their definitions and validation.
+//!
+//! Only the replication throttles are dynamic (KIP-73, the settings `kafka-reassign-partitions
+//! --throttle` writes per broker); every other broker setting comes from the broker's
+//! configuration file, so a dynamic value for it is refused rather than stored unapplied.
+
+use crate::topic_config::{ConfigDef, ConfigKind, ConfigValidationError};
+
+pub const LEADER_REPLICATION_THROTTLED_RATE: &str = "leader.replication.throttled.rate";
+pub const FOLLOWER_REPLICATION_THROTTLED_RATE: &str = "follower.replication.throttled.rate";
+
+/// Kafka's `QuotaConfig.QUOTA_BYTES_PER_SECOND_DEFAULT`: no throttle.
+pub const UNTHROTTLED_RATE: i64 = i64::MAX;
+
+/// Every broker config settable at run time, sorted by name.
+pub const DYNAMIC_BROKER_CONFIGS: &[ConfigDef] = &[
+    ConfigDef {
+        name: FOLLOWER_REPLICATION_THROTTLED_RATE,
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "The bytes per second this broker may fetch as a follower for the replicas its \
+              topics list in follower.replication.throttled.replicas, measured over windows \
+              of one second; the default throttles nothing.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: LEADER_REPLICATION_THROTTLED_RATE,
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "The bytes per second this broker may send as a leader to followers of the \
+              replicas its topics list in leader.replication.throttled.replicas, measured over \
+              windows of one second; the default throttles nothing.",
+        sensitive: false,
+    },
+];
+
+/// The definition of dynamic broker config `name`, if it is one.
+pub fn dynamic_broker_config_def(name: &str) -> Option<&'static ConfigDef> {
+    DYNAMIC_BROKER_CONFIGS.iter().find(|def| def.name == name)
+}
+
+/// The refusal of broker config `name`, which only the configuration file sets.
+pub fn not_dynamic(name: &str) -> ConfigValidationError {
+    ConfigValidationError::NotDynamic {
+        name: name.to_owned(),
+        dynamic: DYNAMIC_BROKER_CONFIGS
+            .iter()
+            .map(|d| d.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Checks that `name` may be set on a running broker and `value` is valid for it.
+pub fn validate_broker_config(name: &str, value: &str) -> Result<(), ConfigValidationError> {
+    let def = dynamic_broker_config_def(name).ok_or_else(|| not_dynamic(name))?;
+    let ConfigKind::Long { min } = def.kind else {
+        return Ok(());
+    };
+    let invalid = |reason: &str| ConfigValidationError::InvalidValue {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let parsed: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid("Not a number of type LONG"))?;
+    if parsed < min {
+        return Err(invalid(&format!("Value must be at least {min}")));
+    }
+    Ok(())
+}
+
+/// The throttle rate `name` as set in `configs` (a broker's dynamic configs), if set and valid.
+pub fn configured_rate(
+    configs: Option<&std::collections::BTreeMap<String, String>>,
+    name: &str,
+) -> Option<i64> {
+    configs?.get(name)?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_throttle_rates_are_dynamic_and_they_take_non_negative_longs() {
+        let cases: &[(&str, &str, bool)] = &[
+            (LEADER_REPLICATION_THROTTLED_RATE, "0", true),
+            (LEADER_REPLICATION_THROTTLED_RATE, "2097152", true),
+            (LEADER_REPLICATION_THROTTLED_RATE, " 10 ", true),
+            (
+                LEADER_REPLICATION_THROTTLED_RATE,
+                "9223372036854775807",
+                true,
+            ),
+            (LEADER_REPLICATION_THROTTLED_RATE, "-1", false),
+            (LEADER_REPLICATION_THROTTLED_RATE, "2MB", false),
+            (FOLLOWER_REPLICATION_THROTTLED_RATE, "1", true),
+            (FOLLOWER_REPLICATION_THROTTLED_RATE, "", false),
+            ("log.retention.ms", "1", false),
+        ];
+        for (name, value, ok) in cases {
+            assert_eq!(
+                validate_broker_config(name, value).is_ok(),
+                *ok,
+                "{name}={value}"
+            );
+        }
+        for def in DYNAMIC_BROKER_CONFIGS {
+            validate_broker_config(def.name, def.default).expect("default is valid");
+        }
+        let err = validate_broker_config("log.retention.ms", "1").expect_err("static");
+        assert_eq!(
+            err.to_string(),
+            "Cannot update broker config log.retention.ms dynamically; the configs that can be \
+             are: follower.replication.throttled.rate, leader.replication.throttled.rate"
+        );
+    }
+
+    #[test]
+    fn configured_rates_are_read_from_the_broker_configs() {
+        let configs = std::collections::BTreeMap::from([(
+            LEADER_REPLICATION_THROTTLED_RATE.to_owned(),
+            "2097152".to_owned(),
+        )]);
+        assert_eq!(
+            configured_rate(Some(&configs), LEADER_REPLICATION_THROTTLED_RATE),
+            Some(2_097_152)
+        );
+        assert_eq!(
+            configured_rate(Some(&configs), FOLLOWER_REPLICATION_THROTTLED_RATE),
+            None
+        );
+        assert_eq!(
+            configured_rate(None, LEADER_REPLICATION_THROTTLED_RATE),
+            None
+        );
+    }
+}
