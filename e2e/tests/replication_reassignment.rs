@@ -223,16 +223,18 @@ async fn a_partition_moves_under_load_with_a_throttle_and_nothing_is_lost() -> a
     let progress = workload.progress();
     progress.wait_for(0, 3000, DEADLINE).await?;
 
-    // 100 KB/s of catch-up for broker 3 against ~100 KB/s of new writes plus the backlog: the
-    // move takes long enough to be seen in progress.
+    // The leader's throttle counts the bytes of every throttled replica, the in-sync followers'
+    // too (as Kafka's does): with ~170 KB/s of batches going to each of brokers 1 and 2, a
+    // 600 KB/s throttle leaves broker 3 a little more than the new writes, so it catches up on
+    // the backlog slowly enough for the move to be seen in progress.
     for id in 0..4 {
         set_configs(
             &admin,
             4,
             &id.to_string(),
             &[
-                ("leader.replication.throttled.rate", "200000"),
-                ("follower.replication.throttled.rate", "200000"),
+                ("leader.replication.throttled.rate", "600000"),
+                ("follower.replication.throttled.rate", "600000"),
             ],
         )
         .await?;
