@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use strom_storage::FileRecords;
 
-use super::leader_hint::{leader_hint, wants_hint};
+use super::leader_hint::LeaderHints;
 use super::topic_name;
 use crate::broker::Broker;
 use crate::errors::storage_failure;
@@ -265,7 +265,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
 
 /// KIP-951: partitions refused because leadership moved name the new leader.
 fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut FetchResponse) {
-    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    let mut hints = LeaderHints::default();
     for topic in &mut response.responses {
         let name = if topic.topic.0.is_empty() {
             image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
@@ -274,27 +274,29 @@ fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut FetchR
         };
         let Some(name) = name else { continue };
         for partition in &mut topic.partitions {
-            if !wants_hint(partition.error_code) {
-                continue;
-            }
-            let Some(hint) = leader_hint(image, &name, partition.partition_index) else {
-                continue;
-            };
-            partition.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(hint.leader_id))
-                .with_leader_epoch(hint.leader_epoch);
-            if !endpoints.iter().any(|e| e.node_id.0 == hint.leader_id) {
-                endpoints.push(
-                    NodeEndpoint::default()
-                        .with_node_id(BrokerId(hint.leader_id))
-                        .with_host(super::str_bytes(hint.host))
-                        .with_port(hint.port)
-                        .with_rack(hint.rack.map(super::str_bytes)),
-                );
+            if let Some((leader_id, leader_epoch)) = hints.note(
+                image,
+                &name,
+                partition.partition_index,
+                partition.error_code,
+            ) {
+                partition.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader_id))
+                    .with_leader_epoch(leader_epoch);
             }
         }
     }
-    response.node_endpoints = endpoints;
+    response.node_endpoints = hints
+        .endpoints()
+        .into_iter()
+        .map(|hint| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(hint.leader_id))
+                .with_host(super::str_bytes(hint.host))
+                .with_port(hint.port)
+                .with_rack(hint.rack.map(super::str_bytes))
+        })
+        .collect();
 }
 
 /// [`read_all`] on tokio's blocking pool.

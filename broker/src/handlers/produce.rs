@@ -19,7 +19,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 
-use super::leader_hint::{leader_hint, wants_hint};
+use super::leader_hint::LeaderHints;
 use super::metadata::is_internal;
 use crate::broker::Broker;
 use crate::errors::{record_errors, storage_failure};
@@ -160,30 +160,29 @@ pub async fn handle(
 
 /// KIP-951: partitions refused because leadership moved name the new leader.
 fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut ProduceResponse) {
-    let mut endpoints: Vec<NodeEndpoint> = Vec::new();
+    let mut hints = LeaderHints::default();
     for topic in &mut response.responses {
         for partition in &mut topic.partition_responses {
-            if !wants_hint(partition.error_code) {
-                continue;
-            }
-            let Some(hint) = leader_hint(image, &topic.name.0, partition.index) else {
-                continue;
-            };
-            partition.current_leader = LeaderIdAndEpoch::default()
-                .with_leader_id(BrokerId(hint.leader_id))
-                .with_leader_epoch(hint.leader_epoch);
-            if !endpoints.iter().any(|e| e.node_id.0 == hint.leader_id) {
-                endpoints.push(
-                    NodeEndpoint::default()
-                        .with_node_id(BrokerId(hint.leader_id))
-                        .with_host(super::str_bytes(hint.host))
-                        .with_port(hint.port)
-                        .with_rack(hint.rack.map(super::str_bytes)),
-                );
+            if let Some((leader_id, leader_epoch)) =
+                hints.note(image, &topic.name.0, partition.index, partition.error_code)
+            {
+                partition.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader_id))
+                    .with_leader_epoch(leader_epoch);
             }
         }
     }
-    response.node_endpoints = endpoints;
+    response.node_endpoints = hints
+        .endpoints()
+        .into_iter()
+        .map(|hint| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(hint.leader_id))
+                .with_host(super::str_bytes(hint.host))
+                .with_port(hint.port)
+                .with_rack(hint.rack.map(super::str_bytes))
+        })
+        .collect();
 }
 
 /// Error code, message, and the records at fault (KIP-467).
