@@ -427,6 +427,34 @@ pub fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
         .or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
 }
 
+/// The setup most replication tests share: a topic of `partitions` partitions with replication
+/// factor 3 and `min.insync.replicas=2`, healthy on every broker, and a verified workload
+/// writing 1000 records a second through `bootstrap` that has been acknowledged at least once
+/// per partition when this returns.
+pub async fn replicated_workload(
+    cluster: &Cluster,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    deadline: Duration,
+) -> anyhow::Result<crate::workload::Workload> {
+    crate::kafka::create_replicated_topic(
+        bootstrap,
+        topic,
+        partitions,
+        3,
+        &[("min.insync.replicas", "2")],
+    )
+    .await?;
+    await_healthy(cluster, Some(topic), deadline).await?;
+    let workload = crate::workload::Workload::start(
+        bootstrap,
+        crate::workload::WorkloadConfig::new(topic, partitions).rate(1000),
+    )?;
+    workload.progress().wait_for(0, 500, deadline).await?;
+    Ok(workload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::first_difference;

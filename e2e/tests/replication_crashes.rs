@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use strom_e2e::chaos::{self, ChaosConfig};
 use strom_e2e::cluster::Cluster;
-use strom_e2e::kafka::create_replicated_topic;
-use strom_e2e::replicas::{await_healthy, fast_replication};
-use strom_e2e::workload::{Workload, WorkloadConfig};
+use strom_e2e::replicas::{fast_replication, replicated_workload};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TOPIC: &str = "crashes";
@@ -22,22 +20,10 @@ async fn nothing_acknowledged_is_lost_under_twenty_crashes() -> anyhow::Result<(
     let mut cluster =
         tokio::task::spawn_blocking(|| Cluster::start(3, 0, fast_replication)).await??;
     cluster.await_controller(DEADLINE).await?;
-    create_replicated_topic(
-        &cluster.bootstrap(),
-        TOPIC,
-        PARTITIONS,
-        3,
-        &[("min.insync.replicas", "2")],
-    )
-    .await?;
-    await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
-
-    let workload = Workload::start(
-        &cluster.bootstrap(),
-        WorkloadConfig::new(TOPIC, PARTITIONS).rate(1000),
-    )?;
-    // Writes flow before the first fault and between any two.
-    workload.progress().wait_for(0, 500, DEADLINE).await?;
+    let workload =
+        replicated_workload(&cluster, &cluster.bootstrap(), TOPIC, PARTITIONS, DEADLINE).await?;
+    // Writes flow before the first fault (replicated_workload waited for them) and between
+    // any two.
     let config =
         ChaosConfig::new(TOPIC, PARTITIONS, STEPS)?.with_progress(workload.progress(), 200);
     let chaos = chaos::run(&mut cluster, &config).await;

@@ -10,13 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use strom_e2e::cluster::Cluster;
-use strom_e2e::kafka::create_replicated_topic;
 use strom_e2e::netfault::{Listener, NetFaults};
 use strom_e2e::replicas::{
     await_healthy, await_identical_logs, await_partitions_on, fast_replication, partitions_in,
-    produce_raw, segment_bytes,
+    produce_raw, replicated_workload, segment_bytes,
 };
-use strom_e2e::workload::{Workload, WorkloadConfig};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TOPIC: &str = "netsplit";
@@ -33,21 +31,9 @@ async fn an_isolated_leader_cannot_acknowledge_and_truncates_after_the_heal() ->
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(3, 0, configure)).await??;
     net.attach(&cluster);
     cluster.await_controller(DEADLINE).await?;
-    create_replicated_topic(
-        &net.bootstrap(),
-        TOPIC,
-        PARTITIONS,
-        3,
-        &[("min.insync.replicas", "2")],
-    )
-    .await?;
-    await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
-    let workload = Workload::start(
-        &net.bootstrap(),
-        WorkloadConfig::new(TOPIC, PARTITIONS).rate(1000),
-    )?;
+    let workload =
+        replicated_workload(&cluster, &net.bootstrap(), TOPIC, PARTITIONS, DEADLINE).await?;
     let progress = workload.progress();
-    progress.wait_for(0, 500, DEADLINE).await?;
 
     let mut markers = Vec::new();
     for round in 0..2 {

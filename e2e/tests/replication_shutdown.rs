@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use strom_e2e::cluster::Cluster;
-use strom_e2e::kafka::create_replicated_topic;
-use strom_e2e::replicas::{await_healthy, fast_replication, partitions, partitions_in};
-use strom_e2e::workload::{Workload, WorkloadConfig};
+use strom_e2e::replicas::{
+    await_healthy, fast_replication, partitions, partitions_in, replicated_workload,
+};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const TOPIC: &str = "shutdown";
@@ -29,21 +29,9 @@ async fn sigterm_moves_leaderships_before_exit_and_the_producer_sees_no_failure(
     let mut cluster =
         tokio::task::spawn_blocking(|| Cluster::start(3, 0, fast_replication)).await??;
     cluster.await_controller(DEADLINE).await?;
-    create_replicated_topic(
-        &cluster.bootstrap(),
-        TOPIC,
-        PARTITIONS,
-        3,
-        &[("min.insync.replicas", "2")],
-    )
-    .await?;
-    await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
-    let workload = Workload::start(
-        &cluster.bootstrap(),
-        WorkloadConfig::new(TOPIC, PARTITIONS).rate(1000),
-    )?;
+    let workload =
+        replicated_workload(&cluster, &cluster.bootstrap(), TOPIC, PARTITIONS, DEADLINE).await?;
     let progress = workload.progress();
-    progress.wait_for(0, 500, DEADLINE).await?;
 
     for round in 0..2 {
         let controller = cluster.await_controller(DEADLINE).await?;
