@@ -276,4 +276,21 @@ impl Broker {
             Err(ResponseError::NotLeaderOrFollower)
         }
     }
+
+    /// The partition if a consumer may read it here (KIP-392): this broker leads it, or follows
+    /// a live leader (a follower serves up to its own high watermark).
+    pub fn readable_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        match self.leader_partition(topic, partition) {
+            Err(ResponseError::NotLeaderOrFollower) => self
+                .replicas
+                .partition(topic, partition)
+                .filter(|p| p.leader() >= 0)
+                .ok_or(ResponseError::NotLeaderOrFollower),
+            other => other,
+        }
+    }
 }

@@ -188,6 +188,7 @@ pub struct BrokerProps {
     pub unclean_leader_election_enable: bool,
     pub controlled_shutdown_timeout_ms: i64,
     pub auto_leader_rebalance_enable: bool,
+    pub replica_selector_class: String,
     pub leader_imbalance_per_broker_percentage: i32,
     pub leader_imbalance_check_interval_seconds: i64,
     /// KIP-73 throttles when the broker has no dynamic value for them (bytes per second).
@@ -243,6 +244,7 @@ impl Default for BrokerProps {
             unclean_leader_election_enable: false,
             controlled_shutdown_timeout_ms: 30_000,
             auto_leader_rebalance_enable: true,
+            replica_selector_class: String::new(),
             leader_imbalance_per_broker_percentage: 10,
             leader_imbalance_check_interval_seconds: 300,
             leader_replication_throttled_rate: strom_metadata::broker_config::UNTHROTTLED_RATE,
@@ -297,6 +299,7 @@ pub const BROKER_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "controlled.shutdown.timeout.ms",
     "auto.leader.rebalance.enable",
+    "replica.selector.class",
     "leader.imbalance.per.broker.percentage",
     "leader.imbalance.check.interval.seconds",
     "leader.replication.throttled.rate",
@@ -440,6 +443,18 @@ impl BrokerProps {
             "auto.leader.rebalance.enable" => {
                 self.auto_leader_rebalance_enable = parse_bool(key, value)?
             }
+            "replica.selector.class" => match value {
+                "" | crate::replica::selector::RACK_AWARE_SELECTOR => {
+                    self.replica_selector_class = value.to_string()
+                }
+                _ => {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "must be empty (consumers read from leaders) or org.apache.kafka.common.replica.RackAwareReplicaSelector",
+                    ));
+                }
+            },
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage = parse_min(key, value, 0)?
             }
@@ -519,6 +534,7 @@ impl BrokerProps {
             "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             "controlled.shutdown.timeout.ms" => self.controlled_shutdown_timeout_ms.to_string(),
             "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable.to_string(),
+            "replica.selector.class" => self.replica_selector_class.clone(),
             "leader.imbalance.per.broker.percentage" => {
                 self.leader_imbalance_per_broker_percentage.to_string()
             }
@@ -849,6 +865,7 @@ mod tests {
                 "max.connections.per.ip.overrides" => "127.0.0.2:3,127.0.0.3:0",
                 "fetch.max.bytes" => "1048576",
                 "unclean.leader.election.enable" | "auto.leader.rebalance.enable" => "false",
+                "replica.selector.class" => crate::replica::selector::RACK_AWARE_SELECTOR,
                 _ => "100",
             };
             props.set(key, value, "test").expect(key);

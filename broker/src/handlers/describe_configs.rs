@@ -194,9 +194,10 @@ fn broker_config_type(key: &str) -> i8 {
         "auto.create.topics.enable"
         | "unclean.leader.election.enable"
         | "auto.leader.rebalance.enable" => TYPE_BOOLEAN,
-        "log.message.timestamp.type" | "broker.rack" | "max.connections.per.ip.overrides" => {
-            TYPE_STRING
-        }
+        "log.message.timestamp.type"
+        | "broker.rack"
+        | "max.connections.per.ip.overrides"
+        | "replica.selector.class" => TYPE_STRING,
         "num.partitions"
         | "min.insync.replicas"
         | "message.max.bytes"

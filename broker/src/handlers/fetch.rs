@@ -24,6 +24,10 @@
 //! and while it is exceeded such replicas of a follower outside the ISR come back with no
 //! records (no error), so they neither fill the response nor satisfy `min_bytes`.
 //!
+//! A consumer's fetch from v11 on may be served by a follower replica, up to that replica's
+//! high watermark (KIP-392); with `replica.selector.class` set to the rack-aware selector the
+//! leader sends a consumer that names its rack to the replica there (`preferred_read_replica`).
+//!
 //! Fetch sessions (KIP-227) are not created: every response carries session id 0, which clients
 //! treat as "sessionless" and answer with full requests; an incremental request for a session id
 //! gets FETCH_SESSION_ID_NOT_FOUND.
@@ -47,6 +51,7 @@ use super::topic_name;
 use crate::broker::Broker;
 use crate::errors::storage_failure;
 use crate::replica::Partition;
+use crate::replica::selector::{RACK_AWARE_SELECTOR, preferred_read_replica};
 
 /// A Fetch response whose record sets are still in the segment files: `records[t][p]` belongs
 /// to `response.responses[t].partitions[p]`, whose own `records` field is left empty.
@@ -69,6 +74,8 @@ struct Target {
     throttled: bool,
     /// The follower is in the ISR: never held back.
     in_sync: bool,
+    /// KIP-392: the replica this consumer should read from instead (no records are read).
+    preferred_replica: Option<i32>,
 }
 
 pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchReply {
@@ -88,6 +95,10 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         request.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(replica_id);
+    // KIP-392: consumers that name their rack (v11+) may be sent to a replica in it.
+    let selects_replicas = version >= 11
+        && follower.is_none()
+        && broker.config.props.replica_selector_class == RACK_AWARE_SELECTOR;
     let quota = &broker.replicas.quotas.leader;
     let now_ms = crate::replica::now_ms();
     let by_id = version >= 13;
@@ -114,7 +125,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         for p in &topic.partitions {
             let (partition, error) = match resolved.as_deref() {
                 None => (None, Some(unknown)),
-                Some(name) => match broker.leader_partition(name, p.partition) {
+                Some(name) => match readable(broker, name, p.partition, follower, version) {
                     Ok(partition) => {
                         let mut error =
                             epoch_error(p.current_leader_epoch, partition.leader_epoch());
@@ -137,6 +148,17 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 (Some(replica), Some(p)) if throttled => p.state().isr.contains(&replica),
                 _ => true,
             };
+            let preferred_replica = match (&partition, follower, error) {
+                (Some(partition), None, None) if selects_replicas => preferred_read_replica(
+                    &image,
+                    partition,
+                    &request.rack_id,
+                    p.fetch_offset,
+                    now_ms,
+                    broker.config.props.replica_lag_time_max_ms,
+                ),
+                _ => None,
+            };
             let target = Target {
                 topic: topics.len(),
                 partition,
@@ -146,6 +168,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 error,
                 throttled,
                 in_sync,
+                preferred_replica,
             };
             let key = if by_id {
                 (topic.topic_id, String::new(), p.partition)
@@ -299,6 +322,22 @@ fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut FetchR
         .collect();
 }
 
+/// The partition a fetch reads: a follower's fetch and a consumer's before v11 need the leader;
+/// a consumer from v11 on may read a follower replica (KIP-392).
+fn readable(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    follower: Option<i32>,
+    version: i16,
+) -> Result<Arc<Partition>, ResponseError> {
+    if follower.is_none() && version >= 11 {
+        broker.readable_partition(topic, partition)
+    } else {
+        broker.leader_partition(topic, partition)
+    }
+}
+
 /// [`read_all`] on tokio's blocking pool.
 async fn read_off_runtime(
     targets: &Arc<Vec<Target>>,
@@ -333,7 +372,8 @@ pub(crate) fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<Respon
     }
 }
 
-/// Reads every target once (up to the log end for a follower, else the high watermark);
+/// Reads every target once (up to the log end for a follower, else the high watermark; a
+/// target sent to another replica reads nothing and makes the answer immediate);
 /// returns the partition data (with empty `records`) and the file ranges of each partition's
 /// batches, the bytes found and whether any partition failed. With `hold_back`, throttled
 /// targets of followers outside the ISR are answered without records.
@@ -370,6 +410,15 @@ fn read_all(
             .with_high_watermark(high_watermark)
             .with_last_stable_offset(high_watermark)
             .with_log_start_offset(partition.log_start_offset());
+        if let Some(replica) = target.preferred_replica {
+            // Answered at once, without records: the consumer moves to that replica.
+            failed = true;
+            out.push((
+                data.with_preferred_read_replica(BrokerId(replica)),
+                FileRecords::default(),
+            ));
+            continue;
+        }
         if hold_back && target.throttled && !target.in_sync {
             out.push((data, FileRecords::default()));
             continue;

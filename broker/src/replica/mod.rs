@@ -10,6 +10,7 @@ pub mod log_io;
 pub mod manager;
 pub mod partition;
 pub mod quota;
+pub mod selector;
 
 pub use manager::{ReplicaError, ReplicaManager};
 pub use partition::{
