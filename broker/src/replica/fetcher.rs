@@ -45,6 +45,9 @@ use crate::log_limit::LogLimiter;
 /// minute.
 static FETCH_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(60));
 
+/// How soon a partition refused because one side's metadata lags is fetched again.
+const METADATA_LAG_RETRY: Duration = Duration::from_millis(50);
+
 /// The `client_id` of fetch requests, as Kafka's `broker-<id>-fetcher-0`.
 fn client_id(node_id: i32) -> String {
     format!("broker-{node_id}-fetcher-0")
@@ -342,6 +345,31 @@ impl SourceTask {
 
     /// Sets the phase or backoff of a partition, if it is still the same entry.
     fn mark(&self, ready: &Ready, phase: Option<Phase>, backoff: bool) {
+        self.mark_for(ready, phase, backoff.then_some(self.settings.backoff));
+    }
+
+    /// [`SourceTask::mark`] with a refusal's error code: a leader whose metadata is a moment
+    /// behind this broker's (the partition or its new epoch not applied there yet), or the
+    /// other way round, is asked again soon, not after the whole `replica.fetch.backoff.ms`.
+    fn mark_refused(&self, ready: &Ready, code: i16) {
+        let metadata_lag = [
+            ResponseError::UnknownTopicOrPartition,
+            ResponseError::UnknownTopicId,
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::UnknownLeaderEpoch,
+            ResponseError::FencedLeaderEpoch,
+        ]
+        .iter()
+        .any(|e| e.code() == code);
+        let pause = if metadata_lag {
+            self.settings.backoff.min(METADATA_LAG_RETRY)
+        } else {
+            self.settings.backoff
+        };
+        self.mark_for(ready, None, Some(pause));
+    }
+
+    fn mark_for(&self, ready: &Ready, phase: Option<Phase>, pause: Option<Duration>) {
         if let Some(entry) = self.shared.partitions.lock().get_mut(&ready.key)
             && Arc::ptr_eq(&entry.partition, &ready.partition)
             && entry.leader_epoch == ready.leader_epoch
@@ -349,8 +377,8 @@ impl SourceTask {
             if let Some(phase) = phase {
                 entry.phase = phase;
             }
-            if backoff {
-                entry.retry_at = Some(Instant::now() + self.settings.backoff);
+            if let Some(pause) = pause {
+                entry.retry_at = Some(Instant::now() + pause);
             }
         }
     }
@@ -433,7 +461,7 @@ impl SourceTask {
             };
             if code != 0 {
                 tracing::debug!(topic = %ready.key.0, partition = ready.key.1, code, "OffsetForLeaderEpoch refused");
-                self.mark(&ready, None, true);
+                self.mark_refused(&ready, code);
                 continue;
             }
             let log = ready.partition.log();
@@ -585,7 +613,7 @@ impl SourceTask {
             }
             Some(error) => {
                 tracing::debug!(topic = %partition.topic, partition = partition.index, ?error, "replica fetch refused");
-                self.mark(ready, None, true);
+                self.mark_refused(ready, data.error_code);
                 return;
             }
         }
