@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A consumer-group member on confluent-kafka (librdkafka's Python binding) or kafka-python (a
-pure-Python client), driven by e2e/tests/consumer_groups.rs.
+pure-Python client), driven by e2e/src/group_members.rs.
 
 It subscribes to one topic in one group and reports, one JSON object per stdout line:
   {"event": "started"}
@@ -8,7 +8,8 @@ It subscribes to one topic in one group and reports, one JSON object per stdout 
   {"event": "revoked", "partitions": [..]}
   {"event": "lost", "partitions": [..]}
   {"event": "record", "partition": p, "offset": o, "value": "..."}
-  {"event": "error", "error": "..."}
+  {"event": "error", "error": "...", "fatal": false}
+  {"event": "commit_failed", "error": "..."}   (confluent-kafka: an offset commit that failed)
   {"event": "closed"}
 Offsets are auto-committed. SIGTERM closes the consumer cleanly (LeaveGroup); SIGKILL leaves the
 broker to notice the member is gone when its session times out.
@@ -52,6 +53,11 @@ def partitions(tps):
     return sorted(tp.partition for tp in tps)
 
 
+def on_commit(error, _tps):
+    if error is not None:
+        emit(event="commit_failed", error=str(error))
+
+
 def run_confluent_kafka(args, running):
     try:
         from confluent_kafka import Consumer
@@ -70,6 +76,7 @@ def run_confluent_kafka(args, running):
             "enable.auto.commit": True,
             "auto.commit.interval.ms": 500,
             "topic.metadata.refresh.interval.ms": 1000,
+            "on_commit": on_commit,
         }
     )
 
@@ -85,7 +92,7 @@ def run_confluent_kafka(args, running):
         if msg is None:
             continue
         if msg.error():
-            emit(event="error", error=str(msg.error()))
+            emit(event="error", error=str(msg.error()), fatal=msg.error().fatal())
             continue
         emit(event="record", partition=msg.partition(), offset=msg.offset(), value=text(msg.value()))
     consumer.close()

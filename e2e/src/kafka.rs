@@ -9,7 +9,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Client settings every test shares: fast failure instead of librdkafka's long defaults.
@@ -32,6 +32,39 @@ pub fn producer(bootstrap: &str, settings: &[(&str, &str)]) -> anyhow::Result<Fu
         config.set(*key, *value);
     }
     config.create().context("creating the producer")
+}
+
+/// Produces `count` records keyed `k{i}` with the value `{tag}-{i}`, one after the other, each
+/// awaited; returns the (partition, offset) of each.
+pub async fn produce_keyed(
+    producer: &FutureProducer,
+    topic: &str,
+    tag: &str,
+    count: usize,
+) -> anyhow::Result<Vec<(i32, i64)>> {
+    let mut acked = Vec::with_capacity(count);
+    for i in 0..count {
+        acked.push(send_acked(producer, topic, &format!("k{i}"), &format!("{tag}-{i}")).await?);
+    }
+    Ok(acked)
+}
+
+/// Produces one record and waits for its acknowledgement (30 s at most); returns its
+/// (partition, offset).
+pub async fn send_acked(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &str,
+) -> anyhow::Result<(i32, i64)> {
+    let delivery = producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(value),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?;
+    Ok((delivery.partition, delivery.offset))
 }
 
 /// A consumer without a group, assigned every given partition from the log start.

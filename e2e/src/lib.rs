@@ -8,13 +8,15 @@
 //! - [`cluster`]: several brokers forming one cluster; [`replicas`]: what it says about a
 //!   topic's partition replicas; [`workload`]: a continuous verified produce/consume load;
 //!   [`chaos`]: a seeded schedule of broker crashes; [`netfault`]: network partitions between
-//!   brokers through a fault-injecting proxy;
+//!   brokers through a fault-injecting proxy; [`group_members`]: consumer-group members in
+//!   Python processes and what they received;
 //! - `tests/`: one file per user-visible behaviour, each driving real clients (rdkafka, kcat,
 //!   Python clients, Prometheus, helm, podman);
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
 
 pub mod chaos;
 pub mod cluster;
+pub mod group_members;
 pub mod kafka;
 pub mod netfault;
 pub mod observability;

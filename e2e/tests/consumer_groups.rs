@@ -4,52 +4,26 @@
 //! cooperative-sticky rebalances never revoke a partition that stays.
 //!
 //! Members are librdkafka consumers (the `rdkafka` crate) polled on their own threads, plus
-//! Python processes (`e2e/scripts/group_consumer.py`) on confluent-kafka or kafka-python: a
-//! process can be killed with SIGKILL, the only way to take a member away without a LeaveGroup,
-//! and kafka-python is a second, independent implementation of the group protocol.
+//! Python processes on confluent-kafka or kafka-python ([`strom_e2e::group_members`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use strom_e2e::kafka::{create_topic, producer};
-use strom_e2e::{BrokerOptions, BrokerProcess, repo_root, tool, wait_until};
+use strom_e2e::group_members::{
+    Partitions, PythonMember, SESSION_TIMEOUT_MS, Shared, lock, received, split_evenly,
+};
+use strom_e2e::kafka::{create_topic, produce_keyed, producer};
+use strom_e2e::{BrokerOptions, BrokerProcess, wait_until};
 
-/// The broker's minimum (`group.min.session.timeout.ms` = 6000): members die fast.
-const SESSION_TIMEOUT_MS: &str = "6000";
 /// Long enough for any rebalance here on a loaded machine; never a measure of speed.
 const DEADLINE: Duration = Duration::from_secs(90);
-
-type Partitions = BTreeSet<i32>;
-
-/// What a member has seen, shared with the thread (or process reader) driving it.
-#[derive(Debug, Default)]
-struct Observed {
-    assignment: Partitions,
-    assigned: Vec<Partitions>,
-    revoked: Vec<Partitions>,
-    /// (partition, offset, value) of every record received.
-    records: Vec<(i32, i64, String)>,
-    errors: Vec<String>,
-}
-
-type Shared = Arc<Mutex<Observed>>;
-
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Observed> {
-    // A poisoned lock means a member thread panicked; its data is still what it saw.
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn partitions_of(tpl: &TopicPartitionList) -> Partitions {
     tpl.elements().iter().map(|e| e.partition()).collect()
@@ -176,162 +150,6 @@ impl Drop for RustMember {
     }
 }
 
-/// A confluent-kafka group member in a Python process.
-struct PythonMember {
-    observed: Shared,
-    child: Child,
-}
-
-impl PythonMember {
-    /// `client` is `confluent-kafka` or `kafka-python`.
-    fn start(bootstrap: &str, group: &str, topic: &str, client: &str) -> anyhow::Result<Self> {
-        let script = repo_root().join("e2e/scripts/group_consumer.py");
-        let mut child = Command::new(tool("python3")?)
-            .arg(&script)
-            .args(["--bootstrap", bootstrap, "--group", group, "--topic", topic])
-            .args([
-                "--session-timeout-ms",
-                SESSION_TIMEOUT_MS,
-                "--client",
-                client,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("running {}", script.display()))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let observed = Shared::default();
-        std::thread::spawn({
-            let observed = Arc::clone(&observed);
-            move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                        lock(&observed)
-                            .errors
-                            .push(format!("unparsable line: {line}"));
-                        continue;
-                    };
-                    apply_python_event(&mut lock(&observed), &event);
-                }
-            }
-        });
-        Ok(Self { observed, child })
-    }
-
-    /// SIGKILL: no LeaveGroup, no final commit.
-    fn kill9(&mut self) -> anyhow::Result<()> {
-        self.child.kill().context("killing the Python consumer")?;
-        self.child.wait().context("reaping the Python consumer")?;
-        Ok(())
-    }
-
-    /// SIGTERM: the consumer closes, which sends LeaveGroup; waits for a clean exit.
-    fn terminate(&mut self) -> anyhow::Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .context("sending SIGTERM")?;
-        anyhow::ensure!(status.success(), "kill -TERM failed: {status}");
-        let status = wait_until("the Python consumer to exit", DEADLINE, || {
-            self.child.try_wait().ok().flatten()
-        })?;
-        anyhow::ensure!(status.success(), "the Python consumer exited with {status}");
-        Ok(())
-    }
-}
-
-impl Drop for PythonMember {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn apply_python_event(observed: &mut Observed, event: &serde_json::Value) {
-    let partitions = || -> Partitions {
-        event["partitions"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter_map(|p| p.as_i64())
-                    .filter_map(|p| i32::try_from(p).ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    match event["event"].as_str() {
-        // The eager protocol: an assignment replaces the previous one, a revocation empties it.
-        Some("assigned") => {
-            observed.assignment = partitions();
-            observed.assigned.push(partitions());
-        }
-        Some("revoked") | Some("lost") => {
-            observed.revoked.push(partitions());
-            observed.assignment.clear();
-        }
-        Some("record") => {
-            let partition = event["partition"]
-                .as_i64()
-                .and_then(|p| i32::try_from(p).ok())
-                .unwrap_or(-1);
-            let offset = event["offset"].as_i64().unwrap_or(-1);
-            let value = event["value"].as_str().unwrap_or_default().to_owned();
-            observed.records.push((partition, offset, value));
-        }
-        Some("error") => observed.errors.push(event["error"].to_string()),
-        _ => {}
-    }
-}
-
-/// The members' current assignments if they are disjoint, each non-empty, and cover
-/// `0..partitions`.
-fn split_evenly(members: &[&Shared], partitions: i32) -> Option<Vec<Partitions>> {
-    let assignments: Vec<Partitions> = members.iter().map(|m| lock(m).assignment.clone()).collect();
-    let total: usize = assignments.iter().map(BTreeSet::len).sum();
-    let union: Partitions = assignments.iter().flatten().copied().collect();
-    let all: Partitions = (0..partitions).collect();
-    (assignments.iter().all(|a| !a.is_empty()) && total == union.len() && union == all)
-        .then_some(assignments)
-}
-
-/// (partition, offset) of every record received by any of `members`.
-fn received(members: &[&Shared]) -> HashSet<(i32, i64)> {
-    members
-        .iter()
-        .flat_map(|m| {
-            lock(m)
-                .records
-                .iter()
-                .map(|(p, o, _)| (*p, *o))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Produces `count` keyed records with acks=all; returns (partition, offset) of each.
-async fn produce(
-    producer: &FutureProducer,
-    topic: &str,
-    tag: &str,
-    count: usize,
-) -> anyhow::Result<Vec<(i32, i64)>> {
-    let mut acked = Vec::with_capacity(count);
-    for i in 0..count {
-        let (key, value) = (format!("k{i}"), format!("{tag}-{i}"));
-        let delivery = producer
-            .send(
-                FutureRecord::to(topic).key(&key).payload(&value),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(error, _)| anyhow::anyhow!("produce failed: {error}"))?;
-        acked.push((delivery.partition, delivery.offset));
-    }
-    Ok(acked)
-}
-
 fn wait_all_received(
     what: &str,
     members: &[&Shared],
@@ -351,7 +169,7 @@ async fn members_split_partitions_and_take_over_from_leavers_and_the_dead() -> a
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, TOPIC, 6, &[]).await?;
     let producer = producer(&bootstrap, &[("acks", "all")])?;
-    let mut expected = produce(&producer, TOPIC, "first", 600).await?;
+    let mut expected = produce_keyed(&producer, TOPIC, "first", 600).await?;
 
     let a = RustMember::start(&bootstrap, GROUP, TOPIC, &[("client.id", "rust-a")])?;
     let b = RustMember::start(&bootstrap, GROUP, TOPIC, &[("client.id", "rust-b")])?;
@@ -378,7 +196,7 @@ async fn members_split_partitions_and_take_over_from_leavers_and_the_dead() -> a
         DEADLINE,
         || split_evenly(&[&a.observed, &b.observed], 6),
     )?;
-    let more = produce(&producer, TOPIC, "after-crash", 300).await?;
+    let more = produce_keyed(&producer, TOPIC, "after-crash", 300).await?;
     wait_all_received(
         "records produced after the crash",
         &[&a.observed, &b.observed],
@@ -394,7 +212,7 @@ async fn members_split_partitions_and_take_over_from_leavers_and_the_dead() -> a
         DEADLINE,
         || split_evenly(&[&a.observed], 6),
     )?;
-    let last = produce(&producer, TOPIC, "after-leave", 300).await?;
+    let last = produce_keyed(&producer, TOPIC, "after-leave", 300).await?;
     wait_all_received("records produced after the leave", &[&a.observed], &last)?;
     expected.extend(last);
 
@@ -542,7 +360,7 @@ async fn restarted_consumer_resumes_at_committed_offsets_across_broker_restarts(
     const PARTITIONS: i32 = 3;
     let mut broker = BrokerProcess::start(BrokerOptions::default())?;
     create_topic(&broker.bootstrap(), TOPIC, PARTITIONS, &[]).await?;
-    let acked = produce(
+    let acked = produce_keyed(
         &producer(&broker.bootstrap(), &[("acks", "all")])?,
         TOPIC,
         "a",
@@ -576,7 +394,7 @@ async fn restarted_consumer_resumes_at_committed_offsets_across_broker_restarts(
 
     // Clean broker restart: offsets are loaded back from __consumer_offsets.
     broker.restart()?;
-    let acked = produce(
+    let acked = produce_keyed(
         &producer(&broker.bootstrap(), &[("acks", "all")])?,
         TOPIC,
         "b",
@@ -591,7 +409,7 @@ async fn restarted_consumer_resumes_at_committed_offsets_across_broker_restarts(
     // Crash: kill -9 and start again.
     broker.kill9();
     broker.restart()?;
-    let acked = produce(
+    let acked = produce_keyed(
         &producer(&broker.bootstrap(), &[("acks", "all")])?,
         TOPIC,
         "c",
@@ -624,7 +442,7 @@ async fn cooperative_sticky_moves_only_the_partitions_that_change_owner() -> any
     wait_until("the first member owning all six", DEADLINE, || {
         split_evenly(&[&a.observed], 6)
     })?;
-    let first = produce(&producer, TOPIC, "one", 120).await?;
+    let first = produce_keyed(&producer, TOPIC, "one", 120).await?;
     wait_all_received("records before the second member", &[&a.observed], &first)?;
 
     let b = RustMember::start(&bootstrap, GROUP, TOPIC, &sticky)?;
@@ -643,7 +461,7 @@ async fn cooperative_sticky_moves_only_the_partitions_that_change_owner() -> any
         );
         assert!(observed.errors.is_empty(), "errors: {:?}", observed.errors);
     }
-    let second = produce(&producer, TOPIC, "two", 120).await?;
+    let second = produce_keyed(&producer, TOPIC, "two", 120).await?;
     wait_all_received(
         "records with two members",
         &[&a.observed, &b.observed],
@@ -674,7 +492,7 @@ async fn cooperative_sticky_moves_only_the_partitions_that_change_owner() -> any
             observed.assigned
         );
     }
-    let third = produce(&producer, TOPIC, "three", 120).await?;
+    let third = produce_keyed(&producer, TOPIC, "three", 120).await?;
     wait_all_received("records after the leave", &[&a.observed], &third)?;
     a.close()?;
     Ok(())
@@ -688,7 +506,7 @@ async fn kafka_python_and_librdkafka_members_share_a_group() -> anyhow::Result<(
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, TOPIC, 4, &[]).await?;
     let producer = producer(&bootstrap, &[("acks", "all")])?;
-    let first = produce(&producer, TOPIC, "first", 200).await?;
+    let first = produce_keyed(&producer, TOPIC, "first", 200).await?;
 
     let rust = RustMember::start(&bootstrap, GROUP, TOPIC, &[("client.id", "rust-mixed")])?;
     let mut python = PythonMember::start(&bootstrap, GROUP, TOPIC, "kafka-python")?;
@@ -712,7 +530,7 @@ async fn kafka_python_and_librdkafka_members_share_a_group() -> anyhow::Result<(
     wait_until("librdkafka owning all four", DEADLINE, || {
         split_evenly(&[&rust.observed], 4)
     })?;
-    let more = produce(&producer, TOPIC, "after-leave", 100).await?;
+    let more = produce_keyed(&producer, TOPIC, "after-leave", 100).await?;
     wait_all_received("records after kafka-python left", &[&rust.observed], &more)?;
     let errors = lock(&python.observed).errors.clone();
     assert!(errors.is_empty(), "kafka-python errors: {errors:?}");

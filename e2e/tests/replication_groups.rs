@@ -1,171 +1,227 @@
 //! Consumer groups across a coordinator failover: three confluent-kafka members of one group
-//! consume and auto-commit a replicated topic while the broker leading the group's
-//! `__consumer_offsets` partition (its coordinator) is killed. They find the new coordinator;
-//! no committed offset goes back; when a member then dies, the others take its partitions over
-//! at the committed offsets, so the group as a whole skips no record.
+//! consume a replicated topic and auto-commit while the broker leading the group's
+//! `__consumer_offsets` partition is killed (`kill -9`). The members find the new coordinator
+//! and go on consuming; no committed offset goes back; the group resumes at its committed
+//! offsets (a record is consumed again after the failover only from a committed offset on);
+//! in the end every produced record was consumed and the committed offsets are the log end
+//! offsets.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::producer::{FutureProducer, Producer};
 use strom_e2e::cluster::{Cluster, eventually};
-use strom_e2e::kafka::{base_config, create_replicated_topic};
-use strom_e2e::replicas::{await_healthy, fast_replication, partitions};
-use strom_e2e::workload::{Workload, WorkloadConfig};
-use strom_e2e::{repo_root, tool};
+use strom_e2e::group_members::{PythonMember, Shared, lock, received, split_evenly};
+use strom_e2e::kafka::{create_replicated_topic, produce_keyed, producer, send_acked};
+use strom_e2e::replicas::{await_healthy, fast_replication, partitions_in};
+use strom_e2e::wait_until;
+use tokio::net::TcpStream;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-const TOPIC: &str = "grouped";
+const TOPIC: &str = "group-failover";
+const PARTITIONS: i32 = 6;
 const GROUP: &str = "failover-group";
-const PARTITIONS: i32 = 3;
+const OFFSETS_TOPIC: &str = "__consumer_offsets";
+const OFFSETS_PARTITIONS: i32 = 3;
+/// How long one request to one broker may take (a killed broker refuses at once).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A confluent-kafka member (e2e/scripts/group_consumer.py, auto-commit every 500 ms) and the
-/// (partition, offset) of every record it received.
-struct Member {
-    child: Child,
-    received: Arc<Mutex<Vec<(i32, i64)>>>,
-    assigned: Arc<Mutex<BTreeSet<i32>>>,
+/// The `__consumer_offsets` partition of `group`, as Kafka computes it:
+/// `Utils.abs(group.hashCode()) % partitions` with Java's `String.hashCode`.
+fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    let hash = group.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partitions
 }
 
-impl Member {
-    fn start(bootstrap: &str) -> anyhow::Result<Member> {
-        let script = repo_root().join("e2e/scripts/group_consumer.py");
-        let mut child = Command::new(tool("python3")?)
-            .arg(&script)
-            .args(["--bootstrap", bootstrap, "--group", GROUP, "--topic", TOPIC])
-            .args([
-                "--session-timeout-ms",
-                "6000",
-                "--client",
-                "confluent-kafka",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("running {}", script.display()))?;
-        let stdout = child.stdout.take().context("piped stdout")?;
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let assigned = Arc::new(Mutex::new(BTreeSet::new()));
-        std::thread::spawn({
-            let (received, assigned) = (received.clone(), assigned.clone());
-            move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                        continue;
-                    };
-                    let int = |key: &str| event[key].as_i64().unwrap_or(-1);
-                    let list = || -> BTreeSet<i32> {
-                        event["partitions"]
-                            .as_array()
-                            .map(|ps| {
-                                ps.iter()
-                                    .filter_map(|p| i32::try_from(p.as_i64()?).ok())
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    };
-                    match event["event"].as_str() {
-                        Some("record") => {
-                            if let Ok(mut r) = received.lock() {
-                                r.push((
-                                    i32::try_from(int("partition")).unwrap_or(-1),
-                                    int("offset"),
-                                ));
-                            }
+/// FindCoordinator v3 for `group` against `bootstrap`: (error code, coordinator node id).
+async fn find_coordinator(bootstrap: &str, group: &str) -> anyhow::Result<(i16, i32)> {
+    let call = async {
+        let mut stream = TcpStream::connect(bootstrap).await?;
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_owned()))
+            .with_key_type(0);
+        let response: FindCoordinatorResponse =
+            strom_e2e::wire::call(&mut stream, ApiKey::FindCoordinator, 3, &request).await?;
+        anyhow::Ok((response.error_code, response.node_id.0))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, call)
+        .await
+        .with_context(|| format!("FindCoordinator to {bootstrap} timed out"))?
+}
+
+/// The coordinator of `group` once every running broker names the same running broker.
+async fn agreed_coordinator(cluster: &Cluster, group: &str) -> Option<i32> {
+    let mut named = Vec::new();
+    for id in cluster.running() {
+        match find_coordinator(&cluster.broker(id).bootstrap(), group).await {
+            Ok((0, node)) => named.push(node),
+            _ => return None,
+        }
+    }
+    let first = *named.first()?;
+    let running = usize::try_from(first).is_ok_and(|id| cluster.running().contains(&id));
+    (running && named.iter().all(|n| *n == first)).then_some(first)
+}
+
+/// OffsetFetch v7 of `group`'s committed offsets of `topic` from `bootstrap`: partition →
+/// committed offset (-1 where none), or the first error code the coordinator answered.
+async fn committed_offsets(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<Result<BTreeMap<i32, i64>, i16>> {
+    let call = async {
+        let mut stream = TcpStream::connect(bootstrap).await?;
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                    .with_partition_indexes((0..PARTITIONS).collect()),
+            ]));
+        let response: OffsetFetchResponse =
+            strom_e2e::wire::call(&mut stream, ApiKey::OffsetFetch, 7, &request).await?;
+        anyhow::Ok(response)
+    };
+    let response = tokio::time::timeout(REQUEST_TIMEOUT, call)
+        .await
+        .with_context(|| format!("OffsetFetch to {bootstrap} timed out"))??;
+    if response.error_code != 0 {
+        return Ok(Err(response.error_code));
+    }
+    let mut offsets = BTreeMap::new();
+    for partition in response.topics.iter().flat_map(|t| &t.partitions) {
+        if partition.error_code != 0 {
+            return Ok(Err(partition.error_code));
+        }
+        offsets.insert(partition.partition_index, partition.committed_offset);
+    }
+    Ok(Ok(offsets))
+}
+
+/// The group's committed offsets as its current coordinator answers them, once it does.
+async fn await_committed(
+    cluster: &Cluster,
+    what: &str,
+    accept: impl Fn(&BTreeMap<i32, i64>) -> bool,
+) -> anyhow::Result<(i32, BTreeMap<i32, i64>)> {
+    let last = std::sync::Mutex::new(String::new());
+    eventually(what, DEADLINE, || async {
+        let coordinator = agreed_coordinator(cluster, GROUP).await?;
+        let bootstrap = cluster
+            .broker(usize::try_from(coordinator).ok()?)
+            .bootstrap();
+        let answer = committed_offsets(&bootstrap, GROUP, TOPIC).await;
+        let accepted = matches!(&answer, Ok(Ok(offsets)) if accept(offsets));
+        if let Ok(mut last) = last.lock() {
+            *last = format!("coordinator {coordinator}: {answer:?}");
+        }
+        match answer {
+            Ok(Ok(offsets)) if accepted => Some((coordinator, offsets)),
+            _ => None,
+        }
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "last answer: {}",
+            last.lock().map(|l| l.clone()).unwrap_or_default()
+        )
+    })
+}
+
+/// Records produced in the background, one every 10 ms with up to 100 unacknowledged, so
+/// partitions whose leader lives go on receiving records while another partition fails over.
+struct BackgroundProducer {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<Vec<(i32, i64)>>>,
+}
+
+impl BackgroundProducer {
+    fn start(producer: FutureProducer) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let stop = Arc::clone(&stop);
+            async move {
+                let producer = &producer;
+                let mut acked = Vec::new();
+                let mut in_flight = FuturesUnordered::new();
+                let mut pace = tokio::time::interval(Duration::from_millis(10));
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::select! {
+                        _ = pace.tick(), if in_flight.len() < 100 => {
+                            let record = format!("during-{n}");
+                            in_flight.push(async move {
+                                send_acked(producer, TOPIC, &record, &record).await
+                            });
+                            n += 1;
                         }
-                        Some("assigned") => {
-                            if let Ok(mut a) = assigned.lock() {
-                                *a = list();
-                            }
-                        }
-                        Some("revoked") | Some("lost") => {
-                            if let Ok(mut a) = assigned.lock() {
-                                a.clear();
-                            }
-                        }
-                        _ => {}
+                        Some(done) = in_flight.next() => acked.push(done?),
                     }
                 }
+                while let Some(done) = in_flight.next().await {
+                    acked.push(done?);
+                }
+                Ok(acked)
             }
         });
-        Ok(Member {
-            child,
-            received,
-            assigned,
-        })
+        Self { stop, task }
     }
 
-    fn assigned(&self) -> BTreeSet<i32> {
-        self.assigned.lock().map(|a| a.clone()).unwrap_or_default()
-    }
-
-    fn received(&self) -> Vec<(i32, i64)> {
-        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    async fn finish(self) -> anyhow::Result<Vec<(i32, i64)>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.context("the background producer")?
     }
 }
 
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Per partition, one past the last of `acked`.
+fn ends_of(acked: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+    let mut ends = BTreeMap::new();
+    for (p, o) in acked {
+        let end = ends.entry(*p).or_insert(0);
+        *end = (*end).max(o + 1);
     }
+    ends
 }
 
-/// The group's coordinator as `bootstrap` names it (FindCoordinator v4).
-async fn coordinator(bootstrap: &str) -> anyhow::Result<i32> {
-    let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
-    let request = FindCoordinatorRequest::default()
-        .with_key_type(0)
-        .with_coordinator_keys(vec![StrBytes::from_static_str(GROUP)]);
-    let response: FindCoordinatorResponse =
-        strom_e2e::wire::call(&mut stream, ApiKey::FindCoordinator, 4, &request).await?;
-    let found = response.coordinators.first().context("one coordinator")?;
-    anyhow::ensure!(
-        found.error_code == 0,
-        "FindCoordinator error {}",
-        found.error_code
-    );
-    Ok(found.node_id.0)
-}
-
-/// The group's committed offsets, per partition (-1: none), asked through `bootstrap`.
-fn committed(bootstrap: &str) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let mut config = base_config(bootstrap);
-    config
-        .set("group.id", GROUP)
-        .set("enable.auto.commit", "false");
-    let reader: BaseConsumer = config.create()?;
-    let mut list = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        list.add_partition(TOPIC, p);
+/// How often each (partition, offset) was received by any of `members`.
+fn receipts(members: &[&Shared]) -> HashMap<(i32, i64), usize> {
+    let mut counts = HashMap::new();
+    for member in members {
+        for (p, o, _) in &lock(member).records {
+            *counts.entry((*p, *o)).or_insert(0) += 1;
+        }
     }
-    let found = reader.committed_offsets(list, Duration::from_secs(10))?;
-    Ok(found
-        .elements()
-        .iter()
-        .map(|e| {
-            let offset = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => -1,
-            };
-            (e.partition(), offset)
-        })
-        .collect())
+    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn members_follow_the_coordinator_and_resume_at_committed_offsets() -> anyhow::Result<()> {
-    let mut cluster =
-        tokio::task::spawn_blocking(|| Cluster::start(3, 0, fast_replication)).await??;
+async fn group_members_follow_the_coordinator_across_a_leader_kill_and_lose_no_commit()
+-> anyhow::Result<()> {
+    let mut cluster = tokio::task::spawn_blocking(|| {
+        Cluster::start(3, 0, |id, options| {
+            fast_replication(id, options).with(
+                "offsets.topic.num.partitions",
+                &OFFSETS_PARTITIONS.to_string(),
+            )
+        })
+    })
+    .await??;
     cluster.await_controller(DEADLINE).await?;
     create_replicated_topic(
         &cluster.bootstrap(),
@@ -176,124 +232,238 @@ async fn members_follow_the_coordinator_and_resume_at_committed_offsets() -> any
     )
     .await?;
     await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
-    let workload = Workload::start(
-        &cluster.bootstrap(),
-        WorkloadConfig::new(TOPIC, PARTITIONS).rate(300),
+    let bootstrap = cluster.bootstrap();
+    let producer = producer(
+        &bootstrap,
+        &[("acks", "all"), ("enable.idempotence", "true")],
     )?;
-    let progress = workload.progress();
-    let mut members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&cluster.bootstrap()))
-        .collect::<anyhow::Result<_>>()?;
-    eventually(
-        "three members to share the partitions",
-        Duration::from_secs(60),
-        || async {
-            let sets: Vec<BTreeSet<i32>> = members.iter().map(Member::assigned).collect();
-            let all: BTreeSet<i32> = sets.iter().flatten().copied().collect();
-            (sets.iter().all(|s| s.len() == 1) && all.len() == 3).then_some(())
-        },
-    )
-    .await?;
-    progress
-        .wait_for(progress.acknowledged(), 600, DEADLINE)
-        .await?;
+    let mut acked = produce_keyed(&producer, TOPIC, "before", 600).await?;
+    let before_end = ends_of(&acked);
+    anyhow::ensure!(
+        before_end.len() == usize::try_from(PARTITIONS)?,
+        "600 keyed records cover every partition: {before_end:?}"
+    );
 
-    let offsets_topic = partitions(&cluster.broker(0).bootstrap(), "__consumer_offsets").await?;
-    assert!(
-        offsets_topic.values().all(|p| p.replicas.len() == 3),
-        "__consumer_offsets is replicated on every broker: {offsets_topic:?}"
+    let mut members = (0..3)
+        .map(|_| PythonMember::start(&bootstrap, GROUP, TOPIC, "confluent-kafka"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let observed: Vec<Shared> = members.iter().map(|m| Arc::clone(&m.observed)).collect();
+    let shared: Vec<&Shared> = observed.iter().collect();
+    let split = tokio::task::block_in_place(|| {
+        wait_until("three members sharing six partitions", DEADLINE, || {
+            split_evenly(&shared, PARTITIONS)
+        })
+    })?;
+    let background = BackgroundProducer::start(producer.clone());
+
+    // The group has committed at least every record produced before it started.
+    let (coordinator, before_kill) =
+        await_committed(&cluster, "commits covering the first records", |offsets| {
+            before_end
+                .iter()
+                .all(|(p, end)| offsets.get(p).is_some_and(|c| c >= end))
+        })
+        .await?;
+    await_healthy(&cluster, Some(OFFSETS_TOPIC), DEADLINE).await?;
+    let offsets_partition = offsets_partition(GROUP, OFFSETS_PARTITIONS);
+    let offsets_layout = partitions_in(&cluster, OFFSETS_TOPIC).await?;
+    let offsets_state = offsets_layout
+        .get(&offsets_partition)
+        .with_context(|| format!("{OFFSETS_TOPIC}-{offsets_partition} in {offsets_layout:?}"))?;
+    assert_eq!(
+        offsets_state.leader, coordinator,
+        "the coordinator leads {OFFSETS_TOPIC}-{offsets_partition}: {offsets_state:?}"
     );
-    let old = coordinator(&cluster.broker(0).bootstrap()).await?;
-    let before = tokio::task::block_in_place(|| committed(&cluster.bootstrap()))?;
-    assert!(
-        before.values().all(|o| *o > 0),
-        "the members committed: {before:?}"
+    assert_eq!(
+        offsets_state.replicas.len(),
+        3,
+        "{OFFSETS_TOPIC} is replicated on the three brokers: {offsets_state:?}"
     );
-    cluster.broker_mut(usize::try_from(old)?).kill9();
-    let killed = Instant::now();
-    let survivor = cluster.broker(cluster.running()[0]).bootstrap();
-    let new = eventually("a new coordinator", DEADLINE, || async {
-        coordinator(&survivor)
+    println!(
+        "group {GROUP} (split {split:?}) is coordinated by broker {coordinator}, leader of \
+         {OFFSETS_TOPIC}-{offsets_partition} {offsets_state:?}; committed before the kill: \
+         {before_kill:?}"
+    );
+
+    let records_at_kill: Vec<usize> = observed.iter().map(|o| lock(o).records.len()).collect();
+    let killed = usize::try_from(coordinator)?;
+    cluster.broker_mut(killed).kill9();
+    let kill_time = Instant::now();
+    let new_coordinator = eventually("a new coordinator", DEADLINE, || async {
+        agreed_coordinator(&cluster, GROUP)
             .await
-            .ok()
-            .filter(|c| *c != old && *c >= 0)
+            .filter(|c| *c != coordinator)
     })
     .await?;
-    // The members commit to the new coordinator; nothing committed before went back.
-    let after = eventually(
-        "commits past the ones before the kill",
-        DEADLINE,
-        || async {
-            let now = tokio::task::block_in_place(|| committed(&cluster.bootstrap())).ok()?;
-            before
-                .iter()
-                .all(|(p, o)| now.get(p).is_some_and(|n| n > o))
-                .then_some(now)
-        },
-    )
-    .await?;
-    println!(
-        "coordinator {old} killed; coordinator {new} after {:?}; committed {before:?} -> {after:?}",
-        killed.elapsed()
+    let moved_after = kill_time.elapsed();
+    let consumed_meanwhile: usize = observed
+        .iter()
+        .zip(&records_at_kill)
+        .map(|(o, at_kill)| lock(o).records.len() - at_kill)
+        .sum();
+    let offsets_leader = partitions_in(&cluster, OFFSETS_TOPIC).await?[&offsets_partition].leader;
+    assert_eq!(
+        offsets_leader, new_coordinator,
+        "the new coordinator leads {OFFSETS_TOPIC}-{offsets_partition}"
     );
-    tokio::task::block_in_place(|| cluster.broker_mut(usize::try_from(old)?).restart())?;
-    await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
 
-    // A member dies; the others take its partition over at its committed offset.
-    let dead = members.remove(0);
-    let orphaned = dead.assigned();
-    let read_by_the_dead = dead.received();
-    drop(dead);
-    eventually(
-        "the survivors to own every partition",
-        Duration::from_secs(60),
-        || async {
-            let all: BTreeSet<i32> = members.iter().flat_map(Member::assigned).collect();
-            (all.len() == 3).then_some(())
-        },
+    // Nothing committed is lost: the new coordinator answers at least what the old one did.
+    let (_, after_kill) =
+        await_committed(&cluster, "committed offsets after the failover", |_| true).await?;
+    let readable_after = kill_time.elapsed();
+    for (p, before) in &before_kill {
+        let after = after_kill.get(p).copied().unwrap_or(-1);
+        assert!(
+            after >= *before,
+            "partition {p}: committed {before} before the kill, {after} after it"
+        );
+    }
+    println!(
+        "broker {coordinator} killed: broker {new_coordinator} coordinates after {moved_after:.2?} \
+         ({consumed_meanwhile} records consumed meanwhile), answers committed offsets after \
+         {readable_after:.2?}: {after_kill:?}"
+    );
+
+    // A rebalance on the new coordinator: one member dies without a LeaveGroup; once its
+    // session expires the other two take its partitions and resume where it had committed.
+    let mut victim = members.pop().context("three members")?;
+    let victim_partitions = lock(&victim.observed).assignment.clone();
+    victim.kill9()?;
+    let survivors: Vec<&Shared> = shared[..2].to_vec();
+    let survivor_records: Vec<usize> = survivors.iter().map(|o| lock(o).records.len()).collect();
+    let (_, victim_committed) =
+        await_committed(&cluster, "committed offsets after a member died", |_| true).await?;
+    let resplit = tokio::task::block_in_place(|| {
+        wait_until("two members sharing six partitions", DEADLINE, || {
+            split_evenly(&survivors, PARTITIONS)
+        })
+    })?;
+
+    // The group goes on: what is produced after the failover is consumed and committed.
+    let after = produce_keyed(&producer, TOPIC, "after", 300).await?;
+    acked.extend(background.finish().await?);
+    acked.extend(after);
+    tokio::task::block_in_place(|| {
+        wait_until(
+            "every produced record consumed by the group",
+            DEADLINE,
+            || {
+                let got = received(&shared);
+                acked.iter().all(|r| got.contains(r)).then_some(())
+            },
+        )
+    })?;
+    let mut log_end = BTreeMap::new();
+    for p in 0..PARTITIONS {
+        let (_, high) = tokio::task::block_in_place(|| {
+            producer
+                .client()
+                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+        })
+        .with_context(|| format!("the high watermark of {TOPIC}-{p}"))?;
+        log_end.insert(p, high);
+    }
+    let ends = ends_of(&acked);
+    assert!(
+        ends.iter().all(|(p, end)| log_end.get(p) == Some(end)),
+        "the logs hold exactly what was acknowledged: log end {log_end:?}, acknowledged up to \
+         {ends:?}"
+    );
+    let got = received(&shared);
+    let missing: Vec<(i32, i64)> = log_end
+        .iter()
+        .flat_map(|(p, end)| (0..*end).map(move |o| (*p, o)))
+        .filter(|r| !got.contains(r))
+        .collect();
+    assert!(missing.is_empty(), "records never consumed: {missing:?}");
+    let (final_coordinator, final_committed) = await_committed(
+        &cluster,
+        "committed offsets at the log end offsets",
+        |offsets| *offsets == log_end,
     )
     .await?;
-    progress
-        .wait_for(progress.acknowledged(), 300, DEADLINE)
-        .await?;
-    let report = workload.finish(&cluster.bootstrap(), DEADLINE).await?;
-    println!("{report}");
-    report.ensure_clean(900)?;
 
-    // Every record up to the end was received by some member: nothing skipped.
-    let ends = report.high_watermarks.clone();
-    let seen = eventually(
-        "the group to read every record",
-        Duration::from_secs(60),
-        || async {
-            let mut seen: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
-            for (p, o) in members
-                .iter()
-                .flat_map(Member::received)
-                .chain(read_by_the_dead.iter().copied())
-            {
-                seen.entry(p).or_default().insert(o);
+    // At least once: records consumed twice after the failover start at a committed offset.
+    let counts = receipts(&shared);
+    let twice = counts.values().filter(|n| **n > 1).count();
+    let mut redelivered: BTreeMap<i32, i64> = BTreeMap::new();
+    for (o, at_kill) in observed.iter().zip(&records_at_kill) {
+        for (p, offset, _) in &lock(o).records[*at_kill..] {
+            if counts[&(*p, *offset)] > 1 {
+                let first = redelivered.entry(*p).or_insert(*offset);
+                *first = (*first).min(*offset);
             }
-            ends.iter()
-                .all(|(p, end)| {
-                    seen.get(p)
-                        .is_some_and(|s| i64::try_from(s.range(..*end).count()).ok() == Some(*end))
-                })
-                .then_some(seen)
-        },
-    )
-    .await?;
+        }
+    }
+    for (p, first) in &redelivered {
+        assert!(
+            *first >= before_kill[p],
+            "partition {p} was consumed again from offset {first}, before its committed \
+             offset {} at the kill",
+            before_kill[p]
+        );
+    }
+    // The partitions of the dead member resumed at (or after) what it had committed, and not
+    // past what it had received.
+    let victim_last: BTreeMap<i32, i64> =
+        lock(&victim.observed)
+            .records
+            .iter()
+            .fold(BTreeMap::new(), |mut last, (p, o, _)| {
+                let l = last.entry(*p).or_insert(-1);
+                *l = (*l).max(*o);
+                last
+            });
+    let mut resumed_at = BTreeMap::new();
+    for (o, from) in survivors.iter().zip(&survivor_records) {
+        for (p, offset, _) in &lock(o).records[*from..] {
+            if victim_partitions.contains(p) {
+                let first = resumed_at.entry(*p).or_insert(*offset);
+                *first = (*first).min(*offset);
+            }
+        }
+    }
+    for p in &victim_partitions {
+        let committed = victim_committed[p];
+        let first = resumed_at.get(p).copied();
+        let last = victim_last.get(p).copied().unwrap_or(-1);
+        assert!(
+            first.is_some_and(|f| f >= committed && f <= last + 1),
+            "partition {p} of the dead member: committed {committed}, it had received up to \
+             {last}, the new owner started at {first:?}"
+        );
+    }
     println!(
-        "partitions {orphaned:?} moved from the dead member; records read per partition: {:?}",
-        seen.iter().map(|(p, s)| (p, s.len())).collect::<Vec<_>>()
+        "member killed with {victim_partitions:?} (committed {victim_committed:?}, received up to \
+         {victim_last:?}); the others ({resplit:?}) resumed them at {resumed_at:?}"
     );
-    let final_commits = eventually("final commits at the log ends", DEADLINE, || async {
-        let now = tokio::task::block_in_place(|| committed(&cluster.bootstrap())).ok()?;
-        ends.iter()
-            .all(|(p, end)| now.get(p) == Some(end))
-            .then_some(now)
-    })
-    .await?;
-    println!("final committed offsets {final_commits:?} = high watermarks {ends:?}");
+    anyhow::ensure!(victim.exited()?.is_some(), "the killed member is gone");
+    for (i, member) in members.iter_mut().enumerate() {
+        assert_eq!(member.exited()?, None, "member {i} still runs");
+        let seen = lock(&member.observed);
+        assert!(
+            seen.fatal_errors.is_empty(),
+            "member {i}: fatal errors {:?}",
+            seen.fatal_errors
+        );
+        println!(
+            "member {i}: {} records, {} retriable errors, {} failed commits",
+            seen.records.len(),
+            seen.errors.len(),
+            seen.failed_commits.len()
+        );
+    }
+    println!(
+        "{} records produced, all consumed; {twice} consumed more than once (first redelivered \
+         offset per partition after the kill: {redelivered:?}); committed at broker \
+         {final_coordinator}: {final_committed:?}",
+        acked.len()
+    );
+
+    for member in &mut members {
+        member.terminate()?;
+    }
+    tokio::task::block_in_place(|| cluster.broker_mut(killed).restart())?;
+    await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
     Ok(())
 }
