@@ -498,7 +498,7 @@ mod tests {
     #[test]
     fn a_new_producer_beyond_the_bound_evicts_the_least_recently_active() {
         let mut s = ProducerStateManager::new();
-        let max = i64::try_from(MAX_PRODUCERS_PER_PARTITION).unwrap();
+        let max = i64::try_from(MAX_PRODUCERS_PER_PARTITION).expect("fits");
         for id in 0..max {
             let mut b = batch(id, 0, 0, id, 1);
             // Producer 7 is the least recently active; the others are newer than it.
