@@ -5,7 +5,9 @@
 //! - [`LogMaintainer`]: time-based segment rolls (`segment.ms`) and flushes (`flush.ms`);
 //! - [`CheckpointWriter`]: the high-watermark and recovery-point checkpoint files every
 //!   `replica.high.watermark.checkpoint.interval.ms`;
-//! - [`IsrUpdater`]: ISR shrinks and expansions of the partitions led here.
+//! - [`IsrUpdater`]: ISR shrinks and expansions of the partitions led here;
+//! - [`ProducerExpirer`]: forgets idempotent producers idle for `producer.id.expiration.ms`,
+//!   every `producer.id.expiration.check.interval.ms`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,14 @@ pub fn spawn_all(broker: &Arc<Broker>, shutdown: &CancellationToken, tracker: &T
         .run(shutdown.clone()),
     );
     let props = &broker.config.props;
+    tracker.spawn(
+        ProducerExpirer {
+            broker: broker.clone(),
+            interval: props.producer_expiration_check_interval(),
+            expiration_ms: props.producer_id_expiration_ms,
+        }
+        .run(shutdown.clone()),
+    );
     tracker.spawn(
         CheckpointWriter {
             broker: broker.clone(),
@@ -201,6 +211,28 @@ impl LogMaintainer {
                 && let Some(suppressed) = MAINTENANCE_LOG.check(&error.to_string())
             {
                 tracing::error!(topic = %partition.topic, partition = partition.index, %error, suppressed, "log maintenance");
+            }
+        })
+        .await;
+    }
+}
+
+/// Forgets the idempotent producers of every hosted partition (leader or follower, so a new
+/// leader holds the same state) whose newest batch is older than `producer.id.expiration.ms`.
+#[derive(Debug)]
+pub struct ProducerExpirer {
+    broker: Arc<Broker>,
+    interval: Duration,
+    expiration_ms: i64,
+}
+
+impl ProducerExpirer {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let expiration_ms = self.expiration_ms;
+        every_partition(&self.broker, self.interval, shutdown, move |partition, now| {
+            let removed = partition.log().remove_expired_producers(now, expiration_ms);
+            if removed > 0 {
+                tracing::debug!(topic = %partition.topic, partition = partition.index, removed, "expired idle producers");
             }
         })
         .await;

@@ -202,7 +202,7 @@ impl Broker {
 
 impl Broker {
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
-    /// FindCoordinator), then loads the partitions of it this broker leads and unloads those it
+    /// FindCoordinator), hashes groups onto the partition count it has, then loads the partitions of it this broker leads and unloads those it
     /// stopped leading. Idempotent.
     pub async fn ensure_offsets_topic(&self) {
         let mut loaded = self.loaded_offsets_partitions.lock().await;
@@ -220,6 +220,16 @@ impl Broker {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else {
             return;
         };
+        // Groups hash onto the partitions the topic has, whatever
+        // `offsets.topic.num.partitions` says now (Kafka's `partitionFor`): a topic created
+        // under another setting keeps working. Under a new count loaded groups may hash
+        // elsewhere, so every loaded partition is unloaded and loaded again below.
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        if self.groups.set_partition_count(count) {
+            for partition in loaded.drain() {
+                self.groups.unload_partition(partition).await;
+            }
+        }
         // A partition whose leadership moved away is unloaded: its groups answer
         // NOT_COORDINATOR and their members find the new coordinator.
         let led: HashSet<i32> = topic

@@ -145,6 +145,10 @@ pub struct BrokerProps {
     pub log_retention_ms: i64,
     pub log_retention_bytes: i64,
     pub log_retention_check_interval_ms: i64,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`: how often idle producers are looked for.
+    pub producer_id_expiration_check_interval_ms: i64,
     pub log_flush_interval_messages: i64,
     pub log_flush_interval_ms: i64,
     pub message_max_bytes: i32,
@@ -208,6 +212,8 @@ impl Default for BrokerProps {
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 5 * 60 * 1000,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
+            producer_id_expiration_check_interval_ms: 10 * 60 * 1000,
             log_flush_interval_messages: i64::MAX,
             log_flush_interval_ms: i64::MAX,
             message_max_bytes: 1_048_588,
@@ -264,6 +270,8 @@ pub const BROKER_KEYS: &[&str] = &[
     "log.retention.ms",
     "log.retention.bytes",
     "log.retention.check.interval.ms",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "message.max.bytes",
@@ -349,6 +357,12 @@ impl BrokerProps {
             "log.retention.bytes" => self.log_retention_bytes = parse_min(key, value, -1)?,
             "log.retention.check.interval.ms" => {
                 self.log_retention_check_interval_ms = parse_min(key, value, 1)?
+            }
+            "producer.id.expiration.ms" => {
+                self.producer_id_expiration_ms = parse_min(key, value, 1)?
+            }
+            "producer.id.expiration.check.interval.ms" => {
+                self.producer_id_expiration_check_interval_ms = parse_min(key, value, 1)?
             }
             "log.flush.interval.messages" => {
                 self.log_flush_interval_messages = parse_min(key, value, 1)?
@@ -490,6 +504,10 @@ impl BrokerProps {
             "log.retention.ms" => self.log_retention_ms.to_string(),
             "log.retention.bytes" => self.log_retention_bytes.to_string(),
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms.to_string(),
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms.to_string(),
+            "producer.id.expiration.check.interval.ms" => {
+                self.producer_id_expiration_check_interval_ms.to_string()
+            }
             "log.flush.interval.messages" => self.log_flush_interval_messages.to_string(),
             "log.flush.interval.ms" => self.log_flush_interval_ms.to_string(),
             "message.max.bytes" => self.message_max_bytes.to_string(),
@@ -575,6 +593,10 @@ impl BrokerProps {
 
     pub fn retention_check_interval(&self) -> Duration {
         Duration::from_millis(self.log_retention_check_interval_ms.max(1) as u64)
+    }
+
+    pub fn producer_expiration_check_interval(&self) -> Duration {
+        Duration::from_millis(self.producer_id_expiration_check_interval_ms.max(1) as u64)
     }
 
     /// `connections.max.idle.ms` as a duration; `None` when idle connections are kept.
@@ -871,6 +893,35 @@ mod tests {
             props.set(key, value, "test").expect(key);
             assert_eq!(props.get(key).as_deref(), Some(value), "{key}");
         }
+    }
+
+    #[test]
+    fn producer_id_expiration_defaults_to_kafkas_and_refuses_zero() {
+        let mut props = BrokerProps::default();
+        assert_eq!(
+            props.get("producer.id.expiration.ms").as_deref(),
+            Some("86400000")
+        );
+        assert_eq!(
+            props.producer_expiration_check_interval(),
+            Duration::from_secs(600)
+        );
+        for key in [
+            "producer.id.expiration.ms",
+            "producer.id.expiration.check.interval.ms",
+        ] {
+            assert!(
+                matches!(
+                    props.set(key, "0", "test"),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{key}"
+            );
+        }
+        props
+            .set("producer.id.expiration.ms", "60000", "test")
+            .expect("valid");
+        assert_eq!(props.producer_id_expiration_ms, 60_000);
     }
 
     #[test]

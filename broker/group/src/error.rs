@@ -102,7 +102,7 @@ pub enum GroupError {
     UnknownPartition {
         /// Requested partition.
         partition: i32,
-        /// `offsets.topic.num.partitions`.
+        /// The partition count groups hash onto.
         partitions: i32,
     },
     /// Reading the partition while loading it failed.

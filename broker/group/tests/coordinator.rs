@@ -1107,3 +1107,63 @@ fn api_futures_are_send() {
     fn shared<T: Send + Sync + Clone>(_: &T) {}
     shared(&c);
 }
+
+#[tokio::test(start_paused = true)]
+async fn groups_hash_onto_the_partition_count_the_topic_has() {
+    // A topic created with 3 partitions, coordinated by a broker configured for 50: groups
+    // hash onto the 3 that exist, or a group hashing onto partition 3..50 would never find a
+    // coordinator.
+    let log = Arc::new(MemoryOffsetsLog::new());
+    let configured = GroupConfig {
+        offsets_topic_partitions: 50,
+        ..GroupConfig::default()
+    };
+    let c = GroupCoordinator::new(configured, Arc::clone(&log));
+    let group = (0..)
+        .map(|i| format!("group-{i}"))
+        .find(|g| strom_group::coordinator_partition(g, 50) >= 3)
+        .expect("some group hashes beyond partition 2");
+    assert_eq!(c.partition_count(), 50);
+    assert!(c.set_partition_count(3));
+    assert!(!c.set_partition_count(3), "the same count is no change");
+    assert_eq!(c.partition_count(), 3);
+    assert_eq!(
+        c.partition_for(&group),
+        strom_group::coordinator_partition(&group, 3)
+    );
+    for p in 0..3 {
+        c.load_partition(p).await.expect("partition loads");
+    }
+    assert!(matches!(
+        c.load_partition(3).await,
+        Err(GroupError::UnknownPartition {
+            partition: 3,
+            partitions: 3
+        })
+    ));
+    assert_eq!(
+        commit(&c, &group, "", -1, &[("t", 0, 42, "m")]).await,
+        vec![0]
+    );
+    let (error, rows) = fetch(&c, &group, None).await;
+    assert_eq!(error, 0);
+    assert_eq!(rows, vec![("t".to_owned(), 0, 42, 7, "m".to_owned())]);
+
+    // The commit went to the partition the group hashes onto under 3: a coordinator that
+    // replays only that partition holds it.
+    let moved = GroupCoordinator::new(
+        GroupConfig {
+            offsets_topic_partitions: 50,
+            ..GroupConfig::default()
+        },
+        log,
+    );
+    moved.set_partition_count(3);
+    moved
+        .load_partition(moved.partition_for(&group))
+        .await
+        .expect("partition loads");
+    let (error, rows) = fetch(&moved, &group, None).await;
+    assert_eq!(error, 0);
+    assert_eq!(rows, vec![("t".to_owned(), 0, 42, 7, "m".to_owned())]);
+}

@@ -1,9 +1,13 @@
 //! CreatePartitions: grow a topic's partition count (never shrink), optionally with explicit
-//! replica assignments for the new partitions.
+//! replica assignments for the new partitions. Internal topics are refused: more
+//! `__consumer_offsets` partitions would rehash groups onto partitions that hold none of their
+//! committed offsets.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
 
+use super::metadata::is_internal;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::errors::controller_failure;
@@ -17,6 +21,7 @@ pub async fn handle(
     let requests = request
         .topics
         .iter()
+        .filter(|t| !is_internal(&t.name.0))
         .map(|t| {
             let assignments = t.assignments.as_ref().map(|list| {
                 list.iter()
@@ -33,12 +38,24 @@ pub async fn handle(
     if !request.validate_only {
         broker.publish_metadata().await;
     }
+    let mut results = results.into_iter();
     let results = names
         .into_iter()
-        .zip(results)
-        .map(|(name, result)| {
+        .filter_map(|name| {
+            if is_internal(&name.0) {
+                let message = format!(
+                    "{} is an internal topic: more partitions would move groups onto partitions without their committed offsets",
+                    name.0
+                );
+                return Some(
+                    CreatePartitionsTopicResult::default()
+                        .with_name(name)
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes(message))),
+                );
+            }
             let response = CreatePartitionsTopicResult::default().with_name(name);
-            match result {
+            Some(match results.next()? {
                 Ok(()) => response,
                 Err(error) => {
                     let (code, message) = controller_failure(&error);
@@ -46,7 +63,7 @@ pub async fn handle(
                         .with_error_code(code)
                         .with_error_message(message.map(str_bytes))
                 }
-            }
+            })
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)

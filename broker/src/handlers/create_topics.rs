@@ -1,5 +1,7 @@
 //! CreateTopics: the controller validates and commits; the response reports (v5+) the topic's
-//! partitions, replication factor and effective configs, and (v7+) its id.
+//! partitions, replication factor and effective configs, and (v7+) its id. Internal topics
+//! (`__consumer_offsets`, `__transaction_state`) are refused with INVALID_REQUEST: the broker
+//! creates them itself, with the partition count and configs its coordinators rely on.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, RequestHeader};
 use strom_metadata::CreateTopicRequest;
 
+use super::metadata::is_internal;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::errors::controller_failure;
@@ -36,6 +39,7 @@ pub async fn handle(
     let requests = request
         .topics
         .into_iter()
+        .filter(|topic| !is_internal(&topic.name.0))
         .map(|topic| CreateTopicRequest {
             name: topic.name.0.to_string(),
             num_partitions: (topic.num_partitions != -1).then_some(topic.num_partitions),
@@ -67,12 +71,24 @@ pub async fn handle(
         broker.publish_metadata().await;
     }
     let image_after = broker.image();
+    let mut results = results.into_iter();
     let topics = names
         .into_iter()
-        .zip(results)
-        .map(|(name, result)| {
+        .filter_map(|name| {
             let response = CreatableTopicResult::default().with_name(name.clone());
-            match result.result {
+            if is_internal(&name.0) {
+                return Some(
+                    response
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes(format!(
+                            "{} is an internal topic: the broker creates it itself, with the partition count and configs its coordinator relies on",
+                            name.0
+                        ))))
+                        .with_num_partitions(-1)
+                        .with_replication_factor(-1),
+                );
+            }
+            Some(match results.next()?.result {
                 Ok(created) if !broker.replicas.offline_partitions(&name.0).is_empty() => {
                     // Created in the metadata, but this broker cannot open some of its logs (a
                     // failing disk, no file descriptors left): not a success for the client.
@@ -124,7 +140,7 @@ pub async fn handle(
                         .with_num_partitions(-1)
                         .with_replication_factor(-1)
                 }
-            }
+            })
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)

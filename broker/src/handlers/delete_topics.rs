@@ -1,10 +1,13 @@
 //! DeleteTopics: by name (all versions) or by id (v6+); the data goes with the topic.
+//! Internal topics are refused: deleting `__consumer_offsets` would drop every group's
+//! committed offsets.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader};
 use uuid::Uuid;
 
+use super::metadata::is_internal;
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::errors::controller_failure;
@@ -37,6 +40,15 @@ pub async fn handle(
             None => image.topic_by_id(&id).map(|t| t.name.clone()),
         };
         match resolved {
+            Some(resolved) if is_internal(&resolved) => responses.push(
+                DeletableTopicResult::default()
+                    .with_name(Some(topic_name(&resolved)))
+                    .with_topic_id(image.topic(&resolved).map_or(id, |t| t.topic_id))
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "{resolved} is an internal topic: deleting it would drop every group's committed offsets"
+                    )))),
+            ),
             Some(resolved) => {
                 to_delete.push((responses.len(), resolved.clone()));
                 responses.push(

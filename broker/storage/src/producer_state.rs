@@ -10,6 +10,13 @@
 //! sequence 0; within an epoch each batch must continue at `last_sequence + 1`, wrapping from
 //! `i32::MAX` to 0.
 //!
+//! Producer ids come from clients and a partition accepts ids it does not know, so the map is
+//! bounded twice: producers idle for longer than `producer.id.expiration.ms` are forgotten by
+//! [`ProducerStateManager::remove_expired`] (the broker runs it periodically), and at most
+//! [`MAX_PRODUCERS_PER_PARTITION`] are kept: a new producer beyond it evicts the one with the
+//! oldest last timestamp. A forgotten producer is a new one to the partition (any sequence
+//! starts it), so only its deduplication of retries is lost, never data.
+//!
 //! The state is persisted in `<offset>.snapshot` files (the state after every offset below
 //! `offset`), written on segment roll and on close, and rebuilt on open by replaying the batch
 //! headers after the newest usable snapshot.
@@ -21,6 +28,11 @@ use crate::batch::increment_sequence;
 
 /// Batches remembered per producer, as in Kafka (`ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
 pub const MAX_CACHED_BATCHES: usize = 5;
+
+/// Most producer ids one partition tracks; beyond it the least recently active one (oldest
+/// last timestamp) is evicted. About 200 bytes each, so at most a few MB per partition, and
+/// each snapshot stays bounded.
+pub const MAX_PRODUCERS_PER_PARTITION: usize = 10_000;
 
 /// What the log remembers about one appended batch of a producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +144,22 @@ impl ProducerStateManager {
         before - self.producers.len()
     }
 
+    /// Evicts the producers with the oldest last timestamps (ties: the lowest id) until at
+    /// most `max` remain.
+    fn evict_to(&mut self, max: usize) {
+        while self.producers.len() > max {
+            let Some(oldest) = self
+                .producers
+                .iter()
+                .min_by_key(|(id, e)| (e.last_timestamp, **id))
+                .map(|(id, _)| *id)
+            else {
+                return;
+            };
+            self.producers.remove(&oldest);
+        }
+    }
+
     /// A copy holding only the given producers (to stage the checks of a multi-batch append).
     pub(crate) fn subset(&self, producer_ids: impl Iterator<Item = i64>) -> Self {
         let producers = producer_ids
@@ -206,6 +234,9 @@ impl ProducerStateManager {
     pub fn update(&mut self, batch: &BatchInfo) {
         if batch.producer_id < 0 {
             return;
+        }
+        if !self.producers.contains_key(&batch.producer_id) {
+            self.evict_to(MAX_PRODUCERS_PER_PARTITION - 1);
         }
         let entry = self
             .producers
@@ -307,7 +338,10 @@ impl ProducerStateManager {
         if !r.buf.is_empty() {
             return Err(format!("{} trailing bytes", r.buf.len()));
         }
-        Ok(ProducerStateManager { producers })
+        let mut state = ProducerStateManager { producers };
+        // A snapshot written before the bound existed may hold more.
+        state.evict_to(MAX_PRODUCERS_PER_PARTITION);
+        Ok(state)
     }
 }
 
@@ -459,6 +493,54 @@ mod tests {
         assert_eq!(s.remove_expired(100_000, 50_000), 1);
         assert!(s.entry(1).is_none());
         assert!(s.entry(2).is_some());
+    }
+
+    #[test]
+    fn a_new_producer_beyond_the_bound_evicts_the_least_recently_active() {
+        let mut s = ProducerStateManager::new();
+        let max = i64::try_from(MAX_PRODUCERS_PER_PARTITION).expect("fits");
+        for id in 0..max {
+            let mut b = batch(id, 0, 0, id, 1);
+            // Producer 7 is the least recently active; the others are newer than it.
+            b.max_timestamp = if id == 7 { 10 } else { 1_000 + id };
+            s.update(&b);
+        }
+        assert_eq!(s.len(), MAX_PRODUCERS_PER_PARTITION);
+        // A known producer appending again evicts nobody.
+        s.update(&batch(3, 0, 1, max, 1));
+        assert_eq!(s.len(), MAX_PRODUCERS_PER_PARTITION);
+        assert!(s.entry(7).is_some());
+
+        let mut newcomer = batch(max, 0, 0, max + 1, 1);
+        newcomer.max_timestamp = 5;
+        s.update(&newcomer);
+        assert_eq!(s.len(), MAX_PRODUCERS_PER_PARTITION);
+        assert!(s.entry(7).is_none(), "the oldest last timestamp is evicted");
+        assert!(s.entry(max).is_some(), "the newcomer is tracked");
+        // The evicted producer is new to the partition again: its next batch is accepted.
+        assert_eq!(s.check(7, 0, 1, 1), Ok(SequenceCheck::Append));
+        // The survivors keep their deduplication.
+        assert_eq!(
+            s.check(3, 0, 1, 1),
+            Ok(SequenceCheck::Duplicate {
+                first_offset: max,
+                last_offset: max
+            })
+        );
+    }
+
+    #[test]
+    fn expiry_keeps_a_producer_exactly_at_the_limit_and_counts_from_its_newest_batch() {
+        let mut s = ProducerStateManager::new();
+        let mut first = batch(1, 0, 0, 0, 1);
+        first.max_timestamp = 1_000;
+        let mut later = batch(1, 0, 1, 1, 1);
+        later.max_timestamp = 60_000;
+        s.update(&first);
+        s.update(&later);
+        assert_eq!(s.remove_expired(110_000, 50_000), 0, "idle exactly 50 s");
+        assert_eq!(s.remove_expired(110_001, 50_000), 1);
+        assert!(s.is_empty());
     }
 
     #[test]

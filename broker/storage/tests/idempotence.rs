@@ -138,3 +138,45 @@ fn truncation_forgets_the_producer_state_of_removed_batches() {
         2
     );
 }
+
+#[test]
+fn idle_producers_expire_and_stay_forgotten_across_a_clean_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(dir.path(), small_config(1 << 20));
+        // Producer 1's newest batch is at 1_000 ms, producer 2's at 90_000 ms.
+        log.append(&batch(&Spec::new(1, 10).ts(1_000).producer(1, 0, 0)), 0, 1)
+            .expect("append");
+        log.append(&batch(&Spec::new(1, 10).ts(90_000).producer(2, 0, 0)), 0, 1)
+            .expect("append");
+        assert_eq!(
+            log.remove_expired_producers(50_000, 50_000),
+            0,
+            "nobody idle yet"
+        );
+        assert_eq!(log.remove_expired_producers(100_000, 50_000), 1);
+        let state = log.producer_state();
+        assert!(state.entry(1).is_none(), "producer 1 idled for 99 s");
+        assert!(state.entry(2).is_some(), "producer 2 idled for 10 s");
+        log.close().expect("close");
+    }
+    let log = open(dir.path(), small_config(1 << 20));
+    let state = log.producer_state();
+    assert!(
+        state.entry(1).is_none(),
+        "the snapshot holds no expired producer"
+    );
+    assert!(state.entry(2).is_some());
+    // The forgotten producer is new to the partition: its next batch is appended.
+    let next = batch(&Spec::new(1, 10).ts(100_000).producer(1, 0, 1));
+    assert_eq!(log.append(&next, 0, 1).expect("appended").first_offset, 2);
+    // The one still tracked keeps its deduplication.
+    assert!(matches!(
+        log.append(&batch(&Spec::new(1, 10).ts(90_000).producer(2, 0, 0)), 0, 1),
+        Err(StorageError::DuplicateSequence {
+            producer_id: 2,
+            first_offset: 1,
+            ..
+        })
+    ));
+}

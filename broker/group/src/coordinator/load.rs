@@ -21,7 +21,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     /// wins) into groups and offsets. Requests for its groups get COORDINATOR_LOAD_IN_PROGRESS
     /// meanwhile. Loading an owned partition again is a no-op.
     pub async fn load_partition(&self, partition: i32) -> Result<(), GroupError> {
-        let partitions = self.shared.config.offsets_topic_partitions;
+        let partitions = self.partition_count();
         if !(0..partitions).contains(&partition) {
             return Err(GroupError::UnknownPartition {
                 partition,

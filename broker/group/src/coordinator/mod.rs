@@ -23,6 +23,7 @@ mod versions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -170,7 +171,11 @@ pub(crate) struct Shared<L> {
     clock: Arc<dyn Clock>,
     topic_lookup: Option<Arc<dyn TopicLookup>>,
     state: Mutex<State>,
-    /// One write lock per `__consumer_offsets` partition.
+    /// The partition count groups hash onto: `offsets.topic.num.partitions` until the broker
+    /// reports the count the existing topic has ([`GroupCoordinator::set_partition_count`]).
+    partitions: AtomicI32,
+    /// One write lock per `__consumer_offsets` partition of the configured count; partitions
+    /// beyond it share them (modulo), which serializes more but loses nothing.
     writers: Vec<tokio::sync::Mutex<()>>,
     /// Wakes the timer when deadlines may have moved earlier.
     wake: Notify,
@@ -214,6 +219,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
         let timeouts = Timeouts::from(&config);
         Self {
             shared: Arc::new(Shared {
+                partitions: AtomicI32::new(config.offsets_topic_partitions.max(1)),
                 config,
                 timeouts,
                 log,
@@ -232,7 +238,22 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     /// The `__consumer_offsets` partition whose leader coordinates `group_id` (for
     /// FindCoordinator).
     pub fn partition_for(&self, group_id: &str) -> i32 {
-        coordinator_partition(group_id, self.shared.config.offsets_topic_partitions)
+        coordinator_partition(group_id, self.partition_count())
+    }
+
+    /// The `__consumer_offsets` partition count groups hash onto now.
+    pub fn partition_count(&self) -> i32 {
+        self.shared.partitions.load(Ordering::Acquire)
+    }
+
+    /// Hashes groups onto `count` partitions from now on: the count the existing
+    /// `__consumer_offsets` topic has, which wins over `offsets.topic.num.partitions` as in
+    /// Kafka (a topic created under another setting keeps its count). Call it before loading
+    /// partitions; with partitions loaded, the caller unloads them first, since their groups
+    /// may hash elsewhere under the new count. Returns whether the count changed.
+    pub fn set_partition_count(&self, count: i32) -> bool {
+        let count = count.max(1);
+        self.shared.partitions.swap(count, Ordering::AcqRel) != count
     }
 
     /// Every committed offset of every group this coordinator holds, for lag metrics.
