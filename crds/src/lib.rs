@@ -52,7 +52,22 @@ pub use topic::{Topic, TopicSpec, TopicStatus};
 ///   `CreateTime` record timestamp may lie before or after the broker's clock;
 /// - `offsets.topic.num.partitions`, `offsets.retention.minutes`: the group offsets topic;
 /// - `group.initial.rebalance.delay.ms`, `group.min.session.timeout.ms`,
-///   `group.max.session.timeout.ms`: consumer group coordination.
+///   `group.max.session.timeout.ms`: consumer group coordination;
+/// - `offsets.topic.replication.factor`: replicas of the group offsets topic;
+/// - `replica.lag.time.max.ms`: how long a follower may lag before it leaves the ISR;
+/// - `replica.fetch.max.bytes`, `replica.fetch.response.max.bytes`,
+///   `replica.fetch.wait.max.ms`, `replica.fetch.min.bytes`, `replica.fetch.backoff.ms`: how
+///   followers fetch from leaders;
+/// - `replica.high.watermark.checkpoint.interval.ms`: how often high watermarks are saved;
+/// - `replica.selector.class`: the rack-aware selector lets consumers read from the replica of
+///   their rack;
+/// - `unclean.leader.election.enable`: elect an out-of-sync replica rather than stay offline;
+/// - `controlled.shutdown.timeout.ms`: how long a stopping broker waits for its leaderships to
+///   move;
+/// - `auto.leader.rebalance.enable`, `leader.imbalance.per.broker.percentage`,
+///   `leader.imbalance.check.interval.seconds`: preferred-leader rebalance;
+/// - `producer.id.expiration.ms`, `producer.id.expiration.check.interval.ms`: when idle
+///   idempotent producers are forgotten.
 pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "num.partitions",
     "default.replication.factor",
@@ -82,6 +97,22 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
+    "offsets.topic.replication.factor",
+    "replica.lag.time.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.backoff.ms",
+    "replica.high.watermark.checkpoint.interval.ms",
+    "replica.selector.class",
+    "unclean.leader.election.enable",
+    "controlled.shutdown.timeout.ms",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.per.broker.percentage",
+    "leader.imbalance.check.interval.seconds",
+    "producer.id.expiration.ms",
+    "producer.id.expiration.check.interval.ms",
 ];
 
 /// Broker config keys the operator renders itself from the Cluster spec and the pod, never
