@@ -200,37 +200,9 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::MetadataRecord;
 
-    /// Brokers 1..=3 and topic "t" with the given (replicas, isr, leader) per partition.
     fn image(partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
-        let mut records = Vec::new();
-        for id in 1..=3 {
-            records.push(MetadataRecord::RegisterBroker {
-                node_id: id,
-                host: "h".into(),
-                port: 9092,
-                rack: None,
-                incarnation: Uuid::from_u128(id as u128),
-                fenced: false,
-            });
-        }
-        records.push(MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id: Uuid::from_u128(9),
-        });
-        for (index, (replicas, isr, leader)) in (0..).zip(partitions) {
-            records.push(MetadataRecord::Partition {
-                topic_id: Uuid::from_u128(9),
-                partition: index,
-                replicas: replicas.to_vec(),
-                isr: isr.to_vec(),
-                leader: *leader,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            });
-        }
-        MetadataImage::empty("c").with_records(&records)
+        crate::test_images::topic_image(partitions)
     }
 
     fn code(result: Result<PlannedChange, ControllerError>) -> Result<i32, i16> {

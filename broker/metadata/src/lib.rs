@@ -85,3 +85,5 @@ pub use records::MetadataRecord;
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod test_images;

@@ -281,17 +281,7 @@ mod tests {
     /// Brokers 1..=3 and topic "t" whose partition 0 is being reassigned from [1, 2] to [3]
     /// with only broker 3 in the ISR.
     fn image() -> MetadataImage {
-        let mut records = Vec::new();
-        for id in 1..=3 {
-            records.push(MetadataRecord::RegisterBroker {
-                node_id: id,
-                host: "h".into(),
-                port: 9092,
-                rack: None,
-                incarnation: Uuid::from_u128(id as u128),
-                fenced: false,
-            });
-        }
+        let mut records = crate::test_images::registrations(1..=3);
         records.push(MetadataRecord::Topic {
             name: "t".into(),
             topic_id: Uuid::from_u128(9),

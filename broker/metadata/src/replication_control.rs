@@ -145,44 +145,12 @@ pub(crate) fn leadership_count(image: &MetadataImage, broker: i32) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
     use crate::records::ConfigResource;
+    use crate::test_images::incarnation;
 
-    fn incarnation(id: i32) -> Uuid {
-        Uuid::from_u128(id as u128)
-    }
-
-    /// Brokers 1..=3, all active, and topic "t" with the given (replicas, isr, leader).
     fn image(partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
-        let mut records = Vec::new();
-        for id in 1..=3 {
-            records.push(MetadataRecord::RegisterBroker {
-                node_id: id,
-                host: "h".into(),
-                port: 9092,
-                rack: None,
-                incarnation: incarnation(id),
-                fenced: false,
-            });
-        }
-        records.push(MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id: Uuid::from_u128(100),
-        });
-        for (index, (replicas, isr, leader)) in (0..).zip(partitions) {
-            records.push(MetadataRecord::Partition {
-                topic_id: Uuid::from_u128(100),
-                partition: index,
-                replicas: replicas.to_vec(),
-                isr: isr.to_vec(),
-                leader: *leader,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            });
-        }
-        MetadataImage::empty("c").with_records(&records)
+        crate::test_images::topic_image(partitions)
     }
 
     fn fence(image: &MetadataImage, id: i32) -> MetadataImage {
