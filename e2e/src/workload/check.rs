@@ -188,11 +188,12 @@ pub fn longest_gap(acked: &[Acked], stopped_at: Duration) -> (Duration, Duration
         .unwrap_or_default()
 }
 
+/// Records to check, shared with the report's tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn acked(partition: i32, offset: i64, sequence: u64) -> Acked {
+    pub(crate) fn acked(partition: i32, offset: i64, sequence: u64) -> Acked {
         Acked {
             partition,
             offset,
@@ -201,7 +202,7 @@ mod tests {
         }
     }
 
-    fn read(partition: i32, offset: i64, sequence: u64) -> Consumed {
+    pub(crate) fn read(partition: i32, offset: i64, sequence: u64) -> Consumed {
         Consumed {
             partition,
             offset,
@@ -210,7 +211,7 @@ mod tests {
     }
 
     /// Two partitions of three records each, all acknowledged and all read back.
-    fn clean() -> (Vec<Acked>, Vec<Consumed>) {
+    pub(crate) fn clean() -> (Vec<Acked>, Vec<Consumed>) {
         let mut a = Vec::new();
         let mut c = Vec::new();
         for p in 0..2 {
@@ -221,6 +222,13 @@ mod tests {
         }
         (a, c)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{clean, read};
+    use super::*;
+
     #[test]
     fn a_clean_run_is_clean() {
         let (a, c) = clean();

@@ -155,37 +155,8 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::check::{Acked, Consumed, check};
-
-    fn acked(partition: i32, offset: i64, sequence: u64) -> Acked {
-        Acked {
-            partition,
-            offset,
-            sequence,
-            at: Duration::from_millis(offset.unsigned_abs()),
-        }
-    }
-
-    fn read(partition: i32, offset: i64, sequence: u64) -> Consumed {
-        Consumed {
-            partition,
-            offset,
-            payload: Some((partition, sequence)),
-        }
-    }
-
-    /// Two partitions of three records each, all acknowledged and all read back.
-    fn clean() -> (Vec<Acked>, Vec<Consumed>) {
-        let mut a = Vec::new();
-        let mut c = Vec::new();
-        for p in 0..2 {
-            for s in 0..3u64 {
-                a.push(acked(p, s as i64, s));
-                c.push(read(p, s as i64, s));
-            }
-        }
-        (a, c)
-    }
+    use crate::workload::check::check;
+    use crate::workload::check::fixtures::clean;
 
     #[test]
     fn the_report_names_every_figure() {
