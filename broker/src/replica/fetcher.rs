@@ -214,15 +214,6 @@ impl FetcherManager {
             source.cancel.cancel();
         }
     }
-
-    /// How many partitions are being fetched, per source broker.
-    pub fn partition_count(&self) -> usize {
-        self.sources
-            .lock()
-            .values()
-            .map(|s| s.shared.partitions.lock().len())
-            .sum()
-    }
 }
 
 /// One source broker's fetcher.

@@ -139,17 +139,6 @@ impl Followers {
         ids.sort_unstable();
         ids
     }
-
-    /// The largest gap between the leader's log end and a follower's, among followers that
-    /// fetched in this epoch.
-    pub fn max_lag(&self, own_log_end: i64) -> i64 {
-        self.progress
-            .values()
-            .filter(|p| p.log_end_offset >= 0)
-            .map(|p| (own_log_end - p.log_end_offset).max(0))
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 #[cfg(test)]
@@ -200,7 +189,6 @@ mod tests {
             f.caught_up_outside(&[0, 1], 8, 9).is_empty(),
             "before epoch start"
         );
-        assert_eq!(f.max_lag(10), 2);
     }
 
     #[test]

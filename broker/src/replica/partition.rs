@@ -549,14 +549,6 @@ impl Partition {
         self.leadership.lock().followers.get(replica)
     }
 
-    /// The largest follower lag (in offsets) of a partition led here.
-    pub fn max_follower_lag(&self) -> i64 {
-        self.leadership
-            .lock()
-            .followers
-            .max_lag(self.log.log_end_offset())
-    }
-
     /// The ISR this leader should propose now, if it differs from the current one and no
     /// proposal is in flight: out-of-sync followers removed (never the leader itself), caught-up
     /// replicas added. Marks the proposal in flight; [`Partition::isr_change_done`] clears it.
