@@ -210,10 +210,10 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                 })
             })
             .collect();
-        let (results, bytes, failed) =
+        let (results, bytes, answer_now) =
             read_off_runtime(&targets, max_bytes, follower, hold_back()).await;
         let now = Instant::now();
-        if bytes >= min_bytes || failed || now >= deadline || watches.is_empty() {
+        if bytes >= min_bytes || answer_now || now >= deadline || watches.is_empty() {
             break results;
         }
         let any_growth =
@@ -375,7 +375,8 @@ pub(crate) fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<Respon
 /// Reads every target once (up to the log end for a follower, else the high watermark; a
 /// target sent to another replica reads nothing and makes the answer immediate);
 /// returns the partition data (with empty `records`) and the file ranges of each partition's
-/// batches, the bytes found and whether any partition failed. With `hold_back`, throttled
+/// batches, the bytes found and whether the answer must go now (a partition failed, or was
+/// sent to another replica). With `hold_back`, throttled
 /// targets of followers outside the ISR are answered without records.
 fn read_all(
     targets: &[Target],
@@ -384,7 +385,7 @@ fn read_all(
     hold_back: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let mut total = 0usize;
-    let mut failed = false;
+    let mut answer_now = false;
     let mut out = Vec::with_capacity(targets.len());
     for target in targets {
         let data = PartitionData::default()
@@ -396,7 +397,7 @@ fn read_all(
             .with_records(Some(Bytes::new()));
         let partition = match (&target.partition, target.error) {
             (None, _) | (_, Some(_)) => {
-                failed = true;
+                answer_now = true;
                 let error = target
                     .error
                     .unwrap_or(ResponseError::UnknownTopicOrPartition);
@@ -412,7 +413,7 @@ fn read_all(
             .with_log_start_offset(partition.log_start_offset());
         if let Some(replica) = target.preferred_replica {
             // Answered at once, without records: the consumer moves to that replica.
-            failed = true;
+            answer_now = true;
             out.push((
                 data.with_preferred_read_replica(BrokerId(replica)),
                 FileRecords::default(),
@@ -435,13 +436,13 @@ fn read_all(
                 out.push((data, read));
             }
             Err(error) => {
-                failed = true;
+                answer_now = true;
                 let (code, _) = storage_failure(&error);
                 out.push((data.with_error_code(code.code()), FileRecords::default()));
             }
         }
     }
-    (out, total, failed)
+    (out, total, answer_now)
 }
 
 #[cfg(test)]
