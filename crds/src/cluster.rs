@@ -107,6 +107,58 @@ pub struct ClusterSpec {
     /// restarts). Useful during manual maintenance.
     #[serde(default)]
     pub paused: bool,
+
+    /// How the day-2 operations (rolling restarts, drains, rebalances) run.
+    #[serde(default)]
+    pub operations: OperationsSpec,
+}
+
+/// Policy of the day-2 operations.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationsSpec {
+    /// Let a rolling restart take down a broker even when a partition it hosts cannot keep
+    /// `min.insync.replicas` in-sync replicas without it (its replication factor is 1 or below
+    /// `min.insync.replicas`). Those partitions are unavailable while the broker restarts.
+    /// When false such partitions block the roll and a `RollBlocked` condition names them.
+    #[serde(default)]
+    pub allow_unavailable_partitions: bool,
+    /// Partition moves started at once by a drain, a rebalance or a replication-factor change.
+    #[serde(default = "default_max_moves")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_concurrent_moves: i32,
+    /// Replication throttle, in bytes per second per broker, set on the brokers a batch of
+    /// moves reads from and writes to while it runs; 0 leaves moves unthrottled.
+    #[serde(default = "default_throttle")]
+    #[schemars(range(min = 0))]
+    pub throttle_bytes_per_second: i64,
+    /// Restarts of one broker a roll attempts before the Cluster turns `Degraded`.
+    #[serde(default = "default_restart_attempts")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_restart_attempts: i32,
+}
+
+fn default_max_moves() -> i32 {
+    10
+}
+
+fn default_throttle() -> i64 {
+    50 * 1024 * 1024
+}
+
+fn default_restart_attempts() -> i32 {
+    3
+}
+
+impl Default for OperationsSpec {
+    fn default() -> Self {
+        Self {
+            allow_unavailable_partitions: false,
+            max_concurrent_moves: default_max_moves(),
+            throttle_bytes_per_second: default_throttle(),
+            max_restart_attempts: default_restart_attempts(),
+        }
+    }
 }
 
 /// Broker container image.
@@ -361,9 +413,28 @@ pub struct OperationStatus {
     pub completed_steps: i32,
     /// Steps in total.
     pub total_steps: i32,
-    /// What the operator is doing or waiting for.
+    /// What the operator is doing or waiting for; while it waits, what blocks it (for
+    /// example the partition that would drop below `min.insync.replicas`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The broker the current step acts on (the one restarting, or being drained).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker: Option<i32>,
+    /// The current step, e.g. `Restarting`, `AwaitingCatchUp`, `Reassigning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// When the current step started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// Restarts of `broker` attempted in this operation.
+    #[serde(default)]
+    pub attempts: i32,
+    /// The brokers this operation has finished with (restarted and caught up, or drained).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub done: Vec<i32>,
+    /// The revision a roll moves the brokers to (see `strom.io/revision`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// Kinds of day-2 operation.
@@ -377,6 +448,8 @@ pub enum OperationKind {
     ScaleDown,
     /// Pods are being restarted one at a time onto a new image or config.
     RollingUpgrade,
+    /// Replicas are being moved for balance or a replication-factor change.
+    Rebalance,
 }
 
 impl OperationKind {
@@ -387,6 +460,7 @@ impl OperationKind {
             Self::ScaleUp => "ScaleUp",
             Self::ScaleDown => "ScaleDown",
             Self::RollingUpgrade => "RollingUpgrade",
+            Self::Rebalance => "Rebalance",
         }
     }
 }

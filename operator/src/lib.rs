@@ -23,6 +23,7 @@ pub mod clock;
 pub mod cluster;
 pub mod conditions;
 pub mod context;
+pub mod day2;
 pub mod error;
 pub mod http;
 pub mod leader;

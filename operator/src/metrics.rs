@@ -5,7 +5,7 @@
 //!   refusal/unavailable condition, by reason;
 //! - `strom_operator_reconcile_duration_seconds{kind}`: time per pass;
 //! - `strom_operator_operations_in_progress{kind}`: clusters with a day-2 operation of `kind`
-//!   (Provisioning, ScaleUp, ScaleDown, RollingUpgrade) in progress.
+//!   (Provisioning, ScaleUp, ScaleDown, RollingUpgrade, Rebalance) in progress.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,11 +28,12 @@ pub struct Metrics {
     running: Mutex<HashMap<String, OperationKind>>,
 }
 
-const OPERATION_KINDS: [OperationKind; 4] = [
+const OPERATION_KINDS: [OperationKind; 5] = [
     OperationKind::Provisioning,
     OperationKind::ScaleUp,
     OperationKind::ScaleDown,
     OperationKind::RollingUpgrade,
+    OperationKind::Rebalance,
 ];
 
 impl Metrics {

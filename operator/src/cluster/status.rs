@@ -139,6 +139,12 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
             completed_steps,
             total_steps,
             message: Some(message),
+            broker: None,
+            step: None,
+            step_started_at: None,
+            attempts: 0,
+            done: Vec::new(),
+            revision: None,
         }
     });
 

@@ -1,0 +1,20 @@
+//! Day-2 operations of a Cluster, shared by both runtimes (Kubernetes and local processes).
+//!
+//! One pass is observe → plan → act:
+//! - [`observed`]: what the workload ([`Workload`]: pods, or local processes) and the Kafka
+//!   admin API report, gathered into one [`Observed`];
+//! - [`desired`]: what the Cluster spec asks for, as a [`Desired`];
+//! - [`action`]: the next [`Action`] and the operation status a plan yields;
+//! - [`workload`]: the port each runtime implements to start, restart and stop brokers.
+
+pub mod action;
+pub mod desired;
+pub mod observed;
+pub mod workload;
+
+pub use action::{Action, Blocker, Plan};
+pub use desired::Desired;
+pub use observed::{
+    AdminState, Observed, PartitionView, RegisteredBroker, WorkloadBroker, WorkloadState,
+};
+pub use workload::Workload;
