@@ -1,6 +1,6 @@
 //! The admin HTTP listener: `/metrics` (Prometheus text format), `/healthz` (the process
-//! serves) and `/readyz` (the broker has a controller, is unfenced, and has applied the
-//! metadata log nearly as far as the controller).
+//! serves) and `/readyz` (the broker's metadata log works, it has a controller, is unfenced,
+//! and has applied the metadata log nearly as far as the controller).
 
 use std::sync::Arc;
 
@@ -47,9 +47,13 @@ async fn ready(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     }
 }
 
-/// Why the broker should not get traffic yet, if it should not: no controller, no live
-/// session with it, fenced, or too far behind the metadata log to serve it as current.
+/// Why the broker should not get traffic, if it should not: its metadata log failed (it is
+/// stopping), no controller, no live session with it, fenced, or too far behind the metadata
+/// log to serve it as current.
 fn not_ready_reason(broker: &Broker) -> Option<String> {
+    if let Some(fault) = broker.quorum.fault() {
+        return Some(fault.to_string());
+    }
     if broker.controller_id() < 0 {
         return Some("no active controller".to_owned());
     }

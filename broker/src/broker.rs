@@ -170,6 +170,8 @@ impl Broker {
                 .count() as i64;
         self.metrics.set_controller(active, offline);
         self.metrics
+            .set_metadata_errors(i64::from(self.quorum.fault().is_some()));
+        self.metrics
             .set_metadata_image(image.offset, image.checksum());
 
         let committed_offsets = self.groups.committed_offsets();

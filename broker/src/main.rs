@@ -4,9 +4,11 @@
 //! `strom-broker ready kafka=HOST:PORT admin=HOST:PORT node_id=N [controller=HOST:PORT]` — so
 //! that scripts and tests that let the OS pick ports (`--listen 127.0.0.1:0`) learn them
 //! without racing. A broker that cannot start prints one line on stderr saying why, and exits
-//! with status 1.
+//! with status 1; so does one whose metadata log fails while it runs, once it has stopped (see
+//! `strom_broker::server`).
 
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 /// The allocator the broker's benchmark figures are measured with. Surviving hostile input does
 /// not depend on it: the request decoder refuses lengths a frame cannot hold before allocating
@@ -17,6 +19,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use anyhow::Context;
 use strom_broker::config::{BrokerConfig, parse_cli};
 use tracing_subscriber::EnvFilter;
+
+/// How long a broker whose metadata log failed may take to answer what it read and close its
+/// logs before it exits anyway: a failing disk can hang a flush.
+const FAULT_STOP_DEADLINE: Duration = Duration::from_secs(15);
 
 fn main() -> std::process::ExitCode {
     match run_main() {
@@ -81,11 +87,26 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         )?;
         stdout.flush()?;
     }
-    wait_for_signal().await?;
-    tracing::info!("shutting down");
-    running.shutdown().await;
-    tracing::info!("stopped");
-    Ok(())
+    let fault = tokio::select! {
+        signal = wait_for_signal() => { signal?; None }
+        fault = running.metadata_fault() => Some(fault),
+    };
+    let Some(fault) = fault else {
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        tracing::info!("stopped");
+        return Ok(());
+    };
+    // Fatal, as in KRaft: exit with a failure status so that the supervisor restarts the
+    // process once the disk is fixed; other voters elect a controller meanwhile.
+    tracing::error!(error = %fault, "the metadata log failed; stopping the broker");
+    if tokio::time::timeout(FAULT_STOP_DEADLINE, running.stop_after_fault())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the broker did not stop within {FAULT_STOP_DEADLINE:?}; exiting anyway");
+    }
+    Err(anyhow::Error::new(fault).context("stopped after a metadata log fault"))
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

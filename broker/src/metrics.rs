@@ -94,6 +94,7 @@ pub struct BrokerMetrics {
     reassigning_partitions: IntGauge,
     unclean_leader_elections: IntCounter,
     active_controller_count: IntGauge,
+    metadata_error_count: IntGauge,
     offline_partitions_count: IntGauge,
     metadata_applied_offset: IntGauge,
     metadata_image_checksum: IntGauge,
@@ -473,6 +474,12 @@ impl BrokerMetrics {
                 "kafka_controller_kafkacontroller_activecontrollercount",
                 "1 on the broker that is the active controller, else 0; sums to 1 in a healthy cluster.",
             ),
+            metadata_error_count: gauge(
+                r,
+                "kafka_controller_kafkacontroller_metadataerrorcount",
+                "Faults of this node's metadata log (KIP-859): 1 once a write or fsync of it \
+                 failed, after which the node stops serving as controller and exits.",
+            ),
             offline_partitions_count: gauge(
                 r,
                 "kafka_controller_kafkacontroller_offlinepartitionscount",
@@ -674,6 +681,11 @@ impl BrokerMetrics {
         self.metadata_applied_offset
             .set(i64::try_from(offset).unwrap_or(i64::MAX));
         self.metadata_image_checksum.set(i64::from(checksum));
+    }
+
+    /// How many faults this node's metadata log has met (0, or 1 once it failed).
+    pub fn set_metadata_errors(&self, count: i64) {
+        self.metadata_error_count.set(count);
     }
 
     /// Whether this node is the active controller, and (when it is) how many partitions have no

@@ -7,6 +7,16 @@
 //! background loops, then report readiness. Shutdown (SIGTERM, SIGINT or the caller's token):
 //! ask the controller for a controlled shutdown, stop accepting, let connections finish what
 //! they read (bounded by a deadline), flush and close every log, stop the quorum.
+//!
+//! A fault of the metadata log (a write or fsync failed: a full or failing disk) is fatal to
+//! the process, as in KRaft, whose raft manager's fault handler halts it: the node can no
+//! longer commit or follow metadata, so it must not go on serving as controller or as a
+//! broker with a frozen image. [`RunningBroker::metadata_fault`] resolves on it; the binary then
+//! stops without a controlled shutdown ([`RunningBroker::stop_after_fault`]) and exits with a
+//! failure status, so that its supervisor restarts it and another voter takes over meanwhile.
+//! Until it has stopped, `/readyz` answers 503 with the fault, the active-controller gauge is 0
+//! and every controller operation is answered KAFKA_STORAGE_ERROR. A failing data directory is
+//! not fatal: the partitions it holds answer KAFKA_STORAGE_ERROR.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +97,22 @@ impl RunningBroker {
             .lifecycle
             .controlled_shutdown(self.broker.config.props.controlled_shutdown_timeout())
             .await;
+        self.stop().await;
+    }
+
+    /// Resolves once this node's metadata log has failed, with the fault (see the module doc).
+    pub async fn metadata_fault(&self) -> strom_metadata::MetadataError {
+        self.broker.quorum.failed().await
+    }
+
+    /// Stops after a metadata log fault: no controlled shutdown, which needs the metadata this
+    /// node can no longer write or follow; then as [`shutdown`](Self::shutdown) does, so that
+    /// in-flight requests get their answers and the data logs are flushed and closed.
+    pub async fn stop_after_fault(self) {
+        self.stop().await;
+    }
+
+    async fn stop(self) {
         self.shutdown.cancel();
         // Parked JoinGroup/SyncGroup requests are answered now, so their connections can drain.
         self.broker.groups.shutdown().await;

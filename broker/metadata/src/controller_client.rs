@@ -8,6 +8,9 @@
 //! retry). So a request sent to any broker, before or across a controller change, behaves as
 //! if sent to the controller, and NOT_CONTROLLER never reaches a client.
 //!
+//! A node whose metadata log failed answers every request at once with the failure
+//! (KAFKA_STORAGE_ERROR): it is stopping.
+//!
 //! The typed methods mirror [`Controller`]'s, so request handlers do not care where the
 //! controller runs.
 
@@ -116,6 +119,12 @@ impl ControllerClient {
         let mut backoff = BACKOFF_MIN;
         let mut attempt = 0usize;
         loop {
+            // A node whose metadata log failed is stopping: its image no longer follows the
+            // log, so it cannot wait for a controller's answer to show in it. It says so at
+            // once rather than retrying until the deadline.
+            if quorum.fault().is_some() {
+                return ControllerResponse::refused(&request, ControllerError::MetadataLogFailed);
+            }
             let target = hint.take().or_else(|| quorum.leader_id());
             let answer = match target {
                 Some(id) if id == me => Some(self.inner.local.handle(request.clone()).await),

@@ -88,6 +88,14 @@ pub enum ControllerError {
     /// An unclean election without any live replica (Kafka's ELIGIBLE_LEADERS_NOT_AVAILABLE).
     #[error("No live replica of {topic}-{partition} can become its leader.")]
     EligibleLeadersNotAvailable { topic: String, partition: i32 },
+    /// This node's metadata log failed (a write or fsync on a full or failing disk): its
+    /// controller cannot commit and the node is stopping (Kafka's KAFKA_STORAGE_ERROR). The
+    /// paths and OS error are in the node's log, not in the answer.
+    #[error(
+        "The metadata log of this node cannot be written; the node is stopping. Retry against \
+         another broker."
+    )]
+    MetadataLogFailed,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -121,6 +129,7 @@ impl ControllerError {
             Self::ElectionNotNeeded { .. } => 84,
             Self::PreferredLeaderNotAvailable { .. } => 80,
             Self::EligibleLeadersNotAvailable { .. } => 83,
+            Self::MetadataLogFailed => 56,
             Self::Internal(_) => -1,
         }
     }
@@ -143,6 +152,8 @@ impl From<MetadataError> for ControllerError {
             MetadataError::NotLeader { leader } => Self::NotController { leader },
             // A stopping quorum cannot commit; clients retry against the next controller.
             MetadataError::ShutDown => Self::NotController { leader: None },
+            // The node logs the fault itself, once (see `MetadataQuorum::failed`).
+            MetadataError::LogFailed { .. } => Self::MetadataLogFailed,
             other => Self::Internal(other.to_string()),
         }
     }
@@ -225,6 +236,7 @@ mod tests {
                 },
                 83,
             ),
+            (ControllerError::MetadataLogFailed, 56),
             (
                 ControllerError::UnknownTopicOrPartition {
                     topic,

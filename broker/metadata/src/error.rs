@@ -63,6 +63,14 @@ pub enum MetadataError {
     ForeignQuorum { detail: String },
     #[error("the metadata quorum is shut down")]
     ShutDown,
+    /// The Raft node stopped on a storage fault: a write or fsync of the metadata log, vote,
+    /// commit point or snapshot failed (a full or failing disk). The node no longer takes part
+    /// in the quorum; only a restart, once the disk is fixed, brings it back.
+    #[error(
+        "the metadata log cannot be written: {reason}; this node stopped taking part in the \
+         metadata quorum and must be restarted once the disk is fixed"
+    )]
+    LogFailed { reason: String },
     #[error("metadata raft error: {message}")]
     Raft { message: String },
 }

@@ -14,6 +14,14 @@
 //! must answer each other's votes before any of them is elected): [`MetadataQuorum::open_with`]
 //! opens the directory and starts the Raft node, [`MetadataQuorum::await_ready`] initializes a
 //! fresh voter set and waits for a leader and the cluster id.
+//!
+//! A storage fault stops the node for good. Openraft stops its Raft node when the log store or
+//! the state machine reports a storage error (a write or fsync of the metadata log failed on a
+//! full or failing disk). KRaft treats the same fault as fatal to the process (its raft
+//! manager's fault handler halts it) so that another voter takes over and the disk gets fixed
+//! before the node rejoins. [`MetadataQuorum::fault`] says whether that happened, and
+//! [`MetadataQuorum::failed`] waits for it, so the process hosting the quorum can stop instead
+//! of serving as a controller that can no longer commit anything.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
+use openraft::RaftMetrics;
 use openraft::RaftNetworkFactory;
 use openraft::SnapshotPolicy;
 use openraft::error::ClientWriteError;
@@ -294,6 +303,9 @@ impl MetadataQuorum {
         let mut images = self.subscribe();
         let mut next_report = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
+            if let Some(fault) = self.fault() {
+                return Err(fault);
+            }
             if let Some(error) = self.inner.stats.cluster_mismatch() {
                 return Err(MetadataError::ForeignQuorum {
                     detail: error.to_string(),
@@ -327,7 +339,9 @@ impl MetadataQuorum {
             }
             let tick = deadline.min(now + Duration::from_millis(100));
             tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { return Err(MetadataError::ShutDown) },
+                changed = metrics.changed() => if changed.is_err() {
+                    return Err(self.fault().unwrap_or(MetadataError::ShutDown));
+                },
                 _ = images.changed() => {}
                 _ = tokio::time::sleep_until(tick) => {}
             }
@@ -418,8 +432,36 @@ impl MetadataQuorum {
                 })
             }
             Err(RaftError::APIError(e)) => Err(MetadataError::raft(e)),
-            Err(RaftError::Fatal(Fatal::Stopped)) => Err(MetadataError::ShutDown),
-            Err(RaftError::Fatal(e)) => Err(MetadataError::raft(e)),
+            Err(RaftError::Fatal(Fatal::Stopped)) => {
+                Err(self.fault().unwrap_or(MetadataError::ShutDown))
+            }
+            Err(RaftError::Fatal(e)) => Err(MetadataError::LogFailed {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Why the Raft node stopped on its own, if it did: a storage fault (see the module doc)
+    /// or a panic in it. `None` while it runs and after a requested [`shutdown`](Self::shutdown).
+    pub fn fault(&self) -> Option<MetadataError> {
+        fault_of(&self.inner.raft.metrics().borrow())
+    }
+
+    /// Resolves once the Raft node has stopped on a fault, with the fault; never resolves for a
+    /// node that runs or was shut down on request.
+    pub async fn failed(&self) -> MetadataError {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Some(fault) = fault_of(&metrics.borrow_and_update()) {
+                return fault;
+            }
+            if metrics.changed().await.is_err() {
+                // The node is gone; its last metrics say whether it failed.
+                return match fault_of(&metrics.borrow()) {
+                    Some(fault) => fault,
+                    None => std::future::pending().await,
+                };
+            }
         }
     }
 
@@ -455,9 +497,17 @@ impl MetadataQuorum {
         &self.inner.stats
     }
 
-    /// The current leader of the quorum (the active controller), if one is known.
+    /// The current leader of the quorum (the active controller), if one is known. A node whose
+    /// Raft node stopped knows none: the leader it last saw may be itself, which no longer
+    /// leads anything.
     pub fn leader_id(&self) -> Option<u64> {
-        self.inner.raft.metrics().borrow().current_leader
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .running_state
+            .is_ok()
+            .then_some(metrics.current_leader)
+            .flatten()
     }
 
     /// The leader, if this node leads or heard from it within `within`: a follower that has
@@ -482,6 +532,18 @@ impl MetadataQuorum {
     /// install_snapshot) and for metrics.
     pub fn raft(&self) -> &Raft {
         &self.inner.raft
+    }
+}
+
+fn fault_of(metrics: &RaftMetrics<NodeId, BasicNode>) -> Option<MetadataError> {
+    match &metrics.running_state {
+        Ok(()) | Err(Fatal::Stopped) => None,
+        Err(Fatal::Panicked) => Some(MetadataError::Raft {
+            message: "the metadata Raft node panicked and stopped".to_owned(),
+        }),
+        Err(fatal) => Some(MetadataError::LogFailed {
+            reason: fatal.to_string(),
+        }),
     }
 }
 
