@@ -86,4 +86,6 @@ pub use records::MetadataRecord;
 #[cfg(test)]
 mod conformance_tests;
 #[cfg(test)]
+mod decode_fuzz_tests;
+#[cfg(test)]
 mod test_images;

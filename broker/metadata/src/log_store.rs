@@ -160,7 +160,7 @@ impl FileLogStore {
 
 /// Parses consecutive valid frames; returns them with their positions and the length of the
 /// valid prefix. Stops at the first short, oversized, corrupt, undecodable or out-of-order frame.
-fn scan_frames(bytes: &[u8]) -> (Vec<(Entry, u64)>, u64) {
+pub(crate) fn scan_frames(bytes: &[u8]) -> (Vec<(Entry, u64)>, u64) {
     let mut frames: Vec<(Entry, u64)> = Vec::new();
     let mut pos = 0usize;
     while bytes.len() - pos >= FRAME_HEADER {
@@ -188,7 +188,7 @@ fn scan_frames(bytes: &[u8]) -> (Vec<(Entry, u64)>, u64) {
     (frames, pos as u64)
 }
 
-fn encode_frame(entry: &Entry, out: &mut Vec<u8>) -> Result<(), MetadataError> {
+pub(crate) fn encode_frame(entry: &Entry, out: &mut Vec<u8>) -> Result<(), MetadataError> {
     let payload = serde_json::to_vec(entry).map_err(|e| MetadataError::Raft {
         message: format!("cannot serialize log entry {}: {e}", entry.log_id),
     })?;

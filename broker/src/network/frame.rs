@@ -225,6 +225,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;

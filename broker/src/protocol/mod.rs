@@ -224,6 +224,9 @@ async fn dispatch(
 }
 
 #[cfg(test)]
+mod decode_fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
