@@ -9,7 +9,8 @@
 //!   topic's partition replicas; [`workload`]: a continuous verified produce/consume load;
 //!   [`chaos`]: a seeded schedule of broker crashes; [`netfault`]: network partitions between
 //!   brokers through a fault-injecting proxy; [`group_members`]: consumer-group members in
-//!   Python processes and what they received;
+//!   Python processes and what they received; [`small_fs`]: a tmpfs a test can fill, seen by a
+//!   broker run in its mount namespace;
 //! - `tests/`: one file per user-visible behaviour, each driving real clients (rdkafka, kcat,
 //!   Python clients, Prometheus, helm, podman);
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
@@ -21,12 +22,13 @@ pub mod kafka;
 pub mod netfault;
 pub mod observability;
 pub mod replicas;
+pub mod small_fs;
 pub mod wire;
 pub mod workload;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +52,12 @@ pub struct BrokerOptions {
     pub advertised_listener: Option<String>,
     /// `--controller-listen`, for brokers of a multi-node cluster (see [`cluster`]).
     pub controller_listen: Option<String>,
+    /// A command the broker binary runs under, which must exec it (e.g. `nsenter` into the
+    /// mount namespace of a test's small file system); none when empty.
+    pub launcher: Vec<String>,
+    /// Where the broker's stderr goes (appended), for tests that read what it said; the test's
+    /// own stderr when `None`.
+    pub stderr_file: Option<PathBuf>,
 }
 
 impl BrokerOptions {
@@ -100,7 +108,24 @@ impl BrokerProcess {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let binary = broker_binary()?;
-        let mut command = Command::new(&binary);
+        let mut command = match self.options.launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let stderr = match &self.options.stderr_file {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
         command
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -108,7 +133,7 @@ impl BrokerProcess {
             .args(["--node-id", &self.options.node_id.unwrap_or(0).to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         if let Some(advertised) = &self.options.advertised_listener {
             command.args(["--advertised-listener", advertised]);
         }
@@ -214,6 +239,16 @@ impl BrokerProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits (up to `deadline`) for the broker to exit on its own, and returns how it exited.
+    pub fn wait_for_exit(&mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
+        let child = self.child.as_mut().context("the broker is not running")?;
+        let status = wait_until("the broker to exit", deadline, || {
+            child.try_wait().ok().flatten()
+        })?;
+        self.child = None;
+        Ok(status)
     }
 
     /// Sends `signal` (e.g. `STOP`, `CONT`) to the running process.
