@@ -2,70 +2,73 @@
 //! broker down: after every kind of garbage, a connection opened before the attack still
 //! answers, and a real client still produces and consumes.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use bytes::BufMut;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::Decodable;
 use rand::{Rng, SeedableRng};
 use rdkafka::producer::FutureRecord;
+use strom_client::frame::encode_request;
 use strom_e2e::kafka::{assigned_consumer, consume, producer};
+use strom_e2e::wire::read_frame;
 use strom_e2e::{BrokerOptions, BrokerProcess};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long the broker may take to answer or to close a connection.
+const REPLY_DEADLINE: Duration = Duration::from_secs(10);
 
 /// An ApiVersions request frame at `version` with `correlation_id`.
 fn api_versions_frame(version: i16, correlation_id: i32) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::ApiVersions as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id);
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, ApiVersionsRequest::header_version(version))
-        .expect("header encodes");
-    ApiVersionsRequest::default()
-        .encode(&mut body, version)
-        .expect("body encodes");
-    let mut frame = Vec::with_capacity(body.len() + 4);
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    frame
+    encode_request(
+        ApiKey::ApiVersions,
+        version,
+        correlation_id,
+        None,
+        &ApiVersionsRequest::default(),
+    )
+    .expect("an ApiVersions request encodes")
+    .to_vec()
 }
 
-/// Reads one response frame; `None` when the broker closed the connection.
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let mut body = vec![0; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).ok()?;
-    Some(body)
+/// Reads one response frame; `None` when the broker closed the connection or said nothing
+/// within [`REPLY_DEADLINE`].
+async fn reply(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    tokio::time::timeout(REPLY_DEADLINE, read_frame(stream))
+        .await
+        .ok()
+        .flatten()
 }
 
-fn connect(broker: &BrokerProcess) -> TcpStream {
-    let stream = TcpStream::connect(broker.bootstrap()).expect("broker accepts connections");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    stream
+async fn connect(broker: &BrokerProcess) -> TcpStream {
+    TcpStream::connect(broker.bootstrap())
+        .await
+        .expect("broker accepts connections")
 }
 
 /// Sends `bytes` on a fresh connection and reports whether the broker closed it.
-fn closed_after(broker: &BrokerProcess, bytes: &[u8]) -> bool {
-    let mut stream = connect(broker);
-    let _ = stream.write_all(bytes);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+async fn closed_after(broker: &BrokerProcess, bytes: &[u8]) -> bool {
+    let mut stream = connect(broker).await;
+    let _ = stream.write_all(bytes).await;
+    let _ = stream.shutdown().await;
     let mut rest = Vec::new();
     // The broker closes: read_to_end returns (maybe after an error response) instead of timing out.
-    stream.read_to_end(&mut rest).is_ok()
+    matches!(
+        tokio::time::timeout(REPLY_DEADLINE, stream.read_to_end(&mut rest)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The healthy connection still gets answers with the right correlation id.
-fn assert_answers(healthy: &mut TcpStream, correlation_id: i32) {
+async fn assert_answers(healthy: &mut TcpStream, correlation_id: i32) {
     healthy
         .write_all(&api_versions_frame(3, correlation_id))
+        .await
         .expect("write on the healthy connection");
-    let frame = read_frame(healthy).expect("the healthy connection is still served");
+    let frame = reply(healthy)
+        .await
+        .expect("the healthy connection is still served");
     assert_eq!(
         i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]),
         correlation_id
@@ -76,8 +79,8 @@ fn assert_answers(healthy: &mut TcpStream, correlation_id: i32) {
 async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
     let broker =
         BrokerProcess::start(BrokerOptions::default().with("socket.request.max.bytes", "1048576"))?;
-    let mut healthy = connect(&broker);
-    assert_answers(&mut healthy, 1);
+    let mut healthy = connect(&broker).await;
+    assert_answers(&mut healthy, 1).await;
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5742_0a11);
     let mut attacks: Vec<(String, Vec<u8>)> = Vec::new();
@@ -123,22 +126,26 @@ async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
     }
     for (index, (name, bytes)) in attacks.iter().enumerate() {
         assert!(
-            closed_after(&broker, bytes),
+            closed_after(&broker, bytes).await,
             "{name}: connection closed or answered"
         );
-        assert_answers(&mut healthy, 100 + index as i32);
+        assert_answers(&mut healthy, 100 + index as i32).await;
     }
 
     // ApiVersions newer than served: a v0 answer with UNSUPPORTED_VERSION (KIP-511), and the
     // connection stays usable.
-    let mut stream = connect(&broker);
-    stream.write_all(&api_versions_frame(3, 42)[..])?;
+    let mut stream = connect(&broker).await;
+    stream.write_all(&api_versions_frame(3, 42)[..]).await?;
     let mut newer = api_versions_frame(3, 43);
     newer[6..8].copy_from_slice(&127i16.to_be_bytes());
-    stream.write_all(&newer)?;
-    let first = read_frame(&mut stream).ok_or_else(|| anyhow::anyhow!("no answer"))?;
+    stream.write_all(&newer).await?;
+    let first = reply(&mut stream)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no answer"))?;
     assert_eq!(i32::from_be_bytes(first[..4].try_into()?), 42);
-    let second = read_frame(&mut stream).ok_or_else(|| anyhow::anyhow!("no answer to v127"))?;
+    let second = reply(&mut stream)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no answer to v127"))?;
     assert_eq!(i32::from_be_bytes(second[..4].try_into()?), 43);
     let mut body = bytes::Bytes::copy_from_slice(&second[4..]);
     let response = ApiVersionsResponse::decode(&mut body, 0)?;
@@ -175,7 +182,7 @@ async fn garbage_never_takes_the_broker_down() -> anyhow::Result<()> {
 async fn invalid_client_software_names_get_invalid_request() -> anyhow::Result<()> {
     use kafka_protocol::protocol::StrBytes;
     let broker = BrokerProcess::start(BrokerOptions::default())?;
-    let mut stream = tokio::net::TcpStream::connect(broker.bootstrap()).await?;
+    let mut stream = TcpStream::connect(broker.bootstrap()).await?;
     let ask = |name: &str, version: &str| {
         ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_string(name.to_string()))
