@@ -320,6 +320,7 @@ fn replica_manager_and_controller_gauges() {
     let m = metrics();
     m.set_replica_manager(12, 4, 1, 0);
     m.set_controller(true, 2);
+    m.set_metadata_errors(1);
     m.isr_shrink();
     m.isr_shrink();
     m.isr_expand();
@@ -339,6 +340,7 @@ fn replica_manager_and_controller_gauges() {
             "kafka_controller_kafkacontroller_offlinepartitionscount",
             2.0,
         ),
+        ("kafka_controller_kafkacontroller_metadataerrorcount", 1.0),
     ];
     for (name, want) in cases {
         assert_eq!(sample(&text, name, ""), Some(want), "{name}");
@@ -412,7 +414,7 @@ fn every_family_has_help_and_type() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    assert_eq!(families.len(), 42, "families: {families:?}");
+    assert_eq!(families.len(), 43, "families: {families:?}");
     for family in families {
         assert!(
             text.contains(&format!("# HELP {family} ")),
