@@ -5,7 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::{Encodable, StrBytes};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -163,20 +163,115 @@ fn decode_frame(api: ApiKey, version: i16, frame: &[u8]) -> Result<(), ProtocolE
     by_request_type!(api, T => decode::<T>(api, version, &mut body).map(drop))
 }
 
-/// A valid frame of `api` v`version`: a header and the default request, when it encodes.
-fn valid_frame(api: ApiKey, version: i16) -> Option<Vec<u8>> {
+/// A header for `api` v`version` followed by `request`, when it encodes at that version.
+fn frame_of<T: Encodable>(api: ApiKey, version: i16, request: &T) -> Option<Vec<u8>> {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(api as i16)
         .with_request_api_version(version)
         .with_correlation_id(7)
-        .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-            "fuzz",
-        )))
+        .with_client_id(Some(StrBytes::from_static_str("fuzz")))
         .encode(&mut buf, api.request_header_version(version))
         .ok()?;
-    by_request_type!(api, T => T::default().encode(&mut buf, version).ok()?);
+    request.encode(&mut buf, version).ok()?;
     Some(buf.to_vec())
+}
+
+fn name(s: &'static str) -> TopicName {
+    TopicName(StrBytes::from_static_str(s))
+}
+
+/// Requests with nested arrays, strings and records filled in, so that mutations reach the
+/// nested decoders; each is tried at every version and kept where it encodes.
+fn rich_frame(api: ApiKey, version: i16) -> Option<Vec<u8>> {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+    };
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    match api {
+        ApiKey::Produce => frame_of(
+            api,
+            version,
+            &ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(1000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(name("t"))
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(3)
+                                .with_records(Some(Bytes::from(vec![7u8; 70]))),
+                        ]),
+                ]),
+        ),
+        ApiKey::Fetch => {
+            let partitions = vec![
+                FetchPartition::default()
+                    .with_partition(1)
+                    .with_fetch_offset(5),
+            ];
+            frame_of(
+                api,
+                version,
+                &FetchRequest::default()
+                    .with_max_wait_ms(10)
+                    .with_topics(vec![
+                        FetchTopic::default()
+                            .with_topic(name("t"))
+                            .with_partitions(partitions.clone()),
+                    ]),
+            )
+            .or_else(|| {
+                frame_of(
+                    api,
+                    version,
+                    &FetchRequest::default().with_topics(vec![
+                        FetchTopic::default()
+                            .with_topic_id(uuid::Uuid::from_u128(9))
+                            .with_partitions(partitions),
+                    ]),
+                )
+            })
+        }
+        ApiKey::Metadata => frame_of(
+            api,
+            version,
+            &MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("t"))),
+                MetadataRequestTopic::default().with_name(Some(name("u"))),
+            ])),
+        ),
+        ApiKey::CreateTopics => frame_of(
+            api,
+            version,
+            &CreateTopicsRequest::default().with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(name("t"))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(0)
+                            .with_broker_ids(vec![BrokerId(0), BrokerId(1)]),
+                    ])
+                    .with_configs(vec![
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str("retention.ms"))
+                            .with_value(Some(StrBytes::from_static_str("1000"))),
+                    ]),
+            ]),
+        ),
+        _ => None,
+    }
+}
+
+/// A valid frame of `api` v`version`: a rich request where one encodes, else the default.
+fn valid_frame(api: ApiKey, version: i16) -> Option<Vec<u8>> {
+    rich_frame(api, version)
+        .or_else(|| by_request_type!(api, T => frame_of(api, version, &T::default())))
 }
 
 fn header_only(api: ApiKey, version: i16) -> Vec<u8> {
@@ -191,13 +286,26 @@ fn header_only(api: ApiKey, version: i16) -> Vec<u8> {
 
 #[test]
 fn every_served_version_decodes_its_valid_request() {
+    let mut rich = std::collections::BTreeSet::new();
     for (api, version) in served() {
+        if rich_frame(api, version).is_some() {
+            rich.insert(api as i16);
+        }
         let Some(frame) = valid_frame(api, version) else {
             continue;
         };
         if let Err(error) = decode_frame(api, version, &frame) {
             panic!("{api:?} v{version}: {error}");
         }
+    }
+    // The rich seeds encode at some version of each of their APIs, or they seed nothing.
+    for api in [
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+    ] {
+        assert!(rich.contains(&(api as i16)), "{api:?} has no rich seed");
     }
 }
 
