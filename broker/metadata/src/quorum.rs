@@ -435,9 +435,9 @@ impl MetadataQuorum {
             Err(RaftError::Fatal(Fatal::Stopped)) => {
                 Err(self.fault().unwrap_or(MetadataError::ShutDown))
             }
-            Err(RaftError::Fatal(e)) => Err(MetadataError::LogFailed {
+            Err(RaftError::Fatal(e)) => Err(self.fault().unwrap_or(MetadataError::LogFailed {
                 reason: e.to_string(),
-            }),
+            })),
         }
     }
 
