@@ -56,13 +56,21 @@ pub(super) fn plan(ctx: &Ctx<'_>, previous: Option<&OperationStatus>) -> Option<
     op.total_steps = i32::try_from(op.done.len() + pending.len()).unwrap_or(i32::MAX);
     let candidate = pending[0].id;
 
-    if let Some(why) = not_now(ctx, candidate) {
-        set_step(&mut op, STEP_BLOCKED, Some(candidate), ctx.now);
-        op.attempts = 0;
-        op.message = Some(why);
-        return Some(wait(op));
-    }
     op.attempts = 0;
+    // The partitions that block come first in the message: they are what a person can act on.
+    let blockers = restart_blockers(ctx, candidate);
+    let mut why: Vec<String> = Vec::new();
+    if !blockers.is_empty() {
+        why.push(blocked_message(ctx, candidate, &blockers));
+    }
+    why.extend(not_now(ctx, candidate));
+    if !why.is_empty() {
+        set_step(&mut op, STEP_BLOCKED, Some(candidate), ctx.now);
+        op.message = Some(why.join("; "));
+        let mut plan = wait(op);
+        plan.blockers = blockers;
+        return Some(plan);
+    }
     Some(restart(ctx, op, candidate))
 }
 
