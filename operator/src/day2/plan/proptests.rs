@@ -265,8 +265,12 @@ proptest! {
         let mut idle = false;
         for _ in 0..600 {
             let before = sim.observed.clone();
+            let settled = sim.settled();
             let plan = sim.step();
             check(&desired, &before, &plan)?;
+            if matches!(plan.action, Action::Restart { .. }) {
+                prop_assert!(settled, "a restart while another broker has not caught up");
+            }
             check_idempotent(&desired, &before, &plan, sim.second)?;
             let settled_refusal = refused && plan.action == Action::Wait && plan.operation.is_none();
             if plan.action == Action::Idle || settled_refusal {

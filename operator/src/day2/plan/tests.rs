@@ -205,6 +205,7 @@ fn a_new_revision_during_a_roll_starts_over_after_the_broker_in_flight() {
     let mut sim = Simulator::new(old_cluster(3, 2), desired(3));
     sim.step();
     sim.tick();
+    sim.tick();
     sim.step();
     assert_eq!(sim.restarts, vec![0, 1]);
     sim.desired.revision = "rev-newer".to_owned();
