@@ -3,10 +3,11 @@
 //! Order: brokers that are not ready or crash-looping first (they serve nothing), then the
 //! brokers that are not controller voters, then the voters, the active controller last. A broker
 //! goes only when every partition it hosts keeps `min.insync.replicas` in-sync replicas without
-//! it, and when every other broker serves. After its restart the roll waits until it runs the
-//! desired revision, is ready, registered, unfenced and back in the ISR of each of its
-//! partitions, with no partition of the cluster under-replicated; a broker that does not come back within [`RESTART_TIMEOUT_SECONDS`] is restarted
-//! again, up to `maxRestartAttempts` times.
+//! it, no reassignment runs, every other broker serves and no partition is under-replicated on
+//! another broker. After its restart the roll waits until it runs the desired revision, is
+//! ready, registered, unfenced and back in the ISR of each of its partitions, with no partition
+//! under-replicated; a broker that does not run again within [`RESTART_TIMEOUT_SECONDS`] is
+//! restarted again, up to `maxRestartAttempts` times, then reported.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use strom_admin::TopicPartition;
