@@ -5,10 +5,12 @@
 //!   admin API report, gathered into one [`Observed`];
 //! - [`desired`]: what the Cluster spec asks for, as a [`Desired`];
 //! - [`action`]: the next [`Action`] and the operation status a plan yields;
-//! - [`workload`]: the port each runtime implements to start, restart and stop brokers.
+//! - [`workload`]: the port each runtime implements to start, restart and stop brokers;
+//! - [`engine`]: observing through the admin API and running one action.
 
 pub mod action;
 pub mod desired;
+pub mod engine;
 pub mod observed;
 pub mod workload;
 
