@@ -16,7 +16,11 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 async fn two_brokers() -> (Arc<FakeKafka>, Vec<FakeBroker>, KafkaAdmin) {
     let bound = [Bound::new().await, Bound::new().await];
     let cluster = FakeKafka::new(
-        bound.iter().zip(1..).map(|(b, id)| (id, b.addr())).collect(),
+        bound
+            .iter()
+            .zip(1..)
+            .map(|(b, id)| (id, b.addr()))
+            .collect(),
         2,
     );
     let brokers: Vec<FakeBroker> = bound

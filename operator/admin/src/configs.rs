@@ -137,8 +137,11 @@ impl ConfigAdmin for KafkaAdmin {
         keys: Option<&[&str]>,
     ) -> Result<DescribedConfigs, AdminError> {
         let api = DescribeConfigsRequest::NAME;
-        let keys: Option<Vec<StrBytes>> =
-            keys.map(|keys| keys.iter().map(|k| StrBytes::from_string((*k).to_owned())).collect());
+        let keys: Option<Vec<StrBytes>> = keys.map(|keys| {
+            keys.iter()
+                .map(|k| StrBytes::from_string((*k).to_owned()))
+                .collect()
+        });
         let mut described = DescribedConfigs::new();
         for (target, group) in by_target(resources) {
             let request = DescribeConfigsRequest::default()

@@ -389,9 +389,10 @@ impl FakeKafka {
                     &state.delete_topics(request, version, not_controller),
                 )
             }
-            ApiKey::DescribeConfigs => {
-                respond(header, &state.describe_configs(node_id, decode(header, body)))
-            }
+            ApiKey::DescribeConfigs => respond(
+                header,
+                &state.describe_configs(node_id, decode(header, body)),
+            ),
             ApiKey::IncrementalAlterConfigs => {
                 respond(header, &state.alter_configs(node_id, decode(header, body)))
             }

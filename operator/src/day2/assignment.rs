@@ -1,14 +1,17 @@
 //! Target replica assignments: balanced over a set of brokers, rack-aware, reached by moving as
 //! few replicas as possible from the current assignment.
 //!
-//! The target keeps every replica that may stay (on a target broker, within its rack's share),
-//! places the missing ones on the least-loaded brokers, then moves replicas (and, by reordering,
-//! preferred leaders) along shortest chains from the most-loaded broker to one at least two
-//! below it, until replica counts and leader counts per broker each differ by at most one. A
-//! chain `a → m → b` moves one replica of a partition from `a` to `m` and one of another from `m`
-//! to `b` when no single partition can go from `a` to `b` without putting two replicas in a rack.
-//! Each step lowers the sum of squared counts, so the search ends; an assignment that already
-//! satisfies every bound comes back unchanged.
+//! The target keeps every replica that may stay (on a target broker, within its rack's share:
+//! one replica per rack when there are at least as many racks as replicas), places the missing
+//! ones on the least-loaded brokers, then moves replicas along shortest chains from the
+//! most-loaded broker to one at least two below it until replica counts per broker differ by at
+//! most one. A chain `a → m → b` moves one replica of a partition from `a` to `m` and one of
+//! another from `m` to `b` when no single partition can go from `a` to `b` without putting two
+//! replicas in one rack. Preferred leaders are then balanced the same way, by reordering
+//! replicas (no data moves), or where no reordering helps by exchanging a leader replica and a
+//! follower replica between two brokers (replica counts stay). Every chain lowers the sum of
+//! squared counts, so the search ends; an assignment that already meets every bound comes back
+//! unchanged.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

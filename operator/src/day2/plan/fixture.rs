@@ -157,6 +157,8 @@ pub(crate) struct Simulator {
     /// Restarted brokers that come back on the next tick, with the revision they were
     /// restarted onto.
     down: Vec<(i32, String)>,
+    /// Brokers back from a restart that rejoin the ISR of their partitions on the next tick.
+    catching_up: Vec<i32>,
 }
 
 impl Simulator {
@@ -168,6 +170,7 @@ impl Simulator {
             second: 0,
             restarts: Vec::new(),
             down: Vec::new(),
+            catching_up: Vec::new(),
         }
     }
 
@@ -184,9 +187,26 @@ impl Simulator {
         plan
     }
 
-    /// Time passes: restarted brokers come back caught up, moves complete.
+    /// Whether every restarted broker is back and in sync.
+    pub(crate) fn settled(&self) -> bool {
+        self.down.is_empty() && self.catching_up.is_empty()
+    }
+
+    /// Time passes: brokers that caught up rejoin the ISR, restarted brokers run again (still
+    /// out of the ISR), moves complete.
     pub(crate) fn tick(&mut self) {
         self.second += 10;
+        let state = admin(&mut self.observed);
+        for id in std::mem::take(&mut self.catching_up) {
+            for p in &mut state.partitions {
+                if p.replicas.contains(&id) && !p.isr.contains(&id) {
+                    p.isr.push(id);
+                }
+                if p.leader.is_none() {
+                    p.leader = Some(id);
+                }
+            }
+        }
         for (id, revision) in std::mem::take(&mut self.down) {
             if let Some(b) = self
                 .observed
@@ -204,13 +224,9 @@ impl Simulator {
             if let Some(b) = state.brokers.iter_mut().find(|b| b.id == id) {
                 b.fenced = false;
             }
-            for p in &mut state.partitions {
-                if p.replicas.contains(&id) && !p.isr.contains(&id) {
-                    p.isr.push(id);
-                }
-                if p.leader.is_none() {
-                    p.leader = Some(id);
-                }
+            let state = admin(&mut self.observed);
+            if state.partitions.iter().any(|p| p.replicas.contains(&id)) {
+                self.catching_up.push(id);
             }
         }
         let state = admin(&mut self.observed);

@@ -119,6 +119,13 @@ fn random_world(seed: u64, shape: Shape) -> (Desired, Observed) {
     (target, observed)
 }
 
+/// Every count within one of their mean.
+fn within_one_of_mean(counts: &[usize]) -> bool {
+    let total: usize = counts.iter().sum();
+    let n = counts.len();
+    counts.iter().all(|&c| (c * n).abs_diff(total) <= n)
+}
+
 fn rf(p: &PartitionView) -> i32 {
     i32::try_from(p.target_replicas().len()).unwrap_or(i32::MAX)
 }
@@ -220,7 +227,7 @@ fn check_idempotent(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(400))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn no_plan_breaks_availability_and_replanning_is_idempotent(seed in any::<u64>(), degraded in any::<bool>()) {
@@ -236,13 +243,14 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(120))]
+    #![proptest_config(ProptestConfig::with_cases(300))]
 
     /// Whole operations on a simulated healthy cluster: every pass is checked against what it
     /// observed, and the operation ends with the spec met.
     #[test]
     fn operations_complete_safely_one_broker_at_a_time(seed in any::<u64>()) {
         let (desired, observed) = random_world(seed, Shape { degraded: false, min_rf: 2 });
+        let n = observed.workload.replicas;
         let controller = observed.admin.as_ref().and_then(|a| a.controller);
         let old: Vec<i32> = observed
             .workload
@@ -257,10 +265,13 @@ proptest! {
         let mut idle = false;
         for _ in 0..600 {
             let before = sim.observed.clone();
+            let settled = sim.settled();
             let plan = sim.step();
             check(&desired, &before, &plan)?;
-            let replanned = super::plan(&desired, &before, plan.operation.as_ref(), at(sim.second));
-            check(&desired, &before, &replanned)?;
+            if matches!(plan.action, Action::Restart { .. }) {
+                prop_assert!(settled, "a restart while another broker has not caught up");
+            }
+            check_idempotent(&desired, &before, &plan, sim.second)?;
             let settled_refusal = refused && plan.action == Action::Wait && plan.operation.is_none();
             if plan.action == Action::Idle || settled_refusal {
                 idle = true;
@@ -282,5 +293,19 @@ proptest! {
             prop_assert!(state.partitions.iter().all(|p| p.replicas.iter().all(|&id| id < desired.replicas)));
         }
         prop_assert!(state.partitions.iter().all(|p| p.isr.len() == p.replicas.len()), "all in sync at the end");
+        let grown = desired.replicas > n;
+        if grown && state.brokers.iter().all(|b| b.rack.is_none()) {
+            let ids: Vec<i32> = (0..desired.replicas).collect();
+            let replicas: Vec<usize> = ids
+                .iter()
+                .map(|id| state.partitions.iter().filter(|p| p.replicas.contains(id)).count())
+                .collect();
+            let leaders: Vec<usize> = ids
+                .iter()
+                .map(|id| state.partitions.iter().filter(|p| p.leader == Some(*id)).count())
+                .collect();
+            prop_assert!(within_one_of_mean(&replicas), "replicas per broker {:?}", replicas);
+            prop_assert!(within_one_of_mean(&leaders), "leaders per broker {:?}", leaders);
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! goes only when every partition it hosts keeps `min.insync.replicas` in-sync replicas without
 //! it, and when every other broker serves. After its restart the roll waits until it runs the
 //! desired revision, is ready, registered, unfenced and back in the ISR of each of its
-//! partitions; a broker that does not come back within [`RESTART_TIMEOUT_SECONDS`] is restarted
+//! partitions, with no partition of the cluster under-replicated; a broker that does not come back within [`RESTART_TIMEOUT_SECONDS`] is restarted
 //! again, up to `maxRestartAttempts` times.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -56,13 +56,21 @@ pub(super) fn plan(ctx: &Ctx<'_>, previous: Option<&OperationStatus>) -> Option<
     op.total_steps = i32::try_from(op.done.len() + pending.len()).unwrap_or(i32::MAX);
     let candidate = pending[0].id;
 
-    if let Some(why) = not_now(ctx, candidate) {
-        set_step(&mut op, STEP_BLOCKED, Some(candidate), ctx.now);
-        op.attempts = 0;
-        op.message = Some(why);
-        return Some(wait(op));
-    }
     op.attempts = 0;
+    // The partitions that block come first in the message: they are what a person can act on.
+    let blockers = restart_blockers(ctx, candidate);
+    let mut why: Vec<String> = Vec::new();
+    if !blockers.is_empty() {
+        why.push(blocked_message(ctx, candidate, &blockers));
+    }
+    why.extend(not_now(ctx, candidate));
+    if !why.is_empty() {
+        set_step(&mut op, STEP_BLOCKED, Some(candidate), ctx.now);
+        op.message = Some(why.join("; "));
+        let mut plan = wait(op);
+        plan.blockers = blockers;
+        return Some(plan);
+    }
     Some(restart(ctx, op, candidate))
 }
 
@@ -120,7 +128,8 @@ fn in_step(ctx: &Ctx<'_>, op: &mut OperationStatus, restarted_onto: Option<&str>
         }
         set_step(op, STEP_AWAITING_CATCH_UP, Some(broker), ctx.now);
         op.message = Some(format!(
-            "broker {broker} runs again and is catching up: not yet in the ISR of {}",
+            "broker {broker} runs again; waiting until it is back in every ISR and no partition \
+             is under-replicated: {}",
             list(&lagging, 5)
         ));
         return Some(wait(op.clone()));
@@ -273,11 +282,16 @@ fn blocked_message(ctx: &Ctx<'_>, broker: i32, blockers: &[Blocker]) -> String {
     parts.join("; ")
 }
 
-/// The partitions hosting `broker` whose ISR lacks it.
+/// The partitions that keep a restarted `broker` from counting as caught up: the ones hosting
+/// it whose ISR lacks it, and any under-replicated partition in the cluster (the next restart
+/// must not take a replica from a partition still short of one).
 fn lagging(partitions: &[PartitionView], broker: i32) -> Vec<TopicPartition> {
     partitions
         .iter()
-        .filter(|p| p.replicas.contains(&broker) && !p.isr.contains(&broker))
+        .filter(|p| {
+            (p.replicas.contains(&broker) && !p.isr.contains(&broker))
+                || p.target_replicas().iter().any(|id| !p.isr.contains(id))
+        })
         .map(|p| p.partition.clone())
         .collect()
 }

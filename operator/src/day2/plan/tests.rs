@@ -205,6 +205,7 @@ fn a_new_revision_during_a_roll_starts_over_after_the_broker_in_flight() {
     let mut sim = Simulator::new(old_cluster(3, 2), desired(3));
     sim.step();
     sim.tick();
+    sim.tick();
     sim.step();
     assert_eq!(sim.restarts, vec![0, 1]);
     sim.desired.revision = "rev-newer".to_owned();
@@ -281,6 +282,19 @@ fn scale_up_starts_brokers_then_balances_them_in_throttled_batches_then_elects()
         .collect();
     assert!(!batches.is_empty());
     assert!(batches.iter().all(|b| b.len() <= 4));
+    // 36 replicas over 5 brokers: the two new ones take 7 each, and nothing else moves.
+    let moved: usize = batches.iter().map(|b| b.len()).sum();
+    assert!(moved >= 4, "{moved} partitions moved");
+    let done = plans
+        .iter()
+        .rev()
+        .find_map(|p| {
+            p.operation
+                .as_ref()
+                .filter(|o| o.step.as_deref() == Some(STEP_CLEARING_THROTTLES))
+        })
+        .expect("a finished batch");
+    assert_eq!(done.completed_steps, done.total_steps);
     let clears = plans
         .iter()
         .filter(|p| p.action == Action::ClearThrottles)
@@ -478,4 +492,81 @@ fn a_healthy_cluster_on_the_desired_revision_is_idle() {
             blockers: Vec::new()
         }
     );
+}
+
+#[test]
+fn scale_up_moves_the_fewest_replicas_and_keeps_racks_apart() {
+    let mut observed = cluster(3, NEW);
+    for (id, b) in admin(&mut observed).brokers.iter_mut().enumerate() {
+        b.rack = Some(format!("zone-{id}"));
+    }
+    add_topic(&mut observed, "orders", 12, 3, 2, &[0, 1, 2]);
+    let before = observed.clone();
+    let mut sim = Simulator::new(observed, desired(6));
+    // New brokers 3, 4, 5 join zones 0, 1, 2.
+    sim.step();
+    for b in &mut admin(&mut sim.observed).brokers {
+        b.rack = Some(format!("zone-{}", b.id % 3));
+    }
+    sim.tick();
+    let plans = sim.run(100);
+    assert_eq!(plans.last().map(|p| &p.action), Some(&Action::Idle));
+
+    let state = admin(&mut sim.observed);
+    let old = before.admin.as_ref().expect("admin");
+    let mut moved = 0;
+    for p in &state.partitions {
+        let zones: std::collections::BTreeSet<i32> = p.replicas.iter().map(|id| id % 3).collect();
+        assert_eq!(zones.len(), 3, "{p:?} has two replicas in one zone");
+        let was = old
+            .partitions
+            .iter()
+            .find(|o| o.partition == p.partition)
+            .expect("partition");
+        moved += p
+            .replicas
+            .iter()
+            .filter(|id| !was.replicas.contains(id))
+            .count();
+    }
+    // 36 replicas, 6 each: exactly the 18 that the new brokers take move.
+    assert_eq!(moved, 18);
+    for id in 0..6 {
+        assert_eq!(
+            state
+                .partitions
+                .iter()
+                .filter(|p| p.replicas.contains(&id))
+                .count(),
+            6
+        );
+        assert_eq!(
+            state
+                .partitions
+                .iter()
+                .filter(|p| p.leader == Some(id))
+                .count(),
+            2
+        );
+    }
+}
+
+#[test]
+fn a_stopped_follower_holds_the_roll_and_the_message_names_the_partition() {
+    // Broker 1 was rolled, then froze: it fell out of the ISR and reports not ready.
+    let mut observed = old_cluster(3, 2);
+    observed.workload.brokers[1].revision = Some(NEW.to_owned());
+    observed.workload.brokers[1].ready = false;
+    for p in &mut admin(&mut observed).partitions {
+        p.isr.retain(|&id| id != 1);
+    }
+    let blocked = plan(&desired(3), &observed, None, at(0));
+    assert_eq!(blocked.action, Action::Wait);
+    let message = blocked.operation.and_then(|o| o.message).expect("message");
+    assert!(message.contains("orders-0"), "{message}");
+    assert!(message.contains("broker(s) 1"), "{message}");
+    assert!(matches!(
+        blocked.blockers.as_slice(),
+        [Blocker::UnderMinIsr { broker: 0, .. }]
+    ));
 }
