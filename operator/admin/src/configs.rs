@@ -2,7 +2,8 @@
 //! changes to several resources at once (IncrementalAlterConfigs, API 44, KIP-339).
 //!
 //! A BROKER resource is a broker's own: as the Java admin client does, its requests go to that
-//! broker. TOPIC resources go to any broker, in one request.
+//! broker. TOPIC resources and the cluster-wide broker defaults go to any broker, in one
+//! request.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -26,6 +27,8 @@ const RESOURCE_TYPE_BROKER: i8 = 4;
 /// `AlterConfigOp.OpType.SET` and `.DELETE`.
 const CONFIG_OP_SET: i8 = 0;
 const CONFIG_OP_DELETE: i8 = 1;
+/// `DescribeConfigsResponse.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG`.
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 4;
 
 /// A resource that has configs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,6 +37,9 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker, by node id (its per-broker dynamic configs).
     Broker(i32),
+    /// The cluster-wide dynamic broker defaults (the BROKER resource with an empty name),
+    /// which every broker applies unless its own config overrides them.
+    BrokerDefault,
 }
 
 impl ConfigResource {
@@ -41,12 +47,13 @@ impl ConfigResource {
         match self {
             Self::Topic(name) => (RESOURCE_TYPE_TOPIC, StrBytes::from_string(name.clone())),
             Self::Broker(id) => (RESOURCE_TYPE_BROKER, StrBytes::from_string(id.to_string())),
+            Self::BrokerDefault => (RESOURCE_TYPE_BROKER, StrBytes::from_static_str("")),
         }
     }
 
     fn target(&self) -> Target {
         match self {
-            Self::Topic(_) => Target::Any,
+            Self::Topic(_) | Self::BrokerDefault => Target::Any,
             Self::Broker(id) => Target::Node(*id),
         }
     }
@@ -57,6 +64,7 @@ impl fmt::Display for ConfigResource {
         match self {
             Self::Topic(name) => write!(f, "topic {name}"),
             Self::Broker(id) => write!(f, "broker {id}"),
+            Self::BrokerDefault => f.write_str("the cluster-wide broker defaults"),
         }
     }
 }
@@ -85,8 +93,9 @@ pub type AlteredConfigs = BTreeMap<ConfigResource, Result<(), KafkaError>>;
 /// Configs of topics and brokers, read and changed the way `kafka-configs.sh` does.
 pub trait ConfigAdmin: Send + Sync {
     /// DescribeConfigs: the effective value of each of `keys` (`None`: every key) for each
-    /// resource, whatever set it (the resource itself, the broker, or the default). Sensitive
-    /// values, which come back null, are left out.
+    /// resource, whatever set it (the resource itself, the broker, or the default); for
+    /// [`ConfigResource::BrokerDefault`], only the keys set cluster-wide. Sensitive values,
+    /// which come back null, are left out.
     fn describe_effective_configs(
         &self,
         resources: &[ConfigResource],
@@ -110,7 +119,7 @@ fn by_target<'a>(
     let mut groups = Vec::new();
     for resource in resources {
         match resource {
-            ConfigResource::Topic(_) => topics.push(resource),
+            ConfigResource::Topic(_) | ConfigResource::BrokerDefault => topics.push(resource),
             ConfigResource::Broker(_) => groups.push((resource.target(), vec![resource])),
         }
     }
@@ -171,6 +180,12 @@ impl ConfigAdmin for KafkaAdmin {
                         result
                             .configs
                             .iter()
+                            // The defaults resource means the keys set there, not every key a
+                            // broker would report for it.
+                            .filter(|c| {
+                                *resource != ConfigResource::BrokerDefault
+                                    || c.config_source == SOURCE_DYNAMIC_DEFAULT_BROKER
+                            })
                             .filter_map(|c| {
                                 Some((c.name.to_string(), c.value.as_ref()?.to_string()))
                             })

@@ -44,8 +44,8 @@ fn failed(operation: &'static str) -> impl FnOnce(AdminError) -> Error {
 
 /// The cluster as the admin API reports it: DescribeCluster (controller, registered and
 /// fenced brokers, racks), Metadata (every partition), ListPartitionReassignments,
-/// DescribeLogDirs on every registered broker, and each topic's effective
-/// `min.insync.replicas` (DescribeConfigs, defaults included).
+/// DescribeLogDirs on every registered broker, each topic's effective `min.insync.replicas`
+/// (DescribeConfigs, defaults included) and the cluster-wide dynamic broker defaults.
 ///
 /// A broker that does not answer DescribeLogDirs (stopped, fenced) is left out of
 /// [`AdminState::log_dirs`], which is how a plan tells it did not answer. A topic whose
@@ -135,11 +135,21 @@ pub async fn observe_admin<A: DayTwoAdmin>(admin: &A) -> Result<AdminState, Erro
         }
     }
 
+    // A broker that keeps no cluster-wide defaults refuses the resource: there are none.
+    let dynamic_config = admin
+        .describe_effective_configs(&[ConfigResource::BrokerDefault], None)
+        .await
+        .map_err(failed("DescribeConfigs"))?
+        .remove(&ConfigResource::BrokerDefault)
+        .and_then(Result::ok)
+        .unwrap_or_default();
+
     Ok(AdminState {
         controller: cluster.controller_id,
         brokers,
         partitions,
         log_dirs,
+        dynamic_config,
     })
 }
 
@@ -185,11 +195,9 @@ pub async fn act<W: Workload, A: DayTwoAdmin>(
                     change.set.insert(key.clone(), value.clone());
                 }
             }
-            let brokers = registered(admin).await?;
-            let changes = brokers
-                .into_iter()
-                .map(|id| (ConfigResource::Broker(id), change.clone()))
-                .collect();
+            // Cluster-wide, as `kafka-configs.sh --entity-default` sets them: per-broker values
+            // stay the throttles' own.
+            let changes = BTreeMap::from([(ConfigResource::BrokerDefault, change)]);
             alter(admin, &changes).await
         }
         Action::ClearThrottles => clear_throttles(admin).await,

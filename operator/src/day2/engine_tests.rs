@@ -481,7 +481,7 @@ async fn cancels_and_elections_tolerate_what_is_already_done_and_report_the_rest
 }
 
 #[tokio::test]
-async fn broker_configs_go_to_every_registered_broker_and_workload_actions_to_the_workload() {
+async fn broker_configs_go_to_the_cluster_wide_defaults_and_workload_actions_to_the_workload() {
     let admin = FakeAdmin::new();
     let workload = FakeWorkload::default();
     let configs = BTreeMap::from([
@@ -500,15 +500,27 @@ async fn broker_configs_go_to_every_registered_broker_and_workload_actions_to_th
     let Call::Alter(changes) = &admin.calls()[0] else {
         panic!("an alter")
     };
-    assert_eq!(changes.len(), 3);
-    for change in changes.values() {
-        assert_eq!(change.set.len(), 1);
-        assert_eq!(
-            change.delete,
-            BTreeSet::from(["follower.replication.throttled.rate".to_owned()]),
-            "an empty value deletes the key"
-        );
-    }
+    assert_eq!(
+        changes.keys().collect::<Vec<_>>(),
+        [&ConfigResource::BrokerDefault],
+        "per-broker values stay the throttles' own"
+    );
+    let change = &changes[&ConfigResource::BrokerDefault];
+    assert_eq!(change.set.len(), 1);
+    assert_eq!(
+        change.delete,
+        BTreeSet::from(["follower.replication.throttled.rate".to_owned()]),
+        "an empty value deletes the key"
+    );
+    let state = observe_admin(&admin).await.expect("observe");
+    assert_eq!(
+        state.dynamic_config,
+        BTreeMap::from([(
+            "leader.replication.throttled.rate".to_owned(),
+            "10".to_owned()
+        )]),
+        "the defaults are observed as set"
+    );
 
     act(&Action::Scale { replicas: 5 }, &workload, &admin)
         .await

@@ -129,7 +129,16 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
             .set_template(BrokerTemplate {
                 revision: desired.revision.clone(),
                 voters: desired.voters,
-                config: cluster.spec.config.clone(),
+                // The dynamic keys go through the admin API, as on Kubernetes.
+                config: cluster
+                    .spec
+                    .config
+                    .iter()
+                    .filter(|(key, _)| {
+                        !revision::DYNAMIC_BROKER_CONFIG_KEYS.contains(&key.as_str())
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             })
             .await;
         let mut error = None;
@@ -183,9 +192,11 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
             error = Some(e.to_string());
         }
         operation = planned.operation.clone();
-        let ready = cluster_ready(&desired, &observed);
+        let serving = cluster_ready(&desired, &observed);
+        // Ready as the status says it: serving, and no operation still under way.
+        let ready = serving && planned.operation.is_none();
 
-        if ready && let Some(client) = client {
+        if serving && let Some(client) = client {
             for topic in &manifests.topics {
                 let topic = with_status(&options.state_dir, topic);
                 let name = topic.metadata.name.clone().unwrap_or_default();
