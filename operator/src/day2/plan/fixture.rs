@@ -144,9 +144,17 @@ pub(crate) fn refresh_log_dirs(state: &mut AdminState) {
     }
 }
 
+/// Whether broker `id` is missing from the ISR of a partition it hosts.
+fn out_of_isr(state: &AdminState, id: i32) -> bool {
+    state
+        .partitions
+        .iter()
+        .any(|p| p.replicas.contains(&id) && !p.isr.contains(&id))
+}
+
 /// Carries out actions as a well-behaved workload and cluster would: a restarted broker goes
 /// down at once and comes back on the next [`Simulator::tick`]; moves finish on the next tick.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Simulator {
     pub(crate) observed: Observed,
     pub(crate) desired: Desired,
@@ -159,6 +167,8 @@ pub(crate) struct Simulator {
     down: Vec<(i32, String)>,
     /// Brokers back from a restart that rejoin the ISR of their partitions on the next tick.
     catching_up: Vec<i32>,
+    /// Frozen brokers (a stopped process) and the ticks until they run again.
+    frozen: Vec<(i32, u32)>,
 }
 
 impl Simulator {
@@ -171,6 +181,7 @@ impl Simulator {
             restarts: Vec::new(),
             down: Vec::new(),
             catching_up: Vec::new(),
+            frozen: Vec::new(),
         }
     }
 
@@ -187,9 +198,41 @@ impl Simulator {
         plan
     }
 
-    /// Whether every restarted broker is back and in sync.
-    pub(crate) fn settled(&self) -> bool {
-        self.down.is_empty() && self.catching_up.is_empty()
+    /// Whether every broker but `broker` that was restarted or frozen is back and in sync.
+    pub(crate) fn settled_but(&self, broker: i32) -> bool {
+        self.down.iter().all(|(id, _)| *id == broker)
+            && self.catching_up.iter().all(|id| *id == broker)
+    }
+
+    /// Stops broker `id` for `ticks` ticks, as SIGSTOP would: it leaves every ISR, loses its
+    /// leaderships and fails its readiness check, then catches up. A broker being restarted is
+    /// left alone.
+    pub(crate) fn freeze(&mut self, id: i32, ticks: u32) {
+        let busy = self.down.iter().any(|(d, _)| *d == id)
+            || self.catching_up.contains(&id)
+            || self.frozen.iter().any(|(f, _)| *f == id);
+        let Some(b) = self
+            .observed
+            .workload
+            .brokers
+            .iter_mut()
+            .find(|b| b.id == id)
+        else {
+            return;
+        };
+        if busy {
+            return;
+        }
+        b.ready = false;
+        self.frozen.push((id, ticks));
+        for p in &mut admin(&mut self.observed).partitions {
+            if p.isr.len() > 1 {
+                p.isr.retain(|r| *r != id);
+            }
+            if p.leader == Some(id) {
+                p.leader = p.isr.first().copied();
+            }
+        }
     }
 
     /// Time passes: brokers that caught up rejoin the ISR, restarted brokers run again (still
@@ -205,6 +248,28 @@ impl Simulator {
                 if p.leader.is_none() {
                     p.leader = Some(id);
                 }
+            }
+        }
+        let mut thawed = Vec::new();
+        self.frozen.retain_mut(|(id, ticks)| {
+            *ticks = ticks.saturating_sub(1);
+            if *ticks == 0 {
+                thawed.push(*id);
+            }
+            *ticks > 0
+        });
+        for id in thawed {
+            if let Some(b) = self
+                .observed
+                .workload
+                .brokers
+                .iter_mut()
+                .find(|b| b.id == id)
+            {
+                b.ready = true;
+            }
+            if out_of_isr(admin(&mut self.observed), id) {
+                self.catching_up.push(id);
             }
         }
         for (id, revision) in std::mem::take(&mut self.down) {
@@ -224,8 +289,7 @@ impl Simulator {
             if let Some(b) = state.brokers.iter_mut().find(|b| b.id == id) {
                 b.fenced = false;
             }
-            let state = admin(&mut self.observed);
-            if state.partitions.iter().any(|p| p.replicas.contains(&id)) {
+            if out_of_isr(admin(&mut self.observed), id) {
                 self.catching_up.push(id);
             }
         }
@@ -250,6 +314,8 @@ impl Simulator {
             Action::Idle | Action::Wait => {}
             Action::Restart { broker } => {
                 self.restarts.push(*broker);
+                self.frozen.retain(|(id, _)| id != broker);
+                self.catching_up.retain(|id| id != broker);
                 self.down.push((*broker, revision.clone()));
                 if let Some(b) = self
                     .observed

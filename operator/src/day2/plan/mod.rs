@@ -11,8 +11,10 @@
 //!   them, and its revert when `spec.replicas` goes up again;
 //! - [`dynamic`]: the broker configs applied without a restart.
 //!
-//! An operation in progress goes on before another starts; with none, starting brokers comes
-//! first, then a roll, then a scale-down.
+//! Dynamic configs are applied whenever they differ, beside any operation. Otherwise an
+//! operation in progress goes on before another starts; with none, starting brokers comes
+//! first, then a roll, then a scale-down. A scale-down the plan refuses is reported as a
+//! blocker on every plan while the spec asks for it, and the other operations go on.
 
 mod drain;
 mod dynamic;
@@ -82,7 +84,7 @@ pub fn plan(
     };
 
     let refusal = drain::refusal(&ctx);
-    let mut blockers: Vec<Blocker> = refusal
+    let blockers: Vec<Blocker> = refusal
         .iter()
         .map(|message| Blocker::ScaleDownRefused {
             message: message.clone(),
@@ -126,7 +128,7 @@ pub fn plan(
             Action::Wait
         },
         operation: None,
-        blockers: std::mem::take(&mut blockers),
+        blockers,
     }
 }
 

@@ -3,10 +3,11 @@
 //! Order: brokers that are not ready or crash-looping first (they serve nothing), then the
 //! brokers that are not controller voters, then the voters, the active controller last. A broker
 //! goes only when every partition it hosts keeps `min.insync.replicas` in-sync replicas without
-//! it, and when every other broker serves. After its restart the roll waits until it runs the
-//! desired revision, is ready, registered, unfenced and back in the ISR of each of its
-//! partitions, with no partition of the cluster under-replicated; a broker that does not come back within [`RESTART_TIMEOUT_SECONDS`] is restarted
-//! again, up to `maxRestartAttempts` times.
+//! it, no reassignment runs, every other broker serves and no partition is under-replicated on
+//! another broker. After its restart the roll waits until it runs the desired revision, is
+//! ready, registered, unfenced and back in the ISR of each of its partitions, with no partition
+//! under-replicated; a broker that does not run again within [`RESTART_TIMEOUT_SECONDS`] is
+//! restarted again, up to `maxRestartAttempts` times, then reported.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use strom_admin::TopicPartition;
@@ -110,7 +111,7 @@ fn in_step(ctx: &Ctx<'_>, op: &mut OperationStatus, restarted_onto: Option<&str>
     let new_revision = state
         .and_then(|b| b.revision.as_deref())
         .is_some_and(|r| r == revision || Some(r) == restarted_onto);
-    let lagging = lagging(ctx.admin.partitions.as_slice(), broker);
+    let lagging = lagging(ctx, broker);
 
     if new_revision && ctx.serving(broker) {
         if lagging.is_empty() {
@@ -180,11 +181,13 @@ fn restart(ctx: &Ctx<'_>, mut op: OperationStatus, broker: i32) -> Plan {
     act(Action::Restart { broker }, op)
 }
 
-/// Why no broker may be restarted now, when another one is not serving or a reassignment runs.
-fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Option<String> {
+/// Why no broker may be restarted now: a reassignment runs, another broker is being restarted
+/// or does not serve, or a partition is short of an in-sync replica on another broker.
+fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Vec<String> {
+    let mut why = Vec::new();
     let moving = ctx.reassigning();
     if !moving.is_empty() {
-        return Some(format!(
+        why.push(format!(
             "waiting for the reassignment of {} partition(s) to finish before restarting broker \
              {candidate}",
             moving.len()
@@ -200,13 +203,42 @@ fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Option<String> {
         })
         .map(|b| b.id)
         .collect();
-    (!others.is_empty()).then(|| {
-        format!(
+    if !others.is_empty() {
+        why.push(format!(
             "waiting for broker(s) {} to be ready, registered and unfenced before restarting \
              broker {candidate}",
             list(&others, 10)
-        )
-    })
+        ));
+    }
+    let short = under_replicated(ctx, candidate);
+    if !short.is_empty() {
+        why.push(format!(
+            "waiting for under-replicated partition(s) {} to catch up before restarting broker \
+             {candidate}",
+            list(&short, 5)
+        ));
+    }
+    why
+}
+
+/// Partitions short of an in-sync replica on a broker other than `broker`, leaving out brokers
+/// that are down on an old revision (the roll restarts them in turn; waiting for them to catch
+/// up first would wait forever).
+fn under_replicated(ctx: &Ctx<'_>, broker: i32) -> Vec<TopicPartition> {
+    let awaiting_restart = |id: i32| {
+        ctx.broker(id)
+            .is_some_and(|b| needs_restart(b, &ctx.desired.revision) && !ctx.serving(id))
+    };
+    ctx.admin
+        .partitions
+        .iter()
+        .filter(|p| {
+            p.target_replicas()
+                .iter()
+                .any(|&r| r != broker && !p.isr.contains(&r) && !awaiting_restart(r))
+        })
+        .map(|p| p.partition.clone())
+        .collect()
 }
 
 /// What keeps `broker` from restarting now: partitions that would drop below
@@ -283,17 +315,20 @@ fn blocked_message(ctx: &Ctx<'_>, broker: i32, blockers: &[Blocker]) -> String {
 }
 
 /// The partitions that keep a restarted `broker` from counting as caught up: the ones hosting
-/// it whose ISR lacks it, and any under-replicated partition in the cluster (the next restart
+/// it whose ISR lacks it, and the ones under-replicated on another broker (the next restart
 /// must not take a replica from a partition still short of one).
-fn lagging(partitions: &[PartitionView], broker: i32) -> Vec<TopicPartition> {
-    partitions
+fn lagging(ctx: &Ctx<'_>, broker: i32) -> Vec<TopicPartition> {
+    let mut lagging: Vec<TopicPartition> = ctx
+        .admin
+        .partitions
         .iter()
-        .filter(|p| {
-            (p.replicas.contains(&broker) && !p.isr.contains(&broker))
-                || p.target_replicas().iter().any(|id| !p.isr.contains(id))
-        })
+        .filter(|p| p.replicas.contains(&broker) && !p.isr.contains(&broker))
         .map(|p| p.partition.clone())
-        .collect()
+        .collect();
+    lagging.extend(under_replicated(ctx, broker));
+    lagging.sort();
+    lagging.dedup();
+    lagging
 }
 
 fn seconds_between(from: &Time, to: &Time) -> i64 {
