@@ -80,8 +80,19 @@ struct World {
     pods: Vec<PodSpec>,
     /// Claim name to its requested size.
     claims: BTreeMap<String, String>,
-    /// Evictions are answered 429 (the PodDisruptionBudget allows none).
-    refuse_evictions: bool,
+    /// How the API server answers evictions.
+    evictions: Eviction,
+}
+
+/// How the API server answers an eviction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eviction {
+    /// 201: the pod goes.
+    Granted,
+    /// 429: the PodDisruptionBudget allows no disruption now.
+    Refused,
+    /// 409: the uid precondition failed, the pod was recreated since it was observed.
+    Replaced,
 }
 
 /// What the operator asked of the API server in one pass.
@@ -167,7 +178,7 @@ async fn pass(cluster: &Cluster, world: &World, admin: &FakeAdmin) -> Pass {
         .iter()
         .map(|(name, size)| claim_json(name, size))
         .collect();
-    let refuse = world.refuse_evictions;
+    let answer = world.evictions;
     let cluster_value = serde_json::to_value(cluster).expect("cluster serializes");
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let verify = async move {
@@ -226,19 +237,24 @@ async fn pass(cluster: &Cluster, world: &World, admin: &FakeAdmin) -> Pass {
                 let uid = received.body["deleteOptions"]["preconditions"]["uid"]
                     .as_str()
                     .map(str::to_owned);
-                record.evictions.push((pod.clone(), uid));
-                if refuse {
-                    received.respond(
+                record.evictions.push((pod.clone(), uid.clone()));
+                match answer {
+                    Eviction::Granted => received.respond(
+                        StatusCode::CREATED,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    ),
+                    Eviction::Refused => received.respond(
                         StatusCode::TOO_MANY_REQUESTS,
                         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                 "message": "Cannot evict pod as it would violate the pod's disruption budget.",
                                 "reason": "TooManyRequests", "code": 429}),
-                    );
-                } else {
-                    received.respond(
-                        StatusCode::CREATED,
-                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-                    );
+                    ),
+                    Eviction::Replaced => received.respond(
+                        StatusCode::CONFLICT,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                "message": format!("Precondition failed: UID in precondition: {}, UID in object meta: uid-new", uid.clone().unwrap_or_default()),
+                                "reason": "Conflict", "code": 409}),
+                    ),
                 }
             } else if method == Method::GET && path == format!("{base}/persistentvolumeclaims") {
                 received.respond(
@@ -343,7 +359,7 @@ async fn old_revision_pods_are_evicted_one_at_a_time_each_after_the_last_caught_
         stateful_set: Some((3, "10Gi".to_owned())),
         pods: three_pods("rev-old"),
         claims: BTreeMap::new(),
-        refuse_evictions: false,
+        evictions: Eviction::Granted,
     };
 
     let first = pass(&cluster, &world, &admin).await;
@@ -401,7 +417,7 @@ async fn a_crash_looping_pod_is_evicted_first() {
         stateful_set: Some((3, "10Gi".to_owned())),
         pods,
         claims: BTreeMap::new(),
-        refuse_evictions: false,
+        evictions: Eviction::Granted,
     };
     let first = pass(&cluster, &world, &admin).await;
     assert_eq!(
@@ -418,7 +434,7 @@ async fn a_refused_eviction_is_retried_later_and_not_counted_as_a_restart() {
         stateful_set: Some((3, "10Gi".to_owned())),
         pods: three_pods("rev-old"),
         claims: BTreeMap::new(),
-        refuse_evictions: true,
+        evictions: Eviction::Refused,
     };
     let refused = pass(&cluster, &world, &admin).await;
     assert_eq!(refused.evictions.len(), 1);
@@ -445,6 +461,35 @@ async fn a_refused_eviction_is_retried_later_and_not_counted_as_a_restart() {
 }
 
 #[tokio::test]
+async fn a_pod_replaced_since_it_was_observed_is_not_evicted_again() {
+    let cluster = minimal_cluster();
+    let admin = cluster_admin(0, &[0, 1, 2], RF3);
+    let world = World {
+        stateful_set: Some((3, "10Gi".to_owned())),
+        pods: three_pods("rev-old"),
+        claims: BTreeMap::new(),
+        evictions: Eviction::Replaced,
+    };
+    let replaced = pass(&cluster, &world, &admin).await;
+    assert_eq!(
+        replaced.evictions,
+        [("demo-broker-1".to_owned(), Some("uid-1-0".to_owned()))]
+    );
+    assert!(
+        replaced.event("EvictionRefused").is_none(),
+        "{:?}",
+        replaced.events
+    );
+    assert!(
+        replaced.event("StepFailed").is_none(),
+        "{:?}",
+        replaced.events
+    );
+    assert_eq!(replaced.operation()["broker"], 1);
+    assert_eq!(replaced.operation()["step"], "Restarting");
+}
+
+#[tokio::test]
 async fn scale_down_keeps_four_replicas_until_broker_3_is_empty_then_lowers_to_three() {
     let cluster = minimal_cluster();
     let revision = desired(&cluster).revision;
@@ -454,7 +499,7 @@ async fn scale_down_keeps_four_replicas_until_broker_3_is_empty_then_lowers_to_t
         stateful_set: Some((4, "10Gi".to_owned())),
         pods: (0..4).map(|id| PodSpec::new(id, &revision)).collect(),
         claims: BTreeMap::new(),
-        refuse_evictions: false,
+        evictions: Eviction::Granted,
     };
 
     // While broker 3 holds replicas, the StatefulSet stays at 4 and the replicas move.
@@ -521,7 +566,7 @@ async fn scale_down_below_a_topic_replication_factor_is_refused_with_a_condition
         stateful_set: Some((3, "10Gi".to_owned())),
         pods: three_pods(&revision),
         claims: BTreeMap::new(),
-        refuse_evictions: false,
+        evictions: Eviction::Granted,
     };
     let refused = pass(&cluster, &world, &admin).await;
     assert!(refused.scaled_to.is_empty());
@@ -558,7 +603,7 @@ async fn raising_the_storage_size_grows_each_smaller_claim() {
             ("data-demo-broker-1".to_owned(), "50Gi".to_owned()),
             ("data-demo-broker-2".to_owned(), "10Gi".to_owned()),
         ]),
-        refuse_evictions: false,
+        evictions: Eviction::Granted,
     };
     let grown = pass(&cluster, &world, &admin).await;
     assert_eq!(

@@ -240,16 +240,24 @@ impl Workload for KubeWorkload {
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Gone already, or a newer pod than the one observed: the StatefulSet recreated
-            // it, and it starts from the current template.
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            // Gone already, or a newer pod than the one observed (the uid precondition failed):
+            // the StatefulSet recreated it, and it starts from the current template.
+            Err(kube::Error::Api(status))
+                if status.code == 404
+                    || (status.code == 409
+                        && status.message.to_ascii_lowercase().contains("precondition")) =>
+            {
                 tracing::info!(%pod, code = status.code, message = %status.message, "pod already replaced");
                 Ok(())
             }
-            Err(kube::Error::Api(status)) if status.code == 429 => Err(Error::EvictionRefused {
-                pod,
-                message: status.message,
-            }),
+            // 429: the PodDisruptionBudget allows no disruption now; 409 otherwise: the budget
+            // was being updated by another eviction. Both are worth trying again later.
+            Err(kube::Error::Api(status)) if status.code == 429 || status.code == 409 => {
+                Err(Error::EvictionRefused {
+                    pod,
+                    message: status.message,
+                })
+            }
             Err(source) => Err(Error::Kube {
                 action: format!("evict pod {}/{pod}", self.namespace),
                 source,
