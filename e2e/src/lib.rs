@@ -10,7 +10,8 @@
 //!   [`chaos`]: a seeded schedule of broker crashes; [`netfault`]: network partitions between
 //!   brokers through a fault-injecting proxy; [`group_members`]: consumer-group members in
 //!   Python processes and what they received; [`small_fs`]: a tmpfs a test can fill, seen by a
-//!   broker run in its mount namespace;
+//!   broker run in its mount namespace; [`local`]: `strom-operator local` as a child process,
+//!   with its manifest file, state directory and status files;
 //! - `tests/`: one file per user-visible behaviour, each driving real clients (rdkafka, kcat,
 //!   Python clients, Prometheus, helm, podman);
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
@@ -19,6 +20,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod group_members;
 pub mod kafka;
+pub mod local;
 pub mod netfault;
 pub mod observability;
 pub mod replicas;

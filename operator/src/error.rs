@@ -16,6 +16,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The PodDisruptionBudget refused to let a broker pod go (429): another broker is
+    /// disrupted. The restart is tried again on a later pass.
+    #[error("eviction of pod {pod} refused: {message}")]
+    EvictionRefused {
+        /// The pod.
+        pod: String,
+        /// The API server's reason, naming the PodDisruptionBudget.
+        message: String,
+    },
     /// A Kafka admin request failed in a way retrying may fix.
     #[error("Kafka admin {operation} for topic {topic} failed: {source}")]
     Admin {
@@ -26,6 +35,33 @@ pub enum Error {
         /// What the admin client reported.
         #[source]
         source: AdminError,
+    },
+    /// A Kafka admin request of a day-2 operation failed.
+    #[error("Kafka admin {operation} failed: {source}")]
+    ClusterAdmin {
+        /// The request, e.g. `DescribeLogDirs`.
+        operation: &'static str,
+        /// What the admin client reported.
+        #[source]
+        source: AdminError,
+    },
+    /// The cluster refused part of a day-2 request (per partition or per resource).
+    #[error("{operation} was refused: {message}")]
+    Refused {
+        /// The request, e.g. `AlterPartitionReassignments`.
+        operation: &'static str,
+        /// Each refused partition or resource with its error.
+        message: String,
+    },
+    /// A local broker process could not be started, stopped or found.
+    #[error("local broker {broker}: cannot {action}: {reason}")]
+    Process {
+        /// The broker id.
+        broker: i32,
+        /// What was being done, e.g. `start`.
+        action: &'static str,
+        /// Why it failed.
+        reason: String,
     },
     /// Adding or removing the Topic finalizer, or its cleanup, failed.
     #[error("Topic finalizer failed: {0}")]
@@ -54,12 +90,16 @@ impl Error {
     pub fn metric_reason(&self) -> &'static str {
         match self {
             Self::Kube { .. } => "kube_api",
+            Self::EvictionRefused { .. } => "eviction_refused",
             Self::Admin { source, .. } => match source {
                 AdminError::Unreachable { .. } => "kafka_unreachable",
                 AdminError::Timeout { .. } => "kafka_timeout",
                 AdminError::Kafka { .. } => "kafka_error",
                 _ => "kafka_protocol",
             },
+            Self::ClusterAdmin { .. } => "kafka_admin",
+            Self::Refused { .. } => "kafka_refused",
+            Self::Process { .. } => "local_process",
             Self::Finalizer(_) => "finalizer",
             Self::MissingNamespace { .. } => "missing_namespace",
             Self::Serialize { .. } => "serialize",

@@ -5,6 +5,7 @@ pub mod plan;
 mod reconcile;
 
 pub use reconcile::{TOPIC_KIND, reconcile};
+pub(crate) use reconcile::{execute, operation_name, previously_managed, record_observed};
 
 #[cfg(test)]
 mod reconcile_tests;

@@ -320,7 +320,7 @@ async fn cleanup<F: AdminFactory>(
 }
 
 /// Keys managed after the last pass that saw the topic; `None` before that (new or adopted).
-fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
+pub(crate) fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
     topic
         .status
         .as_ref()
@@ -328,7 +328,7 @@ fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
         .map(|s| s.managed_config_keys.iter().cloned().collect())
 }
 
-fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
+pub(crate) fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
     if let Some(t) = observed {
         if !t.topic_id.is_empty() {
             status.topic_id = Some(t.topic_id.clone());
@@ -338,7 +338,7 @@ fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
     }
 }
 
-async fn execute<A: BrokerAdmin>(
+pub(crate) async fn execute<A: BrokerAdmin>(
     admin: &A,
     name: &str,
     action: &TopicAction,
@@ -359,7 +359,7 @@ async fn execute<A: BrokerAdmin>(
     }
 }
 
-fn operation_name(action: &TopicAction) -> &'static str {
+pub(crate) fn operation_name(action: &TopicAction) -> &'static str {
     match action {
         TopicAction::Create { .. } => "CreateTopics",
         TopicAction::CreatePartitions { .. } => "CreatePartitions",
