@@ -18,8 +18,8 @@ use strom_admin::{
     AdminError, BrokerAdmin, ClusterAdmin, ClusterDescription, DescribedBroker, ObservedTopic,
 };
 use strom_crds::cluster::{
-    ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, PodTemplateOverrides, PullPolicy,
-    RackSpec, StorageSpec,
+    ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, OperationsSpec, PodTemplateOverrides,
+    PullPolicy, RackSpec, StorageSpec,
 };
 use strom_crds::topic::{ClusterRef, DeletionPolicy, TOPIC_FINALIZER};
 use strom_crds::{Cluster, ClusterSpec, Topic, TopicSpec};
@@ -63,6 +63,7 @@ pub(crate) fn minimal_cluster() -> Cluster {
             template: None,
             metrics: MetricsSpec::default(),
             paused: false,
+            operations: OperationsSpec::default(),
         },
     );
     cluster.metadata = meta("demo", "7b0f0a6e-3c1d-4c55-9a40-1f1d6f0a0001");
@@ -126,6 +127,7 @@ pub(crate) fn production_cluster() -> Cluster {
             service_monitor: true,
         },
         paused: false,
+        operations: OperationsSpec::default(),
     };
     cluster
 }
@@ -143,6 +145,7 @@ pub(crate) fn topic() -> Topic {
             replication_factor: Some(3),
             config: BTreeMap::from([("retention.ms".to_owned(), "86400000".to_owned())]),
             deletion_policy: DeletionPolicy::Delete,
+            managed: true,
         },
     );
     topic.metadata = meta("orders", "7b0f0a6e-3c1d-4c55-9a40-1f1d6f0a0003");
