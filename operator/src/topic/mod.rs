@@ -1,10 +1,18 @@
-//! The Topic reconciler: observe the topic through the Kafka admin API, [`plan`] (pure), act,
-//! write the status. Deletion runs through the `strom.io/topic` finalizer.
+//! The Topic reconciler: check who owns the Kafka topic ([`claim`]) and that it is still the
+//! one recorded ([`identity`]), observe it through the Kafka admin API, [`plan`] (pure), act,
+//! write the status. Deletion runs through the `strom.io/topic` finalizer (`cleanup`).
 
+pub mod claim;
+mod cleanup;
+pub mod identity;
 pub mod plan;
 mod reconcile;
+mod status;
 
+pub use cleanup::{FINALIZER_DEADLINE, deadline_remaining};
 pub use reconcile::{TOPIC_KIND, reconcile};
 
 #[cfg(test)]
 mod reconcile_tests;
+#[cfg(test)]
+mod safety_tests;
