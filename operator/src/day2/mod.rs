@@ -5,11 +5,17 @@
 //!   admin API report, gathered into one [`Observed`];
 //! - [`desired`]: what the Cluster spec asks for, as a [`Desired`];
 //! - [`action`]: the next [`Action`] and the operation status a plan yields;
-//! - [`workload`]: the port each runtime implements to start, restart and stop brokers.
+//! - [`workload`]: the port each runtime implements to start, restart and stop brokers;
+//! - [`plan`]: the pure planner, `(desired, observed, previous operation, now) -> Plan`, with
+//!   [`assignment`] (balanced, rack-aware replica targets) and [`revision`] (the [`Desired`] of
+//!   a Cluster and the revision digest brokers are compared on).
 
 pub mod action;
+pub mod assignment;
 pub mod desired;
 pub mod observed;
+pub mod plan;
+pub mod revision;
 pub mod workload;
 
 pub use action::{Action, Blocker, Plan};

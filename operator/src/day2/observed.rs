@@ -92,6 +92,9 @@ pub struct AdminState {
     /// Per broker that answered DescribeLogDirs, the partitions it holds on disk and their
     /// bytes. A broker missing here did not answer.
     pub log_dirs: BTreeMap<i32, BTreeMap<TopicPartition, i64>>,
+    /// The dynamic broker configs set cluster-wide (DescribeConfigs of the default broker
+    /// resource, only the keys set there, with their values).
+    pub dynamic_config: BTreeMap<String, String>,
 }
 
 /// Everything one plan reads.
