@@ -8,19 +8,19 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use strom_admin::{AdminError, BrokerAdmin, ClusterAdmin, KafkaAdmin};
+use strom_admin::{AdminError, BrokerAdmin, ClusterAdmin, KafkaAdmin, ReplicaAdmin};
 
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::cluster::builders::{BuildDefaults, FIELD_MANAGER};
 use crate::metrics::Metrics;
 
-/// Opens an admin client to a cluster ([`BrokerAdmin`] for topics) or to one broker
-/// ([`ClusterAdmin`]: how that broker sees the cluster), so tests can hand the reconcilers a
-/// fake.
+/// Opens an admin client to a cluster ([`BrokerAdmin`] for topics, [`ReplicaAdmin`] for the
+/// reassignments of a replication-factor change) or to one broker ([`ClusterAdmin`]: how that
+/// broker sees the cluster), so tests can hand the reconcilers a fake.
 pub trait AdminFactory: Send + Sync + 'static {
     /// The admin client type.
-    type Admin: BrokerAdmin + ClusterAdmin + 'static;
+    type Admin: BrokerAdmin + ClusterAdmin + ReplicaAdmin + 'static;
 
     /// Connects to `bootstrap` (`host:port[,host:port...]`; one broker's address to talk to
     /// that broker).

@@ -15,7 +15,9 @@ use kube::api::ObjectMeta;
 use kube::client::Body;
 use serde_json::{Value, json};
 use strom_admin::{
-    AdminError, BrokerAdmin, ClusterAdmin, ClusterDescription, DescribedBroker, ObservedTopic,
+    AdminError, BrokerAdmin, ClusterAdmin, ClusterDescription, DescribedBroker, ElectionType,
+    KafkaError, LogDir, LogDirReplica, ObservedTopic, OngoingReassignment, PartitionResults,
+    PartitionState, ReplicaAdmin, TopicPartition,
 };
 use strom_crds::cluster::{
     ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, OperationsSpec, PodTemplateOverrides,
@@ -192,6 +194,59 @@ pub(crate) struct FakeAdmin {
     pub(crate) cluster_views: Arc<Mutex<BTreeMap<String, ClusterDescription>>>,
     /// The address `connect` was given, on the client it returned.
     pub(crate) connected: Option<String>,
+    /// What the fake answers [`ReplicaAdmin`] requests with.
+    pub(crate) replicas: Arc<Mutex<FakeReplicas>>,
+}
+
+/// Partitions, reassignments and log directories of the fake cluster.
+#[derive(Debug, Default)]
+pub(crate) struct FakeReplicas {
+    /// Per topic, its partitions (Metadata).
+    pub(crate) partitions: BTreeMap<String, Vec<PartitionState>>,
+    /// Reassignments in progress (ListPartitionReassignments).
+    pub(crate) reassigning: BTreeMap<TopicPartition, OngoingReassignment>,
+    /// Every AlterPartitionReassignments request, in order.
+    pub(crate) requested: Vec<BTreeMap<TopicPartition, Option<Vec<i32>>>>,
+    /// Per broker, the replicas on its disk with their sizes (DescribeLogDirs).
+    pub(crate) log_dirs: BTreeMap<i32, BTreeMap<TopicPartition, i64>>,
+}
+
+impl FakeReplicas {
+    /// Topic `topic` with these replicas per partition, all in sync, led by the first.
+    pub(crate) fn set_topic(&mut self, topic: &str, assignment: &[&[i32]]) {
+        let states = assignment
+            .iter()
+            .zip(0..)
+            .map(|(replicas, partition)| PartitionState {
+                partition,
+                leader: replicas.first().copied(),
+                leader_epoch: Some(0),
+                replicas: replicas.to_vec(),
+                isr: replicas.to_vec(),
+                offline_replicas: Vec::new(),
+                error: None,
+            })
+            .collect();
+        self.partitions.insert(topic.to_owned(), states);
+    }
+
+    /// Completes every reassignment in progress, as the controller does once the added
+    /// replicas are in sync.
+    pub(crate) fn complete_reassignments(&mut self) {
+        for (tp, ongoing) in std::mem::take(&mut self.reassigning) {
+            if let Some(state) = self
+                .partitions
+                .get_mut(&tp.topic)
+                .and_then(|states| states.iter_mut().find(|s| s.partition == tp.partition))
+            {
+                state
+                    .replicas
+                    .retain(|r| !ongoing.removing_replicas.contains(r));
+                state.isr = state.replicas.clone();
+                state.leader = state.replicas.first().copied();
+            }
+        }
+    }
 }
 
 impl FakeAdmin {
@@ -375,6 +430,123 @@ impl BrokerAdmin for FakeAdmin {
         self.record(AdminCall::Delete(name.to_owned()));
         self.topics.lock().expect("fake admin lock").remove(name);
         Ok(())
+    }
+}
+
+impl ReplicaAdmin for FakeAdmin {
+    async fn describe_topics_partitions(
+        &self,
+        topics: Option<&[&str]>,
+    ) -> Result<BTreeMap<String, Result<Vec<PartitionState>, KafkaError>>, AdminError> {
+        let replicas = self.replicas.lock().expect("fake admin lock");
+        let names: Vec<String> = match topics {
+            Some(names) => names.iter().map(|n| (*n).to_owned()).collect(),
+            None => replicas.partitions.keys().cloned().collect(),
+        };
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let states = replicas
+                    .partitions
+                    .get(&name)
+                    .cloned()
+                    .ok_or_else(|| KafkaError::new(3, None));
+                (name, states)
+            })
+            .collect())
+    }
+
+    async fn describe_log_dirs(
+        &self,
+        broker_id: i32,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<Vec<LogDir>, AdminError> {
+        let replicas = self.replicas.lock().expect("fake admin lock");
+        let held = replicas
+            .log_dirs
+            .get(&broker_id)
+            .cloned()
+            .unwrap_or_default();
+        Ok(vec![LogDir {
+            path: "/var/lib/strom/data".to_owned(),
+            error: None,
+            total_bytes: None,
+            usable_bytes: None,
+            replicas: held
+                .into_iter()
+                .filter(|(tp, _)| partitions.is_none_or(|wanted| wanted.contains(tp)))
+                .map(|(partition, size_bytes)| LogDirReplica {
+                    partition,
+                    size_bytes,
+                    offset_lag: 0,
+                    is_future: false,
+                })
+                .collect(),
+        }])
+    }
+
+    async fn alter_partition_reassignments(
+        &self,
+        reassignments: &BTreeMap<TopicPartition, Option<Vec<i32>>>,
+    ) -> Result<PartitionResults, AdminError> {
+        let mut replicas = self.replicas.lock().expect("fake admin lock");
+        replicas.requested.push(reassignments.clone());
+        let mut results = PartitionResults::new();
+        for (tp, target) in reassignments {
+            let Some(target) = target else {
+                results.insert(tp.clone(), Ok(()));
+                continue;
+            };
+            let Some(state) = replicas
+                .partitions
+                .get_mut(&tp.topic)
+                .and_then(|states| states.iter_mut().find(|s| s.partition == tp.partition))
+            else {
+                results.insert(tp.clone(), Err(KafkaError::new(3, None)));
+                continue;
+            };
+            let current = state.replicas.clone();
+            let adding: Vec<i32> = target.iter().copied().filter(|r| !current.contains(r)).collect();
+            let removing: Vec<i32> = current.iter().copied().filter(|r| !target.contains(r)).collect();
+            let mut assigned = target.clone();
+            assigned.extend(removing.iter().copied());
+            state.replicas = assigned.clone();
+            replicas.reassigning.insert(
+                tp.clone(),
+                OngoingReassignment {
+                    replicas: assigned,
+                    adding_replicas: adding,
+                    removing_replicas: removing,
+                },
+            );
+            results.insert(tp.clone(), Ok(()));
+        }
+        Ok(results)
+    }
+
+    async fn list_partition_reassignments(
+        &self,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<BTreeMap<TopicPartition, OngoingReassignment>, AdminError> {
+        let replicas = self.replicas.lock().expect("fake admin lock");
+        Ok(replicas
+            .reassigning
+            .iter()
+            .filter(|(tp, _)| partitions.is_none_or(|wanted| wanted.contains(tp)))
+            .map(|(tp, ongoing)| (tp.clone(), ongoing.clone()))
+            .collect())
+    }
+
+    async fn elect_leaders(
+        &self,
+        _election: ElectionType,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<PartitionResults, AdminError> {
+        Ok(partitions
+            .unwrap_or_default()
+            .iter()
+            .map(|tp| (tp.clone(), Ok(())))
+            .collect())
     }
 }
 

@@ -1,12 +1,16 @@
 //! The Topic reconciler: check who owns the Kafka topic ([`claim`]) and that it is still the
 //! one recorded ([`identity`]), observe it through the Kafka admin API, [`plan`] (pure), act,
-//! write the status. Deletion runs through the `strom.io/topic` finalizer (`cleanup`).
+//! write the status. A replication-factor change moves replicas through reassignment in
+//! batches ([`replication`], pure; `replicate` acts). Deletion runs through the
+//! `strom.io/topic` finalizer (`cleanup`).
 
 pub mod claim;
 mod cleanup;
 pub mod identity;
 pub mod plan;
 mod reconcile;
+mod replicate;
+pub mod replication;
 mod status;
 
 pub use cleanup::{FINALIZER_DEADLINE, deadline_remaining};

@@ -11,13 +11,14 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use strom_admin::{AdminError, BrokerAdmin};
-use strom_crds::topic::TOPIC_FINALIZER;
+use strom_crds::topic::{ReassignmentProgress, TOPIC_FINALIZER};
 use strom_crds::{Cluster, Topic};
 
 use super::claim::claimed_by;
 use super::cleanup::{cleanup, let_go, namespace_topics};
 use super::identity::{Identity, identity};
 use super::plan::{DesiredTopic, TopicAction, plan};
+use super::replicate::{Failed, Replication, replicate};
 use super::status::{
     RETRY_UNAVAILABLE, Unavailable, patch_status, record_observed, report_held, report_unavailable,
 };
@@ -31,6 +32,8 @@ pub const TOPIC_KIND: &str = "Topic";
 
 /// How often a converged topic is checked for drift (configs changed by hand).
 const RESYNC: Duration = Duration::from_secs(300);
+/// How often a replication-factor change in progress is checked.
+const RETRY_REPLICATION: Duration = Duration::from_secs(10);
 /// How often a Topic in conflict checks whether the Topic that owns its Kafka topic is gone.
 const RETRY_CONFLICT: Duration = Duration::from_secs(60);
 
@@ -245,13 +248,144 @@ async fn apply<F: AdminFactory>(
     status.observed_generation = topic.metadata.generation;
     status.managed_config_keys = plan.managed_config_keys.iter().cloned().collect();
     record_observed(&mut status, current.as_ref());
+
+    // A replication-factor change runs until every partition has the factor, even once the
+    // lowest partition's count (what DescribeTopic reports) already matches.
+    let changing = plan.replication_factor.is_some() || status.target_replication_factor.is_some();
+    let target = topic.spec.replication_factor.filter(|_| changing);
+    let replication = match (target, &current) {
+        (Some(rf), Some(t)) => {
+            let rf_count = usize::try_from(rf).unwrap_or(0);
+            let min_insync = t.configs.get("min.insync.replicas").map(String::as_str);
+            match replicate(&admin, &cluster, &name, rf_count, min_insync).await {
+                Ok(outcome) => Some((rf, outcome)),
+                Err(Failed { operation, error }) => {
+                    let why = Unavailable::from_admin(operation, &bootstrap, &error);
+                    return report_unavailable(
+                        topic,
+                        ctx,
+                        namespace,
+                        why,
+                        Some((current.as_ref(), plan.managed_config_keys.clone())),
+                    )
+                    .await;
+                }
+            }
+        }
+        _ => None,
+    };
+    let bytes_source = format!("Topic/{}", topic.name_any());
+    let cluster_key = format!("{namespace}/{cluster_name}");
+    let mut requeue = RESYNC;
+    let mut replication_refusal = None;
+    let mut changing_message = None;
+    match &replication {
+        Some((rf, Replication::InProgress {
+            progress,
+            current: in_place,
+            started,
+        })) => {
+            if *started > 0 {
+                ctx.publish(
+                    &reference,
+                    EventType::Normal,
+                    "ReassignmentStarted",
+                    "Reassign",
+                    format!(
+                        "topic {name}: moving {started} partitions to replication factor {rf}"
+                    ),
+                )
+                .await;
+            }
+            status.target_replication_factor = Some(*rf);
+            if let Some(in_place) = in_place.and_then(|n| i16::try_from(n).ok()) {
+                status.replication_factor = Some(in_place);
+            }
+            ctx.metrics.set_reassignment_bytes_remaining(
+                &cluster_key,
+                &bytes_source,
+                progress.bytes_remaining,
+            );
+            changing_message = Some(changing_note(&name, status.replication_factor, *rf, progress));
+            status.reassignment = Some(progress.clone());
+            requeue = RETRY_REPLICATION;
+        }
+        Some((rf, Replication::Converged)) => {
+            if status.target_replication_factor.is_some() {
+                ctx.publish(
+                    &reference,
+                    EventType::Normal,
+                    "ReplicationFactorChanged",
+                    "Reassign",
+                    format!("topic {name} now has replication factor {rf} on every partition"),
+                )
+                .await;
+            }
+            status.replication_factor = Some(*rf);
+            status.target_replication_factor = None;
+            status.reassignment = None;
+            ctx.metrics
+                .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
+        }
+        Some((rf, Replication::Refused(refusal))) => {
+            status.target_replication_factor = Some(*rf);
+            status.reassignment = None;
+            ctx.metrics
+                .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
+            replication_refusal = Some((refusal.reason(), refusal.message(&name)));
+        }
+        None => {
+            status.target_replication_factor = None;
+            status.reassignment = None;
+        }
+    }
+
+    let mut refusals: Vec<(&'static str, String)> = plan
+        .refusals
+        .iter()
+        .map(|r| (r.reason(), r.message()))
+        .collect();
+    refusals.extend(replication_refusal);
     let now = ctx.clock.now();
-    if plan.refusals.is_empty() {
+    if !refusals.is_empty() {
+        let message = refusals
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        for (reason, note) in &refusals {
+            ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
+            ctx.publish(&reference, EventType::Warning, reason, "Refuse", note.clone())
+                .await;
+        }
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            refusals[0].0,
+            message.clone(),
+            topic.metadata.generation,
+            now,
+        );
+        status.message = Some(message);
+    } else if let Some(message) = changing_message {
+        status.message = None;
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "ReplicationFactorChanging",
+            message,
+            topic.metadata.generation,
+            now,
+        );
+    } else {
         status.message = None;
         let message = match &current {
-            Some(t) => format!(
+            Some(_) => format!(
                 "topic {name} has {} partitions, replication factor {} and the declared configs",
-                t.partitions, t.replication_factor
+                status.partitions.unwrap_or_default(),
+                status.replication_factor.unwrap_or_default()
             ),
             None => format!("topic {name} was created"),
         };
@@ -264,37 +398,27 @@ async fn apply<F: AdminFactory>(
             topic.metadata.generation,
             now,
         );
-    } else {
-        let message = plan
-            .refusals
-            .iter()
-            .map(|r| r.message())
-            .collect::<Vec<_>>()
-            .join("; ");
-        for refusal in &plan.refusals {
-            ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                refusal.reason(),
-                "Refuse",
-                refusal.message(),
-            )
-            .await;
-        }
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            plan.refusals[0].reason(),
-            message.clone(),
-            topic.metadata.generation,
-            now,
-        );
-        status.message = Some(message);
     }
     patch_status(ctx, namespace, topic, &status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(requeue))
+}
+
+/// What the `ReplicationFactorChanging` condition says.
+fn changing_note(
+    name: &str,
+    current: Option<i16>,
+    target: i16,
+    progress: &ReassignmentProgress,
+) -> String {
+    let from = current.map_or_else(|| "?".to_owned(), |rf| rf.to_string());
+    let bytes = progress
+        .bytes_remaining
+        .map(|b| format!(", {b} bytes left to copy"))
+        .unwrap_or_default();
+    format!(
+        "topic {name}: replication factor {from} -> {target}: {}/{} partitions done, {} moving{bytes}",
+        progress.done_partitions, progress.total_partitions, progress.moving_partitions
+    )
 }
 
 /// Keys managed after the last pass that saw the topic; `None` before that (new or adopted).
