@@ -9,7 +9,8 @@
 //!   topic's partition replicas; [`workload`]: a continuous verified produce/consume load;
 //!   [`chaos`]: a seeded schedule of broker crashes; [`netfault`]: network partitions between
 //!   brokers through a fault-injecting proxy; [`group_members`]: consumer-group members in
-//!   Python processes and what they received;
+//!   Python processes and what they received; [`local`]: `strom-operator local` as a child
+//!   process, with its manifest file, state directory and status files;
 //! - `tests/`: one file per user-visible behaviour, each driving real clients (rdkafka, kcat,
 //!   Python clients, Prometheus, helm, podman);
 //! - `src/bin/strom_bench.rs`: the benchmark, which takes any bootstrap address.
@@ -18,6 +19,7 @@ pub mod chaos;
 pub mod cluster;
 pub mod group_members;
 pub mod kafka;
+pub mod local;
 pub mod netfault;
 pub mod observability;
 pub mod replicas;

@@ -4,13 +4,15 @@
 //! strom-operator [--metrics-listen 0.0.0.0:8080] [--namespace NS]... [--leader-election true|false]
 //!                [--lease-name strom-operator] [--lease-namespace NS] [--log-format text|json]
 //!                [--broker-image REPO:TAG]
+//! strom-operator local --file FILE [--state-dir DIR] [--broker-bin PATH]
 //! ```
 //! Environment: `POD_NAME` (lease holder identity, Event reporter), `POD_NAMESPACE` (default
 //! lease namespace), `RUST_LOG` (log filter).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// Broker image used when a Cluster sets neither `spec.image` nor `spec.version`.
 pub const DEFAULT_BROKER_IMAGE: &str =
@@ -64,6 +66,34 @@ pub struct Cli {
     /// Broker image (REPO:TAG) for Clusters that do not name one.
     #[arg(long, env = "STROM_OPERATOR_BROKER_IMAGE", default_value = DEFAULT_BROKER_IMAGE)]
     pub broker_image: String,
+
+    /// Another runtime than the Kubernetes controllers.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The runtimes besides the Kubernetes controllers.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the Cluster and Topics of a manifest file as broker processes on this machine,
+    /// reconciled like on Kubernetes; edit the file to change them.
+    Local(LocalArgs),
+}
+
+/// `strom-operator local` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// The manifest: one Cluster and its Topics, as multi-document YAML.
+    #[arg(long)]
+    pub file: PathBuf,
+
+    /// Where the brokers' data, ports and logs, and the status files, live.
+    #[arg(long, default_value = "strom-local")]
+    pub state_dir: PathBuf,
+
+    /// The strom-broker binary; by default the one next to this executable.
+    #[arg(long, env = "STROM_BROKER_BIN")]
+    pub broker_bin: Option<PathBuf>,
 }
 
 /// Log line format.
@@ -88,6 +118,20 @@ mod tests {
         assert_eq!(cli.lease_name, "strom-operator");
         assert_eq!(cli.log_format, LogFormat::Text);
         assert_eq!(cli.broker_image, DEFAULT_BROKER_IMAGE);
+        assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn the_local_subcommand_parses() {
+        let cli = Cli::try_parse_from(["strom-operator", "local", "--file", "c.yaml"])
+            .expect("local parses");
+        let Some(Command::Local(args)) = cli.command else {
+            panic!("local subcommand expected");
+        };
+        assert_eq!(args.file, PathBuf::from("c.yaml"));
+        assert_eq!(args.state_dir, PathBuf::from("strom-local"));
+        let missing = Cli::try_parse_from(["strom-operator", "local"]).expect_err("--file needed");
+        assert!(missing.to_string().contains("--file"), "{missing}");
     }
 
     #[test]

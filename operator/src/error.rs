@@ -27,6 +27,33 @@ pub enum Error {
         #[source]
         source: AdminError,
     },
+    /// A Kafka admin request of a day-2 operation failed.
+    #[error("Kafka admin {operation} failed: {source}")]
+    ClusterAdmin {
+        /// The request, e.g. `DescribeLogDirs`.
+        operation: &'static str,
+        /// What the admin client reported.
+        #[source]
+        source: AdminError,
+    },
+    /// The cluster refused part of a day-2 request (per partition or per resource).
+    #[error("{operation} was refused: {message}")]
+    Refused {
+        /// The request, e.g. `AlterPartitionReassignments`.
+        operation: &'static str,
+        /// Each refused partition or resource with its error.
+        message: String,
+    },
+    /// A local broker process could not be started, stopped or found.
+    #[error("local broker {broker}: cannot {action}: {reason}")]
+    Process {
+        /// The broker id.
+        broker: i32,
+        /// What was being done, e.g. `start`.
+        action: &'static str,
+        /// Why it failed.
+        reason: String,
+    },
     /// Adding or removing the Topic finalizer, or its cleanup, failed.
     #[error("Topic finalizer failed: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
@@ -60,6 +87,9 @@ impl Error {
                 AdminError::Kafka { .. } => "kafka_error",
                 _ => "kafka_protocol",
             },
+            Self::ClusterAdmin { .. } => "kafka_admin",
+            Self::Refused { .. } => "kafka_refused",
+            Self::Process { .. } => "local_process",
             Self::Finalizer(_) => "finalizer",
             Self::MissingNamespace { .. } => "missing_namespace",
             Self::Serialize { .. } => "serialize",

@@ -12,6 +12,9 @@
 //! - [`topic`]: plans topic changes ([`topic::plan`], pure) and runs them through the Kafka
 //!   admin API (`strom-admin`), with a finalizer for deletion.
 //!
+//! - [`local`]: `strom-operator local`, the same Cluster and Topic manifests run as broker
+//!   processes on this machine.
+//!
 //! Process plumbing: [`cli`] (flags), [`run`] (controllers, shutdown), [`leader`] (Lease
 //! election), [`http`] (`/metrics`, `/healthz`, `/readyz`), [`metrics`], [`rbac`] (the
 //! permission table the Helm chart renders), [`context`] (what passes share, including the
@@ -27,6 +30,7 @@ pub mod day2;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod local;
 pub mod metrics;
 pub mod rbac;
 pub mod run;

@@ -272,6 +272,8 @@ struct State {
     log_dirs: BTreeMap<i32, Vec<FakeLogDir>>,
     /// Reassignments in progress: (topic, partition) → (original replicas, target replicas).
     reassignments: BTreeMap<(String, i32), (Vec<i32>, Vec<i32>)>,
+    /// Per broker, its dynamic configs (BROKER resources).
+    broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 /// A broker-level default every topic reports unless it overrides it; the client must leave
@@ -279,6 +281,9 @@ struct State {
 const DEFAULT_CONFIG: (&str, &str) = ("cleanup.policy", "delete");
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const INVALID_REQUEST: i16 = 42;
 /// The cluster id a [`FakeKafka`] reports in DescribeCluster.
 pub(crate) const FAKE_CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
 
@@ -298,6 +303,7 @@ impl FakeKafka {
                 received: Vec::new(),
                 log_dirs: BTreeMap::new(),
                 reassignments: BTreeMap::new(),
+                broker_configs: BTreeMap::new(),
             }),
         })
     }
@@ -338,6 +344,15 @@ impl FakeKafka {
         self.state().topics.get(name).cloned()
     }
 
+    /// Broker `node_id`'s dynamic configs.
+    pub(crate) fn broker_configs(&self, node_id: i32) -> BTreeMap<String, String> {
+        self.state()
+            .broker_configs
+            .get(&node_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The handler for broker `node_id` of this cluster.
     pub(crate) fn handler(self: &Arc<Self>, node_id: i32) -> Handler {
         let cluster = Arc::clone(self);
@@ -374,11 +389,12 @@ impl FakeKafka {
                     &state.delete_topics(request, version, not_controller),
                 )
             }
-            ApiKey::DescribeConfigs => {
-                respond(header, &state.describe_configs(decode(header, body)))
-            }
+            ApiKey::DescribeConfigs => respond(
+                header,
+                &state.describe_configs(node_id, decode(header, body)),
+            ),
             ApiKey::IncrementalAlterConfigs => {
-                respond(header, &state.alter_configs(decode(header, body)))
+                respond(header, &state.alter_configs(node_id, decode(header, body)))
             }
             ApiKey::DescribeCluster => {
                 respond(header, &state.describe_cluster(decode(header, body)))
@@ -624,7 +640,11 @@ impl State {
         DeleteTopicsResponse::default().with_responses(responses)
     }
 
-    fn describe_configs(&self, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    fn describe_configs(
+        &self,
+        node_id: i32,
+        request: DescribeConfigsRequest,
+    ) -> DescribeConfigsResponse {
         let results = request
             .resources
             .into_iter()
@@ -632,6 +652,22 @@ impl State {
                 let result = DescribeConfigsResult::default()
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone());
+                if resource.resource_type == RESOURCE_BROKER {
+                    let Some(configs) = self.broker_resource(node_id, &resource.resource_name)
+                    else {
+                        return result.with_error_code(INVALID_REQUEST);
+                    };
+                    let configs = configs
+                        .iter()
+                        .map(|(name, value)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(name))
+                                .with_value(Some(str_bytes(value)))
+                                .with_config_source(SOURCE_DYNAMIC_BROKER)
+                        })
+                        .collect();
+                    return result.with_configs(configs);
+                }
                 let Some(topic) = self.topics.get(resource.resource_name.as_str()) else {
                     return result.with_error_code(3);
                 };
@@ -655,8 +691,16 @@ impl State {
         DescribeConfigsResponse::default().with_results(results)
     }
 
+    /// The configs of BROKER resource `name`, which only that broker answers for.
+    fn broker_resource(&self, node_id: i32, name: &StrBytes) -> Option<&BTreeMap<String, String>> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        let id: i32 = name.parse().ok()?;
+        (id == node_id).then(|| self.broker_configs.get(&id).unwrap_or(&EMPTY))
+    }
+
     fn alter_configs(
         &mut self,
+        node_id: i32,
         request: IncrementalAlterConfigsRequest,
     ) -> IncrementalAlterConfigsResponse {
         let responses = request
@@ -666,19 +710,27 @@ impl State {
                 let result = AlterConfigsResourceResponse::default()
                     .with_resource_type(resource.resource_type)
                     .with_resource_name(resource.resource_name.clone());
-                let Some(topic) = self.topics.get_mut(resource.resource_name.as_str()) else {
-                    return result.with_error_code(3);
+                let configs = if resource.resource_type == RESOURCE_BROKER {
+                    match resource.resource_name.parse::<i32>() {
+                        Ok(id) if id == node_id => self.broker_configs.entry(id).or_default(),
+                        _ => return result.with_error_code(INVALID_REQUEST),
+                    }
+                } else {
+                    match self.topics.get_mut(resource.resource_name.as_str()) {
+                        Some(topic) => &mut topic.configs,
+                        None => return result.with_error_code(3),
+                    }
                 };
                 for op in resource.configs {
                     let name = op.name.to_string();
                     match (op.config_operation, op.value) {
                         (0, Some(value)) => {
-                            topic.configs.insert(name, value.to_string());
+                            configs.insert(name, value.to_string());
                         }
                         (1, _) => {
-                            topic.configs.remove(&name);
+                            configs.remove(&name);
                         }
-                        _ => return result.with_error_code(42),
+                        _ => return result.with_error_code(INVALID_REQUEST),
                     }
                 }
                 result

@@ -15,13 +15,17 @@
 //!   (AlterPartitionReassignments, ListPartitionReassignments) and leader elections
 //!   (ElectLeaders), with per-partition outcomes as [`KafkaError`]s. [`KafkaAdmin`]
 //!   implements it.
+//! - [`ConfigAdmin`] reads effective configs of topics and brokers (DescribeConfigs) and
+//!   changes several resources at once (IncrementalAlterConfigs): topics' effective
+//!   `min.insync.replicas`, replication throttles on brokers and topics. [`KafkaAdmin`]
+//!   implements it.
 //! - [`KafkaAdmin::send`] and [`KafkaAdmin::send_to`] send any [`AdminRequest`] at the
 //!   negotiated version, to any broker, the controller or one broker by node id.
 //! - [`AdminError`] says what failed; [`error_name`] maps Kafka error codes to Kafka's names.
 //!
 //! Layout: `client` (bootstrap, per-broker connections, routing to the controller),
 //! `controller` (controller requests retried after NOT_CONTROLLER), `topics` (the
-//! [`BrokerAdmin`] operations), `cluster` (the [`ClusterAdmin`] operation), `replica_admin`
+//! [`BrokerAdmin`] operations), `cluster` (the [`ClusterAdmin`] operation), `configs` ([`ConfigAdmin`]), `replica_admin`
 //! (the [`ReplicaAdmin`] trait and its types) with `partitions`, `log_dirs`, `reassignments`
 //! and `leaders` implementing it, `topic_id` (Kafka's text form of topic ids), `error`. Framing, correlation ids, ApiVersions
 //! negotiation and the request trait ([`AdminRequest`], `strom_client::Request`) are
@@ -47,6 +51,7 @@ use std::future::Future;
 
 mod client;
 mod cluster;
+mod configs;
 mod controller;
 mod error;
 mod leaders;
@@ -58,6 +63,8 @@ mod topic_id;
 mod topics;
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod fake_broker;
 #[cfg(test)]
 mod replica_tests;
@@ -65,6 +72,7 @@ mod replica_tests;
 mod tests;
 
 pub use client::{KafkaAdmin, Target};
+pub use configs::{AlteredConfigs, ConfigAdmin, ConfigChanges, ConfigResource, DescribedConfigs};
 pub use error::{AdminError, KafkaError};
 pub use kafka_protocol::ResponseError;
 pub use kafka_protocol::protocol::VersionRange;

@@ -8,11 +8,13 @@
 //! - [`workload`]: the port each runtime implements to start, restart and stop brokers;
 //! - [`plan`]: the pure planner, `(desired, observed, previous operation, now) -> Plan`, with
 //!   [`assignment`] (balanced, rack-aware replica targets) and [`revision`] (the [`Desired`] of
-//!   a Cluster and the revision digest brokers are compared on).
+//!   a Cluster and the revision digest brokers are compared on);
+//! - [`engine`]: observing through the admin API and running one action.
 
 pub mod action;
 pub mod assignment;
 pub mod desired;
+pub mod engine;
 pub mod observed;
 pub mod plan;
 pub mod revision;

@@ -422,7 +422,7 @@ fn changing_note(
 }
 
 /// Keys managed after the last pass that saw the topic; `None` before that (new or adopted).
-fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
+pub(crate) fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
     topic
         .status
         .as_ref()
@@ -430,7 +430,7 @@ fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
         .map(|s| s.managed_config_keys.iter().cloned().collect())
 }
 
-async fn execute<A: BrokerAdmin>(
+pub(crate) async fn execute<A: BrokerAdmin>(
     admin: &A,
     name: &str,
     action: &TopicAction,
@@ -451,7 +451,7 @@ async fn execute<A: BrokerAdmin>(
     }
 }
 
-fn operation_name(action: &TopicAction) -> &'static str {
+pub(crate) fn operation_name(action: &TopicAction) -> &'static str {
     match action {
         TopicAction::Create { .. } => "CreateTopics",
         TopicAction::CreatePartitions { .. } => "CreatePartitions",

@@ -56,7 +56,7 @@ impl Unavailable {
 }
 
 /// Records what Kafka reports of the topic: its id, partitions and replication factor.
-pub(super) fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
+pub(crate) fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
     if let Some(t) = observed {
         if !t.topic_id.is_empty() {
             status.topic_id = Some(t.topic_id.clone());
