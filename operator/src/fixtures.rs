@@ -506,8 +506,16 @@ impl ReplicaAdmin for FakeAdmin {
                 continue;
             };
             let current = state.replicas.clone();
-            let adding: Vec<i32> = target.iter().copied().filter(|r| !current.contains(r)).collect();
-            let removing: Vec<i32> = current.iter().copied().filter(|r| !target.contains(r)).collect();
+            let adding: Vec<i32> = target
+                .iter()
+                .copied()
+                .filter(|r| !current.contains(r))
+                .collect();
+            let removing: Vec<i32> = current
+                .iter()
+                .copied()
+                .filter(|r| !target.contains(r))
+                .collect();
             let mut assigned = target.clone();
             assigned.extend(removing.iter().copied());
             state.replicas = assigned.clone();

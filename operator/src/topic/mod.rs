@@ -21,4 +21,6 @@ pub(crate) use status::record_observed;
 #[cfg(test)]
 mod reconcile_tests;
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod safety_tests;

@@ -280,20 +280,21 @@ async fn apply<F: AdminFactory>(
     let mut replication_refusal = None;
     let mut changing_message = None;
     match &replication {
-        Some((rf, Replication::InProgress {
-            progress,
-            current: in_place,
-            started,
-        })) => {
+        Some((
+            rf,
+            Replication::InProgress {
+                progress,
+                current: in_place,
+                started,
+            },
+        )) => {
             if *started > 0 {
                 ctx.publish(
                     &reference,
                     EventType::Normal,
                     "ReassignmentStarted",
                     "Reassign",
-                    format!(
-                        "topic {name}: moving {started} partitions to replication factor {rf}"
-                    ),
+                    format!("topic {name}: moving {started} partitions to replication factor {rf}"),
                 )
                 .await;
             }
@@ -306,7 +307,12 @@ async fn apply<F: AdminFactory>(
                 &bytes_source,
                 progress.bytes_remaining,
             );
-            changing_message = Some(changing_note(&name, status.replication_factor, *rf, progress));
+            changing_message = Some(changing_note(
+                &name,
+                status.replication_factor,
+                *rf,
+                progress,
+            ));
             status.reassignment = Some(progress.clone());
             requeue = RETRY_REPLICATION;
         }
@@ -355,8 +361,14 @@ async fn apply<F: AdminFactory>(
             .join("; ");
         for (reason, note) in &refusals {
             ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
-            ctx.publish(&reference, EventType::Warning, reason, "Refuse", note.clone())
-                .await;
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                reason,
+                "Refuse",
+                note.clone(),
+            )
+            .await;
         }
         set_condition(
             &mut status.conditions,

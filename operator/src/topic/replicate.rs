@@ -53,7 +53,13 @@ pub(super) async fn replicate<A: ClusterAdmin + ReplicaAdmin>(
     topic_min_insync: Option<&str>,
 ) -> Result<Replication, Failed> {
     let min_insync = topic_min_insync
-        .or_else(|| cluster.spec.config.get(MIN_INSYNC_REPLICAS).map(String::as_str))
+        .or_else(|| {
+            cluster
+                .spec
+                .config
+                .get(MIN_INSYNC_REPLICAS)
+                .map(String::as_str)
+        })
         .and_then(|v| v.trim().parse::<i32>().ok())
         .unwrap_or(1);
     let described = admin
@@ -102,7 +108,9 @@ pub(super) async fn replicate<A: ClusterAdmin + ReplicaAdmin>(
                 isr: state.isr.clone(),
                 leader: state.leader,
                 min_insync_replicas: min_insync,
-                adding: ongoing.map(|o| o.adding_replicas.clone()).unwrap_or_default(),
+                adding: ongoing
+                    .map(|o| o.adding_replicas.clone())
+                    .unwrap_or_default(),
                 removing: ongoing
                     .map(|o| o.removing_replicas.clone())
                     .unwrap_or_default(),
@@ -116,8 +124,14 @@ pub(super) async fn replicate<A: ClusterAdmin + ReplicaAdmin>(
         max_concurrent_moves: usize::try_from(policy.max_concurrent_moves).unwrap_or(1),
         throttle: Some(policy.throttle_bytes_per_second).filter(|rate| *rate > 0),
     };
-    let (step, progress) =
-        plan_replication(&partitions, &brokers, rf, in_flight.len(), policy, &log_dirs);
+    let (step, progress) = plan_replication(
+        &partitions,
+        &brokers,
+        rf,
+        in_flight.len(),
+        policy,
+        &log_dirs,
+    );
     let current = current_replication_factor(&partitions);
     match step {
         ReplicationStep::Converged => Ok(Replication::Converged),

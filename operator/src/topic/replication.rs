@@ -128,10 +128,7 @@ pub fn plan_replication(
         };
         return (ReplicationStep::Refused(refusal), progress);
     }
-    let room = policy
-        .max_concurrent_moves
-        .max(1)
-        .saturating_sub(in_flight);
+    let room = policy.max_concurrent_moves.max(1).saturating_sub(in_flight);
     let pending: Vec<&PartitionView> = partitions
         .iter()
         .filter(|p| !p.reassigning() && p.replicas.len() != rf)
