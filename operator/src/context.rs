@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use strom_admin::{AdminError, BrokerAdmin, ClusterAdmin, KafkaAdmin, ReplicaAdmin};
+use strom_admin::{AdminError, BrokerAdmin, ClusterAdmin, ConfigAdmin, KafkaAdmin, ReplicaAdmin};
 
 use crate::backoff::Backoff;
 use crate::clock::Clock;
@@ -16,11 +16,12 @@ use crate::cluster::builders::{BuildDefaults, FIELD_MANAGER};
 use crate::metrics::Metrics;
 
 /// Opens an admin client to a cluster ([`BrokerAdmin`] for topics, [`ReplicaAdmin`] for the
-/// reassignments of a replication-factor change) or to one broker ([`ClusterAdmin`]: how that
+/// reassignments of a replication-factor change, [`ConfigAdmin`] for their throttles) or to one
+/// broker ([`ClusterAdmin`]: how that
 /// broker sees the cluster), so tests can hand the reconcilers a fake.
 pub trait AdminFactory: Send + Sync + 'static {
     /// The admin client type.
-    type Admin: BrokerAdmin + ClusterAdmin + ReplicaAdmin + 'static;
+    type Admin: BrokerAdmin + ClusterAdmin + ReplicaAdmin + ConfigAdmin + 'static;
 
     /// Connects to `bootstrap` (`host:port[,host:port...]`; one broker's address to talk to
     /// that broker).

@@ -15,9 +15,10 @@ use kube::api::ObjectMeta;
 use kube::client::Body;
 use serde_json::{Value, json};
 use strom_admin::{
-    AdminError, BrokerAdmin, ClusterAdmin, ClusterDescription, DescribedBroker, ElectionType,
-    KafkaError, LogDir, LogDirReplica, ObservedTopic, OngoingReassignment, PartitionResults,
-    PartitionState, ReplicaAdmin, TopicPartition,
+    AdminError, AlteredConfigs, BrokerAdmin, ClusterAdmin, ClusterDescription, ConfigAdmin,
+    ConfigChanges, ConfigResource, DescribedBroker, DescribedConfigs, ElectionType, KafkaError,
+    LogDir, LogDirReplica, ObservedTopic, OngoingReassignment, PartitionResults, PartitionState,
+    ReplicaAdmin, TopicPartition,
 };
 use strom_crds::cluster::{
     ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, OperationsSpec, PodTemplateOverrides,
@@ -209,6 +210,8 @@ pub(crate) struct FakeReplicas {
     pub(crate) requested: Vec<BTreeMap<TopicPartition, Option<Vec<i32>>>>,
     /// Per broker, the replicas on its disk with their sizes (DescribeLogDirs).
     pub(crate) log_dirs: BTreeMap<i32, BTreeMap<TopicPartition, i64>>,
+    /// Configs set through [`ConfigAdmin`] (throttles), per resource.
+    pub(crate) configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
 }
 
 impl FakeReplicas {
@@ -555,6 +558,50 @@ impl ReplicaAdmin for FakeAdmin {
             .iter()
             .map(|tp| (tp.clone(), Ok(())))
             .collect())
+    }
+}
+
+impl ConfigAdmin for FakeAdmin {
+    async fn describe_effective_configs(
+        &self,
+        resources: &[ConfigResource],
+        keys: Option<&[&str]>,
+    ) -> Result<DescribedConfigs, AdminError> {
+        let replicas = self.replicas.lock().expect("fake admin lock");
+        Ok(resources
+            .iter()
+            .map(|resource| {
+                let configs = replicas
+                    .configs
+                    .get(resource)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(key, _)| keys.is_none_or(|wanted| wanted.contains(&key.as_str())))
+                    .collect();
+                (resource.clone(), Ok(configs))
+            })
+            .collect())
+    }
+
+    async fn incremental_alter_configs(
+        &self,
+        changes: &BTreeMap<ConfigResource, ConfigChanges>,
+    ) -> Result<AlteredConfigs, AdminError> {
+        let mut replicas = self.replicas.lock().expect("fake admin lock");
+        let mut results = AlteredConfigs::new();
+        for (resource, change) in changes {
+            let configs = replicas.configs.entry(resource.clone()).or_default();
+            for key in &change.delete {
+                configs.remove(key);
+            }
+            configs.extend(change.set.clone());
+            if configs.is_empty() {
+                replicas.configs.remove(resource);
+            }
+            results.insert(resource.clone(), Ok(()));
+        }
+        Ok(results)
     }
 }
 

@@ -18,7 +18,7 @@ use super::claim::claimed_by;
 use super::cleanup::{cleanup, let_go, namespace_topics};
 use super::identity::{Identity, identity};
 use super::plan::{DesiredTopic, TopicAction, plan};
-use super::replicate::{Failed, Replication, replicate};
+use super::replicate::{Replication, replicate};
 use super::status::{
     RETRY_UNAVAILABLE, Unavailable, patch_status, record_observed, report_held, report_unavailable,
 };
@@ -257,10 +257,11 @@ async fn apply<F: AdminFactory>(
         (Some(rf), Some(t)) => {
             let rf_count = usize::try_from(rf).unwrap_or(0);
             let min_insync = t.configs.get("min.insync.replicas").map(String::as_str);
-            match replicate(&admin, &cluster, &name, rf_count, min_insync).await {
+            let finishing = status.target_replication_factor.is_some();
+            match replicate(&admin, &cluster, &name, rf_count, min_insync, finishing).await {
                 Ok(outcome) => Some((rf, outcome)),
-                Err(Failed { operation, error }) => {
-                    let why = Unavailable::from_admin(operation, &bootstrap, &error);
+                Err(error) => {
+                    let why = Unavailable::from_engine(&bootstrap, &error);
                     return report_unavailable(
                         topic,
                         ctx,

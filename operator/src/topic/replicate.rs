@@ -1,16 +1,20 @@
 //! Acting on a replication-factor change: observe the topic's partitions, the reassignments in
-//! flight and the brokers, plan with [`plan_replication`] (pure), start the next batch.
+//! flight and the brokers, plan with [`plan_replication`] (pure), start the next batch through
+//! the day-2 engine (throttled as `kafka-reassign-partitions.sh --throttle` does), and clear
+//! the throttles once the change is over.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use strom_admin::{AdminError, ClusterAdmin, ReplicaAdmin, TopicPartition};
+use strom_admin::{AdminError, ReplicaAdmin, TopicPartition};
 use strom_crds::Cluster;
 use strom_crds::topic::ReassignmentProgress;
 
 use super::replication::{
     MovePolicy, ReplicationRefusal, ReplicationStep, current_replication_factor, plan_replication,
 };
+use crate::day2::engine::{DayTwoAdmin, clear_throttles, reassign};
 use crate::day2::observed::{PartitionView, RegisteredBroker};
+use crate::error::Error;
 
 /// The topic config (else the Cluster's broker config) a shrink must not go below.
 const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -33,25 +37,21 @@ pub(super) enum Replication {
     Refused(ReplicationRefusal),
 }
 
-/// A request of the change that failed, with the operation's name.
-pub(super) struct Failed {
-    pub(super) operation: &'static str,
-    pub(super) error: AdminError,
-}
-
-fn failed(operation: &'static str) -> impl FnOnce(AdminError) -> Failed {
-    move |error| Failed { operation, error }
+fn failed(operation: &'static str) -> impl FnOnce(AdminError) -> Error {
+    move |source| Error::ClusterAdmin { operation, source }
 }
 
 /// One pass of changing topic `name` to `rf` replicas per partition. `topic_min_insync` is the
-/// topic's own `min.insync.replicas`, if set on it.
-pub(super) async fn replicate<A: ClusterAdmin + ReplicaAdmin>(
+/// topic's own `min.insync.replicas`, if set on it. `finishing`: the change was in progress
+/// before this pass, so its throttles are cleared once it converges with nothing else moving.
+pub(super) async fn replicate<A: DayTwoAdmin>(
     admin: &A,
     cluster: &Cluster,
     name: &str,
     rf: usize,
     topic_min_insync: Option<&str>,
-) -> Result<Replication, Failed> {
+    finishing: bool,
+) -> Result<Replication, Error> {
     let min_insync = topic_min_insync
         .or_else(|| {
             cluster
@@ -82,14 +82,9 @@ pub(super) async fn replicate<A: ClusterAdmin + ReplicaAdmin>(
     let states = match states.get(name) {
         Some(Ok(states)) => states.clone(),
         Some(Err(error)) => {
-            return Err(Failed {
+            return Err(Error::Refused {
                 operation: "Metadata",
-                error: AdminError::Kafka {
-                    api: "Metadata",
-                    code: error.code,
-                    name: error.name,
-                    message: error.message.clone(),
-                },
+                message: format!("topic {name}: {error}"),
             });
         }
         None => Vec::new(),
@@ -134,33 +129,21 @@ pub(super) async fn replicate<A: ClusterAdmin + ReplicaAdmin>(
     );
     let current = current_replication_factor(&partitions);
     match step {
-        ReplicationStep::Converged => Ok(Replication::Converged),
+        ReplicationStep::Converged => {
+            // Throttles of other moves stay: whoever runs those clears them.
+            if finishing && in_flight.is_empty() {
+                clear_throttles(admin).await?;
+            }
+            Ok(Replication::Converged)
+        }
         ReplicationStep::Refused(refusal) => Ok(Replication::Refused(refusal)),
         ReplicationStep::Wait => Ok(Replication::InProgress {
             progress,
             current,
             started: 0,
         }),
-        ReplicationStep::Reassign { moves, .. } => {
-            let request = moves
-                .iter()
-                .map(|(tp, replicas)| (tp.clone(), Some(replicas.clone())))
-                .collect();
-            let results = admin
-                .alter_partition_reassignments(&request)
-                .await
-                .map_err(failed("AlterPartitionReassignments"))?;
-            if let Some((_, Err(error))) = results.iter().find(|(_, r)| r.is_err()) {
-                return Err(Failed {
-                    operation: "AlterPartitionReassignments",
-                    error: AdminError::Kafka {
-                        api: "AlterPartitionReassignments",
-                        code: error.code,
-                        name: error.name,
-                        message: error.message.clone(),
-                    },
-                });
-            }
+        ReplicationStep::Reassign { moves, throttle } => {
+            reassign(admin, &moves, throttle).await?;
             let mut progress = progress;
             progress.moving_partitions = progress
                 .moving_partitions

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use kube::runtime::controller::Action;
 use serde_json::Value;
-use strom_admin::{ObservedTopic, TopicPartition};
+use strom_admin::{ConfigResource, ObservedTopic, TopicPartition};
 use strom_crds::{Topic, TopicStatus};
 
 use super::reconcile;
@@ -107,6 +107,11 @@ fn requests(admin: &FakeAdmin) -> Vec<BTreeMap<TopicPartition, Option<Vec<i32>>>
     admin.replicas.lock().expect("lock").requested.clone()
 }
 
+/// The throttle configs set on the fake cluster, by resource.
+fn throttles(admin: &FakeAdmin) -> BTreeMap<ConfigResource, BTreeMap<String, String>> {
+    admin.replicas.lock().expect("lock").configs.clone()
+}
+
 fn complete(admin: &FakeAdmin, lowest: i16) {
     admin
         .replicas
@@ -171,6 +176,25 @@ async fn growing_from_two_to_three_replicas_moves_in_bounded_batches_until_every
         );
     }
 
+    // The batch is throttled at the Cluster's default rate on every broker it involves, and
+    // the topic names the replicas that serve and fetch the copies.
+    let set = throttles(&admin);
+    let rate = (50 * 1024 * 1024).to_string();
+    for broker in 0..3 {
+        let configs = &set[&ConfigResource::Broker(broker)];
+        assert_eq!(
+            configs.get("leader.replication.throttled.rate"),
+            Some(&rate)
+        );
+        assert_eq!(
+            configs.get("follower.replication.throttled.rate"),
+            Some(&rate)
+        );
+    }
+    let topic_throttles = &set[&ConfigResource::Topic("orders".to_owned())];
+    assert!(topic_throttles.contains_key("follower.replication.throttled.replicas"));
+    assert!(topic_throttles.contains_key("leader.replication.throttled.replicas"));
+
     // Pass 2: both still copying; nothing new starts, the bytes left are reported.
     let (status, _, metrics) = pass(&admin, wanting(3, Some(status)), |api| async move {
         expect_status(api).await
@@ -223,6 +247,13 @@ async fn growing_from_two_to_three_replicas_moves_in_bounded_batches_until_every
     assert_eq!(status.replication_factor, Some(3));
     assert_eq!(status.target_replication_factor, None);
     assert_eq!(status.reassignment, None);
+    assert!(
+        throttles(&admin)
+            .values()
+            .all(|configs| configs.keys().all(|k| !k.contains("throttled"))),
+        "throttles cleared: {:?}",
+        throttles(&admin)
+    );
     let replicas = admin.replicas.lock().expect("lock");
     for state in &replicas.partitions["orders"] {
         let distinct: BTreeSet<&i32> = state.replicas.iter().collect();

@@ -55,6 +55,27 @@ impl Unavailable {
     }
 }
 
+impl Unavailable {
+    /// A replication-factor change's request that failed.
+    pub(super) fn from_engine(bootstrap: &str, error: &Error) -> Self {
+        match error {
+            Error::ClusterAdmin { operation, source } => {
+                Self::from_admin(operation, bootstrap, source)
+            }
+            Error::Refused { operation, message } => Self {
+                reason: "KafkaRejected",
+                message: format!("{operation} was rejected by the cluster: {message}"),
+                retry: RETRY_REJECTED,
+            },
+            other => Self {
+                reason: "ClusterUnreachable",
+                message: format!("replication-factor change against {bootstrap} failed: {other}"),
+                retry: RETRY_UNAVAILABLE,
+            },
+        }
+    }
+}
+
 /// Records what Kafka reports of the topic: its id, partitions and replication factor.
 pub(crate) fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
     if let Some(t) = observed {
