@@ -9,7 +9,7 @@ mod cleanup;
 pub mod identity;
 pub mod plan;
 mod reconcile;
-mod replicate;
+pub(crate) mod replicate;
 pub mod replication;
 mod status;
 

@@ -21,7 +21,7 @@ const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 /// Where a replication-factor change stands after this pass.
 #[derive(Debug)]
-pub(super) enum Replication {
+pub(crate) enum Replication {
     /// Every partition has the factor; no move of this topic runs.
     Converged,
     /// Moves run or were started now.
@@ -44,7 +44,7 @@ fn failed(operation: &'static str) -> impl FnOnce(AdminError) -> Error {
 /// One pass of changing topic `name` to `rf` replicas per partition. `topic_min_insync` is the
 /// topic's own `min.insync.replicas`, if set on it. `finishing`: the change was in progress
 /// before this pass, so its throttles are cleared once it converges with nothing else moving.
-pub(super) async fn replicate<A: DayTwoAdmin>(
+pub(crate) async fn replicate<A: DayTwoAdmin>(
     admin: &A,
     cluster: &Cluster,
     name: &str,
