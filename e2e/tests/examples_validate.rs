@@ -55,7 +55,12 @@ fn valid_examples_pass_the_crd_schemas() {
                 .into_owned()
         })
         .collect();
-    for expected in ["cluster.yaml", "cluster-production.yaml", "topic.yaml"] {
+    for expected in [
+        "cluster.yaml",
+        "cluster-production.yaml",
+        "local-cluster.yaml",
+        "topic.yaml",
+    ] {
         assert!(
             names.iter().any(|n| n == expected),
             "deploy/examples/{expected} is missing"

@@ -21,12 +21,15 @@ enum Call {
     Elect(Vec<TopicPartition>),
 }
 
+/// One partition of a fake topic: (replicas, isr, leader).
+type FakePartition = (Vec<i32>, Vec<i32>, i32);
+
 struct FakeAdmin {
     brokers: Vec<i32>,
     fenced: Vec<i32>,
     controller: i32,
     /// Topic → per partition (replicas, isr, leader).
-    topics: BTreeMap<String, Vec<(Vec<i32>, Vec<i32>, i32)>>,
+    topics: BTreeMap<String, Vec<FakePartition>>,
     reassignments: BTreeMap<TopicPartition, OngoingReassignment>,
     configs: Mutex<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
     /// Brokers answering DescribeLogDirs, with (partition, bytes).

@@ -171,6 +171,24 @@ spec:
     }
 
     #[test]
+    fn the_shipped_local_example_is_three_brokers_and_a_topic_that_survives_a_restart() {
+        let text = include_str!("../../../deploy/examples/local-cluster.yaml");
+        let manifests = parse(text, "local-cluster.yaml").expect("the example parses");
+        assert_eq!(manifests.cluster.spec.replicas, 3);
+        assert_eq!(manifests.cluster.spec.controller.voters, 3);
+        let topic = &manifests.topics[0];
+        assert_eq!(topic.spec.replication_factor, Some(3));
+        assert_eq!(
+            topic
+                .spec
+                .config
+                .get("min.insync.replicas")
+                .map(String::as_str),
+            Some("2")
+        );
+    }
+
+    #[test]
     fn bad_files_say_which_document_and_why() {
         let cases: &[(&str, &str)] = &[
             (

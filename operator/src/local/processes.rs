@@ -305,10 +305,10 @@ impl LocalWorkload {
             }
         }
         for (id, slot) in inner.slots.iter_mut() {
-            if let Some(process) = slot.process.take() {
-                if let Err(reason) = wait_stopped(process).await {
-                    tracing::warn!(broker = id, %reason, "broker did not stop cleanly");
-                }
+            if let Some(process) = slot.process.take()
+                && let Err(reason) = wait_stopped(process).await
+            {
+                tracing::warn!(broker = id, %reason, "broker did not stop cleanly");
             }
         }
     }

@@ -26,8 +26,9 @@ use crate::day2::{Action, Observed, Workload, plan, revision};
 
 /// How often a pass runs when nothing changes.
 const TICK: Duration = Duration::from_millis(500);
-/// The admin client's bound on each connect and request.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The admin client's bound on each connect and request: short, so a stopped (SIGSTOP)
+/// broker delays a pass by little.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What `strom-operator local` runs.
 #[derive(Debug, Clone)]
