@@ -342,7 +342,10 @@ async fn apply<F: AdminFactory>(
             replication_refusal = Some((refusal.reason(), refusal.message(&name)));
         }
         None => {
-            status.target_replication_factor = None;
+            if status.target_replication_factor.take().is_some() {
+                ctx.metrics
+                    .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
+            }
             status.reassignment = None;
         }
     }
