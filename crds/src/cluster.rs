@@ -230,10 +230,11 @@ impl Default for ControllerSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("spec.storage.storageClassName is immutable"))]
 pub struct StorageSpec {
-    /// Size of each broker's volume, as a Kubernetes quantity (`100Gi`). Immutable: the
-    /// StatefulSet's volume claim templates cannot change and volume expansion is not managed.
+    /// Size of each broker's volume, as a Kubernetes quantity (`100Gi`). It may only grow:
+    /// raising it expands every broker's PersistentVolumeClaim in place (the StorageClass must
+    /// allow volume expansion); a volume never shrinks.
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.storage.size is immutable"))]
+    #[x_kube(validation = Rule::new("!quantity(self).isLessThan(quantity(oldSelf))").message("spec.storage.size may only grow: a volume cannot shrink"))]
     pub size: String,
     /// StorageClass of the volumes; the cluster default when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -84,6 +84,14 @@ fn cluster_schema_validates_ranges_enums_and_required_fields() {
             .iter()
             .any(|r| r.contains("self.storageClassName == oldSelf.storageClassName"))
     );
+    // The storage size may grow (the operator expands the claims) but never shrink; the
+    // quantity library compares `10Gi` with `10737418240` by value.
+    let size = &spec["properties"]["storage"]["properties"]["size"]["x-kubernetes-validations"];
+    assert_eq!(
+        size[0]["rule"].as_str(),
+        Some("!quantity(self).isLessThan(quantity(oldSelf))"),
+        "{size}"
+    );
     // The Kafka port may not take a port every broker binds for itself; the rule's literals
     // must follow the constants the operator renders.
     let listeners = &spec["properties"]["listeners"]["x-kubernetes-validations"][0]["rule"];

@@ -19,7 +19,7 @@ const RELEASE: &str = "strom";
 const NAMESPACE: &str = "strom-system";
 /// Oldest Kubernetes the chart supports (`kubeVersion` in Chart.yaml) and the newest schema set
 /// `kubernetes-validate` ships.
-const KUBERNETES_VERSIONS: &[&str] = &["1.27.0", "1.37.0"];
+const KUBERNETES_VERSIONS: &[&str] = &["1.29.0", "1.37.0"];
 const RENDER_SCRIPT: &str = "e2e/scripts/render-operator-yaml.sh";
 const FULL_VALUES: &str = "e2e/testdata/chart-values-full.yaml";
 /// API groups whose kinds `kubernetes-validate` has no schema for; each is checked otherwise.
@@ -898,4 +898,139 @@ fn chart_app_version_is_the_workspace_version() {
         "charts/strom/Chart.yaml appVersion is the default image tag: it must name the version \
          the workspace builds"
     );
+}
+
+/// The fenced blocks of `markdown` opened with "```" followed by `language`.
+fn fenced_blocks(markdown: &str, language: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match &mut current {
+            Some(block) if line.trim_start().starts_with("```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None if line.trim_start() == format!("```{language}") => current = Some(String::new()),
+            None => {}
+        }
+    }
+    blocks
+}
+
+/// `deploy/kind-quickstart.md` against the chart: the install command renders what the guide
+/// then waits on, its manifests validate against the chart's CRDs and describe a 3-broker
+/// cluster, and every address it connects to is the one the operator gives that Cluster.
+#[test]
+fn kind_quickstart_matches_what_the_chart_renders() {
+    require_python_modules();
+    let guide = std::fs::read_to_string(repo_root().join("deploy/kind-quickstart.md"))
+        .expect("deploy/kind-quickstart.md is readable");
+    let install = guide
+        .lines()
+        .find(|l| l.starts_with("helm install "))
+        .expect("the guide installs the chart with helm");
+    let words: Vec<&str> = install.split_whitespace().collect();
+    assert_eq!(words.get(2), Some(&RELEASE), "release name in `{install}`");
+    assert_eq!(
+        words.get(3),
+        Some(&"charts/strom"),
+        "chart path in `{install}`"
+    );
+    let flag = |name: &str| {
+        words
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| words.get(i + 1))
+            .copied()
+    };
+    assert_eq!(
+        flag("--namespace"),
+        Some(NAMESPACE),
+        "namespace in `{install}`"
+    );
+    assert!(
+        !words
+            .iter()
+            .any(|w| *w == "--set" || *w == "--values" || *w == "-f"),
+        "the guide installs with the chart's defaults, as this test renders it: `{install}`"
+    );
+    let objects = documents(&render(&[]));
+
+    let rollout = guide
+        .lines()
+        .find(|l| l.contains("rollout status deployment/"))
+        .expect("the guide waits for the operator");
+    let rollout_words: Vec<&str> = rollout.split_whitespace().collect();
+    let rollout_namespace = rollout_words
+        .iter()
+        .position(|w| *w == "-n")
+        .and_then(|i| rollout_words.get(i + 1))
+        .expect("the rollout names its namespace");
+    let deployment_name = rollout_words
+        .iter()
+        .find_map(|w| w.strip_prefix("deployment/"))
+        .expect("the rollout names the Deployment");
+    let deployment = find(&objects, "Deployment", deployment_name);
+    assert_eq!(namespace(deployment), *rollout_namespace);
+
+    let crds = all_of(&objects, "CustomResourceDefinition");
+    let manifests: Vec<Value> = fenced_blocks(&guide, "yaml")
+        .iter()
+        .flat_map(|block| documents(block))
+        .collect();
+    for manifest in &manifests {
+        validate_custom_resource(manifest, &crds);
+    }
+    let cluster = manifests
+        .iter()
+        .find(|m| kind(m) == "Cluster")
+        .expect("the guide creates a Cluster");
+    assert_eq!(cluster["spec"]["replicas"], 3, "a 3-broker cluster");
+    assert_eq!(cluster["spec"]["controller"]["voters"], 3);
+    let cluster_name = name(cluster);
+    let cluster_namespace = namespace(cluster);
+    for topic in manifests.iter().filter(|m| kind(m) == "Topic") {
+        assert_eq!(topic["spec"]["clusterRef"]["name"], cluster_name);
+        assert_eq!(namespace(topic), cluster_namespace);
+        assert!(
+            topic["spec"]["replicationFactor"].as_i64() <= cluster["spec"]["replicas"].as_i64(),
+            "{topic}"
+        );
+    }
+
+    // What the operator names the Cluster's objects (status.bootstrapServers, the pods and
+    // their advertised DNS names): every address the guide uses must be one of them.
+    let port = cluster["spec"]["listeners"]["port"]
+        .as_i64()
+        .unwrap_or(9092);
+    let bootstrap = format!("{cluster_name}-bootstrap.{cluster_namespace}.svc:{port}");
+    let mut addresses = 0;
+    for word in guide.split(|c: char| c.is_whitespace() || "`'\"()".contains(c)) {
+        if word.contains("-bootstrap.") {
+            assert_eq!(word, bootstrap, "bootstrap address in the guide");
+            addresses += 1;
+        }
+        if let Some(pod) = word.strip_prefix(&format!("{cluster_name}-broker-")) {
+            let ordinal: String = pod.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(id) = ordinal.parse::<i64>() {
+                assert!(
+                    id < 3,
+                    "the guide names broker pod {word} of a 3-broker cluster"
+                );
+                let rest = &pod[ordinal.len()..];
+                assert!(
+                    rest.is_empty()
+                        || rest == format!(".{cluster_name}-brokers.{cluster_namespace}.svc")
+                        || rest
+                            == format!(".{cluster_name}-brokers.{cluster_namespace}.svc:{port}"),
+                    "pod address {word} in the guide"
+                );
+            }
+        }
+    }
+    assert!(addresses > 0, "the guide connects clients to {bootstrap}");
 }

@@ -15,9 +15,8 @@ use crate::clock::Clock;
 use crate::cluster::builders::{BuildDefaults, FIELD_MANAGER};
 use crate::metrics::Metrics;
 
-/// Opens an admin client to a cluster ([`BrokerAdmin`] for topics, [`ReplicaAdmin`] for the
-/// reassignments of a replication-factor change, [`ConfigAdmin`] for their throttles) or to one
-/// broker ([`ClusterAdmin`]: how that
+/// Opens an admin client to a cluster ([`BrokerAdmin`] for topics; [`ReplicaAdmin`] and
+/// [`ConfigAdmin`] for the day-2 operations) or to one broker ([`ClusterAdmin`]: how that
 /// broker sees the cluster), so tests can hand the reconcilers a fake.
 pub trait AdminFactory: Send + Sync + 'static {
     /// The admin client type.

@@ -16,6 +16,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The PodDisruptionBudget refused to let a broker pod go (429): another broker is
+    /// disrupted. The restart is tried again on a later pass.
+    #[error("eviction of pod {pod} refused: {message}")]
+    EvictionRefused {
+        /// The pod.
+        pod: String,
+        /// The API server's reason, naming the PodDisruptionBudget.
+        message: String,
+    },
     /// A Kafka admin request failed in a way retrying may fix.
     #[error("Kafka admin {operation} for topic {topic} failed: {source}")]
     Admin {
@@ -81,6 +90,7 @@ impl Error {
     pub fn metric_reason(&self) -> &'static str {
         match self {
             Self::Kube { .. } => "kube_api",
+            Self::EvictionRefused { .. } => "eviction_refused",
             Self::Admin { source, .. } => match source {
                 AdminError::Unreachable { .. } => "kafka_unreachable",
                 AdminError::Timeout { .. } => "kafka_timeout",

@@ -179,6 +179,71 @@ pub(crate) enum AdminCall {
     Delete(String),
     /// DescribeCluster on the broker at this address.
     DescribeCluster(String),
+    /// AlterPartitionReassignments: per partition its target, `None` to cancel.
+    Reassign(BTreeMap<TopicPartition, Option<Vec<i32>>>),
+    /// ElectLeaders (preferred) of these partitions (`None`: all).
+    ElectPreferred(Option<Vec<TopicPartition>>),
+    /// IncrementalAlterConfigs.
+    AlterResourceConfigs(BTreeMap<ConfigResource, ConfigChanges>),
+}
+
+/// The partitions and log directories the fake cluster reports to day-2 observations.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FakeReplicas {
+    /// Per topic, its partitions (Metadata).
+    pub(crate) partitions: BTreeMap<String, Vec<PartitionState>>,
+    /// Reassignments in progress.
+    pub(crate) reassignments: BTreeMap<TopicPartition, OngoingReassignment>,
+    /// Per broker, the replicas in its one log directory (none for a broker not here).
+    pub(crate) log_dirs: BTreeMap<i32, Vec<TopicPartition>>,
+    /// Brokers that do not answer DescribeLogDirs.
+    pub(crate) silent: BTreeSet<i32>,
+    /// Per resource, its configs as DescribeConfigs reports them.
+    pub(crate) configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+}
+
+impl FakeReplicas {
+    /// Topic `name` with one partition per entry of `assignments` (replicas, preferred leader
+    /// first; all in sync, led by the first), `min.insync.replicas` of `min_isr`, and every
+    /// replica on its broker's log directory.
+    pub(crate) fn add_topic(&mut self, name: &str, min_isr: i32, assignments: &[&[i32]]) {
+        let states = assignments
+            .iter()
+            .enumerate()
+            .map(|(index, replicas)| PartitionState {
+                partition: i32::try_from(index).expect("few partitions"),
+                leader: replicas.first().copied(),
+                leader_epoch: Some(0),
+                replicas: replicas.to_vec(),
+                isr: replicas.to_vec(),
+                offline_replicas: Vec::new(),
+                error: None,
+            })
+            .collect::<Vec<_>>();
+        for state in &states {
+            for broker in &state.replicas {
+                self.log_dirs
+                    .entry(*broker)
+                    .or_default()
+                    .push(TopicPartition::new(name, state.partition));
+            }
+        }
+        self.partitions.insert(name.to_owned(), states);
+        self.configs.insert(
+            ConfigResource::Topic(name.to_owned()),
+            BTreeMap::from([("min.insync.replicas".to_owned(), min_isr.to_string())]),
+        );
+    }
+
+    /// Drops `broker` from the ISR of every partition it hosts (it has not caught up).
+    pub(crate) fn out_of_sync(&mut self, broker: i32) {
+        for state in self.partitions.values_mut().flatten() {
+            state.isr.retain(|id| *id != broker);
+            if state.leader == Some(broker) {
+                state.leader = state.isr.first().copied();
+            }
+        }
+    }
 }
 
 /// A Kafka cluster in memory that records every call.
@@ -195,61 +260,8 @@ pub(crate) struct FakeAdmin {
     pub(crate) cluster_views: Arc<Mutex<BTreeMap<String, ClusterDescription>>>,
     /// The address `connect` was given, on the client it returned.
     pub(crate) connected: Option<String>,
-    /// What the fake answers [`ReplicaAdmin`] requests with.
+    /// Partitions, reassignments, log directories and configs.
     pub(crate) replicas: Arc<Mutex<FakeReplicas>>,
-}
-
-/// Partitions, reassignments and log directories of the fake cluster.
-#[derive(Debug, Default)]
-pub(crate) struct FakeReplicas {
-    /// Per topic, its partitions (Metadata).
-    pub(crate) partitions: BTreeMap<String, Vec<PartitionState>>,
-    /// Reassignments in progress (ListPartitionReassignments).
-    pub(crate) reassigning: BTreeMap<TopicPartition, OngoingReassignment>,
-    /// Every AlterPartitionReassignments request, in order.
-    pub(crate) requested: Vec<BTreeMap<TopicPartition, Option<Vec<i32>>>>,
-    /// Per broker, the replicas on its disk with their sizes (DescribeLogDirs).
-    pub(crate) log_dirs: BTreeMap<i32, BTreeMap<TopicPartition, i64>>,
-    /// Configs set through [`ConfigAdmin`] (throttles), per resource.
-    pub(crate) configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
-}
-
-impl FakeReplicas {
-    /// Topic `topic` with these replicas per partition, all in sync, led by the first.
-    pub(crate) fn set_topic(&mut self, topic: &str, assignment: &[&[i32]]) {
-        let states = assignment
-            .iter()
-            .zip(0..)
-            .map(|(replicas, partition)| PartitionState {
-                partition,
-                leader: replicas.first().copied(),
-                leader_epoch: Some(0),
-                replicas: replicas.to_vec(),
-                isr: replicas.to_vec(),
-                offline_replicas: Vec::new(),
-                error: None,
-            })
-            .collect();
-        self.partitions.insert(topic.to_owned(), states);
-    }
-
-    /// Completes every reassignment in progress, as the controller does once the added
-    /// replicas are in sync.
-    pub(crate) fn complete_reassignments(&mut self) {
-        for (tp, ongoing) in std::mem::take(&mut self.reassigning) {
-            if let Some(state) = self
-                .partitions
-                .get_mut(&tp.topic)
-                .and_then(|states| states.iter_mut().find(|s| s.partition == tp.partition))
-            {
-                state
-                    .replicas
-                    .retain(|r| !ongoing.removing_replicas.contains(r));
-                state.isr = state.replicas.clone();
-                state.leader = state.replicas.first().copied();
-            }
-        }
-    }
 }
 
 impl FakeAdmin {
@@ -273,6 +285,26 @@ impl FakeAdmin {
 
     pub(crate) fn calls(&self) -> Vec<AdminCall> {
         self.calls.lock().expect("fake admin lock").clone()
+    }
+
+    /// Changes what the fake cluster reports to day-2 observations.
+    pub(crate) fn with_replicas(&self, change: impl FnOnce(&mut FakeReplicas)) {
+        change(&mut self.replicas.lock().expect("fake admin lock"));
+    }
+
+    /// The reassignments, elections and config changes asked for, in order.
+    pub(crate) fn day2_calls(&self) -> Vec<AdminCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    AdminCall::Reassign(_)
+                        | AdminCall::ElectPreferred(_)
+                        | AdminCall::AlterResourceConfigs(_)
+                )
+            })
+            .collect()
     }
 
     fn record(&self, call: AdminCall) {
@@ -305,16 +337,21 @@ impl ClusterAdmin for FakeAdmin {
     async fn describe_cluster(&self) -> Result<ClusterDescription, AdminError> {
         let address = self.connected.clone().unwrap_or_default();
         self.record(AdminCall::DescribeCluster(address.clone()));
-        self.cluster_views
-            .lock()
-            .expect("fake admin lock")
-            .get(&address)
+        let views = self.cluster_views.lock().expect("fake admin lock");
+        address
+            .split(',')
+            .find_map(|a| views.get(a))
             .cloned()
             .ok_or_else(|| AdminError::Timeout {
                 api: "DescribeCluster",
                 after: Duration::from_secs(10),
             })
     }
+}
+
+/// The bootstrap address of the `demo` cluster, where the day-2 pass reaches its admin API.
+pub(crate) fn demo_bootstrap() -> String {
+    format!("demo-bootstrap.{NAMESPACE}.svc:9092")
 }
 
 /// Address of broker `id` of the `demo` cluster, as the operator asks it.
@@ -442,45 +479,40 @@ impl ReplicaAdmin for FakeAdmin {
         topics: Option<&[&str]>,
     ) -> Result<BTreeMap<String, Result<Vec<PartitionState>, KafkaError>>, AdminError> {
         let replicas = self.replicas.lock().expect("fake admin lock");
-        let names: Vec<String> = match topics {
-            Some(names) => names.iter().map(|n| (*n).to_owned()).collect(),
-            None => replicas.partitions.keys().cloned().collect(),
-        };
-        Ok(names
-            .into_iter()
-            .map(|name| {
-                let states = replicas
-                    .partitions
-                    .get(&name)
-                    .cloned()
-                    .ok_or_else(|| KafkaError::new(3, None));
-                (name, states)
-            })
+        Ok(replicas
+            .partitions
+            .iter()
+            .filter(|(name, _)| topics.is_none_or(|t| t.contains(&name.as_str())))
+            .map(|(name, states)| (name.clone(), Ok(states.clone())))
             .collect())
     }
 
     async fn describe_log_dirs(
         &self,
         broker_id: i32,
-        partitions: Option<&[TopicPartition]>,
+        _partitions: Option<&[TopicPartition]>,
     ) -> Result<Vec<LogDir>, AdminError> {
         let replicas = self.replicas.lock().expect("fake admin lock");
+        if replicas.silent.contains(&broker_id) {
+            return Err(AdminError::Timeout {
+                api: "DescribeLogDirs",
+                after: Duration::from_secs(10),
+            });
+        }
         let held = replicas
             .log_dirs
             .get(&broker_id)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
         Ok(vec![LogDir {
-            path: "/var/lib/strom/data".to_owned(),
+            path: "/var/lib/strom".to_owned(),
             error: None,
             total_bytes: None,
             usable_bytes: None,
             replicas: held
-                .into_iter()
-                .filter(|(tp, _)| partitions.is_none_or(|wanted| wanted.contains(tp)))
-                .map(|(partition, size_bytes)| LogDirReplica {
-                    partition,
-                    size_bytes,
+                .iter()
+                .map(|partition| LogDirReplica {
+                    partition: partition.clone(),
+                    size_bytes: 1024,
                     offset_lag: 0,
                     is_future: false,
                 })
@@ -492,60 +524,23 @@ impl ReplicaAdmin for FakeAdmin {
         &self,
         reassignments: &BTreeMap<TopicPartition, Option<Vec<i32>>>,
     ) -> Result<PartitionResults, AdminError> {
-        let mut replicas = self.replicas.lock().expect("fake admin lock");
-        replicas.requested.push(reassignments.clone());
-        let mut results = PartitionResults::new();
-        for (tp, target) in reassignments {
-            let Some(target) = target else {
-                results.insert(tp.clone(), Ok(()));
-                continue;
-            };
-            let Some(state) = replicas
-                .partitions
-                .get_mut(&tp.topic)
-                .and_then(|states| states.iter_mut().find(|s| s.partition == tp.partition))
-            else {
-                results.insert(tp.clone(), Err(KafkaError::new(3, None)));
-                continue;
-            };
-            let current = state.replicas.clone();
-            let adding: Vec<i32> = target
-                .iter()
-                .copied()
-                .filter(|r| !current.contains(r))
-                .collect();
-            let removing: Vec<i32> = current
-                .iter()
-                .copied()
-                .filter(|r| !target.contains(r))
-                .collect();
-            let mut assigned = target.clone();
-            assigned.extend(removing.iter().copied());
-            state.replicas = assigned.clone();
-            replicas.reassigning.insert(
-                tp.clone(),
-                OngoingReassignment {
-                    replicas: assigned,
-                    adding_replicas: adding,
-                    removing_replicas: removing,
-                },
-            );
-            results.insert(tp.clone(), Ok(()));
-        }
-        Ok(results)
+        self.record(AdminCall::Reassign(reassignments.clone()));
+        Ok(reassignments
+            .keys()
+            .map(|tp| (tp.clone(), Ok(())))
+            .collect())
     }
 
     async fn list_partition_reassignments(
         &self,
-        partitions: Option<&[TopicPartition]>,
+        _partitions: Option<&[TopicPartition]>,
     ) -> Result<BTreeMap<TopicPartition, OngoingReassignment>, AdminError> {
-        let replicas = self.replicas.lock().expect("fake admin lock");
-        Ok(replicas
-            .reassigning
-            .iter()
-            .filter(|(tp, _)| partitions.is_none_or(|wanted| wanted.contains(tp)))
-            .map(|(tp, ongoing)| (tp.clone(), ongoing.clone()))
-            .collect())
+        Ok(self
+            .replicas
+            .lock()
+            .expect("fake admin lock")
+            .reassignments
+            .clone())
     }
 
     async fn elect_leaders(
@@ -553,6 +548,7 @@ impl ReplicaAdmin for FakeAdmin {
         _election: ElectionType,
         partitions: Option<&[TopicPartition]>,
     ) -> Result<PartitionResults, AdminError> {
+        self.record(AdminCall::ElectPreferred(partitions.map(<[_]>::to_vec)));
         Ok(partitions
             .unwrap_or_default()
             .iter()
@@ -577,7 +573,7 @@ impl ConfigAdmin for FakeAdmin {
                     .cloned()
                     .unwrap_or_default()
                     .into_iter()
-                    .filter(|(key, _)| keys.is_none_or(|wanted| wanted.contains(&key.as_str())))
+                    .filter(|(key, _)| keys.is_none_or(|k| k.contains(&key.as_str())))
                     .collect();
                 (resource.clone(), Ok(configs))
             })
@@ -588,20 +584,16 @@ impl ConfigAdmin for FakeAdmin {
         &self,
         changes: &BTreeMap<ConfigResource, ConfigChanges>,
     ) -> Result<AlteredConfigs, AdminError> {
+        self.record(AdminCall::AlterResourceConfigs(changes.clone()));
         let mut replicas = self.replicas.lock().expect("fake admin lock");
-        let mut results = AlteredConfigs::new();
         for (resource, change) in changes {
             let configs = replicas.configs.entry(resource.clone()).or_default();
             for key in &change.delete {
                 configs.remove(key);
             }
             configs.extend(change.set.clone());
-            if configs.is_empty() {
-                replicas.configs.remove(resource);
-            }
-            results.insert(resource.clone(), Ok(()));
         }
-        Ok(results)
+        Ok(changes.keys().map(|r| (r.clone(), Ok(()))).collect())
     }
 }
 
@@ -672,12 +664,12 @@ impl Received {
 }
 
 impl ApiServerVerifier {
-    /// The next request, which must have `method` and `path`; fails after 5 s without one.
-    pub(crate) async fn expect(&mut self, method: Method, path: &str) -> Received {
+    /// The next request, whatever it is; fails after 5 s without one.
+    pub(crate) async fn next(&mut self) -> Received {
         let (request, send) = tokio::time::timeout(Duration::from_secs(5), self.0.next_request())
             .await
-            .unwrap_or_else(|_| panic!("no request arrived; expected {method} {path}"))
-            .unwrap_or_else(|| panic!("client dropped; expected {method} {path}"));
+            .unwrap_or_else(|_| panic!("no request arrived"))
+            .unwrap_or_else(|| panic!("client dropped"));
         let (parts, body) = request.into_parts();
         let bytes = body.collect_bytes().await.expect("request body readable");
         let body = if bytes.is_empty() {
@@ -685,13 +677,18 @@ impl ApiServerVerifier {
         } else {
             serde_json::from_slice(&bytes).expect("request body is JSON")
         };
-        let received = Received {
+        Received {
             method: parts.method,
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or_default().to_owned(),
             body,
             send,
-        };
+        }
+    }
+
+    /// The next request, which must have `method` and `path`; fails after 5 s without one.
+    pub(crate) async fn expect(&mut self, method: Method, path: &str) -> Received {
+        let received = self.next().await;
         assert_eq!(
             (&received.method, received.path.as_str()),
             (&method, path),

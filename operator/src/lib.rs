@@ -7,8 +7,9 @@
 //!   them with server-side apply as `strom-operator`, asks every broker how it sees the cluster
 //!   (DescribeCluster at its pod address, [`cluster::observe`]), and derives the status from
 //!   the pods and whether the brokers agree on one cluster ([`cluster::agreement`] and
-//!   [`cluster::status`], pure). Day-2 operations (rebalancing, draining, rolling upgrades)
-//!   plug in as further plans feeding the `operation` in the status.
+//!   [`cluster::status`], pure). Each pass then runs one day-2 step ([`cluster::operation`]:
+//!   the shared planner [`day2::plan`] over the StatefulSet and pods as a workload,
+//!   [`cluster::workload`], and the admin API), whose operation is the status's `operation`.
 //! - [`topic`]: plans topic changes ([`topic::plan`], pure) and runs them through the Kafka
 //!   admin API (`strom-admin`), with a finalizer for deletion.
 //!

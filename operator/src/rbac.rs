@@ -8,16 +8,20 @@
 //! | `strom.io` | `clusters/finalizers`, `topics/finalizers` | update | owner references on children where the `OwnerReferencesPermissionEnforcement` admission plugin runs |
 //! | `apps` | `statefulsets` | get, list, watch, create, patch | the broker StatefulSet |
 //! | `""` | `services`, `configmaps` | get, list, watch, create, patch | headless/bootstrap Services, `server.properties` |
-//! | `""` | `pods` | get, list, watch | per-broker status |
-//! | `""` | `persistentvolumeclaims` | get, list, watch | broker volumes, for status and day-2 planning |
+//! | `""` | `pods` | list | per-broker status and the day-2 workload (revision, ready, crash-looping) |
+//! | `""` | `pods/eviction` | create | restart one broker, through the PodDisruptionBudget |
+//! | `""` | `persistentvolumeclaims` | list, patch | grow the broker volumes when `spec.storage.size` grows |
 //! | `policy` | `poddisruptionbudgets` | get, list, watch, create, patch | one broker down at a time |
 //! | `events.k8s.io` | `events` | create, patch | Events for each action and refusal (patch: event series) |
 //! | `coordination.k8s.io` | `leases` | get, create, update | leader election |
 //! | `monitoring.coreos.com` | `servicemonitors` | get, create, patch | optional ServiceMonitor |
 //! | `apiextensions.k8s.io` | `customresourcedefinitions` | get | is the ServiceMonitor CRD installed? |
 //!
-//! Children are removed by Kubernetes garbage collection through owner references, so the
-//! operator needs no `delete` verb.
+//! Children are removed by Kubernetes garbage collection through owner references, and a
+//! broker is restarted by evicting its pod (the eviction honours the PodDisruptionBudget,
+//! which a delete would bypass), so the operator needs no `delete` verb. Pods need no watch:
+//! the owned StatefulSet's status changes whenever a broker pod comes, goes or changes
+//! readiness, and that wakes the Cluster.
 
 /// One `rules` entry of a ClusterRole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +64,17 @@ pub const RULES: &[PolicyRule] = &[
     PolicyRule {
         api_groups: &[""],
         resources: &["pods"],
-        verbs: &["get", "list", "watch"],
+        verbs: &["list"],
+    },
+    PolicyRule {
+        api_groups: &[""],
+        resources: &["pods/eviction"],
+        verbs: &["create"],
     },
     PolicyRule {
         api_groups: &[""],
         resources: &["persistentvolumeclaims"],
-        verbs: &["get", "list", "watch"],
+        verbs: &["list", "patch"],
     },
     PolicyRule {
         api_groups: &["policy"],
@@ -120,6 +129,10 @@ mod tests {
             ("", "configmaps", "patch"),
             ("", "services", "patch"),
             ("", "pods", "list"),
+            ("", "pods/eviction", "create"),
+            ("", "persistentvolumeclaims", "list"),
+            ("", "persistentvolumeclaims", "patch"),
+            ("apps", "statefulsets", "get"),
             ("policy", "poddisruptionbudgets", "patch"),
             ("events.k8s.io", "events", "create"),
             ("coordination.k8s.io", "leases", "update"),

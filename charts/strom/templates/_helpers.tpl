@@ -98,7 +98,8 @@ Call with (dict "image" .Values.image "context" $).
 {{/*
 RBAC: operator/src/rbac.rs holds the operator's permissions as one table; these three lists are
 that table split by scope, rule for rule (e2e/tests/chart.rs fails when they differ). Children
-are removed by garbage collection through owner references, so there is no delete verb.
+are removed by garbage collection through owner references and brokers are restarted by pod
+eviction (which honours the PodDisruptionBudget), so there is no delete verb.
 
 Permissions in every namespace the operator watches.
 */}}
@@ -120,10 +121,13 @@ Permissions in every namespace the operator watches.
   verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
+- apiGroups: [""]
+  resources: ["pods/eviction"]
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "patch"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]

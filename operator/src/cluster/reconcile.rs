@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
@@ -18,14 +18,18 @@ use serde_json::json;
 use strom_crds::{Cluster, ClusterStatus, disallowed_broker_config_keys};
 
 use super::builders::{
-    FIELD_MANAGER, bootstrap_service, config_map, headless_service, pod_disruption_budget,
-    selector_labels, service_monitor, service_monitor_resource, stateful_set, stateful_set_name,
+    FIELD_MANAGER, StatefulSetInputs, bootstrap_service, config_map, headless_service,
+    pod_disruption_budget, service_monitor, service_monitor_resource, stateful_set,
 };
 use super::observe::ask_brokers;
-use super::status::{Observed, cluster_status};
+use super::operation;
+use super::status::{Day2Report, Observed, cluster_status};
+use super::storage::{Expansion, expand_claims, quantity_bytes};
+use super::workload::{KubeWorkload, workload_state};
 use crate::conditions::find;
 use crate::conditions::set_condition;
 use crate::context::{AdminFactory, Context};
+use crate::day2::revision;
 use crate::error::Error;
 
 /// Kind label of the Cluster reconciler in metrics and logs.
@@ -38,8 +42,10 @@ const REQUEUE_BUSY: Duration = Duration::from_secs(15);
 /// Requeue of a settled cluster (owned objects changing wake it earlier).
 const REQUEUE_IDLE: Duration = Duration::from_secs(300);
 
-/// Reconciles one Cluster: apply its children, observe its pods and ask their brokers how
-/// they see the cluster, write its status.
+/// Reconciles one Cluster: observe its StatefulSet and pods, apply its children (the
+/// StatefulSet at the replicas it runs, its pod template on the desired revision), grow its
+/// volumes, ask the brokers how they see the cluster, run one day-2 step (roll, drain,
+/// rebalance) and write its status.
 pub async fn reconcile<F: AdminFactory>(
     cluster: Arc<Cluster>,
     ctx: Arc<Context<F>>,
@@ -104,15 +110,12 @@ pub async fn reconcile<F: AdminFactory>(
         return Ok(Action::requeue(REQUEUE_IDLE));
     }
 
-    let stateful_sets: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let sts = if cluster.spec.paused {
-        stateful_sets
-            .get_opt(&stateful_set_name(&name))
-            .await
-            .map_err(Error::kube(format!(
-                "get StatefulSet {namespace}/{}",
-                stateful_set_name(&name)
-            )))?
+    let desired = revision::desired(&cluster);
+    let workload = KubeWorkload::new(ctx.client.clone(), &namespace, &name);
+    let objects = workload.fetch().await?;
+    let mut expansion = Expansion::default();
+    let sts = if desired.paused {
+        objects.stateful_set.clone()
     } else {
         apply(
             &Api::<ConfigMap>::namespaced(ctx.client.clone(), &namespace),
@@ -123,10 +126,13 @@ pub async fn reconcile<F: AdminFactory>(
         let services = Api::<Service>::namespaced(ctx.client.clone(), &namespace);
         apply(&services, "Service", &headless_service(&cluster)).await?;
         apply(&services, "Service", &bootstrap_service(&cluster)).await?;
+        // Replicas and the claim template stay as they run: only the day-2 plan scales.
+        let inputs =
+            StatefulSetInputs::keeping(&cluster, objects.stateful_set.as_ref(), &desired.revision);
         let sts = apply(
-            &stateful_sets,
+            &Api::<StatefulSet>::namespaced(ctx.client.clone(), &namespace),
             "StatefulSet",
-            &stateful_set(&cluster, &ctx.defaults),
+            &stateful_set(&cluster, &ctx.defaults, &inputs),
         )
         .await?;
         apply(
@@ -138,37 +144,52 @@ pub async fn reconcile<F: AdminFactory>(
         if cluster.spec.metrics.service_monitor {
             apply_service_monitor(&cluster, &ctx, &namespace).await?;
         }
+        if claims_may_be_smaller(&cluster.spec.storage.size, &inputs.claim_size) {
+            expansion = expand_claims(
+                ctx.client.clone(),
+                &namespace,
+                &name,
+                &cluster.spec.storage.size,
+            )
+            .await?;
+            publish_expansion(&ctx, &reference, &cluster, &expansion).await;
+        }
         Some(sts)
     };
 
-    let selector = selector_labels(&name)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::kube(format!(
-            "list broker pods of Cluster {namespace}/{name}"
-        )))?;
-
-    let answers = ask_brokers(&ctx.admin, &cluster, &namespace, &pods.items).await;
+    let answers = ask_brokers(&ctx.admin, &cluster, &namespace, &objects.pods).await;
+    let workload_state = workload_state(&name, sts.as_ref(), &objects.pods);
+    let outcome = operation::run(
+        &ctx,
+        &cluster,
+        &namespace,
+        &desired,
+        &workload,
+        workload_state,
+    )
+    .await?;
     let status = cluster_status(
         &cluster,
         Observed {
             stateful_set: sts.as_ref(),
-            pods: &pods.items,
+            pods: &objects.pods,
             answers: &answers,
+            day2: Day2Report {
+                paused: desired.paused,
+                operation: outcome.operation.as_ref(),
+                blockers: &outcome.plan.blockers,
+                refused_claims: &expansion.refused,
+            },
         },
         now,
     );
+    publish_new_blockers(&ctx, &reference, &cluster, &status).await;
     let previous_generation = cluster.status.as_ref().and_then(|s| s.observed_generation);
-    if !cluster.spec.paused && previous_generation != cluster.metadata.generation {
+    if !desired.paused && previous_generation != cluster.metadata.generation {
         let note = format!(
-            "applied ConfigMap, Services, StatefulSet ({} replicas) and PodDisruptionBudget for generation {}",
-            cluster.spec.replicas,
-            cluster.metadata.generation.unwrap_or_default()
+            "applied ConfigMap, Services, StatefulSet and PodDisruptionBudget for generation {} (spec.replicas={}; the StatefulSet follows as the brokers are started or drained)",
+            cluster.metadata.generation.unwrap_or_default(),
+            cluster.spec.replicas
         );
         ctx.publish(&reference, EventType::Normal, "Applied", "Apply", note)
             .await;
@@ -185,6 +206,89 @@ pub async fn reconcile<F: AdminFactory>(
     } else {
         REQUEUE_IDLE
     }))
+}
+
+/// Whether some claim may ask for less than `size`: the claims start at the template's size,
+/// so only a spec above it (or a size that cannot be compared) needs them listed.
+fn claims_may_be_smaller(size: &str, template_size: &str) -> bool {
+    match (quantity_bytes(size), quantity_bytes(template_size)) {
+        (Some(wanted), Some(template)) => wanted > template,
+        _ => size != template_size,
+    }
+}
+
+/// An Event for the claims grown and one for those that cannot grow.
+async fn publish_expansion<F>(
+    ctx: &Context<F>,
+    reference: &ObjectReference,
+    cluster: &Cluster,
+    expansion: &Expansion,
+) {
+    let size = &cluster.spec.storage.size;
+    if !expansion.expanded.is_empty() {
+        ctx.publish(
+            reference,
+            EventType::Normal,
+            "VolumesExpanded",
+            "ExpandVolumes",
+            format!(
+                "asked PersistentVolumeClaims {} to grow to {size}",
+                expansion.expanded.join(", ")
+            ),
+        )
+        .await;
+    }
+    if !expansion.refused.is_empty() {
+        let refused: Vec<String> = expansion
+            .refused
+            .iter()
+            .map(|(claim, why)| format!("{claim}: {why}"))
+            .collect();
+        ctx.publish(
+            reference,
+            EventType::Warning,
+            "VolumeExpansionRefused",
+            "ExpandVolumes",
+            format!("cannot grow to {size}: {}", refused.join("; ")),
+        )
+        .await;
+    }
+}
+
+/// A Warning Event for each day-2 blocker that started holding in this pass.
+async fn publish_new_blockers<F>(
+    ctx: &Context<F>,
+    reference: &ObjectReference,
+    cluster: &Cluster,
+    status: &ClusterStatus,
+) {
+    let before = cluster
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    for (type_, reason) in [
+        ("RollBlocked", None),
+        ("ScaleDownRefused", None),
+        ("Degraded", Some("RestartsExhausted")),
+    ] {
+        let Some(now) = find(&status.conditions, type_)
+            .filter(|c| c.status == "True" && reason.is_none_or(|r| c.reason == r))
+        else {
+            continue;
+        };
+        let was = find(before, type_).filter(|c| c.status == "True");
+        if was.is_none_or(|c| c.reason != now.reason) {
+            ctx.publish(
+                reference,
+                EventType::Warning,
+                &now.reason,
+                "Plan",
+                now.message.clone(),
+            )
+            .await;
+        }
+    }
 }
 
 /// Applies the ServiceMonitor when prometheus-operator's CRD is installed; otherwise says so

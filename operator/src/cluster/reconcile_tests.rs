@@ -7,14 +7,54 @@ use http::{Method, StatusCode};
 use kube::runtime::controller::Action;
 use serde_json::json;
 
+use super::builders::{BuildDefaults, StatefulSetInputs, stateful_set};
 use super::reconcile;
+use crate::day2::revision::{REVISION_ANNOTATION, desired};
 use crate::fixtures::{
-    AdminCall, FakeAdmin, NAMESPACE, cluster_view, demo_broker_address, minimal_cluster,
-    run_scenario, test_context,
+    AdminCall, ApiServerVerifier, FakeAdmin, NAMESPACE, cluster_view, demo_bootstrap,
+    demo_broker_address, minimal_cluster, run_scenario, test_context,
 };
 
 fn cluster_json() -> serde_json::Value {
     serde_json::to_value(minimal_cluster()).expect("cluster serializes")
+}
+
+fn empty_pod_list() -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []})
+}
+
+/// A pass starts by observing the workload: the StatefulSet (none yet) and the broker pods,
+/// listed by the Cluster's selector labels.
+async fn expect_observation(api: &mut ApiServerVerifier, pods: &serde_json::Value) {
+    expect_observation_of(api, None, pods).await;
+}
+
+/// The observation of a workload whose StatefulSet is `sts`.
+async fn expect_observation_of(
+    api: &mut ApiServerVerifier,
+    sts: Option<&serde_json::Value>,
+    pods: &serde_json::Value,
+) {
+    let get = api
+        .expect(
+            Method::GET,
+            &format!("/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/demo-broker"),
+        )
+        .await;
+    match sts {
+        Some(sts) => get.respond(StatusCode::OK, sts),
+        None => get.not_found(),
+    }
+    let list = api
+        .expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
+        .await;
+    assert!(
+        list.query
+            .contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dbroker"),
+        "{}",
+        list.query
+    );
+    list.respond(StatusCode::OK, pods);
 }
 
 #[tokio::test]
@@ -22,6 +62,7 @@ async fn new_cluster_applies_its_children_and_reports_provisioning() {
     let (ctx, mut api) = test_context(FakeAdmin::default());
     let cluster = Arc::new(minimal_cluster());
     let verify = async move {
+        expect_observation(&mut api, &empty_pod_list()).await;
         let cm = api
             .expect_apply(&format!(
                 "/api/v1/namespaces/{NAMESPACE}/configmaps/demo-config"
@@ -54,9 +95,15 @@ async fn new_cluster_applies_its_children_and_reports_provisioning() {
                 "/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/demo-broker"
             ))
             .await;
-        assert_eq!(sts.body["spec"]["replicas"], 3);
+        // Created without brokers: the day-2 plan starts them right after.
+        assert_eq!(sts.body["spec"]["replicas"], 0);
         assert_eq!(sts.body["spec"]["updateStrategy"]["type"], "OnDelete");
         assert_eq!(sts.body["spec"]["serviceName"], "demo-brokers");
+        assert_eq!(
+            sts.body["spec"]["template"]["metadata"]["annotations"][REVISION_ANNOTATION],
+            desired(&minimal_cluster()).revision
+        );
+        let created = sts.body.clone();
         sts.echo();
         let pdb = api
             .expect_apply(&format!(
@@ -65,18 +112,22 @@ async fn new_cluster_applies_its_children_and_reports_provisioning() {
             .await;
         assert_eq!(pdb.body["spec"]["maxUnavailable"], 1);
         pdb.echo();
-        let pods = api
-            .expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
+        let scale = api
+            .expect(
+                Method::PATCH,
+                &format!("/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/demo-broker"),
+            )
             .await;
+        assert_eq!(scale.body, json!({"spec": {"replicas": 3}}));
+        let mut scaled = created;
+        scaled["spec"]["replicas"] = json!(3);
+        scale.respond(StatusCode::OK, &scaled);
+        let raised = api.expect_event("ReplicasRaised").await;
         assert!(
-            pods.query
-                .contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dbroker"),
-            "{}",
-            pods.query
-        );
-        pods.respond(
-            StatusCode::OK,
-            &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
+            raised["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("from 0 to 3")),
+            "{raised}"
         );
         let event = api.expect_event("Applied").await;
         assert_eq!(event["type"], "Normal");
@@ -183,18 +234,7 @@ async fn paused_cluster_is_observed_but_not_changed() {
     let mut cluster = minimal_cluster();
     cluster.spec.paused = true;
     let verify = async move {
-        api.expect(
-            Method::GET,
-            &format!("/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/demo-broker"),
-        )
-        .await
-        .not_found();
-        api.expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
-            .await
-            .respond(
-                StatusCode::OK,
-                &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-            );
+        expect_observation(&mut api, &empty_pod_list()).await;
         let status = api
             .expect_apply(&format!(
                 "/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/clusters/demo/status"
@@ -222,6 +262,7 @@ async fn service_monitor_without_its_crd_is_skipped_with_an_event() {
     let mut cluster = minimal_cluster();
     cluster.spec.metrics.service_monitor = true;
     let verify = async move {
+        expect_observation(&mut api, &empty_pod_list()).await;
         for path in [
             format!("/api/v1/namespaces/{NAMESPACE}/configmaps/demo-config"),
             format!("/api/v1/namespaces/{NAMESPACE}/services/demo-brokers"),
@@ -238,12 +279,13 @@ async fn service_monitor_without_its_crd_is_skipped_with_an_event() {
         .await
         .not_found();
         api.expect_event("ServiceMonitorUnavailable").await;
-        api.expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
-            .await
-            .respond(
-                StatusCode::OK,
-                &json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-            );
+        api.expect(
+            Method::PATCH,
+            &format!("/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets/demo-broker"),
+        )
+        .await
+        .respond(StatusCode::OK, &running_stateful_set(3));
+        api.expect_event("ReplicasRaised").await;
         api.expect_event("Applied").await;
         api.expect_apply(&format!(
             "/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/clusters/demo/status"
@@ -256,7 +298,23 @@ async fn service_monitor_without_its_crd_is_skipped_with_an_event() {
         .expect("reconcile succeeds");
 }
 
-/// The `demo` cluster's three broker pods; those in `not_ready` fail their readiness probe.
+/// The `demo` StatefulSet running `replicas` brokers on the desired revision.
+fn running_stateful_set(replicas: i32) -> serde_json::Value {
+    let cluster = minimal_cluster();
+    let inputs = StatefulSetInputs {
+        replicas,
+        ..StatefulSetInputs::new_for(&cluster, desired(&cluster).revision)
+    };
+    let defaults = BuildDefaults::from_image_reference("ghcr.io/strom-io/strom-broker:0.1.0");
+    let mut sts = serde_json::to_value(stateful_set(&cluster, &defaults, &inputs))
+        .expect("StatefulSet serializes");
+    sts["apiVersion"] = json!("apps/v1");
+    sts["kind"] = json!("StatefulSet");
+    sts
+}
+
+/// The `demo` cluster's three broker pods, on the desired revision; those in `not_ready` fail
+/// their readiness probe.
 fn pod_list(not_ready: &[i32]) -> serde_json::Value {
     let items: Vec<serde_json::Value> = (0..3)
         .map(|id| {
@@ -268,7 +326,11 @@ fn pod_list(not_ready: &[i32]) -> serde_json::Value {
             json!({
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "metadata": {"name": format!("demo-broker-{id}"), "namespace": NAMESPACE},
+                "metadata": {
+                    "name": format!("demo-broker-{id}"),
+                    "namespace": NAMESPACE,
+                    "annotations": {REVISION_ANNOTATION: desired(&minimal_cluster()).revision},
+                },
                 "status": {"conditions": [{"type": "Ready", "status": ready}]},
             })
         })
@@ -288,7 +350,9 @@ async fn reconcile_with_pods(
 ) -> (serde_json::Value, Action) {
     let (ctx, mut api) = test_context(admin.clone());
     let (sender, receiver) = tokio::sync::oneshot::channel();
+    let running = running_stateful_set(3);
     let verify = async move {
+        expect_observation_of(&mut api, Some(&running), &pods).await;
         for path in [
             format!("/api/v1/namespaces/{NAMESPACE}/configmaps/demo-config"),
             format!("/api/v1/namespaces/{NAMESPACE}/services/demo-brokers"),
@@ -298,9 +362,6 @@ async fn reconcile_with_pods(
         ] {
             api.expect_apply(&path).await.echo();
         }
-        api.expect(Method::GET, &format!("/api/v1/namespaces/{NAMESPACE}/pods"))
-            .await
-            .respond(StatusCode::OK, &pods);
         api.expect_event("Applied").await;
         let status = api
             .expect_apply(&format!(
@@ -334,6 +395,9 @@ fn brokers_answering(view: impl Fn(i32) -> strom_admin::ClusterDescription) -> F
     for id in 0..3 {
         admin.set_cluster_view(&demo_broker_address(id), view(id));
     }
+    // The day-2 pass reaches the admin API through the bootstrap Service, which lands on
+    // broker 0.
+    admin.set_cluster_view(&demo_bootstrap(), view(0));
     admin
 }
 
@@ -351,7 +415,6 @@ async fn ready_waits_until_every_broker_is_registered() {
             "2 of 3 brokers registered and unfenced: broker 2 is not registered".to_owned()
         )
     );
-    assert_eq!(status["operation"]["kind"], "Provisioning");
     assert!(status.get("clusterId").is_none(), "{status}");
     let per_broker: Vec<(bool, Option<&str>)> = status["brokers"]
         .as_array()
@@ -372,7 +435,7 @@ async fn ready_waits_until_every_broker_is_registered() {
     let asked: Vec<AdminCall> = admin
         .calls()
         .into_iter()
-        .filter(|c| matches!(c, AdminCall::DescribeCluster(_)))
+        .filter(|c| matches!(c, AdminCall::DescribeCluster(a) if *a != demo_bootstrap()))
         .collect();
     assert_eq!(
         asked,
@@ -471,7 +534,7 @@ async fn brokers_of_pods_that_are_not_ready_are_not_asked() {
     let asked: Vec<AdminCall> = admin
         .calls()
         .into_iter()
-        .filter(|c| matches!(c, AdminCall::DescribeCluster(_)))
+        .filter(|c| matches!(c, AdminCall::DescribeCluster(a) if *a != demo_bootstrap()))
         .collect();
     assert_eq!(
         asked,

@@ -1,5 +1,6 @@
-//! The Cluster status as a pure function of the spec, the StatefulSet, the broker pods and
-//! what each broker answered to DescribeCluster.
+//! The Cluster status as a pure function of the spec, the StatefulSet, the broker pods, what
+//! each broker answered to DescribeCluster, and what the day-2 pass decided (its operation,
+//! what blocks it, volumes that could not grow).
 //!
 //! `Ready` needs both: every pod passes its readiness probe, and the brokers form one cluster
 //! ([`agreement`]: one cluster id, one active controller, every broker registered and
@@ -8,18 +9,32 @@
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use strom_crds::Cluster;
-use strom_crds::cluster::{BrokerStatus, ClusterStatus, OperationKind, OperationStatus};
+use strom_crds::cluster::{BrokerStatus, ClusterStatus, OperationStatus};
 
 use super::agreement::{Agreement, BrokerAnswer, agreement, brokers_without_rack, registration};
 use super::builders::{VERSION_LABEL, bootstrap_address, stateful_set_name};
+use super::operation::blocker_condition;
 use crate::conditions::set_condition;
+use crate::day2::Blocker;
 
-/// Label the StatefulSet controller puts on each pod with the template revision it runs.
-const REVISION_LABEL: &str = "controller-revision-hash";
+/// Conditions a day-2 blocker sets while it holds; once it no longer holds they turn False.
+const BLOCKER_CONDITIONS: [&str; 2] = ["RollBlocked", "ScaleDownRefused"];
+
+/// What the day-2 pass decided.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Day2Report<'a> {
+    /// `spec.paused` or the pause annotation.
+    pub paused: bool,
+    /// The operation in progress (the plan's).
+    pub operation: Option<&'a OperationStatus>,
+    /// What blocks it.
+    pub blockers: &'a [Blocker],
+    /// Volume claims the API server refused to grow, with its message.
+    pub refused_claims: &'a [(String, String)],
+}
 
 /// What was observed of a cluster's workload in one pass.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +45,12 @@ pub struct Observed<'a> {
     pub pods: &'a [Pod],
     /// What each broker pod's broker answered to DescribeCluster.
     pub answers: &'a [BrokerAnswer],
+    /// What the day-2 pass decided.
+    pub day2: Day2Report<'a>,
 }
 
 /// The status to write for `cluster` given what was observed, carrying over condition
-/// transition times and the running operation from the previous status.
+/// transition times from the previous status.
 pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp) -> ClusterStatus {
     let previous = cluster.status.clone().unwrap_or_default();
     let generation = cluster.metadata.generation;
@@ -68,23 +85,6 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
     )
     .unwrap_or(i32::MAX);
     let extra = brokers.iter().filter(|b| b.id >= replicas).count();
-    let update_revision = observed
-        .stateful_set
-        .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.update_revision.clone());
-    let outdated = match &update_revision {
-        Some(revision) => observed
-            .pods
-            .iter()
-            .filter(|p| {
-                p.labels()
-                    .get(REVISION_LABEL)
-                    .is_some_and(|r| r != revision)
-            })
-            .count(),
-        None => 0,
-    };
-
     let pods_ready = ready_replicas == replicas && extra == 0;
     let agreement = agreement(replicas, observed.answers);
     let all_ready = pods_ready && matches!(agreement, Agreement::Agreed { .. });
@@ -92,61 +92,24 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
         .filter(|id| !brokers.iter().any(|b| b.id == *id && b.ready))
         .map(|id| id.to_string())
         .collect();
-    let pods_message = if not_ready_pods.is_empty() {
-        format!("{ready_replicas}/{replicas} brokers ready")
-    } else {
+    let pods_message = if !not_ready_pods.is_empty() {
         format!(
             "{ready_replicas}/{replicas} brokers ready; not ready: {}",
             not_ready_pods.join(", ")
         )
+    } else if extra > 0 {
+        format!(
+            "{ready_replicas}/{replicas} brokers ready; {extra} broker(s) above spec.replicas={replicas} still run until drained"
+        )
+    } else {
+        format!("{ready_replicas}/{replicas} brokers ready")
     };
     // Why the cluster is not ready, once the pods are: what the brokers disagree on.
     let (wait_reason, wait_message) = match &agreement {
         Agreement::NotAgreed { reason, message } if pods_ready => (*reason, message.clone()),
         _ => ("BrokersNotReady", pods_message.clone()),
     };
-    let operation_kind = if all_ready {
-        None
-    } else if extra > 0 {
-        Some(OperationKind::ScaleDown)
-    } else if let Some(op) = &previous.operation {
-        Some(op.kind)
-    } else if previous.ready_replicas == 0 {
-        Some(OperationKind::Provisioning)
-    } else if replicas > previous.replicas {
-        Some(OperationKind::ScaleUp)
-    } else {
-        // Brokers that were ready went down without a change asking for it.
-        None
-    };
-    let operation = operation_kind.map(|kind| {
-        let started_at = previous
-            .operation
-            .as_ref()
-            .filter(|op| op.kind == kind)
-            .map_or(Time(now), |op| op.started_at.clone());
-        let (completed_steps, total_steps, message) = match kind {
-            OperationKind::ScaleDown => (
-                0,
-                i32::try_from(extra).unwrap_or(i32::MAX),
-                format!("{extra} broker(s) above spec.replicas={replicas} are still running"),
-            ),
-            _ => (ready_replicas, replicas, wait_message.clone()),
-        };
-        OperationStatus {
-            kind,
-            started_at,
-            completed_steps,
-            total_steps,
-            message: Some(message),
-            broker: None,
-            step: None,
-            step_started_at: None,
-            attempts: 0,
-            done: Vec::new(),
-            revision: None,
-        }
-    });
+    let operation = observed.day2.operation.cloned();
 
     let mut conditions = previous.conditions.clone();
     let (cluster_id, controller_id) = match &agreement {
@@ -181,13 +144,13 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
             now,
         );
     }
-    match (&operation, cluster.spec.paused) {
+    match (&operation, observed.day2.paused) {
         (_, true) => set_condition(
             &mut conditions,
             "Progressing",
             false,
             "Paused",
-            "spec.paused is true: the operator changes nothing",
+            "paused (spec.paused, or the strom.io/paused annotation): the operator changes nothing",
             generation,
             now,
         ),
@@ -203,17 +166,6 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
                 now,
             );
         }
-        (None, false) if outdated > 0 => set_condition(
-            &mut conditions,
-            "Progressing",
-            false,
-            "RestartPending",
-            format!(
-                "{outdated} broker pod(s) run an older template; with updateStrategy OnDelete they pick up the change when restarted"
-            ),
-            generation,
-            now,
-        ),
         (None, false) => set_condition(
             &mut conditions,
             "Progressing",
@@ -224,12 +176,94 @@ pub fn cluster_status(cluster: &Cluster, observed: Observed<'_>, now: Timestamp)
             now,
         ),
     }
+    for type_ in BLOCKER_CONDITIONS {
+        let holding: Vec<(&str, String)> = observed
+            .day2
+            .blockers
+            .iter()
+            .map(blocker_condition)
+            .filter(|(t, _, _)| *t == type_)
+            .map(|(_, reason, message)| (reason, message))
+            .collect();
+        if let Some((reason, _)) = holding.first() {
+            let message = holding
+                .iter()
+                .map(|(_, m)| m.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            set_condition(
+                &mut conditions,
+                type_,
+                true,
+                reason,
+                message,
+                generation,
+                now,
+            );
+        } else if conditions.iter().any(|c| c.type_ == type_) {
+            set_condition(
+                &mut conditions,
+                type_,
+                false,
+                "NotBlocked",
+                "nothing blocks the operations",
+                generation,
+                now,
+            );
+        }
+    }
+    let exhausted = observed
+        .day2
+        .blockers
+        .iter()
+        .map(blocker_condition)
+        .find(|(t, _, _)| *t == "Degraded");
     let without_rack = if all_ready && cluster.spec.rack.is_some() {
         brokers_without_rack(observed.answers)
     } else {
         Vec::new()
     };
-    if !all_ready && operation.is_none() {
+    if let Some((_, reason, message)) = exhausted {
+        set_condition(
+            &mut conditions,
+            "Degraded",
+            true,
+            reason,
+            message,
+            generation,
+            now,
+        );
+    } else if !observed.day2.refused_claims.is_empty() {
+        let message = observed
+            .day2
+            .refused_claims
+            .iter()
+            .map(|(claim, why)| format!("{claim}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        set_condition(
+            &mut conditions,
+            "Degraded",
+            true,
+            "VolumeExpansionRefused",
+            format!(
+                "spec.storage.size is {} but these volumes cannot grow (does the StorageClass allow volume expansion?): {message}",
+                cluster.spec.storage.size
+            ),
+            generation,
+            now,
+        );
+    } else if !all_ready && operation.is_none() && observed.day2.paused {
+        set_condition(
+            &mut conditions,
+            "Degraded",
+            false,
+            "Paused",
+            format!("{pods_message}; paused, so the operator acts on nothing"),
+            generation,
+            now,
+        );
+    } else if !all_ready && operation.is_none() {
         let (reason, message) = if pods_ready {
             (wait_reason, wait_message)
         } else {
@@ -309,7 +343,10 @@ pub(crate) fn pod_ready(pod: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use kube::api::ObjectMeta;
+    use strom_admin::TopicPartition;
+    use strom_crds::cluster::OperationKind;
 
     use super::*;
     use crate::conditions::find;
@@ -354,15 +391,42 @@ mod tests {
     }
 
     fn status_answered(cluster: &Cluster, pods: &[Pod], answers: &[BrokerAnswer]) -> ClusterStatus {
+        status_reporting(cluster, pods, answers, Day2Report::default())
+    }
+
+    fn status_reporting(
+        cluster: &Cluster,
+        pods: &[Pod],
+        answers: &[BrokerAnswer],
+        day2: Day2Report<'_>,
+    ) -> ClusterStatus {
         cluster_status(
             cluster,
             Observed {
                 stateful_set: None,
                 pods,
                 answers,
+                day2,
             },
             now(),
         )
+    }
+
+    /// A Provisioning operation as the planner reports it: 1 of 3 brokers up.
+    fn provisioning() -> OperationStatus {
+        OperationStatus {
+            kind: OperationKind::Provisioning,
+            started_at: Time(now()),
+            completed_steps: 1,
+            total_steps: 3,
+            message: Some("waiting for brokers 0, 2".to_owned()),
+            broker: None,
+            step: Some("AwaitingBrokers".to_owned()),
+            step_started_at: Some(Time(now())),
+            attempts: 0,
+            done: Vec::new(),
+            revision: None,
+        }
     }
 
     fn condition(status: &ClusterStatus, type_: &str) -> (String, String, String) {
@@ -382,16 +446,25 @@ mod tests {
     fn new_cluster_is_provisioning() {
         let cluster = minimal_cluster();
         let pods = [pod("demo-broker-1", true), pod("demo-broker-0", false)];
-        let status = status_with(&cluster, &pods);
+        let operation = provisioning();
+        let status = status_reporting(
+            &cluster,
+            &pods,
+            &agreeing(),
+            Day2Report {
+                operation: Some(&operation),
+                ..Day2Report::default()
+            },
+        );
         assert_eq!(status.ready_replicas, 1);
         assert_eq!(
             status.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
             vec![0, 1]
         );
-        let op = status.operation.clone().expect("an operation runs");
         assert_eq!(
-            (op.kind, op.completed_steps, op.total_steps),
-            (OperationKind::Provisioning, 1, 3)
+            status.operation.as_ref(),
+            Some(&operation),
+            "the plan's operation"
         );
         assert_eq!(
             find(&status.conditions, "Ready").map(|c| c.status.as_str()),
@@ -454,9 +527,6 @@ mod tests {
             ("False", "BrokersNotRegistered")
         );
         assert!(message.contains("broker 1 is not registered"), "{message}");
-        let op = status.operation.as_ref().expect("provisioning goes on");
-        assert_eq!(op.kind, OperationKind::Provisioning);
-        assert_eq!(op.message.as_deref(), Some(message.as_str()));
         assert_eq!((status.cluster_id, status.controller_id), (None, None));
     }
 
@@ -534,5 +604,89 @@ mod tests {
             find(&status.conditions, "Degraded").map(|c| c.reason.as_str()),
             Some("BrokersUnavailable")
         );
+    }
+
+    #[test]
+    fn blockers_set_their_conditions_and_clear_them_when_gone() {
+        let mut cluster = minimal_cluster();
+        let blockers = [
+            Blocker::UnderMinIsr {
+                broker: 1,
+                partitions: vec![TopicPartition::new("orders", 0)],
+            },
+            Blocker::ScaleDownRefused {
+                message: "topic orders has replication factor 3; 2 brokers would remain".to_owned(),
+            },
+        ];
+        let status = status_reporting(
+            &cluster,
+            &ready_pods(),
+            &agreeing(),
+            Day2Report {
+                blockers: &blockers,
+                ..Day2Report::default()
+            },
+        );
+        let (blocked, reason, message) = condition(&status, "RollBlocked");
+        assert_eq!((blocked.as_str(), reason.as_str()), ("True", "UnderMinIsr"));
+        assert!(
+            message.contains("broker 1") && message.contains("orders-0"),
+            "{message}"
+        );
+        let (refused, _, message) = condition(&status, "ScaleDownRefused");
+        assert_eq!(refused, "True");
+        assert!(message.contains("replication factor 3"), "{message}");
+
+        cluster.status = Some(status);
+        let status = status_with(&cluster, &ready_pods());
+        assert_eq!(condition(&status, "RollBlocked").0, "False");
+        assert_eq!(condition(&status, "ScaleDownRefused").0, "False");
+        // A cluster that never was blocked carries no such condition.
+        let fresh = status_with(&minimal_cluster(), &ready_pods());
+        assert!(find(&fresh.conditions, "RollBlocked").is_none());
+    }
+
+    #[test]
+    fn exhausted_restarts_and_refused_volumes_are_degraded() {
+        let cluster = minimal_cluster();
+        let blockers = [Blocker::RestartsExhausted { broker: 2 }];
+        let status = status_reporting(
+            &cluster,
+            &ready_pods(),
+            &agreeing(),
+            Day2Report {
+                blockers: &blockers,
+                ..Day2Report::default()
+            },
+        );
+        let (degraded, reason, message) = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded.as_str(), reason.as_str()),
+            ("True", "RestartsExhausted")
+        );
+        assert!(
+            message.starts_with("broker 2 did not come back"),
+            "{message}"
+        );
+
+        let refused = [(
+            "data-demo-broker-0".to_owned(),
+            "only dynamically provisioned pvc can be resized".to_owned(),
+        )];
+        let status = status_reporting(
+            &cluster,
+            &ready_pods(),
+            &agreeing(),
+            Day2Report {
+                refused_claims: &refused,
+                ..Day2Report::default()
+            },
+        );
+        let (degraded, reason, message) = condition(&status, "Degraded");
+        assert_eq!(
+            (degraded.as_str(), reason.as_str()),
+            ("True", "VolumeExpansionRefused")
+        );
+        assert!(message.contains("data-demo-broker-0"), "{message}");
     }
 }

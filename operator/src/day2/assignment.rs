@@ -59,26 +59,25 @@ struct Slot {
 /// The target brokers and their racks.
 struct Layout {
     brokers: Vec<i32>,
-    racks: BTreeMap<i32, String>,
+    /// Per target broker, the index of its rack.
+    racks: BTreeMap<i32, usize>,
 }
 
 impl Layout {
     fn new(brokers: &[RegisteredBroker], target_brokers: &[i32]) -> Self {
         let ids: BTreeSet<i32> = target_brokers.iter().copied().collect();
-        let racks = ids
-            .iter()
-            .map(|&id| {
-                let rack = brokers
-                    .iter()
-                    .find(|b| b.id == id)
-                    .and_then(|b| b.rack.clone());
-                // A broker without a rack is a rack of its own: it constrains nothing.
-                (
-                    id,
-                    rack.map_or_else(|| format!("broker:{id}"), |r| format!("rack:{r}")),
-                )
-            })
-            .collect();
+        let mut names: BTreeMap<String, usize> = BTreeMap::new();
+        let mut racks = BTreeMap::new();
+        for &id in &ids {
+            let rack = brokers
+                .iter()
+                .find(|b| b.id == id)
+                .and_then(|b| b.rack.as_deref());
+            // A broker without a rack is a rack of its own: it constrains nothing.
+            let name = rack.map_or_else(|| format!("broker:{id}"), |r| format!("rack:{r}"));
+            let next = names.len();
+            racks.insert(id, *names.entry(name).or_insert(next));
+        }
         Self {
             brokers: ids.into_iter().collect(),
             racks,
@@ -89,23 +88,19 @@ impl Layout {
         self.racks.values().collect::<BTreeSet<_>>().len()
     }
 
-    fn rack(&self, id: i32) -> String {
-        self.racks
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| format!("broker:{id}"))
-    }
-
     fn is_target(&self, id: i32) -> bool {
         self.racks.contains_key(&id)
     }
 
-    /// Replicas of `replicas` in `id`'s rack, not counting `except`.
+    /// Replicas of `replicas` in `id`'s rack, not counting `except`. A broker outside the
+    /// target shares no rack.
     fn in_rack(&self, replicas: &[i32], id: i32, except: Option<i32>) -> usize {
-        let rack = self.rack(id);
+        let Some(rack) = self.racks.get(&id) else {
+            return 0;
+        };
         replicas
             .iter()
-            .filter(|&&r| Some(r) != except && self.rack(r) == rack)
+            .filter(|&&r| Some(r) != except && self.racks.get(&r) == Some(rack))
             .count()
     }
 }
@@ -283,14 +278,42 @@ fn replica_chain(
             queue.push_back(id);
         }
     }
+    // A direct move, when one exists, is the shortest chain: look for it first, onto the
+    // least-loaded brokers, a follower before a leader, in partition order.
+    let mut goals: Vec<(usize, i32)> = counts
+        .iter()
+        .filter(|&(_, &count)| count + 2 <= max)
+        .map(|(&id, &count)| (count, id))
+        .collect();
+    goals.sort_unstable();
+    for &(_, to) in &goals {
+        let mut leader_move = None;
+        for (i, slot) in slots.iter().enumerate() {
+            if slot.fixed || slot.replicas.contains(&to) {
+                continue;
+            }
+            for (position, from) in slot.replicas.iter().enumerate() {
+                if counts.get(from) != Some(&max) || !can_move(layout, slot, position, to) {
+                    continue;
+                }
+                let step = Step {
+                    from: *from,
+                    to,
+                    slot: i,
+                    position,
+                };
+                if position > 0 {
+                    return Some(vec![step]);
+                }
+                leader_move = leader_move.or(Some(step));
+            }
+        }
+        if let Some(step) = leader_move {
+            return Some(vec![step]);
+        }
+    }
     while let Some(from) = queue.pop_front() {
-        let mut hosted: Vec<(usize, usize)> = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| s.replicas.iter().position(|&r| r == from).map(|p| (i, p)))
-            .collect();
-        // Followers first: moving them leaves the leaders where they are.
-        hosted.sort_by_key(|&(i, position)| (position == 0, i));
+        let hosted = hosted(slots, from);
         for &to in &layout.brokers {
             if previous.contains_key(&to) {
                 continue;
@@ -317,6 +340,18 @@ fn replica_chain(
         }
     }
     None
+}
+
+/// The slots holding a replica on `broker` and its position there, followers first: moving
+/// them leaves the leaders where they are.
+fn hosted(slots: &[Slot], broker: i32) -> Vec<(usize, usize)> {
+    let mut hosted: Vec<(usize, usize)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.replicas.iter().position(|&r| r == broker).map(|p| (i, p)))
+        .collect();
+    hosted.sort_by_key(|&(i, position)| (position == 0, i));
+    hosted
 }
 
 fn unwind(previous: &BTreeMap<i32, Option<Step>>, mut at: i32) -> Vec<Step> {
@@ -433,12 +468,30 @@ fn leader_chain(
             queue.push_back(id);
         }
     }
+    // A direct reordering, when one exists, is the shortest chain: look for it first.
+    for (i, slot) in slots.iter().enumerate() {
+        let Some(&from) = slot.replicas.first() else {
+            continue;
+        };
+        if slot.fixed || counts.get(&from) != Some(&max) {
+            continue;
+        }
+        for (position, &to) in slot.replicas.iter().enumerate().skip(1) {
+            if counts.get(&to).is_some_and(|&count| count + 2 <= max) {
+                let handover = Handover::Reorder { slot: i, position };
+                return Some(vec![LeaderStep { from, to, handover }]);
+            }
+        }
+    }
     while let Some(from) = queue.pop_front() {
+        let led: Vec<usize> = (0..slots.len())
+            .filter(|&i| !slots[i].fixed && slots[i].replicas.first() == Some(&from))
+            .collect();
         for &to in &layout.brokers {
             if previous.contains_key(&to) {
                 continue;
             }
-            let Some(handover) = handover(layout, slots, from, to, swaps) else {
+            let Some(handover) = handover(layout, slots, &led, from, to, swaps) else {
                 continue;
             };
             previous.insert(to, Some(LeaderStep { from, to, handover }));
@@ -457,11 +510,16 @@ fn leader_chain(
     None
 }
 
-fn handover(layout: &Layout, slots: &[Slot], from: i32, to: i32, swaps: bool) -> Option<Handover> {
-    let led: Vec<usize> = (0..slots.len())
-        .filter(|&i| !slots[i].fixed && slots[i].replicas.first() == Some(&from))
-        .collect();
-    for &slot in &led {
+/// A hand-over from `from` (leading the slots `led`) to `to`.
+fn handover(
+    layout: &Layout,
+    slots: &[Slot],
+    led: &[usize],
+    from: i32,
+    to: i32,
+    swaps: bool,
+) -> Option<Handover> {
+    for &slot in led {
         if let Some(position) = slots[slot].replicas.iter().position(|&r| r == to) {
             return Some(Handover::Reorder { slot, position });
         }
@@ -469,7 +527,7 @@ fn handover(layout: &Layout, slots: &[Slot], from: i32, to: i32, swaps: bool) ->
     if !swaps {
         return None;
     }
-    for &slot in &led {
+    for &slot in led {
         if !can_move(layout, &slots[slot], 0, to) {
             continue;
         }
@@ -492,7 +550,7 @@ fn handover(layout: &Layout, slots: &[Slot], from: i32, to: i32, swaps: bool) ->
 /// Applies a chain of hand-overs; when one no longer holds (two on one partition), undoes the
 /// chain and reports false.
 fn apply_leader_chain(layout: &Layout, slots: &mut [Slot], chain: &[LeaderStep]) -> bool {
-    let saved: Vec<Vec<i32>> = slots.iter().map(|s| s.replicas.clone()).collect();
+    let mut saved: Vec<(usize, Vec<i32>)> = Vec::new();
     for step in chain {
         let holds = match step.handover {
             Handover::Reorder { slot, position } => {
@@ -511,18 +569,23 @@ fn apply_leader_chain(layout: &Layout, slots: &mut [Slot], chain: &[LeaderStep])
             }
         };
         if !holds {
-            for (slot, replicas) in slots.iter_mut().zip(saved) {
-                slot.replicas = replicas;
+            for (slot, replicas) in saved.into_iter().rev() {
+                slots[slot].replicas = replicas;
             }
             return false;
         }
         match step.handover {
-            Handover::Reorder { slot, position } => slots[slot].replicas.swap(0, position),
+            Handover::Reorder { slot, position } => {
+                saved.push((slot, slots[slot].replicas.clone()));
+                slots[slot].replicas.swap(0, position);
+            }
             Handover::Swap {
                 slot,
                 other,
                 position,
             } => {
+                saved.push((slot, slots[slot].replicas.clone()));
+                saved.push((other, slots[other].replicas.clone()));
                 slots[slot].replicas[0] = step.to;
                 slots[other].replicas[position] = step.from;
             }

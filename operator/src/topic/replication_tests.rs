@@ -1,5 +1,6 @@
-//! A Topic's replication-factor change against a mock API server and a fake Kafka admin whose
-//! reassignments complete when the test says so.
+//! A Topic's replication-factor change against a mock API server and a fake Kafka admin. The
+//! tests play the controller: the reassignments a pass asks for start, then complete, when the
+//! test says so.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use super::reconcile_tests::{
     BOOTSTRAP, cluster_path, list_topics, ready_condition, status_path, topic_json,
 };
 use crate::fixtures::{
-    ApiServerVerifier, FakeAdmin, cluster_view, minimal_cluster, run_scenario, test_context, topic,
+    AdminCall, ApiServerVerifier, FakeAdmin, cluster_view, minimal_cluster, run_scenario,
+    test_context, topic,
 };
 
 /// Cluster `demo` moving at most two partitions at once.
@@ -26,22 +28,12 @@ fn cluster_json() -> Value {
     serde_json::to_value(cluster).expect("cluster serializes")
 }
 
-/// Topic `orders`, 3 partitions on brokers 0-2 with two replicas each, each replica 1000 bytes.
+/// Topic `orders`, 3 partitions on brokers 0-2 with two replicas each (1024 bytes each, as
+/// the fake's log directories report every replica).
 fn two_replica_cluster() -> FakeAdmin {
     let admin = FakeAdmin::with_topic(observed(2));
     admin.set_cluster_view(BOOTSTRAP, cluster_view("c1", Some(0), &[0, 1, 2]));
-    let mut replicas = admin.replicas.lock().expect("lock");
-    replicas.set_topic("orders", &[&[0, 1], &[1, 2], &[2, 0]]);
-    for (broker, partitions) in [(0, [0, 2]), (1, [0, 1]), (2, [1, 2])] {
-        replicas.log_dirs.insert(
-            broker,
-            partitions
-                .iter()
-                .map(|&p| (TopicPartition::new("orders", p), 1000))
-                .collect(),
-        );
-    }
-    drop(replicas);
+    admin.with_replicas(|r| r.add_topic("orders", 1, &[&[0, 1], &[1, 2], &[2, 0]]));
     admin
 }
 
@@ -103,8 +95,16 @@ async fn expect_status(mut api: ApiServerVerifier) -> Value {
     body
 }
 
+/// The AlterPartitionReassignments requests made so far, in order.
 fn requests(admin: &FakeAdmin) -> Vec<BTreeMap<TopicPartition, Option<Vec<i32>>>> {
-    admin.replicas.lock().expect("lock").requested.clone()
+    admin
+        .calls()
+        .into_iter()
+        .filter_map(|call| match call {
+            AdminCall::Reassign(request) => Some(request),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The throttle configs set on the fake cluster, by resource.
@@ -112,12 +112,67 @@ fn throttles(admin: &FakeAdmin) -> BTreeMap<ConfigResource, BTreeMap<String, Str
     admin.replicas.lock().expect("lock").configs.clone()
 }
 
+/// Starts the moves of the last request as the controller does: the partition's replicas are
+/// the target plus the ones leaving, the added ones are catching up.
+fn start_last_request(admin: &FakeAdmin) {
+    let request = requests(admin).pop().expect("a request");
+    admin.with_replicas(|r| {
+        for (tp, target) in request {
+            let target = target.expect("a move");
+            let state = r
+                .partitions
+                .get_mut(&tp.topic)
+                .and_then(|s| s.iter_mut().find(|s| s.partition == tp.partition))
+                .expect("partition exists");
+            let current = state.replicas.clone();
+            let adding: Vec<i32> = target
+                .iter()
+                .copied()
+                .filter(|b| !current.contains(b))
+                .collect();
+            let removing: Vec<i32> = current
+                .iter()
+                .copied()
+                .filter(|b| !target.contains(b))
+                .collect();
+            let mut assigned = target.clone();
+            assigned.extend(removing.iter().copied());
+            state.replicas = assigned.clone();
+            r.reassignments.insert(
+                tp,
+                strom_admin::OngoingReassignment {
+                    replicas: assigned,
+                    adding_replicas: adding,
+                    removing_replicas: removing,
+                },
+            );
+        }
+    });
+}
+
+/// Completes every reassignment in progress; DescribeTopic then reports `lowest` replicas.
 fn complete(admin: &FakeAdmin, lowest: i16) {
-    admin
-        .replicas
-        .lock()
-        .expect("lock")
-        .complete_reassignments();
+    admin.with_replicas(|r| {
+        for (tp, ongoing) in std::mem::take(&mut r.reassignments) {
+            let state = r
+                .partitions
+                .get_mut(&tp.topic)
+                .and_then(|s| s.iter_mut().find(|s| s.partition == tp.partition))
+                .expect("partition exists");
+            state
+                .replicas
+                .retain(|b| !ongoing.removing_replicas.contains(b));
+            state.isr = state.replicas.clone();
+            state.leader = state.replicas.first().copied();
+            let held = state.replicas.clone();
+            for broker in held {
+                let dirs = r.log_dirs.entry(broker).or_default();
+                if !dirs.contains(&tp) {
+                    dirs.push(tp.clone());
+                }
+            }
+        }
+    });
     admin
         .topics
         .lock()
@@ -176,6 +231,8 @@ async fn growing_from_two_to_three_replicas_moves_in_bounded_batches_until_every
         );
     }
 
+    start_last_request(&admin);
+
     // The batch is throttled at the Cluster's default rate on every broker it involves, and
     // the topic names the replicas that serve and fetch the copies.
     let set = throttles(&admin);
@@ -205,12 +262,12 @@ async fn growing_from_two_to_three_replicas_moves_in_bounded_batches_until_every
     assert_eq!(progress.moving_partitions, 2);
     assert_eq!(
         progress.bytes_remaining,
-        Some(2000),
-        "two new replicas lack 1000 bytes each"
+        Some(2048),
+        "two new replicas lack 1024 bytes each"
     );
     assert!(
         metrics
-            .contains("strom_operator_reassignment_bytes_remaining{cluster=\"kafka/demo\"} 2000"),
+            .contains("strom_operator_reassignment_bytes_remaining{cluster=\"kafka/demo\"} 2048"),
         "{metrics}"
     );
 
@@ -229,6 +286,7 @@ async fn growing_from_two_to_three_replicas_moves_in_bounded_batches_until_every
     .await;
     assert_eq!(requests(&admin).len(), 2);
     assert_eq!(requests(&admin)[1].len(), 1);
+    start_last_request(&admin);
     assert_eq!(
         status.reassignment.as_ref().map(|p| p.done_partitions),
         Some(2)

@@ -1,5 +1,9 @@
-//! The PodDisruptionBudget: voluntary evictions (node drains) take one broker at a time, so a
-//! partition with replication factor 3 never loses two replicas to maintenance at once.
+//! The PodDisruptionBudget: voluntary evictions (node drains, and the operator's own restarts)
+//! take one broker at a time, so a partition with replication factor 3 never loses two
+//! replicas to maintenance at once. A broker pod that is not ready serves nothing, so it may
+//! always be evicted (`unhealthyPodEvictionPolicy: AlwaysAllow`, Kubernetes 1.27+): a
+//! crash-looping broker is restarted even while another broker is down, and two unhealthy
+//! brokers never block each other's restart.
 
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -20,6 +24,7 @@ pub fn pod_disruption_budget(cluster: &Cluster) -> PodDisruptionBudget {
                 match_labels: Some(selector_labels(&name)),
                 ..LabelSelector::default()
             }),
+            unhealthy_pod_eviction_policy: Some("AlwaysAllow".to_owned()),
             ..PodDisruptionBudgetSpec::default()
         }),
         ..PodDisruptionBudget::default()

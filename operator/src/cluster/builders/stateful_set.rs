@@ -18,7 +18,15 @@
 //! - uid 65532, read-only root filesystem, data volume at `/var/lib/strom`.
 //!
 //! `updateStrategy: OnDelete`: a changed template restarts nothing by itself, the operator
-//! decides the restart order (controllers last, one broker at a time).
+//! decides the restart order (controllers last, one broker at a time). The pod template
+//! carries the revision the day-2 plan wants every broker on (`strom.io/revision`), so a
+//! pod the operator restarts comes back on it and reports it.
+//!
+//! Two fields come from the running StatefulSet rather than straight from the spec
+//! ([`StatefulSetInputs`]): `replicas`, which only the day-2 plan changes (it starts brokers,
+//! and a scale-down lowers it only once the brokers above the new count are drained), and the
+//! volume claim template's size, which Kubernetes does not let change (the operator grows the
+//! claims themselves).
 
 use std::collections::BTreeMap;
 
@@ -46,12 +54,61 @@ use super::{
     BuildDefaults, broker_version, child_meta, common_labels, config_map_name,
     headless_service_name, pod_dns_name, resolve_image, selector_labels, stateful_set_name,
 };
+use crate::day2::revision::REVISION_ANNOTATION;
 
 /// Pod annotation with a hash of `server.properties`, so a config change shows as a template
 /// change (and the restart planner sees which pods run an old config).
 pub const CONFIG_HASH_ANNOTATION: &str = "strom.io/config-hash";
 /// Pod label with the Strom version the pod runs.
 pub const VERSION_LABEL: &str = "strom.io/version";
+
+/// What the StatefulSet takes from the day-2 pass and the running StatefulSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatefulSetInputs {
+    /// `spec.replicas`: the brokers the workload runs now.
+    pub replicas: i32,
+    /// The revision stamped onto the pod template.
+    pub revision: String,
+    /// The volume claim template's storage request: the one the StatefulSet was created
+    /// with (immutable), `spec.storage.size` for a new StatefulSet.
+    pub claim_size: String,
+}
+
+impl StatefulSetInputs {
+    /// The inputs of a StatefulSet not created yet: no broker (the day-2 plan scales it to
+    /// `spec.replicas` in the same pass, as the start of its Provisioning operation) and the
+    /// spec's storage size.
+    pub fn new_for(cluster: &Cluster, revision: impl Into<String>) -> Self {
+        Self {
+            replicas: 0,
+            revision: revision.into(),
+            claim_size: cluster.spec.storage.size.clone(),
+        }
+    }
+
+    /// The inputs that keep `running` as it is (replicas, claim size) with `revision` on the
+    /// template; those of a new StatefulSet when there is none.
+    pub fn keeping(cluster: &Cluster, running: Option<&StatefulSet>, revision: &str) -> Self {
+        let mut inputs = Self::new_for(cluster, revision);
+        let Some(spec) = running.map(|sts| &sts.spec) else {
+            return inputs;
+        };
+        // The API server defaults `spec.replicas` to 1.
+        inputs.replicas = spec.replicas.unwrap_or(1);
+        if let Some(size) = spec
+            .volume_claim_templates
+            .as_ref()
+            .and_then(|templates| templates.iter().find(|t| t.name_any() == DATA_VOLUME))
+            .and_then(|t| t.spec.as_ref())
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+        {
+            inputs.claim_size.clone_from(&size.0);
+        }
+        inputs
+    }
+}
 
 /// uid and gid of the broker process (the image's non-root user).
 const BROKER_UID: i64 = 65532;
@@ -68,7 +125,11 @@ const BROKER_RACK: &str = "broker.rack";
 const RACK_ENV: &str = "POD_RACK";
 
 /// The StatefulSet `<cluster>-broker`.
-pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet {
+pub fn stateful_set(
+    cluster: &Cluster,
+    defaults: &BuildDefaults,
+    inputs: &StatefulSetInputs,
+) -> StatefulSet {
     let name = cluster.name_any();
     let spec = &cluster.spec;
     let selector = selector_labels(&name);
@@ -91,6 +152,7 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
         CONFIG_HASH_ANNOTATION.to_owned(),
         config_hash(&server_properties(&broker_properties(cluster))),
     );
+    pod_annotations.insert(REVISION_ANNOTATION.to_owned(), inputs.revision.clone());
     if spec.metrics.enabled {
         pod_annotations.insert("prometheus.io/scrape".to_owned(), "true".to_owned());
         pod_annotations.insert("prometheus.io/port".to_owned(), ADMIN_PORT.to_string());
@@ -161,7 +223,7 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
     StatefulSet {
         metadata: child_meta(cluster, stateful_set_name(&name)),
         spec: StatefulSetSpec {
-            replicas: Some(spec.replicas),
+            replicas: Some(inputs.replicas),
             service_name: Some(headless_service_name(&name)),
             // Brokers start together: the controller quorum needs a majority of voters up
             // before any broker becomes ready, which ordered start-up would never reach.
@@ -194,7 +256,7 @@ pub fn stateful_set(cluster: &Cluster, defaults: &BuildDefaults) -> StatefulSet 
                     resources: Some(VolumeResourceRequirements {
                         requests: Some(BTreeMap::from([(
                             "storage".to_owned(),
-                            Quantity(spec.storage.size.clone()),
+                            Quantity(inputs.claim_size.clone()),
                         )])),
                         ..VolumeResourceRequirements::default()
                     }),

@@ -7,10 +7,23 @@ use serde::Serialize;
 use strom_crds::cluster::{ControllerSpec, RackSpec};
 
 use super::*;
+use crate::day2::revision::REVISION_ANNOTATION;
 use crate::fixtures::{minimal_cluster, production_cluster};
 
 fn defaults() -> BuildDefaults {
     BuildDefaults::from_image_reference("ghcr.io/strom-io/strom-broker:0.1.0")
+}
+
+/// Revision the snapshots stamp on the pod template.
+const REVISION: &str = "rev-1";
+
+/// The StatefulSet of a cluster running `spec.replicas` brokers on [`REVISION`].
+fn new_stateful_set(cluster: &strom_crds::Cluster) -> k8s_openapi::api::apps::v1::StatefulSet {
+    let inputs = StatefulSetInputs {
+        replicas: cluster.spec.replicas,
+        ..StatefulSetInputs::new_for(cluster, REVISION)
+    };
+    stateful_set(cluster, &defaults(), &inputs)
 }
 
 #[test]
@@ -19,7 +32,7 @@ fn minimal_cluster_objects() {
     insta::assert_yaml_snapshot!("minimal_config_map", config_map(&cluster));
     insta::assert_yaml_snapshot!("minimal_headless_service", headless_service(&cluster));
     insta::assert_yaml_snapshot!("minimal_bootstrap_service", bootstrap_service(&cluster));
-    insta::assert_yaml_snapshot!("minimal_stateful_set", stateful_set(&cluster, &defaults()));
+    insta::assert_yaml_snapshot!("minimal_stateful_set", new_stateful_set(&cluster));
     insta::assert_yaml_snapshot!(
         "minimal_pod_disruption_budget",
         pod_disruption_budget(&cluster)
@@ -32,10 +45,7 @@ fn production_cluster_objects() {
     insta::assert_yaml_snapshot!("production_config_map", config_map(&cluster));
     insta::assert_yaml_snapshot!("production_headless_service", headless_service(&cluster));
     insta::assert_yaml_snapshot!("production_bootstrap_service", bootstrap_service(&cluster));
-    insta::assert_yaml_snapshot!(
-        "production_stateful_set",
-        stateful_set(&cluster, &defaults())
-    );
+    insta::assert_yaml_snapshot!("production_stateful_set", new_stateful_set(&cluster));
     insta::assert_yaml_snapshot!("production_service_monitor", service_monitor(&cluster));
 }
 
@@ -79,7 +89,7 @@ fn user_labels_cannot_take_over_the_selector() {
     template
         .labels
         .insert("app.kubernetes.io/instance".to_owned(), "other".to_owned());
-    let sts = stateful_set(&cluster, &defaults());
+    let sts = new_stateful_set(&cluster);
     let labels = sts
         .spec
         .template
@@ -95,7 +105,7 @@ fn user_labels_cannot_take_over_the_selector() {
 #[test]
 fn config_change_changes_the_pod_config_hash() {
     let hash = |cluster: &strom_crds::Cluster| {
-        stateful_set(cluster, &defaults())
+        new_stateful_set(cluster)
             .spec
             .template
             .metadata
@@ -113,6 +123,69 @@ fn config_change_changes_the_pod_config_hash() {
     assert_ne!(before, hash(&cluster));
 }
 
+fn template_annotation(sts: &k8s_openapi::api::apps::v1::StatefulSet, key: &str) -> Option<String> {
+    sts.spec
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(key)
+        .cloned()
+}
+
+fn claim_size(sts: &k8s_openapi::api::apps::v1::StatefulSet) -> Option<String> {
+    let claim = sts.spec.volume_claim_templates.as_ref()?.first()?;
+    let requests = claim.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?;
+    requests.get("storage").map(|q| q.0.clone())
+}
+
+#[test]
+fn pod_template_carries_the_desired_revision_and_stays_on_delete() {
+    let cluster = minimal_cluster();
+    let sts = stateful_set(
+        &cluster,
+        &defaults(),
+        &StatefulSetInputs::new_for(&cluster, "a1b2c3"),
+    );
+    assert_eq!(
+        template_annotation(&sts, REVISION_ANNOTATION).as_deref(),
+        Some("a1b2c3")
+    );
+    let strategy = sts
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref());
+    assert_eq!(strategy, Some("OnDelete"));
+}
+
+#[test]
+fn running_stateful_set_keeps_its_replicas_and_claim_size() {
+    // A drain from 4 to 3 brokers: the spec says 3, the StatefulSet still runs 4 and was
+    // created with 10Gi claims; the spec has since grown the storage to 20Gi.
+    let mut cluster = minimal_cluster();
+    let mut running = new_stateful_set(&cluster);
+    running.spec.replicas = Some(4);
+    cluster.spec.storage.size = "20Gi".to_owned();
+    let inputs = StatefulSetInputs::keeping(&cluster, Some(&running), "rev-2");
+    assert_eq!(
+        inputs,
+        StatefulSetInputs {
+            replicas: 4,
+            revision: "rev-2".to_owned(),
+            claim_size: "10Gi".to_owned(),
+        }
+    );
+    let sts = stateful_set(&cluster, &defaults(), &inputs);
+    assert_eq!(sts.spec.replicas, Some(4));
+    assert_eq!(claim_size(&sts).as_deref(), Some("10Gi"));
+
+    // A StatefulSet made now starts with no broker: the day-2 plan starts them.
+    let fresh = StatefulSetInputs::keeping(&cluster, None, "rev-2");
+    assert_eq!((fresh.replicas, fresh.claim_size.as_str()), (0, "20Gi"));
+}
+
 /// One broker's configuration as the broker process receives it: the kubelet's view of the
 /// pod `pod` on a node labelled with `zone`, with `$(VAR)` in the arguments expanded from the
 /// container environment, and the shared `server.properties` parsed into keys.
@@ -125,7 +198,7 @@ struct RenderedBroker {
 
 /// The broker container of a cluster's StatefulSet.
 fn broker_container(cluster: &strom_crds::Cluster) -> Container {
-    stateful_set(cluster, &defaults())
+    new_stateful_set(cluster)
         .spec
         .template
         .spec

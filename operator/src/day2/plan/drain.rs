@@ -3,7 +3,7 @@
 //! Lowering `spec.replicas` moves every replica off brokers `spec.replicas..` (to the balanced
 //! target over the remaining brokers, in throttled batches), waits until the metadata shows
 //! them without replica or leadership and DescribeLogDirs shows their disks without partition,
-//! and only then lowers the workload. Refused while the remaining brokers are fewer than a
+//! and only then lowers the workload; the remaining brokers are balanced after. Refused while the remaining brokers are fewer than a
 //! topic's replication factor or the removal would take a controller voter. Raising
 //! `spec.replicas` during a drain cancels its moves in progress.
 
@@ -107,9 +107,14 @@ pub(super) fn plan(
 ) -> Option<Plan> {
     let remaining = ctx.desired.replicas;
     if remaining >= ctx.workload.replicas {
-        // A drain that lowered the workload ends with a preferred-leader election.
+        // A drain that lowered the workload balances what the remaining brokers hold (the
+        // drain moved only the partitions it had to), then elects preferred leaders.
         let op = previous?.clone();
-        return elect_once(ctx, op);
+        let brokers: Vec<i32> = (0..ctx.workload.replicas).collect();
+        return match reassign(ctx, op, &brokers, |_| true, "balance the remaining brokers") {
+            Batch::Plan(plan) => Some(plan),
+            Batch::Done(op) => elect_once(ctx, op),
+        };
     }
     if refused {
         return None;

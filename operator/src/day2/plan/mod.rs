@@ -161,6 +161,14 @@ impl Concern {
 }
 
 impl Ctx<'_> {
+    /// The brokers the workload runs, `0..replicas` (not the ones a scale-down is stopping).
+    fn members(&self) -> impl Iterator<Item = &WorkloadBroker> {
+        self.workload
+            .brokers
+            .iter()
+            .filter(|b| b.id < self.workload.replicas)
+    }
+
     fn broker(&self, id: i32) -> Option<&WorkloadBroker> {
         self.workload.brokers.iter().find(|b| b.id == id)
     }

@@ -311,9 +311,9 @@ proptest! {
             prop_assert!(state.partitions.iter().all(|p| p.replicas.iter().all(|&id| id < desired.replicas)));
         }
         prop_assert!(state.partitions.iter().all(|p| p.isr.len() == p.replicas.len()), "all in sync at the end");
-        let grown = desired.replicas > n;
+        let resized = desired.replicas != n && !refused;
         // A freeze moves leaderships, which only the next operation restores.
-        if grown && faults.is_empty() && state.brokers.iter().all(|b| b.rack.is_none()) {
+        if resized && faults.is_empty() && state.brokers.iter().all(|b| b.rack.is_none()) {
             let ids: Vec<i32> = (0..desired.replicas).collect();
             let replicas: Vec<usize> = ids
                 .iter()

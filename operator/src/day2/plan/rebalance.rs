@@ -66,7 +66,7 @@ pub(super) fn without_admin(
     previous: Option<&OperationStatus>,
     now: &Time,
 ) -> Plan {
-    if !desired.paused && workload.replicas < desired.replicas {
+    if workload.replicas < desired.replicas {
         return scale_up(desired, workload, previous, now);
     }
     let operation = previous.cloned().map(|mut op| {
@@ -100,7 +100,6 @@ fn scale_up(
         _ => OperationKind::ScaleUp,
     };
     let mut op = continued(kind, previous.filter(|op| grows(op.kind)), now);
-    op.kind = kind;
     set_step(&mut op, STEP_SCALING, None, now);
     op.total_steps = desired.replicas;
     op.completed_steps = workload.replicas;

@@ -40,9 +40,7 @@ pub(super) fn plan(ctx: &Ctx<'_>, previous: Option<&OperationStatus>) -> Option<
     }
 
     let mut pending: Vec<&WorkloadBroker> = ctx
-        .workload
-        .brokers
-        .iter()
+        .members()
         .filter(|b| needs_restart(b, &desired.revision))
         .collect();
     if pending.is_empty() {
@@ -194,9 +192,7 @@ fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Vec<String> {
         ));
     }
     let others: Vec<i32> = ctx
-        .workload
-        .brokers
-        .iter()
+        .members()
         .filter(|b| b.id != candidate)
         .filter(|b| {
             b.restarting || (!needs_restart(b, &ctx.desired.revision) && !ctx.serving(b.id))

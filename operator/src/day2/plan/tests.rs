@@ -570,3 +570,22 @@ fn a_stopped_follower_holds_the_roll_and_the_message_names_the_partition() {
         [Blocker::UnderMinIsr { broker: 0, .. }]
     ));
 }
+
+#[test]
+fn brokers_a_scale_down_is_stopping_are_not_rolled_and_do_not_hold_the_roll() {
+    let mut observed = old_cluster(3, 2);
+    // Broker 3 was drained and is stopping: still listed, not ready, on the old revision.
+    observed
+        .workload
+        .brokers
+        .push(crate::day2::observed::WorkloadBroker {
+            id: 3,
+            revision: Some(OLD.to_owned()),
+            ready: false,
+            restarting: false,
+            crash_looping: false,
+        });
+    let next = plan(&desired(3), &observed, None, at(0));
+    assert_eq!(restart_of(&next), Some(0));
+    assert_eq!(next.operation.map(|o| o.total_steps), Some(3));
+}

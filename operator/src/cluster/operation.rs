@@ -1,0 +1,317 @@
+//! The day-2 pass of one Cluster on Kubernetes: observe the brokers through the admin API
+//! (the bootstrap Service), plan with the shared pure planner ([`crate::day2::plan`]), run the
+//! one action it asks for through the [`KubeWorkload`] and the admin API
+//! ([`crate::day2::engine`]), and publish an Event for each step taken.
+//!
+//! The operation the plan returns is the Cluster's `status.operation`, and the next pass reads
+//! it back as `previous`: an operator restarted mid-roll or mid-drain resumes where it was.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+use strom_crds::cluster::OperationStatus;
+
+use super::builders::{bootstrap_address, pod_name};
+use super::workload::KubeWorkload;
+use crate::context::{AdminFactory, Context};
+use crate::day2::engine::{act, observe_admin};
+use crate::day2::plan::{STEP_BLOCKED, plan};
+use crate::day2::{Action, AdminState, Blocker, Desired, Observed, Plan, WorkloadState};
+use crate::error::Error;
+
+/// What one day-2 pass did.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The plan of this pass.
+    pub plan: Plan,
+    /// The operation to write to the status: the plan's when its action ran (or needed
+    /// nothing run), the previous one when the action failed.
+    pub operation: Option<OperationStatus>,
+}
+
+/// Where the admin API of Cluster `name` is reached from inside the Kubernetes cluster.
+fn admin_bootstrap(cluster: &strom_crds::Cluster, namespace: &str) -> String {
+    bootstrap_address(
+        &kube::ResourceExt::name_any(cluster),
+        namespace,
+        cluster.spec.listeners.port,
+    )
+}
+
+/// Observes the admin API of `cluster` (`None` when no broker answers), plans, and runs the
+/// plan's action unless the Cluster is paused.
+pub async fn run<F: AdminFactory>(
+    ctx: &Context<F>,
+    cluster: &strom_crds::Cluster,
+    namespace: &str,
+    desired: &Desired,
+    workload: &KubeWorkload,
+    workload_state: WorkloadState,
+) -> Result<Outcome, Error> {
+    let bootstrap = admin_bootstrap(cluster, namespace);
+    let admin = match ctx.admin.connect(&bootstrap).await {
+        Ok(client) => Some(client),
+        Err(error) => {
+            tracing::debug!(%bootstrap, %error, "admin API not reachable");
+            None
+        }
+    };
+    let admin_state: Option<AdminState> = match &admin {
+        Some(client) => match observe_admin(client).await {
+            Ok(state) => Some(state),
+            Err(error) => {
+                tracing::debug!(%bootstrap, %error, "admin API observation failed");
+                None
+            }
+        },
+        None => None,
+    };
+    let previous = cluster.status.as_ref().and_then(|s| s.operation.as_ref());
+    let observed = Observed {
+        workload: workload_state,
+        admin: admin_state,
+    };
+    let plan = plan(desired, &observed, previous, Time(ctx.clock.now()));
+    tracing::debug!(action = ?plan.action, operation = ?plan.operation, blockers = ?plan.blockers, "day-2 plan");
+
+    let reference = kube::Resource::object_ref(cluster, &());
+    let name = kube::ResourceExt::name_any(cluster);
+    let needs_admin = !matches!(
+        plan.action,
+        Action::Idle | Action::Wait | Action::Scale { .. } | Action::Restart { .. }
+    );
+    let result = match (&admin, needs_admin) {
+        _ if desired.paused => Ok(()),
+        (Some(client), _) => act(&plan.action, workload, client).await,
+        (None, false) => act_on_workload(&plan.action, workload).await,
+        (None, true) => {
+            tracing::warn!(action = ?plan.action, "no admin connection for the planned action");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => {
+            if !desired.paused {
+                publish_step(ctx, &reference, desired, &name, &plan, &observed.workload).await;
+            }
+            let operation = plan.operation.clone();
+            Ok(Outcome { plan, operation })
+        }
+        Err(Error::EvictionRefused { pod, message }) => {
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "EvictionRefused",
+                "Restart",
+                format!("pod {pod} was not evicted, the PodDisruptionBudget allows no disruption now; retrying: {message}"),
+            )
+            .await;
+            let message = format!(
+                "waiting for the PodDisruptionBudget to allow evicting pod {pod}: {message}"
+            );
+            // The restart did not happen: the operation stays where it was, or, when this was
+            // its first step, waits at the broker it wants to restart.
+            let operation = match previous {
+                Some(op) => Some(OperationStatus {
+                    message: Some(message),
+                    ..op.clone()
+                }),
+                None => plan.operation.clone().map(|op| OperationStatus {
+                    step: Some(STEP_BLOCKED.to_owned()),
+                    attempts: 0,
+                    message: Some(message),
+                    ..op
+                }),
+            };
+            Ok(Outcome { plan, operation })
+        }
+        Err(error) => {
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                "StepFailed",
+                action_name(&plan.action),
+                format!(
+                    "{}: {error}",
+                    describe(&plan.action, desired, &name, &observed.workload)
+                ),
+            )
+            .await;
+            Err(error)
+        }
+    }
+}
+
+/// Runs a workload action without an admin connection: the plan starts brokers (or stops
+/// drained ones) before any broker answers.
+async fn act_on_workload(action: &Action, workload: &KubeWorkload) -> Result<(), Error> {
+    use crate::day2::Workload;
+    match action {
+        Action::Scale { replicas } => workload.scale(*replicas).await,
+        Action::Restart { broker } => workload.restart(*broker).await,
+        _ => Ok(()),
+    }
+}
+
+/// The Event `action` of each step.
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Idle | Action::Wait => "Observe",
+        Action::Scale { .. } => "Scale",
+        Action::Restart { .. } => "Restart",
+        Action::Reassign { .. } | Action::CancelReassignments { .. } => "Reassign",
+        Action::ElectPreferred { .. } => "ElectLeaders",
+        Action::AlterBrokerConfigs { .. } | Action::ClearThrottles => "Configure",
+    }
+}
+
+/// What `action` does, in words, for its Event.
+fn describe(action: &Action, desired: &Desired, cluster: &str, workload: &WorkloadState) -> String {
+    match action {
+        Action::Idle | Action::Wait => "nothing to do".to_owned(),
+        Action::Scale { replicas } => {
+            let from = workload.replicas;
+            let removed: Vec<String> = (*replicas..from).map(|id| id.to_string()).collect();
+            if *replicas < from {
+                format!(
+                    "StatefulSet replicas lowered from {from} to {replicas}: broker(s) {} drained (no partition replica left)",
+                    removed.join(", ")
+                )
+            } else {
+                format!("StatefulSet replicas raised from {from} to {replicas}")
+            }
+        }
+        Action::Restart { broker } => format!(
+            "evicted pod {} to restart broker {broker} onto revision {}",
+            pod_name(cluster, *broker),
+            desired.revision
+        ),
+        Action::Reassign { moves, throttle } => {
+            let first: Vec<String> = moves
+                .iter()
+                .take(5)
+                .map(|(tp, replicas)| format!("{tp} -> {replicas:?}"))
+                .collect();
+            let more = moves.len().saturating_sub(first.len());
+            format!(
+                "reassigning {} partition(s){}: {}{}",
+                moves.len(),
+                throttle.map_or_else(
+                    || " unthrottled".to_owned(),
+                    |rate| format!(" throttled to {rate} B/s per broker")
+                ),
+                first.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        }
+        Action::CancelReassignments { partitions } => format!(
+            "cancelled the reassignment of {} partition(s): the drain is reverted",
+            partitions.len()
+        ),
+        Action::ElectPreferred { partitions } => format!(
+            "preferred-leader election of {} partition(s)",
+            partitions.len()
+        ),
+        Action::AlterBrokerConfigs { configs } => format!(
+            "dynamic broker configs set without a restart: {}",
+            configs
+                .iter()
+                .map(|(k, v)| if v.is_empty() {
+                    format!("{k} (deleted)")
+                } else {
+                    format!("{k}={v}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Action::ClearThrottles => "replication throttles of the finished moves removed".to_owned(),
+    }
+}
+
+/// The Event reason of each step.
+fn reason(action: &Action, workload: &WorkloadState) -> Option<&'static str> {
+    Some(match action {
+        Action::Idle | Action::Wait => return None,
+        Action::Scale { replicas } if *replicas < workload.replicas => "ReplicasLowered",
+        Action::Scale { .. } => "ReplicasRaised",
+        Action::Restart { .. } => "PodEvicted",
+        Action::Reassign { .. } => "ReassignmentStarted",
+        Action::CancelReassignments { .. } => "ReassignmentCancelled",
+        Action::ElectPreferred { .. } => "LeadersElected",
+        Action::AlterBrokerConfigs { .. } => "BrokerConfigsUpdated",
+        Action::ClearThrottles => "ThrottlesCleared",
+    })
+}
+
+/// One Normal Event per action taken.
+async fn publish_step<F>(
+    ctx: &Context<F>,
+    reference: &ObjectReference,
+    desired: &Desired,
+    cluster: &str,
+    plan: &Plan,
+    workload: &WorkloadState,
+) {
+    if let Some(reason) = reason(&plan.action, workload) {
+        ctx.publish(
+            reference,
+            EventType::Normal,
+            reason,
+            action_name(&plan.action),
+            describe(&plan.action, desired, cluster, workload),
+        )
+        .await;
+    }
+}
+
+/// The condition a blocker sets: (type, reason, message).
+pub fn blocker_condition(blocker: &Blocker) -> (&'static str, &'static str, String) {
+    match blocker {
+        Blocker::UnderMinIsr { broker, partitions } => (
+            "RollBlocked",
+            "UnderMinIsr",
+            format!(
+                "restarting broker {broker} would leave {} partition(s) below min.insync.replicas: {}",
+                partitions.len(),
+                names(partitions.iter().map(ToString::to_string))
+            ),
+        ),
+        Blocker::UnavailableTopics { topics } => (
+            "RollBlocked",
+            "UnavailableTopics",
+            format!(
+                "topic(s) {} have replication factor 1 or below min.insync.replicas, so any restart makes them unavailable; set spec.operations.allowUnavailablePartitions to restart anyway",
+                names(topics.iter().cloned())
+            ),
+        ),
+        Blocker::ScaleDownRefused { message } => {
+            ("ScaleDownRefused", "ScaleDownRefused", message.clone())
+        }
+        Blocker::RestartsExhausted { broker } => (
+            "Degraded",
+            "RestartsExhausted",
+            format!(
+                "broker {broker} did not come back after the allowed restarts (spec.operations.maxRestartAttempts); the roll stops until it serves again"
+            ),
+        ),
+    }
+}
+
+/// Up to ten names, comma-separated, with a count of the rest.
+fn names(items: impl Iterator<Item = String>) -> String {
+    let items: Vec<String> = items.collect();
+    let mut out = items
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > 10 {
+        out.push_str(&format!(" and {} more", items.len() - 10));
+    }
+    out
+}
