@@ -609,6 +609,10 @@ fn full_values_render_namespaced_rbac_monitoring_dashboards_and_a_cluster() {
         service["spec"]["ports"][0]["name"]
     );
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["honorLabels"], true,
+        "the operator's own `cluster` label is kept"
+    );
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
     assert_eq!(
         monitor["spec"]["namespaceSelector"]["matchNames"],

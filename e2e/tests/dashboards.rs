@@ -17,7 +17,7 @@ use strom_e2e::observability::{
 use strom_e2e::{repo_root, tool, wait_until};
 
 /// Metrics the dashboards and rules may read that the broker does not define, and who does.
-const EXTERNAL_METRICS: [(&str, &str); 7] = [
+const EXTERNAL_METRICS: [(&str, &str); 10] = [
     ("up", "Prometheus, for every scrape target"),
     (
         "kubelet_volume_stats_available_bytes",
@@ -40,6 +40,15 @@ const EXTERNAL_METRICS: [(&str, &str); 7] = [
         "strom_operator_operations_in_progress",
         "the operator's /metrics",
     ),
+    (
+        "strom_operator_operation_step_duration_seconds_bucket",
+        "the operator's /metrics",
+    ),
+    (
+        "strom_operator_reassignment_bytes_remaining",
+        "the operator's /metrics",
+    ),
+    ("strom_operator_blocked_rolls", "the operator's /metrics"),
 ];
 
 /// The replication metrics an operator watches, by their JMX-exporter names: each has a panel

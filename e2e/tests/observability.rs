@@ -36,7 +36,7 @@ const KUBELET_ONLY: &str =
 /// Metrics that the dashboards and rules read but this test cannot produce, with the reason.
 /// Queries reading them must still parse, and may be empty. The test fails when one of them has
 /// data, so the list cannot go stale: remove an entry once its metric exists.
-const ABSENT_METRICS: [(&str, &str); 6] = [
+const ABSENT_METRICS: [(&str, &str); 9] = [
     ("strom_operator_reconciles_total", OPERATOR_NOT_RUNNING),
     (
         "strom_operator_reconcile_errors_total",
@@ -50,6 +50,15 @@ const ABSENT_METRICS: [(&str, &str); 6] = [
         "strom_operator_operations_in_progress",
         OPERATOR_NOT_RUNNING,
     ),
+    (
+        "strom_operator_operation_step_duration_seconds_bucket",
+        OPERATOR_NOT_RUNNING,
+    ),
+    (
+        "strom_operator_reassignment_bytes_remaining",
+        OPERATOR_NOT_RUNNING,
+    ),
+    ("strom_operator_blocked_rolls", OPERATOR_NOT_RUNNING),
     ("kubelet_volume_stats_available_bytes", KUBELET_ONLY),
     ("kubelet_volume_stats_capacity_bytes", KUBELET_ONLY),
 ];

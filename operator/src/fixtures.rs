@@ -148,6 +148,7 @@ pub(crate) fn topic() -> Topic {
             replication_factor: Some(3),
             config: BTreeMap::from([("retention.ms".to_owned(), "86400000".to_owned())]),
             deletion_policy: DeletionPolicy::Delete,
+            managed: true,
         },
     );
     topic.metadata = meta("orders", "7b0f0a6e-3c1d-4c55-9a40-1f1d6f0a0003");

@@ -91,9 +91,12 @@ mod tests {
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
         state.ready.store(true, Ordering::Release);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        state.metrics.set_operation("kafka/demo", None);
         let metrics = get(addr, "/metrics").await;
         assert!(
-            metrics.contains("strom_operator_operations_in_progress"),
+            metrics.contains(
+                "strom_operator_operations_in_progress{cluster=\"kafka/demo\",kind=\"ScaleUp\"} 0"
+            ),
             "{metrics}"
         );
 

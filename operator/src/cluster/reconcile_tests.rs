@@ -161,7 +161,9 @@ async fn new_cluster_applies_its_children_and_reports_provisioning() {
     );
     let metrics = ctx.metrics.encode().expect("metrics");
     assert!(
-        metrics.contains("strom_operator_operations_in_progress{kind=\"Provisioning\"} 1"),
+        metrics.contains(
+            "strom_operator_operations_in_progress{cluster=\"kafka/demo\",kind=\"Provisioning\"} 1"
+        ),
         "{metrics}"
     );
 }

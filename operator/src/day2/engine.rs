@@ -288,7 +288,9 @@ fn replica_list(value: &str) -> BTreeSet<String> {
         .collect()
 }
 
-async fn reassign<A: DayTwoAdmin>(
+/// Starts `moves` (AlterPartitionReassignments), after setting their throttle when `throttle`
+/// is given (see the module docs).
+pub async fn reassign<A: DayTwoAdmin>(
     admin: &A,
     moves: &BTreeMap<TopicPartition, Vec<i32>>,
     throttle: Option<i64>,
@@ -408,7 +410,7 @@ async fn set_throttles<A: DayTwoAdmin>(
 
 /// Removes the throttle rates from every registered broker and the throttled-replica lists
 /// from every topic that has one.
-async fn clear_throttles<A: DayTwoAdmin>(admin: &A) -> Result<(), Error> {
+pub async fn clear_throttles<A: DayTwoAdmin>(admin: &A) -> Result<(), Error> {
     let brokers = registered(admin).await?;
     let topics = admin
         .describe_topics_partitions(None)

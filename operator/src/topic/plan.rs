@@ -5,7 +5,8 @@
 //! - a missing topic is created with the spec's partitions, replication factor and configs;
 //! - an existing topic is adopted (no recreate): partitions only grow, configs converge;
 //! - partitions never decrease (Kafka cannot remove partitions): refused;
-//! - a replication factor change is refused until reassignment exists;
+//! - a replication factor change is not an admin request here: [`TopicPlan::replication_factor`]
+//!   names it and the reconciler moves replicas through reassignment (`topic::replication`);
 //! - configs: the managed keys are exactly the spec's keys. A managed key whose value differs
 //!   (changed by hand or never set) is SET; a key managed before but gone from the spec is
 //!   DELETED (back to the default) if the topic still has it; keys nobody here manages are left
@@ -67,13 +68,6 @@ pub enum Refusal {
         /// Partitions the spec asks for.
         desired: i32,
     },
-    /// `spec.replicationFactor` differs from the topic's.
-    ReplicationFactorChange {
-        /// Replication factor the topic has.
-        observed: i16,
-        /// Replication factor the spec asks for.
-        desired: i16,
-    },
 }
 
 impl Refusal {
@@ -81,7 +75,6 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::PartitionDecrease { .. } => "PartitionDecreaseRefused",
-            Self::ReplicationFactorChange { .. } => "ReplicationFactorChangeRefused",
         }
     }
 
@@ -91,10 +84,6 @@ impl Refusal {
             Self::PartitionDecrease { observed, desired } => format!(
                 "spec.partitions is {desired} but the topic has {observed} partitions: Kafka cannot remove \
                  partitions; set spec.partitions to at least {observed}"
-            ),
-            Self::ReplicationFactorChange { observed, desired } => format!(
-                "spec.replicationFactor is {desired} but the topic has replication factor {observed}: changing \
-                 it needs partition reassignment, which this operator does not do yet; set it back to {observed}"
             ),
         }
     }
@@ -111,6 +100,9 @@ pub struct TopicPlan {
     pub managed_config_keys: BTreeSet<String>,
     /// The topic exists but this Topic did not manage it before (adoption).
     pub adopts: bool,
+    /// The replication factor the spec asks for, when the existing topic has another one: a
+    /// change through partition reassignment.
+    pub replication_factor: Option<i16>,
 }
 
 /// Plans the admin requests that bring `observed` to `desired`.
@@ -135,6 +127,7 @@ pub fn plan(
             refusals: Vec::new(),
             managed_config_keys,
             adopts: false,
+            replication_factor: None,
         };
     };
 
@@ -152,14 +145,9 @@ pub fn plan(
         });
     }
 
-    if let Some(rf) = desired.replication_factor
-        && rf != observed.replication_factor
-    {
-        refusals.push(Refusal::ReplicationFactorChange {
-            observed: observed.replication_factor,
-            desired: rf,
-        });
-    }
+    let replication_factor = desired
+        .replication_factor
+        .filter(|rf| *rf != observed.replication_factor);
 
     let set: BTreeMap<String, String> = desired
         .configs
@@ -182,6 +170,7 @@ pub fn plan(
         refusals,
         managed_config_keys,
         adopts: previously_managed.is_none(),
+        replication_factor,
     }
 }
 
@@ -280,20 +269,26 @@ mod tests {
     }
 
     #[test]
-    fn replication_factor_change_is_refused() {
+    fn replication_factor_change_is_named_not_refused() {
         let plan = plan(
             &desired(6, Some(1), &[]),
             Some(&observed(6, 3, &[])),
             Some(&keys(&[])),
         );
+        assert!(plan.refusals.is_empty());
+        assert!(plan.actions.is_empty(), "no CreateTopics-style request");
+        assert_eq!(plan.replication_factor, Some(1));
+        let same = plan_of(&desired(6, Some(3), &[]), &observed(6, 3, &[]));
+        assert_eq!(same.replication_factor, None);
+        let default = plan_of(&desired(6, None, &[]), &observed(6, 3, &[]));
         assert_eq!(
-            plan.refusals,
-            vec![Refusal::ReplicationFactorChange {
-                observed: 3,
-                desired: 1
-            }]
+            default.replication_factor, None,
+            "no factor in the spec changes nothing"
         );
-        assert!(plan.actions.is_empty());
+    }
+
+    fn plan_of(desired: &DesiredTopic, observed: &ObservedTopic) -> TopicPlan {
+        plan(desired, Some(observed), Some(&keys(&[])))
     }
 
     #[test]

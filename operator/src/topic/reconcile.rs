@@ -1,21 +1,28 @@
-//! One reconcile pass of a Topic.
+//! One reconcile pass of a Topic: who owns the Kafka topic, whether it is still the one this
+//! Topic recorded, then plan and act.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
-use strom_admin::{AdminError, BrokerAdmin, ObservedTopic};
-use strom_crds::topic::{DeletionPolicy, TOPIC_FINALIZER};
-use strom_crds::{Cluster, Topic, TopicStatus};
+use strom_admin::{AdminError, BrokerAdmin};
+use strom_crds::topic::{ReassignmentProgress, TOPIC_FINALIZER};
+use strom_crds::{Cluster, Topic};
 
+use super::claim::claimed_by;
+use super::cleanup::{cleanup, let_go, namespace_topics};
+use super::identity::{Identity, identity};
 use super::plan::{DesiredTopic, TopicAction, plan};
-use crate::cluster::builders::{FIELD_MANAGER, bootstrap_address};
+use super::replicate::{Replication, replicate};
+use super::status::{
+    RETRY_UNAVAILABLE, Unavailable, patch_status, record_observed, report_held, report_unavailable,
+};
+use crate::cluster::builders::bootstrap_address;
 use crate::conditions::set_condition;
 use crate::context::{AdminFactory, Context};
 use crate::error::Error;
@@ -25,12 +32,13 @@ pub const TOPIC_KIND: &str = "Topic";
 
 /// How often a converged topic is checked for drift (configs changed by hand).
 const RESYNC: Duration = Duration::from_secs(300);
-/// Retry delay when the Cluster is missing or unreachable.
-const RETRY_UNAVAILABLE: Duration = Duration::from_secs(30);
-/// Retry delay after Kafka rejected a request (bad config value, policy violation).
-const RETRY_REJECTED: Duration = Duration::from_secs(120);
+/// How often a replication-factor change in progress is checked.
+const RETRY_REPLICATION: Duration = Duration::from_secs(10);
+/// How often a Topic in conflict checks whether the Topic that owns its Kafka topic is gone.
+const RETRY_CONFLICT: Duration = Duration::from_secs(60);
 
-/// Reconciles one Topic: through the finalizer, so a deletion becomes a cleanup.
+/// Reconciles one Topic: through the finalizer, so a deletion becomes a cleanup. An unmanaged
+/// Topic that is not being deleted is let go of instead (its finalizer removed).
 pub async fn reconcile<F: AdminFactory>(
     topic: Arc<Topic>,
     ctx: Arc<Context<F>>,
@@ -40,6 +48,9 @@ pub async fn reconcile<F: AdminFactory>(
         kind: TOPIC_KIND,
         name: topic.name_any(),
     })?;
+    if !topic.is_managed() && topic.metadata.deletion_timestamp.is_none() {
+        return let_go(&topic, &ctx, &namespace).await;
+    }
     let api: Api<Topic> = Api::namespaced(ctx.client.clone(), &namespace);
     finalizer(&api, TOPIC_FINALIZER, topic, |event| async {
         match event {
@@ -51,39 +62,8 @@ pub async fn reconcile<F: AdminFactory>(
     .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
-/// Why a pass could not reach the topic, with the condition reason it gets.
-struct Unavailable {
-    reason: &'static str,
-    message: String,
-    retry: Duration,
-}
-
-impl Unavailable {
-    fn from_admin(operation: &str, bootstrap: &str, error: &AdminError) -> Self {
-        match error {
-            AdminError::Kafka { name, .. } => Self {
-                reason: "KafkaRejected",
-                message: format!("{operation} was rejected by the cluster ({name}): {error}"),
-                retry: RETRY_REJECTED,
-            },
-            AdminError::Unreachable { .. } | AdminError::Timeout { .. } => Self {
-                reason: "ClusterUnreachable",
-                message: format!(
-                    "cannot reach the cluster at {bootstrap} for {operation}: {error}"
-                ),
-                retry: RETRY_UNAVAILABLE,
-            },
-            _ => Self {
-                reason: "ClusterUnreachable",
-                message: format!("{operation} against {bootstrap} failed: {error}"),
-                retry: RETRY_UNAVAILABLE,
-            },
-        }
-    }
-}
-
 /// The Cluster the Topic names, if it exists.
-async fn referenced_cluster<F: AdminFactory>(
+pub(super) async fn referenced_cluster<F: AdminFactory>(
     topic: &Topic,
     ctx: &Context<F>,
     namespace: &str,
@@ -105,6 +85,25 @@ async fn apply<F: AdminFactory>(
 ) -> Result<Action, Error> {
     let name = topic.topic_name().to_owned();
     let cluster_name = &topic.spec.cluster_ref.name;
+    let topics = namespace_topics(ctx, namespace).await?;
+    if let Some(owner) = claimed_by(topic, &topics) {
+        let message = format!(
+            "Topic {} already manages Kafka topic {name} on Cluster {cluster_name}: this Topic changes \
+             nothing, and deleting it does not delete the topic. Delete this Topic or give it another \
+             spec.topicName",
+            owner.name_any()
+        );
+        report_held(
+            topic,
+            ctx,
+            namespace,
+            "ResourceConflict",
+            EventType::Warning,
+            message,
+        )
+        .await?;
+        return Ok(Action::requeue(RETRY_CONFLICT));
+    }
     let cluster = referenced_cluster(topic, ctx, namespace).await?;
     let Some(cluster) = cluster else {
         let why = Unavailable {
@@ -132,23 +131,72 @@ async fn apply<F: AdminFactory>(
         }
     };
 
+    let recorded_id = topic.status.as_ref().and_then(|s| s.topic_id.clone());
+    let check = observed.as_ref().map(|t| {
+        identity(
+            recorded_id.as_deref(),
+            &t.topic_id,
+            topic.accepted_topic_id(),
+        )
+    });
+    if let Some(message) = check.as_ref().and_then(|c| c.changed_message(&name)) {
+        report_held(
+            topic,
+            ctx,
+            namespace,
+            "TopicIdChanged",
+            EventType::Warning,
+            message,
+        )
+        .await?;
+        return Ok(Action::requeue(RESYNC));
+    }
+    let accepted = matches!(check, Some(Identity::Accepted { .. }));
+
     let desired = DesiredTopic {
         name: name.clone(),
         partitions: topic.spec.partitions,
         replication_factor: topic.spec.replication_factor,
         configs: topic.spec.config.clone(),
     };
-    let previously_managed = previously_managed(topic);
+    // An accepted new topic is another topic: its configs were never ours.
+    let previously_managed = previously_managed(topic).filter(|_| !accepted);
     let plan = plan(&desired, observed.as_ref(), previously_managed.as_ref());
     let reference = topic.object_ref(&());
 
-    if plan.adopts && observed.is_some() {
+    if let Some(Identity::Accepted { recorded }) = &check {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "TopicIdAccepted",
+            "Adopt",
+            format!(
+                "topic {name} was re-created outside this Topic (id {recorded} before); the new topic \
+                 is accepted and now managed by this Topic"
+            ),
+        )
+        .await;
+    } else if plan.adopts && observed.is_some() {
         ctx.publish(
             &reference,
             EventType::Normal,
             "Adopted",
             "Adopt",
             format!("topic {name} already existed; it is now managed by this Topic"),
+        )
+        .await;
+    } else if observed.is_none()
+        && let Some(recorded) = &recorded_id
+    {
+        ctx.publish(
+            &reference,
+            EventType::Warning,
+            "Recreated",
+            "Create",
+            format!(
+                "topic {name} (id {recorded}) was deleted outside this Topic; it is created again as \
+                 the spec says"
+            ),
         )
         .await;
     }
@@ -200,13 +248,160 @@ async fn apply<F: AdminFactory>(
     status.observed_generation = topic.metadata.generation;
     status.managed_config_keys = plan.managed_config_keys.iter().cloned().collect();
     record_observed(&mut status, current.as_ref());
+
+    // A replication-factor change runs until every partition has the factor, even once the
+    // lowest partition's count (what DescribeTopic reports) already matches.
+    let changing = plan.replication_factor.is_some() || status.target_replication_factor.is_some();
+    let target = topic.spec.replication_factor.filter(|_| changing);
+    let replication = match (target, &current) {
+        (Some(rf), Some(t)) => {
+            let rf_count = usize::try_from(rf).unwrap_or(0);
+            let min_insync = t.configs.get("min.insync.replicas").map(String::as_str);
+            let finishing = status.target_replication_factor.is_some();
+            match replicate(&admin, &cluster, &name, rf_count, min_insync, finishing).await {
+                Ok(outcome) => Some((rf, outcome)),
+                Err(error) => {
+                    let why = Unavailable::from_engine(&bootstrap, &error);
+                    return report_unavailable(
+                        topic,
+                        ctx,
+                        namespace,
+                        why,
+                        Some((current.as_ref(), plan.managed_config_keys.clone())),
+                    )
+                    .await;
+                }
+            }
+        }
+        _ => None,
+    };
+    let bytes_source = format!("Topic/{}", topic.name_any());
+    let cluster_key = format!("{namespace}/{cluster_name}");
+    let mut requeue = RESYNC;
+    let mut replication_refusal = None;
+    let mut changing_message = None;
+    match &replication {
+        Some((
+            rf,
+            Replication::InProgress {
+                progress,
+                current: in_place,
+                started,
+            },
+        )) => {
+            if *started > 0 {
+                ctx.publish(
+                    &reference,
+                    EventType::Normal,
+                    "ReassignmentStarted",
+                    "Reassign",
+                    format!("topic {name}: moving {started} partitions to replication factor {rf}"),
+                )
+                .await;
+            }
+            status.target_replication_factor = Some(*rf);
+            if let Some(in_place) = in_place.and_then(|n| i16::try_from(n).ok()) {
+                status.replication_factor = Some(in_place);
+            }
+            ctx.metrics.set_reassignment_bytes_remaining(
+                &cluster_key,
+                &bytes_source,
+                progress.bytes_remaining,
+            );
+            changing_message = Some(changing_note(
+                &name,
+                status.replication_factor,
+                *rf,
+                progress,
+            ));
+            status.reassignment = Some(progress.clone());
+            requeue = RETRY_REPLICATION;
+        }
+        Some((rf, Replication::Converged)) => {
+            if status.target_replication_factor.is_some() {
+                ctx.publish(
+                    &reference,
+                    EventType::Normal,
+                    "ReplicationFactorChanged",
+                    "Reassign",
+                    format!("topic {name} now has replication factor {rf} on every partition"),
+                )
+                .await;
+            }
+            status.replication_factor = Some(*rf);
+            status.target_replication_factor = None;
+            status.reassignment = None;
+            ctx.metrics
+                .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
+        }
+        Some((rf, Replication::Refused(refusal))) => {
+            status.target_replication_factor = Some(*rf);
+            status.reassignment = None;
+            ctx.metrics
+                .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
+            replication_refusal = Some((refusal.reason(), refusal.message(&name)));
+        }
+        None => {
+            if status.target_replication_factor.take().is_some() {
+                ctx.metrics
+                    .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
+            }
+            status.reassignment = None;
+        }
+    }
+
+    let mut refusals: Vec<(&'static str, String)> = plan
+        .refusals
+        .iter()
+        .map(|r| (r.reason(), r.message()))
+        .collect();
+    refusals.extend(replication_refusal);
     let now = ctx.clock.now();
-    if plan.refusals.is_empty() {
+    if !refusals.is_empty() {
+        let message = refusals
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        for (reason, note) in &refusals {
+            ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
+            ctx.publish(
+                &reference,
+                EventType::Warning,
+                reason,
+                "Refuse",
+                note.clone(),
+            )
+            .await;
+        }
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            refusals[0].0,
+            message.clone(),
+            topic.metadata.generation,
+            now,
+        );
+        status.message = Some(message);
+    } else if let Some(message) = changing_message {
+        status.message = None;
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "ReplicationFactorChanging",
+            message,
+            topic.metadata.generation,
+            now,
+        );
+    } else {
         status.message = None;
         let message = match &current {
-            Some(t) => format!(
+            Some(_) => format!(
                 "topic {name} has {} partitions, replication factor {} and the declared configs",
-                t.partitions, t.replication_factor
+                status.partitions.unwrap_or_default(),
+                status.replication_factor.unwrap_or_default()
             ),
             None => format!("topic {name} was created"),
         };
@@ -219,104 +414,27 @@ async fn apply<F: AdminFactory>(
             topic.metadata.generation,
             now,
         );
-    } else {
-        let message = plan
-            .refusals
-            .iter()
-            .map(|r| r.message())
-            .collect::<Vec<_>>()
-            .join("; ");
-        for refusal in &plan.refusals {
-            ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                refusal.reason(),
-                "Refuse",
-                refusal.message(),
-            )
-            .await;
-        }
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            plan.refusals[0].reason(),
-            message.clone(),
-            topic.metadata.generation,
-            now,
-        );
-        status.message = Some(message);
     }
     patch_status(ctx, namespace, topic, &status).await?;
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(requeue))
 }
 
-async fn cleanup<F: AdminFactory>(
-    topic: &Topic,
-    ctx: &Context<F>,
-    namespace: &str,
-) -> Result<Action, Error> {
-    let name = topic.topic_name().to_owned();
-    let reference = topic.object_ref(&());
-    if topic.spec.deletion_policy == DeletionPolicy::Retain {
-        ctx.publish(
-            &reference,
-            EventType::Normal,
-            "Retained",
-            "Delete",
-            format!("deletionPolicy is Retain: topic {name} is kept"),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let cluster_name = &topic.spec.cluster_ref.name;
-    let cluster = referenced_cluster(topic, ctx, namespace).await?;
-    let Some(cluster) = cluster else {
-        // The brokers went with the Cluster; there is no topic left to delete.
-        ctx.publish(
-            &reference,
-            EventType::Normal,
-            "ClusterGone",
-            "Delete",
-            format!("Cluster {cluster_name} no longer exists; nothing to delete for topic {name}"),
-        )
-        .await;
-        return Ok(Action::await_change());
-    };
-    let bootstrap = bootstrap_address(cluster_name, namespace, cluster.spec.listeners.port);
-    let result = match ctx.admin.connect(&bootstrap).await {
-        Ok(admin) => admin.delete_topic(&name).await,
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(()) => {
-            ctx.publish(
-                &reference,
-                EventType::Normal,
-                "Deleted",
-                "Delete",
-                format!("deleted topic {name}"),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-        Err(source) => {
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                "DeleteFailed",
-                "Delete",
-                format!("cannot delete topic {name} through {bootstrap}: {source}; retrying"),
-            )
-            .await;
-            Err(Error::Admin {
-                operation: "DeleteTopics",
-                topic: name,
-                source,
-            })
-        }
-    }
+/// What the `ReplicationFactorChanging` condition says.
+fn changing_note(
+    name: &str,
+    current: Option<i16>,
+    target: i16,
+    progress: &ReassignmentProgress,
+) -> String {
+    let from = current.map_or_else(|| "?".to_owned(), |rf| rf.to_string());
+    let bytes = progress
+        .bytes_remaining
+        .map(|b| format!(", {b} bytes left to copy"))
+        .unwrap_or_default();
+    format!(
+        "topic {name}: replication factor {from} -> {target}: {}/{} partitions done, {} moving{bytes}",
+        progress.done_partitions, progress.total_partitions, progress.moving_partitions
+    )
 }
 
 /// Keys managed after the last pass that saw the topic; `None` before that (new or adopted).
@@ -326,16 +444,6 @@ pub(crate) fn previously_managed(topic: &Topic) -> Option<BTreeSet<String>> {
         .as_ref()
         .filter(|s| s.partitions.is_some())
         .map(|s| s.managed_config_keys.iter().cloned().collect())
-}
-
-pub(crate) fn record_observed(status: &mut TopicStatus, observed: Option<&ObservedTopic>) {
-    if let Some(t) = observed {
-        if !t.topic_id.is_empty() {
-            status.topic_id = Some(t.topic_id.clone());
-        }
-        status.partitions = Some(t.partitions);
-        status.replication_factor = Some(t.replication_factor);
-    }
 }
 
 pub(crate) async fn execute<A: BrokerAdmin>(
@@ -390,68 +498,4 @@ fn describe_action(name: &str, action: &TopicAction) -> (&'static str, String) {
             )
         }
     }
-}
-
-/// Writes a `Ready=False` status with `why`, an Event, and requeues after `why.retry`.
-/// `progress` carries what is known of the topic when a request failed part-way.
-async fn report_unavailable<F: AdminFactory>(
-    topic: &Topic,
-    ctx: &Context<F>,
-    namespace: &str,
-    why: Unavailable,
-    progress: Option<(Option<&ObservedTopic>, BTreeSet<String>)>,
-) -> Result<Action, Error> {
-    tracing::warn!(topic = %topic.name_any(), namespace, reason = why.reason, message = %why.message, "topic not reconciled");
-    ctx.metrics.reconcile_error(TOPIC_KIND, why.reason);
-    ctx.publish(
-        &topic.object_ref(&()),
-        EventType::Warning,
-        why.reason,
-        "Reconcile",
-        why.message.clone(),
-    )
-    .await;
-    let mut status = topic.status.clone().unwrap_or_default();
-    status.observed_generation = topic.metadata.generation;
-    if let Some((observed, managed)) = progress {
-        record_observed(&mut status, observed);
-        status.managed_config_keys = managed.into_iter().collect();
-    }
-    set_condition(
-        &mut status.conditions,
-        "Ready",
-        false,
-        why.reason,
-        why.message.clone(),
-        topic.metadata.generation,
-        ctx.clock.now(),
-    );
-    status.message = Some(why.message);
-    patch_status(ctx, namespace, topic, &status).await?;
-    Ok(Action::requeue(why.retry))
-}
-
-async fn patch_status<F>(
-    ctx: &Context<F>,
-    namespace: &str,
-    topic: &Topic,
-    status: &TopicStatus,
-) -> Result<(), Error> {
-    let api: Api<Topic> = Api::namespaced(ctx.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": Topic::api_version(&()),
-        "kind": Topic::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &topic.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(Error::kube(format!(
-        "patch status of Topic {namespace}/{}",
-        topic.name_any()
-    )))?;
-    Ok(())
 }

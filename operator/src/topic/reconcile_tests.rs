@@ -9,32 +9,54 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use serde_json::Value;
 use strom_admin::ObservedTopic;
-use strom_crds::TopicStatus;
+use strom_crds::{Topic, TopicStatus};
 
 use super::reconcile;
 use crate::fixtures::{
-    AdminCall, FakeAdmin, NAMESPACE, minimal_cluster, run_scenario, test_context, test_now, topic,
+    AdminCall, ApiServerVerifier, FakeAdmin, NAMESPACE, minimal_cluster, run_scenario,
+    test_context, test_now, topic,
 };
 
-const BOOTSTRAP: &str = "demo-bootstrap.kafka.svc:9092";
+pub(super) const BOOTSTRAP: &str = "demo-bootstrap.kafka.svc:9092";
 
-fn cluster_path() -> String {
+pub(super) fn cluster_path() -> String {
     format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/clusters/demo")
 }
 
-fn status_path() -> String {
+pub(super) fn status_path() -> String {
     format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders/status")
 }
 
-fn cluster_json() -> Value {
+pub(super) fn topics_path() -> String {
+    format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics")
+}
+
+pub(super) fn topic_path() -> String {
+    format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders")
+}
+
+/// Answers the Topic list of the namespace with `topics`.
+pub(super) async fn list_topics(api: &mut ApiServerVerifier, topics: &[Topic]) {
+    api.expect(Method::GET, &topics_path()).await.respond(
+        http::StatusCode::OK,
+        &serde_json::json!({
+            "apiVersion": "strom.io/v1alpha1",
+            "kind": "TopicList",
+            "metadata": {},
+            "items": topics,
+        }),
+    );
+}
+
+pub(super) fn cluster_json() -> Value {
     serde_json::to_value(minimal_cluster()).expect("cluster serializes")
 }
 
-fn topic_json() -> Value {
+pub(super) fn topic_json() -> Value {
     serde_json::to_value(topic()).expect("topic serializes")
 }
 
-fn ready_condition(status: &Value) -> Value {
+pub(super) fn ready_condition(status: &Value) -> Value {
     status["status"]["conditions"]
         .as_array()
         .expect("conditions")
@@ -44,7 +66,7 @@ fn ready_condition(status: &Value) -> Value {
         .clone()
 }
 
-fn existing(partitions: i32, configs: &[(&str, &str)]) -> ObservedTopic {
+pub(super) fn existing(partitions: i32, configs: &[(&str, &str)]) -> ObservedTopic {
     ObservedTopic {
         name: "orders".to_owned(),
         topic_id: "AAAAAAAAAAAAAAAAAAAAAQ".to_owned(),
@@ -62,6 +84,7 @@ async fn new_topic_is_created_and_reported_ready() {
     let admin = FakeAdmin::default();
     let (ctx, mut api) = test_context(admin.clone());
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path())
             .await
             .respond(http::StatusCode::OK, &cluster_json());
@@ -115,6 +138,7 @@ async fn lowered_partitions_are_refused_without_an_admin_change() {
         ..TopicStatus::default()
     });
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path())
             .await
             .respond(http::StatusCode::OK, &cluster_json());
@@ -157,16 +181,12 @@ async fn deleted_topic_is_deleted_in_kafka_then_released() {
     let mut topic = topic();
     topic.metadata.deletion_timestamp = Some(Time(test_now()));
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path())
             .await
             .respond(http::StatusCode::OK, &cluster_json());
         api.expect_event("Deleted").await;
-        let patch = api
-            .expect(
-                Method::PATCH,
-                &format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders"),
-            )
-            .await;
+        let patch = api.expect(Method::PATCH, &topic_path()).await;
         let ops = patch.body.as_array().expect("JSON patch").clone();
         assert!(
             ops.iter()
@@ -186,6 +206,7 @@ async fn deleted_topic_is_deleted_in_kafka_then_released() {
         admin.calls(),
         vec![
             AdminCall::Connect(BOOTSTRAP.to_owned()),
+            AdminCall::Describe("orders".to_owned()),
             AdminCall::Delete("orders".to_owned())
         ]
     );
@@ -204,12 +225,7 @@ async fn retained_topic_is_released_without_deleting() {
     topic.metadata.deletion_timestamp = Some(Time(test_now()));
     let verify = async move {
         api.expect_event("Retained").await;
-        let patch = api
-            .expect(
-                Method::PATCH,
-                &format!("/apis/strom.io/v1alpha1/namespaces/{NAMESPACE}/topics/orders"),
-            )
-            .await;
+        let patch = api.expect(Method::PATCH, &topic_path()).await;
         patch.respond(http::StatusCode::OK, &topic_json());
     };
     run_scenario(reconcile(Arc::new(topic), ctx), verify)
@@ -223,6 +239,7 @@ async fn missing_cluster_is_reported_and_retried() {
     let admin = FakeAdmin::default();
     let (ctx, mut api) = test_context(admin.clone());
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path()).await.not_found();
         let event = api.expect_event("ClusterNotFound").await;
         assert_eq!(event["type"], "Warning");
@@ -258,6 +275,7 @@ async fn unreachable_cluster_is_reported_and_retried() {
     };
     let (ctx, mut api) = test_context(admin.clone());
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path())
             .await
             .respond(http::StatusCode::OK, &cluster_json());
@@ -303,6 +321,7 @@ async fn drift_on_a_managed_key_is_put_back_and_removed_keys_reset() {
         ..TopicStatus::default()
     });
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path())
             .await
             .respond(http::StatusCode::OK, &cluster_json());
@@ -337,6 +356,7 @@ async fn unknown_topic_config_key_rejected_by_kafka_is_reported() {
     let mut topic = topic();
     topic.spec.config = BTreeMap::from([("retention.mss".to_owned(), "1".to_owned())]);
     let verify = async move {
+        list_topics(&mut api, &[crate::fixtures::topic()]).await;
         api.expect(Method::GET, &cluster_path())
             .await
             .respond(http::StatusCode::OK, &cluster_json());

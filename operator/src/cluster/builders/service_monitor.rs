@@ -18,7 +18,9 @@ pub fn service_monitor_resource() -> ApiResource {
 }
 
 /// The ServiceMonitor `<cluster>-broker` scraping `/metrics` on every broker's admin port
-/// through the headless Service.
+/// through the headless Service. Its relabeling sets the target labels the shipped rules and
+/// dashboards group by, as `deploy/prometheus/scrape-config.example.yaml` does: `cluster` (the
+/// Cluster's name) and `instance` (the pod name).
 pub fn service_monitor(cluster: &Cluster) -> DynamicObject {
     let name = cluster.name_any();
     let mut match_labels = selector_labels(&name);
@@ -28,7 +30,20 @@ pub fn service_monitor(cluster: &Cluster) -> DynamicObject {
     object.data = json!({
         "spec": {
             "selector": { "matchLabels": match_labels },
-            "endpoints": [{ "port": "admin", "path": "/metrics" }],
+            "endpoints": [{
+                "port": "admin",
+                "path": "/metrics",
+                "relabelings": [
+                    {
+                        "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+                        "targetLabel": "cluster",
+                    },
+                    {
+                        "sourceLabels": ["__meta_kubernetes_pod_name"],
+                        "targetLabel": "instance",
+                    },
+                ],
+            }],
         }
     });
     object
