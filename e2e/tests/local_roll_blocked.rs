@@ -1,6 +1,7 @@
 //! A rolling restart by `strom-operator local` with one broker SIGSTOPped after its own
-//! restart: the roll stops before a restart that would leave a partition below
-//! `min.insync.replicas`, the Cluster status's `operation.message` names that partition, and
+//! restart: the roll goes no further while partitions are under-replicated (the next broker is
+//! held until the one restarted is back in every ISR, and none after it would keep
+//! `min.insync.replicas`), the Cluster status's `operation.message` names the partitions, and
 //! once the broker gets SIGCONT the roll completes with each broker restarted exactly once.
 //! An idempotent `acks=all` producer and a consumer lose and duplicate nothing throughout.
 
@@ -14,6 +15,8 @@ use strom_e2e::local::{
 use strom_e2e::workload::{Workload, WorkloadConfig};
 
 const DEADLINE: Duration = Duration::from_secs(60);
+/// How long the roll is watched holding while a broker is stopped.
+const HOLD: Duration = Duration::from_secs(5);
 
 fn manifest(extra: &[(&str, &str)]) -> String {
     let mut config: Vec<(&str, &str)> = FAST_BROKER_CONFIG.to_vec();
@@ -35,6 +38,18 @@ fn note_restarts(
             order.push((id, Instant::now()));
         }
     }
+}
+
+/// Whether `message` names a partition of the cluster (`events-N`, `__consumer_offsets-N`).
+fn names_a_partition(message: &str) -> bool {
+    message
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ':' || c == ';')
+        .any(|word| {
+            ["events-", "__consumer_offsets-"].iter().any(|topic| {
+                word.strip_prefix(topic)
+                    .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,12 +84,19 @@ async fn a_roll_waits_for_a_stopped_broker_and_names_the_partition_it_would_enda
     signal(pids[&stopped], "STOP")?;
     println!("broker {stopped} stopped (SIGSTOP)");
 
+    let mut seen = String::new();
     let message = eventually("the roll to name a blocking partition", DEADLINE, || {
         note_restarts(&operator, &mut pids, &mut order);
         let message = operator
             .status("Cluster", "local")
-            .and_then(|s| s["operation"]["message"].as_str().map(str::to_owned))
-            .filter(|m| m.contains("events-"));
+            .and_then(|s| s["operation"]["message"].as_str().map(str::to_owned));
+        if let Some(m) = &message
+            && *m != seen
+        {
+            println!("operation: {m}");
+            seen = m.clone();
+        }
+        let message = message.filter(|m| names_a_partition(m));
         async move { message }
     })
     .await?;
@@ -85,6 +107,26 @@ async fn a_roll_waits_for_a_stopped_broker_and_names_the_partition_it_would_enda
     assert!(
         !waiting.is_empty(),
         "a broker is left to restart: {order:?}"
+    );
+    // While the broker stays stopped (ten passes of the operator), the roll holds.
+    let restarted = order.len();
+    let hold = Instant::now() + HOLD;
+    while Instant::now() < hold {
+        note_restarts(&operator, &mut pids, &mut order);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        order.len(),
+        restarted,
+        "no restart while broker {stopped} is stopped: {order:?}"
+    );
+    let still = operator
+        .status("Cluster", "local")
+        .and_then(|s| s["operation"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    assert!(
+        names_a_partition(&still),
+        "the message still names the partitions: {still}"
     );
 
     signal(pids[&stopped], "CONT")?;
