@@ -5,6 +5,7 @@
 //! --throttle` writes per broker); every other broker setting comes from the broker's
 //! configuration file, so a dynamic value for it is refused rather than stored unapplied.
 
+use crate::image::MetadataImage;
 use crate::topic_config::{ConfigDef, ConfigKind, ConfigValidationError};
 
 pub const LEADER_REPLICATION_THROTTLED_RATE: &str = "leader.replication.throttled.rate";
@@ -73,12 +74,16 @@ pub fn validate_broker_config(name: &str, value: &str) -> Result<(), ConfigValid
     Ok(())
 }
 
-/// The throttle rate `name` as set in `configs` (a broker's dynamic configs), if set and valid.
-pub fn configured_rate(
-    configs: Option<&std::collections::BTreeMap<String, String>>,
-    name: &str,
-) -> Option<i64> {
-    configs?.get(name)?.trim().parse().ok()
+/// The throttle rate `name` of broker `node_id` as set at run time: on the broker, else
+/// cluster-wide. `None` when neither sets it (or, never expected as values are validated when
+/// set, the value does not parse).
+pub fn configured_rate(image: &MetadataImage, node_id: i32, name: &str) -> Option<i64> {
+    image
+        .dynamic_broker_value(node_id, name)?
+        .0
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -121,22 +126,26 @@ mod tests {
     }
 
     #[test]
-    fn configured_rates_are_read_from_the_broker_configs() {
-        let configs = std::collections::BTreeMap::from([(
-            LEADER_REPLICATION_THROTTLED_RATE.to_owned(),
-            "2097152".to_owned(),
-        )]);
-        assert_eq!(
-            configured_rate(Some(&configs), LEADER_REPLICATION_THROTTLED_RATE),
-            Some(2_097_152)
-        );
-        assert_eq!(
-            configured_rate(Some(&configs), FOLLOWER_REPLICATION_THROTTLED_RATE),
-            None
-        );
-        assert_eq!(
-            configured_rate(None, LEADER_REPLICATION_THROTTLED_RATE),
-            None
-        );
+    fn configured_rates_prefer_the_broker_then_the_cluster_default() {
+        use crate::records::{ConfigResource, MetadataRecord};
+        let set =
+            |resource: ConfigResource, name: &str, value: Option<&str>| MetadataRecord::Config {
+                resource,
+                name: name.to_owned(),
+                value: value.map(str::to_owned),
+            };
+        let leader = LEADER_REPLICATION_THROTTLED_RATE;
+        let follower = FOLLOWER_REPLICATION_THROTTLED_RATE;
+        let image = MetadataImage::empty("c")
+            .apply(&set(ConfigResource::Broker(1), leader, Some("2097152")))
+            .apply(&set(ConfigResource::BrokerDefault, leader, Some("1000")))
+            .apply(&set(ConfigResource::BrokerDefault, follower, Some("500")));
+        assert_eq!(configured_rate(&image, 1, leader), Some(2_097_152));
+        assert_eq!(configured_rate(&image, 1, follower), Some(500));
+        assert_eq!(configured_rate(&image, 2, leader), Some(1000));
+
+        let image = image.apply(&set(ConfigResource::BrokerDefault, follower, None));
+        assert_eq!(configured_rate(&image, 1, follower), None, "static applies");
+        assert_eq!(configured_rate(&MetadataImage::empty("c"), 1, leader), None);
     }
 }

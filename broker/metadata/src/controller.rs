@@ -8,7 +8,8 @@
 //! other (two names that collide within one CreateTopics are caught).
 //!
 //! Configs: topic configs are those of [`crate::topic_config`]; a broker's dynamic configs
-//! (`ConfigResource::Broker`) are those of [`crate::broker_config`], and any other broker key
+//! (`ConfigResource::Broker`) and the cluster-wide defaults of them
+//! (`ConfigResource::BrokerDefault`) are those of [`crate::broker_config`], and any other broker key
 //! is refused with INVALID_REQUEST: it comes from the broker's configuration file, and
 //! accepting a value the broker would not apply would mislead.
 

@@ -119,7 +119,8 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
         (
             prop_oneof![
                 "[a-c]{1,2}".prop_map(ConfigResource::Topic),
-                small_int().prop_map(ConfigResource::Broker)
+                small_int().prop_map(ConfigResource::Broker),
+                Just(ConfigResource::BrokerDefault)
             ],
             prop_oneof![Just("retention.ms".to_owned()), "[a-z.]{0,12}"],
             proptest::option::of("[0-9a-z-]{0,6}"),

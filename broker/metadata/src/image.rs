@@ -149,6 +149,20 @@ impl TopicImage {
     }
 }
 
+/// Where a broker's dynamic config value was set (Kafka's `DYNAMIC_BROKER_CONFIG` and
+/// `DYNAMIC_DEFAULT_BROKER_CONFIG` sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicLevel {
+    /// On this broker.
+    Broker,
+    /// Cluster-wide, for every broker.
+    ClusterDefault,
+}
+
+fn is_empty_map(map: &Arc<BTreeMap<String, String>>) -> bool {
+    map.is_empty()
+}
+
 /// The cluster metadata at one point of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
@@ -162,6 +176,10 @@ pub struct MetadataImage {
     pub topic_ids: Arc<BTreeMap<Uuid, String>>,
     /// Dynamic configs set per broker.
     pub broker_configs: Arc<BTreeMap<i32, BTreeMap<String, String>>>,
+    /// Dynamic configs set cluster-wide, for every broker that has none of its own. Left out
+    /// of the serialized image while empty, so images without any keep their checksum.
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    pub broker_default_configs: Arc<BTreeMap<String, String>>,
     /// The first producer id not yet handed out.
     #[serde(default)]
     pub next_producer_id: i64,
@@ -177,6 +195,7 @@ impl MetadataImage {
             topics: Arc::default(),
             topic_ids: Arc::default(),
             broker_configs: Arc::default(),
+            broker_default_configs: Arc::default(),
             next_producer_id: 0,
         }
     }
@@ -250,6 +269,22 @@ impl MetadataImage {
     /// Dynamic configs set on `node_id` (empty when none).
     pub fn broker_config(&self, node_id: i32) -> Option<&BTreeMap<String, String>> {
         self.broker_configs.get(&node_id)
+    }
+
+    /// Dynamic configs set cluster-wide (empty when none).
+    pub fn broker_default_config(&self) -> &BTreeMap<String, String> {
+        &self.broker_default_configs
+    }
+
+    /// The dynamic value of broker config `name` on `node_id`: its own if set, else the
+    /// cluster-wide default, with which of the two it is. `None`: only static config applies.
+    pub fn dynamic_broker_value(&self, node_id: i32, name: &str) -> Option<(&str, DynamicLevel)> {
+        if let Some(value) = self.broker_config(node_id).and_then(|c| c.get(name)) {
+            return Some((value, DynamicLevel::Broker));
+        }
+        self.broker_default_configs
+            .get(name)
+            .map(|value| (value.as_str(), DynamicLevel::ClusterDefault))
     }
 
     fn apply_in_place(&mut self, record: &MetadataRecord) {
@@ -389,6 +424,10 @@ impl MetadataImage {
                     if configs.is_empty() {
                         all.remove(node_id);
                     }
+                }
+                ConfigResource::BrokerDefault => {
+                    let configs = Arc::make_mut(&mut self.broker_default_configs);
+                    set_or_remove(configs, name, value.as_deref());
                 }
             },
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -596,6 +635,60 @@ mod tests {
             value: None,
         };
         assert!(image.apply(&delete).broker_config(3).is_none());
+    }
+
+    #[test]
+    fn a_broker_value_overrides_the_cluster_default_which_applies_to_every_other_broker() {
+        let rate = "leader.replication.throttled.rate";
+        let record = |resource: ConfigResource, value: Option<&str>| MetadataRecord::Config {
+            resource,
+            name: rate.into(),
+            value: value.map(str::to_owned),
+        };
+        let image = apply_all(&[
+            record(ConfigResource::BrokerDefault, Some("100")),
+            record(ConfigResource::Broker(1), Some("7")),
+        ]);
+        assert_eq!(
+            image.dynamic_broker_value(1, rate),
+            Some(("7", DynamicLevel::Broker))
+        );
+        assert_eq!(
+            image.dynamic_broker_value(2, rate),
+            Some(("100", DynamicLevel::ClusterDefault))
+        );
+        assert_eq!(image.broker_default_config().len(), 1);
+
+        // Without its own value a broker inherits the default again.
+        let image = image.apply(&record(ConfigResource::Broker(1), None));
+        assert_eq!(
+            image.dynamic_broker_value(1, rate),
+            Some(("100", DynamicLevel::ClusterDefault))
+        );
+        assert!(image.broker_config(1).is_none());
+
+        // Deleting the default leaves only static config.
+        let image = image.apply(&record(ConfigResource::BrokerDefault, None));
+        assert_eq!(image.dynamic_broker_value(1, rate), None);
+        assert!(image.broker_default_config().is_empty());
+    }
+
+    #[test]
+    fn images_without_cluster_defaults_serialize_as_before_and_with_them_round_trip() {
+        let empty = MetadataImage::empty("c");
+        let json = serde_json::to_string(&empty).expect("serializes");
+        assert!(!json.contains("broker_default_configs"), "{json}");
+        let back: MetadataImage = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, empty);
+
+        let with = empty.apply(&MetadataRecord::Config {
+            resource: ConfigResource::BrokerDefault,
+            name: "follower.replication.throttled.rate".into(),
+            value: Some("1".into()),
+        });
+        let json = serde_json::to_string(&with).expect("serializes");
+        let back: MetadataImage = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, with);
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub use controller_ops::PartitionState;
 pub use error::MetadataError;
 pub use files::lock_dir;
 pub use image::BrokerRegistration;
+pub use image::DynamicLevel;
 pub use image::MetadataImage;
 pub use image::PartitionImage;
 pub use image::TopicImage;

@@ -61,6 +61,7 @@ pub(crate) fn resource_configs(
         ConfigResource::Broker(node_id) => {
             Ok(image.broker_config(*node_id).cloned().unwrap_or_default())
         }
+        ConfigResource::BrokerDefault => Ok(image.broker_default_config().clone()),
     }
 }
 
@@ -71,14 +72,14 @@ pub(crate) fn config_def(
 ) -> Result<&'static ConfigDef, ControllerError> {
     let def = match resource {
         ConfigResource::Topic(_) => topic_config_def(key),
-        ConfigResource::Broker(_) => dynamic_broker_config_def(key),
+        ConfigResource::Broker(_) | ConfigResource::BrokerDefault => dynamic_broker_config_def(key),
     };
     def.ok_or_else(|| match resource {
         ConfigResource::Topic(_) => ControllerError::InvalidConfig {
             key: key.to_owned(),
             reason: format!("Unknown topic config name: {key}"),
         },
-        ConfigResource::Broker(_) => not_dynamic(key).into(),
+        ConfigResource::Broker(_) | ConfigResource::BrokerDefault => not_dynamic(key).into(),
     })
 }
 
@@ -90,7 +91,9 @@ pub(crate) fn validate_config(
 ) -> Result<(), ControllerError> {
     match resource {
         ConfigResource::Topic(_) => validate_topic_config(key, value)?,
-        ConfigResource::Broker(_) => validate_broker_config(key, value)?,
+        ConfigResource::Broker(_) | ConfigResource::BrokerDefault => {
+            validate_broker_config(key, value)?
+        }
     }
     Ok(())
 }

@@ -100,6 +100,9 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker, by node id.
     Broker(i32),
+    /// Every broker: the cluster-wide default of each dynamic broker config (Kafka's BROKER
+    /// resource named ""), which a broker's own dynamic value overrides.
+    BrokerDefault,
 }
 
 impl std::fmt::Display for ConfigResource {
@@ -107,6 +110,7 @@ impl std::fmt::Display for ConfigResource {
         match self {
             Self::Topic(name) => write!(f, "topic '{name}'"),
             Self::Broker(id) => write!(f, "broker {id}"),
+            Self::BrokerDefault => f.write_str("the cluster-wide broker defaults"),
         }
     }
 }
@@ -162,6 +166,11 @@ mod tests {
                 resource: ConfigResource::Topic("t".into()),
                 name: "retention.ms".into(),
                 value: None,
+            },
+            MetadataRecord::Config {
+                resource: ConfigResource::BrokerDefault,
+                name: "leader.replication.throttled.rate".into(),
+                value: Some("1".into()),
             },
             MetadataRecord::RemoveTopic { topic_id: id },
             MetadataRecord::ProducerIds {

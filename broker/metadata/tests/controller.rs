@@ -474,6 +474,81 @@ async fn create_partitions_grows_and_refuses_to_shrink() {
     controller.quorum().shutdown().await.expect("shutdown");
 }
 
+/// `kafka-configs --entity-type brokers --entity-default`: the cluster-wide rates go through
+/// the controller with the per-broker validation, and deleting one restores the static value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_wide_broker_defaults_are_dynamic_configs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let controller = start(dir.path(), 1).await;
+    let rate = "follower.replication.throttled.rate";
+    let defaults = || controller.quorum().image().broker_default_config().clone();
+
+    controller
+        .incremental_alter_configs(
+            ConfigResource::BrokerDefault,
+            vec![ConfigOp::Set(rate.into(), "1048576".into())],
+            false,
+        )
+        .await
+        .expect("a cluster-wide dynamic broker config");
+    assert_eq!(defaults().get(rate).map(String::as_str), Some("1048576"));
+    assert_eq!(controller.quorum().image().broker_config(1), None);
+
+    let negative = controller
+        .incremental_alter_configs(
+            ConfigResource::BrokerDefault,
+            vec![ConfigOp::Set(rate.into(), "-1".into())],
+            false,
+        )
+        .await;
+    assert_eq!(code(&negative), 40);
+    let static_key = controller
+        .incremental_alter_configs(
+            ConfigResource::BrokerDefault,
+            vec![ConfigOp::Set("num.partitions".into(), "3".into())],
+            false,
+        )
+        .await;
+    assert_eq!(code(&static_key), 42);
+    controller
+        .incremental_alter_configs(
+            ConfigResource::BrokerDefault,
+            vec![ConfigOp::Set(rate.into(), "5".into())],
+            true,
+        )
+        .await
+        .expect("validate only");
+    assert_eq!(
+        defaults().get(rate).map(String::as_str),
+        Some("1048576"),
+        "refused and validate-only requests change nothing"
+    );
+
+    // The legacy AlterConfigs replaces the whole set of defaults.
+    controller
+        .alter_configs(
+            ConfigResource::BrokerDefault,
+            BTreeMap::from([("leader.replication.throttled.rate".into(), "9".into())]),
+            false,
+        )
+        .await
+        .expect("alter configs");
+    assert_eq!(
+        defaults(),
+        BTreeMap::from([("leader.replication.throttled.rate".into(), "9".into())])
+    );
+    controller
+        .incremental_alter_configs(
+            ConfigResource::BrokerDefault,
+            vec![ConfigOp::Delete("leader.replication.throttled.rate".into())],
+            false,
+        )
+        .await
+        .expect("delete");
+    assert!(defaults().is_empty());
+    controller.quorum().shutdown().await.expect("shutdown");
+}
+
 /// KIP-73's throttles as `kafka-reassign-partitions --throttle` writes them: the rates per
 /// broker, the replica lists per topic; nothing else about a broker changes at run time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
