@@ -191,18 +191,32 @@ async fn reassignments_in_progress(bootstrap: &str) -> anyhow::Result<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_reassignment_copies_at_the_leader_rate_and_completes_once_unthrottled()
 -> anyhow::Result<()> {
-    throttled_reassignment(0, "leader.replication.throttled.rate").await
+    throttled_reassignment(0, "leader.replication.throttled.rate", false).await
+}
+
+/// `kafka-configs --entity-type brokers --entity-default`: the rate set once for every broker
+/// throttles the leader, is described as a cluster-wide default on the default resource and on
+/// the broker, and deleting it from the default resource lets the reassignment complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_wide_default_rate_throttles_a_reassignment_until_deleted() -> anyhow::Result<()>
+{
+    throttled_reassignment(0, "leader.replication.throttled.rate", true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_reassignment_copies_at_the_follower_rate_and_completes_once_unthrottled()
 -> anyhow::Result<()> {
-    throttled_reassignment(1, "follower.replication.throttled.rate").await
+    throttled_reassignment(1, "follower.replication.throttled.rate", false).await
 }
 
 /// Moves [`TOPIC`] from broker 0 to brokers 0 and 1 with `rate_key` set to [`RATE`] on
-/// `throttled` (0, the leader, or 1, the new follower).
-async fn throttled_reassignment(throttled: usize, rate_key: &str) -> anyhow::Result<()> {
+/// `throttled` (0, the leader, or 1, the new follower), or on every broker when `cluster_wide`
+/// (the BROKER resource named "").
+async fn throttled_reassignment(
+    throttled: usize,
+    rate_key: &str,
+    cluster_wide: bool,
+) -> anyhow::Result<()> {
     let cluster = Cluster::start(3, 0, |id, options| {
         fast_sessions(id, options).with("replica.fetch.backoff.ms", "100")
     })?;
@@ -247,10 +261,15 @@ async fn throttled_reassignment(throttled: usize, rate_key: &str) -> anyhow::Res
     // As the reassignment tool does: the rate on the broker, the existing replica as leader
     // throttled, the moving replica as follower throttled.
     let throttled_id = throttled.to_string();
+    let rate_resource = if cluster_wide {
+        ""
+    } else {
+        throttled_id.as_str()
+    };
     alter_configs(
         &broker0,
         RESOURCE_BROKER,
-        &throttled_id,
+        rate_resource,
         &[(rate_key, Some(&RATE.to_string()))],
     )
     .await?;
@@ -264,25 +283,39 @@ async fn throttled_reassignment(throttled: usize, rate_key: &str) -> anyhow::Res
         ],
     )
     .await?;
-    // The throttled broker reports the dynamic value once its image holds it.
-    let describe = DescribeConfigsRequest::default().with_resources(vec![
-        DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_BROKER)
-            .with_resource_name(str_bytes(&throttled_id))
-            .with_configuration_keys(Some(vec![str_bytes(rate_key)])),
-    ]);
+    // The throttled broker reports the dynamic value once its image holds it, as its own
+    // (DYNAMIC_BROKER_CONFIG) or inherited from the cluster-wide default
+    // (DYNAMIC_DEFAULT_BROKER_CONFIG), and so does the default resource.
+    let source = if cluster_wide { 4 } else { 2 };
+    let mut described_names = vec![throttled_id.clone()];
+    if cluster_wide {
+        described_names.push(String::new());
+    }
     let throttled_bootstrap = cluster.broker(throttled).bootstrap();
-    eventually("the rate to be described as dynamic", DEADLINE, || async {
-        let described: DescribeConfigsResponse =
-            call(&throttled_bootstrap, ApiKey::DescribeConfigs, 1, &describe)
-                .await
-                .ok()?;
-        let entry = described.results.first()?.configs.first()?.clone();
-        let value = entry.value.as_ref().map(ToString::to_string);
-        // DYNAMIC_BROKER_CONFIG
-        (value == Some(RATE.to_string()) && entry.config_source == 2).then_some(())
-    })
-    .await?;
+    for name in &described_names {
+        let describe = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_BROKER)
+                .with_resource_name(str_bytes(name))
+                .with_configuration_keys(Some(vec![str_bytes(rate_key)])),
+        ]);
+        eventually("the rate to be described as dynamic", DEADLINE, || async {
+            let described: DescribeConfigsResponse =
+                call(&throttled_bootstrap, ApiKey::DescribeConfigs, 1, &describe)
+                    .await
+                    .ok()?;
+            let result = described.results.first()?;
+            let entry = result.configs.first()?.clone();
+            let value = entry.value.as_ref().map(ToString::to_string);
+            (result.error_code == 0
+                && result.configs.len() == 1
+                && entry.name.as_str() == rate_key
+                && value == Some(RATE.to_string())
+                && entry.config_source == source)
+                .then_some(())
+        })
+        .await?;
+    }
 
     let started = Instant::now();
     let request = AlterPartitionReassignmentsRequest::default()
@@ -347,7 +380,7 @@ async fn throttled_reassignment(throttled: usize, rate_key: &str) -> anyhow::Res
     alter_configs(
         &broker0,
         RESOURCE_BROKER,
-        &throttled_id,
+        rate_resource,
         &[(rate_key, None)],
     )
     .await?;

@@ -13,10 +13,12 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::errors::controller_failure;
 
-/// The metadata resource named by a (type, name) pair from a request.
+/// The metadata resource named by a (type, name) pair from a request. A BROKER resource named
+/// "" is Kafka's default broker resource: the configs every broker takes unless it has its own.
 pub fn config_resource(resource_type: i8, name: &str) -> Result<ConfigResource, String> {
     match resource_type {
         RESOURCE_TOPIC => Ok(ConfigResource::Topic(name.to_string())),
+        RESOURCE_BROKER if name.is_empty() => Ok(ConfigResource::BrokerDefault),
         RESOURCE_BROKER => name
             .parse::<i32>()
             .map(ConfigResource::Broker)
@@ -82,4 +84,27 @@ pub async fn handle(
         broker.publish_metadata().await;
     }
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_resources_name_a_broker_id_or_the_cluster_wide_defaults() {
+        assert_eq!(
+            config_resource(RESOURCE_BROKER, "3"),
+            Ok(ConfigResource::Broker(3))
+        );
+        assert_eq!(
+            config_resource(RESOURCE_BROKER, ""),
+            Ok(ConfigResource::BrokerDefault)
+        );
+        assert_eq!(
+            config_resource(RESOURCE_TOPIC, ""),
+            Ok(ConfigResource::Topic(String::new()))
+        );
+        let refused = config_resource(RESOURCE_BROKER, "b1").expect_err("not an id");
+        assert!(refused.contains("not a broker id"), "{refused}");
+    }
 }

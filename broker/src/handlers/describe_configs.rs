@@ -1,12 +1,14 @@
 //! DescribeConfigs: a topic's effective configs with their source (topic override, broker
 //! `log.*` setting, or Kafka default), or this broker's configs: static ones read-only, the
-//! replication throttles with their dynamic value when one is set.
+//! replication throttles with their dynamic value when one is set (on this broker, else
+//! cluster-wide), or, for the BROKER resource named "", the values set cluster-wide.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
+use strom_metadata::DynamicLevel;
 use strom_metadata::broker_config::dynamic_broker_config_def;
 use strom_metadata::topic_config::ConfigDef;
 
@@ -26,6 +28,8 @@ const TYPE_BOOLEAN: i8 = 1;
 
 /// Kafka's `DYNAMIC_BROKER_CONFIG` source: set for this broker at run time.
 const DYNAMIC_BROKER_CONFIG: i8 = 2;
+/// Kafka's `DYNAMIC_DEFAULT_BROKER_CONFIG` source: set for every broker at run time.
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 4;
 
 pub async fn handle(
     broker: &Broker,
@@ -77,8 +81,24 @@ pub async fn handle(
                         .collect();
                     result.with_configs(configs)
                 }
+                RESOURCE_BROKER if name.is_empty() => {
+                    // Kafka's default broker resource: only the values set cluster-wide.
+                    let configs = image
+                        .broker_default_config()
+                        .iter()
+                        .filter(|(key, _)| wanted(key))
+                        .map(|(key, value)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(key.clone()))
+                                .with_value(Some(str_bytes(value.clone())))
+                                .with_config_source(DYNAMIC_DEFAULT_BROKER_CONFIG)
+                                .with_config_type(broker_config_type(key))
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
                 RESOURCE_BROKER => {
-                    if !name.is_empty() && name != broker.node_id.to_string() {
+                    if name != broker.node_id.to_string() {
                         return result
                             .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(str_bytes(format!(
@@ -87,19 +107,23 @@ pub async fn handle(
                             ))));
                     }
                     let defaults = BrokerProps::default();
-                    let dynamic = image.broker_config(broker.node_id);
                     let configs = BROKER_KEYS
                         .iter()
                         .filter(|key| wanted(key))
                         .filter_map(|key| {
                             if dynamic_broker_config_def(key).is_some()
-                                && let Some(value) = dynamic.and_then(|d| d.get(*key))
+                                && let Some((value, level)) =
+                                    image.dynamic_broker_value(broker.node_id, key)
                             {
+                                let source = match level {
+                                    DynamicLevel::Broker => DYNAMIC_BROKER_CONFIG,
+                                    DynamicLevel::ClusterDefault => DYNAMIC_DEFAULT_BROKER_CONFIG,
+                                };
                                 return Some(
                                     DescribeConfigsResourceResult::default()
                                         .with_name(str_bytes(*key))
-                                        .with_value(Some(str_bytes(value.clone())))
-                                        .with_config_source(DYNAMIC_BROKER_CONFIG)
+                                        .with_value(Some(str_bytes(value.to_owned())))
+                                        .with_config_source(source)
                                         .with_config_type(broker_config_type(key)),
                                 );
                             }

@@ -259,16 +259,15 @@ impl ReplicationQuotas {
         }
     }
 
-    /// Takes the rates of broker `node_id` (its dynamic configs in `image`, else
-    /// `static_rates` as (leader, follower)) and the replicas listed for it by every topic.
+    /// Takes the rates of broker `node_id` (its dynamic configs in `image`, else the
+    /// cluster-wide dynamic defaults, else `static_rates` as (leader, follower)) and the
+    /// replicas listed for it by every topic.
     pub fn update(&self, image: &MetadataImage, node_id: i32, static_rates: (i64, i64)) {
-        let dynamic = image.broker_config(node_id);
-        self.leader.set_bound(
-            configured_rate(dynamic, LEADER_REPLICATION_THROTTLED_RATE).unwrap_or(static_rates.0),
-        );
-        self.follower.set_bound(
-            configured_rate(dynamic, FOLLOWER_REPLICATION_THROTTLED_RATE).unwrap_or(static_rates.1),
-        );
+        let rate = |name| configured_rate(image, node_id, name);
+        self.leader
+            .set_bound(rate(LEADER_REPLICATION_THROTTLED_RATE).unwrap_or(static_rates.0));
+        self.follower
+            .set_bound(rate(FOLLOWER_REPLICATION_THROTTLED_RATE).unwrap_or(static_rates.1));
         self.leader.set_throttled(throttled_replicas(
             image,
             node_id,

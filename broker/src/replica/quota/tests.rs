@@ -222,3 +222,41 @@ fn rates_and_replicas_come_from_the_image_for_this_broker() {
     quotas.update(&image, 1, (7, UNTHROTTLED_RATE));
     assert_eq!(quotas.leader.bound(), 7);
 }
+
+#[test]
+fn the_cluster_wide_rate_applies_to_brokers_without_their_own() {
+    let quotas = ReplicationQuotas::new(Arc::new(ManualClock::default()));
+    let image = image(&[
+        config(
+            ConfigResource::BrokerDefault,
+            LEADER_REPLICATION_THROTTLED_RATE,
+            "1000",
+        ),
+        config(
+            ConfigResource::BrokerDefault,
+            FOLLOWER_REPLICATION_THROTTLED_RATE,
+            "300",
+        ),
+        config(
+            ConfigResource::Broker(1),
+            LEADER_REPLICATION_THROTTLED_RATE,
+            "2097152",
+        ),
+    ]);
+
+    quotas.update(&image, 1, (5, 6));
+    assert_eq!(quotas.leader.bound(), 2_097_152, "the broker's own rate");
+    assert_eq!(quotas.follower.bound(), 300, "the cluster-wide rate");
+    quotas.update(&image, 2, (5, 6));
+    assert_eq!(quotas.leader.bound(), 1000);
+    assert_eq!(quotas.follower.bound(), 300);
+
+    // Deleting the cluster-wide rate falls back to the static one.
+    let image = image.apply(&MetadataRecord::Config {
+        resource: ConfigResource::BrokerDefault,
+        name: FOLLOWER_REPLICATION_THROTTLED_RATE.to_owned(),
+        value: None,
+    });
+    quotas.update(&image, 2, (5, 6));
+    assert_eq!(quotas.follower.bound(), 6);
+}
