@@ -18,6 +18,10 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const SCALE_DEADLINE: Duration = Duration::from_secs(90);
 const PARTITIONS: i32 = 6;
 
+/// The two tests run five brokers each; one at a time keeps them from starving each other of
+/// the machine's cores (a starved producer stalls past the deadlines).
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn manifest(replicas: i32) -> String {
     cluster_manifest(
         replicas,
@@ -99,6 +103,7 @@ fn balanced(counts: &BTreeMap<i32, usize>, brokers: &[i32]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_up_to_five_brokers_spreads_replicas_and_leaders_evenly() -> anyhow::Result<()> {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let (operator, bootstrap) = start(3).await?;
     let workload = Workload::start(
         &bootstrap,
@@ -136,6 +141,7 @@ async fn scaling_up_to_five_brokers_spreads_replicas_and_leaders_evenly() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scaling_down_drains_first_and_resumes_after_the_operator_is_killed() -> anyhow::Result<()>
 {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let (mut operator, bootstrap) = start(5).await?;
     let pids: BTreeMap<i32, u32> = (0..5)
         .filter_map(|id| Some((id, operator.broker_pid(id)?)))
