@@ -3,7 +3,7 @@
 //!
 //! Layout: [`manifests`] (the multi-document YAML file), [`processes`] ([`LocalWorkload`],
 //! the [`crate::day2::Workload`] of child processes and their state directory), [`status`]
-//! (the status files), [`topics`] (Topics through the Topic planner), [`run`] (the loop).
+//! (the status files), [`topics`] (Topics through the Topic planner and replication-factor changes), [`run`] (the loop).
 
 pub mod manifests;
 pub mod processes;
