@@ -30,4 +30,7 @@ pub enum LocalError {
     /// The signal handlers cannot be installed.
     #[error("cannot listen for SIGTERM and SIGINT: {0}")]
     Signal(#[source] std::io::Error),
+    /// The operator metrics cannot be set up or served (`--metrics-listen`).
+    #[error("operator metrics: {0}")]
+    Metrics(String),
 }
