@@ -4,7 +4,7 @@
 //! strom-operator [--metrics-listen 0.0.0.0:8080] [--namespace NS]... [--leader-election true|false]
 //!                [--lease-name strom-operator] [--lease-namespace NS] [--log-format text|json]
 //!                [--broker-image REPO:TAG]
-//! strom-operator local --file FILE [--state-dir DIR] [--broker-bin PATH]
+//! strom-operator local --file FILE [--state-dir DIR] [--broker-bin PATH] [--metrics-listen ADDR]
 //! ```
 //! Environment: `POD_NAME` (lease holder identity, Event reporter), `POD_NAMESPACE` (default
 //! lease namespace), `RUST_LOG` (log filter).
@@ -94,6 +94,11 @@ pub struct LocalArgs {
     /// The strom-broker binary; by default the one next to this executable.
     #[arg(long, env = "STROM_BROKER_BIN")]
     pub broker_bin: Option<PathBuf>,
+
+    /// Address of an HTTP server with the operator's /metrics, /healthz and /readyz; none
+    /// unless given (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Log line format.
@@ -130,6 +135,23 @@ mod tests {
         };
         assert_eq!(args.file, PathBuf::from("c.yaml"));
         assert_eq!(args.state_dir, PathBuf::from("strom-local"));
+        assert_eq!(args.metrics_listen, None);
+        let cli = Cli::try_parse_from([
+            "strom-operator",
+            "local",
+            "--file",
+            "c.yaml",
+            "--metrics-listen",
+            "127.0.0.1:9464",
+        ])
+        .expect("local parses");
+        let Some(Command::Local(args)) = cli.command else {
+            panic!("local subcommand expected");
+        };
+        assert_eq!(
+            args.metrics_listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
         let missing = Cli::try_parse_from(["strom-operator", "local"]).expect_err("--file needed");
         assert!(missing.to_string().contains("--file"), "{missing}");
     }

@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
                 file: args.file,
                 state_dir: args.state_dir,
                 broker_bin,
+                metrics_listen: args.metrics_listen,
             },
             Err(error) => {
                 tracing::error!(%error, "strom-operator local cannot start");

@@ -14,7 +14,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use strom_crds::{Cluster, Topic};
@@ -216,11 +216,32 @@ pub async fn run_controllers<F: AdminFactory>(
             .graceful_shutdown_on(cancel.clone().cancelled_owned())
             .run(reconcile_topic, error_policy, ctx.clone())
             .for_each(|result| async move { log_result(result) });
+        // The metric series of a deleted Cluster go with it.
+        let metrics = ctx.metrics.clone();
+        let forget = watcher(api::<Cluster>(&client, scope), watcher::Config::default())
+            .default_backoff()
+            .take_until(cancel.clone().cancelled_owned())
+            .for_each(move |event| {
+                if let Ok(watcher::Event::Delete(cluster)) = &event {
+                    metrics.forget_cluster(&metrics_key(cluster));
+                }
+                futures::future::ready(())
+            });
         controllers.push(Box::pin(clusters));
         controllers.push(Box::pin(topics));
+        controllers.push(Box::pin(forget));
     }
     join_all(controllers).await;
     tracing::info!("controllers stopped");
+}
+
+/// The `cluster` label of a Cluster's operator metrics: `namespace/name`.
+pub fn metrics_key(cluster: &Cluster) -> String {
+    format!(
+        "{}/{}",
+        cluster.namespace().unwrap_or_default(),
+        cluster.name_any()
+    )
 }
 
 /// References to the Topics in `topics` that name `cluster` in their `spec.clusterRef`.

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -29,6 +30,7 @@ use super::workload::{KubeWorkload, workload_state};
 use crate::conditions::find;
 use crate::conditions::set_condition;
 use crate::context::{AdminFactory, Context};
+use crate::day2::report::record_pass;
 use crate::day2::revision;
 use crate::error::Error;
 
@@ -194,9 +196,13 @@ pub async fn reconcile<F: AdminFactory>(
         ctx.publish(&reference, EventType::Normal, "Applied", "Apply", note)
             .await;
     }
-    ctx.metrics.set_operation(
+    record_pass(
+        &ctx.metrics,
         &format!("{namespace}/{name}"),
-        status.operation.as_ref().map(|op| op.kind),
+        cluster.status.as_ref().and_then(|s| s.operation.as_ref()),
+        status.operation.as_ref(),
+        &outcome.plan.blockers,
+        &Time(now),
     );
     let ready = find(&status.conditions, "Ready").is_some_and(|c| c.status == "True");
     let busy = status.operation.is_some() || !ready;

@@ -9,7 +9,8 @@
 //! - [`plan`]: the pure planner, `(desired, observed, previous operation, now) -> Plan`, with
 //!   [`assignment`] (balanced, rack-aware replica targets) and [`revision`] (the [`Desired`] of
 //!   a Cluster and the revision digest brokers are compared on);
-//! - [`engine`]: observing through the admin API and running one action.
+//! - [`engine`]: observing through the admin API and running one action;
+//! - [`report`]: what a pass tells the operator metrics.
 
 pub mod action;
 pub mod assignment;
@@ -17,6 +18,7 @@ pub mod desired;
 pub mod engine;
 pub mod observed;
 pub mod plan;
+pub mod report;
 pub mod revision;
 pub mod workload;
 

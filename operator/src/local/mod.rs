@@ -3,7 +3,7 @@
 //!
 //! Layout: [`manifests`] (the multi-document YAML file), [`processes`] ([`LocalWorkload`],
 //! the [`crate::day2::Workload`] of child processes and their state directory), [`status`]
-//! (the status files), [`topics`] (Topics through the Topic planner), [`run`] (the loop).
+//! (the status files), [`topics`] (Topics through the Topic planner and replication-factor changes), [`run`] (the loop).
 
 pub mod manifests;
 pub mod processes;
@@ -30,4 +30,7 @@ pub enum LocalError {
     /// The signal handlers cannot be installed.
     #[error("cannot listen for SIGTERM and SIGINT: {0}")]
     Signal(#[source] std::io::Error),
+    /// The operator metrics cannot be set up or served (`--metrics-listen`).
+    #[error("operator metrics: {0}")]
+    Metrics(String),
 }

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -12,7 +15,9 @@ use k8s_openapi::jiff::Timestamp;
 use strom_admin::KafkaAdmin;
 use strom_crds::cluster::ClusterStatus;
 use strom_crds::{Topic, TopicStatus};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 use super::LocalError;
 use super::manifests::{Manifests, load};
@@ -22,7 +27,10 @@ use super::status::{
 };
 use super::topics::reconcile_topic;
 use crate::day2::engine::{act, observe_admin};
+use crate::day2::report::record_pass;
 use crate::day2::{Action, Observed, Workload, plan, revision};
+use crate::http::{HttpState, serve};
+use crate::metrics::Metrics;
 
 /// How often a pass runs when nothing changes.
 const TICK: Duration = Duration::from_millis(500);
@@ -39,6 +47,8 @@ pub struct LocalOptions {
     pub state_dir: PathBuf,
     /// The `strom-broker` binary.
     pub broker_bin: PathBuf,
+    /// Where to serve the operator metrics, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The `strom-broker` binary: `explicit` (the `--broker-bin` flag or `STROM_BROKER_BIN`),
@@ -93,8 +103,37 @@ impl AdminSlot {
     }
 }
 
+/// Serves `metrics` on `addr` until `cancel`.
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> Result<(), LocalError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| LocalError::Metrics(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%bound, "serving the operator metrics");
+    let state = Arc::new(HttpState {
+        metrics,
+        ready: AtomicBool::new(true),
+    });
+    tokio::spawn(async move {
+        if let Err(error) = serve(listener, state, cancel).await {
+            tracing::error!(%error, "the metrics server stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Runs the local runtime until SIGTERM or Ctrl-C, then stops the brokers.
 pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
+    let metrics = Arc::new(Metrics::new().map_err(|e| LocalError::Metrics(e.to_string()))?);
+    let cancel = CancellationToken::new();
+    let _stop_serving = cancel.clone().drop_guard();
+    if let Some(addr) = options.metrics_listen {
+        serve_metrics(addr, metrics.clone(), cancel.clone()).await?;
+    }
     let mut manifests: Manifests = load(&options.file)?;
     let mut file_time = modified(&options.file);
     let workload = LocalWorkload::open(&options.state_dir, &options.broker_bin)?;
@@ -105,6 +144,17 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
         admin: None,
     };
     let cluster_name = manifests.cluster.metadata.name.clone().unwrap_or_default();
+    // The same `namespace/name` label as on Kubernetes; a manifest without a namespace is in
+    // `default`, as `kubectl apply` would put it.
+    let metrics_key = format!(
+        "{}/{cluster_name}",
+        manifests
+            .cluster
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default")
+    );
     let cluster_path = status_path(&options.state_dir, "Cluster", &cluster_name);
     let mut status: Option<ClusterStatus> = read_status(&cluster_path);
     // A restarted operator resumes the operation its predecessor recorded.
@@ -192,6 +242,14 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
             tracing::warn!(error = %e, "action failed; the next pass plans again");
             error = Some(e.to_string());
         }
+        record_pass(
+            &metrics,
+            &metrics_key,
+            operation.as_ref(),
+            planned.operation.as_ref(),
+            &planned.blockers,
+            &Time(Timestamp::now()),
+        );
         operation = planned.operation.clone();
         let serving = cluster_ready(&desired, &observed);
         // Ready as the status says it: serving, and no operation still under way.
@@ -201,7 +259,7 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
             for topic in &manifests.topics {
                 let topic = with_status(&options.state_dir, topic);
                 let name = topic.metadata.name.clone().unwrap_or_default();
-                let next = reconcile_topic(client, &topic, Timestamp::now()).await;
+                let next = reconcile_topic(client, cluster, &topic, Timestamp::now()).await;
                 if topic_statuses.get(&name) != Some(&next) {
                     let path = status_path(&options.state_dir, "Topic", &name);
                     if let Err(e) = write_status(&path, &next) {

@@ -1,19 +1,23 @@
 //! The Topics of the local manifest, reconciled with the Topic reconciler's own planner
-//! ([`crate::topic::plan`]) and admin requests, their status kept in status files instead of
-//! the API server.
+//! ([`crate::topic::plan`]), admin requests and replication-factor changes
+//! ([`crate::topic::replicate`]), their status kept in status files instead of the API server.
 
 use k8s_openapi::jiff::Timestamp;
 use strom_admin::BrokerAdmin;
-use strom_crds::{Topic, TopicStatus};
+use strom_crds::{Cluster, Topic, TopicStatus};
 
 use crate::conditions::set_condition;
+use crate::day2::engine::DayTwoAdmin;
 use crate::topic::plan::{DesiredTopic, plan};
+use crate::topic::replicate::{record_replication, replicate, replication_target};
 use crate::topic::{execute, operation_name, previously_managed, record_observed};
 
-/// One pass over `topic` (its `status` the one last written): create it, grow it, converge
-/// its configs; the new status says what Kafka has and what was refused.
-pub async fn reconcile_topic<A: BrokerAdmin>(
+/// One pass over `topic` (its `status` the one last written) of `cluster`: create it, grow
+/// it, converge its configs, move its replicas to a new replication factor; the new status says
+/// what Kafka has, how far a factor change has come and what was refused.
+pub async fn reconcile_topic<A: BrokerAdmin + DayTwoAdmin>(
     admin: &A,
+    cluster: &Cluster,
     topic: &Topic,
     now: Timestamp,
 ) -> TopicStatus {
@@ -88,12 +92,84 @@ pub async fn reconcile_topic<A: BrokerAdmin>(
     };
     status.managed_config_keys = planned.managed_config_keys.iter().cloned().collect();
     record_observed(&mut status, current.as_ref());
-    if planned.refusals.is_empty() {
+    let target = replication_target(
+        topic.spec.replication_factor,
+        planned.replication_factor.is_some(),
+        &status,
+    );
+    let replication = match (target, &current) {
+        (Some(rf), Some(t)) => {
+            let rf_count = usize::try_from(rf).unwrap_or(0);
+            let min_insync = t.configs.get("min.insync.replicas").map(String::as_str);
+            let finishing = status.target_replication_factor.is_some();
+            match replicate(admin, cluster, &name, rf_count, min_insync, finishing).await {
+                Ok(outcome) => Some((rf, outcome)),
+                Err(error) => {
+                    let reason = match &error {
+                        crate::error::Error::Refused { .. } => "KafkaRejected",
+                        _ => "ClusterUnreachable",
+                    };
+                    return fail(
+                        status,
+                        reason,
+                        format!("replication-factor change of topic {name}: {error}"),
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
+    let report = record_replication(
+        &mut status,
+        &name,
+        replication.as_ref().map(|(rf, outcome)| (*rf, outcome)),
+    );
+    if report.started > 0 {
+        tracing::info!(topic = %name, partitions = report.started, "reassignment started");
+    }
+    if report.finished {
+        tracing::info!(topic = %name, "replication factor changed on every partition");
+    }
+    let mut refusals: Vec<(&'static str, String)> = planned
+        .refusals
+        .iter()
+        .map(|r| (r.reason(), r.message()))
+        .collect();
+    refusals.extend(report.refusal);
+    if !refusals.is_empty() {
+        let message = refusals
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            refusals[0].0,
+            message.clone(),
+            generation,
+            now,
+        );
+        status.message = Some(message);
+    } else if let Some(message) = report.changing {
+        status.message = None;
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "ReplicationFactorChanging",
+            message,
+            generation,
+            now,
+        );
+    } else {
         status.message = None;
         let message = match &current {
-            Some(t) => format!(
+            Some(_) => format!(
                 "topic {name} has {} partitions, replication factor {} and the declared configs",
-                t.partitions, t.replication_factor
+                status.partitions.unwrap_or_default(),
+                status.replication_factor.unwrap_or_default()
             ),
             None => format!("topic {name} was created"),
         };
@@ -106,23 +182,6 @@ pub async fn reconcile_topic<A: BrokerAdmin>(
             generation,
             now,
         );
-    } else {
-        let message = planned
-            .refusals
-            .iter()
-            .map(|r| r.message())
-            .collect::<Vec<_>>()
-            .join("; ");
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            planned.refusals[0].reason(),
-            message.clone(),
-            generation,
-            now,
-        );
-        status.message = Some(message);
     }
     status
 }

@@ -11,14 +11,14 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use strom_admin::{AdminError, BrokerAdmin};
-use strom_crds::topic::{ReassignmentProgress, TOPIC_FINALIZER};
+use strom_crds::topic::TOPIC_FINALIZER;
 use strom_crds::{Cluster, Topic};
 
 use super::claim::claimed_by;
 use super::cleanup::{cleanup, let_go, namespace_topics};
 use super::identity::{Identity, identity};
 use super::plan::{DesiredTopic, TopicAction, plan};
-use super::replicate::{Replication, replicate};
+use super::replicate::{record_replication, replicate, replication_target};
 use super::status::{
     RETRY_UNAVAILABLE, Unavailable, patch_status, record_observed, report_held, report_unavailable,
 };
@@ -249,10 +249,11 @@ async fn apply<F: AdminFactory>(
     status.managed_config_keys = plan.managed_config_keys.iter().cloned().collect();
     record_observed(&mut status, current.as_ref());
 
-    // A replication-factor change runs until every partition has the factor, even once the
-    // lowest partition's count (what DescribeTopic reports) already matches.
-    let changing = plan.replication_factor.is_some() || status.target_replication_factor.is_some();
-    let target = topic.spec.replication_factor.filter(|_| changing);
+    let target = replication_target(
+        topic.spec.replication_factor,
+        plan.replication_factor.is_some(),
+        &status,
+    );
     let replication = match (target, &current) {
         (Some(rf), Some(t)) => {
             let rf_count = usize::try_from(rf).unwrap_or(0);
@@ -275,80 +276,51 @@ async fn apply<F: AdminFactory>(
         }
         _ => None,
     };
-    let bytes_source = format!("Topic/{}", topic.name_any());
-    let cluster_key = format!("{namespace}/{cluster_name}");
-    let mut requeue = RESYNC;
-    let mut replication_refusal = None;
-    let mut changing_message = None;
-    match &replication {
-        Some((
-            rf,
-            Replication::InProgress {
-                progress,
-                current: in_place,
-                started,
-            },
-        )) => {
-            if *started > 0 {
-                ctx.publish(
-                    &reference,
-                    EventType::Normal,
-                    "ReassignmentStarted",
-                    "Reassign",
-                    format!("topic {name}: moving {started} partitions to replication factor {rf}"),
-                )
-                .await;
-            }
-            status.target_replication_factor = Some(*rf);
-            if let Some(in_place) = in_place.and_then(|n| i16::try_from(n).ok()) {
-                status.replication_factor = Some(in_place);
-            }
-            ctx.metrics.set_reassignment_bytes_remaining(
-                &cluster_key,
-                &bytes_source,
-                progress.bytes_remaining,
-            );
-            changing_message = Some(changing_note(
-                &name,
-                status.replication_factor,
-                *rf,
-                progress,
-            ));
-            status.reassignment = Some(progress.clone());
-            requeue = RETRY_REPLICATION;
-        }
-        Some((rf, Replication::Converged)) => {
-            if status.target_replication_factor.is_some() {
-                ctx.publish(
-                    &reference,
-                    EventType::Normal,
-                    "ReplicationFactorChanged",
-                    "Reassign",
-                    format!("topic {name} now has replication factor {rf} on every partition"),
-                )
-                .await;
-            }
-            status.replication_factor = Some(*rf);
-            status.target_replication_factor = None;
-            status.reassignment = None;
-            ctx.metrics
-                .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
-        }
-        Some((rf, Replication::Refused(refusal))) => {
-            status.target_replication_factor = Some(*rf);
-            status.reassignment = None;
-            ctx.metrics
-                .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
-            replication_refusal = Some((refusal.reason(), refusal.message(&name)));
-        }
-        None => {
-            if status.target_replication_factor.take().is_some() {
-                ctx.metrics
-                    .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, None);
-            }
-            status.reassignment = None;
-        }
+    let report = record_replication(
+        &mut status,
+        &name,
+        replication.as_ref().map(|(rf, outcome)| (*rf, outcome)),
+    );
+    if report.started > 0
+        && let Some((rf, _)) = &replication
+    {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "ReassignmentStarted",
+            "Reassign",
+            format!(
+                "topic {name}: moving {} partitions to replication factor {rf}",
+                report.started
+            ),
+        )
+        .await;
     }
+    if report.finished
+        && let Some((rf, _)) = &replication
+    {
+        ctx.publish(
+            &reference,
+            EventType::Normal,
+            "ReplicationFactorChanged",
+            "Reassign",
+            format!("topic {name} now has replication factor {rf} on every partition"),
+        )
+        .await;
+    }
+    if let Some(bytes) = report.bytes_remaining {
+        let bytes_source = format!("Topic/{}", topic.name_any());
+        let cluster_key = format!("{namespace}/{cluster_name}");
+        ctx.metrics
+            .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, bytes);
+    }
+    let requeue = if report.changing.is_some() {
+        RETRY_REPLICATION
+    } else {
+        RESYNC
+    };
+    let replication_refusal = report.refusal;
+    let changing_message = report.changing;
 
     let mut refusals: Vec<(&'static str, String)> = plan
         .refusals
@@ -417,24 +389,6 @@ async fn apply<F: AdminFactory>(
     }
     patch_status(ctx, namespace, topic, &status).await?;
     Ok(Action::requeue(requeue))
-}
-
-/// What the `ReplicationFactorChanging` condition says.
-fn changing_note(
-    name: &str,
-    current: Option<i16>,
-    target: i16,
-    progress: &ReassignmentProgress,
-) -> String {
-    let from = current.map_or_else(|| "?".to_owned(), |rf| rf.to_string());
-    let bytes = progress
-        .bytes_remaining
-        .map(|b| format!(", {b} bytes left to copy"))
-        .unwrap_or_default();
-    format!(
-        "topic {name}: replication factor {from} -> {target}: {}/{} partitions done, {} moving{bytes}",
-        progress.done_partitions, progress.total_partitions, progress.moving_partitions
-    )
 }
 
 /// Keys managed after the last pass that saw the topic; `None` before that (new or adopted).

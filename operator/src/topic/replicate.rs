@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use strom_admin::{AdminError, ReplicaAdmin, TopicPartition};
-use strom_crds::Cluster;
 use strom_crds::topic::ReassignmentProgress;
+use strom_crds::{Cluster, TopicStatus};
 
 use super::replication::{
     MovePolicy, ReplicationRefusal, ReplicationStep, current_replication_factor, plan_replication,
@@ -184,4 +184,99 @@ async fn replica_sizes<A: ReplicaAdmin>(
         sizes.insert(broker, held);
     }
     sizes
+}
+
+/// The factor a pass drives the topic to: the spec's, while a change is under way (the plan
+/// sees the factor differ, or the status still records a target). A change runs until every
+/// partition has the factor, even once the lowest partition's count already matches.
+pub(crate) fn replication_target(
+    spec_rf: Option<i16>,
+    plan_changes_rf: bool,
+    status: &TopicStatus,
+) -> Option<i16> {
+    let changing = plan_changes_rf || status.target_replication_factor.is_some();
+    spec_rf.filter(|_| changing)
+}
+
+/// What a replication pass changed in the status, for the runtime to announce (events,
+/// metrics) and to fold into the Ready condition.
+#[derive(Debug, Default)]
+pub(crate) struct ReplicationReport {
+    /// Partitions whose moves this pass started.
+    pub started: usize,
+    /// The change finished in this pass.
+    pub finished: bool,
+    /// Why the factor cannot be reached: (reason, message).
+    pub refusal: Option<(&'static str, String)>,
+    /// The `ReplicationFactorChanging` message while moves run.
+    pub changing: Option<String>,
+    /// The bytes still to copy, to publish (`Some(None)`: clear the figure).
+    pub bytes_remaining: Option<Option<i64>>,
+}
+
+/// Records `replication` (the target and this pass's outcome, `None` when no change runs) in
+/// `status`: the factor in place, the target, the reassignment progress.
+pub(crate) fn record_replication(
+    status: &mut TopicStatus,
+    name: &str,
+    replication: Option<(i16, &Replication)>,
+) -> ReplicationReport {
+    let mut report = ReplicationReport::default();
+    match replication {
+        Some((
+            rf,
+            Replication::InProgress {
+                progress,
+                current,
+                started,
+            },
+        )) => {
+            report.started = *started;
+            status.target_replication_factor = Some(rf);
+            if let Some(in_place) = current.and_then(|n| i16::try_from(n).ok()) {
+                status.replication_factor = Some(in_place);
+            }
+            report.bytes_remaining = Some(progress.bytes_remaining);
+            report.changing = Some(changing_note(name, status.replication_factor, rf, progress));
+            status.reassignment = Some(progress.clone());
+        }
+        Some((rf, Replication::Converged)) => {
+            report.finished = status.target_replication_factor.is_some();
+            status.replication_factor = Some(rf);
+            status.target_replication_factor = None;
+            status.reassignment = None;
+            report.bytes_remaining = Some(None);
+        }
+        Some((rf, Replication::Refused(refusal))) => {
+            status.target_replication_factor = Some(rf);
+            status.reassignment = None;
+            report.bytes_remaining = Some(None);
+            report.refusal = Some((refusal.reason(), refusal.message(name)));
+        }
+        None => {
+            if status.target_replication_factor.take().is_some() {
+                report.bytes_remaining = Some(None);
+            }
+            status.reassignment = None;
+        }
+    }
+    report
+}
+
+/// What the `ReplicationFactorChanging` condition says.
+fn changing_note(
+    name: &str,
+    current: Option<i16>,
+    target: i16,
+    progress: &ReassignmentProgress,
+) -> String {
+    let from = current.map_or_else(|| "?".to_owned(), |rf| rf.to_string());
+    let bytes = progress
+        .bytes_remaining
+        .map(|b| format!(", {b} bytes left to copy"))
+        .unwrap_or_default();
+    format!(
+        "topic {name}: replication factor {from} -> {target}: {}/{} partitions done, {} moving{bytes}",
+        progress.done_partitions, progress.total_partitions, progress.moving_partitions
+    )
 }
