@@ -54,7 +54,7 @@ use super::{
     BuildDefaults, broker_version, child_meta, common_labels, config_map_name,
     headless_service_name, pod_dns_name, resolve_image, selector_labels, stateful_set_name,
 };
-use crate::day2::revision::REVISION_ANNOTATION;
+use crate::day2::revision::{REVISION_ANNOTATION, fnv1a};
 
 /// Pod annotation with a hash of `server.properties`, so a config change shows as a template
 /// change (and the restart planner sees which pods run an old config).
@@ -150,7 +150,7 @@ pub fn stateful_set(
         .unwrap_or_default();
     pod_annotations.insert(
         CONFIG_HASH_ANNOTATION.to_owned(),
-        config_hash(&server_properties(&broker_properties(cluster))),
+        fnv1a(&server_properties(&broker_properties(cluster))),
     );
     pod_annotations.insert(REVISION_ANNOTATION.to_owned(), inputs.revision.clone());
     if spec.metrics.enabled {
@@ -450,15 +450,4 @@ fn non_empty_map(map: BTreeMap<String, String>) -> Option<BTreeMap<String, Strin
 
 fn non_empty_vec<T>(items: Vec<T>) -> Option<Vec<T>> {
     (!items.is_empty()).then_some(items)
-}
-
-/// FNV-1a of the config text: stable across builds and Rust versions (unlike `DefaultHasher`),
-/// so the annotation only changes when the config does.
-fn config_hash(text: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
 }
