@@ -10,7 +10,10 @@ use crate::conditions::set_condition;
 use crate::day2::engine::DayTwoAdmin;
 use crate::topic::plan::{DesiredTopic, plan};
 use crate::topic::replicate::{record_replication, replicate, replication_target};
-use crate::topic::{execute, operation_name, previously_managed, record_observed};
+
+use crate::topic::{
+    execute, operation_name, previously_managed, record_observed, set_pass_outcome,
+};
 
 /// One pass over `topic` (its `status` the one last written) of `cluster`: create it, grow
 /// it, converge its configs, move its replicas to a new replication factor; the new status says
@@ -136,52 +139,14 @@ pub async fn reconcile_topic<A: BrokerAdmin + DayTwoAdmin>(
         .map(|r| (r.reason(), r.message()))
         .collect();
     refusals.extend(report.refusal);
-    if !refusals.is_empty() {
-        let message = refusals
-            .iter()
-            .map(|(_, m)| m.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            refusals[0].0,
-            message.clone(),
-            generation,
-            now,
-        );
-        status.message = Some(message);
-    } else if let Some(message) = report.changing {
-        status.message = None;
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            "ReplicationFactorChanging",
-            message,
-            generation,
-            now,
-        );
-    } else {
-        status.message = None;
-        let message = match &current {
-            Some(_) => format!(
-                "topic {name} has {} partitions, replication factor {} and the declared configs",
-                status.partitions.unwrap_or_default(),
-                status.replication_factor.unwrap_or_default()
-            ),
-            None => format!("topic {name} was created"),
-        };
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            true,
-            "Ready",
-            message,
-            generation,
-            now,
-        );
-    }
+    set_pass_outcome(
+        &mut status,
+        &name,
+        current.is_some(),
+        &refusals,
+        report.changing,
+        generation,
+        now,
+    );
     status
 }

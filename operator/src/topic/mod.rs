@@ -16,7 +16,7 @@ mod status;
 pub use cleanup::{FINALIZER_DEADLINE, deadline_remaining};
 pub use reconcile::{TOPIC_KIND, reconcile};
 pub(crate) use reconcile::{execute, operation_name, previously_managed};
-pub(crate) use status::record_observed;
+pub(crate) use status::{record_observed, set_pass_outcome};
 
 #[cfg(test)]
 mod reconcile_tests;

@@ -21,9 +21,9 @@ use super::plan::{DesiredTopic, TopicAction, plan};
 use super::replicate::{record_replication, replicate, replication_target};
 use super::status::{
     RETRY_UNAVAILABLE, Unavailable, patch_status, record_observed, report_held, report_unavailable,
+    set_pass_outcome,
 };
 use crate::cluster::builders::bootstrap_address;
-use crate::conditions::set_condition;
 use crate::context::{AdminFactory, Context};
 use crate::error::Error;
 
@@ -328,65 +328,26 @@ async fn apply<F: AdminFactory>(
         .map(|r| (r.reason(), r.message()))
         .collect();
     refusals.extend(replication_refusal);
-    let now = ctx.clock.now();
-    if !refusals.is_empty() {
-        let message = refusals
-            .iter()
-            .map(|(_, m)| m.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        for (reason, note) in &refusals {
-            ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
-            ctx.publish(
-                &reference,
-                EventType::Warning,
-                reason,
-                "Refuse",
-                note.clone(),
-            )
-            .await;
-        }
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            refusals[0].0,
-            message.clone(),
-            topic.metadata.generation,
-            now,
-        );
-        status.message = Some(message);
-    } else if let Some(message) = changing_message {
-        status.message = None;
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            "ReplicationFactorChanging",
-            message,
-            topic.metadata.generation,
-            now,
-        );
-    } else {
-        status.message = None;
-        let message = match &current {
-            Some(_) => format!(
-                "topic {name} has {} partitions, replication factor {} and the declared configs",
-                status.partitions.unwrap_or_default(),
-                status.replication_factor.unwrap_or_default()
-            ),
-            None => format!("topic {name} was created"),
-        };
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            true,
-            "Ready",
-            message,
-            topic.metadata.generation,
-            now,
-        );
+    for (reason, note) in &refusals {
+        ctx.metrics.reconcile_error(TOPIC_KIND, "refused");
+        ctx.publish(
+            &reference,
+            EventType::Warning,
+            reason,
+            "Refuse",
+            note.clone(),
+        )
+        .await;
     }
+    set_pass_outcome(
+        &mut status,
+        &name,
+        current.is_some(),
+        &refusals,
+        changing_message,
+        topic.metadata.generation,
+        ctx.clock.now(),
+    );
     patch_status(ctx, namespace, topic, &status).await?;
     Ok(Action::requeue(requeue))
 }

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
+
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -224,4 +226,66 @@ pub(super) async fn remove_finalizer<F>(
         topic.name_any()
     )))?;
     Ok(())
+}
+
+/// Sets the Ready condition a topic pass ends with, the same in both runtimes: refused (the
+/// first refusal's reason, every refusal's message), a replication-factor change in progress,
+/// or ready. `existed`: the topic was there before this pass (not created by it).
+pub(crate) fn set_pass_outcome(
+    status: &mut TopicStatus,
+    name: &str,
+    existed: bool,
+    refusals: &[(&'static str, String)],
+    changing: Option<String>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    if let Some((reason, _)) = refusals.first() {
+        let message = refusals
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        );
+        status.message = Some(message);
+    } else if let Some(message) = changing {
+        status.message = None;
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "ReplicationFactorChanging",
+            message,
+            generation,
+            now,
+        );
+    } else {
+        status.message = None;
+        let message = if existed {
+            format!(
+                "topic {name} has {} partitions, replication factor {} and the declared configs",
+                status.partitions.unwrap_or_default(),
+                status.replication_factor.unwrap_or_default()
+            )
+        } else {
+            format!("topic {name} was created")
+        };
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            true,
+            "Ready",
+            message,
+            generation,
+            now,
+        );
+    }
 }
