@@ -12,8 +12,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use strom_admin::{
-    AdminError, ClusterAdmin, ConfigAdmin, ConfigChanges, ConfigResource, ElectionType, KafkaError,
-    PartitionResults, ReplicaAdmin, ResponseError, TopicPartition,
+    AdminError, ClusterAdmin, ConfigAdmin, ConfigChanges, ConfigResource, DescribedConfigs,
+    ElectionType, KafkaError, PartitionResults, PartitionState, ReplicaAdmin, ResponseError,
+    TopicPartition,
 };
 
 use super::action::Action;
@@ -74,19 +75,7 @@ pub async fn observe_admin<A: DayTwoAdmin>(admin: &A) -> Result<AdminState, Erro
         .list_partition_reassignments(None)
         .await
         .map_err(failed("ListPartitionReassignments"))?;
-    let resources: Vec<ConfigResource> = topics
-        .iter()
-        .filter(|(_, state)| state.is_ok())
-        .map(|(name, _)| ConfigResource::Topic(name.clone()))
-        .collect();
-    let configs = if resources.is_empty() {
-        BTreeMap::new()
-    } else {
-        admin
-            .describe_effective_configs(&resources, Some(&[MIN_INSYNC_REPLICAS]))
-            .await
-            .map_err(failed("DescribeConfigs"))?
-    };
+    let configs = topic_configs(admin, &topics, &[MIN_INSYNC_REPLICAS]).await?;
 
     let mut partitions = Vec::new();
     for (topic, state) in topics {
@@ -408,6 +397,26 @@ async fn set_throttles<A: DayTwoAdmin>(
     alter(admin, &changes).await
 }
 
+/// The effective `keys` of every topic Metadata described without an error.
+async fn topic_configs<A: DayTwoAdmin>(
+    admin: &A,
+    topics: &BTreeMap<String, Result<Vec<PartitionState>, KafkaError>>,
+    keys: &[&str],
+) -> Result<DescribedConfigs, Error> {
+    let resources: Vec<ConfigResource> = topics
+        .iter()
+        .filter(|(_, state)| state.is_ok())
+        .map(|(name, _)| ConfigResource::Topic(name.clone()))
+        .collect();
+    if resources.is_empty() {
+        return Ok(DescribedConfigs::new());
+    }
+    admin
+        .describe_effective_configs(&resources, Some(keys))
+        .await
+        .map_err(failed("DescribeConfigs"))
+}
+
 /// Removes the throttle rates from every registered broker and the throttled-replica lists
 /// from every topic that has one.
 pub async fn clear_throttles<A: DayTwoAdmin>(admin: &A) -> Result<(), Error> {
@@ -416,22 +425,12 @@ pub async fn clear_throttles<A: DayTwoAdmin>(admin: &A) -> Result<(), Error> {
         .describe_topics_partitions(None)
         .await
         .map_err(failed("Metadata"))?;
-    let resources: Vec<ConfigResource> = topics
-        .iter()
-        .filter(|(_, state)| state.is_ok())
-        .map(|(name, _)| ConfigResource::Topic(name.clone()))
-        .collect();
-    let configs = if resources.is_empty() {
-        BTreeMap::new()
-    } else {
-        admin
-            .describe_effective_configs(
-                &resources,
-                Some(&[LEADER_THROTTLED_REPLICAS, FOLLOWER_THROTTLED_REPLICAS]),
-            )
-            .await
-            .map_err(failed("DescribeConfigs"))?
-    };
+    let configs = topic_configs(
+        admin,
+        &topics,
+        &[LEADER_THROTTLED_REPLICAS, FOLLOWER_THROTTLED_REPLICAS],
+    )
+    .await?;
     let rates: BTreeSet<String> = THROTTLE_RATE_KEYS.iter().map(|k| (*k).to_owned()).collect();
     let mut changes: BTreeMap<ConfigResource, ConfigChanges> = brokers
         .into_iter()
