@@ -9,6 +9,7 @@
 //! the ISR may stay whatever their state: a leader may always shrink.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::controller::Controller;
 use crate::controller_error::ControllerError;
@@ -120,19 +121,58 @@ impl Controller {
         &self,
         request: AlterPartitionRequest,
     ) -> Result<PartitionState, ControllerError> {
+        self.alter_partitions(vec![request])
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(ControllerError::Internal(
+                    "AlterPartition answered no partition".to_owned(),
+                ))
+            })
+    }
+
+    /// AlterPartition for several partitions: each is checked on its own against the state
+    /// the ones before it leave, and every accepted change is committed in one batch, so a
+    /// leader that gets many followers back at once (after a restart) costs one commit, not
+    /// one per partition. One result per request, in order; if the commit fails, every
+    /// accepted change gets its error.
+    pub async fn alter_partitions(
+        &self,
+        requests: Vec<AlterPartitionRequest>,
+    ) -> Vec<Result<PartitionState, ControllerError>> {
         let _state = self.inner.state.lock().await;
-        let image = self.leader_image()?;
-        let (change, state) = plan_alter_partition(&image, &request)?;
-        if let Some(change) = change {
-            tracing::info!(
-                topic_id = %request.topic_id,
-                partition = request.partition,
-                isr = ?state.isr,
-                partition_epoch = state.partition_epoch,
-                "ISR changed at the leader's request"
-            );
-            self.commit(vec![change.record], false).await?;
+        let mut working = match self.leader_image() {
+            Ok(image) => image,
+            Err(error) => return requests.iter().map(|_| Err(error.clone())).collect(),
+        };
+        let mut records = Vec::new();
+        let mut results = Vec::with_capacity(requests.len());
+        // Indexes of the results that hold only if the commit succeeds.
+        let mut pending = Vec::new();
+        for request in &requests {
+            match plan_alter_partition(&working, request) {
+                Ok((Some(change), state)) => {
+                    tracing::info!(
+                        topic_id = %request.topic_id,
+                        partition = request.partition,
+                        isr = ?state.isr,
+                        partition_epoch = state.partition_epoch,
+                        "ISR changed at the leader's request"
+                    );
+                    working = Arc::new(working.with_records(std::slice::from_ref(&change.record)));
+                    records.push(change.record);
+                    pending.push(results.len());
+                    results.push(Ok(state));
+                }
+                Ok((None, state)) => results.push(Ok(state)),
+                Err(error) => results.push(Err(error)),
+            }
         }
-        Ok(state)
+        if let Err(error) = self.commit(records, false).await {
+            for index in pending {
+                results[index] = Err(error.clone());
+            }
+        }
+        results
     }
 }

@@ -31,7 +31,9 @@ use crate::controller_ops::BrokerRegistrationRequest;
 use crate::controller_ops::HeartbeatReply;
 use crate::controller_ops::HeartbeatRequest;
 use crate::controller_ops::QuorumDescription;
+use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
+use crate::replication_control::Planned;
 use crate::replication_control::after_broker_inactive;
 use crate::replication_control::after_brokers_inactive;
 use crate::replication_control::elect_leaderless;
@@ -39,6 +41,22 @@ use crate::replication_control::leadership_count;
 
 /// How often the active controller checks sessions.
 const DUTY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What one heartbeat changes: the broker's own records, the elections and ISR changes they
+/// cause, and the fenced state the broker is told.
+#[derive(Debug)]
+struct HeartbeatPlan {
+    records: Vec<MetadataRecord>,
+    changes: Planned,
+    fenced: bool,
+    unfences: bool,
+}
+
+impl HeartbeatPlan {
+    fn changes_nothing(&self) -> bool {
+        self.records.is_empty() && self.changes.records.is_empty()
+    }
+}
 
 /// Heartbeat times, valid for one term of this node as the active controller.
 #[derive(Debug, Default)]
@@ -108,25 +126,66 @@ impl Controller {
 
     /// A broker's heartbeat: renews its session, unfences it once caught up, and carries out a
     /// controlled shutdown it asks for.
+    ///
+    /// The session is renewed as soon as the heartbeat arrives, before anything waits on the
+    /// controller's state lock: a commit that holds the lock (an election, a batch of ISR
+    /// changes on a slow disk) must not make the brokers it keeps waiting look dead. A
+    /// heartbeat that changes nothing (the common case) is answered from the committed image
+    /// without taking the lock at all.
     pub async fn heartbeat(
         &self,
         request: HeartbeatRequest,
     ) -> Result<HeartbeatReply, ControllerError> {
-        let _state = self.inner.state.lock().await;
         let image = self.leader_image()?;
+        let plan = self.plan_heartbeat(&image, &request)?;
+        self.touch(request.node_id, request.metadata_offset);
+        let (fenced, controller_offset) = if plan.changes_nothing() {
+            (plan.fenced, image.offset)
+        } else {
+            let _state = self.inner.state.lock().await;
+            let image = self.leader_image()?;
+            let plan = self.plan_heartbeat(&image, &request)?;
+            if plan.changes_nothing() {
+                (plan.fenced, image.offset)
+            } else {
+                if plan.unfences {
+                    tracing::info!(
+                        node_id = request.node_id,
+                        "unfencing a broker that caught up"
+                    );
+                }
+                let fenced = plan.fenced;
+                let offset = self.commit_with_changes(plan.records, plan.changes).await?;
+                (fenced, offset)
+            }
+        };
+        let shutdown_ready = request.want_shutdown && self.shutdown_ready(request.node_id);
+        Ok(HeartbeatReply {
+            fenced,
+            controller_offset,
+            shutdown_ready,
+        })
+    }
+
+    /// Records that `node_id` was heard from, having applied the log up to `metadata_offset`.
+    fn touch(&self, node_id: i32, metadata_offset: u64) {
+        let mut heartbeats = self.inner.heartbeats.lock();
+        heartbeats.last.insert(node_id, Instant::now());
+        heartbeats.applied.insert(node_id, metadata_offset);
+    }
+
+    /// What `request` changes when `image` is the committed state.
+    fn plan_heartbeat(
+        &self,
+        image: &MetadataImage,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatPlan, ControllerError> {
         let broker = image
             .broker(request.node_id)
             .filter(|b| b.incarnation == request.incarnation)
             .ok_or(ControllerError::StaleBrokerEpoch {
                 node_id: request.node_id,
             })?;
-        {
-            let mut heartbeats = self.inner.heartbeats.lock();
-            heartbeats.last.insert(request.node_id, Instant::now());
-            heartbeats
-                .applied
-                .insert(request.node_id, request.metadata_offset);
-        }
         let change = |fenced, shutdown| MetadataRecord::BrokerChange {
             node_id: request.node_id,
             incarnation: request.incarnation,
@@ -134,7 +193,7 @@ impl Controller {
             in_controlled_shutdown: shutdown,
         };
         let unclean = self.unclean_default();
-        let (records, changes, fenced) = if request.want_shutdown {
+        let plan = if request.want_shutdown {
             let records: Vec<MetadataRecord> = (!broker.fenced || !broker.in_controlled_shutdown)
                 .then(|| change(Some(true), Some(true)))
                 .into_iter()
@@ -143,32 +202,33 @@ impl Controller {
             // still holds is always moved; once all moved this plans nothing.
             let working = image.with_records(&records);
             let changes = after_broker_inactive(&working, request.node_id, unclean);
-            (records, changes, true)
+            HeartbeatPlan {
+                records,
+                changes,
+                fenced: true,
+                unfences: false,
+            }
         } else if broker.fenced
             && !broker.in_controlled_shutdown
             && request.metadata_offset >= broker.fenced_at
         {
-            tracing::info!(
-                node_id = request.node_id,
-                "unfencing a broker that caught up"
-            );
             let records = vec![change(Some(false), None)];
             let changes = elect_leaderless(&image.with_records(&records), unclean);
-            (records, changes, false)
+            HeartbeatPlan {
+                records,
+                changes,
+                fenced: false,
+                unfences: true,
+            }
         } else {
-            (Vec::new(), Default::default(), broker.fenced)
+            HeartbeatPlan {
+                records: Vec::new(),
+                changes: Planned::default(),
+                fenced: broker.fenced,
+                unfences: false,
+            }
         };
-        let controller_offset = if records.is_empty() && changes.records.is_empty() {
-            image.offset
-        } else {
-            self.commit_with_changes(records, changes).await?
-        };
-        let shutdown_ready = request.want_shutdown && self.shutdown_ready(request.node_id);
-        Ok(HeartbeatReply {
-            fenced,
-            controller_offset,
-            shutdown_ready,
-        })
+        Ok(plan)
     }
 
     /// Whether a broker in controlled shutdown may exit: it leads no partition and every
@@ -303,3 +363,7 @@ impl Controller {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "broker_lifecycle_tests.rs"]
+mod tests;

@@ -409,13 +409,19 @@ impl ControllerClient {
         }
     }
 
-    pub async fn alter_partition(
+    /// AlterPartition for several partitions at once: one result per partition, in order.
+    pub async fn alter_partitions(
         &self,
-        request: AlterPartitionRequest,
-    ) -> Result<PartitionState, ControllerError> {
-        match self.call(ControllerRequest::AlterPartition(request)).await {
-            ControllerResponse::AlterPartition(result) => result,
-            other => mismatched(other, Err(internal())),
+        partitions: Vec<AlterPartitionRequest>,
+        within: Duration,
+    ) -> Vec<Result<PartitionState, ControllerError>> {
+        let count = partitions.len();
+        match self
+            .call_within(ControllerRequest::AlterPartition { partitions }, within)
+            .await
+        {
+            ControllerResponse::AlterPartition(results) if results.len() == count => results,
+            other => mismatched(other, vec![Err(internal()); count]),
         }
     }
 

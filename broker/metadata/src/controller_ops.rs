@@ -181,7 +181,11 @@ pub enum ControllerRequest {
         address: String,
     },
     DescribeQuorum,
-    AlterPartition(AlterPartitionRequest),
+    /// ISR changes of several partitions, from one leader, committed together (Kafka's
+    /// AlterPartition carries many partitions too).
+    AlterPartition {
+        partitions: Vec<AlterPartitionRequest>,
+    },
     /// KIP-455: start, change or cancel reassignments.
     AlterPartitionReassignments {
         reassignments: Vec<ReassignmentTarget>,
@@ -231,7 +235,8 @@ pub enum ControllerResponse {
     Heartbeat(Result<HeartbeatReply, ControllerError>),
     ObserverAdded(Result<(), ControllerError>),
     Quorum(Result<QuorumDescription, ControllerError>),
-    AlterPartition(Result<PartitionState, ControllerError>),
+    /// One result per partition, in request order.
+    AlterPartition(Vec<Result<PartitionState, ControllerError>>),
     /// One result per reassignment, in request order.
     AlterPartitionReassignments(Vec<Result<(), ControllerError>>),
     ListPartitionReassignments(Result<Vec<PartitionReassignment>, ControllerError>),
@@ -265,7 +270,9 @@ impl ControllerResponse {
             ControllerRequest::Heartbeat(_) => ControllerResponse::Heartbeat(e(&error)),
             ControllerRequest::AddObserver { .. } => ControllerResponse::ObserverAdded(e(&error)),
             ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(e(&error)),
-            ControllerRequest::AlterPartition(_) => ControllerResponse::AlterPartition(e(&error)),
+            ControllerRequest::AlterPartition { partitions } => {
+                ControllerResponse::AlterPartition(partitions.iter().map(|_| e(&error)).collect())
+            }
             ControllerRequest::AlterPartitionReassignments { reassignments } => {
                 ControllerResponse::AlterPartitionReassignments(
                     reassignments.iter().map(|_| e(&error)).collect(),
@@ -295,7 +302,9 @@ impl ControllerResponse {
             ControllerResponse::ProducerIds(r) => r.as_ref().err(),
             ControllerResponse::Heartbeat(r) => r.as_ref().err(),
             ControllerResponse::Quorum(r) => r.as_ref().err(),
-            ControllerResponse::AlterPartition(r) => r.as_ref().err(),
+            ControllerResponse::AlterPartition(items) => {
+                items.iter().find_map(|r| r.as_ref().err())
+            }
             ControllerResponse::AlterPartitionReassignments(items) => {
                 items.iter().find_map(|r| r.as_ref().err())
             }
@@ -368,8 +377,8 @@ impl Controller {
                 ControllerResponse::ObserverAdded(self.add_observer(node_id, address).await)
             }
             ControllerRequest::DescribeQuorum => ControllerResponse::Quorum(self.describe_quorum()),
-            ControllerRequest::AlterPartition(request) => {
-                ControllerResponse::AlterPartition(self.alter_partition(request).await)
+            ControllerRequest::AlterPartition { partitions } => {
+                ControllerResponse::AlterPartition(self.alter_partitions(partitions).await)
             }
             ControllerRequest::AlterPartitionReassignments { reassignments } => {
                 ControllerResponse::AlterPartitionReassignments(
@@ -396,15 +405,17 @@ mod tests {
     #[test]
     fn partition_requests_round_trip_and_optional_fields_default() {
         let requests = vec![
-            ControllerRequest::AlterPartition(AlterPartitionRequest {
-                broker_id: 1,
-                incarnation: Uuid::from_u128(1),
-                topic_id: Uuid::from_u128(2),
-                partition: 0,
-                leader_epoch: 3,
-                partition_epoch: 4,
-                new_isr: vec![1, 2],
-            }),
+            ControllerRequest::AlterPartition {
+                partitions: vec![AlterPartitionRequest {
+                    broker_id: 1,
+                    incarnation: Uuid::from_u128(1),
+                    topic_id: Uuid::from_u128(2),
+                    partition: 0,
+                    leader_epoch: 3,
+                    partition_epoch: 4,
+                    new_isr: vec![1, 2],
+                }],
+            },
             ControllerRequest::AlterPartitionReassignments {
                 reassignments: vec![("t".into(), 0, Some(vec![1, 2])), ("t".into(), 1, None)],
             },
@@ -434,15 +445,17 @@ mod tests {
     fn refusals_of_partition_requests_say_not_controller() {
         let not_controller = ControllerError::NotController { leader: Some(2) };
         let requests = [
-            ControllerRequest::AlterPartition(AlterPartitionRequest {
-                broker_id: 1,
-                incarnation: Uuid::nil(),
-                topic_id: Uuid::nil(),
-                partition: 0,
-                leader_epoch: 0,
-                partition_epoch: 0,
-                new_isr: vec![1],
-            }),
+            ControllerRequest::AlterPartition {
+                partitions: vec![AlterPartitionRequest {
+                    broker_id: 1,
+                    incarnation: Uuid::nil(),
+                    topic_id: Uuid::nil(),
+                    partition: 0,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    new_isr: vec![1],
+                }],
+            },
             ControllerRequest::AlterPartitionReassignments {
                 reassignments: vec![("t".into(), 0, None)],
             },

@@ -362,6 +362,44 @@ async fn alter_partition_shrinks_and_expands_the_isr() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_partition_of_many_partitions_commits_them_in_one_batch_and_answers_each() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (controller, inc) = start(dir.path(), 3, long_session()).await;
+    let topic_id = create(&controller, "t", &[&[1, 2, 3], &[1, 3, 2], &[1, 2, 3]], &[]).await;
+    let at = |index: i32| partition(&controller, "t", index);
+    let request = |index: i32, isr: &[i32], partition_epoch: i32| AlterPartitionRequest {
+        partition: index,
+        partition_epoch,
+        ..alter(topic_id, &at(index), 1, inc[1], isr)
+    };
+    let before = controller.quorum().image().offset;
+    let results = controller
+        .alter_partitions(vec![
+            request(0, &[1, 2], at(0).partition_epoch),
+            // A view one epoch old: refused, the others still go through.
+            request(1, &[1, 3], at(1).partition_epoch - 1),
+            request(2, &[1, 3], at(2).partition_epoch),
+        ])
+        .await;
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().expect("accepted").isr, vec![1, 2]);
+    assert!(matches!(
+        results[1],
+        Err(ControllerError::InvalidUpdateVersion { .. })
+    ));
+    assert_eq!(results[2].as_ref().expect("accepted").isr, vec![1, 3]);
+    assert_eq!(
+        (at(0).isr, at(1).isr, at(2).isr),
+        (vec![1, 2], vec![1, 3, 2], vec![1, 3])
+    );
+    assert_eq!(
+        controller.quorum().image().offset,
+        before + 1,
+        "both changes are one entry of the metadata log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_partition_refuses_stale_and_invalid_requests_with_kafka_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (controller, inc) = start(dir.path(), 4, long_session()).await;

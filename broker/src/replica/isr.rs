@@ -1,14 +1,15 @@
 //! ISR changes of the partitions led here, proposed to the active controller with
 //! AlterPartition (KIP-497): a follower that has not caught up within
 //! `replica.lag.time.max.ms` leaves the ISR, a replica that reached the high watermark joins
-//! it. The controller fences stale proposals by leader epoch and partition epoch; its answer
+//! it. The proposals of one check go in one request, which the controller commits as one
+//! batch. The controller fences stale proposals by leader epoch and partition epoch; its answer
 //! is the partition's new state, applied here at once (the metadata image brings the same
 //! state later and is then ignored as not newer).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_metadata::{AlterPartitionRequest, ControllerRequest, ControllerResponse};
+use strom_metadata::AlterPartitionRequest;
 use tokio_util::sync::CancellationToken;
 
 use super::partition::{Partition, ReplicaState, now_ms};
@@ -35,41 +36,79 @@ impl IsrUpdater {
                 _ = tick.tick() => {}
             }
             let now = now_ms();
-            for partition in self.broker.replicas.all_partitions() {
-                if let Some((state, isr)) = partition.propose_isr(now, self.lag_max_ms) {
-                    let broker = self.broker.clone();
-                    tokio::spawn(async move { propose(&broker, &partition, state, isr).await });
-                }
+            let proposals: Vec<Proposal> = self
+                .broker
+                .replicas
+                .all_partitions()
+                .into_iter()
+                .filter_map(|partition| {
+                    let (state, isr) = partition.propose_isr(now, self.lag_max_ms)?;
+                    Some(Proposal {
+                        partition,
+                        state,
+                        isr,
+                    })
+                })
+                .collect();
+            if !proposals.is_empty() {
+                let broker = self.broker.clone();
+                tokio::spawn(async move { propose(&broker, proposals).await });
             }
         }
     }
 }
 
-/// Sends one ISR proposal and applies the answer.
-async fn propose(broker: &Broker, partition: &Arc<Partition>, state: ReplicaState, isr: Vec<i32>) {
-    let shrinking = isr.len() < state.isr.len();
-    tracing::info!(
-        topic = %partition.topic,
-        partition = partition.index,
-        from = ?state.isr,
-        to = ?isr,
-        "proposing an ISR change"
-    );
-    let request = ControllerRequest::AlterPartition(AlterPartitionRequest {
-        broker_id: broker.node_id,
-        incarnation: broker.lifecycle.incarnation(),
-        topic_id: partition.topic_id,
-        partition: partition.index,
-        leader_epoch: state.leader_epoch,
-        partition_epoch: state.partition_epoch,
-        new_isr: isr,
-    });
-    match broker
+/// An ISR change of one partition led here, with the state it was planned on.
+struct Proposal {
+    partition: Arc<Partition>,
+    state: ReplicaState,
+    isr: Vec<i32>,
+}
+
+/// Sends the ISR proposals of one check in one request and applies the answers.
+async fn propose(broker: &Broker, proposals: Vec<Proposal>) {
+    let requests = proposals
+        .iter()
+        .map(|p| {
+            tracing::info!(
+                topic = %p.partition.topic,
+                partition = p.partition.index,
+                from = ?p.state.isr,
+                to = ?p.isr,
+                "proposing an ISR change"
+            );
+            AlterPartitionRequest {
+                broker_id: broker.node_id,
+                incarnation: broker.lifecycle.incarnation(),
+                topic_id: p.partition.topic_id,
+                partition: p.partition.index,
+                leader_epoch: p.state.leader_epoch,
+                partition_epoch: p.state.partition_epoch,
+                new_isr: p.isr.clone(),
+            }
+        })
+        .collect();
+    let results = broker
         .controller
-        .call_within(request, ALTER_PARTITION_DEADLINE)
-        .await
-    {
-        ControllerResponse::AlterPartition(Ok(next)) => {
+        .alter_partitions(requests, ALTER_PARTITION_DEADLINE)
+        .await;
+    for (proposal, result) in proposals.into_iter().zip(results) {
+        apply(broker, &proposal, result);
+        proposal.partition.isr_change_done();
+    }
+}
+
+/// Applies the controller's answer to one proposal.
+fn apply(
+    broker: &Broker,
+    proposal: &Proposal,
+    result: Result<strom_metadata::PartitionState, strom_metadata::ControllerError>,
+) {
+    let Proposal {
+        partition, state, ..
+    } = proposal;
+    match result {
+        Ok(next) => {
             let removed = state.isr.iter().filter(|r| !next.isr.contains(r)).count();
             let added = next.isr.iter().filter(|r| !state.isr.contains(r)).count();
             for _ in 0..removed {
@@ -86,13 +125,10 @@ async fn propose(broker: &Broker, partition: &Arc<Partition>, state: ReplicaStat
                 isr: next.isr,
             });
         }
-        ControllerResponse::AlterPartition(Err(error)) => {
+        Err(error) => {
             // A stale epoch means a newer state is on its way in the metadata image.
+            let shrinking = proposal.isr.len() < state.isr.len();
             tracing::info!(topic = %partition.topic, partition = partition.index, shrinking, %error, "ISR change refused");
         }
-        other => {
-            tracing::warn!(?other, "unexpected answer to AlterPartition");
-        }
     }
-    partition.isr_change_done();
 }
