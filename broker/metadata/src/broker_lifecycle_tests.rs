@@ -122,7 +122,7 @@ async fn a_queued_unfencing_heartbeat_counts_as_contact_before_it_gets_the_lock(
     });
     // The heartbeat waits on the lock, and its arrival already renewed the session.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !controller
+    while controller
         .inner
         .heartbeats
         .lock()
