@@ -226,6 +226,11 @@ async fn run_step(
     let down_for = killed.elapsed();
     tokio::task::block_in_place(|| cluster.broker_mut(victim).restart())
         .with_context(|| format!("restarting broker {victim}"))?;
+    println!(
+        "chaos: {} broker {victim} killed {down_for:.2?} ago, restarted at {}",
+        crate::workload::trace::clock(),
+        cluster.broker(victim).bootstrap()
+    );
     let restarted = Instant::now();
     await_healthy(cluster, Some(&config.topic), config.deadline).await?;
     let recovered_in = restarted.elapsed();

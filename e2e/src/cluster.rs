@@ -3,7 +3,9 @@
 //! Voters must know each other's controller listeners before they start, and a restarted voter
 //! must come back on the same address, so each node's controller port is reserved once when
 //! the cluster is made (the OS picks it: bind port 0, read it, release it) and reused for the
-//! life of the [`Cluster`]; Kafka and admin listeners still take a fresh OS port per start.
+//! life of the [`Cluster`]. So is each node's Kafka port: a restarted broker comes back where
+//! clients knew it, as a pod of a StatefulSet does behind its stable name, and a long-lived
+//! client's bootstrap list stays valid. Admin listeners take a fresh OS port per start.
 
 use std::time::Duration;
 
@@ -35,9 +37,8 @@ impl Cluster {
         observers: usize,
         configure: impl Fn(i32, BrokerOptions) -> BrokerOptions + Sync,
     ) -> anyhow::Result<Cluster> {
-        let ports: Vec<u16> = (0..voters + observers)
-            .map(|_| reserve_port())
-            .collect::<anyhow::Result<_>>()?;
+        let reserved = reserve_ports(2 * (voters + observers))?;
+        let (ports, kafka_ports) = reserved.split_at(voters + observers);
         let voter_list = ports[..voters]
             .iter()
             .enumerate()
@@ -52,6 +53,9 @@ impl Cluster {
                 let base = BrokerOptions {
                     node_id: Some(id),
                     controller_listen: Some(format!("127.0.0.1:{port}")),
+                    kafka_listen: kafka_ports
+                        .get(usize::try_from(id).unwrap_or(usize::MAX))
+                        .map(|kafka| format!("127.0.0.1:{kafka}")),
                     ..BrokerOptions::default()
                 }
                 .with("controller.quorum.voters", &voter_list);
@@ -172,8 +176,19 @@ pub fn fast_sessions(_id: i32, options: BrokerOptions) -> BrokerOptions {
 
 /// A port that was free a moment ago, chosen by the OS.
 pub fn reserve_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port")?;
-    Ok(listener.local_addr()?.port())
+    Ok(reserve_ports(1)?[0])
+}
+
+/// `count` distinct ports that were free a moment ago, chosen by the OS (all held until every
+/// one is chosen, so none is handed out twice).
+pub fn reserve_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 /// What DescribeCluster says.

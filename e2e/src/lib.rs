@@ -54,6 +54,8 @@ pub struct BrokerOptions {
     pub advertised_listener: Option<String>,
     /// `--controller-listen`, for brokers of a multi-node cluster (see [`cluster`]).
     pub controller_listen: Option<String>,
+    /// `--listen` (the Kafka listener); a fresh OS port per start (`127.0.0.1:0`) when `None`.
+    pub kafka_listen: Option<String>,
     /// A command the broker binary runs under, which must exec it (e.g. `nsenter` into the
     /// mount namespace of a test's small file system); none when empty.
     pub launcher: Vec<String>,
@@ -131,7 +133,15 @@ impl BrokerProcess {
         command
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args([
+                "--listen",
+                self.options
+                    .kafka_listen
+                    .as_deref()
+                    .unwrap_or("127.0.0.1:0"),
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .args(["--node-id", &self.options.node_id.unwrap_or(0).to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -284,7 +294,8 @@ impl BrokerProcess {
         }
     }
 
-    /// Starts the broker again on the same data directory (new ports). Stops it first if running.
+    /// Starts the broker again on the same data directory (on the same Kafka address when
+    /// [`BrokerOptions::kafka_listen`] pins it, else on new ports). Stops it first if running.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop()?;
         self.spawn()

@@ -32,6 +32,7 @@ use crate::kafka::base_config;
 
 pub mod check;
 pub mod report;
+pub mod trace;
 
 pub use check::{Acked, Consumed, Failed, Verdict, check, longest_gap, vanished};
 pub use report::Report;
@@ -168,6 +169,8 @@ struct ConsumerLog {
     consumed: Vec<Consumed>,
     errors: ErrorCounts,
     drain_complete: bool,
+    /// The next offset to read per partition, when the consumer stopped.
+    positions: BTreeMap<i32, i64>,
 }
 
 /// A running workload; [`Workload::finish`] ends it and says what happened.
@@ -176,6 +179,7 @@ pub struct Workload {
     stop: watch::Sender<bool>,
     producer: tokio::task::JoinHandle<ProducerLog>,
     client_errors: ErrorRecorder,
+    live_trace: trace::LogRing,
     drain: Arc<Mutex<Option<Drain>>>,
     consumer: std::thread::JoinHandle<ConsumerLog>,
     progress: Progress,
@@ -217,7 +221,14 @@ impl Workload {
             .create_with_context(client_errors.clone())
             .context("creating the workload producer")?;
 
-        let consumer = assigned_consumer(bootstrap, &config.topic, config.partitions)?;
+        let live_trace = trace::LogRing::default();
+        let consumer = assigned_consumer(
+            bootstrap,
+            &config.topic,
+            config.partitions,
+            live_trace.clone(),
+            Some(trace::DEBUG_CONTEXTS),
+        )?;
         let started = Instant::now();
         let progress = Progress::default();
         let (stop, stopped) = watch::channel(false);
@@ -241,6 +252,7 @@ impl Workload {
             stop,
             producer,
             client_errors,
+            live_trace,
             drain,
             consumer,
             progress,
@@ -256,7 +268,7 @@ impl Workload {
     /// `message.timeout.ms`); lets the live consumer read up to the last acknowledged offset of
     /// every partition for at most `drain_deadline`; then reads the whole topic again from the
     /// log start through `bootstrap` (the cluster as it is now: restarted brokers listen on new
-    /// ports) and checks that final read against the acknowledgements, and the live read
+    /// ports when not pinned) and checks that final read against the acknowledgements, and the live read
     /// against the final one (records a consumer saw must not vanish or change later).
     pub async fn finish(self, bootstrap: &str, drain_deadline: Duration) -> anyhow::Result<Report> {
         let _ = self.stop.send(true);
@@ -278,7 +290,13 @@ impl Workload {
             .await
             .context("joining the consumer thread")?
             .map_err(|_| anyhow::anyhow!("the consumer thread panicked"))?;
-        let reader = assigned_consumer(bootstrap, &self.config.topic, self.config.partitions)?;
+        let reader = assigned_consumer(
+            bootstrap,
+            &self.config.topic,
+            self.config.partitions,
+            trace::LogRing::default(),
+            None,
+        )?;
         let topic = self.config.topic.clone();
         let partitions = self.config.partitions;
         let until = Instant::now() + drain_deadline;
@@ -328,6 +346,13 @@ impl Workload {
                 .collect(),
             live_consumed: live.consumed.len() as u64,
             live_drain_complete: live.drain_complete,
+            live_positions: live.positions,
+            live_trace: if live.drain_complete {
+                Vec::new()
+            } else {
+                self.live_trace.tail(LIVE_TRACE_LINES)
+            },
+            targets: drain.targets,
             verdict,
             longest_stall,
             longest_stall_at,
@@ -340,13 +365,24 @@ impl Workload {
     }
 }
 
-/// A consumer without a group that reads every partition of `topic` from the log start.
+/// How many of the live consumer's newest log lines a report holds when it fell short.
+const LIVE_TRACE_LINES: usize = 400;
+
+/// A consumer without a group that reads every partition of `topic` from the log start,
+/// logging the librdkafka `debug` contexts given into `trace`.
 fn assigned_consumer(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
-) -> anyhow::Result<BaseConsumer> {
+    trace: trace::LogRing,
+    debug: Option<&str>,
+) -> anyhow::Result<BaseConsumer<trace::LogRing>> {
     let mut config = base_config(bootstrap);
+    if let Some(contexts) = debug {
+        config
+            .set("debug", contexts)
+            .set_log_level(RDKafkaLogLevel::Debug);
+    }
     config
         .set("group.id", format!("strom-workload-{}", std::process::id()))
         .set("enable.auto.commit", "false")
@@ -354,7 +390,9 @@ fn assigned_consumer(
         // A fetch position past the log end is a broker fault to report, never to skip.
         .set("auto.offset.reset", "error")
         .set("fetch.wait.max.ms", "100");
-    let consumer: BaseConsumer = config.create().context("creating a workload consumer")?;
+    let consumer: BaseConsumer<trace::LogRing> = config
+        .create_with_context(trace)
+        .context("creating a workload consumer")?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
@@ -465,7 +503,7 @@ fn record_delivery(
     }
 }
 
-fn consume(consumer: &BaseConsumer, drain: &Mutex<Option<Drain>>) -> ConsumerLog {
+fn consume(consumer: &BaseConsumer<trace::LogRing>, drain: &Mutex<Option<Drain>>) -> ConsumerLog {
     let mut log = ConsumerLog::default();
     // Next offset to read per partition.
     let mut positions: HashMap<i32, i64> = HashMap::new();
@@ -500,12 +538,13 @@ fn consume(consumer: &BaseConsumer, drain: &Mutex<Option<Drain>>) -> ConsumerLog
             None => {}
         }
     }
+    log.positions = positions.into_iter().collect();
     log
 }
 
 /// Low and high watermark of every partition that answers before `until`.
 fn high_watermarks(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<trace::LogRing>,
     topic: &str,
     partitions: i32,
     until: Instant,

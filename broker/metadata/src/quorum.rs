@@ -523,9 +523,20 @@ impl MetadataQuorum {
         fresh.then_some(leader)
     }
 
-    /// Whether this node is the active controller.
+    /// Whether this node is the active controller: it leads the quorum and has applied the
+    /// first entry of its own term, hence every entry committed before it. A newly elected
+    /// leader may not have applied its predecessor's last entries yet; until it has, its image
+    /// could miss a registration or an ISR change that brokers already acted on, so it answers
+    /// NOT_CONTROLLER (callers retry) and its duties wait, as KRaft's controller does until it
+    /// has replayed the log.
     pub fn is_leader(&self) -> bool {
-        self.leader_id() == Some(self.inner.config.node_id)
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.running_state.is_ok()
+            && metrics.current_leader == Some(self.inner.config.node_id)
+            && metrics
+                .last_applied
+                .is_some_and(|applied| applied.leader_id.term == metrics.current_term)
     }
 
     /// The openraft node, for the voter transport's server side (append_entries, vote,

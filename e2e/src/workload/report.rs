@@ -25,6 +25,12 @@ pub struct Report {
     /// Records the live consumer read while the workload ran.
     pub live_consumed: u64,
     pub live_drain_complete: bool,
+    /// The next offset the live consumer would have read per partition, when it stopped.
+    pub live_positions: BTreeMap<i32, i64>,
+    /// The live consumer's newest librdkafka debug lines, kept when it fell short.
+    pub live_trace: Vec<String>,
+    /// The last acknowledged offset per partition.
+    pub targets: BTreeMap<i32, i64>,
     pub verdict: Verdict,
     /// Longest time without an acknowledgement while producing, and when it began.
     pub longest_stall: Duration,
@@ -112,6 +118,10 @@ impl fmt::Display for Report {
             drained(self.live_drain_complete)
         )?;
         writeln!(f, "  high watermarks     {:?}", self.high_watermarks)?;
+        if !self.live_drain_complete {
+            writeln!(f, "  last acknowledged   {:?}", self.targets)?;
+            writeln!(f, "  live positions      {:?}", self.live_positions)?;
+        }
         writeln!(f, "  lost                {}", v.lost)?;
         writeln!(f, "  duplicated          {}", v.duplicated)?;
         writeln!(f, "  out of order        {}", v.out_of_order)?;
@@ -148,6 +158,16 @@ impl fmt::Display for Report {
                 v.duplicate_examples
             )?;
         }
+        if !self.live_trace.is_empty() {
+            write!(
+                f,
+                "\n  live consumer log (newest {} lines):",
+                self.live_trace.len()
+            )?;
+            for line in &self.live_trace {
+                write!(f, "\n    {line}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -174,6 +194,9 @@ mod tests {
             high_watermarks: [(0, 3), (1, 3)].into(),
             live_consumed: 6,
             live_drain_complete: true,
+            live_positions: [(0, 3), (1, 3)].into(),
+            live_trace: Vec::new(),
+            targets: [(0, 2), (1, 2)].into(),
             verdict: check(&a, &[], &c),
             longest_stall: Duration::from_millis(500),
             longest_stall_at: Duration::ZERO,
