@@ -224,11 +224,13 @@ pub async fn await_healthy(
     let Err(error) = waited else {
         return Ok(());
     };
-    // Say what was still missing: per-broker under-replicated counts and the topic's ISRs.
+    // Say what was still missing: per-broker under-replicated counts, applied metadata offset
+    // and the topic's ISRs, and the quorum as the controller reports it.
     let mut seen = Vec::new();
     for id in cluster.running() {
         let broker = cluster.broker(id);
         let urp = metric(broker, UNDER_REPLICATED).ok();
+        let applied = metric(broker, "strom_metadata_applied_offset").ok();
         let layout = match topic {
             Some(topic) => partitions(&broker.bootstrap(), topic)
                 .await
@@ -248,11 +250,36 @@ pub async fn await_healthy(
             None => String::new(),
         };
         seen.push(format!(
-            "broker {id}: {UNDER_REPLICATED}={urp:?} [{layout}]"
+            "broker {id}: metadata applied {applied:?}, {UNDER_REPLICATED}={urp:?} [{layout}]"
         ));
     }
+    let mut quorum = String::from("no broker answered DescribeQuorum");
+    for id in cluster.running() {
+        let answer = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            crate::cluster::describe_quorum(&cluster.broker(id).bootstrap()),
+        )
+        .await;
+        if let Ok(Ok(response)) = answer
+            && let Some(partition) = response.topics.first().and_then(|t| t.partitions.first())
+        {
+            let voters: Vec<String> = partition
+                .current_voters
+                .iter()
+                .map(|v| format!("{}@{}", v.replica_id.0, v.log_end_offset))
+                .collect();
+            quorum = format!(
+                "leader {} epoch {} high watermark {}, voters (id@log end) {}",
+                partition.leader_id.0,
+                partition.leader_epoch,
+                partition.high_watermark,
+                voters.join(" ")
+            );
+            break;
+        }
+    }
     Err(error.context(format!(
-        "topic {topic:?} as each broker last saw it: {}",
+        "topic {topic:?} as each broker last saw it: {}; quorum: {quorum}",
         seen.join("; ")
     )))
 }

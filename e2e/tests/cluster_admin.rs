@@ -1,6 +1,7 @@
 //! Admin operations sent to a broker that is not the active controller are forwarded to it
-//! and answer exactly as the controller does, also across a controller change; and replicas
-//! of new topics are placed rack-aware over the live brokers.
+//! and answer exactly as the controller does (raw requests, librdkafka's and confluent-kafka's
+//! admin clients), also across a controller change; and replicas of new topics are placed
+//! rack-aware over the live brokers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -230,6 +231,62 @@ async fn admin_operations_on_a_follower_answer_as_on_the_controller() -> anyhow:
     }
     let seen = topics(&on_controller).await?;
     assert!(!seen.contains_key("via-follower") && !seen.contains_key("via-controller"));
+    Ok(())
+}
+
+/// Runs `e2e/scripts/admin_forwarding.py` against `bootstrap`: the outcome of every step.
+async fn confluent_admin(
+    bootstrap: String,
+    topic: &'static str,
+) -> anyhow::Result<serde_json::Value> {
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new("python3")
+            .arg(strom_e2e::repo_root().join("e2e/scripts/admin_forwarding.py"))
+            .args([&bootstrap, topic])
+            .output()
+            .context("python3 (run e2e/install-tools.sh)")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "admin_forwarding.py against {bootstrap} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "admin_forwarding.py printed {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_admin_on_a_follower_answers_as_on_the_controller() -> anyhow::Result<()> {
+    let (cluster, controller, follower) = start(3, fast_sessions).await?;
+    let via_follower = confluent_admin(cluster.broker(follower).bootstrap(), "py-admin").await?;
+    let via_controller =
+        confluent_admin(cluster.broker(controller).bootstrap(), "py-admin").await?;
+    let expected = serde_json::json!({
+        "create": "OK",
+        "create_again": "TOPIC_ALREADY_EXISTS",
+        "replication_factor_4": "INVALID_REPLICATION_FACTOR",
+        "grow_to_5": "OK",
+        "shrink_to_2": "INVALID_PARTITIONS",
+        "set_retention": "OK",
+        "set_unknown_key": "INVALID_CONFIG",
+        "retention_read_back": "60000",
+        "partitions_seen": 5,
+        "delete": "OK",
+        "delete_again": "UNKNOWN_TOPIC_OR_PART",
+    });
+    assert_eq!(
+        via_follower, expected,
+        "through broker {follower}, not the controller"
+    );
+    assert_eq!(
+        via_controller, expected,
+        "through the controller, broker {controller}"
+    );
     Ok(())
 }
 
