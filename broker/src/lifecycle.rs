@@ -69,20 +69,35 @@ impl BrokerLifecycle {
         self.registration.incarnation
     }
 
-    /// Registers and heartbeats until the controller has unfenced this broker.
+    /// Registers and heartbeats until the controller has unfenced this broker, for at most
+    /// `deadline`. A heartbeat that fails on the way is retried: the controller may be changing
+    /// hands while this broker starts, and a controller elected after the registration that
+    /// does not know it yet is sent the registration again. Only a failed local metadata log
+    /// ends the wait early.
     pub async fn register_and_unfence(&self, deadline: Duration) -> Result<(), ControllerError> {
-        self.client.register(self.registration.clone()).await?;
         let until = tokio::time::Instant::now() + deadline;
+        self.client.register(self.registration.clone()).await?;
         loop {
-            if !self.heartbeat(false).await?.fenced {
-                return Ok(());
+            match self.heartbeat(false).await {
+                Ok(reply) if !reply.fenced => return Ok(()),
+                // Caught up at a later heartbeat: the image moves as the log is applied.
+                Ok(_) => {}
+                Err(ControllerError::StaleBrokerEpoch { .. }) => {
+                    tracing::info!(
+                        "the controller does not know this incarnation yet; registering again"
+                    );
+                    if let Err(error) = self.client.register(self.registration.clone()).await {
+                        tracing::warn!(%error, "registering again");
+                    }
+                }
+                Err(error @ ControllerError::MetadataLogFailed) => return Err(error),
+                Err(error) => tracing::warn!(%error, "heartbeat while starting; retrying"),
             }
             if tokio::time::Instant::now() >= until {
                 return Err(ControllerError::ControllerUnavailable {
                     timeout_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
                 });
             }
-            // Caught up at the next heartbeat: the image moves as the log is applied.
             tokio::time::sleep(self.interval.min(Duration::from_millis(100))).await;
         }
     }

@@ -58,6 +58,9 @@ use crate::state_machine::MetadataStateMachine;
 const RAFT_CLUSTER_NAME: &str = "strom";
 /// The largest piece of a snapshot sent in one InstallSnapshot RPC.
 const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
+/// How long one snapshot chunk may take to reach a follower (openraft's default is 200 ms,
+/// which a follower that writes 1 MiB on a busy disk misses over and over).
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5000;
 
 /// Where and as whom the quorum runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +133,9 @@ pub struct NetworkContext {
 /// Tuning of the Raft node; the defaults suit a metadata quorum on a LAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumOptions {
+    /// How often the leader sends AppendEntries, and also how long one may take: openraft
+    /// gives up on an AppendEntries after one interval. Too short, and a follower slowed by a
+    /// busy CPU or a slow fsync never answers in time, so it never catches up.
     pub heartbeat_interval: Duration,
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
@@ -145,9 +151,10 @@ pub struct QuorumOptions {
 impl Default for QuorumOptions {
     fn default() -> Self {
         Self {
-            heartbeat_interval: Duration::from_millis(100),
-            election_timeout_min: Duration::from_millis(500),
-            election_timeout_max: Duration::from_millis(1000),
+            heartbeat_interval: Duration::from_millis(250),
+            // KRaft's controller.quorum.election.timeout.ms (1 s) plus its random backoff.
+            election_timeout_min: Duration::from_millis(1000),
+            election_timeout_max: Duration::from_millis(2000),
             snapshot_interval: 1000,
             logs_to_keep_after_snapshot: 100,
             start_timeout: Duration::from_secs(30),
@@ -235,6 +242,7 @@ impl MetadataQuorum {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_interval),
             max_in_snapshot_log_to_keep: options.logs_to_keep_after_snapshot,
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             purge_batch_size: 1,
             ..Default::default()
         }
