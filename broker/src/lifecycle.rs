@@ -82,14 +82,7 @@ impl BrokerLifecycle {
                 Ok(reply) if !reply.fenced => return Ok(()),
                 // Caught up at a later heartbeat: the image moves as the log is applied.
                 Ok(_) => {}
-                Err(ControllerError::StaleBrokerEpoch { .. }) => {
-                    tracing::info!(
-                        "the controller does not know this incarnation yet; registering again"
-                    );
-                    if let Err(error) = self.client.register(self.registration.clone()).await {
-                        tracing::warn!(%error, "registering again");
-                    }
-                }
+                Err(ControllerError::StaleBrokerEpoch { .. }) => self.register_again().await,
                 Err(error @ ControllerError::MetadataLogFailed) => return Err(error),
                 Err(error) => tracing::warn!(%error, "heartbeat while starting; retrying"),
             }
@@ -99,6 +92,15 @@ impl BrokerLifecycle {
                 });
             }
             tokio::time::sleep(self.interval.min(Duration::from_millis(100))).await;
+        }
+    }
+
+    /// Sends this incarnation's registration again, to a controller that does not know it (one
+    /// elected since, or one that lost it).
+    async fn register_again(&self) {
+        tracing::warn!("the controller does not know this incarnation; registering again");
+        if let Err(error) = self.client.register(self.registration.clone()).await {
+            tracing::warn!(%error, "registering again");
         }
     }
 
@@ -113,14 +115,7 @@ impl BrokerLifecycle {
             }
             match self.heartbeat(false).await {
                 Ok(_) => {}
-                Err(ControllerError::StaleBrokerEpoch { .. }) => {
-                    tracing::warn!(
-                        "the controller does not know this incarnation; registering again"
-                    );
-                    if let Err(error) = self.client.register(self.registration.clone()).await {
-                        tracing::warn!(%error, "registering again");
-                    }
-                }
+                Err(ControllerError::StaleBrokerEpoch { .. }) => self.register_again().await,
                 Err(error) => tracing::warn!(%error, "broker heartbeat failed"),
             }
         }

@@ -35,7 +35,8 @@ fn heartbeat(controller: &Controller, incarnation: Uuid) -> HeartbeatRequest {
     }
 }
 
-async fn register_live(controller: &Controller) -> Uuid {
+/// Registers a new incarnation of broker 1, fenced until a heartbeat unfences it.
+async fn register(controller: &Controller) -> Uuid {
     let incarnation = Uuid::new_v4();
     controller
         .register(BrokerRegistrationRequest {
@@ -47,6 +48,11 @@ async fn register_live(controller: &Controller) -> Uuid {
         })
         .await
         .expect("registers");
+    incarnation
+}
+
+async fn register_live(controller: &Controller) -> Uuid {
+    let incarnation = register(controller).await;
     let reply = controller
         .heartbeat(heartbeat(controller, incarnation))
         .await
@@ -101,17 +107,7 @@ async fn a_queued_unfencing_heartbeat_counts_as_contact_before_it_gets_the_lock(
     controller.fence_expired_brokers().await;
     // A new incarnation (a restart) is fenced until a heartbeat unfences it, which needs
     // the lock.
-    let incarnation = Uuid::new_v4();
-    controller
-        .register(BrokerRegistrationRequest {
-            node_id: 1,
-            incarnation,
-            host: "b1".to_owned(),
-            port: 9092,
-            rack: None,
-        })
-        .await
-        .expect("registers again");
+    let incarnation = register(&controller).await;
     let held = controller.inner.state.lock().await;
     tokio::time::sleep(SESSION * 2).await;
     let sent = std::time::Instant::now();
