@@ -28,6 +28,9 @@ impl PartitionLog {
     /// batches are in the log but their durability is unknown, as with Kafka's
     /// `KAFKA_STORAGE_ERROR`.
     ///
+    /// On a compacted log a batch holding a record without a key is refused
+    /// ([`StorageError::InvalidRecord`] with [`BatchError::MissingKey`]) and nothing is written.
+    ///
     /// This copies `records` once to patch it; [`PartitionLog::append_owned`] avoids the copy.
     pub fn append(
         &self,
@@ -35,14 +38,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        let headers = self.validate(records, now_ms)?;
-        self.append_validated(
-            records.to_vec(),
-            headers,
-            leader_epoch,
-            now_ms,
-            AppendOrigin::Client,
-        )
+        self.append_with_origin(records.to_vec(), leader_epoch, now_ms, AppendOrigin::Client)
     }
 
     /// [`PartitionLog::append`] on a buffer the caller hands over, patched in place.
@@ -52,8 +48,7 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        let headers = self.validate(&records, now_ms)?;
-        self.append_validated(records, headers, leader_epoch, now_ms, AppendOrigin::Client)
+        self.append_with_origin(records, leader_epoch, now_ms, AppendOrigin::Client)
     }
 
     /// [`PartitionLog::append_owned`] with an explicit origin.
@@ -64,14 +59,20 @@ impl PartitionLog {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<AppendInfo, StorageError> {
-        let headers = self.validate(&records, now_ms)?;
+        let (records, headers) = self.prepare(records, now_ms)?;
         self.append_validated(records, headers, leader_epoch, now_ms, origin)
     }
 
     /// Checks every batch of a record set (outside the append lock: a compressed batch is
-    /// decompressed to be checked); returns their headers.
-    fn validate(&self, records: &[u8], now_ms: i64) -> Result<Vec<BatchHeader>, StorageError> {
-        let (max_message_bytes, segment_bytes, rules) = {
+    /// decompressed to be checked), then recompresses the batches whose codec differs from a
+    /// `compression.type` other than `producer` (Kafka's `LogValidator`). Returns the record
+    /// set to write and its batch headers.
+    fn prepare(
+        &self,
+        records: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<(Vec<u8>, Vec<BatchHeader>), StorageError> {
+        let (max_message_bytes, segment_bytes, rules, target) = {
             let inner = self.inner.lock();
             let config = &inner.config;
             (
@@ -82,10 +83,22 @@ impl PartitionLog {
                     timestamp_type: config.message_timestamp_type,
                     timestamp_before_max_ms: config.message_timestamp_before_max_ms,
                     timestamp_after_max_ms: config.message_timestamp_after_max_ms,
+                    require_keys: config.cleanup_policy.compact,
                 },
+                config.compression_type.codec(),
             )
         };
-        validate_record_set(records, max_message_bytes, segment_bytes, &rules)
+        let headers = validate_record_set(&records, max_message_bytes, segment_bytes, &rules)?;
+        match target {
+            Some(codec) => crate::recompress::recompress(
+                records,
+                headers,
+                codec,
+                max_message_bytes,
+                segment_bytes,
+            ),
+            None => Ok((records, headers)),
+        }
     }
 
     fn append_validated(
@@ -163,9 +176,9 @@ impl PartitionLog {
         // validation made every batch's offset count equal to the records it holds. A segment
         // holds at most segment.bytes < 2^31 bytes and a stored record takes at least 7, so only
         // compressed batches whose records shrink below a byte each can ever need this roll.
-        let aged = active
-            .created_ms()
-            .is_some_and(|created| now_ms.saturating_sub(created) >= inner.config.segment_ms);
+        let aged = active.created_ms().is_some_and(|created| {
+            now_ms.saturating_sub(created) >= inner.config.effective_segment_ms()
+        });
         if active.size() > 0
             && (active.size() + records.len() as u64 > segment_bytes
                 || aged

@@ -195,6 +195,21 @@ pub enum BatchError {
         /// Latest accepted.
         max: i64,
     },
+    /// A record without a key sent to a compacted log (Kafka `INVALID_RECORD`): compaction
+    /// keeps the latest record per key, so every record needs one.
+    #[error("record {record} has no key, but the topic is compacted (cleanup.policy=compact)")]
+    MissingKey {
+        /// Index of the record in the record set.
+        record: usize,
+    },
+    /// Records could not be compressed with the codec the log stores them in.
+    #[error("the records cannot be compressed with {codec}: {reason}")]
+    Compression {
+        /// The codec.
+        codec: &'static str,
+        /// What the compressor reported.
+        reason: String,
+    },
     /// A producer flagged the batch as LogAppendTime: only the broker sets that.
     #[error("producers may not set the timestamp type to LogAppendTime")]
     LogAppendTimeFromClient,
@@ -229,7 +244,8 @@ impl BatchError {
             | BatchError::MalformedRecord { record, .. }
             | BatchError::BadFieldLength { record, .. }
             | BatchError::OffsetDeltaMismatch { record, .. }
-            | BatchError::TimestampOutOfRange { record, .. } => Some(*record),
+            | BatchError::TimestampOutOfRange { record, .. }
+            | BatchError::MissingKey { record } => Some(*record),
             _ => None,
         }
     }
@@ -387,8 +403,10 @@ impl<'a> RecordBatch<'a> {
         Ok(RecordBatch { buf: &buf[..size] })
     }
 
-    /// Checks magic, CRC32C, `recordCount` and `lastOffsetDelta`. Empty batches (count 0, which
-    /// compaction leaves behind) pass; the append path rejects them separately.
+    /// Checks magic, CRC32C, `recordCount` and `lastOffsetDelta`. A batch may span more offsets
+    /// than it holds records (compaction removes records but keeps the batch's last offset, as
+    /// Kafka does), so `recordCount <= lastOffsetDelta + 1`; empty batches (count 0, which
+    /// compaction leaves behind) pass. The produce path requires exactly `recordCount - 1`.
     pub fn validate(&self) -> Result<(), BatchError> {
         let magic = self.magic();
         if magic != MAGIC_V2 {
@@ -407,7 +425,7 @@ impl<'a> RecordBatch<'a> {
         let consistent = if record_count == 0 {
             last_offset_delta >= 0
         } else {
-            last_offset_delta == record_count - 1
+            last_offset_delta >= record_count - 1
         };
         if !consistent {
             return Err(BatchError::LastOffsetDeltaMismatch {

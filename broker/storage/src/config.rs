@@ -10,12 +10,65 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// `cleanup.policy`: what removes old data from the log. Kafka accepts `delete`, `compact` and
+/// both (`compact,delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: `retention.ms` and `retention.bytes` remove whole old segments.
+    pub delete: bool,
+    /// `compact`: the log cleaner keeps only the latest record of each key.
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    /// Kafka's default, `delete`.
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
+/// `compression.type`: the codec batches are stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CompressionType {
+    /// Keep the codec the producer chose (Kafka's default).
+    #[default]
+    Producer,
+    /// Store batches uncompressed.
+    Uncompressed,
+    /// gzip.
+    Gzip,
+    /// snappy (xerial framing, as Kafka's clients write it).
+    Snappy,
+    /// lz4 (the LZ4 frame format).
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl CompressionType {
+    /// The codec the broker stores batches in, or `None` for `producer` (keep the client's).
+    pub fn codec(self) -> Option<crate::records::Codec> {
+        use crate::records::Codec;
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(Codec::None),
+            CompressionType::Gzip => Some(Codec::Gzip),
+            CompressionType::Snappy => Some(Codec::Snappy),
+            CompressionType::Lz4 => Some(Codec::Lz4),
+            CompressionType::Zstd => Some(Codec::Zstd),
+        }
+    }
+}
+
 /// The largest `segment.bytes` accepted: index entries hold file positions as `u32`, and Kafka
 /// bounds the setting to an `int`.
 pub const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
 
 /// Configuration of one partition log. Field names follow Kafka's topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll to a new segment before the active one would exceed this size.
     /// Values above [`MAX_SEGMENT_BYTES`] are treated as that.
@@ -42,6 +95,20 @@ pub struct LogConfig {
     /// `message.timestamp.after.max.ms`: with `CreateTime`, the furthest a record timestamp may
     /// lie after the broker's clock.
     pub message_timestamp_after_max_ms: i64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone stays in a compacted log after the cleaner
+    /// first saw it, so consumers reading from the start see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older than this is
+    /// cleaned whatever its dirty ratio; it also bounds the active segment's age.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of uncleaned bytes that makes a log worth cleaning.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `compression.type`.
+    pub compression_type: CompressionType,
 }
 
 /// Kafka's default `message.timestamp.before.max.ms` (KIP-937): no limit.
@@ -64,6 +131,12 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             message_timestamp_before_max_ms: DEFAULT_TIMESTAMP_BEFORE_MAX_MS,
             message_timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+            cleanup_policy: CleanupPolicy::default(),
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+            compression_type: CompressionType::Producer,
         }
     }
 }
@@ -72,5 +145,16 @@ impl LogConfig {
     /// `segment_bytes` bounded to what the `u32` index positions can address.
     pub fn effective_segment_bytes(&self) -> u64 {
         self.segment_bytes.clamp(1, MAX_SEGMENT_BYTES)
+    }
+
+    /// The age at which the active segment rolls: `segment.ms`, and on a compacted log also
+    /// `max.compaction.lag.ms` (records in the active segment cannot be cleaned, so Kafka rolls
+    /// it in time for the lag to hold).
+    pub fn effective_segment_ms(&self) -> i64 {
+        if self.cleanup_policy.compact && self.max_compaction_lag_ms > 0 {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
     }
 }

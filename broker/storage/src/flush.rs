@@ -92,7 +92,7 @@ impl PartitionLog {
             let active = Arc::clone(inner.active());
             let due = active.size() > 0
                 && active.created_ms().is_some_and(|created| {
-                    now_ms.saturating_sub(created) >= inner.config.segment_ms
+                    now_ms.saturating_sub(created) >= inner.config.effective_segment_ms()
                 });
             if due && !inner.closed {
                 self.roll(&mut inner, now_ms, &mut after)?;

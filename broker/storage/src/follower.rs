@@ -189,7 +189,7 @@ impl PartitionLog {
             let size = active.size() + pending;
             let aged = i == 0
                 && active.created_ms().is_some_and(|created| {
-                    now_ms.saturating_sub(created) >= inner.config.segment_ms
+                    now_ms.saturating_sub(created) >= inner.config.effective_segment_ms()
                 });
             if size > 0
                 && (size + f.header.size as u64 > segment_bytes

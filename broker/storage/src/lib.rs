@@ -63,6 +63,8 @@ pub mod open_files;
 pub mod partition_metadata;
 pub mod producer_state;
 mod read;
+mod recompress;
+pub mod records;
 mod recovery;
 mod retention;
 mod segment;
@@ -72,8 +74,8 @@ mod verify;
 
 pub use append::validate_record_set;
 pub use config::{
-    DEFAULT_TIMESTAMP_AFTER_MAX_MS, DEFAULT_TIMESTAMP_BEFORE_MAX_MS, LogConfig, MAX_SEGMENT_BYTES,
-    TimestampType,
+    CleanupPolicy, CompressionType, DEFAULT_TIMESTAMP_AFTER_MAX_MS,
+    DEFAULT_TIMESTAMP_BEFORE_MAX_MS, LogConfig, MAX_SEGMENT_BYTES, TimestampType,
 };
 pub use error::StorageError;
 pub use file_records::{FileRange, FileRecords};

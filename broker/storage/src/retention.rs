@@ -8,8 +8,8 @@ use crate::log::{AfterUnlock, Inner, PartitionLog, RetentionOutcome};
 use crate::segment::Segment;
 
 impl PartitionLog {
-    /// One pass of `retention.ms` and `retention.bytes` (and of segments left wholly below the
-    /// log start offset by DeleteRecords). Deletes whole segments, oldest first, stopping at
+    /// One pass of `retention.ms` and `retention.bytes` (only with `cleanup.policy` `delete`)
+    /// and of segments left wholly below the log start offset by DeleteRecords (always). Deletes whole segments, oldest first, stopping at
     /// the first one to keep. The active segment is deleted only when it too has expired: the
     /// log then rolls first, like Kafka, so an empty active segment remains at the log end.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
@@ -35,8 +35,19 @@ impl PartitionLog {
                 ..Default::default()
             });
         }
-        let retention_ms = inner.config.retention_ms;
-        let retention_bytes = inner.config.retention_bytes;
+        // `cleanup.policy` without `delete`: time and size never remove data (segments left
+        // below the log start offset by DeleteRecords still go).
+        let policy_delete = inner.config.cleanup_policy.delete;
+        let retention_ms = if policy_delete {
+            inner.config.retention_ms
+        } else {
+            -1
+        };
+        let retention_bytes = if policy_delete {
+            inner.config.retention_bytes
+        } else {
+            -1
+        };
         let total: u64 = inner.segments.iter().map(|s| s.size()).sum();
         let mut excess: i64 = if retention_bytes >= 0 {
             i64::try_from(total)

@@ -17,8 +17,10 @@
 //!   `[now - message.timestamp.before.max.ms, now + message.timestamp.after.max.ms]` (KIP-937),
 //!   and clients may not flag a batch as `LogAppendTime`.
 //!
-//! Kafka also requires keys on compacted topics. Strom refuses `cleanup.policy=compact`, so no
-//! topic is compacted and that rule has nothing to apply to yet.
+//! - on a compacted log (`cleanup.policy=compact`) every record of a data batch has a key.
+//!
+//! Stored batches may hold fewer records than offsets: the cleaner removes records and keeps a
+//! batch's offset range, so their offset deltas only need to increase within it.
 //!
 //! Reads use the structural part only ([`validate_stored_batch`]): what is in the log passed
 //! these checks when it was written unless a disk or an older version put it there.
@@ -49,6 +51,8 @@ pub struct ProduceRules {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future a timestamp may lie.
     pub timestamp_after_max_ms: i64,
+    /// The log is compacted: records of data batches must have keys.
+    pub require_keys: bool,
 }
 
 impl ProduceRules {
@@ -84,24 +88,39 @@ pub fn validate_produce_batch(
     if batch.record_count() == 0 {
         return Err(BatchError::NoRecords);
     }
+    if batch.last_offset_delta() != batch.record_count() - 1 {
+        return Err(BatchError::LastOffsetDeltaMismatch {
+            last_offset_delta: batch.last_offset_delta(),
+            record_count: batch.record_count(),
+        });
+    }
     check_producer_fields(batch)?;
+    let require_keys = rules.require_keys && !batch.is_control();
     let check_timestamps = rules.timestamp_type == TimestampType::CreateTime;
     if check_timestamps && batch.timestamp_type() == BatchTimestampType::LogAppendTime {
         return Err(BatchError::LogAppendTimeFromClient);
     }
     let (min, max) = rules.timestamp_window();
-    walk(batch, first_record_index, |record, timestamp| {
-        // -1 is Kafka's NO_TIMESTAMP, which the rule skips.
-        if check_timestamps && timestamp != -1 && !(min..=max).contains(&timestamp) {
-            return Err(BatchError::TimestampOutOfRange {
-                record,
-                timestamp,
-                min,
-                max,
-            });
-        }
-        Ok(())
-    })
+    walk(
+        batch,
+        first_record_index,
+        Offsets::Contiguous,
+        |record, timestamp, has_key| {
+            if require_keys && !has_key {
+                return Err(BatchError::MissingKey { record });
+            }
+            // -1 is Kafka's NO_TIMESTAMP, which the rule skips.
+            if check_timestamps && timestamp != -1 && !(min..=max).contains(&timestamp) {
+                return Err(BatchError::TimestampOutOfRange {
+                    record,
+                    timestamp,
+                    min,
+                    max,
+                });
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Validates a batch read back from the log: framing, CRC, header and record structure, but
@@ -116,7 +135,7 @@ pub fn validate_stored_batch(batch: &RecordBatch<'_>) -> Result<(), BatchError> 
     }
     if codec == NONE && batch.record_count() > 0 {
         let mut source = SliceSource::new(records_of(batch));
-        walk_records(&mut source, batch, 0, |_, _| Ok(()))?;
+        walk_records(&mut source, batch, 0, Offsets::Increasing, |_, _, _| Ok(()))?;
     }
     Ok(())
 }
@@ -141,12 +160,22 @@ fn check_producer_fields(batch: &RecordBatch<'_>) -> Result<(), BatchError> {
     Ok(())
 }
 
+/// What offset deltas a batch's records must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offsets {
+    /// 0, 1, .., recordCount-1: a producer's batch.
+    Contiguous,
+    /// Increasing, at most `lastOffsetDelta`: a stored batch, possibly compacted.
+    Increasing,
+}
+
 /// Walks the records of `batch` through the decompressor its codec names, calling `check`
-/// with each record's index in the record set and its timestamp.
+/// with each record's index in the record set, its timestamp and whether it has a key.
 fn walk(
     batch: &RecordBatch<'_>,
     first_record_index: usize,
-    check: impl FnMut(usize, i64) -> Result<(), BatchError>,
+    offsets: Offsets,
+    check: impl FnMut(usize, i64, bool) -> Result<(), BatchError>,
 ) -> Result<RecordsSummary, BatchError> {
     let data = records_of(batch);
     match batch.compression() {
@@ -154,18 +183,21 @@ fn walk(
             &mut SliceSource::new(data),
             batch,
             first_record_index,
+            offsets,
             check,
         ),
         GZIP => walk_records(
             &mut StreamSource::new(flate2::read::MultiGzDecoder::new(data), "gzip"),
             batch,
             first_record_index,
+            offsets,
             check,
         ),
         SNAPPY => walk_records(
             &mut StreamSource::new(XerialSnappy::new(data), "snappy"),
             batch,
             first_record_index,
+            offsets,
             check,
         ),
         LZ4 => {
@@ -174,6 +206,7 @@ fn walk(
                 &mut StreamSource::new(decoder, "lz4"),
                 batch,
                 first_record_index,
+                offsets,
                 check,
             )
         }
@@ -184,6 +217,7 @@ fn walk(
                 &mut StreamSource::new(decoder, "zstd"),
                 batch,
                 first_record_index,
+                offsets,
                 check,
             )
         }
@@ -203,12 +237,14 @@ fn walk_records<S: Source>(
     source: &mut S,
     batch: &RecordBatch<'_>,
     first_record_index: usize,
-    mut check: impl FnMut(usize, i64) -> Result<(), BatchError>,
+    offsets: Offsets,
+    mut check: impl FnMut(usize, i64, bool) -> Result<(), BatchError>,
 ) -> Result<RecordsSummary, BatchError> {
     let record_count = batch.record_count();
     let declared = usize::try_from(record_count).unwrap_or(0);
     let base_timestamp = batch.base_timestamp();
     let mut max_timestamp = -1i64;
+    let mut previous_delta = -1i64;
     for i in 0..declared {
         let record = first_record_index + i;
         let malformed = |reason: &'static str| BatchError::MalformedRecord { record, reason };
@@ -234,14 +270,22 @@ fn walk_records<S: Source>(
         let offset_delta = body
             .varint()?
             .ok_or_else(|| malformed("the record ends inside its offset delta"))?;
-        if i64::from(offset_delta) != i as i64 {
+        let delta_ok = match offsets {
+            Offsets::Contiguous => i64::from(offset_delta) == i as i64,
+            Offsets::Increasing => {
+                i64::from(offset_delta) > previous_delta
+                    && offset_delta <= batch.last_offset_delta()
+            }
+        };
+        if !delta_ok {
             return Err(BatchError::OffsetDeltaMismatch {
                 record,
                 offset_delta,
                 expected: i,
             });
         }
-        body.bytes_field(record, "key")?;
+        previous_delta = i64::from(offset_delta);
+        let has_key = body.bytes_field(record, "key")?;
         body.bytes_field(record, "value")?;
         let headers = body
             .varint()?
@@ -266,7 +310,7 @@ fn walk_records<S: Source>(
         let timestamp = base_timestamp
             .checked_add(timestamp_delta)
             .ok_or_else(|| malformed("the timestamp delta overflows"))?;
-        check(record, timestamp)?;
+        check(record, timestamp, has_key)?;
         max_timestamp = max_timestamp.max(timestamp);
     }
     if !source.at_end()? {
@@ -303,21 +347,22 @@ impl<S: Source> Body<'_, S> {
         Ok(raw.map(|raw| ((raw >> 1) as i64) ^ -((raw & 1) as i64)))
     }
 
-    /// A length-prefixed byte field where -1 means null (key, value, header value).
-    fn bytes_field(&mut self, record: usize, field: &'static str) -> Result<(), BatchError> {
+    /// A length-prefixed byte field where -1 means null (key, value, header value); true when
+    /// it is not null.
+    fn bytes_field(&mut self, record: usize, field: &'static str) -> Result<bool, BatchError> {
         let length = self.varint()?.ok_or(BatchError::MalformedRecord {
             record,
             reason: "the record ends inside a length",
         })?;
         match length {
-            -1 => Ok(()),
+            -1 => Ok(false),
             n if n < -1 => Err(BatchError::BadFieldLength {
                 record,
                 field,
                 length: i64::from(n),
                 remaining: self.remaining,
             }),
-            n => self.skip_field(record, i64::from(n), field),
+            n => self.skip_field(record, i64::from(n), field).map(|()| true),
         }
     }
 
@@ -525,7 +570,7 @@ impl<R: Read> Source for StreamSource<R> {
 /// Snappy as Kafka's clients write it: the xerial framing (a 16-byte header, then blocks of a
 /// 4-byte big-endian length and a raw snappy block), or — as Kafka's `SnappyInputStream`
 /// accepts — one raw snappy block without the header. One block is held at a time.
-struct XerialSnappy<'a> {
+pub(crate) struct XerialSnappy<'a> {
     input: &'a [u8],
     framed: bool,
     block: Vec<u8>,
@@ -537,7 +582,7 @@ const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER: usize = 16;
 
 impl<'a> XerialSnappy<'a> {
-    fn new(input: &'a [u8]) -> Self {
+    pub(crate) fn new(input: &'a [u8]) -> Self {
         let framed = input.len() >= XERIAL_HEADER && input.starts_with(XERIAL_MAGIC);
         XerialSnappy {
             input: if framed {
