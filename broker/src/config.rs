@@ -171,6 +171,8 @@ pub struct BrokerProps {
     pub log_message_timestamp_after_max_ms: i64,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes`: the `segment.bytes` of `__consumer_offsets`.
+    pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i64,
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i64,
@@ -198,6 +200,28 @@ pub struct BrokerProps {
     /// KIP-73 throttles when the broker has no dynamic value for them (bytes per second).
     pub leader_replication_throttled_rate: i64,
     pub follower_replication_throttled_rate: i64,
+    /// `log.cleanup.policy`: the default `cleanup.policy` of topics (`delete`, `compact`, both).
+    pub log_cleanup_policy: String,
+    /// `compression.type`: the default codec topics store batches with (`producer` keeps it).
+    pub compression_type: String,
+    /// `log.cleaner.enable`: whether the log cleaner runs at all.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.threads`: threads that clean compacted logs.
+    pub log_cleaner_threads: i32,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the offset maps, over all cleaner threads.
+    pub log_cleaner_dedupe_buffer_size: i64,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaners' combined read and write rate.
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms`: how long a cleaner thread sleeps when no log needs cleaning.
+    pub log_cleaner_backoff_ms: i64,
+    /// `log.cleaner.delete.retention.ms`: the default `delete.retention.ms`.
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `log.cleaner.min.compaction.lag.ms`: the default `min.compaction.lag.ms`.
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// `log.cleaner.max.compaction.lag.ms`: the default `max.compaction.lag.ms`.
+    pub log_cleaner_max_compaction_lag_ms: i64,
+    /// `log.cleaner.min.cleanable.ratio`: the default `min.cleanable.dirty.ratio`.
+    pub log_cleaner_min_cleanable_ratio: f64,
 }
 
 impl Default for BrokerProps {
@@ -231,6 +255,7 @@ impl Default for BrokerProps {
             log_message_timestamp_after_max_ms: strom_storage::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_minutes: 7 * 24 * 60,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
@@ -255,6 +280,17 @@ impl Default for BrokerProps {
             leader_imbalance_check_interval_seconds: 300,
             leader_replication_throttled_rate: strom_metadata::broker_config::UNTHROTTLED_RATE,
             follower_replication_throttled_rate: strom_metadata::broker_config::UNTHROTTLED_RATE,
+            log_cleanup_policy: "delete".to_string(),
+            compression_type: "producer".to_string(),
+            log_cleaner_enable: true,
+            log_cleaner_threads: 1,
+            log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_delete_retention_ms: 24 * 3600 * 1000,
+            log_cleaner_min_compaction_lag_ms: 0,
+            log_cleaner_max_compaction_lag_ms: i64::MAX,
+            log_cleaner_min_cleanable_ratio: 0.5,
         }
     }
 }
@@ -288,6 +324,7 @@ pub const BROKER_KEYS: &[&str] = &[
     "log.message.timestamp.after.max.ms",
     "offsets.topic.num.partitions",
     "offsets.topic.replication.factor",
+    "offsets.topic.segment.bytes",
     "offsets.retention.minutes",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
@@ -312,6 +349,17 @@ pub const BROKER_KEYS: &[&str] = &[
     "leader.imbalance.check.interval.seconds",
     "leader.replication.throttled.rate",
     "follower.replication.throttled.rate",
+    "log.cleanup.policy",
+    "compression.type",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
 ];
 
 impl BrokerProps {
@@ -402,6 +450,9 @@ impl BrokerProps {
             "offsets.topic.replication.factor" => {
                 self.offsets_topic_replication_factor = parse_min(key, value, 1)?
             }
+            "offsets.topic.segment.bytes" => {
+                self.offsets_topic_segment_bytes = parse_min(key, value, 14)?
+            }
             "offsets.retention.minutes" => {
                 self.offsets_retention_minutes = parse_min(key, value, 1)?
             }
@@ -481,6 +532,37 @@ impl BrokerProps {
             "follower.replication.throttled.rate" => {
                 self.follower_replication_throttled_rate = parse_min(key, value, 0)?
             }
+            "log.cleanup.policy" => {
+                self.log_cleanup_policy = topic_value(key, "cleanup.policy", value)?
+            }
+            "compression.type" => {
+                self.compression_type = topic_value(key, "compression.type", value)?
+            }
+            "log.cleaner.enable" => self.log_cleaner_enable = parse_bool(key, value)?,
+            "log.cleaner.threads" => self.log_cleaner_threads = parse_min(key, value, 1)?,
+            "log.cleaner.dedupe.buffer.size" => {
+                // A cleaner thread needs room for at least a few thousand keys to make progress.
+                self.log_cleaner_dedupe_buffer_size = parse_min(key, value, 64 * 1024)?
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                self.log_cleaner_io_max_bytes_per_second = parse_positive_f64(key, value)?
+            }
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms = parse_min(key, value, 0)?,
+            "log.cleaner.delete.retention.ms" => {
+                self.log_cleaner_delete_retention_ms = parse_min(key, value, 0)?
+            }
+            "log.cleaner.min.compaction.lag.ms" => {
+                self.log_cleaner_min_compaction_lag_ms = parse_min(key, value, 0)?
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                self.log_cleaner_max_compaction_lag_ms = parse_min(key, value, 1)?
+            }
+            "log.cleaner.min.cleanable.ratio" => {
+                self.log_cleaner_min_cleanable_ratio =
+                    topic_value(key, "min.cleanable.dirty.ratio", value)?
+                        .parse()
+                        .map_err(|_| invalid(key, value, "not a number"))?
+            }
             _ => {
                 return Err(ConfigError::UnknownKey {
                     key: key.to_string(),
@@ -528,6 +610,7 @@ impl BrokerProps {
             }
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
             "offsets.topic.replication.factor" => self.offsets_topic_replication_factor.to_string(),
+            "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes.to_string(),
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),
@@ -565,6 +648,29 @@ impl BrokerProps {
             "follower.replication.throttled.rate" => {
                 self.follower_replication_throttled_rate.to_string()
             }
+            "log.cleanup.policy" => self.log_cleanup_policy.clone(),
+            "compression.type" => self.compression_type.clone(),
+            "log.cleaner.enable" => self.log_cleaner_enable.to_string(),
+            "log.cleaner.threads" => self.log_cleaner_threads.to_string(),
+            "log.cleaner.dedupe.buffer.size" => self.log_cleaner_dedupe_buffer_size.to_string(),
+            "log.cleaner.io.max.bytes.per.second" => {
+                // Kafka's Double.MAX_VALUE, printed as Java prints it.
+                let rate = self.log_cleaner_io_max_bytes_per_second;
+                if rate == f64::MAX {
+                    "1.7976931348623157E308".to_string()
+                } else {
+                    rate.to_string()
+                }
+            }
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms.to_string(),
+            "log.cleaner.delete.retention.ms" => self.log_cleaner_delete_retention_ms.to_string(),
+            "log.cleaner.min.compaction.lag.ms" => {
+                self.log_cleaner_min_compaction_lag_ms.to_string()
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                self.log_cleaner_max_compaction_lag_ms.to_string()
+            }
+            "log.cleaner.min.cleanable.ratio" => self.log_cleaner_min_cleanable_ratio.to_string(),
             _ => return None,
         })
     }
@@ -587,6 +693,12 @@ impl BrokerProps {
             "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             "flush.messages" => self.log_flush_interval_messages.to_string(),
             "flush.ms" => self.log_flush_interval_ms.to_string(),
+            "cleanup.policy" => self.log_cleanup_policy.clone(),
+            "compression.type" => self.compression_type.clone(),
+            "delete.retention.ms" => self.log_cleaner_delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => self.log_cleaner_min_compaction_lag_ms.to_string(),
+            "max.compaction.lag.ms" => self.log_cleaner_max_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => self.log_cleaner_min_cleanable_ratio.to_string(),
             _ => return None,
         })
     }
@@ -726,6 +838,32 @@ pub fn parse_listen_addr(value: &str) -> Result<SocketAddr, ConfigError> {
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| listen_error(format!("{host:?} resolves to no address")))
+}
+
+/// A broker default of a topic config, checked by the topic config's own rules (Kafka checks
+/// `log.cleanup.policy` as it checks `cleanup.policy`).
+fn topic_value(key: &str, topic_key: &str, value: &str) -> Result<String, ConfigError> {
+    strom_metadata::topic_config::validate_topic_config(topic_key, value).map_err(|error| {
+        let reason = match &error {
+            strom_metadata::topic_config::ConfigValidationError::InvalidValue {
+                reason, ..
+            } => reason.clone(),
+            other => other.to_string(),
+        };
+        invalid(key, value, &reason)
+    })?;
+    Ok(value.to_string())
+}
+
+/// A rate in bytes per second: a positive, finite number.
+fn parse_positive_f64(key: &str, value: &str) -> Result<f64, ConfigError> {
+    let parsed: f64 = value
+        .parse()
+        .map_err(|_| invalid(key, value, "not a number"))?;
+    if !parsed.is_finite() || parsed <= 0.0 {
+        return Err(invalid(key, value, "must be a positive number"));
+    }
+    Ok(parsed)
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -888,11 +1026,63 @@ mod tests {
                 "fetch.max.bytes" => "1048576",
                 "unclean.leader.election.enable" | "auto.leader.rebalance.enable" => "false",
                 "replica.selector.class" => crate::replica::selector::RACK_AWARE_SELECTOR,
+                "log.cleanup.policy" => "compact,delete",
+                "compression.type" => "zstd",
+                "log.cleaner.enable" => "false",
+                "log.cleaner.dedupe.buffer.size" => "1048576",
+                "log.cleaner.min.cleanable.ratio" => "0.25",
                 _ => "100",
             };
             props.set(key, value, "test").expect(key);
             assert_eq!(props.get(key).as_deref(), Some(value), "{key}");
         }
+    }
+
+    #[test]
+    fn cleaner_keys_default_to_kafkas_and_check_topic_rules() {
+        let mut props = BrokerProps::default();
+        for (key, value) in [
+            ("log.cleanup.policy", "delete"),
+            ("compression.type", "producer"),
+            ("log.cleaner.enable", "true"),
+            ("log.cleaner.threads", "1"),
+            ("log.cleaner.dedupe.buffer.size", "134217728"),
+            (
+                "log.cleaner.io.max.bytes.per.second",
+                "1.7976931348623157E308",
+            ),
+            ("log.cleaner.backoff.ms", "15000"),
+            ("log.cleaner.delete.retention.ms", "86400000"),
+            ("log.cleaner.min.compaction.lag.ms", "0"),
+            ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
+            ("log.cleaner.min.cleanable.ratio", "0.5"),
+        ] {
+            assert_eq!(props.get(key).as_deref(), Some(value), "{key}");
+        }
+        for (key, value) in [
+            ("log.cleanup.policy", "archive"),
+            ("compression.type", "brotli"),
+            ("log.cleaner.threads", "0"),
+            ("log.cleaner.io.max.bytes.per.second", "0"),
+            ("log.cleaner.io.max.bytes.per.second", "inf"),
+            ("log.cleaner.min.cleanable.ratio", "1.5"),
+            ("log.cleaner.dedupe.buffer.size", "10"),
+        ] {
+            assert!(
+                matches!(
+                    props.set(key, value, "test"),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{key}={value}"
+            );
+        }
+        props
+            .set("log.cleanup.policy", "compact", "test")
+            .expect("valid");
+        assert_eq!(
+            props.topic_default("cleanup.policy").as_deref(),
+            Some("compact")
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //!
 //! As in Kafka, `__consumer_offsets` is created on first need (the first FindCoordinator for a
 //! group), with `offsets.topic.num.partitions` partitions; the coordinator loads every partition
-//! this broker leads when the topic appears and when the broker starts. Offsets are kept by the
-//! coordinator's own retention (`offsets.retention.minutes`), so the topic itself keeps its log
-//! (`retention.ms=-1`) until log compaction arrives.
+//! this broker leads when the topic appears and when the broker starts. The topic is compacted
+//! (`cleanup.policy=compact`, with `offsets.topic.segment.bytes` segments, 100 MiB by default): every
+//! commit overwrites its key, and the coordinator's own retention (`offsets.retention.minutes`)
+//! writes tombstones for expired offsets and deleted groups, so the log keeps only live state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -158,6 +159,13 @@ pub fn offsets_topic_request(props: &BrokerProps, live_brokers: usize) -> Create
         num_partitions: Some(props.offsets_topic_num_partitions),
         replication_factor: Some(props.offsets_topic_replication_factor.min(live)),
         assignments: None,
-        configs: BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]),
+        configs: BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("compression.type".to_string(), "producer".to_string()),
+            (
+                "segment.bytes".to_string(),
+                props.offsets_topic_segment_bytes.to_string(),
+            ),
+        ]),
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use strom_metadata::topic_config::{ConfigDef, TOPIC_CONFIGS};
-use strom_storage::{LogConfig, TimestampType};
+use strom_storage::{CleanupPolicy, CompressionType, LogConfig, TimestampType};
 
 use crate::config::BrokerProps;
 
@@ -111,8 +111,55 @@ pub fn log_config(props: &BrokerProps, overrides: &BTreeMap<String, String>) -> 
             "message.timestamp.after.max.ms",
             defaults.message_timestamp_after_max_ms,
         ),
+        cleanup_policy: value(&configs, "cleanup.policy")
+            .map(cleanup_policy)
+            .unwrap_or_default(),
+        delete_retention_ms: number(
+            &configs,
+            "delete.retention.ms",
+            defaults.delete_retention_ms,
+        ),
+        min_compaction_lag_ms: number(
+            &configs,
+            "min.compaction.lag.ms",
+            defaults.min_compaction_lag_ms,
+        ),
+        max_compaction_lag_ms: number(
+            &configs,
+            "max.compaction.lag.ms",
+            defaults.max_compaction_lag_ms,
+        ),
+        min_cleanable_dirty_ratio: number(
+            &configs,
+            "min.cleanable.dirty.ratio",
+            defaults.min_cleanable_dirty_ratio,
+        ),
+        compression_type: value(&configs, "compression.type")
+            .map(compression_type)
+            .unwrap_or_default(),
     };
     (log, number(&configs, "min.insync.replicas", 1))
+}
+
+/// `cleanup.policy` as the log applies it: a list of `delete` and `compact`.
+fn cleanup_policy(value: &str) -> CleanupPolicy {
+    let items = strom_metadata::topic_config::list_items(value);
+    CleanupPolicy {
+        delete: items.contains(&"delete"),
+        compact: items.contains(&"compact"),
+    }
+}
+
+/// `compression.type` as the log applies it.
+fn compression_type(value: &str) -> CompressionType {
+    match value {
+        "uncompressed" => CompressionType::Uncompressed,
+        "gzip" => CompressionType::Gzip,
+        "snappy" => CompressionType::Snappy,
+        "lz4" => CompressionType::Lz4,
+        "zstd" => CompressionType::Zstd,
+        _ => CompressionType::Producer,
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +223,51 @@ mod tests {
         );
         let (log, _) = log_config(&BrokerProps::default(), &overrides);
         assert_eq!(log.message_timestamp_type, TimestampType::LogAppendTime);
+    }
+
+    #[test]
+    fn compaction_configs_come_from_the_topic_then_the_broker_then_kafka() {
+        let (log, _) = log_config(&BrokerProps::default(), &BTreeMap::new());
+        assert_eq!(log.cleanup_policy, CleanupPolicy::default());
+        assert_eq!(log.compression_type, CompressionType::Producer);
+        assert_eq!(log.delete_retention_ms, 86_400_000);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.5);
+
+        let props = BrokerProps {
+            log_cleanup_policy: "compact".to_string(),
+            compression_type: "zstd".to_string(),
+            log_cleaner_delete_retention_ms: 1000,
+            log_cleaner_min_cleanable_ratio: 0.2,
+            ..BrokerProps::default()
+        };
+        let (log, _) = log_config(&props, &BTreeMap::new());
+        assert_eq!(
+            log.cleanup_policy,
+            CleanupPolicy {
+                delete: false,
+                compact: true
+            }
+        );
+        assert_eq!(log.compression_type, CompressionType::Zstd);
+        assert_eq!(log.delete_retention_ms, 1000);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.2);
+
+        let overrides = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact, delete".to_string()),
+            ("compression.type".to_string(), "lz4".to_string()),
+            ("min.compaction.lag.ms".to_string(), "5000".to_string()),
+            ("max.compaction.lag.ms".to_string(), "60000".to_string()),
+        ]);
+        let (log, _) = log_config(&props, &overrides);
+        assert_eq!(
+            log.cleanup_policy,
+            CleanupPolicy {
+                delete: true,
+                compact: true
+            }
+        );
+        assert_eq!(log.compression_type, CompressionType::Lz4);
+        assert_eq!(log.min_compaction_lag_ms, 5000);
+        assert_eq!(log.max_compaction_lag_ms, 60_000);
     }
 }

@@ -67,7 +67,15 @@ pub use topic::{Topic, TopicSpec, TopicStatus};
 /// - `auto.leader.rebalance.enable`, `leader.imbalance.per.broker.percentage`,
 ///   `leader.imbalance.check.interval.seconds`: preferred-leader rebalance;
 /// - `producer.id.expiration.ms`, `producer.id.expiration.check.interval.ms`: when idle
-///   idempotent producers are forgotten.
+///   idempotent producers are forgotten;
+/// - `offsets.topic.segment.bytes`: segment size of the (compacted) group offsets topic;
+/// - `log.cleanup.policy`, `compression.type`: default cleanup policy and codec of topics;
+/// - `log.cleaner.enable`, `log.cleaner.threads`, `log.cleaner.dedupe.buffer.size`,
+///   `log.cleaner.io.max.bytes.per.second`, `log.cleaner.backoff.ms`: the log cleaner of
+///   compacted topics;
+/// - `log.cleaner.delete.retention.ms`, `log.cleaner.min.compaction.lag.ms`,
+///   `log.cleaner.max.compaction.lag.ms`, `log.cleaner.min.cleanable.ratio`: defaults of the
+///   compaction topic configs.
 pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "num.partitions",
     "default.replication.factor",
@@ -113,6 +121,18 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "leader.imbalance.check.interval.seconds",
     "producer.id.expiration.ms",
     "producer.id.expiration.check.interval.ms",
+    "offsets.topic.segment.bytes",
+    "log.cleanup.policy",
+    "compression.type",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
 ];
 
 /// Broker config keys the operator renders itself from the Cluster spec and the pod, never

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// The type of a config value and the values it accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ConfigKind {
     /// A 32-bit integer of at least `min`.
     Int { min: i32 },
@@ -21,19 +21,25 @@ pub enum ConfigKind {
     List { allowed: &'static [&'static str] },
     /// `true` or `false`, in any case (Kafka's BOOLEAN).
     Bool,
+    /// A floating-point number within `min..=max` (Kafka's DOUBLE with a `Range`).
+    Double { min: f64, max: f64 },
     /// Replicas as `partition:brokerId` pairs, comma-separated, or `*` for every replica; may
     /// be empty (Kafka's `ThrottledReplicaListValidator`).
     ReplicaList,
 }
 
+// The bounds of `Double` are constants of the config table, never NaN, so equality is total.
+impl Eq for ConfigKind {}
+
 impl ConfigKind {
     /// The `ConfigType` number Kafka reports in DescribeConfigs (KIP-569): INT 3, LONG 5,
-    /// STRING 2, LIST 7, BOOLEAN 1.
+    /// STRING 2, LIST 7, BOOLEAN 1, DOUBLE 6.
     pub fn kafka_config_type(&self) -> i8 {
         match self {
             Self::Bool => 1,
             Self::Int { .. } => 3,
             Self::Long { .. } => 5,
+            Self::Double { .. } => 6,
             Self::Choice { .. } => 2,
             Self::List { .. } | Self::ReplicaList => 7,
         }
@@ -56,6 +62,11 @@ pub const SEGMENT_BYTES: &str = "segment.bytes";
 pub const SEGMENT_MS: &str = "segment.ms";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const COMPRESSION_TYPE: &str = "compression.type";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
@@ -76,7 +87,28 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
             allowed: &["delete", "compact"],
         },
         doc: "How old log segments are cleaned up: \"delete\" removes segments past the \
-              retention time or size. \"compact\" is refused until compaction is implemented.",
+              retention time or size; \"compact\" keeps the latest record of every key (the log \
+              cleaner removes older ones and, after delete.retention.ms, tombstones); both may be \
+              given. Records without a key are refused on compacted topics (INVALID_RECORD).",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: COMPRESSION_TYPE,
+        default: "producer",
+        kind: ConfigKind::Choice {
+            allowed: &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"],
+        },
+        doc: "The codec batches are stored with: \"producer\" keeps the producer's codec; any \
+              other value makes the broker recompress batches that arrive in another codec.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: DELETE_RETENTION_MS,
+        default: "86400000",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "On compacted topics, how long a tombstone (a record with a null value) is kept \
+              after the log cleaner first saw it, so that consumers reading from the start see \
+              the delete.",
         sensitive: false,
     },
     ConfigDef {
@@ -123,6 +155,14 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         sensitive: false,
     },
     ConfigDef {
+        name: MAX_COMPACTION_LAG_MS,
+        default: "9223372036854775807",
+        kind: ConfigKind::Long { min: 1 },
+        doc: "On compacted topics, the longest a record may stay uncompacted: a log whose \
+              oldest dirty record is older than this is cleaned whatever its dirty ratio.",
+        sensitive: false,
+    },
+    ConfigDef {
         name: MAX_MESSAGE_BYTES,
         default: "1048588",
         kind: ConfigKind::Int { min: 0 },
@@ -155,6 +195,22 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         },
         doc: "Whether record timestamps are the producer's (CreateTime) or the time the broker \
               appended them (LogAppendTime).",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MIN_CLEANABLE_DIRTY_RATIO,
+        default: "0.5",
+        kind: ConfigKind::Double { min: 0.0, max: 1.0 },
+        doc: "On compacted topics, the share of the log that must be uncleaned (written since \
+              the last cleaning) before the log cleaner cleans it again.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: MIN_COMPACTION_LAG_MS,
+        default: "0",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "On compacted topics, the shortest time a record stays uncompacted: newer records \
+              are never cleaned.",
         sensitive: false,
     },
     ConfigDef {
@@ -268,6 +324,14 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigValida
                 return Err(invalid(format!("Value must be at least {min}")));
             }
         }
+        ConfigKind::Double { min, max } => {
+            let parsed: f64 = trimmed
+                .parse()
+                .map_err(|_| invalid("Not a number of type DOUBLE".to_owned()))?;
+            if !(min..=max).contains(&parsed) {
+                return Err(invalid(format!("Value must be between {min} and {max}")));
+            }
+        }
         ConfigKind::Bool => {
             parse_bool(trimmed)
                 .ok_or_else(|| invalid("Expected value to be either true or false".to_owned()))?;
@@ -294,11 +358,6 @@ pub fn validate_topic_config(name: &str, value: &str) -> Result<(), ConfigValida
                         allowed.join(", ")
                     )));
                 }
-            }
-            if name == CLEANUP_POLICY && items.contains(&"compact") {
-                return Err(invalid(
-                    "compaction is not supported yet; use cleanup.policy=delete".to_owned(),
-                ));
             }
         }
         ConfigKind::ReplicaList => {
@@ -467,8 +526,26 @@ mod tests {
             ("max.message.bytes", "-1", false),
             ("cleanup.policy", "delete", true),
             ("cleanup.policy", " delete ", true),
-            ("cleanup.policy", "compact", false),
-            ("cleanup.policy", "delete,compact", false),
+            ("cleanup.policy", "compact", true),
+            ("cleanup.policy", "delete,compact", true),
+            ("cleanup.policy", "compact, delete", true),
+            ("compression.type", "producer", true),
+            ("compression.type", "lz4", true),
+            ("compression.type", "uncompressed", true),
+            ("compression.type", "none", false),
+            ("compression.type", "LZ4", false),
+            ("delete.retention.ms", "0", true),
+            ("delete.retention.ms", "-1", false),
+            ("min.compaction.lag.ms", "0", true),
+            ("min.compaction.lag.ms", "-1", false),
+            ("max.compaction.lag.ms", "1", true),
+            ("max.compaction.lag.ms", "0", false),
+            ("min.cleanable.dirty.ratio", "0", true),
+            ("min.cleanable.dirty.ratio", "0.01", true),
+            ("min.cleanable.dirty.ratio", "1", true),
+            ("min.cleanable.dirty.ratio", "1.5", false),
+            ("min.cleanable.dirty.ratio", "-0.1", false),
+            ("min.cleanable.dirty.ratio", "half", false),
             ("cleanup.policy", "archive", false),
             ("cleanup.policy", "", false),
             ("message.timestamp.type", "CreateTime", true),
@@ -516,12 +593,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_reason() {
-        let err = validate_topic_config("cleanup.policy", "compact").expect_err("compact refused");
+        let err = validate_topic_config("cleanup.policy", "archive").expect_err("refused");
         assert_eq!(err.key(), "cleanup.policy");
         assert!(
-            err.to_string().contains("compaction is not supported yet"),
+            err.to_string()
+                .contains("the list items must be among: delete, compact"),
             "{err}"
         );
+        let err = validate_topic_config("min.cleanable.dirty.ratio", "2").expect_err("refused");
+        assert!(err.to_string().contains("between 0 and 1"), "{err}");
         let err = validate_topic_config("bogus", "1").expect_err("unknown key");
         assert_eq!(err.to_string(), "Unknown topic config name: bogus");
     }
