@@ -10,18 +10,23 @@
 //! - `swap`: swapping cleaned segments in, and completing a swap a crash interrupted;
 //! - `checkpoint`: the per-partition `cleaner-offset-checkpoint`;
 //! - `throttle`: `log.cleaner.io.max.bytes.per.second` ([`Throttle`]);
-//! - `threads`: the background cleaner threads ([`LogCleaner`]) and their statistics.
+//! - `threads`: the background cleaner threads ([`LogCleaner`]); `stats`: their statistics
+//!   ([`CleanerStats`]).
 
 mod checkpoint;
 mod filter;
 mod offset_map;
 mod pass;
 mod range;
+mod stats;
 pub(crate) mod swap;
+mod threads;
 mod throttle;
 mod writer;
 
 pub use offset_map::OffsetMap;
 pub use pass::CleanOutcome;
 pub use range::CleanableRange;
+pub use stats::CleanerStats;
+pub use threads::{CleanableLog, CleanerConfig, LogCleaner, LogSource};
 pub use throttle::Throttle;
