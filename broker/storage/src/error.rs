@@ -170,6 +170,16 @@ pub enum StorageError {
         reason: &'static str,
     },
 
+    /// A cleaning pass stopped without changing the log: the log was closed, truncated or
+    /// trimmed meanwhile, or another pass runs. Its files were removed; nothing is lost.
+    #[error("cleaning of {} aborted: {reason}", dir.display())]
+    CleaningAborted {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Why.
+        reason: &'static str,
+    },
+
     /// A file of the log is damaged beyond what recovery repairs.
     #[error("corrupt log file {}: {reason}", path.display())]
     CorruptLogFile {

@@ -50,6 +50,7 @@
 mod append;
 pub mod batch;
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod error;
 mod file_records;

@@ -160,6 +160,9 @@ pub(crate) struct Inner {
     pub(crate) producers: ProducerStateManager,
     pub(crate) epochs: LeaderEpochCache,
     pub(crate) closed: bool,
+    /// Bumped whenever segments are removed or cut (truncation, retention, DeleteRecords,
+    /// close): a cleaning pass that started before aborts instead of swapping in its segments.
+    pub(crate) generation: u64,
 }
 
 impl Inner {
@@ -176,6 +179,8 @@ pub struct PartitionLog {
     pub(crate) dir: PathBuf,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) snapshot: ArcSwap<LogSnapshot>,
+    /// Held by a cleaning pass: one at a time per log.
+    pub(crate) cleaning: Mutex<()>,
 }
 
 /// Work left to do after the append lock is released.
@@ -284,6 +289,7 @@ impl PartitionLog {
                 &inner.producers,
             )?;
             inner.closed = true;
+            inner.generation += 1;
         }
         after.run()?;
         // Only once everything is on disk may the next open skip the full recovery scan.
@@ -292,7 +298,13 @@ impl PartitionLog {
 
     /// Removes the partition directory and everything in it.
     pub fn delete(self) -> Result<(), StorageError> {
-        self.inner.lock().closed = true;
+        {
+            let mut inner = self.inner.lock();
+            inner.closed = true;
+            inner.generation += 1;
+        }
+        // A cleaning pass in progress holds this until it has noticed and removed its files.
+        let _pass = self.cleaning.lock();
         std::fs::remove_dir_all(&self.dir).map_err(crate::error::io_err("delete", &self.dir))
     }
 

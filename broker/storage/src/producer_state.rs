@@ -134,6 +134,15 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Last offset of each producer's latest batch: the batches the cleaner keeps (empty if need
+    /// be) so that the producer's state survives a rebuild from the log.
+    pub(crate) fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Forgets producers whose newest batch timestamp is more than `expiration_ms` before
     /// `now_ms` (Kafka's `producer.id.expiration.ms`, default one day), so the state does not
     /// grow without bound. Returns how many were removed.

@@ -20,7 +20,7 @@ pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot";
 const STRAY_SUFFIXES: [&str; 4] = [TEMP_SUFFIX, ".deleted", ".cleaned", ".swap"];
 
 /// Base offset from a file name `<20 digits><suffix>`.
-fn base_offset_of(name: &str, suffix: &str) -> Option<i64> {
+pub(crate) fn base_offset_of(name: &str, suffix: &str) -> Option<i64> {
     let digits = name.strip_suffix(suffix)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -99,6 +99,9 @@ impl PartitionLog {
                 checkpoint::sync_dir(parent)?;
             }
         }
+        // A cleaning pass interrupted mid-swap is completed first, so the inventory sees
+        // whole segments only.
+        crate::cleaner::swap::complete_interrupted_swaps(dir)?;
         let inv = take_inventory(dir)?;
         let checkpointed_start = checkpoint::read_log_start_offset(dir)?;
         let clean_shutdown = checkpoint::take_clean_shutdown_marker(dir)?;
@@ -246,6 +249,7 @@ impl PartitionLog {
             producers,
             epochs,
             closed: false,
+            generation: 0,
         };
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
@@ -256,6 +260,7 @@ impl PartitionLog {
                 active_size,
             }),
             inner: Mutex::new(inner),
+            cleaning: Mutex::new(()),
         })
     }
 }

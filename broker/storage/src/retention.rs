@@ -109,6 +109,7 @@ impl PartitionLog {
         let count = count.min(inner.segments.len() - 1);
         let removed: Vec<Arc<Segment>> =
             Arc::make_mut(&mut inner.segments).drain(..count).collect();
+        inner.generation += 1;
         let first_base = inner.segments[0].base_offset();
         inner.log_start_offset = inner.log_start_offset.max(first_base);
         let start = inner.log_start_offset;

@@ -130,6 +130,7 @@ impl PartitionLog {
     /// Bookkeeping after the end of the log moved back.
     fn truncated(&self, inner: &mut Inner) {
         inner.unflushed_messages = 0;
+        inner.generation += 1;
         self.publish(inner);
     }
 }

@@ -54,3 +54,35 @@ fn compact_and_delete_applies_retention() {
     assert!(outcome.deleted_segments > 0);
     assert!(log.log_start_offset() > 0);
 }
+
+#[test]
+fn max_compaction_lag_rolls_the_active_segment_of_a_compacted_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = strom_storage::LogConfig {
+        segment_ms: 1_000_000,
+        max_compaction_lag_ms: 500,
+        cleanup_policy: CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        ..small_config(1 << 20)
+    };
+    let log = PartitionLog::open(dir.path(), config.clone(), 1_000).expect("open");
+    log.append(&batch(&Spec::new(1, 10)), 0, 1_000)
+        .expect("append");
+    assert!(!log.maybe_roll(1_400).expect("roll check"));
+    assert!(
+        log.maybe_roll(1_500).expect("roll check"),
+        "records in the active segment cannot be cleaned, so it rolls within the lag"
+    );
+    // Without compaction the lag does not apply.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = strom_storage::LogConfig {
+        cleanup_policy: CleanupPolicy::default(),
+        ..config
+    };
+    let log = PartitionLog::open(dir.path(), config, 1_000).expect("open");
+    log.append(&batch(&Spec::new(1, 10)), 0, 1_000)
+        .expect("append");
+    assert!(!log.maybe_roll(1_500).expect("roll check"));
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: batch builders and log openers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod keyed;
+
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
