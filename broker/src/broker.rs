@@ -40,6 +40,8 @@ pub struct Broker {
     pub loaded_offsets_partitions: tokio::sync::Mutex<HashSet<i32>>,
     /// Groups whose offsets the metrics currently show, to drop the series of vanished groups.
     pub exported_groups: parking_lot::Mutex<HashSet<String>>,
+    /// The log cleaner's threads, compacting the hosted logs of compacted topics.
+    pub cleaner: crate::log_cleaner::Cleaner,
 }
 
 impl Broker {
@@ -173,6 +175,9 @@ impl Broker {
             .set_metadata_errors(i64::from(self.quorum.fault().is_some()));
         self.metrics
             .set_metadata_image(image.offset, image.checksum());
+        if let Some(stats) = self.cleaner.stats() {
+            self.metrics.set_cleaner(&stats, crate::replica::now_ms());
+        }
 
         let committed_offsets = self.groups.committed_offsets();
         // Groups deleted or expired since the last scrape lose their series.

@@ -24,6 +24,7 @@
 //! - `log_limit`: rate limiting of log lines that loops or peers can repeat without end.
 //! - `groups`: the group coordinator (`strom-group`) on `__consumer_offsets`.
 //! - `background`: metadata publishing, retention, time-based rolls and flushes.
+//! - `log_cleaner`: the log cleaner threads of compacted topics over the hosted replicas.
 //! - `admin_http`, `metrics`: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Storage lives in `strom-storage`, cluster metadata (Raft quorum, image, controller) in
@@ -38,6 +39,7 @@ pub mod fd_limit;
 pub mod groups;
 pub mod handlers;
 pub mod lifecycle;
+pub mod log_cleaner;
 pub mod log_limit;
 pub mod metrics;
 pub mod network;

@@ -47,6 +47,7 @@ use prometheus::{
 };
 
 mod api_names;
+mod cleaner;
 mod handles;
 
 use api_names::API_NAMES;
@@ -95,6 +96,7 @@ pub struct BrokerMetrics {
     unclean_leader_elections: IntCounter,
     active_controller_count: IntGauge,
     metadata_error_count: IntGauge,
+    cleaner: cleaner::CleanerMetrics,
     offline_partitions_count: IntGauge,
     metadata_applied_offset: IntGauge,
     metadata_image_checksum: IntGauge,
@@ -480,6 +482,7 @@ impl BrokerMetrics {
                 "Faults of this node's metadata log (KIP-859): 1 once a write or fsync of it \
                  failed, after which the node stops serving as controller and exits.",
             ),
+            cleaner: cleaner::CleanerMetrics::new(r),
             offline_partitions_count: gauge(
                 r,
                 "kafka_controller_kafkacontroller_offlinepartitionscount",
@@ -681,6 +684,11 @@ impl BrokerMetrics {
         self.metadata_applied_offset
             .set(i64::try_from(offset).unwrap_or(i64::MAX));
         self.metadata_image_checksum.set(i64::from(checksum));
+    }
+
+    /// The log cleaner's gauges and totals, from its running statistics.
+    pub fn set_cleaner(&self, stats: &strom_storage::cleaner::CleanerStats, now_ms: i64) {
+        self.cleaner.set(stats, now_ms);
     }
 
     /// How many faults this node's metadata log has met (0, or 1 once it failed).

@@ -123,6 +123,8 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after {DRAIN_DEADLINE:?}; closing logs anyway");
         }
+        // A cleaning pass in progress is abandoned before the logs close under it.
+        self.broker.cleaner.stop().await;
         self.broker.replicas.close_all().await;
         if let Err(error) = self.broker.quorum.shutdown().await {
             tracing::warn!(%error, "stopping the metadata quorum");
@@ -269,6 +271,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     ));
 
     let groups = groups::coordinator(&config.props, replicas.clone(), quorum.clone());
+    let cleaner = crate::log_cleaner::Cleaner::start(&config.props, replicas.clone());
     let broker = Arc::new(Broker {
         node_id: config.node_id,
         cluster_id: image.cluster_id.clone(),
@@ -284,6 +287,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         groups,
         loaded_offsets_partitions: Default::default(),
         exported_groups: Default::default(),
+        cleaner,
     });
 
     tracker.spawn(network::listener::run(

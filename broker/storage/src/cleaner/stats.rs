@@ -17,9 +17,14 @@ pub struct CleanerStats {
     /// Kafka's `max-dirty-percent`: the largest dirty ratio, in percent, among the compacted
     /// logs at the last look for work.
     pub max_dirty_percent: f64,
-    /// Wall clock (ms since the epoch) when the last pass ended; -1 before the first
-    /// (Kafka's `time-since-last-run-ms` is now minus this).
+    /// Wall clock (ms since the epoch) when the last pass ended; -1 before the first.
     pub last_run_end_ms: i64,
+    /// Wall clock (ms since the epoch) when a thread last looked for a log to clean, as Kafka's
+    /// `LogCleanerManager` records it (`time-since-last-run-ms` is now minus this): it keeps
+    /// moving while the threads are alive, even with nothing to clean.
+    pub last_check_ms: i64,
+    /// Kafka's `DeadThreadCount`: cleaner threads that ended on a panic.
+    pub dead_threads: usize,
     /// Kafka's `uncleanable-partitions-count`: logs whose pass failed with an error and which
     /// are no longer cleaned.
     pub uncleanable_partitions: usize,

@@ -123,6 +123,7 @@ impl LogCleaner {
             state: Mutex::new(State {
                 totals: CleanerStats {
                     last_run_end_ms: -1,
+                    last_check_ms: wall_clock_ms(),
                     ..CleanerStats::default()
                 },
                 last_runs: vec![(0, 0.0); threads],
@@ -173,12 +174,26 @@ impl Drop for LogCleaner {
     }
 }
 
+/// Counts its thread as dead when the thread unwinds from a panic (Kafka's `DeadThreadCount`),
+/// so that a cleaner that stopped shows in the metrics instead of going quiet.
+struct DeathWatch<'a>(&'a Shared);
+
+impl Drop for DeathWatch<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("a log cleaner thread stopped on a panic");
+            self.0.state.lock().totals.dead_threads += 1;
+        }
+    }
+}
+
 impl Shared {
     fn stopping(&self) -> bool {
         *self.stopping.lock()
     }
 
     fn run(&self, thread: usize, threads: usize) {
+        let _watch = DeathWatch(self);
         // Allocated on first use: a broker without compacted logs never pays for it.
         let mut map: Option<OffsetMap> = None;
         while !self.stopping() {
@@ -237,6 +252,7 @@ impl Shared {
         let mut state = self.state.lock();
         state.uncleanable.extend(failed);
         state.totals.max_dirty_percent = max_dirty * 100.0;
+        state.totals.last_check_ms = now_ms;
         let (_, name, log) = candidates
             .into_iter()
             .filter(|(_, name, _)| {
