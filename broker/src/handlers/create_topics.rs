@@ -14,12 +14,17 @@ use strom_metadata::CreateTopicRequest;
 
 use super::metadata::is_internal;
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 use crate::topic_config::effective_topic_configs;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    props: &BrokerProps,
     header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -63,14 +68,13 @@ pub async fn handle(
                 .unwrap_or_default(),
         })
         .collect();
-    let results = broker
-        .controller
+    let results = controller
         .create_topics(requests, request.validate_only)
         .await;
     if !request.validate_only {
-        broker.publish_metadata().await;
+        replicas.publish_metadata().await;
     }
-    let image_after = broker.image();
+    let image_after = metadata.image();
     let mut results = results.into_iter();
     let topics = names
         .into_iter()
@@ -89,15 +93,15 @@ pub async fn handle(
                 );
             }
             Some(match results.next()?.result {
-                Ok(created) if !broker.replicas.offline_partitions(&name.0).is_empty() => {
+                Ok(created) if !replicas.offline_partitions(&name.0).is_empty() => {
                     // Created in the metadata, but this broker cannot open some of its logs (a
                     // failing disk, no file descriptors left): not a success for the client.
-                    let offline = broker.replicas.offline_partitions(&name.0);
+                    let offline = replicas.offline_partitions(&name.0);
                     response
                         .with_error_code(ResponseError::KafkaStorageError.code())
                         .with_error_message(Some(str_bytes(format!(
                             "the topic was created, but partitions {offline:?} cannot be opened on broker {}; see its log",
-                            broker.node_id
+                            metadata.node_id()
                         ))))
                         .with_topic_id(created.topic_id)
                         .with_num_partitions(created.num_partitions)
@@ -115,7 +119,7 @@ pub async fn handle(
                                 .cloned()
                                 .unwrap_or_default()
                         });
-                    let configs = effective_topic_configs(&broker.config.props, &explicit)
+                    let configs = effective_topic_configs(props, &explicit)
                         .into_iter()
                         .map(|c| {
                             CreatableTopicConfigs::default()

@@ -8,6 +8,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
 use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 use crate::errors::storage_failure;
 
 pub async fn handle(

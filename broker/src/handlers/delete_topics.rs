@@ -9,15 +9,20 @@ use uuid::Uuid;
 
 use super::metadata::is_internal;
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
+use crate::metrics::BrokerMetrics;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    metrics: &BrokerMetrics,
     header: &RequestHeader,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
-    let image = broker.image();
+    let image = metadata.image();
     // v0-5 list names; v6 lists (name | id) states.
     let wanted: Vec<(Option<String>, Uuid)> = if header.request_api_version >= 6 {
         request
@@ -65,8 +70,8 @@ pub async fn handle(
         }
     }
     let names = to_delete.iter().map(|(_, name)| name.clone()).collect();
-    let results = broker.controller.delete_topics(names).await;
-    broker.publish_metadata().await;
+    let results = controller.delete_topics(names).await;
+    replicas.publish_metadata().await;
     for ((slot, name), result) in to_delete.into_iter().zip(results) {
         if let Err(error) = result {
             let (code, message) = controller_failure(&error);
@@ -75,7 +80,7 @@ pub async fn handle(
                 response.error_message = message.map(str_bytes);
             }
         } else {
-            broker.metrics.remove_topic(&name);
+            metrics.remove_topic(&name);
         }
     }
     DeleteTopicsResponse::default().with_responses(responses)

@@ -49,6 +49,7 @@ use strom_storage::FileRecords;
 use super::leader_hint::LeaderHints;
 use super::topic_name;
 use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 use crate::errors::storage_failure;
 use crate::replica::Partition;
 use crate::replica::selector::{RACK_AWARE_SELECTOR, preferred_read_replica};

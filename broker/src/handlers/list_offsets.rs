@@ -12,6 +12,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use strom_storage::TimestampOffset;
 
 use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 use crate::errors::storage_failure;
 use crate::replica::Partition;
 

@@ -11,6 +11,7 @@ use strom_metadata::{MetadataImage, TopicImage};
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::capabilities::MetadataView;
 
 /// Every topic operation bit (KIP-430), reported when requested: there is no authorizer yet.
 const ALL_TOPIC_OPERATIONS: i32 = 0b1111_1111_1000;
@@ -47,7 +48,14 @@ pub async fn handle(
             .filter(|name| image.topic(name).is_none() && !is_internal(name))
             .collect();
         if allow_auto_create && !missing.is_empty() {
-            image = broker.auto_create_topics(missing).await;
+            image = super::auto_create::auto_create_topics(
+                &broker.config.props,
+                broker,
+                &broker.controller,
+                broker,
+                missing,
+            )
+            .await;
         }
     }
 

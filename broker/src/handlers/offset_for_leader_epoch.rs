@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
 
 use super::fetch::epoch_error;
 use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 
 pub async fn handle(
     broker: &Broker,

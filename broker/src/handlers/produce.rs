@@ -22,6 +22,7 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, Reques
 use super::leader_hint::LeaderHints;
 use super::metadata::is_internal;
 use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 use crate::errors::{record_errors, storage_failure};
 use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
 use strom_storage::{AppendInfo, StorageError};
@@ -46,7 +47,14 @@ pub async fn handle(
     let image = if missing.is_empty() {
         image
     } else {
-        broker.auto_create_topics(missing).await
+        super::auto_create::auto_create_topics(
+            &broker.config.props,
+            broker,
+            &broker.controller,
+            broker,
+            missing,
+        )
+        .await
     };
 
     // Every partition's append is handed to its I/O worker first, then the results are

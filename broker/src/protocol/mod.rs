@@ -135,13 +135,15 @@ macro_rules! route_group {
     };
 }
 
+/// Every other API: `Key => |request: Type| call` decodes the request, awaits the call (the
+/// handler with the capabilities it takes) and encodes its response.
 macro_rules! route {
-    ($broker:ident, $api:ident, $version:ident, $body:ident, $header:ident;
-     $($key:ident => $request:ty => $handler:path),* $(,)?) => {
+    ($api:ident, $version:ident, $body:ident, $header:ident;
+     $($key:ident => |$request:ident: $ty:ty| $call:expr),* $(,)?) => {
         match $api {
             $(ApiKey::$key => {
-                let request: $request = decode($api, $version, &mut $body)?;
-                let response = $handler($broker, &$header, request).await;
+                let $request: $ty = decode($api, $version, &mut $body)?;
+                let response = $call.await;
                 encode($api, $version, $header.correlation_id, &response)
                     .map(|b| Some(Response::from_bytes(b)))
             })*
@@ -200,26 +202,46 @@ async fn dispatch(
         DeleteGroups => DeleteGroupsRequest => delete_groups,
         OffsetDelete => OffsetDeleteRequest => offset_delete,
     );
-    route!(broker, api, version, body, header;
-        FindCoordinator => FindCoordinatorRequest => handlers::find_coordinator::handle,
-        ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
-        Metadata => MetadataRequest => handlers::metadata::handle,
-        ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
-        CreateTopics => CreateTopicsRequest => handlers::create_topics::handle,
-        DeleteTopics => DeleteTopicsRequest => handlers::delete_topics::handle,
-        DeleteRecords => DeleteRecordsRequest => handlers::delete_records::handle,
-        DescribeConfigs => DescribeConfigsRequest => handlers::describe_configs::handle,
-        DescribeLogDirs => DescribeLogDirsRequest => handlers::describe_log_dirs::handle,
-        AlterConfigs => AlterConfigsRequest => handlers::alter_configs::handle,
-        CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::incremental_alter_configs::handle,
-        DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
-        DescribeQuorum => DescribeQuorumRequest => handlers::describe_quorum::handle,
-        InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
-        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::offset_for_leader_epoch::handle,
-        AlterPartitionReassignments => AlterPartitionReassignmentsRequest => handlers::alter_partition_reassignments::handle,
-        ListPartitionReassignments => ListPartitionReassignmentsRequest => handlers::list_partition_reassignments::handle,
-        ElectLeaders => ElectLeadersRequest => handlers::elect_leaders::handle,
+    let (controller, props, metrics) = (&broker.controller, &broker.config.props, &*broker.metrics);
+    route!(api, version, body, header;
+        FindCoordinator => |request: FindCoordinatorRequest|
+            handlers::find_coordinator::handle(broker, &header, request),
+        ListOffsets => |request: ListOffsetsRequest|
+            handlers::list_offsets::handle(broker, &header, request),
+        Metadata => |request: MetadataRequest|
+            handlers::metadata::handle(broker, &header, request),
+        ApiVersions => |request: ApiVersionsRequest|
+            handlers::api_versions::handle(broker, &header, request),
+        CreateTopics => |request: CreateTopicsRequest|
+            handlers::create_topics::handle(broker, controller, broker, props, &header, request),
+        DeleteTopics => |request: DeleteTopicsRequest|
+            handlers::delete_topics::handle(broker, controller, broker, metrics, &header, request),
+        DeleteRecords => |request: DeleteRecordsRequest|
+            handlers::delete_records::handle(broker, &header, request),
+        DescribeConfigs => |request: DescribeConfigsRequest|
+            handlers::describe_configs::handle(broker, &header, request),
+        DescribeLogDirs => |request: DescribeLogDirsRequest|
+            handlers::describe_log_dirs::handle(broker, &header, request),
+        AlterConfigs => |request: AlterConfigsRequest|
+            handlers::alter_configs::handle(controller, broker, &header, request),
+        CreatePartitions => |request: CreatePartitionsRequest|
+            handlers::create_partitions::handle(controller, broker, &header, request),
+        IncrementalAlterConfigs => |request: IncrementalAlterConfigsRequest|
+            handlers::incremental_alter_configs::handle(controller, broker, &header, request),
+        DescribeCluster => |request: DescribeClusterRequest|
+            handlers::describe_cluster::handle(broker, &header, request),
+        DescribeQuorum => |request: DescribeQuorumRequest|
+            handlers::describe_quorum::handle(controller, &header, request),
+        InitProducerId => |request: InitProducerIdRequest|
+            handlers::init_producer_id::handle(&broker.producer_ids, controller, &header, request),
+        OffsetForLeaderEpoch => |request: OffsetForLeaderEpochRequest|
+            handlers::offset_for_leader_epoch::handle(broker, &header, request),
+        AlterPartitionReassignments => |request: AlterPartitionReassignmentsRequest|
+            handlers::alter_partition_reassignments::handle(broker, controller, broker, &header, request),
+        ListPartitionReassignments => |request: ListPartitionReassignmentsRequest|
+            handlers::list_partition_reassignments::handle(controller, &header, request),
+        ElectLeaders => |request: ElectLeadersRequest|
+            handlers::elect_leaders::handle(controller, broker, &header, request),
     )
 }
 
