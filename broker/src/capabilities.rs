@@ -36,8 +36,9 @@ pub trait MetadataView: Send + Sync {
     fn metadata_controller_id(&self) -> i32;
 }
 
-/// The partition replicas hosted by this broker.
-pub trait HostedPartitions: Send + Sync {
+/// The partition replicas hosted by this broker. `'static` so that work handed to a
+/// partition's I/O worker (an append) may be typed apart from the borrow that started it.
+pub trait HostedPartitions: Send + Sync + 'static {
     /// The partition if this broker leads it, else the error code a client gets
     /// (UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR when its log could not be opened, or
     /// NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).

@@ -9,13 +9,13 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::MetadataView;
 
 /// Every cluster operation bit (KIP-430), reported when requested: there is no authorizer yet.
 const ALL_CLUSTER_OPERATIONS: i32 = 0b1111_1111_1000;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
     _header: &RequestHeader,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
@@ -29,7 +29,7 @@ pub async fn handle(
             )))
             .with_endpoint_type(request.endpoint_type);
     }
-    let image = broker.image();
+    let image = metadata.image();
     let brokers = image
         .brokers
         .values()
@@ -45,7 +45,7 @@ pub async fn handle(
         .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(image.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_controller_id(BrokerId(metadata.controller_id()))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             ALL_CLUSTER_OPERATIONS

@@ -48,9 +48,10 @@ use strom_storage::FileRecords;
 
 use super::leader_hint::LeaderHints;
 use super::topic_name;
-use crate::broker::Broker;
-use crate::capabilities::HostedPartitions;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
 use crate::errors::storage_failure;
+use crate::metrics::BrokerMetrics;
 use crate::replica::Partition;
 use crate::replica::selector::{RACK_AWARE_SELECTOR, preferred_read_replica};
 
@@ -79,7 +80,14 @@ struct Target {
     preferred_replica: Option<i32>,
 }
 
-pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchReply {
+pub async fn handle(
+    metadata: &impl MetadataView,
+    replicas: &impl HostedPartitions,
+    metrics: &BrokerMetrics,
+    props: &BrokerProps,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> FetchReply {
     let version = header.request_api_version;
     if request.session_id != 0 {
         return FetchReply {
@@ -89,7 +97,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             records: Vec::new(),
         };
     }
-    let image = broker.image();
+    let image = metadata.image();
     let replica_id = if version >= 15 {
         request.replica_state.replica_id.0
     } else {
@@ -97,14 +105,13 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
     };
     let follower = (replica_id >= 0).then_some(replica_id);
     // KIP-392: consumers that name their rack (v11+) may be sent to a replica in it.
-    let selects_replicas = version >= 11
-        && follower.is_none()
-        && broker.config.props.replica_selector_class == RACK_AWARE_SELECTOR;
-    let quota = &broker.replicas.quotas.leader;
+    let selects_replicas =
+        version >= 11 && follower.is_none() && props.replica_selector_class == RACK_AWARE_SELECTOR;
+    let quota = replicas.leader_quota();
     let now_ms = crate::replica::now_ms();
     let by_id = version >= 13;
     let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(request.topics.len());
-    let fetch_max_bytes = broker.config.props.fetch_max_bytes;
+    let fetch_max_bytes = props.fetch_max_bytes;
     let mut targets: Vec<Target> = Vec::new();
     // (topic id or name, partition) → index in `targets`.
     let mut seen: HashMap<(Uuid, String, i32), usize> = HashMap::new();
@@ -121,12 +128,12 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         };
         // Per-topic series only for topics that exist: names from clients are unbounded.
         if let Some(name) = resolved.as_deref().filter(|n| image.topic(n).is_some()) {
-            broker.metrics.topic(name).fetch_request();
+            metrics.topic(name).fetch_request();
         }
         for p in &topic.partitions {
             let (partition, error) = match resolved.as_deref() {
                 None => (None, Some(unknown)),
-                Some(name) => match readable(broker, name, p.partition, follower, version) {
+                Some(name) => match readable(replicas, name, p.partition, follower, version) {
                     Ok(partition) => {
                         let mut error =
                             epoch_error(p.current_leader_epoch, partition.leader_epoch());
@@ -156,7 +163,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                     &request.rack_id,
                     p.fetch_offset,
                     now_ms,
-                    broker.config.props.replica_lag_time_max_ms,
+                    props.replica_lag_time_max_ms,
                 ),
                 _ => None,
             };
@@ -247,11 +254,8 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             }
             // Kafka counts replication apart from consumers' bytes out.
             match follower {
-                Some(_) => broker
-                    .metrics
-                    .replication_bytes_out(file_records.len() as u64),
-                None => broker
-                    .metrics
+                Some(_) => metrics.replication_bytes_out(file_records.len() as u64),
+                None => metrics
                     .topic(&partition.topic)
                     .bytes_out(file_records.len() as u64),
             }
@@ -262,7 +266,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             && (data.error_code == ResponseError::CorruptMessage.code()
                 || data.error_code == ResponseError::KafkaStorageError.code())
         {
-            broker.metrics.topic(&partition.topic).failed_fetch();
+            metrics.topic(&partition.topic).failed_fetch();
         }
         if let (Some(topic), Some(slot)) = (
             responses.get_mut(target.topic),
@@ -326,16 +330,16 @@ fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut FetchR
 /// The partition a fetch reads: a follower's fetch and a consumer's before v11 need the leader;
 /// a consumer from v11 on may read a follower replica (KIP-392).
 fn readable(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
     topic: &str,
     partition: i32,
     follower: Option<i32>,
     version: i16,
 ) -> Result<Arc<Partition>, ResponseError> {
     if follower.is_none() && version >= 11 {
-        broker.readable_partition(topic, partition)
+        replicas.readable_partition(topic, partition)
     } else {
-        broker.leader_partition(topic, partition)
+        replicas.leader_partition(topic, partition)
     }
 }
 

@@ -10,13 +10,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::{CoordinatorLookup, MetadataView};
 use crate::groups::OFFSETS_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    coordinators: &impl CoordinatorLookup,
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -27,11 +28,11 @@ pub async fn handle(
         vec![request.key.clone()]
     };
     if request.key_type == KEY_TYPE_GROUP {
-        broker.ensure_offsets_topic().await;
+        coordinators.ensure_offsets_topic().await;
     }
     let found: Vec<Coordinator> = keys
         .into_iter()
-        .map(|key| locate(broker, request.key_type, key))
+        .map(|key| locate(metadata, coordinators, request.key_type, key))
         .collect();
     if batched {
         return FindCoordinatorResponse::default().with_coordinators(found);
@@ -48,7 +49,12 @@ pub async fn handle(
         .with_port(one.port)
 }
 
-fn locate(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+fn locate(
+    metadata: &impl MetadataView,
+    coordinators: &impl CoordinatorLookup,
+    key_type: i8,
+    key: StrBytes,
+) -> Coordinator {
     let unknown = Coordinator::default()
         .with_key(key.clone())
         .with_node_id(BrokerId(-1))
@@ -60,8 +66,8 @@ fn locate(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
                 "transaction coordinators are not supported yet",
             )));
     }
-    let image = broker.image();
-    let partition = broker.groups.partition_for(&key);
+    let image = metadata.image();
+    let partition = coordinators.partition_for(&key);
     let leader = image
         .partition(OFFSETS_TOPIC, partition)
         .map(|p| p.leader)

@@ -9,9 +9,11 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, RequestHeader};
 use strom_metadata::{MetadataImage, TopicImage};
 
+use super::auto_create::auto_create_topics;
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
-use crate::capabilities::MetadataView;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
+use crate::controller_channel::ControllerChannel;
 
 /// Every topic operation bit (KIP-430), reported when requested: there is no authorizer yet.
 const ALL_TOPIC_OPERATIONS: i32 = 0b1111_1111_1000;
@@ -22,12 +24,15 @@ pub fn is_internal(name: &str) -> bool {
 }
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    props: &BrokerProps,
     header: &RequestHeader,
     request: MetadataRequest,
 ) -> MetadataResponse {
     let version = header.request_api_version;
-    let mut image = broker.image();
+    let mut image = metadata.image();
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested: Option<Vec<(Option<String>, uuid::Uuid)>> = match request.topics {
         None => None,
@@ -48,14 +53,7 @@ pub async fn handle(
             .filter(|name| image.topic(name).is_none() && !is_internal(name))
             .collect();
         if allow_auto_create && !missing.is_empty() {
-            image = super::auto_create::auto_create_topics(
-                &broker.config.props,
-                broker,
-                &broker.controller,
-                broker,
-                missing,
-            )
-            .await;
+            image = auto_create_topics(props, metadata, controller, replicas, missing).await;
         }
     }
 
@@ -68,7 +66,7 @@ pub async fn handle(
                     &image,
                     topic,
                     request.include_topic_authorized_operations,
-                    &local_offline(broker, &topic.name),
+                    &local_offline(metadata, replicas, &topic.name),
                 )
             })
             .collect(),
@@ -84,7 +82,7 @@ pub async fn handle(
                         &image,
                         topic,
                         request.include_topic_authorized_operations,
-                        &local_offline(broker, &topic.name),
+                        &local_offline(metadata, replicas, &topic.name),
                     ),
                     None => {
                         let code = match &name {
@@ -110,7 +108,7 @@ pub async fn handle(
     MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(image.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.metadata_controller_id()))
+        .with_controller_id(BrokerId(metadata.metadata_controller_id()))
         .with_topics(topics)
         .with_cluster_authorized_operations(i32::MIN)
 }
@@ -130,12 +128,15 @@ pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
 }
 
 /// This broker's replicas of `topic` whose logs could not be opened: (partition, node id).
-fn local_offline(broker: &Broker, topic: &str) -> Vec<(i32, i32)> {
-    broker
-        .replicas
+fn local_offline(
+    metadata: &impl MetadataView,
+    replicas: &impl HostedPartitions,
+    topic: &str,
+) -> Vec<(i32, i32)> {
+    replicas
         .offline_partitions(topic)
         .into_iter()
-        .map(|partition| (partition, broker.node_id))
+        .map(|partition| (partition, metadata.node_id()))
         .collect()
 }
 

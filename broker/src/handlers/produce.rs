@@ -19,16 +19,23 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 
+use super::auto_create::auto_create_topics;
 use super::leader_hint::LeaderHints;
 use super::metadata::is_internal;
-use crate::broker::Broker;
-use crate::capabilities::HostedPartitions;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::{record_errors, storage_failure};
+use crate::metrics::BrokerMetrics;
 use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
 use strom_storage::{AppendInfo, StorageError};
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    metrics: &BrokerMetrics,
+    props: &BrokerProps,
     header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
@@ -37,7 +44,7 @@ pub async fn handle(
     let now = now_ms();
 
     // Auto-create unknown topics first, in one controller round trip.
-    let image = broker.image();
+    let image = metadata.image();
     let missing: Vec<String> = request
         .topic_data
         .iter()
@@ -47,14 +54,7 @@ pub async fn handle(
     let image = if missing.is_empty() {
         image
     } else {
-        super::auto_create::auto_create_topics(
-            &broker.config.props,
-            broker,
-            &broker.controller,
-            broker,
-            missing,
-        )
-        .await
+        auto_create_topics(props, metadata, controller, replicas, missing).await
     };
 
     // Every partition's append is handed to its I/O worker first, then the results are
@@ -64,19 +64,19 @@ pub async fn handle(
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         // Per-topic series only for topics that exist: names from clients are unbounded.
-        let metrics = image.topic(&name).map(|_| broker.metrics.topic(&name));
-        if let Some(metrics) = &metrics {
+        let topic_metrics = image.topic(&name).map(|_| metrics.topic(&name));
+        if let Some(metrics) = &topic_metrics {
             metrics.produce_request();
         }
         let pending: Vec<_> = topic
             .partition_data
             .into_iter()
             .map(|data| {
-                let started = start_append(broker, &name, data.index, data.records, acks, now);
+                let started = start_append(replicas, &name, data.index, data.records, acks, now);
                 (data.index, started)
             })
             .collect();
-        topics.push((topic.name, metrics, pending));
+        topics.push((topic.name, topic_metrics, pending));
     }
 
     let mut responses = Vec::with_capacity(topics.len());
@@ -161,7 +161,7 @@ pub async fn handle(
     }
     let mut response = ProduceResponse::default().with_responses(responses);
     if header.request_api_version >= 10 {
-        add_leader_hints(&broker.image(), &mut response);
+        add_leader_hints(&metadata.image(), &mut response);
     }
     Some(response)
 }
@@ -202,8 +202,8 @@ type Failure = (
 
 /// Checks what can be checked before touching the log, then hands the append to the
 /// partition's I/O worker; the future resolves when the log holds the batches.
-fn start_append(
-    broker: &Broker,
+fn start_append<R: HostedPartitions>(
+    replicas: &R,
     topic: &str,
     index: i32,
     records: Option<Bytes>,
@@ -212,7 +212,7 @@ fn start_append(
 ) -> Result<
     (
         Arc<Partition>,
-        impl Future<Output = LeaderAppendResult> + Send + 'static + use<>,
+        impl Future<Output = LeaderAppendResult> + Send + 'static + use<R>,
     ),
     Failure,
 > {
@@ -226,7 +226,7 @@ fn start_append(
             Vec::new(),
         ));
     }
-    let partition = broker
+    let partition = replicas
         .leader_partition(topic, index)
         .map_err(|error| (error, None, Vec::new()))?;
     let records = records.filter(|r| !r.is_empty()).ok_or((
