@@ -471,3 +471,89 @@ mod tests {
         assert_eq!(capped(1024, cap), 1024);
     }
 }
+
+#[cfg(test)]
+mod refusal_tests {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+
+    use super::*;
+    use crate::handlers::fakes::{ORDERS_ID, led_elsewhere};
+
+    fn fetch(replica_id: i32) -> FetchRequest {
+        FetchRequest::default()
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(replica_id)))
+            .with_replica_id(BrokerId(replica_id))
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic_name("orders"))
+                    .with_topic_id(ORDERS_ID)
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(10)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    }
+
+    /// A refused partition: error code, leader id, leader epoch.
+    type Refused = (i16, i32, i32);
+    /// A leader endpoint named: node id, host, port.
+    type Endpoint = (i32, String, i32);
+
+    /// The one partition's refusal and the endpoints named.
+    fn refusal(reply: &FetchReply) -> (Refused, Vec<Endpoint>) {
+        let topic = &reply.response.responses[0];
+        let p = &topic.partitions[0];
+        let endpoints = reply
+            .response
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id.0, e.host.to_string(), e.port))
+            .collect();
+        (
+            (
+                p.error_code,
+                p.current_leader.leader_id.0,
+                p.current_leader.leader_epoch,
+            ),
+            endpoints,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_partition_led_elsewhere_is_refused_with_the_leader_from_the_image() {
+        let (metadata, replicas) = led_elsewhere();
+        let metrics = BrokerMetrics::new(1, "test", "fake-cluster");
+        let props = BrokerProps::default();
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        let b2 = vec![(2, "b2".to_owned(), 9093)];
+
+        // A follower's fetch (KIP-903's replica state, v15+) and a consumer's, by topic id.
+        for replica_id in [3, -1] {
+            let header = RequestHeader::default().with_request_api_version(16);
+            let reply = handle(
+                &metadata,
+                &replicas,
+                &metrics,
+                &props,
+                &header,
+                fetch(replica_id),
+            )
+            .await;
+            assert_eq!(
+                refusal(&reply),
+                ((not_leader, 2, 7), b2.clone()),
+                "replica id {replica_id}"
+            );
+            assert!(reply.records[0][0].is_empty(), "nothing read");
+        }
+
+        // Before v16 (KIP-951) there is no hint.
+        let header = RequestHeader::default().with_request_api_version(12);
+        let reply = handle(&metadata, &replicas, &metrics, &props, &header, fetch(3)).await;
+        assert_eq!(refusal(&reply), ((not_leader, -1, -1), vec![]));
+    }
+}

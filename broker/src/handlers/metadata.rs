@@ -190,3 +190,192 @@ fn topic_metadata(
             i32::MIN
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use strom_metadata::MetadataRecord;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::handlers::fakes::{FakeController, FakeMetadata, FakeReplicas, broker, partition};
+
+    const ORDERS: Uuid = Uuid::from_u128(0x0d);
+
+    /// Broker 1 (this one, rack a), 2 (fenced) and 3 (rack c); controller 3; topic `orders`.
+    fn cluster() -> FakeMetadata {
+        let records = [
+            broker(1, "b1", 9092, Some("a"), false),
+            broker(2, "b2", 9093, Some("b"), true),
+            broker(3, "b3", 9094, Some("c"), false),
+            MetadataRecord::Topic {
+                name: "orders".into(),
+                topic_id: ORDERS,
+            },
+            // Led by 1; the fenced broker 2 is an offline replica outside the ISR.
+            partition(ORDERS, 0, (&[1, 2, 3], &[1, 3], 1, 4)),
+            // Led by the fenced broker: no usable leader.
+            partition(ORDERS, 1, (&[2, 3], &[2], 2, 7)),
+            // Led by 3 with the ISR as the image holds it, in its order.
+            partition(ORDERS, 2, (&[3, 1], &[3, 1], 3, 0)),
+            // Led by this broker, whose log of it could not be opened.
+            partition(ORDERS, 3, (&[1, 3], &[1, 3], 1, 2)),
+        ];
+        FakeMetadata::new(1, 3, &records)
+    }
+
+    fn ids(ids: &[BrokerId]) -> Vec<i32> {
+        ids.iter().map(|b| b.0).collect()
+    }
+
+    fn ask(
+        version: i16,
+        topics: Option<&[&str]>,
+        allow_auto_create: bool,
+    ) -> (RequestHeader, MetadataRequest) {
+        let header = RequestHeader::default().with_request_api_version(version);
+        let request = MetadataRequest::default()
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(allow_auto_create);
+        (header, request)
+    }
+
+    #[tokio::test]
+    async fn brokers_and_partitions_are_answered_as_the_image_holds_them() {
+        let metadata = cluster();
+        let controller = FakeController::default();
+        let mut replicas = FakeReplicas::default();
+        replicas.offline.insert("orders".into(), vec![3]);
+        let (header, request) = ask(12, None, false);
+        let response = handle(
+            &metadata,
+            &controller,
+            &replicas,
+            &BrokerProps::default(),
+            &header,
+            request,
+        )
+        .await;
+
+        let brokers: Vec<_> = response
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.node_id.0,
+                    b.host.to_string(),
+                    b.port,
+                    b.rack.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            brokers,
+            vec![
+                (1, "b1".to_owned(), 9092, Some("a".to_owned())),
+                (3, "b3".to_owned(), 9094, Some("c".to_owned())),
+            ],
+            "the fenced broker is left out"
+        );
+        assert_eq!(response.controller_id.0, 3);
+        assert_eq!(response.cluster_id.as_deref(), Some("fake-cluster"));
+
+        assert_eq!(response.topics.len(), 1);
+        let topic = &response.topics[0];
+        assert_eq!((topic.error_code, topic.topic_id), (0, ORDERS));
+        let partitions: Vec<_> = topic
+            .partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.partition_index,
+                    p.error_code,
+                    p.leader_id.0,
+                    p.leader_epoch,
+                    ids(&p.replica_nodes),
+                    ids(&p.isr_nodes),
+                    ids(&p.offline_replicas),
+                )
+            })
+            .collect();
+        let leader_not_available = ResponseError::LeaderNotAvailable.code();
+        let storage_error = ResponseError::KafkaStorageError.code();
+        assert_eq!(
+            partitions,
+            vec![
+                (0, 0, 1, 4, vec![1, 2, 3], vec![1, 3], vec![2]),
+                (1, leader_not_available, -1, 7, vec![2, 3], vec![2], vec![2]),
+                (2, 0, 3, 0, vec![3, 1], vec![3, 1], vec![]),
+                (3, storage_error, -1, 2, vec![1, 3], vec![1, 3], vec![1]),
+            ]
+        );
+        assert_eq!(controller.created_names(), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_are_created_through_the_controller_only_when_allowed() {
+        let metadata = cluster();
+        let replicas = FakeReplicas::default();
+        let props = BrokerProps::default();
+        let wanted: &[&str] = &["orders", "fresh", "__consumer_offsets"];
+
+        // v4+ with the flag set: the unknown, non-internal topic is created with the broker's
+        // defaults, and the image applied to the hosted partitions before answering.
+        let controller = FakeController::default();
+        let (header, request) = ask(12, Some(wanted), true);
+        let response = handle(&metadata, &controller, &replicas, &props, &header, request).await;
+        assert_eq!(controller.created_names(), vec!["fresh".to_owned()]);
+        let created = controller.create_requests.lock()[0].clone();
+        assert_eq!(
+            (created.num_partitions, created.replication_factor),
+            (None, None),
+            "broker defaults"
+        );
+        assert_eq!(replicas.publishes(), 1);
+        let codes: Vec<_> = response
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.error_code))
+            .collect();
+        // The fake controller's creation is not in the fake image: the topic stays unknown.
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(
+            codes,
+            vec![
+                (Some("orders".to_owned()), 0),
+                (Some("fresh".to_owned()), unknown),
+                (Some("__consumer_offsets".to_owned()), unknown),
+            ]
+        );
+
+        // The flag unset (v4+), or auto.create.topics.enable=false: nothing is created.
+        let controller = FakeController::default();
+        let (header, request) = ask(12, Some(wanted), false);
+        handle(&metadata, &controller, &replicas, &props, &header, request).await;
+        let disabled = BrokerProps {
+            auto_create_topics_enable: false,
+            ..BrokerProps::default()
+        };
+        let (header, request) = ask(3, Some(wanted), false);
+        handle(
+            &metadata,
+            &controller,
+            &replicas,
+            &disabled,
+            &header,
+            request,
+        )
+        .await;
+        assert_eq!(controller.created_names(), Vec::<String>::new());
+
+        // Before v4 there is no flag: auto-creation applies.
+        let (header, request) = ask(3, Some(wanted), false);
+        handle(&metadata, &controller, &replicas, &props, &header, request).await;
+        assert_eq!(controller.created_names(), vec!["fresh".to_owned()]);
+    }
+}

@@ -16,6 +16,8 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod elect_leaders;
+#[cfg(test)]
+mod fakes;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod incremental_alter_configs;

@@ -283,3 +283,111 @@ fn storage_outcome(error: StorageError) -> Result<(AppendInfo, i32), Failure> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    use super::*;
+    use crate::handlers::fakes::{FakeController, led_elsewhere};
+
+    fn produce(partitions: &[i32]) -> ProduceRequest {
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(super::super::str_bytes("orders")))
+                    .with_partition_data(
+                        partitions
+                            .iter()
+                            .map(|&index| {
+                                PartitionProduceData::default()
+                                    .with_index(index)
+                                    .with_records(Some(Bytes::from_static(b"batch")))
+                            })
+                            .collect(),
+                    ),
+            ])
+    }
+
+    #[tokio::test]
+    async fn a_partition_led_elsewhere_is_refused_with_the_leader_from_the_image() {
+        let (metadata, replicas) = led_elsewhere();
+        let controller = FakeController::default();
+        let metrics = BrokerMetrics::new(1, "test", "fake-cluster");
+        let props = BrokerProps::default();
+        let answer = |version: i16| {
+            let header = RequestHeader::default().with_request_api_version(version);
+            let (metadata, controller, replicas) = (&metadata, &controller, &replicas);
+            let (metrics, props) = (&metrics, &props);
+            async move {
+                handle(
+                    metadata,
+                    controller,
+                    replicas,
+                    metrics,
+                    props,
+                    &header,
+                    produce(&[0, 5]),
+                )
+                .await
+            }
+        };
+
+        let response = answer(10).await.expect("acks=1 is answered");
+        let partitions = &response.responses[0].partition_responses;
+        let summary: Vec<_> = partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.error_code,
+                    p.base_offset,
+                    p.current_leader.leader_id.0,
+                    p.current_leader.leader_epoch,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, ResponseError::NotLeaderOrFollower.code(), -1, 2, 7),
+                // Not in the image: no leader to name.
+                (5, ResponseError::UnknownTopicOrPartition.code(), -1, -1, -1),
+            ]
+        );
+        let endpoints: Vec<_> = response
+            .node_endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.node_id.0,
+                    e.host.to_string(),
+                    e.port,
+                    e.rack.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            endpoints,
+            vec![(2, "b2".to_owned(), 9093, Some("r2".to_owned()))]
+        );
+        assert_eq!(
+            controller.created_names(),
+            Vec::<String>::new(),
+            "the topic exists"
+        );
+
+        // Before v10 (KIP-951) the response has no place for the hint.
+        let response = answer(9).await.expect("acks=1 is answered");
+        let refused = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            refused.error_code,
+            ResponseError::NotLeaderOrFollower.code()
+        );
+        assert_eq!(refused.current_leader.leader_id.0, -1);
+        assert!(response.node_endpoints.is_empty());
+    }
+}
