@@ -53,3 +53,61 @@ pub async fn handle(
             i32::MIN
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handlers::fakes::{FakeMetadata, broker};
+
+    #[tokio::test]
+    async fn fenced_brokers_are_listed_only_when_asked_for_and_flagged() {
+        let metadata = FakeMetadata::new(
+            1,
+            3,
+            &[
+                broker(1, "b1", 9092, Some("a"), false),
+                broker(2, "b2", 9093, Some("b"), true),
+                broker(3, "b3", 9094, None, false),
+            ],
+        );
+        let header = RequestHeader::default().with_request_api_version(2);
+        let listed = |include_fenced_brokers: bool| {
+            let request = DescribeClusterRequest::default()
+                .with_endpoint_type(1)
+                .with_include_fenced_brokers(include_fenced_brokers);
+            handle(&metadata, &header, request)
+        };
+
+        let response = listed(false).await;
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.controller_id.0, 3);
+        assert_eq!(response.cluster_id.as_str(), "fake-cluster");
+        let brokers: Vec<_> = response
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.port, b.is_fenced))
+            .collect();
+        assert_eq!(brokers, vec![(1, 9092, false), (3, 9094, false)]);
+
+        let response = listed(true).await;
+        let brokers: Vec<_> = response
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.broker_id.0,
+                    b.rack.as_ref().map(ToString::to_string),
+                    b.is_fenced,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brokers,
+            vec![
+                (1, Some("a".to_owned()), false),
+                (2, Some("b".to_owned()), true),
+                (3, None, false)
+            ]
+        );
+    }
+}

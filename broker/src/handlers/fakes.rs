@@ -15,7 +15,7 @@ use strom_metadata::{
 };
 use uuid::Uuid;
 
-use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::capabilities::{CoordinatorLookup, HostedPartitions, MetadataView};
 use crate::controller_channel::ControllerChannel;
 use crate::replica::Partition;
 use crate::replica::quota::{ReplicationQuota, ReplicationQuotas};
@@ -300,4 +300,23 @@ pub(crate) fn led_elsewhere() -> (FakeMetadata, FakeReplicas) {
     let replicas =
         FakeReplicas::default().refusing("orders", 0, ResponseError::NotLeaderOrFollower);
     (metadata, replicas)
+}
+
+/// Groups hashed onto `__consumer_offsets` partitions as the test says (partition 0 for any
+/// other group).
+#[derive(Debug, Default)]
+pub(crate) struct FakeCoordinators {
+    pub(crate) partitions: HashMap<String, i32>,
+    /// How many times the offsets topic was made sure of.
+    pub(crate) ensured: AtomicUsize,
+}
+
+impl CoordinatorLookup for FakeCoordinators {
+    async fn ensure_offsets_topic(&self) {
+        self.ensured.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn partition_for(&self, group_id: &str) -> i32 {
+        self.partitions.get(group_id).copied().unwrap_or(0)
+    }
 }

@@ -452,7 +452,10 @@ fn read_all(
 
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+
     use super::*;
+    use crate::handlers::fakes::{ORDERS_ID, led_elsewhere};
 
     #[test]
     fn leader_epoch_fencing_follows_kip_320() {
@@ -470,14 +473,6 @@ mod tests {
         assert_eq!(capped(i32::MAX, cap), cap as usize);
         assert_eq!(capped(1024, cap), 1024);
     }
-}
-
-#[cfg(test)]
-mod refusal_tests {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
-
-    use super::*;
-    use crate::handlers::fakes::{ORDERS_ID, led_elsewhere};
 
     fn fetch(replica_id: i32) -> FetchRequest {
         FetchRequest::default()

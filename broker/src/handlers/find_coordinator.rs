@@ -81,3 +81,103 @@ fn locate(
         None => unknown.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use strom_metadata::MetadataRecord;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::handlers::fakes::{FakeCoordinators, FakeMetadata, broker, partition};
+
+    /// `__consumer_offsets`-0 led by broker 2, -1 without a leader; groups `a` and `b` hash onto
+    /// them.
+    fn setup() -> (FakeMetadata, FakeCoordinators) {
+        let offsets = Uuid::from_u128(0x0f);
+        let metadata = FakeMetadata::new(
+            1,
+            1,
+            &[
+                broker(1, "b1", 9092, None, false),
+                broker(2, "b2", 9093, None, false),
+                MetadataRecord::Topic {
+                    name: OFFSETS_TOPIC.into(),
+                    topic_id: offsets,
+                },
+                partition(offsets, 0, (&[2, 1], &[2, 1], 2, 0)),
+                partition(offsets, 1, (&[1], &[], -1, 3)),
+            ],
+        );
+        let coordinators = FakeCoordinators {
+            partitions: [("a".to_owned(), 0), ("b".to_owned(), 1)].into(),
+            ..FakeCoordinators::default()
+        };
+        (metadata, coordinators)
+    }
+
+    #[tokio::test]
+    async fn a_group_is_coordinated_by_the_leader_of_its_offsets_partition() {
+        let (metadata, coordinators) = setup();
+        let header = RequestHeader::default().with_request_api_version(4);
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(KEY_TYPE_GROUP)
+            .with_coordinator_keys(vec![str_bytes("a"), str_bytes("b")]);
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        let found: Vec<_> = response
+            .coordinators
+            .iter()
+            .map(|c| {
+                (
+                    c.key.to_string(),
+                    c.error_code,
+                    c.node_id.0,
+                    c.host.to_string(),
+                    c.port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("a".to_owned(), 0, 2, "b2".to_owned(), 9093),
+                (
+                    "b".to_owned(),
+                    ResponseError::CoordinatorNotAvailable.code(),
+                    -1,
+                    String::new(),
+                    -1
+                ),
+            ]
+        );
+        assert_eq!(coordinators.ensured.load(Ordering::Relaxed), 1);
+
+        // v0-3: one key, answered in the top-level fields.
+        let header = RequestHeader::default().with_request_api_version(3);
+        let request = FindCoordinatorRequest::default().with_key(str_bytes("a"));
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        assert_eq!(
+            (
+                response.error_code,
+                response.node_id.0,
+                response.host.as_str(),
+                response.port
+            ),
+            (0, 2, "b2", 9093)
+        );
+    }
+
+    #[tokio::test]
+    async fn transaction_coordinators_are_refused_without_creating_the_offsets_topic() {
+        let (metadata, coordinators) = setup();
+        let header = RequestHeader::default().with_request_api_version(3);
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_key(str_bytes("txn"));
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        assert_eq!(response.error_code, ResponseError::InvalidRequest.code());
+        assert_eq!(response.node_id.0, -1);
+        assert_eq!(coordinators.ensured.load(Ordering::Relaxed), 0);
+    }
+}
