@@ -9,8 +9,10 @@
 //!   client's request must find them (the leader, or a readable follower);
 //! - [`CoordinatorLookup`]: which `__consumer_offsets` partition coordinates a group.
 //!
-//! [`Broker`](crate::broker::Broker) provides all of them; handlers take them as separate
-//! arguments (see `protocol::dispatch`), with plain data (configs, metrics) beside them.
+//! [`Broker`](crate::broker::Broker) implements the metadata view, the hosted partitions and
+//! the coordinator lookup; its `controller` (a `ControllerClient`) is the controller channel.
+//! Handlers take them as separate arguments (see `protocol::dispatch`), with plain data
+//! (configs, metrics) beside them; tests pass fakes (`handlers::fakes`).
 
 use std::sync::Arc;
 
