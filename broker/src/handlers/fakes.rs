@@ -91,14 +91,17 @@ impl MetadataView for FakeMetadata {
     }
 }
 
-/// A controller that records what it is asked and answers with what the test set: per topic
-/// of CreateTopics a refusal or a creation; every other operation succeeds without effect.
+/// A controller that records the topics it is asked to create and delete and answers with
+/// what the test set: per topic of CreateTopics a refusal or a creation; every other
+/// operation succeeds without effect.
 #[derive(Debug, Default)]
 pub(crate) struct FakeController {
     /// CreateTopics answers by topic name; a topic not named is created with one partition.
     pub(crate) create_answers: Mutex<HashMap<String, Result<CreatedTopic, ControllerError>>>,
     /// Every CreateTopics item received, in order.
     pub(crate) create_requests: Mutex<Vec<CreateTopicRequest>>,
+    /// Every topic DeleteTopics was asked to delete, in order.
+    pub(crate) deleted: Mutex<Vec<String>>,
 }
 
 impl FakeController {
@@ -142,7 +145,9 @@ impl ControllerChannel for FakeController {
     }
 
     async fn delete_topics(&self, names: Vec<String>) -> Vec<Result<Uuid, ControllerError>> {
-        names.iter().map(|_| Ok(Uuid::nil())).collect()
+        let results = names.iter().map(|_| Ok(Uuid::nil())).collect();
+        self.deleted.lock().extend(names);
+        results
     }
 
     async fn create_partitions(
