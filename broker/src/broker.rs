@@ -1,23 +1,26 @@
-//! The broker's shared state, handed to every request handler: configuration, the metadata
-//! quorum and controller, the replica manager and the metrics.
+//! The broker's shared state: configuration, the metadata quorum and controller, the replica
+//! manager, the group coordinator and the metrics. Request handlers get the parts they use as
+//! capabilities (`crate::capabilities`), which [`Broker`] provides.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use strom_metadata::{ControllerClient, CreateTopicRequest, MetadataImage, MetadataQuorum};
+use strom_metadata::{ControllerClient, MetadataImage, MetadataQuorum};
 
+use crate::capabilities::{CoordinatorLookup, HostedPartitions, MetadataView};
 use crate::config::BrokerConfig;
 use crate::groups::{Coordinator, OFFSETS_TOPIC, offsets_topic_request};
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
+use crate::replica::quota::ReplicationQuota;
 use crate::replica::{Partition, ReplicaManager};
 
 /// How recently a follower must have heard from the quorum leader to name it as the
 /// controller: the longest election timeout.
 const LEADER_CONTACT_WINDOW: std::time::Duration = std::time::Duration::from_millis(1000);
 
-/// Everything a request handler may touch.
+/// Everything the broker runs on.
 #[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
@@ -61,48 +64,9 @@ impl Broker {
             tracing::error!(%error, "applying metadata to the hosted partitions");
         }
     }
-
-    /// Creates topics that clients referenced but that do not exist, when
-    /// `auto.create.topics.enable` allows it (Metadata, Produce). Returns the image after it.
-    pub async fn auto_create_topics(&self, names: Vec<String>) -> Arc<MetadataImage> {
-        if !self.config.props.auto_create_topics_enable || names.is_empty() {
-            return self.image();
-        }
-        let requests = names
-            .into_iter()
-            .map(|name| CreateTopicRequest {
-                name,
-                num_partitions: None,
-                replication_factor: None,
-                assignments: None,
-                configs: Default::default(),
-            })
-            .collect();
-        for created in self.controller.create_topics(requests, false).await {
-            if let Err(error) = created.result {
-                // Another request may have created it first; anything else the client sees as
-                // UNKNOWN_TOPIC_OR_PARTITION (or INVALID_TOPIC_EXCEPTION) in the response.
-                tracing::debug!(%error, "auto-creating a topic");
-            }
-        }
-        self.publish_metadata().await;
-        self.image()
-    }
 }
 
 impl Broker {
-    /// The controller id Metadata tells clients, which send admin requests there: the active
-    /// controller while this broker hears from it, else this broker itself, which forwards
-    /// them (KIP-590 lets brokers name any live broker). So a client never waits on a
-    /// controller that just died.
-    pub fn metadata_controller_id(&self) -> i32 {
-        self.quorum
-            .recent_leader(LEADER_CONTACT_WINDOW)
-            .and_then(|id| i32::try_from(id).ok())
-            .filter(|id| self.image().is_live(*id))
-            .unwrap_or(self.node_id)
-    }
-
     /// The node id of the active controller (the metadata quorum's leader), -1 if none is known.
     pub fn controller_id(&self) -> i32 {
         self.quorum
@@ -271,11 +235,8 @@ impl Broker {
     }
 }
 
-impl Broker {
-    /// The partition if this broker leads it, else the error code a client gets
-    /// (UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR when its log could not be opened, or
-    /// NOT_LEADER_OR_FOLLOWER so it refreshes its metadata).
-    pub fn leader_partition(
+impl HostedPartitions for Broker {
+    fn leader_partition(
         &self,
         topic: &str,
         partition: i32,
@@ -294,9 +255,8 @@ impl Broker {
         }
     }
 
-    /// The partition if a consumer may read it here (KIP-392): this broker leads it, or follows
-    /// a live leader (a follower serves up to its own high watermark).
-    pub fn readable_partition(
+    /// A follower serves up to its own high watermark.
+    fn readable_partition(
         &self,
         topic: &str,
         partition: i32,
@@ -309,5 +269,57 @@ impl Broker {
                 .ok_or(ResponseError::NotLeaderOrFollower),
             other => other,
         }
+    }
+
+    fn offline_partitions(&self, topic: &str) -> Vec<i32> {
+        self.replicas.offline_partitions(topic)
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.replicas.all_partitions()
+    }
+
+    fn leader_quota(&self) -> &ReplicationQuota {
+        &self.replicas.quotas.leader
+    }
+
+    async fn publish_metadata(&self) {
+        Broker::publish_metadata(self).await;
+    }
+}
+
+impl MetadataView for Broker {
+    fn image(&self) -> Arc<MetadataImage> {
+        Broker::image(self)
+    }
+
+    fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    fn controller_id(&self) -> i32 {
+        Broker::controller_id(self)
+    }
+
+    /// The controller id Metadata tells clients, which send admin requests there: the active
+    /// controller while this broker hears from it, else this broker itself, which forwards
+    /// them (KIP-590 lets brokers name any live broker). So a client never waits on a
+    /// controller that just died.
+    fn metadata_controller_id(&self) -> i32 {
+        self.quorum
+            .recent_leader(LEADER_CONTACT_WINDOW)
+            .and_then(|id| i32::try_from(id).ok())
+            .filter(|id| self.image().is_live(*id))
+            .unwrap_or(self.node_id)
+    }
+}
+
+impl CoordinatorLookup for Broker {
+    async fn ensure_offsets_topic(&self) {
+        Broker::ensure_offsets_topic(self).await;
+    }
+
+    fn partition_for(&self, group_id: &str) -> i32 {
+        self.groups.partition_for(group_id)
     }
 }

@@ -90,7 +90,18 @@ pub fn record_errors(error: &StorageError) -> Vec<BatchIndexAndErrorMessage> {
 }
 
 /// Kafka error code and client-facing message for a controller failure.
+///
+/// NOT_CONTROLLER is an answer between brokers, never to a client (KIP-590): the controller
+/// channel retries it against the next controller until its deadline. Should one come back
+/// anyway, the client gets what the channel answers when its deadline passes,
+/// REQUEST_TIMED_OUT, which clients retry.
 pub fn controller_failure(error: &ControllerError) -> (i16, Option<String>) {
+    if let ControllerError::NotController { .. } = error {
+        return (
+            ResponseError::RequestTimedOut.code(),
+            Some("The active controller changed while the request was in progress; retry.".into()),
+        );
+    }
     let code = error.kafka_error_code();
     if code == ResponseError::UnknownServerError.code() {
         if let Some(suppressed) = CONTROLLER_LOG.check(&error.to_string()) {

@@ -11,7 +11,9 @@
 //! Layout:
 //! - `config`: flags, `server.properties`, `--override`; Kafka's broker key names.
 //! - `server`: start-up (data-dir lock, metadata quorum, listeners, registration) and shutdown.
-//! - `broker`: the state every handler reads ([`broker::Broker`]).
+//! - `broker`: the broker's shared state ([`broker::Broker`]), which provides the capabilities
+//!   handlers take (`capabilities`: the metadata view, the hosted partitions, the coordinator
+//!   lookup; `controller_channel`: the active controller's admin operations).
 //! - `network`, `protocol`, `handlers`: the wire side; one handler file per Kafka API. Fetch
 //!   record sets go from the segment files to the socket with `sendfile` (`protocol::zero_copy`,
 //!   `network::send`).
@@ -33,7 +35,9 @@
 pub mod admin_http;
 pub mod background;
 pub mod broker;
+pub mod capabilities;
 pub mod config;
+pub mod controller_channel;
 pub mod errors;
 pub mod fd_limit;
 pub mod groups;

@@ -4,7 +4,9 @@
 
 use tokio::sync::Mutex;
 
-use strom_metadata::{ControllerClient, ControllerError};
+use strom_metadata::ControllerError;
+
+use crate::controller_channel::ControllerChannel;
 
 /// Ids fetched from the controller at a time.
 const BLOCK_SIZE: i64 = 1000;
@@ -26,7 +28,10 @@ impl ProducerIdManager {
     }
 
     /// A producer id no other producer has had.
-    pub async fn next_id(&self, controller: &ControllerClient) -> Result<i64, ControllerError> {
+    pub async fn next_id(
+        &self,
+        controller: &impl ControllerChannel,
+    ) -> Result<i64, ControllerError> {
         let mut block = self.block.lock().await;
         if block.0 >= block.1 {
             let first = controller

@@ -69,7 +69,14 @@ async fn create_topic(running: &RunningBroker, name: &str) -> i16 {
     let header = RequestHeader::default().with_request_api_version(7);
     let response = tokio::time::timeout(
         Duration::from_secs(60),
-        strom_broker::handlers::create_topics::handle(&running.broker, &header, request),
+        strom_broker::handlers::create_topics::handle(
+            &*running.broker,
+            &running.broker.controller,
+            &*running.broker,
+            &running.broker.config.props,
+            &header,
+            request,
+        ),
     )
     .await
     .expect("CreateTopics is answered, not left hanging");

@@ -285,36 +285,36 @@ impl ControllerResponse {
         }
     }
 
-    /// Whether the request should go to another controller: it was refused as a whole (or in
-    /// its first item) because this node is not, or stopped being, the active controller.
+    /// Whether the request should go to another controller: it was refused, as a whole or in
+    /// any of its items, because this node is not, or stopped being, the active controller. A
+    /// batch whose commit failed that way carries NOT_CONTROLLER only in the items that were
+    /// valid, after the refusals of the invalid ones; it is retried whole, and the controller
+    /// that takes it validates every item again.
     pub fn not_controller(&self) -> Option<Option<u64>> {
-        let first: Option<&ControllerError> = match self {
-            ControllerResponse::CreateTopics(items) => {
-                items.iter().find_map(|(_, r)| r.as_ref().err())
-            }
-            ControllerResponse::DeleteTopics(items) => items.iter().find_map(|r| r.as_ref().err()),
-            ControllerResponse::CreatePartitions(items) => {
-                items.iter().find_map(|r| r.as_ref().err())
-            }
+        fn errors<'a, T: 'a>(
+            items: impl IntoIterator<Item = &'a Result<T, ControllerError>>,
+        ) -> Vec<&'a ControllerError> {
+            items.into_iter().filter_map(|r| r.as_ref().err()).collect()
+        }
+        let errors: Vec<&ControllerError> = match self {
+            ControllerResponse::CreateTopics(items) => errors(items.iter().map(|(_, r)| r)),
+            ControllerResponse::DeleteTopics(items) => errors(items),
+            ControllerResponse::CreatePartitions(items) => errors(items),
             ControllerResponse::Configs(r)
             | ControllerResponse::Registered(r)
-            | ControllerResponse::ObserverAdded(r) => r.as_ref().err(),
-            ControllerResponse::ProducerIds(r) => r.as_ref().err(),
-            ControllerResponse::Heartbeat(r) => r.as_ref().err(),
-            ControllerResponse::Quorum(r) => r.as_ref().err(),
-            ControllerResponse::AlterPartition(items) => {
-                items.iter().find_map(|r| r.as_ref().err())
-            }
-            ControllerResponse::AlterPartitionReassignments(items) => {
-                items.iter().find_map(|r| r.as_ref().err())
-            }
-            ControllerResponse::ListPartitionReassignments(r) => r.as_ref().err(),
-            ControllerResponse::ElectLeaders(r) => r.as_ref().err(),
+            | ControllerResponse::ObserverAdded(r) => errors([r]),
+            ControllerResponse::ProducerIds(r) => errors([r]),
+            ControllerResponse::Heartbeat(r) => errors([r]),
+            ControllerResponse::Quorum(r) => errors([r]),
+            ControllerResponse::AlterPartition(items) => errors(items),
+            ControllerResponse::AlterPartitionReassignments(items) => errors(items),
+            ControllerResponse::ListPartitionReassignments(r) => errors([r]),
+            ControllerResponse::ElectLeaders(r) => errors([r]),
         };
-        match first {
-            Some(ControllerError::NotController { leader }) => Some(*leader),
+        errors.into_iter().find_map(|error| match error {
+            ControllerError::NotController { leader } => Some(*leader),
             _ => None,
-        }
+        })
     }
 }
 
@@ -469,5 +469,41 @@ mod tests {
             let response = ControllerResponse::refused(request, not_controller.clone());
             assert_eq!(response.not_controller(), Some(Some(2)), "{request:?}");
         }
+    }
+
+    #[test]
+    fn a_batch_that_lost_the_controller_after_refusing_some_items_goes_elsewhere() {
+        let moved = || ControllerError::NotController { leader: Some(3) };
+        let invalid = || ControllerError::InvalidTopic {
+            topic: "bad name!".into(),
+            message: "Topic name 'bad name!' is illegal.".into(),
+        };
+        let created = ControllerResponse::CreateTopics(vec![
+            ("bad name!".into(), Err(invalid())),
+            ("fine".into(), Err(moved())),
+        ]);
+        assert_eq!(created.not_controller(), Some(Some(3)));
+        let deleted = ControllerResponse::DeleteTopics(vec![
+            Err(ControllerError::UnknownTopicOrPartition {
+                topic: "gone".into(),
+                partition: None,
+            }),
+            Err(moved()),
+        ]);
+        assert_eq!(deleted.not_controller(), Some(Some(3)));
+        let grown = ControllerResponse::CreatePartitions(vec![Ok(()), Err(moved())]);
+        assert_eq!(grown.not_controller(), Some(Some(3)));
+
+        // Refusals for the items' own reasons stay answers.
+        let answered = ControllerResponse::CreateTopics(vec![
+            ("bad name!".into(), Err(invalid())),
+            (
+                "taken".into(),
+                Err(ControllerError::TopicAlreadyExists {
+                    topic: "taken".into(),
+                }),
+            ),
+        ]);
+        assert_eq!(answered.not_controller(), None);
     }
 }

@@ -10,7 +10,8 @@ use strom_metadata::{ConfigResource, ControllerError};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 
 /// The metadata resource named by a (type, name) pair from a request. A BROKER resource named
@@ -50,7 +51,8 @@ pub fn controller_outcome(result: Result<(), ControllerError>) -> Outcome {
 }
 
 pub async fn handle(
-    broker: &Broker,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
     _header: &RequestHeader,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
@@ -65,8 +67,7 @@ pub async fn handle(
                     .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                     .collect();
                 controller_outcome(
-                    broker
-                        .controller
+                    controller
                         .alter_configs(target, configs, request.validate_only)
                         .await,
                 )
@@ -81,7 +82,7 @@ pub async fn handle(
         );
     }
     if !request.validate_only {
-        broker.publish_metadata().await;
+        replicas.publish_metadata().await;
     }
     AlterConfigsResponse::default().with_responses(responses)
 }

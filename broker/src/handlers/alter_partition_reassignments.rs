@@ -13,15 +13,18 @@ use kafka_protocol::messages::{
 };
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
     _header: &RequestHeader,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
-    let image = broker.image();
+    let image = metadata.image();
     let mut targets = Vec::new();
     let mut slots = Vec::new();
     let mut responses: Vec<ReassignableTopicResponse> = Vec::new();
@@ -65,11 +68,8 @@ pub async fn handle(
                 .with_partitions(partitions),
         );
     }
-    let results = broker
-        .controller
-        .alter_partition_reassignments(targets)
-        .await;
-    broker.publish_metadata().await;
+    let results = controller.alter_partition_reassignments(targets).await;
+    replicas.publish_metadata().await;
     for ((t, p), result) in slots.into_iter().zip(results) {
         if let Err(error) = result {
             let (code, message) = controller_failure(&error);

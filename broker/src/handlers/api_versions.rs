@@ -9,7 +9,6 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 
-use crate::broker::Broker;
 use crate::protocol::versions;
 
 fn api_keys() -> Vec<ApiVersion> {
@@ -24,11 +23,7 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub async fn handle(
-    _broker: &Broker,
-    header: &RequestHeader,
-    request: ApiVersionsRequest,
-) -> ApiVersionsResponse {
+pub async fn handle(header: &RequestHeader, request: ApiVersionsRequest) -> ApiVersionsResponse {
     if header.request_api_version >= 3
         && !(valid_software_field(&request.client_software_name)
             && valid_software_field(&request.client_software_version))

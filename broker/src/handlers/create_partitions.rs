@@ -9,11 +9,13 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use super::metadata::is_internal;
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 
 pub async fn handle(
-    broker: &Broker,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
     _header: &RequestHeader,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
@@ -31,12 +33,11 @@ pub async fn handle(
             (t.name.0.to_string(), t.count, assignments)
         })
         .collect();
-    let results = broker
-        .controller
+    let results = controller
         .create_partitions(requests, request.validate_only)
         .await;
     if !request.validate_only {
-        broker.publish_metadata().await;
+        replicas.publish_metadata().await;
     }
     let mut results = results.into_iter();
     let results = names

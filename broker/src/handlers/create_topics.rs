@@ -14,12 +14,17 @@ use strom_metadata::CreateTopicRequest;
 
 use super::metadata::is_internal;
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 use crate::topic_config::effective_topic_configs;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    props: &BrokerProps,
     header: &RequestHeader,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
@@ -63,14 +68,13 @@ pub async fn handle(
                 .unwrap_or_default(),
         })
         .collect();
-    let results = broker
-        .controller
+    let results = controller
         .create_topics(requests, request.validate_only)
         .await;
     if !request.validate_only {
-        broker.publish_metadata().await;
+        replicas.publish_metadata().await;
     }
-    let image_after = broker.image();
+    let image_after = metadata.image();
     let mut results = results.into_iter();
     let topics = names
         .into_iter()
@@ -89,15 +93,15 @@ pub async fn handle(
                 );
             }
             Some(match results.next()?.result {
-                Ok(created) if !broker.replicas.offline_partitions(&name.0).is_empty() => {
+                Ok(created) if !replicas.offline_partitions(&name.0).is_empty() => {
                     // Created in the metadata, but this broker cannot open some of its logs (a
                     // failing disk, no file descriptors left): not a success for the client.
-                    let offline = broker.replicas.offline_partitions(&name.0);
+                    let offline = replicas.offline_partitions(&name.0);
                     response
                         .with_error_code(ResponseError::KafkaStorageError.code())
                         .with_error_message(Some(str_bytes(format!(
                             "the topic was created, but partitions {offline:?} cannot be opened on broker {}; see its log",
-                            broker.node_id
+                            metadata.node_id()
                         ))))
                         .with_topic_id(created.topic_id)
                         .with_num_partitions(created.num_partitions)
@@ -115,7 +119,7 @@ pub async fn handle(
                                 .cloned()
                                 .unwrap_or_default()
                         });
-                    let configs = effective_topic_configs(&broker.config.props, &explicit)
+                    let configs = effective_topic_configs(props, &explicit)
                         .into_iter()
                         .map(|c| {
                             CreatableTopicConfigs::default()
@@ -144,4 +148,152 @@ pub async fn handle(
         })
         .collect();
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use strom_metadata::{ControllerError, CreatedTopic};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::handlers::fakes::{FakeController, FakeMetadata, FakeReplicas, broker};
+
+    fn topic(name: &str) -> CreatableTopic {
+        CreatableTopic::default()
+            .with_name(TopicName(str_bytes(name)))
+            .with_num_partitions(3)
+            .with_replication_factor(1)
+    }
+
+    #[tokio::test]
+    async fn controller_errors_become_kafka_codes_and_not_controller_never_reaches_the_client() {
+        let metadata = FakeMetadata::new(1, 2, &[broker(1, "b1", 9092, None, false)]);
+        let replicas = FakeReplicas::default();
+        let controller = FakeController::default();
+        controller.answer_create(
+            "taken",
+            Err(ControllerError::TopicAlreadyExists {
+                topic: "taken".into(),
+            }),
+        );
+        controller.answer_create(
+            "wide",
+            Err(ControllerError::InvalidReplicationFactor {
+                topic: "wide".into(),
+                message: "Replication factor 3 is larger than the 1 unfenced brokers.".into(),
+            }),
+        );
+        // The controller moved in the middle of the batch and the channel handed that back.
+        controller.answer_create(
+            "moved",
+            Err(ControllerError::NotController { leader: Some(3) }),
+        );
+        controller.answer_create(
+            "late",
+            Err(ControllerError::ControllerUnavailable { timeout_ms: 30_000 }),
+        );
+        controller.answer_create(
+            "broken",
+            Err(ControllerError::Internal(
+                "/data/__cluster_metadata-0: EIO".into(),
+            )),
+        );
+        let topic_id = Uuid::from_u128(0x0c);
+        controller.answer_create(
+            "fine",
+            Ok(CreatedTopic {
+                topic_id,
+                num_partitions: 3,
+                replication_factor: 1,
+                configs: Vec::new(),
+            }),
+        );
+        let names = [
+            "taken",
+            "wide",
+            "moved",
+            "late",
+            "broken",
+            "__consumer_offsets",
+            "fine",
+        ];
+        let request =
+            CreateTopicsRequest::default().with_topics(names.iter().map(|n| topic(n)).collect());
+        let header = RequestHeader::default().with_request_api_version(7);
+        let response = handle(
+            &metadata,
+            &controller,
+            &replicas,
+            &BrokerProps::default(),
+            &header,
+            request,
+        )
+        .await;
+
+        let internal_not_sent: Vec<String> = names
+            .iter()
+            .filter(|n| !n.starts_with("__"))
+            .map(|n| (*n).to_owned())
+            .collect();
+        assert_eq!(controller.created_names(), internal_not_sent);
+        assert_eq!(replicas.publishes(), 1, "applied before answering");
+        let answers: Vec<_> = response
+            .topics
+            .iter()
+            .map(|t| (t.name.0.to_string(), t.error_code))
+            .collect();
+        let code = |e: ResponseError| e.code();
+        assert_eq!(
+            answers,
+            vec![
+                ("taken".to_owned(), code(ResponseError::TopicAlreadyExists)),
+                (
+                    "wide".to_owned(),
+                    code(ResponseError::InvalidReplicationFactor)
+                ),
+                ("moved".to_owned(), code(ResponseError::RequestTimedOut)),
+                ("late".to_owned(), code(ResponseError::RequestTimedOut)),
+                ("broken".to_owned(), code(ResponseError::UnknownServerError)),
+                (
+                    "__consumer_offsets".to_owned(),
+                    code(ResponseError::InvalidRequest)
+                ),
+                ("fine".to_owned(), 0),
+            ]
+        );
+        assert!(
+            response
+                .topics
+                .iter()
+                .all(|t| t.error_code != ResponseError::NotController.code()),
+            "NOT_CONTROLLER is never a client's answer"
+        );
+        let message = |name: &str| {
+            response
+                .topics
+                .iter()
+                .find(|t| t.name.0.as_str() == name)
+                .and_then(|t| t.error_message.as_ref().map(ToString::to_string))
+        };
+        assert_eq!(
+            message("wide").as_deref(),
+            Some("Replication factor 3 is larger than the 1 unfenced brokers.")
+        );
+        assert_eq!(
+            message("broken"),
+            None,
+            "internal details stay in the broker log"
+        );
+        let fine = &response.topics[6];
+        assert_eq!(
+            (fine.topic_id, fine.num_partitions, fine.replication_factor),
+            (topic_id, 3, 1)
+        );
+        assert!(
+            fine.configs.as_ref().is_some_and(|c| !c.is_empty()),
+            "v5+ reports the effective configs"
+        );
+    }
 }

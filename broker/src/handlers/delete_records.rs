@@ -7,11 +7,11 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
 
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 use crate::errors::storage_failure;
 
 pub async fn handle(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
     _header: &RequestHeader,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
@@ -23,7 +23,7 @@ pub async fn handle(
             let result = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
-            let partition = match broker.leader_partition(&name, p.partition_index) {
+            let partition = match replicas.leader_partition(&name, p.partition_index) {
                 Ok(partition) => partition,
                 Err(error) => {
                     partitions.push(result.with_error_code(error.code()));

@@ -13,7 +13,7 @@ use strom_metadata::broker_config::dynamic_broker_config_def;
 use strom_metadata::topic_config::ConfigDef;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::MetadataView;
 use crate::config::{BROKER_KEYS, BrokerProps};
 use crate::topic_config::{ConfigSource, effective_topic_configs};
 
@@ -32,11 +32,13 @@ const DYNAMIC_BROKER_CONFIG: i8 = 2;
 const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 4;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    props: &BrokerProps,
     _header: &RequestHeader,
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let image = broker.image();
+    let image = metadata.image();
+    let node_id = metadata.node_id();
     let results = request
         .resources
         .into_iter()
@@ -58,12 +60,12 @@ pub async fn handle(
                                 "topic {name} does not exist"
                             ))));
                     };
-                    let configs = effective_topic_configs(&broker.config.props, &topic.configs)
+                    let configs = effective_topic_configs(props, &topic.configs)
                         .into_iter()
                         .filter(|c| wanted(c.def.name))
                         .map(|c| {
                             let synonyms = if request.include_synonyms {
-                                topic_synonyms(&broker.config.props, c.def, &topic.configs)
+                                topic_synonyms(props, c.def, &topic.configs)
                             } else {
                                 Vec::new()
                             };
@@ -98,12 +100,11 @@ pub async fn handle(
                     result.with_configs(configs)
                 }
                 RESOURCE_BROKER => {
-                    if name != broker.node_id.to_string() {
+                    if name != node_id.to_string() {
                         return result
                             .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(str_bytes(format!(
-                                "broker {name} is not this broker ({})",
-                                broker.node_id
+                                "broker {name} is not this broker ({node_id})"
                             ))));
                     }
                     let defaults = BrokerProps::default();
@@ -113,7 +114,7 @@ pub async fn handle(
                         .filter_map(|key| {
                             if dynamic_broker_config_def(key).is_some()
                                 && let Some((value, level)) =
-                                    image.dynamic_broker_value(broker.node_id, key)
+                                    image.dynamic_broker_value(node_id, key)
                             {
                                 let source = match level {
                                     DynamicLevel::Broker => DYNAMIC_BROKER_CONFIG,
@@ -127,7 +128,7 @@ pub async fn handle(
                                         .with_config_type(broker_config_type(key)),
                                 );
                             }
-                            let value = broker.config.props.get(key)?;
+                            let value = props.get(key)?;
                             let source = if defaults.get(key).as_deref() == Some(value.as_str()) {
                                 ConfigSource::Default
                             } else {

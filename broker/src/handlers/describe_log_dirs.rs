@@ -17,7 +17,7 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, RequestHeader};
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 
 /// One hosted replica: topic, partition index, bytes of its log segments.
 type Hosted<'a> = (&'a str, i32, u64);
@@ -31,11 +31,12 @@ struct Space {
 }
 
 pub async fn handle(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
+    data_dir: &Path,
     header: &RequestHeader,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
-    let data_dir = broker.config.data_dir.clone();
+    let data_dir = data_dir.to_path_buf();
     // Kafka names the directory by its absolute path.
     let path = std::path::absolute(&data_dir).unwrap_or_else(|_| data_dir.clone());
     let version = header.request_api_version;
@@ -49,7 +50,7 @@ pub async fn handle(
     } else {
         None
     };
-    let partitions = broker.replicas.all_partitions();
+    let partitions = replicas.all_partitions();
     let hosted: Vec<Hosted<'_>> = partitions
         .iter()
         .map(|p| (&*p.topic, p.index, p.log().size_bytes()))

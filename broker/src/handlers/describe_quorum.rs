@@ -12,13 +12,13 @@ use kafka_protocol::messages::{
 use strom_metadata::controller_ops::{QuorumDescription, QuorumReplica};
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::controller_channel::ControllerChannel;
 
 /// The metadata log's topic and partition, as Kafka names them.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub async fn handle(
-    broker: &Broker,
+    controller: &impl ControllerChannel,
     _header: &RequestHeader,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
@@ -33,7 +33,7 @@ pub async fn handle(
                 "DescribeQuorum describes only {METADATA_TOPIC}-0"
             ))));
     }
-    match broker.controller.describe_quorum().await {
+    match controller.describe_quorum().await {
         Ok(quorum) => response(&quorum),
         Err(error) => DescribeQuorumResponse::default()
             .with_error_code(error.kafka_error_code())

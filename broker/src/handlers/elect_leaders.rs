@@ -10,14 +10,16 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, RequestHeader};
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 
 const PREFERRED: i8 = 0;
 const UNCLEAN: i8 = 1;
 
 pub async fn handle(
-    broker: &Broker,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
     header: &RequestHeader,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
@@ -40,8 +42,7 @@ pub async fn handle(
             })
             .collect()
     });
-    let outcomes = match broker
-        .controller
+    let outcomes = match controller
         .elect_leaders(election_type == PREFERRED, partitions)
         .await
     {
@@ -51,7 +52,7 @@ pub async fn handle(
             return ElectLeadersResponse::default().with_error_code(code);
         }
     };
-    broker.publish_metadata().await;
+    replicas.publish_metadata().await;
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
     for (topic, partition, result) in outcomes {
         let mut item = PartitionResult::default().with_partition_id(partition);

@@ -48,8 +48,10 @@ use strom_storage::FileRecords;
 
 use super::leader_hint::LeaderHints;
 use super::topic_name;
-use crate::broker::Broker;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
 use crate::errors::storage_failure;
+use crate::metrics::BrokerMetrics;
 use crate::replica::Partition;
 use crate::replica::selector::{RACK_AWARE_SELECTOR, preferred_read_replica};
 
@@ -78,7 +80,14 @@ struct Target {
     preferred_replica: Option<i32>,
 }
 
-pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchRequest) -> FetchReply {
+pub async fn handle(
+    metadata: &impl MetadataView,
+    replicas: &impl HostedPartitions,
+    metrics: &BrokerMetrics,
+    props: &BrokerProps,
+    header: &RequestHeader,
+    request: FetchRequest,
+) -> FetchReply {
     let version = header.request_api_version;
     if request.session_id != 0 {
         return FetchReply {
@@ -88,7 +97,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             records: Vec::new(),
         };
     }
-    let image = broker.image();
+    let image = metadata.image();
     let replica_id = if version >= 15 {
         request.replica_state.replica_id.0
     } else {
@@ -96,14 +105,13 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
     };
     let follower = (replica_id >= 0).then_some(replica_id);
     // KIP-392: consumers that name their rack (v11+) may be sent to a replica in it.
-    let selects_replicas = version >= 11
-        && follower.is_none()
-        && broker.config.props.replica_selector_class == RACK_AWARE_SELECTOR;
-    let quota = &broker.replicas.quotas.leader;
+    let selects_replicas =
+        version >= 11 && follower.is_none() && props.replica_selector_class == RACK_AWARE_SELECTOR;
+    let quota = replicas.leader_quota();
     let now_ms = crate::replica::now_ms();
     let by_id = version >= 13;
     let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(request.topics.len());
-    let fetch_max_bytes = broker.config.props.fetch_max_bytes;
+    let fetch_max_bytes = props.fetch_max_bytes;
     let mut targets: Vec<Target> = Vec::new();
     // (topic id or name, partition) → index in `targets`.
     let mut seen: HashMap<(Uuid, String, i32), usize> = HashMap::new();
@@ -120,12 +128,12 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
         };
         // Per-topic series only for topics that exist: names from clients are unbounded.
         if let Some(name) = resolved.as_deref().filter(|n| image.topic(n).is_some()) {
-            broker.metrics.topic(name).fetch_request();
+            metrics.topic(name).fetch_request();
         }
         for p in &topic.partitions {
             let (partition, error) = match resolved.as_deref() {
                 None => (None, Some(unknown)),
-                Some(name) => match readable(broker, name, p.partition, follower, version) {
+                Some(name) => match readable(replicas, name, p.partition, follower, version) {
                     Ok(partition) => {
                         let mut error =
                             epoch_error(p.current_leader_epoch, partition.leader_epoch());
@@ -155,7 +163,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
                     &request.rack_id,
                     p.fetch_offset,
                     now_ms,
-                    broker.config.props.replica_lag_time_max_ms,
+                    props.replica_lag_time_max_ms,
                 ),
                 _ => None,
             };
@@ -246,11 +254,8 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             }
             // Kafka counts replication apart from consumers' bytes out.
             match follower {
-                Some(_) => broker
-                    .metrics
-                    .replication_bytes_out(file_records.len() as u64),
-                None => broker
-                    .metrics
+                Some(_) => metrics.replication_bytes_out(file_records.len() as u64),
+                None => metrics
                     .topic(&partition.topic)
                     .bytes_out(file_records.len() as u64),
             }
@@ -261,7 +266,7 @@ pub async fn handle(broker: &Broker, header: &RequestHeader, request: FetchReque
             && (data.error_code == ResponseError::CorruptMessage.code()
                 || data.error_code == ResponseError::KafkaStorageError.code())
         {
-            broker.metrics.topic(&partition.topic).failed_fetch();
+            metrics.topic(&partition.topic).failed_fetch();
         }
         if let (Some(topic), Some(slot)) = (
             responses.get_mut(target.topic),
@@ -325,16 +330,16 @@ fn add_leader_hints(image: &strom_metadata::MetadataImage, response: &mut FetchR
 /// The partition a fetch reads: a follower's fetch and a consumer's before v11 need the leader;
 /// a consumer from v11 on may read a follower replica (KIP-392).
 fn readable(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
     topic: &str,
     partition: i32,
     follower: Option<i32>,
     version: i16,
 ) -> Result<Arc<Partition>, ResponseError> {
     if follower.is_none() && version >= 11 {
-        broker.readable_partition(topic, partition)
+        replicas.readable_partition(topic, partition)
     } else {
-        broker.leader_partition(topic, partition)
+        replicas.leader_partition(topic, partition)
     }
 }
 
@@ -447,7 +452,10 @@ fn read_all(
 
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+
     use super::*;
+    use crate::handlers::fakes::{ORDERS_ID, led_elsewhere};
 
     #[test]
     fn leader_epoch_fencing_follows_kip_320() {
@@ -464,5 +472,83 @@ mod tests {
         assert_eq!(capped(i32::MIN, cap), 0);
         assert_eq!(capped(i32::MAX, cap), cap as usize);
         assert_eq!(capped(1024, cap), 1024);
+    }
+
+    fn fetch(replica_id: i32) -> FetchRequest {
+        FetchRequest::default()
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(replica_id)))
+            .with_replica_id(BrokerId(replica_id))
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic_name("orders"))
+                    .with_topic_id(ORDERS_ID)
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(10)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ])
+    }
+
+    /// A refused partition: error code, leader id, leader epoch.
+    type Refused = (i16, i32, i32);
+    /// A leader endpoint named: node id, host, port.
+    type Endpoint = (i32, String, i32);
+
+    /// The one partition's refusal and the endpoints named.
+    fn refusal(reply: &FetchReply) -> (Refused, Vec<Endpoint>) {
+        let topic = &reply.response.responses[0];
+        let p = &topic.partitions[0];
+        let endpoints = reply
+            .response
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id.0, e.host.to_string(), e.port))
+            .collect();
+        (
+            (
+                p.error_code,
+                p.current_leader.leader_id.0,
+                p.current_leader.leader_epoch,
+            ),
+            endpoints,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_partition_led_elsewhere_is_refused_with_the_leader_from_the_image() {
+        let (metadata, replicas) = led_elsewhere();
+        let metrics = BrokerMetrics::new(1, "test", "fake-cluster");
+        let props = BrokerProps::default();
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        let b2 = vec![(2, "b2".to_owned(), 9093)];
+
+        // A follower's fetch (KIP-903's replica state, v15+) and a consumer's, by topic id.
+        for replica_id in [3, -1] {
+            let header = RequestHeader::default().with_request_api_version(16);
+            let reply = handle(
+                &metadata,
+                &replicas,
+                &metrics,
+                &props,
+                &header,
+                fetch(replica_id),
+            )
+            .await;
+            assert_eq!(
+                refusal(&reply),
+                ((not_leader, 2, 7), b2.clone()),
+                "replica id {replica_id}"
+            );
+            assert!(reply.records[0][0].is_empty(), "nothing read");
+        }
+
+        // Before v16 (KIP-951) there is no hint.
+        let header = RequestHeader::default().with_request_api_version(12);
+        let reply = handle(&metadata, &replicas, &metrics, &props, &header, fetch(3)).await;
+        assert_eq!(refusal(&reply), ((not_leader, -1, -1), vec![]));
     }
 }

@@ -10,13 +10,14 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::capabilities::{CoordinatorLookup, MetadataView};
 use crate::groups::OFFSETS_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    coordinators: &impl CoordinatorLookup,
     header: &RequestHeader,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -27,11 +28,11 @@ pub async fn handle(
         vec![request.key.clone()]
     };
     if request.key_type == KEY_TYPE_GROUP {
-        broker.ensure_offsets_topic().await;
+        coordinators.ensure_offsets_topic().await;
     }
     let found: Vec<Coordinator> = keys
         .into_iter()
-        .map(|key| locate(broker, request.key_type, key))
+        .map(|key| locate(metadata, coordinators, request.key_type, key))
         .collect();
     if batched {
         return FindCoordinatorResponse::default().with_coordinators(found);
@@ -48,7 +49,12 @@ pub async fn handle(
         .with_port(one.port)
 }
 
-fn locate(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
+fn locate(
+    metadata: &impl MetadataView,
+    coordinators: &impl CoordinatorLookup,
+    key_type: i8,
+    key: StrBytes,
+) -> Coordinator {
     let unknown = Coordinator::default()
         .with_key(key.clone())
         .with_node_id(BrokerId(-1))
@@ -60,8 +66,8 @@ fn locate(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
                 "transaction coordinators are not supported yet",
             )));
     }
-    let image = broker.image();
-    let partition = broker.groups.partition_for(&key);
+    let image = metadata.image();
+    let partition = coordinators.partition_for(&key);
     let leader = image
         .partition(OFFSETS_TOPIC, partition)
         .map(|p| p.leader)
@@ -73,5 +79,105 @@ fn locate(broker: &Broker, key_type: i8, key: StrBytes) -> Coordinator {
             .with_host(str_bytes(node.host.clone()))
             .with_port(i32::from(node.port)),
         None => unknown.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use strom_metadata::MetadataRecord;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::handlers::fakes::{FakeCoordinators, FakeMetadata, broker, partition};
+
+    /// `__consumer_offsets`-0 led by broker 2, -1 without a leader; groups `a` and `b` hash onto
+    /// them.
+    fn setup() -> (FakeMetadata, FakeCoordinators) {
+        let offsets = Uuid::from_u128(0x0f);
+        let metadata = FakeMetadata::new(
+            1,
+            1,
+            &[
+                broker(1, "b1", 9092, None, false),
+                broker(2, "b2", 9093, None, false),
+                MetadataRecord::Topic {
+                    name: OFFSETS_TOPIC.into(),
+                    topic_id: offsets,
+                },
+                partition(offsets, 0, (&[2, 1], &[2, 1], 2, 0)),
+                partition(offsets, 1, (&[1], &[], -1, 3)),
+            ],
+        );
+        let coordinators = FakeCoordinators {
+            partitions: [("a".to_owned(), 0), ("b".to_owned(), 1)].into(),
+            ..FakeCoordinators::default()
+        };
+        (metadata, coordinators)
+    }
+
+    #[tokio::test]
+    async fn a_group_is_coordinated_by_the_leader_of_its_offsets_partition() {
+        let (metadata, coordinators) = setup();
+        let header = RequestHeader::default().with_request_api_version(4);
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(KEY_TYPE_GROUP)
+            .with_coordinator_keys(vec![str_bytes("a"), str_bytes("b")]);
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        let found: Vec<_> = response
+            .coordinators
+            .iter()
+            .map(|c| {
+                (
+                    c.key.to_string(),
+                    c.error_code,
+                    c.node_id.0,
+                    c.host.to_string(),
+                    c.port,
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("a".to_owned(), 0, 2, "b2".to_owned(), 9093),
+                (
+                    "b".to_owned(),
+                    ResponseError::CoordinatorNotAvailable.code(),
+                    -1,
+                    String::new(),
+                    -1
+                ),
+            ]
+        );
+        assert_eq!(coordinators.ensured.load(Ordering::Relaxed), 1);
+
+        // v0-3: one key, answered in the top-level fields.
+        let header = RequestHeader::default().with_request_api_version(3);
+        let request = FindCoordinatorRequest::default().with_key(str_bytes("a"));
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        assert_eq!(
+            (
+                response.error_code,
+                response.node_id.0,
+                response.host.as_str(),
+                response.port
+            ),
+            (0, 2, "b2", 9093)
+        );
+    }
+
+    #[tokio::test]
+    async fn transaction_coordinators_are_refused_without_creating_the_offsets_topic() {
+        let (metadata, coordinators) = setup();
+        let header = RequestHeader::default().with_request_api_version(3);
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_key(str_bytes("txn"));
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        assert_eq!(response.error_code, ResponseError::InvalidRequest.code());
+        assert_eq!(response.node_id.0, -1);
+        assert_eq!(coordinators.ensured.load(Ordering::Relaxed), 0);
     }
 }

@@ -9,7 +9,8 @@ use kafka_protocol::messages::{
 use strom_metadata::ConfigOp;
 
 use super::alter_configs::{config_resource, controller_outcome, invalid_request};
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
+use crate::controller_channel::ControllerChannel;
 
 /// A request's operation as a controller operation (Kafka's op codes 0–3).
 fn config_op(config: &AlterableConfig) -> Result<ConfigOp, String> {
@@ -26,7 +27,8 @@ fn config_op(config: &AlterableConfig) -> Result<ConfigOp, String> {
 }
 
 pub async fn handle(
-    broker: &Broker,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
     _header: &RequestHeader,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
@@ -37,8 +39,7 @@ pub async fn handle(
         let outcome = match (target, ops) {
             (Err(message), _) | (_, Err(message)) => invalid_request(message),
             (Ok(target), Ok(ops)) => controller_outcome(
-                broker
-                    .controller
+                controller
                     .incremental_alter_configs(target, ops, request.validate_only)
                     .await,
             ),
@@ -52,7 +53,7 @@ pub async fn handle(
         );
     }
     if !request.validate_only {
-        broker.publish_metadata().await;
+        replicas.publish_metadata().await;
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

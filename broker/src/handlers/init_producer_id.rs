@@ -12,11 +12,13 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
 };
 
-use crate::broker::Broker;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
+use crate::producer_ids::ProducerIdManager;
 
 pub async fn handle(
-    broker: &Broker,
+    producer_ids: &ProducerIdManager,
+    controller: &impl ControllerChannel,
     _header: &RequestHeader,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -32,7 +34,7 @@ pub async fn handle(
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(epoch + 1);
     }
-    match broker.producer_ids.next_id(&broker.controller).await {
+    match producer_ids.next_id(controller).await {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

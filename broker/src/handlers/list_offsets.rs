@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestH
 use kafka_protocol::records::RecordBatchDecoder;
 use strom_storage::TimestampOffset;
 
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 use crate::errors::storage_failure;
 use crate::replica::Partition;
 
@@ -21,7 +21,7 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 pub async fn handle(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
     header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
@@ -39,7 +39,7 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    let partition = match broker.leader_partition(&name, p.partition_index) {
+                    let partition = match replicas.leader_partition(&name, p.partition_index) {
                         Ok(partition) => partition,
                         Err(error) => return response.with_error_code(error.code()),
                     };

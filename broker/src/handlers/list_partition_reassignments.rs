@@ -11,11 +11,11 @@ use kafka_protocol::messages::{
 };
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::controller_failure;
 
 pub async fn handle(
-    broker: &Broker,
+    controller: &impl ControllerChannel,
     _header: &RequestHeader,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
@@ -28,11 +28,7 @@ pub async fn handle(
             })
             .collect()
     });
-    let listed = match broker
-        .controller
-        .list_partition_reassignments(partitions)
-        .await
-    {
+    let listed = match controller.list_partition_reassignments(partitions).await {
         Ok(listed) => listed,
         Err(error) => {
             let (code, message) = controller_failure(&error);

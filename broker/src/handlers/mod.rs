@@ -1,10 +1,12 @@
-//! One handler per Kafka API, named after the API. Each takes the decoded request and returns
-//! the response; Kafka error codes come from `crate::errors`, the one place internal errors are
-//! mapped.
+//! One handler per Kafka API, named after the API. Each takes the capabilities it uses
+//! (`crate::capabilities`, `crate::controller_channel`), the request header and the decoded
+//! request, and returns the response; Kafka error codes come from `crate::errors`, the one place
+//! internal errors are mapped.
 
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
+pub mod auto_create;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
@@ -14,6 +16,8 @@ pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod elect_leaders;
+#[cfg(test)]
+mod fakes;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod incremental_alter_configs;

@@ -16,10 +16,10 @@ use kafka_protocol::messages::{
 };
 
 use super::fetch::epoch_error;
-use crate::broker::Broker;
+use crate::capabilities::HostedPartitions;
 
 pub async fn handle(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
     _header: &RequestHeader,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
@@ -33,7 +33,7 @@ pub async fn handle(
                 .into_iter()
                 .map(|p| {
                     answer(
-                        broker,
+                        replicas,
                         &name,
                         p.partition,
                         p.current_leader_epoch,
@@ -50,7 +50,7 @@ pub async fn handle(
 }
 
 fn answer(
-    broker: &Broker,
+    replicas: &impl HostedPartitions,
     topic: &str,
     index: i32,
     current_leader_epoch: i32,
@@ -60,7 +60,7 @@ fn answer(
         .with_partition(index)
         .with_leader_epoch(-1)
         .with_end_offset(-1);
-    let partition = match broker.leader_partition(topic, index) {
+    let partition = match replicas.leader_partition(topic, index) {
         Ok(partition) => partition,
         Err(error) => return response.with_error_code(error.code()),
     };

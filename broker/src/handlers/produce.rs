@@ -19,15 +19,23 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
 
+use super::auto_create::auto_create_topics;
 use super::leader_hint::LeaderHints;
 use super::metadata::is_internal;
-use crate::broker::Broker;
+use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::config::BrokerProps;
+use crate::controller_channel::ControllerChannel;
 use crate::errors::{record_errors, storage_failure};
+use crate::metrics::BrokerMetrics;
 use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
 use strom_storage::{AppendInfo, StorageError};
 
 pub async fn handle(
-    broker: &Broker,
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    metrics: &BrokerMetrics,
+    props: &BrokerProps,
     header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
@@ -36,7 +44,7 @@ pub async fn handle(
     let now = now_ms();
 
     // Auto-create unknown topics first, in one controller round trip.
-    let image = broker.image();
+    let image = metadata.image();
     let missing: Vec<String> = request
         .topic_data
         .iter()
@@ -46,7 +54,7 @@ pub async fn handle(
     let image = if missing.is_empty() {
         image
     } else {
-        broker.auto_create_topics(missing).await
+        auto_create_topics(props, metadata, controller, replicas, missing).await
     };
 
     // Every partition's append is handed to its I/O worker first, then the results are
@@ -56,19 +64,19 @@ pub async fn handle(
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
         // Per-topic series only for topics that exist: names from clients are unbounded.
-        let metrics = image.topic(&name).map(|_| broker.metrics.topic(&name));
-        if let Some(metrics) = &metrics {
+        let topic_metrics = image.topic(&name).map(|_| metrics.topic(&name));
+        if let Some(metrics) = &topic_metrics {
             metrics.produce_request();
         }
         let pending: Vec<_> = topic
             .partition_data
             .into_iter()
             .map(|data| {
-                let started = start_append(broker, &name, data.index, data.records, acks, now);
+                let started = start_append(replicas, &name, data.index, data.records, acks, now);
                 (data.index, started)
             })
             .collect();
-        topics.push((topic.name, metrics, pending));
+        topics.push((topic.name, topic_metrics, pending));
     }
 
     let mut responses = Vec::with_capacity(topics.len());
@@ -153,7 +161,7 @@ pub async fn handle(
     }
     let mut response = ProduceResponse::default().with_responses(responses);
     if header.request_api_version >= 10 {
-        add_leader_hints(&broker.image(), &mut response);
+        add_leader_hints(&metadata.image(), &mut response);
     }
     Some(response)
 }
@@ -194,8 +202,8 @@ type Failure = (
 
 /// Checks what can be checked before touching the log, then hands the append to the
 /// partition's I/O worker; the future resolves when the log holds the batches.
-fn start_append(
-    broker: &Broker,
+fn start_append<R: HostedPartitions>(
+    replicas: &R,
     topic: &str,
     index: i32,
     records: Option<Bytes>,
@@ -204,7 +212,7 @@ fn start_append(
 ) -> Result<
     (
         Arc<Partition>,
-        impl Future<Output = LeaderAppendResult> + Send + 'static + use<>,
+        impl Future<Output = LeaderAppendResult> + Send + 'static + use<R>,
     ),
     Failure,
 > {
@@ -218,7 +226,7 @@ fn start_append(
             Vec::new(),
         ));
     }
-    let partition = broker
+    let partition = replicas
         .leader_partition(topic, index)
         .map_err(|error| (error, None, Vec::new()))?;
     let records = records.filter(|r| !r.is_empty()).ok_or((
@@ -273,5 +281,113 @@ fn storage_outcome(error: StorageError) -> Result<(AppendInfo, i32), Failure> {
             let (code, message) = storage_failure(&error);
             Err((code, message, record_errors(&error)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    use super::*;
+    use crate::handlers::fakes::{FakeController, led_elsewhere};
+
+    fn produce(partitions: &[i32]) -> ProduceRequest {
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(TopicName(super::super::str_bytes("orders")))
+                    .with_partition_data(
+                        partitions
+                            .iter()
+                            .map(|&index| {
+                                PartitionProduceData::default()
+                                    .with_index(index)
+                                    .with_records(Some(Bytes::from_static(b"batch")))
+                            })
+                            .collect(),
+                    ),
+            ])
+    }
+
+    #[tokio::test]
+    async fn a_partition_led_elsewhere_is_refused_with_the_leader_from_the_image() {
+        let (metadata, replicas) = led_elsewhere();
+        let controller = FakeController::default();
+        let metrics = BrokerMetrics::new(1, "test", "fake-cluster");
+        let props = BrokerProps::default();
+        let answer = |version: i16| {
+            let header = RequestHeader::default().with_request_api_version(version);
+            let (metadata, controller, replicas) = (&metadata, &controller, &replicas);
+            let (metrics, props) = (&metrics, &props);
+            async move {
+                handle(
+                    metadata,
+                    controller,
+                    replicas,
+                    metrics,
+                    props,
+                    &header,
+                    produce(&[0, 5]),
+                )
+                .await
+            }
+        };
+
+        let response = answer(10).await.expect("acks=1 is answered");
+        let partitions = &response.responses[0].partition_responses;
+        let summary: Vec<_> = partitions
+            .iter()
+            .map(|p| {
+                (
+                    p.index,
+                    p.error_code,
+                    p.base_offset,
+                    p.current_leader.leader_id.0,
+                    p.current_leader.leader_epoch,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (0, ResponseError::NotLeaderOrFollower.code(), -1, 2, 7),
+                // Not in the image: no leader to name.
+                (5, ResponseError::UnknownTopicOrPartition.code(), -1, -1, -1),
+            ]
+        );
+        let endpoints: Vec<_> = response
+            .node_endpoints
+            .iter()
+            .map(|e| {
+                (
+                    e.node_id.0,
+                    e.host.to_string(),
+                    e.port,
+                    e.rack.as_ref().map(ToString::to_string),
+                )
+            })
+            .collect();
+        assert_eq!(
+            endpoints,
+            vec![(2, "b2".to_owned(), 9093, Some("r2".to_owned()))]
+        );
+        assert_eq!(
+            controller.created_names(),
+            Vec::<String>::new(),
+            "the topic exists"
+        );
+
+        // Before v10 (KIP-951) the response has no place for the hint.
+        let response = answer(9).await.expect("acks=1 is answered");
+        let refused = &response.responses[0].partition_responses[0];
+        assert_eq!(
+            refused.error_code,
+            ResponseError::NotLeaderOrFollower.code()
+        );
+        assert_eq!(refused.current_leader.leader_id.0, -1);
+        assert!(response.node_endpoints.is_empty());
     }
 }

@@ -135,13 +135,15 @@ macro_rules! route_group {
     };
 }
 
+/// Every other API: `Key => |request: Type| call` decodes the request, awaits the call (the
+/// handler with the capabilities it takes) and encodes its response.
 macro_rules! route {
-    ($broker:ident, $api:ident, $version:ident, $body:ident, $header:ident;
-     $($key:ident => $request:ty => $handler:path),* $(,)?) => {
+    ($api:ident, $version:ident, $body:ident, $header:ident;
+     $($key:ident => |$request:ident: $ty:ty| $call:expr),* $(,)?) => {
         match $api {
             $(ApiKey::$key => {
-                let request: $request = decode($api, $version, &mut $body)?;
-                let response = $handler($broker, &$header, request).await;
+                let $request: $ty = decode($api, $version, &mut $body)?;
+                let response = $call.await;
                 encode($api, $version, $header.correlation_id, &response)
                     .map(|b| Some(Response::from_bytes(b)))
             })*
@@ -158,6 +160,11 @@ async fn dispatch(
     peer: &str,
 ) -> Result<Option<Response>, ProtocolError> {
     let header: RequestHeader = decode(api, api.request_header_version(version), &mut body)?;
+    // What handlers take: capabilities the broker provides (`crate::capabilities`,
+    // `crate::controller_channel`), and plain data.
+    let (metadata, replicas, coordinators) = (broker, broker, broker);
+    let controller = &broker.controller;
+    let (props, metrics) = (&broker.config.props, &*broker.metrics);
     if api == ApiKey::JoinGroup {
         // Member ids and DescribeGroups carry the client's id and address, as in Kafka.
         let request: JoinGroupRequest = decode(api, version, &mut body)?;
@@ -177,7 +184,11 @@ async fn dispatch(
     }
     if api == ApiKey::Produce {
         let request: ProduceRequest = decode(api, version, &mut body)?;
-        return match handlers::produce::handle(broker, &header, request).await {
+        let response = handlers::produce::handle(
+            metadata, controller, replicas, metrics, props, &header, request,
+        )
+        .await;
+        return match response {
             Some(response) => encode(api, version, header.correlation_id, &response)
                 .map(|b| Some(Response::from_bytes(b))),
             None => Ok(None),
@@ -186,7 +197,8 @@ async fn dispatch(
     if api == ApiKey::Fetch {
         // Record sets go from the segment files to the socket (`zero_copy`).
         let request: FetchRequest = decode(api, version, &mut body)?;
-        let reply = handlers::fetch::handle(broker, &header, request).await;
+        let reply =
+            handlers::fetch::handle(metadata, replicas, metrics, props, &header, request).await;
         return zero_copy::encode_fetch(version, header.correlation_id, reply).map(Some);
     }
     route_group!(broker, api, version, body, header;
@@ -200,26 +212,45 @@ async fn dispatch(
         DeleteGroups => DeleteGroupsRequest => delete_groups,
         OffsetDelete => OffsetDeleteRequest => offset_delete,
     );
-    route!(broker, api, version, body, header;
-        FindCoordinator => FindCoordinatorRequest => handlers::find_coordinator::handle,
-        ListOffsets => ListOffsetsRequest => handlers::list_offsets::handle,
-        Metadata => MetadataRequest => handlers::metadata::handle,
-        ApiVersions => ApiVersionsRequest => handlers::api_versions::handle,
-        CreateTopics => CreateTopicsRequest => handlers::create_topics::handle,
-        DeleteTopics => DeleteTopicsRequest => handlers::delete_topics::handle,
-        DeleteRecords => DeleteRecordsRequest => handlers::delete_records::handle,
-        DescribeConfigs => DescribeConfigsRequest => handlers::describe_configs::handle,
-        DescribeLogDirs => DescribeLogDirsRequest => handlers::describe_log_dirs::handle,
-        AlterConfigs => AlterConfigsRequest => handlers::alter_configs::handle,
-        CreatePartitions => CreatePartitionsRequest => handlers::create_partitions::handle,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest => handlers::incremental_alter_configs::handle,
-        DescribeCluster => DescribeClusterRequest => handlers::describe_cluster::handle,
-        DescribeQuorum => DescribeQuorumRequest => handlers::describe_quorum::handle,
-        InitProducerId => InitProducerIdRequest => handlers::init_producer_id::handle,
-        OffsetForLeaderEpoch => OffsetForLeaderEpochRequest => handlers::offset_for_leader_epoch::handle,
-        AlterPartitionReassignments => AlterPartitionReassignmentsRequest => handlers::alter_partition_reassignments::handle,
-        ListPartitionReassignments => ListPartitionReassignmentsRequest => handlers::list_partition_reassignments::handle,
-        ElectLeaders => ElectLeadersRequest => handlers::elect_leaders::handle,
+    route!(api, version, body, header;
+        FindCoordinator => |request: FindCoordinatorRequest|
+            handlers::find_coordinator::handle(metadata, coordinators, &header, request),
+        ListOffsets => |request: ListOffsetsRequest|
+            handlers::list_offsets::handle(replicas, &header, request),
+        Metadata => |request: MetadataRequest|
+            handlers::metadata::handle(metadata, controller, replicas, props, &header, request),
+        ApiVersions => |request: ApiVersionsRequest|
+            handlers::api_versions::handle(&header, request),
+        CreateTopics => |request: CreateTopicsRequest|
+            handlers::create_topics::handle(metadata, controller, replicas, props, &header, request),
+        DeleteTopics => |request: DeleteTopicsRequest|
+            handlers::delete_topics::handle(metadata, controller, replicas, metrics, &header, request),
+        DeleteRecords => |request: DeleteRecordsRequest|
+            handlers::delete_records::handle(replicas, &header, request),
+        DescribeConfigs => |request: DescribeConfigsRequest|
+            handlers::describe_configs::handle(metadata, props, &header, request),
+        DescribeLogDirs => |request: DescribeLogDirsRequest|
+            handlers::describe_log_dirs::handle(replicas, &broker.config.data_dir, &header, request),
+        AlterConfigs => |request: AlterConfigsRequest|
+            handlers::alter_configs::handle(controller, replicas, &header, request),
+        CreatePartitions => |request: CreatePartitionsRequest|
+            handlers::create_partitions::handle(controller, replicas, &header, request),
+        IncrementalAlterConfigs => |request: IncrementalAlterConfigsRequest|
+            handlers::incremental_alter_configs::handle(controller, replicas, &header, request),
+        DescribeCluster => |request: DescribeClusterRequest|
+            handlers::describe_cluster::handle(metadata, &header, request),
+        DescribeQuorum => |request: DescribeQuorumRequest|
+            handlers::describe_quorum::handle(controller, &header, request),
+        InitProducerId => |request: InitProducerIdRequest|
+            handlers::init_producer_id::handle(&broker.producer_ids, controller, &header, request),
+        OffsetForLeaderEpoch => |request: OffsetForLeaderEpochRequest|
+            handlers::offset_for_leader_epoch::handle(replicas, &header, request),
+        AlterPartitionReassignments => |request: AlterPartitionReassignmentsRequest|
+            handlers::alter_partition_reassignments::handle(metadata, controller, replicas, &header, request),
+        ListPartitionReassignments => |request: ListPartitionReassignmentsRequest|
+            handlers::list_partition_reassignments::handle(controller, &header, request),
+        ElectLeaders => |request: ElectLeadersRequest|
+            handlers::elect_leaders::handle(controller, replicas, &header, request),
     )
 }
 
