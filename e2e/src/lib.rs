@@ -18,6 +18,7 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod compaction;
 pub mod group_members;
 pub mod kafka;
 pub mod local;
