@@ -55,6 +55,11 @@ impl PeerStats {
         })
     }
 
+    /// Records that `target` acknowledged an AppendEntries just now.
+    pub(crate) fn record_ack(&self, target: NodeId) {
+        self.acks.lock().insert(target, SystemTime::now());
+    }
+
     /// Records that a leader's AppendEntries was accepted just now.
     pub fn record_leader_contact(&self) {
         *self.leader_contact.lock() = Some(std::time::Instant::now());
@@ -182,11 +187,7 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
             .send(paths::APPEND_ENTRIES, &rpc, option.hard_ttl())
             .await?;
         let response = reply.map_err(|e| self.remote(e))?;
-        self.network
-            .stats
-            .acks
-            .lock()
-            .insert(self.target, SystemTime::now());
+        self.network.stats.record_ack(self.target);
         Ok(response)
     }
 

@@ -1,0 +1,427 @@
+//! One fault at a time, each with what users rely on through it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use openraft::ServerState;
+use strom_metadata::CreateTopicRequest;
+use strom_metadata::QuorumOptions;
+use strom_metadata::testing::Rpc;
+use strom_metadata::testing::TestCluster;
+use strom_metadata::testing::test_options;
+
+use crate::NodeId;
+use crate::assert_identical;
+use crate::assert_one_leader_per_term;
+use crate::create_topic;
+use crate::others;
+use crate::register_brokers;
+use crate::term_of;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_elect_exactly_one_leader() {
+    let cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+
+    let leading: Vec<NodeId> = all
+        .iter()
+        .copied()
+        .filter(|&id| {
+            cluster
+                .quorum(id)
+                .expect("runs")
+                .raft()
+                .metrics()
+                .borrow()
+                .state
+                == ServerState::Leader
+        })
+        .collect();
+    assert_eq!(leading, vec![leader], "exactly one voter leads");
+    let term = term_of(&cluster, leader);
+    for &id in &all {
+        assert_eq!(
+            term_of(&cluster, id),
+            term,
+            "node {id} is in the leader's term"
+        );
+        let quorum = cluster.quorum(id).expect("runs");
+        assert_eq!(
+            quorum.leader_id(),
+            Some(leader),
+            "node {id} names the leader"
+        );
+        assert_eq!(
+            quorum.is_leader(),
+            id == leader,
+            "only the leader is the active controller"
+        );
+    }
+    let cluster_ids: Vec<String> = cluster.running().map(|q| q.cluster_id()).collect();
+    assert!(
+        !cluster_ids[0].is_empty(),
+        "the first controller fixed the cluster id"
+    );
+    assert!(
+        cluster_ids.iter().all(|id| *id == cluster_ids[0]),
+        "one cluster id: {cluster_ids:?}"
+    );
+    assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_on_the_leader_is_applied_identically_on_every_voter() {
+    let cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+
+    let topic_id = create_topic(&cluster, leader, "orders")
+        .await
+        .expect("topic created");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    let image = assert_identical(&images);
+
+    let topic = image.topic("orders").expect("every voter has the topic");
+    assert_eq!(topic.topic_id, topic_id);
+    assert_eq!(topic.partitions.len(), 3);
+    for (index, partition) in &topic.partitions {
+        let mut replicas = partition.replicas.clone();
+        replicas.sort_unstable();
+        assert_eq!(
+            replicas,
+            vec![1, 2, 3],
+            "partition {index} is on all three brokers"
+        );
+        assert_eq!(
+            partition.isr.len(),
+            3,
+            "partition {index} starts fully in sync"
+        );
+    }
+    assert_eq!(image.brokers.len(), 3);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_cannot_commit_and_follows_after_healing() {
+    let cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let old = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, old).await;
+    let old_term = term_of(&cluster, old);
+
+    cluster.router().isolate(old);
+    // The old leader does not know it is cut off: it still takes a proposal, which no
+    // majority can accept.
+    let lost = {
+        let controller = cluster.controller(old).expect("runs").clone();
+        tokio::spawn(async move {
+            let request = CreateTopicRequest {
+                name: "lost".to_owned(),
+                num_partitions: Some(1),
+                replication_factor: Some(3),
+                ..Default::default()
+            };
+            controller.create_topics(vec![request], false).await
+        })
+    };
+    let rest = others(&cluster, old);
+    let new = cluster.wait_for_leader(&rest).await.expect("a new leader");
+    assert_ne!(new, old);
+    assert!(
+        term_of(&cluster, new) > old_term,
+        "the new leader has a higher term"
+    );
+    let kept_id = create_topic(&cluster, new, "kept")
+        .await
+        .expect("the majority commits");
+    assert!(!lost.is_finished(), "the isolated leader committed nothing");
+
+    cluster.router().heal(old);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), lost)
+        .await
+        .expect("the stale proposal is answered once the old leader hears the new one")
+        .expect("the proposal task ran");
+    assert!(
+        outcome[0].result.is_err(),
+        "the isolated leader's proposal must fail: {outcome:?}"
+    );
+    let leader = cluster
+        .wait_for_leader(&all)
+        .await
+        .expect("one leader again");
+    assert_ne!(
+        leader, old,
+        "the old leader does not take over with a shorter log"
+    );
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    let image = assert_identical(&images);
+    assert!(
+        image.topic("lost").is_none(),
+        "the uncommitted topic never applies"
+    );
+    assert_eq!(image.topic("kept").map(|t| t.topic_id), Some(kept_id));
+    assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_catches_up_from_its_log() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    create_topic(&cluster, leader, "before")
+        .await
+        .expect("created");
+    let follower = others(&cluster, leader)[0];
+
+    cluster.stop(follower).await.expect("follower stops");
+    let mut created = BTreeMap::new();
+    for i in 0..5 {
+        let name = format!("while-down-{i}");
+        let id = create_topic(&cluster, leader, &name)
+            .await
+            .expect("majority commits");
+        created.insert(name, id);
+    }
+    cluster.restart(follower).await.expect("follower restarts");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    let image = assert_identical(&images);
+    for (name, id) in &created {
+        assert_eq!(image.topic(name).map(|t| t.topic_id), Some(*id), "{name}");
+    }
+    assert_eq!(
+        cluster.router().delivered(follower, Rpc::InstallSnapshot),
+        0,
+        "the log still held every entry it missed"
+    );
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_catches_up_by_snapshot_and_keeps_it() {
+    let options = QuorumOptions {
+        snapshot_interval: 5,
+        logs_to_keep_after_snapshot: 0,
+        ..test_options()
+    };
+    let mut cluster = TestCluster::start_with(1..=3, options)
+        .await
+        .expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    let follower = others(&cluster, leader)[0];
+    let follower_end = cluster
+        .quorum(follower)
+        .expect("runs")
+        .raft()
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap_or(0);
+
+    cluster.stop(follower).await.expect("follower stops");
+    for i in 0..12 {
+        create_topic(&cluster, leader, &format!("t{i}"))
+            .await
+            .expect("majority commits");
+    }
+    cluster
+        .wait_for("the leader to purge the entries the follower lacks", |c| {
+            let metrics = c.quorum(leader).ok()?.raft().metrics().borrow().clone();
+            (metrics.purged?.index > follower_end).then_some(())
+        })
+        .await
+        .expect("log purged");
+
+    cluster.restart(follower).await.expect("follower restarts");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    let image = assert_identical(&images);
+    assert_eq!(image.topics.len(), 12);
+    assert!(
+        cluster.router().delivered(follower, Rpc::InstallSnapshot) > 0,
+        "the follower needed the leader's snapshot"
+    );
+
+    // The installed snapshot is the follower's own now: restarted cut off from the others, it
+    // opens with the image it had.
+    cluster.stop(follower).await.expect("follower stops");
+    cluster.router().isolate(follower);
+    cluster.restart(follower).await.expect("follower restarts");
+    let reopened = cluster.quorum(follower).expect("runs").image();
+    assert_eq!(reopened.topics, image.topics);
+    assert_eq!(reopened.brokers, image.brokers);
+    cluster.router().heal(follower);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_partition_never_elects() {
+    let cluster = TestCluster::start(5).await.expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    let followers = others(&cluster, leader);
+    let minority = vec![followers[0], followers[1]];
+    let majority: Vec<NodeId> = all
+        .iter()
+        .copied()
+        .filter(|id| !minority.contains(id))
+        .collect();
+    let term_before = term_of(&cluster, leader);
+
+    cluster.router().partition(&minority, &majority);
+    // Both sides of the minority campaign, and vote for each other, several times over.
+    cluster
+        .wait_for("the minority to campaign three times", |c| {
+            minority
+                .iter()
+                .all(|&id| term_of(c, id) >= term_before + 3)
+                .then_some(())
+        })
+        .await
+        .expect("the minority campaigns");
+    let during = cluster.leaders_by_term();
+    for (term, leaders) in &during {
+        assert!(
+            leaders.iter().all(|l| !minority.contains(l)),
+            "minority node led in term {term}: {leaders:?}"
+        );
+    }
+    assert_eq!(
+        cluster.wait_for_leader(&majority).await.expect("majority"),
+        leader
+    );
+    assert_eq!(
+        term_of(&cluster, leader),
+        term_before,
+        "the majority kept its leader"
+    );
+    create_topic(&cluster, leader, "majority")
+        .await
+        .expect("the majority still commits");
+
+    cluster.router().heal_all();
+    let leader = cluster
+        .wait_for_leader(&all)
+        .await
+        .expect("one leader again");
+    assert!(
+        !minority.contains(&leader),
+        "a node with a shorter log does not win"
+    );
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    assert!(assert_identical(&images).topic("majority").is_some());
+    assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_the_log_across_a_leader_change_and_never_votes() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster starts");
+    cluster.add_observer(4).await.expect("observer joins");
+    let voters = cluster.voters();
+    let everyone = cluster.node_ids();
+    let leader = cluster.wait_for_leader(&voters).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    create_topic(&cluster, leader, "first")
+        .await
+        .expect("created");
+
+    cluster.router().isolate(leader);
+    let rest = others(&cluster, leader);
+    let new = cluster.wait_for_leader(&rest).await.expect("a new leader");
+    create_topic(&cluster, new, "second")
+        .await
+        .expect("created");
+    let committed = cluster.quorum(new).expect("runs").image().offset;
+    let mut followers = rest.clone();
+    followers.push(4);
+    let images = cluster
+        .wait_in_sync(&followers, committed)
+        .await
+        .expect("observer follows");
+    assert!(assert_identical(&images).topic("second").is_some());
+
+    cluster.router().heal(leader);
+    let leader = cluster.wait_for_leader(&voters).await.expect("one leader");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&everyone, committed)
+        .await
+        .expect("in sync");
+    assert_identical(&images);
+    assert!(cluster.is_learner(4), "the observer stays a learner");
+    let membership = cluster
+        .quorum(leader)
+        .expect("runs")
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .clone();
+    let voter_ids: Vec<NodeId> = membership.membership().voter_ids().collect();
+    assert_eq!(voter_ids, voters, "the observer is not a voter");
+    let learners: Vec<NodeId> = membership.membership().learner_ids().collect();
+    assert_eq!(learners, vec![4]);
+    for leaders in cluster.leaders_by_term().values() {
+        assert!(!leaders.contains(&4), "the observer never leads");
+    }
+    assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_delays_a_follower_without_losing_entries() {
+    let cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    let slow = others(&cluster, leader)[0];
+    // Under the heartbeat interval, which also bounds one AppendEntries.
+    cluster
+        .router()
+        .set_delay(leader, slow, Duration::from_millis(40));
+    for i in 0..5 {
+        create_topic(&cluster, leader, &format!("t{i}"))
+            .await
+            .expect("created");
+    }
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    assert_eq!(assert_identical(&images).topics.len(), 5);
+    assert_eq!(
+        cluster.wait_for_leader(&all).await.expect("leader"),
+        leader,
+        "a slow follower does not unseat the leader"
+    );
+    cluster.shutdown().await.expect("shutdown");
+}
