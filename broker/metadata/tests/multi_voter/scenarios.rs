@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use openraft::ServerState;
+use strom_metadata::ControllerError;
 use strom_metadata::CreateTopicRequest;
 use strom_metadata::QuorumOptions;
 use strom_metadata::testing::Rpc;
@@ -172,6 +173,57 @@ async fn an_isolated_leader_cannot_commit_and_follows_after_healing() {
         "the uncommitted topic never applies"
     );
     assert_eq!(image.topic("kept").map(|t| t.topic_id), Some(kept_id));
+    assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_stops_acting_as_the_controller() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster starts");
+    cluster.set_deadline(Duration::from_secs(10));
+    let all = cluster.voters();
+    let old = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, old).await;
+
+    cluster.router().isolate(old);
+    let rest = others(&cluster, old);
+    let new = cluster.wait_for_leader(&rest).await.expect("a new leader");
+    // KIP-595's leader progress timeout: a leader no majority hears from resigns, so a broker
+    // cut off with it neither names it as the controller nor counts it as active.
+    cluster
+        .wait_for("the isolated leader to stop claiming the controller", |c| {
+            let quorum = c.quorum(old).ok()?;
+            (!quorum.is_leader() && quorum.leader_id() != Some(old)).then_some(())
+        })
+        .await
+        .expect("the isolated leader resigns");
+    let refused = tokio::time::timeout(
+        Duration::from_secs(10),
+        create_topic(&cluster, old, "refused"),
+    )
+    .await
+    .expect("the isolated node answers instead of waiting for a majority");
+    assert!(
+        matches!(refused, Err(ControllerError::NotController { .. })),
+        "{refused:?}"
+    );
+    create_topic(&cluster, new, "kept")
+        .await
+        .expect("the majority commits");
+
+    cluster.router().heal(old);
+    let leader = cluster
+        .wait_for_leader(&all)
+        .await
+        .expect("one leader again");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let images = cluster
+        .wait_in_sync(&all, committed)
+        .await
+        .expect("in sync");
+    let image = assert_identical(&images);
+    assert!(image.topic("refused").is_none());
+    assert!(image.topic("kept").is_some());
     assert_one_leader_per_term(&cluster);
     cluster.shutdown().await.expect("shutdown");
 }
