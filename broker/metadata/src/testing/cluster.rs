@@ -94,9 +94,35 @@ impl TestCluster {
         Self::start_with(1..=voters, test_options()).await
     }
 
-    /// Starts the voters `ids` with `options` and waits until every one is ready (a leader is
-    /// elected and the cluster id committed), as brokers started together do.
+    /// Starts the voters `ids` with `options` one after the other, as a rolling start does:
+    /// the first one initializes the quorum and is elected, then the others join it. Waits
+    /// until every one is ready.
     pub async fn start_with(
+        ids: impl IntoIterator<Item = NodeId>,
+        options: QuorumOptions,
+    ) -> Result<TestCluster, TestClusterError> {
+        let cluster = Self::open_all(ids, options).await?;
+        let voters = cluster.voters();
+        if let Some((first, rest)) = voters.split_first() {
+            cluster.quorum(*first)?.await_ready().await?;
+            cluster.await_ready(rest).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts the voters `ids` with `options` all at once, as brokers started in parallel
+    /// do: every one initializes the quorum and campaigns. Waits until every one is ready.
+    pub async fn start_together(
+        ids: impl IntoIterator<Item = NodeId>,
+        options: QuorumOptions,
+    ) -> Result<TestCluster, TestClusterError> {
+        let cluster = Self::open_all(ids, options).await?;
+        cluster.await_ready(&cluster.voters()).await?;
+        Ok(cluster)
+    }
+
+    /// Opens the voters `ids`, each reachable by the others; nothing is initialized yet.
+    async fn open_all(
         ids: impl IntoIterator<Item = NodeId>,
         options: QuorumOptions,
     ) -> Result<TestCluster, TestClusterError> {
@@ -126,17 +152,22 @@ impl TestCluster {
             );
             cluster.open(id).await?;
         }
-        let ready = cluster
-            .running()
-            .map(|q| {
-                let q = q.clone();
-                async move { q.await_ready().await }
+        Ok(cluster)
+    }
+
+    /// Runs [`MetadataQuorum::await_ready`] of `ids` concurrently.
+    async fn await_ready(&self, ids: &[NodeId]) -> Result<(), TestClusterError> {
+        let ready = ids
+            .iter()
+            .map(|&id| {
+                let quorum = self.quorum(id).cloned();
+                async move { Ok::<_, TestClusterError>(quorum?.await_ready().await?) }
             })
             .collect::<Vec<_>>();
         for result in futures::future::join_all(ready).await {
             result?;
         }
-        Ok(cluster)
+        Ok(())
     }
 
     /// Adds observer `id` (`process.roles=broker`): the leader adds it as a Raft learner, as
