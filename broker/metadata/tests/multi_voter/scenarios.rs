@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use openraft::ServerState;
+use strom_metadata::ControllerClient;
 use strom_metadata::ControllerError;
 use strom_metadata::CreateTopicRequest;
 use strom_metadata::QuorumOptions;
@@ -225,6 +226,41 @@ async fn an_isolated_leader_stops_acting_as_the_controller() {
     assert!(image.topic("refused").is_none());
     assert!(image.topic("kept").is_some());
     assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_taken_by_a_leader_that_is_cut_off_ends_at_its_deadline() {
+    let cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let old = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, old).await;
+    let deadline = Duration::from_secs(2);
+    let client = ControllerClient::new(cluster.controller(old).expect("runs").clone(), deadline);
+
+    // Cut off before it knows: the leader takes the request itself, and no majority can
+    // commit it.
+    cluster.router().isolate(old);
+    let request = CreateTopicRequest {
+        name: "unanswered".to_owned(),
+        num_partitions: Some(1),
+        replication_factor: Some(3),
+        ..Default::default()
+    };
+    let results = tokio::time::timeout(
+        deadline + Duration::from_secs(10),
+        client.create_topics(vec![request], false),
+    )
+    .await
+    .expect("the request ends once its deadline has passed");
+    assert!(
+        matches!(
+            results[0].result,
+            Err(ControllerError::ControllerUnavailable { .. })
+        ),
+        "REQUEST_TIMED_OUT, which clients retry: {results:?}"
+    );
+    cluster.router().heal(old);
     cluster.shutdown().await.expect("shutdown");
 }
 
