@@ -126,7 +126,9 @@ pub struct NetworkContext {
     pub node_id: NodeId,
     /// Newly applied images; the transport presents the image's cluster id to its peers.
     pub images: watch::Receiver<Arc<MetadataImage>>,
-    /// Where the transport records what it learns about peers.
+    /// Where the transport records what it learns about peers; it must record every
+    /// acknowledged AppendEntries ([`PeerStats::record_ack`]), which the leader's progress
+    /// check reads.
     pub stats: Arc<PeerStats>,
 }
 

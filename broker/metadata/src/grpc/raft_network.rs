@@ -58,8 +58,10 @@ impl PeerStats {
         })
     }
 
-    /// Records that `target` acknowledged an AppendEntries just now.
-    pub(crate) fn record_ack(&self, target: NodeId) {
+    /// Records that `target` acknowledged an AppendEntries just now. Every transport of a
+    /// multi-voter quorum calls it: a leader counts as the active controller only while a
+    /// majority acknowledges it (see [`MetadataQuorum::is_leader`](crate::MetadataQuorum::is_leader)).
+    pub fn record_ack(&self, target: NodeId) {
         self.acks
             .lock()
             .insert(target, (SystemTime::now(), Instant::now()));

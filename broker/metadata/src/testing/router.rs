@@ -330,3 +330,80 @@ impl RaftNetwork<TypeConfig> for RouterConnection {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A case: its name, the faults it injects, the links they block.
+    type Case = (&'static str, fn(&Router), Vec<(NodeId, NodeId)>);
+
+    /// Every directed link among nodes 1..=3 that is blocked.
+    fn blocked(router: &Router) -> Vec<(NodeId, NodeId)> {
+        let mut out = Vec::new();
+        for from in 1..=3 {
+            for to in 1..=3 {
+                if from != to && router.is_blocked(from, to) {
+                    out.push((from, to));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn faults_block_the_links_they_name_and_heal_restores_them() {
+        let cases: [Case; 5] = [
+            ("no fault", |_| {}, vec![]),
+            (
+                "isolate 2",
+                |r| r.isolate(2),
+                vec![(1, 2), (2, 1), (2, 3), (3, 2)],
+            ),
+            ("cut 1 -> 3", |r| r.cut(1, 3), vec![(1, 3)]),
+            (
+                "partition {1} | {2, 3}",
+                |r| r.partition(&[1], &[2, 3]),
+                vec![(1, 2), (1, 3), (2, 1), (3, 1)],
+            ),
+            (
+                "isolate 2, then heal 2",
+                |r| {
+                    r.isolate(2);
+                    r.cut(2, 1);
+                    r.cut(3, 2);
+                    r.heal(2);
+                },
+                vec![],
+            ),
+        ];
+        for (case, fault, expected) in cases {
+            let router = Router::new();
+            fault(&router);
+            assert_eq!(blocked(&router), expected, "{case}");
+            router.heal_all();
+            assert_eq!(blocked(&router), vec![], "{case}, healed");
+        }
+    }
+
+    #[test]
+    fn healing_one_node_keeps_the_other_cuts() {
+        let router = Router::new();
+        router.cut(1, 2);
+        router.cut(3, 1);
+        router.heal(2);
+        assert_eq!(blocked(&router), vec![(3, 1)]);
+    }
+
+    #[test]
+    fn a_link_delay_overrides_the_default_until_cleared() {
+        let router = Router::new();
+        router.set_default_delay(Duration::from_millis(5));
+        router.set_delay(1, 2, Duration::from_millis(40));
+        let delay = |from, to| router.links.lock().delay(from, to);
+        assert_eq!(delay(1, 2), Duration::from_millis(40));
+        assert_eq!(delay(2, 1), Duration::from_millis(5));
+        router.clear_delay(1, 2);
+        assert_eq!(delay(1, 2), Duration::from_millis(5));
+    }
+}
