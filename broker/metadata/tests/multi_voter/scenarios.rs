@@ -303,6 +303,83 @@ async fn a_restarted_follower_catches_up_from_its_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_quorum_restarted_on_its_directories_keeps_its_metadata() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster starts");
+    let all = cluster.voters();
+    let leader = cluster.wait_for_leader(&all).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    let orders = create_topic(&cluster, leader, "orders")
+        .await
+        .expect("created");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let before = assert_identical(
+        &cluster
+            .wait_in_sync(&all, committed)
+            .await
+            .expect("in sync"),
+    );
+
+    for &id in &all {
+        cluster.stop(id).await.expect("voter stops");
+    }
+    for &id in &all {
+        cluster.restart(id).await.expect("voter restarts");
+    }
+    let leader = cluster
+        .wait_for_leader(&all)
+        .await
+        .expect("a leader after the restart");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    // openraft lets a leader restarted with its committed vote resume its own term, so the
+    // log may not have grown.
+    assert!(committed >= before.offset);
+    let after = assert_identical(
+        &cluster
+            .wait_in_sync(&all, committed)
+            .await
+            .expect("in sync"),
+    );
+    assert_eq!(after.cluster_id, before.cluster_id);
+    assert_eq!(after.topics, before.topics);
+    assert_eq!(after.brokers, before.brokers);
+    assert_eq!(after.topic("orders").map(|t| t.topic_id), Some(orders));
+    create_topic(&cluster, leader, "after-restart")
+        .await
+        .expect("the restarted quorum commits");
+    assert_one_leader_per_term(&cluster);
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_observer_catches_up_from_its_directory() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster starts");
+    cluster.add_observer(4).await.expect("observer joins");
+    let voters = cluster.voters();
+    let leader = cluster.wait_for_leader(&voters).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    create_topic(&cluster, leader, "before")
+        .await
+        .expect("created");
+
+    cluster.stop(4).await.expect("observer stops");
+    create_topic(&cluster, leader, "while-down")
+        .await
+        .expect("the voters commit without the observer");
+    cluster.restart(4).await.expect("observer restarts");
+    let committed = cluster.quorum(leader).expect("runs").image().offset;
+    let everyone = cluster.node_ids();
+    let image = assert_identical(
+        &cluster
+            .wait_in_sync(&everyone, committed)
+            .await
+            .expect("in sync"),
+    );
+    assert!(image.topic("while-down").is_some());
+    assert!(cluster.is_learner(4), "it rejoins as an observer");
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_behind_the_purged_log_catches_up_by_snapshot_and_keeps_it() {
     let options = QuorumOptions {
         snapshot_interval: 5,
