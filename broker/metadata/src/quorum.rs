@@ -536,8 +536,9 @@ impl MetadataQuorum {
         fresh.then_some(leader)
     }
 
-    /// Whether this node is the active controller: it leads the quorum, has applied the first
-    /// entry of its own term, and a majority of the voters answered it lately.
+    /// Whether this node is the active controller: it leads the quorum, has applied an entry
+    /// of its own leadership (the first one it appended, at the latest), and a majority of the
+    /// voters answered it lately.
     ///
     /// A newly elected leader may not have applied its predecessor's last entries yet; until it
     /// has, its image could miss a registration or an ISR change that brokers already acted on,

@@ -40,6 +40,8 @@ enum Fault {
     /// Every message from the first node to the second takes this long.
     Slow(NodeId, NodeId, Duration),
     Stopped(NodeId),
+    /// Stopped and started again on its directory at once; nothing to repair.
+    Restarted(NodeId),
 }
 
 /// Changes a leader acknowledged.
@@ -76,11 +78,12 @@ fn draw(rng: &mut StdRng, voters: &[NodeId], leader: Option<NodeId>) -> Fault {
         let rest: Vec<NodeId> = voters.iter().copied().filter(|&v| v != node).collect();
         rest[rng.random_range(0..rest.len())]
     };
-    match rng.random_range(0..4) {
+    match rng.random_range(0..5) {
         0 => Fault::Isolated(node),
         1 => Fault::OneWay(node, other),
         2 => Fault::Slow(node, other, Duration::from_millis(rng.random_range(20..80))),
-        _ => Fault::Stopped(node),
+        3 => Fault::Stopped(node),
+        _ => Fault::Restarted(node),
     }
 }
 
@@ -91,6 +94,10 @@ async fn inject(cluster: &mut TestCluster, fault: Fault) {
         Fault::OneWay(from, to) => router.cut(from, to),
         Fault::Slow(from, to, delay) => router.set_delay(from, to, delay),
         Fault::Stopped(node) => cluster.stop(node).await.expect("voter stops"),
+        Fault::Restarted(node) => {
+            cluster.stop(node).await.expect("voter stops");
+            cluster.restart(node).await.expect("voter restarts");
+        }
     }
 }
 
@@ -100,6 +107,7 @@ async fn repair(cluster: &mut TestCluster, fault: Fault) {
         Fault::OneWay(from, _) => cluster.router().heal(from),
         Fault::Slow(from, to, _) => cluster.router().clear_delay(from, to),
         Fault::Stopped(node) => cluster.restart(node).await.expect("voter restarts"),
+        Fault::Restarted(_) => {}
     }
 }
 
