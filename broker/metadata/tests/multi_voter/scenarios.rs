@@ -562,6 +562,59 @@ async fn an_observer_follows_the_log_across_a_leader_change_and_never_votes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_quorum_shows_every_voter_in_sync_and_the_observer() {
+    let mut cluster = TestCluster::start(3).await.expect("cluster starts");
+    cluster.add_observer(4).await.expect("observer joins");
+    let voters = cluster.voters();
+    let leader = cluster.wait_for_leader(&voters).await.expect("a leader");
+    register_brokers(&cluster, leader).await;
+    create_topic(&cluster, leader, "orders")
+        .await
+        .expect("created");
+
+    let quorum = cluster.quorum(leader).expect("runs");
+    let description = cluster
+        .wait_for("every replica to reach the high watermark", |_| {
+            let d = quorum.describe().ok()?;
+            d.voters
+                .iter()
+                .chain(&d.observers)
+                .all(|r| r.log_end_offset == d.high_watermark)
+                .then_some(d)
+        })
+        .await
+        .expect("in sync");
+    assert_eq!(
+        description.leader_id,
+        i32::try_from(leader).expect("small id")
+    );
+    assert_eq!(
+        i64::try_from(quorum.image().offset + 1).expect("small offset"),
+        description.high_watermark,
+        "the high watermark is the end of the applied log"
+    );
+    let ids = |replicas: &[strom_metadata::controller_ops::QuorumReplica]| {
+        replicas.iter().map(|r| r.node_id).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&description.voters), vec![1, 2, 3]);
+    assert_eq!(ids(&description.observers), vec![4]);
+    for replica in description.voters.iter().chain(&description.observers) {
+        assert!(
+            replica.last_caught_up_timestamp > 0,
+            "node {} caught up: {replica:?}",
+            replica.node_id
+        );
+    }
+    for &follower in &others(&cluster, leader) {
+        assert!(
+            cluster.quorum(follower).expect("runs").describe().is_err(),
+            "only the leader describes the quorum"
+        );
+    }
+    cluster.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_link_delays_a_follower_without_losing_entries() {
     let cluster = TestCluster::start(3).await.expect("cluster starts");
     let all = cluster.voters();
