@@ -205,6 +205,7 @@ async fn no_two_leaders_in_one_term_across_random_faults() {
         }
         let among = healthy(&voters, fault);
         let committed = commit_round(&cluster, &among, &format!("step-{step}"), &mut acked).await;
+        println!("step {step}: committed {committed}");
         // A one-way cut can keep a majority that hears itself from settling on a leader
         // (Raft promises liveness only over links that work both ways); every other fault
         // leaves a majority that must commit.
