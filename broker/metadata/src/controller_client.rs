@@ -127,7 +127,13 @@ impl ControllerClient {
             }
             let target = hint.take().or_else(|| quorum.leader_id());
             let answer = match target {
-                Some(id) if id == me => Some(self.inner.local.handle(request.clone()).await),
+                // Bounded too: a leader cut off from the majority takes the request and
+                // cannot commit it, and would otherwise hold the caller until it heals.
+                Some(id) if id == me => {
+                    tokio::time::timeout_at(deadline, self.inner.local.handle(request.clone()))
+                        .await
+                        .ok()
+                }
                 Some(id) => match self.address_of(id) {
                     Some(addr) => self.forward(&addr, &request, deadline).await,
                     None => None,

@@ -24,6 +24,9 @@
 //!   `alter_partition` (ISR changes a leader asks for, KIP-497), [`reassignment`] (KIP-455),
 //!   `elect_leaders` (KIP-460 and the automatic preferred leader rebalance).
 //!
+//! - `testing` (feature `testing`): an in-process router transport and a multi-voter test
+//!   cluster over it.
+//!
 //! On disk (the quorum directory, e.g. `<data-dir>/__cluster_metadata-0`): `raft.log`,
 //! `vote.json`, `committed.json`, `purged.json`, `snapshot.json`, `cluster.json`, `.lock`.
 
@@ -52,6 +55,8 @@ pub mod reassignment;
 pub mod records;
 mod replication_control;
 pub mod state_machine;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod topic_config;
 pub mod topic_name;
 

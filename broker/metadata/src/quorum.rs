@@ -126,7 +126,9 @@ pub struct NetworkContext {
     pub node_id: NodeId,
     /// Newly applied images; the transport presents the image's cluster id to its peers.
     pub images: watch::Receiver<Arc<MetadataImage>>,
-    /// Where the transport records what it learns about peers.
+    /// Where the transport records what it learns about peers; it must record every
+    /// acknowledged AppendEntries ([`PeerStats::record_ack`]), which the leader's progress
+    /// check reads.
     pub stats: Arc<PeerStats>,
 }
 
@@ -507,15 +509,18 @@ impl MetadataQuorum {
 
     /// The current leader of the quorum (the active controller), if one is known. A node whose
     /// Raft node stopped knows none: the leader it last saw may be itself, which no longer
-    /// leads anything.
+    /// leads anything. Nor does a leader that no majority of the voters has answered within the
+    /// progress timeout (see [`is_leader`](Self::is_leader)) name itself.
     pub fn leader_id(&self) -> Option<u64> {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
-        metrics
+        let leader = metrics
             .running_state
             .is_ok()
             .then_some(metrics.current_leader)
-            .flatten()
+            .flatten()?;
+        (leader != self.inner.config.node_id || self.heard_from_majority(&metrics))
+            .then_some(leader)
     }
 
     /// The leader, if this node leads or heard from it within `within`: a follower that has
@@ -531,20 +536,52 @@ impl MetadataQuorum {
         fresh.then_some(leader)
     }
 
-    /// Whether this node is the active controller: it leads the quorum and has applied the
-    /// first entry of its own term, hence every entry committed before it. A newly elected
-    /// leader may not have applied its predecessor's last entries yet; until it has, its image
-    /// could miss a registration or an ISR change that brokers already acted on, so it answers
-    /// NOT_CONTROLLER (callers retry) and its duties wait, as KRaft's controller does until it
-    /// has replayed the log.
+    /// Whether this node is the active controller: it leads the quorum, has applied an entry
+    /// of its own leadership (the first one it appended, at the latest), and a majority of the
+    /// voters answered it lately.
+    ///
+    /// A newly elected leader may not have applied its predecessor's last entries yet; until it
+    /// has, its image could miss a registration or an ISR change that brokers already acted on,
+    /// so it answers NOT_CONTROLLER (callers retry) and its duties wait, as KRaft's controller
+    /// does until it has replayed the log.
+    ///
+    /// A leader cut off from the majority does not learn of the next leader, and openraft keeps
+    /// it leading its old term. KIP-595's leader progress timeout (KAFKA-15489) makes such a
+    /// leader resign; here it stops counting as the active controller once no majority has
+    /// acknowledged an AppendEntries within [`progress_timeout`](Self::progress_timeout), so it
+    /// takes no operation it could not commit and no broker cut off with it calls it the
+    /// controller. It counts again as soon as a majority answers.
     pub fn is_leader(&self) -> bool {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
-        metrics.running_state.is_ok()
-            && metrics.current_leader == Some(self.inner.config.node_id)
-            && metrics
-                .last_applied
-                .is_some_and(|applied| applied.leader_id.term == metrics.current_term)
+        leads_with_own_entry_applied(&metrics, self.inner.config.node_id)
+            && self.heard_from_majority(&metrics)
+    }
+
+    /// How long a leader may go without acknowledgements from a majority of the voters before
+    /// it stops counting as the active controller: 1.5 times the longest election timeout, as
+    /// KRaft waits 1.5 times its fetch timeout. By then the other voters have started an
+    /// election.
+    pub fn progress_timeout(&self) -> Duration {
+        self.inner.options.election_timeout_max * 3 / 2
+    }
+
+    /// Whether a majority of the voters, this node included, acknowledged this node's
+    /// AppendEntries within the progress timeout. Always true for a single voter, which has no
+    /// one to hear from (KAFKA-16144).
+    fn heard_from_majority(&self, metrics: &RaftMetrics<NodeId, BasicNode>) -> bool {
+        let me = self.inner.config.node_id;
+        let membership = metrics.membership_config.membership();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        if voters.len() <= 1 {
+            return true;
+        }
+        let within = self.progress_timeout();
+        let heard = voters
+            .iter()
+            .filter(|&&v| v == me || self.inner.stats.acked_within(v, within))
+            .count();
+        heard * 2 > voters.len()
     }
 
     /// The openraft node, for the voter transport's server side (append_entries, vote,
@@ -552,6 +589,20 @@ impl MetadataQuorum {
     pub fn raft(&self) -> &Raft {
         &self.inner.raft
     }
+}
+
+/// Whether `metrics` show `me` leading and having applied an entry of its own leadership.
+///
+/// openraft's leader ids are `(term, node id)`: a second candidate of the same term with a
+/// higher node id can be elected after the first, so a new leader's last applied entry may be
+/// of its own term and still be its predecessor's. Only an entry with its own leader id shows
+/// that it applied everything committed before it.
+fn leads_with_own_entry_applied(metrics: &RaftMetrics<NodeId, BasicNode>, me: NodeId) -> bool {
+    metrics.running_state.is_ok()
+        && metrics.current_leader == Some(me)
+        && metrics.last_applied.is_some_and(|applied| {
+            applied.leader_id == openraft::CommittedLeaderId::new(metrics.current_term, me)
+        })
 }
 
 fn fault_of(metrics: &RaftMetrics<NodeId, BasicNode>) -> Option<MetadataError> {
@@ -586,4 +637,44 @@ fn open_dir(config: &QuorumConfig) -> Result<Opened, MetadataError> {
     let log_store = FileLogStore::open(dir)?;
     let (state_machine, publisher) = MetadataStateMachine::open(dir, recorded.as_deref())?;
     Ok((lock, proposed, log_store, state_machine, publisher))
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+    use openraft::LogId;
+    use openraft::Vote;
+
+    use super::*;
+
+    /// Node `me` leading term `term`, having applied `applied` (term, leader) at index 9.
+    fn leading(me: NodeId, term: u64, applied: (u64, NodeId)) -> RaftMetrics<NodeId, BasicNode> {
+        let mut metrics = RaftMetrics::new_initial(me);
+        metrics.current_term = term;
+        metrics.vote = Vote::new_committed(term, me);
+        metrics.current_leader = Some(me);
+        metrics.last_applied = Some(LogId::new(CommittedLeaderId::new(applied.0, applied.1), 9));
+        metrics
+    }
+
+    #[test]
+    fn a_leader_is_active_once_it_applied_an_entry_of_its_own_leadership() {
+        let cases = [
+            ("own entry applied", leading(3, 4, (4, 3)), true),
+            ("only an older term applied", leading(3, 4, (3, 1)), false),
+            // A second leader of term 4 (node 3 after node 2) that has applied node 2's
+            // entries only: it may not have applied all of them yet.
+            (
+                "only the same term's previous leader applied",
+                leading(3, 4, (4, 2)),
+                false,
+            ),
+        ];
+        for (case, metrics, active) in cases {
+            assert_eq!(leads_with_own_entry_applied(&metrics, 3), active, "{case}");
+        }
+        let mut follower = leading(3, 4, (4, 3));
+        follower.current_leader = Some(2);
+        assert!(!leads_with_own_entry_applied(&follower, 3), "a follower");
+    }
 }

@@ -88,9 +88,9 @@ impl MetadataQuorum {
     pub fn describe(&self) -> Result<QuorumDescription, MetadataError> {
         let metrics = self.raft().metrics().borrow().clone();
         let me = self.node_id();
-        if metrics.current_leader != Some(me) {
+        if self.leader_id() != Some(me) {
             return Err(MetadataError::NotLeader {
-                leader: metrics.current_leader,
+                leader: self.leader_id(),
             });
         }
         let end = |index: Option<u64>| index.map_or(0, |i| to_i64(i) + 1);

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use std::time::SystemTime;
 
 use openraft::RaftNetwork;
@@ -38,26 +39,45 @@ type RpcResult<T, E = RaftError<NodeId>> = Result<T, RPCError<NodeId, openraft::
 /// What the transport learned about its peers, for DescribeQuorum and for start-up checks.
 #[derive(Debug, Default)]
 pub struct PeerStats {
-    /// When each target last acknowledged an AppendEntries (its last "fetch", in Kafka's terms).
-    acks: Mutex<BTreeMap<NodeId, SystemTime>>,
+    /// When each target last acknowledged an AppendEntries (its last "fetch", in Kafka's terms):
+    /// the wall-clock time DescribeQuorum reports, and the monotonic one the leader's progress
+    /// check measures.
+    acks: Mutex<BTreeMap<NodeId, (SystemTime, Instant)>>,
     /// The first peer that refused this node for belonging to another cluster.
     mismatch: Mutex<Option<PeerError>>,
     /// When this node last accepted entries (or a heartbeat) from a leader.
-    leader_contact: Mutex<Option<std::time::Instant>>,
+    leader_contact: Mutex<Option<Instant>>,
 }
 
 impl PeerStats {
     /// Milliseconds since the Unix epoch of `target`'s last acknowledged append, -1 if none.
     pub fn last_ack_ms(&self, target: NodeId) -> i64 {
-        self.acks.lock().get(&target).map_or(-1, |at| {
+        self.acks.lock().get(&target).map_or(-1, |(at, _)| {
             at.duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         })
     }
 
+    /// Records that `target` acknowledged an AppendEntries just now. Every transport of a
+    /// multi-voter quorum calls it: a leader counts as the active controller only while a
+    /// majority acknowledges it (see [`MetadataQuorum::is_leader`](crate::MetadataQuorum::is_leader)).
+    pub fn record_ack(&self, target: NodeId) {
+        self.acks
+            .lock()
+            .insert(target, (SystemTime::now(), Instant::now()));
+    }
+
+    /// Whether `target` acknowledged an AppendEntries within the last `within`.
+    pub(crate) fn acked_within(&self, target: NodeId, within: Duration) -> bool {
+        self.acks
+            .lock()
+            .get(&target)
+            .is_some_and(|(_, at)| at.elapsed() <= within)
+    }
+
     /// Records that a leader's AppendEntries was accepted just now.
     pub fn record_leader_contact(&self) {
-        *self.leader_contact.lock() = Some(std::time::Instant::now());
+        *self.leader_contact.lock() = Some(Instant::now());
     }
 
     /// How long ago this node last heard from a leader, if ever.
@@ -182,11 +202,7 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
             .send(paths::APPEND_ENTRIES, &rpc, option.hard_ttl())
             .await?;
         let response = reply.map_err(|e| self.remote(e))?;
-        self.network
-            .stats
-            .acks
-            .lock()
-            .insert(self.target, SystemTime::now());
+        self.network.stats.record_ack(self.target);
         Ok(response)
     }
 
