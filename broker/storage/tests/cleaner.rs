@@ -301,3 +301,42 @@ fn the_high_watermark_bounds_the_dirty_part() {
         "records at and past the high watermark are all kept"
     );
 }
+
+#[test]
+fn a_follower_replicates_a_cleaned_log_with_its_gaps() {
+    let (batches, model) = workload(5_000, 300, 10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader = PartitionLog::open(&dir.path().join("leader"), compacted_config(16 * 1024), NOW)
+        .expect("open");
+    write_all(&leader, &batches, Compression::Zstd);
+    let mut map = OffsetMap::new(BIG_MAP);
+    leader
+        .clean(
+            leader.log_end_offset(),
+            NOW + 20_000,
+            &mut map,
+            &Throttle::unlimited(),
+        )
+        .expect("clean");
+    let follower = PartitionLog::open(
+        &dir.path().join("follower"),
+        compacted_config(16 * 1024),
+        NOW,
+    )
+    .expect("open");
+    loop {
+        let fetch = follower.log_end_offset();
+        let r = leader
+            .read(fetch, 4096, leader.log_end_offset(), true)
+            .expect("fetch");
+        if r.records.is_empty() {
+            break;
+        }
+        let info = follower
+            .append_as_follower(&r.records, NOW)
+            .expect("follower append");
+        assert!(info.first_offset >= fetch);
+    }
+    assert_eq!(scan(&follower), scan(&leader));
+    assert_compacted(&scan(&follower), &model, false);
+}

@@ -142,10 +142,9 @@ impl PartitionLog {
         }
     }
 
-    /// Whether the log was closed or lost segments since `generation`.
+    /// Whether the log was closed, truncated or trimmed since `generation` (each bumps it).
     fn changed(&self, generation: u64) -> bool {
-        let inner = self.inner.lock();
-        inner.closed || inner.generation != generation
+        self.inner.lock().generation != generation
     }
 
     fn check_unchanged(&self, generation: u64) -> Result<(), StorageError> {
