@@ -323,6 +323,7 @@ impl PartitionLog {
         let mut writer = CleanedWriter::create(&self.dir, group[0].base_offset(), interval)?;
         let paths = writer.paths().clone();
         let written = (|| {
+            let mut accounted = 0;
             for segment in group {
                 let path = segment.log_path();
                 for_each_batch(segment, 0, |position, batch| {
@@ -337,7 +338,8 @@ impl PartitionLog {
                     Ok(true)
                 })?;
                 outcome.bytes_read += segment.size();
-                throttle.acquire(segment.size() + writer.size());
+                throttle.acquire(segment.size() + writer.size() - accounted);
+                accounted = writer.size();
                 self.check_unchanged(generation)?;
             }
             writer.finish()

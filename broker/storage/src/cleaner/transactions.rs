@@ -27,16 +27,18 @@ pub(crate) enum Fate {
     Open,
 }
 
-/// Per producer id, its finished transactions: (first offset, marker offset, aborted).
+/// Per producer id, its aborted transactions (first offset, marker offset) and the first
+/// offset of its open one. Transactions with a commit marker need no entry: a transactional
+/// batch in neither is committed. Memory grows with aborted transactions only.
 #[derive(Debug, Default)]
 pub(crate) struct Transactions {
-    finished: HashMap<i64, Vec<(i64, i64, bool)>>,
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
+    open: HashMap<i64, i64>,
 }
 
 impl Transactions {
     /// Walks the batch headers below `end` (reading the records of control batches only).
     pub(crate) fn collect(snap: &LogSnapshot, end: i64) -> Result<Transactions, StorageError> {
-        let mut open: HashMap<i64, i64> = HashMap::new();
         let mut txns = Transactions::default();
         let mut buf = Vec::new();
         for (i, segment) in snap.segments.iter().enumerate() {
@@ -50,18 +52,23 @@ impl Transactions {
                     break;
                 }
                 if header.is_transactional() && !header.is_control() {
-                    open.entry(header.producer_id).or_insert(header.base_offset);
-                } else if header.is_control()
-                    && let Some(first) = open.remove(&header.producer_id)
-                {
+                    txns.open
+                        .entry(header.producer_id)
+                        .or_insert(header.base_offset);
+                } else if header.is_control() && txns.open.contains_key(&header.producer_id) {
                     buf.resize(header.size, 0);
                     segment.read_at(&mut buf, position)?;
-                    let aborted = marker_type(&buf) == Some(ABORT);
-                    txns.finished.entry(header.producer_id).or_default().push((
-                        first,
-                        header.base_offset,
-                        aborted,
-                    ));
+                    // Another kind of control record does not end the transaction.
+                    let ends = marker_type(&buf);
+                    if let Some(kind) = ends
+                        && let Some(first) = txns.open.remove(&header.producer_id)
+                        && kind == ABORT
+                    {
+                        txns.aborted
+                            .entry(header.producer_id)
+                            .or_default()
+                            .push((first, header.base_offset));
+                    }
                 }
                 position += header.size as u64;
             }
@@ -74,16 +81,18 @@ impl Transactions {
         if !header.is_transactional() || header.is_control() {
             return Fate::Visible;
         }
-        let Some(finished) = self.finished.get(&header.producer_id) else {
-            return Fate::Open;
-        };
-        match finished
-            .iter()
-            .find(|(first, marker, _)| (*first..*marker).contains(&header.base_offset))
-        {
-            Some((_, _, true)) => Fate::Aborted,
-            Some((_, _, false)) => Fate::Visible,
-            None => Fate::Open,
+        let pid = header.producer_id;
+        let offset = header.base_offset;
+        if self.aborted.get(&pid).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|(first, marker)| (*first..*marker).contains(&offset))
+        }) {
+            Fate::Aborted
+        } else if self.open.get(&pid).is_some_and(|first| offset >= *first) {
+            Fate::Open
+        } else {
+            Fate::Visible
         }
     }
 }
