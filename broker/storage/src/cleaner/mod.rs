@@ -14,7 +14,7 @@
 //! - `threads`: the background cleaner threads ([`LogCleaner`]); `stats`: their statistics
 //!   ([`CleanerStats`]).
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod filter;
 mod offset_map;
 mod pass;
