@@ -30,6 +30,34 @@ impl Default for CleanupPolicy {
     }
 }
 
+impl CleanupPolicy {
+    /// Parses Kafka's value: a comma-separated list of `delete` and `compact` (e.g.
+    /// `compact,delete`); `None` for anything else.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
+
+    /// Kafka's spelling: `delete`, `compact` or `compact,delete`.
+    pub fn as_kafka_str(&self) -> &'static str {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete",
+            (true, false) => "compact",
+            _ => "delete",
+        }
+    }
+}
+
 /// `compression.type`: the codec batches are stored with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CompressionType {
@@ -49,6 +77,31 @@ pub enum CompressionType {
 }
 
 impl CompressionType {
+    /// Parses Kafka's value (`producer`, `uncompressed`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub fn parse(value: &str) -> Option<CompressionType> {
+        Some(match value {
+            "producer" => CompressionType::Producer,
+            "uncompressed" => CompressionType::Uncompressed,
+            "gzip" => CompressionType::Gzip,
+            "snappy" => CompressionType::Snappy,
+            "lz4" => CompressionType::Lz4,
+            "zstd" => CompressionType::Zstd,
+            _ => return None,
+        })
+    }
+
+    /// Kafka's spelling of the value.
+    pub fn as_kafka_str(self) -> &'static str {
+        match self {
+            CompressionType::Producer => "producer",
+            CompressionType::Uncompressed => "uncompressed",
+            CompressionType::Gzip => "gzip",
+            CompressionType::Snappy => "snappy",
+            CompressionType::Lz4 => "lz4",
+            CompressionType::Zstd => "zstd",
+        }
+    }
+
     /// The codec the broker stores batches in, or `None` for `producer` (keep the client's).
     pub fn codec(self) -> Option<crate::records::Codec> {
         use crate::records::Codec;
@@ -156,5 +209,41 @@ impl LogConfig {
         } else {
             self.segment_ms
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_values_parse_and_print() {
+        for (text, delete, compact) in [
+            ("delete", true, false),
+            ("compact", false, true),
+            ("compact,delete", true, true),
+            ("delete, compact", true, true),
+        ] {
+            let p = CleanupPolicy::parse(text).expect(text);
+            assert_eq!((p.delete, p.compact), (delete, compact), "{text}");
+            assert_eq!(CleanupPolicy::parse(p.as_kafka_str()), Some(p));
+        }
+        assert_eq!(CleanupPolicy::parse("compacted"), None);
+        assert_eq!(CleanupPolicy::parse(""), None);
+        for t in [
+            CompressionType::Producer,
+            CompressionType::Uncompressed,
+            CompressionType::Gzip,
+            CompressionType::Snappy,
+            CompressionType::Lz4,
+            CompressionType::Zstd,
+        ] {
+            assert_eq!(CompressionType::parse(t.as_kafka_str()), Some(t));
+        }
+        assert_eq!(
+            CompressionType::parse("none"),
+            None,
+            "Kafka's topic value is uncompressed"
+        );
     }
 }

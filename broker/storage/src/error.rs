@@ -90,9 +90,9 @@ pub enum StorageError {
         record_count: i64,
     },
 
-    /// A follower append does not continue the log: its first new batch must start at the log
-    /// end offset, and each batch where the one before it ended (replication fetched from the
-    /// wrong offset, or the follower's log diverged without being truncated).
+    /// A follower append goes back: its first new batch must start at or after the log end
+    /// offset, and each batch at or after where the one before it ended (the follower's log
+    /// diverged without being truncated). Gaps are allowed: compaction removes batches.
     #[error(
         "replicated batch starts at offset {actual}, but the log continues at offset {expected}"
     )]

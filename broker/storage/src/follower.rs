@@ -4,7 +4,7 @@
 //! Nothing is re-stamped and no producer rule applies (the leader applied them), but every
 //! batch is checked as a stored batch is (`validate_stored_batch`: framing, CRC, header,
 //! records of uncompressed batches) since the bytes come from the network, and the offsets must
-//! continue the log exactly. Producer state and the leader-epoch cache are updated from the
+//! never go back (they may skip: compaction removes batches). Producer state and the leader-epoch cache are updated from the
 //! batches, so a follower that becomes leader deduplicates retries and answers
 //! OffsetForLeaderEpoch like the old leader would have.
 
@@ -69,8 +69,9 @@ impl PartitionLog {
     /// batches, possibly ending in a partial batch, which is ignored) as a follower.
     ///
     /// Batches are stored exactly as received. Batches wholly below the log end offset are
-    /// skipped (already replicated); the first batch stored must start at the log end offset and
-    /// each next one where the previous ended, else [`StorageError::OffsetMismatch`]. Every
+    /// skipped (already replicated); the first batch stored must start at or after the log end
+    /// offset and each next one at or after where the previous ended (a compacted leader's log
+    /// has gaps), else [`StorageError::OffsetMismatch`]. Every
     /// batch is checked first (framing, CRC, header, records of uncompressed batches); a bad
     /// one fails the append and nothing of the record set is written. Rolling, indexing and the
     /// flush policy are those of the leader's append; each batch rolls on its own, so a
@@ -114,7 +115,9 @@ impl PartitionLog {
         let new = &fetched[skip..];
         let mut expected = log_end_offset;
         for f in new {
-            if f.header.base_offset != expected {
+            // Gaps are fine: compaction on the leader removes whole batches (Kafka's follower
+            // only refuses offsets that go back).
+            if f.header.base_offset < expected {
                 return Err(StorageError::OffsetMismatch {
                     expected,
                     actual: f.header.base_offset,

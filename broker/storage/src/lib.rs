@@ -16,7 +16,12 @@
 //! leader-epoch-checkpoint         leader epoch -> first offset, Kafka's text format
 //! partition.metadata              the topic id the directory belongs to
 //! clean-shutdown                  present only while the log is cleanly closed
+//! cleaner-offset-checkpoint       compacted logs: where the uncleaned part starts
 //! ```
+//!
+//! While the cleaner swaps a cleaned segment in, `<base>.log.cleaned` (being written) and
+//! `<base>.log.swap` (complete, replacing the segments it covers) and their indexes appear;
+//! opening the log rolls back or completes a swap a crash interrupted.
 //!
 //! Crash recovery: on open the last segment is scanned and CRC-checked and cut at the first
 //! torn or corrupt batch, unless the log was closed cleanly (then cheap consistency checks
@@ -40,6 +45,12 @@
 //!   [`OffsetCheckpoint`]: the log directory's offset checkpoint files (high watermarks,
 //!   recovery points, log start offsets) in Kafka's format.
 //! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
+//! - [`records`]: decoding a batch into records and encoding records into a batch with any
+//!   codec — the only place records are built; `recompress`: `compression.type` on the
+//!   leader's append path.
+//! - [`cleaner`]: Kafka's log cleaner for `cleanup.policy=compact` — one pass
+//!   ([`PartitionLog::clean`]), the bounded offset map, the crash-safe segment swap, and the
+//!   background threads ([`cleaner::LogCleaner`]).
 //!
 //! The engine is synchronous and does blocking file I/O: appends for a partition are serialised
 //! by a mutex, reads take no lock on the append path (they read an atomically published snapshot

@@ -74,6 +74,7 @@ impl PartitionLog {
             .unsynced
             .retain(|s| kept.iter().any(|k| Arc::ptr_eq(k, s)));
         let leo = inner.log_end_offset;
+        crate::cleaner::checkpoint::truncate(&self.dir, leo)?;
         recovery::delete_snapshots_after(&self.dir, leo)?;
         let snapshots = recovery::list_snapshot_offsets(&self.dir)?;
         inner.producers =
@@ -117,6 +118,7 @@ impl PartitionLog {
             segment.delete_files()?;
         }
         Arc::make_mut(&mut inner.segments).push(Arc::new(Segment::create(&self.dir, offset)?));
+        crate::cleaner::checkpoint::truncate(&self.dir, offset)?;
         checkpoint::sync_dir(&self.dir)?;
         inner.log_start_offset = offset;
         inner.log_end_offset = offset;

@@ -154,7 +154,9 @@ fn check_producer_fields(batch: &RecordBatch<'_>) -> Result<(), BatchError> {
     if let Some(&(field, value)) = fields.iter().find(|(_, value)| *value < -1) {
         return Err(BatchError::InvalidHeaderField { field, value });
     }
-    if producer_id >= 0 && batch.base_sequence() < 0 {
+    // Transaction markers carry the producer id without a sequence (Kafka's NO_SEQUENCE);
+    // only the broker writes them (clients' control batches are refused on append).
+    if producer_id >= 0 && batch.base_sequence() < 0 && !batch.is_control() {
         return Err(BatchError::MissingSequence { producer_id });
     }
     Ok(())

@@ -301,3 +301,83 @@ fn the_high_watermark_bounds_the_dirty_part() {
         "records at and past the high watermark are all kept"
     );
 }
+
+#[test]
+fn a_follower_replicates_a_cleaned_log_with_its_gaps() {
+    let (batches, model) = workload(5_000, 300, 10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leader = PartitionLog::open(&dir.path().join("leader"), compacted_config(16 * 1024), NOW)
+        .expect("open");
+    write_all(&leader, &batches, Compression::Zstd);
+    let mut map = OffsetMap::new(BIG_MAP);
+    leader
+        .clean(
+            leader.log_end_offset(),
+            NOW + 20_000,
+            &mut map,
+            &Throttle::unlimited(),
+        )
+        .expect("clean");
+    let follower = PartitionLog::open(
+        &dir.path().join("follower"),
+        compacted_config(16 * 1024),
+        NOW,
+    )
+    .expect("open");
+    loop {
+        let fetch = follower.log_end_offset();
+        let r = leader
+            .read(fetch, 4096, leader.log_end_offset(), true)
+            .expect("fetch");
+        if r.records.is_empty() {
+            break;
+        }
+        let info = follower
+            .append_as_follower(&r.records, NOW)
+            .expect("follower append");
+        assert!(info.first_offset >= fetch);
+    }
+    assert_eq!(scan(&follower), scan(&leader));
+    assert_compacted(&scan(&follower), &model, false);
+}
+
+#[test]
+fn data_written_again_after_a_truncation_is_cleaned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    let key = |i: usize| format!("key-{:05}", i % 100);
+    let first: Vec<_> = (0..2_000)
+        .map(|i| (key(i), Some(format!("old-{i}"))))
+        .collect();
+    write_all(
+        &log,
+        &first.chunks(10).map(<[_]>::to_vec).collect::<Vec<_>>(),
+        Compression::None,
+    );
+    let mut map = OffsetMap::new(BIG_MAP);
+    clean_fully(&log, &mut map, NOW + 20_000);
+    // A follower's truncation into the cleaned part, then other data at those offsets: keys
+    // 0-49 (whose kept records lie just below) at offsets the old first dirty offset covers,
+    // then keys 50-99 past it.
+    log.truncate_to(1_950).expect("truncate");
+    assert_eq!(log.log_end_offset(), 1_950);
+    let mut model = std::collections::BTreeMap::new();
+    let mut again: Vec<_> = (0..50)
+        .map(|i| (key(i), Some(format!("new-{i}"))))
+        .collect();
+    again.extend((0..500).map(|i| (key(50 + i % 50), Some(format!("newer-{i}")))));
+    for (k, v) in &again {
+        model.insert(k.clone(), v.clone());
+    }
+    write_all(
+        &log,
+        &again.chunks(10).map(<[_]>::to_vec).collect::<Vec<_>>(),
+        Compression::None,
+    );
+    assert!(
+        log.log_end_offset() > 2_000,
+        "past the old first dirty offset"
+    );
+    clean_fully(&log, &mut map, NOW + 20_000);
+    assert_compacted(&scan(&log), &model, false);
+}

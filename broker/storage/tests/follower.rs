@@ -140,17 +140,27 @@ fn a_trailing_partial_batch_is_ignored() {
 }
 
 #[test]
-fn offsets_must_continue_the_log() {
+fn gaps_left_by_a_compacted_leader_are_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), small_config(1 << 20));
-    let gap = patched(batch(&Spec::new(2, 10)), 5, 0);
-    match log.append_as_follower(&gap, 1) {
-        Err(StorageError::OffsetMismatch {
-            expected: 0,
-            actual: 5,
-        }) => {}
-        other => panic!("expected an offset mismatch, got {other:?}"),
-    }
+    let first = patched(batch(&Spec::new(2, 10)), 5, 0);
+    let second = patched(batch(&Spec::new(1, 10).tag(1)), 20, 0);
+    let mut set = first.clone();
+    set.extend_from_slice(&second);
+    let info = log.append_as_follower(&set, 1).expect("gaps are fine");
+    assert_eq!((info.first_offset, info.last_offset), (5, 20));
+    assert_eq!(log.log_end_offset(), 21);
+    assert_eq!(
+        read_all(&log, 0),
+        set,
+        "an offset in a gap reads the next batch"
+    );
+}
+
+#[test]
+fn offsets_must_not_go_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), small_config(1 << 20));
     let b0 = patched(batch(&Spec::new(3, 10)), 0, 0);
     // The second batch overlaps the first: not a continuation.
     let overlapping = patched(batch(&Spec::new(2, 10)), 2, 0);

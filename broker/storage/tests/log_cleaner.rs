@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::keyed::{NOW, assert_compacted, compacted_config, scan, workload, write_all};
@@ -49,13 +49,21 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn source(logs: Vec<Arc<Partition>>, calls: Arc<AtomicUsize>) -> LogSource {
+type Partitions = Arc<Mutex<Vec<Arc<Partition>>>>;
+
+fn source_of(logs: Partitions, calls: Arc<AtomicUsize>) -> LogSource {
     Arc::new(move || {
         calls.fetch_add(1, Ordering::SeqCst);
-        logs.iter()
+        logs.lock()
+            .expect("lock")
+            .iter()
             .map(|p| Arc::clone(p) as Arc<dyn CleanableLog>)
             .collect()
     })
+}
+
+fn source(logs: Vec<Arc<Partition>>, calls: Arc<AtomicUsize>) -> LogSource {
+    source_of(Arc::new(Mutex::new(logs)), calls)
 }
 
 fn fast_config() -> CleanerConfig {
@@ -138,12 +146,10 @@ fn a_log_whose_pass_fails_is_marked_uncleanable_and_left_alone() {
     std::fs::write(&segment, &bytes).expect("damage");
 
     let calls = Arc::new(AtomicUsize::new(0));
+    let partitions: Partitions = Arc::new(Mutex::new(vec![Arc::clone(&bad), Arc::clone(&good)]));
     let cleaner = LogCleaner::start(
         fast_config(),
-        source(
-            vec![Arc::clone(&bad), Arc::clone(&good)],
-            Arc::clone(&calls),
-        ),
+        source_of(Arc::clone(&partitions), Arc::clone(&calls)),
     );
     wait_until("the failing log is uncleanable", || {
         cleaner.stats().uncleanable_partitions == 1
@@ -166,6 +172,14 @@ fn a_log_whose_pass_fails_is_marked_uncleanable_and_left_alone() {
     assert_eq!(stats.uncleanable_partitions, 1);
     assert!(stats.runs_completed >= 1);
     assert_compacted(&scan(&good.log), &model, false);
+    // Once the log is gone from the broker, it is forgotten.
+    partitions
+        .lock()
+        .expect("lock")
+        .retain(|p| p.name != "bad-0");
+    wait_until("the removed log is no longer counted", || {
+        cleaner.stats().uncleanable_partitions == 0
+    });
 }
 
 #[test]

@@ -60,6 +60,21 @@ pub(crate) fn write(dir: &Path, checkpoint: CleanerCheckpoint) -> Result<(), Sto
     write_atomically(dir, &path, &tmp, text.as_bytes())
 }
 
+/// After a truncation to `log_end_offset`: a first dirty offset beyond it moves back, so data
+/// written again at those offsets is cleaned like any new data.
+pub(crate) fn truncate(dir: &Path, log_end_offset: i64) -> Result<(), StorageError> {
+    match read(dir)? {
+        Some(c) if c.first_dirty_offset > log_end_offset => write(
+            dir,
+            CleanerCheckpoint {
+                first_dirty_offset: log_end_offset,
+                ..c
+            },
+        ),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

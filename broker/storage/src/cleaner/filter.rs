@@ -15,15 +15,16 @@
 //! latest batch of an idempotent producer: then an empty batch keeps its header, so the
 //! producer's sequence state survives a rebuild from the log, as Kafka does.
 //!
-//! Transactional batches and control batches (transaction markers) are kept as written and
-//! their records are not mapped: without an index of aborted transactions the cleaner cannot
-//! tell committed data from aborted data, and keeping both loses nothing.
+//! Transactions (see `transactions`): committed data is filtered like any other, aborted data
+//! removed (an aborted batch that is its producer's latest stays as an empty batch), data of an
+//! open transaction and control batches (markers) kept as written.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::OffsetMap;
 use super::pass::CleanOutcome;
+use super::transactions::{Fate, Transactions};
 use super::writer::CleanedWriter;
 use crate::batch::{BatchHeader, RecordBatch};
 use crate::error::StorageError;
@@ -39,6 +40,7 @@ pub(crate) struct FilterContext<'a> {
     pub(crate) delete_retention_ms: i64,
     /// Producer id -> last offset of its latest batch.
     pub(crate) producer_last_batches: &'a HashMap<i64, i64>,
+    pub(crate) transactions: &'a Transactions,
 }
 
 impl FilterContext<'_> {
@@ -88,7 +90,8 @@ pub(crate) fn filter_batch(
     horizon: &mut Option<i64>,
 ) -> Result<(), StorageError> {
     let header = batch.header();
-    if header.is_control() || header.is_transactional() || header.base_offset >= ctx.mapped_end {
+    let fate = ctx.transactions.fate(&header);
+    if header.is_control() || fate == Fate::Open || header.base_offset >= ctx.mapped_end {
         return writer.append(batch.as_bytes(), &header);
     }
     let records = records::decode(batch).map_err(|e| at.corrupt(batch, e))?;
@@ -97,7 +100,7 @@ pub(crate) fn filter_batch(
     let count = records.len();
     let kept: Vec<Record> = records
         .into_iter()
-        .filter(|r| ctx.keep(r, expired))
+        .filter(|r| fate == Fate::Visible && ctx.keep(r, expired))
         .collect();
     let removed = count - kept.len();
     outcome.records_removed += removed as u64;

@@ -5,7 +5,8 @@
 //!   ([`CleanableRange`]);
 //! - `offset_map`: the bounded key -> latest offset map ([`OffsetMap`]);
 //! - `pass`: one cleaning pass, [`PartitionLog::clean`](crate::PartitionLog::clean);
-//! - `filter`: which records and batches a pass keeps;
+//! - `filter`: which records and batches a pass keeps; `transactions`: which transactions
+//!   committed, aborted or are still open;
 //! - `writer`: writing a cleaned segment and its indexes;
 //! - `swap`: swapping cleaned segments in, and completing a swap a crash interrupted;
 //! - `checkpoint`: the per-partition `cleaner-offset-checkpoint`;
@@ -13,7 +14,7 @@
 //! - `threads`: the background cleaner threads ([`LogCleaner`]); `stats`: their statistics
 //!   ([`CleanerStats`]).
 
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod filter;
 mod offset_map;
 mod pass;
@@ -22,6 +23,7 @@ mod stats;
 pub(crate) mod swap;
 mod threads;
 mod throttle;
+mod transactions;
 mod writer;
 
 pub use offset_map::OffsetMap;

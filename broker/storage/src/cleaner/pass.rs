@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::checkpoint::{self, CleanerCheckpoint};
 use super::filter::{BatchAt, FilterContext, filter_batch};
+use super::transactions::{Fate, Transactions};
 use super::writer::{CleanedWriter, remove_files};
 use super::{OffsetMap, Throttle};
 use crate::batch::RecordBatch;
@@ -141,10 +142,9 @@ impl PartitionLog {
         }
     }
 
-    /// Whether the log was closed or lost segments since `generation`.
+    /// Whether the log was closed, truncated or trimmed since `generation` (each bumps it).
     fn changed(&self, generation: u64) -> bool {
-        let inner = self.inner.lock();
-        inner.closed || inner.generation != generation
+        self.inner.lock().generation != generation
     }
 
     fn check_unchanged(&self, generation: u64) -> Result<(), StorageError> {
@@ -174,12 +174,14 @@ impl PartitionLog {
             first_dirty_offset: range.first_dirty_offset,
             ..CleanOutcome::default()
         };
+        let transactions = Transactions::collect(&snap, cleanable_end)?;
         map.clear();
         let mapped_end = self.build_offset_map(
             &snap,
             range.first_dirty_offset,
             range.first_uncleanable_offset,
             map,
+            &transactions,
             throttle,
             generation,
             &mut outcome,
@@ -194,6 +196,7 @@ impl PartitionLog {
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
             producer_last_batches,
+            transactions: &transactions,
         };
         let mut horizon = None;
         for group in groups(&snap, mapped_end, config.effective_segment_bytes()) {
@@ -239,6 +242,7 @@ impl PartitionLog {
         first_dirty: i64,
         upper: i64,
         map: &mut OffsetMap,
+        transactions: &Transactions,
         throttle: &Throttle,
         generation: u64,
         outcome: &mut CleanOutcome,
@@ -267,7 +271,8 @@ impl PartitionLog {
                     past_upper = true;
                     return Ok(false);
                 }
-                if !(batch.is_control() || batch.is_transactional()) {
+                // Aborted data and open transactions' data never supersede anything.
+                if !batch.is_control() && transactions.fate(&batch.header()) == Fate::Visible {
                     let decoded =
                         records::decode(batch).map_err(|e| StorageError::CorruptBatchInLog {
                             path: path.to_path_buf(),
@@ -318,6 +323,7 @@ impl PartitionLog {
         let mut writer = CleanedWriter::create(&self.dir, group[0].base_offset(), interval)?;
         let paths = writer.paths().clone();
         let written = (|| {
+            let mut accounted = 0;
             for segment in group {
                 let path = segment.log_path();
                 for_each_batch(segment, 0, |position, batch| {
@@ -332,7 +338,8 @@ impl PartitionLog {
                     Ok(true)
                 })?;
                 outcome.bytes_read += segment.size();
-                throttle.acquire(segment.size() + writer.size());
+                throttle.acquire(segment.size() + writer.size() - accounted);
+                accounted = writer.size();
                 self.check_unchanged(generation)?;
             }
             writer.finish()

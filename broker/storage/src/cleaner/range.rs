@@ -123,3 +123,57 @@ impl PartitionLog {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(dirty_ratio: f64, dirty_bytes: u64) -> CleanableRange {
+        CleanableRange {
+            first_dirty_offset: 0,
+            first_uncleanable_offset: 10,
+            clean_bytes: 100,
+            dirty_bytes,
+            dirty_ratio,
+            first_dirty_timestamp: Some(1_000),
+            earliest_delete_horizon_ms: None,
+        }
+    }
+
+    #[test]
+    fn what_makes_a_log_need_cleaning() {
+        let config = LogConfig {
+            min_cleanable_dirty_ratio: 0.5,
+            max_compaction_lag_ms: 10_000,
+            ..LogConfig::default()
+        };
+        let cases: Vec<(&str, CleanableRange, i64, bool)> = vec![
+            ("dirty enough", range(0.5, 100), 2_000, true),
+            ("not dirty enough", range(0.4, 60), 2_000, false),
+            ("too long uncleaned", range(0.1, 10), 11_001, true),
+            ("just within the lag", range(0.1, 10), 11_000, false),
+            ("nothing dirty", range(0.0, 0), 1_000_000, false),
+            (
+                "a kept tombstone's horizon passed",
+                CleanableRange {
+                    earliest_delete_horizon_ms: Some(5_000),
+                    ..range(0.0, 0)
+                },
+                5_000,
+                true,
+            ),
+            (
+                "the horizon not yet",
+                CleanableRange {
+                    earliest_delete_horizon_ms: Some(5_000),
+                    ..range(0.0, 0)
+                },
+                4_999,
+                false,
+            ),
+        ];
+        for (name, r, now, want) in cases {
+            assert_eq!(r.needs_cleaning(&config, now), want, "{name}");
+        }
+    }
+}

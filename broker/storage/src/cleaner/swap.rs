@@ -53,16 +53,29 @@ impl PartitionLog {
             rename(from, to)?;
         }
         sync_dir(&self.dir)?;
-        for segment in &old[1..] {
-            segment.delete_files()?;
-        }
-        let target = segment_paths(&self.dir, base, "");
-        for (from, to) in swap.iter().zip(&target) {
-            rename(from, to)?;
-        }
-        sync_dir(&self.dir)?;
-        let segment = open_sealed(&self.dir, base, inner.config.index_interval_bytes, now_ms)?;
-        let segment = Arc::new(segment);
+        // Committed: from here the files on disk and the segments in memory disagree until the
+        // end. A failure takes the log offline (as Kafka takes a failing log directory
+        // offline); the next open completes the swap from the files.
+        let finished = (|| {
+            for segment in &old[1..] {
+                segment.delete_files()?;
+            }
+            let target = segment_paths(&self.dir, base, "");
+            for (from, to) in swap.iter().zip(&target) {
+                rename(from, to)?;
+            }
+            sync_dir(&self.dir)?;
+            open_sealed(&self.dir, base, inner.config.index_interval_bytes, now_ms)
+        })();
+        let segment = match finished {
+            Ok(segment) => Arc::new(segment),
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "a cleaner swap failed after it committed; the log is closed until it is opened again");
+                // Closed without a new generation: the pass reports this error, not an abort.
+                inner.closed = true;
+                return Err(e);
+            }
+        };
         Arc::make_mut(&mut inner.segments).splice(at..at + old.len(), [Arc::clone(&segment)]);
         inner
             .unsynced

@@ -6,9 +6,9 @@
 //! uncleaned record is older than `max.compaction.lag.ms`, or when a kept tombstone's delete
 //! horizon passed; among those, the one with the highest dirty ratio. A log is cleaned by one
 //! thread at a time. A pass that fails with an error marks the log uncleanable: it is skipped
-//! from then on (as Kafka does until the log is reloaded), never retried in a loop. A pass that
-//! made no progress, or found nothing to do, leaves the log alone for `backoff`; with nothing to
-//! clean a thread sleeps `backoff`.
+//! while the source keeps returning it (as Kafka does until the log is reloaded), never retried
+//! in a loop. A pass that made no progress, or found nothing to do, leaves the log alone for
+//! `backoff`; with nothing to clean a thread sleeps `backoff`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -224,6 +224,10 @@ impl Shared {
             let mut state = self.state.lock();
             let now = Instant::now();
             state.resting.retain(|_, until| *until > now);
+            // A log that is gone (deleted, or moved away) is forgotten: created again, it is a
+            // new log (Kafka's `maintainUncleanablePartitions`).
+            let present: HashSet<String> = logs.iter().map(|l| l.name()).collect();
+            state.uncleanable.retain(|name| present.contains(name));
             state.uncleanable.iter().cloned().collect()
         };
         // Looked at without the state lock: it costs a checkpoint read and a header read.
