@@ -112,7 +112,7 @@ pub fn log_config(props: &BrokerProps, overrides: &BTreeMap<String, String>) -> 
             defaults.message_timestamp_after_max_ms,
         ),
         cleanup_policy: value(&configs, "cleanup.policy")
-            .map(cleanup_policy)
+            .and_then(CleanupPolicy::parse)
             .unwrap_or_default(),
         delete_retention_ms: number(
             &configs,
@@ -135,31 +135,10 @@ pub fn log_config(props: &BrokerProps, overrides: &BTreeMap<String, String>) -> 
             defaults.min_cleanable_dirty_ratio,
         ),
         compression_type: value(&configs, "compression.type")
-            .map(compression_type)
+            .and_then(CompressionType::parse)
             .unwrap_or_default(),
     };
     (log, number(&configs, "min.insync.replicas", 1))
-}
-
-/// `cleanup.policy` as the log applies it: a list of `delete` and `compact`.
-fn cleanup_policy(value: &str) -> CleanupPolicy {
-    let items = strom_metadata::topic_config::list_items(value);
-    CleanupPolicy {
-        delete: items.contains(&"delete"),
-        compact: items.contains(&"compact"),
-    }
-}
-
-/// `compression.type` as the log applies it.
-fn compression_type(value: &str) -> CompressionType {
-    match value {
-        "uncompressed" => CompressionType::Uncompressed,
-        "gzip" => CompressionType::Gzip,
-        "snappy" => CompressionType::Snappy,
-        "lz4" => CompressionType::Lz4,
-        "zstd" => CompressionType::Zstd,
-        _ => CompressionType::Producer,
-    }
 }
 
 #[cfg(test)]
