@@ -10,6 +10,18 @@ use crate::error::{StorageError, io_err};
 use crate::index::{OFFSET_ENTRY_SIZE, OffsetEntry, OffsetIndex, TIME_ENTRY_SIZE, TimeIndex};
 
 impl Segment {
+    /// Whether the first batch's length prefix says it fills the whole `log_size` bytes.
+    fn is_one_batch(&self, log: &std::fs::File, log_size: u64) -> bool {
+        use std::os::unix::fs::FileExt;
+        // baseOffset (8 bytes), then batchLength (4): the bytes that follow it.
+        let mut prefix = [0u8; 12];
+        if log.read_exact_at(&mut prefix, 0).is_err() {
+            return false;
+        }
+        let length = i32::from_be_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]);
+        u64::try_from(length).is_ok_and(|length| length + 12 == log_size)
+    }
+
     /// Walks batches in `[start, end)`, reading in large chunks. Each batch's framing is checked
     /// (and its CRC when `verify_crc`); `accept` may refuse a batch. Stops at the first batch
     /// that is torn, fails a check or is refused.
@@ -179,9 +191,13 @@ impl Segment {
             index_len / OFFSET_ENTRY_SIZE as u64,
             time_len / TIME_ENTRY_SIZE as u64,
         );
-        // A log longer than one index interval always has offset index entries, and sealing
-        // always leaves a time index entry when there is an offset index entry.
-        if offset_entries == 0 && log_size > index_interval_bytes as u64 {
+        // A log longer than one index interval has offset index entries, unless it is one
+        // batch (entries are added before a batch once the bytes before it pass the
+        // interval); sealing always leaves a time index entry when there is an offset entry.
+        if offset_entries == 0
+            && log_size > index_interval_bytes as u64
+            && !self.is_one_batch(&files.log, log_size)
+        {
             return Ok(Err("the offset index is empty or missing".to_string()));
         }
         if time_entries == 0 && offset_entries > 0 {
@@ -307,5 +323,71 @@ impl Segment {
             state.created_ms = created_ms;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use crate::batch::BatchHeader;
+    use crate::batch::BatchTimestampType;
+    use crate::records::{BatchSpec, Codec, Record, encode};
+    use crate::segment::Segment;
+
+    fn batch(base_offset: i64, records: usize, value_size: usize) -> Vec<u8> {
+        let spec = BatchSpec {
+            base_offset,
+            last_offset_delta: i32::try_from(records - 1).expect("small"),
+            partition_leader_epoch: 0,
+            timestamp_type: BatchTimestampType::CreateTime,
+            log_append_time: -1,
+            transactional: false,
+            control: false,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            delete_horizon_ms: None,
+        };
+        let records: Vec<Record> = (0..records)
+            .map(|i| Record {
+                offset: base_offset + i64::try_from(i).expect("small"),
+                timestamp: 1_000,
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(vec![b'v'; value_size])),
+                headers: Vec::new(),
+            })
+            .collect();
+        encode(&spec, &records, Codec::None).expect("encode")
+    }
+
+    fn sealed(batches: &[Vec<u8>], interval: usize) -> (tempfile::TempDir, Segment) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segment = Segment::create(dir.path(), 0).expect("create");
+        for bytes in batches {
+            let header = BatchHeader::parse(bytes).expect("header");
+            segment
+                .append(bytes, &[header], interval, 0)
+                .expect("append");
+        }
+        segment.seal().expect("seal");
+        drop(segment);
+        let segment = Segment::open(dir.path(), 0).expect("open");
+        (dir, segment)
+    }
+
+    #[test]
+    fn one_batch_larger_than_the_index_interval_needs_no_index_entry() {
+        let (_dir, segment) = sealed(&[batch(0, 10, 1_000)], 4096);
+        assert_eq!(segment.load(4096).expect("load"), Ok(()));
+    }
+
+    #[test]
+    fn several_batches_past_the_interval_without_an_index_entry_are_rebuilt() {
+        let (_dir, segment) = sealed(&[batch(0, 10, 1_000), batch(10, 10, 1_000)], 4096);
+        // The second batch was indexed when appended; an index emptied since must be rebuilt.
+        std::fs::write(&segment.index_path, b"").expect("empty the index");
+        let reopened = Segment::open(segment.log_path().parent().expect("dir"), 0).expect("open");
+        assert!(reopened.load(4096).expect("load").is_err());
     }
 }
