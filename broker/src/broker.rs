@@ -175,6 +175,28 @@ impl Broker {
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
     /// FindCoordinator), hashes groups onto the partition count it has, then loads the partitions of it this broker leads and unloads those it
     /// stopped leading. Idempotent.
+    /// Makes a `__consumer_offsets` created before compaction existed (`cleanup.policy`
+    /// delete, `retention.ms=-1`) compacted, as a new one is created; its log then shrinks to
+    /// the live keys at the cleaner's next passes.
+    async fn compact_offsets_topic(&self) {
+        let resource = strom_metadata::ConfigResource::Topic(OFFSETS_TOPIC.to_string());
+        let ops = vec![strom_metadata::ConfigOp::Set(
+            "cleanup.policy".to_string(),
+            "compact".to_string(),
+        )];
+        match self
+            .controller
+            .incremental_alter_configs(resource, ops, false)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!("{OFFSETS_TOPIC} is now compacted (cleanup.policy=compact)");
+                self.publish_metadata().await;
+            }
+            Err(error) => tracing::warn!(%error, "making {OFFSETS_TOPIC} compacted"),
+        }
+    }
+
     pub async fn ensure_offsets_topic(&self) {
         let mut loaded = self.loaded_offsets_partitions.lock().await;
         if self.image().topic(OFFSETS_TOPIC).is_none() {
@@ -187,10 +209,18 @@ impl Broker {
             }
             self.publish_metadata().await;
         }
-        let image = self.image();
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+        let mut image = self.image();
+        let Some(mut topic) = image.topic(OFFSETS_TOPIC) else {
             return;
         };
+        if !offsets_topic_is_compacted(&topic.configs) {
+            self.compact_offsets_topic().await;
+            image = self.image();
+            let Some(now) = image.topic(OFFSETS_TOPIC) else {
+                return;
+            };
+            topic = now;
+        }
         // Groups hash onto the partitions the topic has, whatever
         // `offsets.topic.num.partitions` says now (Kafka's `partitionFor`): a topic created
         // under another setting keeps working. Under a new count loaded groups may hash
@@ -322,4 +352,11 @@ impl CoordinatorLookup for Broker {
     fn partition_for(&self, group_id: &str) -> i32 {
         self.groups.partition_for(group_id)
     }
+}
+
+/// Whether `__consumer_offsets`'s own configs make it compacted.
+fn offsets_topic_is_compacted(configs: &std::collections::BTreeMap<String, String>) -> bool {
+    configs
+        .get("cleanup.policy")
+        .is_some_and(|policy| strom_metadata::topic_config::list_items(policy).contains(&"compact"))
 }

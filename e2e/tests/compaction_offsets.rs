@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
 use kafka_protocol::messages::offset_commit_request::{
@@ -192,5 +194,71 @@ async fn consumer_offsets_stay_bounded_under_a_million_commits() -> anyhow::Resu
         );
     }
     assert!(offsets_log_bytes(&broker) < bound);
+    Ok(())
+}
+
+/// The `cleanup.policy` DescribeConfigs reports for `__consumer_offsets`.
+async fn offsets_policy(
+    admin: &rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+) -> Option<String> {
+    let resource = rdkafka::admin::ResourceSpecifier::Topic("__consumer_offsets");
+    let described = admin
+        .describe_configs([&resource], &rdkafka::admin::AdminOptions::new())
+        .await
+        .ok()?;
+    let config = described.into_iter().next()?.ok()?;
+    config.get("cleanup.policy")?.value.clone()
+}
+
+/// A `__consumer_offsets` left with `cleanup.policy=delete` (as brokers created it before
+/// compaction existed) is made compacted when the broker starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offsets_topic_from_before_compaction_is_made_compacted_at_start() -> anyhow::Result<()>
+{
+    let mut broker = BrokerProcess::start(
+        BrokerOptions::default()
+            .with("offsets.topic.num.partitions", "1")
+            .with("offsets.topic.replication.factor", "1"),
+    )?;
+    create_topic(&broker.bootstrap(), TOPIC, 1, &[]).await?;
+    // FindCoordinator creates the topic.
+    let mut stream = TcpStream::connect(broker.bootstrap()).await?;
+    let _: FindCoordinatorResponse = call(
+        &mut stream,
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("old-group"))
+            .with_key_type(0),
+    )
+    .await?;
+    let admin = strom_e2e::kafka::admin(&broker.bootstrap())?;
+    strom_e2e::cluster::eventually("the offsets topic", Duration::from_secs(30), || {
+        offsets_policy(&admin)
+    })
+    .await?;
+    assert_eq!(offsets_policy(&admin).await.as_deref(), Some("compact"));
+    let old = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(
+        "__consumer_offsets",
+    ))
+    .set("cleanup.policy", "delete")
+    .set("retention.ms", "-1");
+    admin
+        .alter_configs([&old], &rdkafka::admin::AdminOptions::new())
+        .await?
+        .into_iter()
+        .next()
+        .context("no result")?
+        .map_err(|(_, e)| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(offsets_policy(&admin).await.as_deref(), Some("delete"));
+
+    broker.restart()?;
+    let admin = strom_e2e::kafka::admin(&broker.bootstrap())?;
+    strom_e2e::cluster::eventually(
+        "the offsets topic to be compacted",
+        Duration::from_secs(30),
+        || async { (offsets_policy(&admin).await.as_deref() == Some("compact")).then_some(()) },
+    )
+    .await?;
     Ok(())
 }
