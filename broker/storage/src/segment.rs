@@ -503,9 +503,22 @@ impl Segment {
         Ok(())
     }
 
-    /// fdatasync of the log and both index files.
+    /// Whether the segment was taken out of its log (its files retired or deleted).
+    fn is_removed(&self) -> bool {
+        !matches!(self.files.lock().location, Location::Live)
+    }
+
+    /// fdatasync of the log and both index files. A segment taken out of its log since the
+    /// sync was scheduled (retention right after a roll) has nothing that needs to last.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
-        let files = self.files()?;
+        if self.is_removed() {
+            return Ok(());
+        }
+        let files = match self.files() {
+            Ok(files) => files,
+            Err(_) if self.is_removed() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         files
             .log
             .sync_data()

@@ -102,3 +102,6 @@ impl Segment {
         handle.location = Location::Deleted;
     }
 }
+
+#[cfg(test)]
+mod tests;
