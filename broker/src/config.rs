@@ -222,6 +222,8 @@ pub struct BrokerProps {
     pub log_cleaner_max_compaction_lag_ms: i64,
     /// `log.cleaner.min.cleanable.ratio`: the default `min.cleanable.dirty.ratio`.
     pub log_cleaner_min_cleanable_ratio: f64,
+    /// `log.segment.delete.delay.ms`: the default `file.delete.delay.ms`.
+    pub log_segment_delete_delay_ms: i64,
 }
 
 impl Default for BrokerProps {
@@ -288,6 +290,7 @@ impl Default for BrokerProps {
             log_cleaner_io_max_bytes_per_second: f64::MAX,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_delete_retention_ms: 24 * 3600 * 1000,
+            log_segment_delete_delay_ms: 60_000,
             log_cleaner_min_compaction_lag_ms: 0,
             log_cleaner_max_compaction_lag_ms: i64::MAX,
             log_cleaner_min_cleanable_ratio: 0.5,
@@ -360,6 +363,7 @@ pub const BROKER_KEYS: &[&str] = &[
     "log.cleaner.min.compaction.lag.ms",
     "log.cleaner.max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio",
+    "log.segment.delete.delay.ms",
 ];
 
 impl BrokerProps {
@@ -551,6 +555,9 @@ impl BrokerProps {
             "log.cleaner.delete.retention.ms" => {
                 self.log_cleaner_delete_retention_ms = parse_min(key, value, 0)?
             }
+            "log.segment.delete.delay.ms" => {
+                self.log_segment_delete_delay_ms = parse_min(key, value, 0)?
+            }
             "log.cleaner.min.compaction.lag.ms" => {
                 self.log_cleaner_min_compaction_lag_ms = parse_min(key, value, 0)?
             }
@@ -664,6 +671,7 @@ impl BrokerProps {
             }
             "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms.to_string(),
             "log.cleaner.delete.retention.ms" => self.log_cleaner_delete_retention_ms.to_string(),
+            "log.segment.delete.delay.ms" => self.log_segment_delete_delay_ms.to_string(),
             "log.cleaner.min.compaction.lag.ms" => {
                 self.log_cleaner_min_compaction_lag_ms.to_string()
             }
@@ -696,6 +704,7 @@ impl BrokerProps {
             "cleanup.policy" => self.log_cleanup_policy.clone(),
             "compression.type" => self.compression_type.clone(),
             "delete.retention.ms" => self.log_cleaner_delete_retention_ms.to_string(),
+            "file.delete.delay.ms" => self.log_segment_delete_delay_ms.to_string(),
             "min.compaction.lag.ms" => self.log_cleaner_min_compaction_lag_ms.to_string(),
             "max.compaction.lag.ms" => self.log_cleaner_max_compaction_lag_ms.to_string(),
             "min.cleanable.dirty.ratio" => self.log_cleaner_min_cleanable_ratio.to_string(),
@@ -1056,6 +1065,7 @@ mod tests {
             ("log.cleaner.min.compaction.lag.ms", "0"),
             ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
             ("log.cleaner.min.cleanable.ratio", "0.5"),
+            ("log.segment.delete.delay.ms", "60000"),
         ] {
             assert_eq!(props.get(key).as_deref(), Some(value), "{key}");
         }

@@ -137,6 +137,11 @@ pub fn log_config(props: &BrokerProps, overrides: &BTreeMap<String, String>) -> 
         compression_type: value(&configs, "compression.type")
             .and_then(CompressionType::parse)
             .unwrap_or_default(),
+        file_delete_delay_ms: number(
+            &configs,
+            "file.delete.delay.ms",
+            defaults.file_delete_delay_ms,
+        ),
     };
     (log, number(&configs, "min.insync.replicas", 1))
 }
@@ -248,5 +253,20 @@ mod tests {
         assert_eq!(log.compression_type, CompressionType::Lz4);
         assert_eq!(log.min_compaction_lag_ms, 5000);
         assert_eq!(log.max_compaction_lag_ms, 60_000);
+    }
+
+    #[test]
+    fn file_delete_delay_comes_from_the_topic_then_the_broker_then_kafka() {
+        let (log, _) = log_config(&BrokerProps::default(), &BTreeMap::new());
+        assert_eq!(log.file_delete_delay_ms, 60_000);
+        let props = BrokerProps {
+            log_segment_delete_delay_ms: 5_000,
+            ..BrokerProps::default()
+        };
+        let (log, _) = log_config(&props, &BTreeMap::new());
+        assert_eq!(log.file_delete_delay_ms, 5_000);
+        let overrides = BTreeMap::from([("file.delete.delay.ms".to_string(), "0".to_string())]);
+        let (log, _) = log_config(&props, &overrides);
+        assert_eq!(log.file_delete_delay_ms, 0);
     }
 }

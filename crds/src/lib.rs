@@ -75,7 +75,9 @@ pub use topic::{Topic, TopicSpec, TopicStatus};
 ///   compacted topics;
 /// - `log.cleaner.delete.retention.ms`, `log.cleaner.min.compaction.lag.ms`,
 ///   `log.cleaner.max.compaction.lag.ms`, `log.cleaner.min.cleanable.ratio`: defaults of the
-///   compaction topic configs.
+///   compaction topic configs;
+/// - `log.segment.delete.delay.ms`: how long the files of a removed segment stay on disk before
+///   they are deleted (default of the topic config `file.delete.delay.ms`).
 pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "num.partitions",
     "default.replication.factor",
@@ -133,6 +135,7 @@ pub const BROKER_CONFIG_KEYS: &[&str] = &[
     "log.cleaner.min.compaction.lag.ms",
     "log.cleaner.max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio",
+    "log.segment.delete.delay.ms",
 ];
 
 /// Broker config keys the operator renders itself from the Cluster spec and the pod, never

@@ -157,5 +157,5 @@ fn broker_config_allow_list_rejects_derived_keys() {
         strom_crds::disallowed_broker_config_keys(&config),
         vec!["advertised.listeners", "node.id"]
     );
-    assert_eq!(strom_crds::BROKER_CONFIG_KEYS.len(), 56);
+    assert_eq!(strom_crds::BROKER_CONFIG_KEYS.len(), 57);
 }

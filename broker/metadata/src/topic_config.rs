@@ -64,6 +64,7 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const FILE_DELETE_DELAY_MS: &str = "file.delete.delay.ms";
 pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
 pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
 pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
@@ -109,6 +110,15 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         doc: "On compacted topics, how long a tombstone (a record with a null value) is kept \
               after the log cleaner first saw it, so that consumers reading from the start see \
               the delete.",
+        sensitive: false,
+    },
+    ConfigDef {
+        name: FILE_DELETE_DELAY_MS,
+        default: "60000",
+        kind: ConfigKind::Long { min: 0 },
+        doc: "The time to wait before deleting a file from the filesystem: a segment removed \
+              by retention, cleaning or truncation keeps its files under a .deleted name this \
+              long, so that reads which started before can finish.",
         sensitive: false,
     },
     ConfigDef {
@@ -536,6 +546,9 @@ mod tests {
             ("compression.type", "LZ4", false),
             ("delete.retention.ms", "0", true),
             ("delete.retention.ms", "-1", false),
+            ("file.delete.delay.ms", "0", true),
+            ("file.delete.delay.ms", "60000", true),
+            ("file.delete.delay.ms", "-1", false),
             ("min.compaction.lag.ms", "0", true),
             ("min.compaction.lag.ms", "-1", false),
             ("max.compaction.lag.ms", "1", true),

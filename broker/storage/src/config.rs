@@ -162,6 +162,10 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// `compression.type`.
     pub compression_type: CompressionType,
+    /// `file.delete.delay.ms`: how long the files of a segment removed from the log (retention,
+    /// DeleteRecords, cleaning, truncation) stay on disk under a `.deleted` name, so readers
+    /// that started before can finish; 0 deletes them at once.
+    pub file_delete_delay_ms: i64,
 }
 
 /// Kafka's default `message.timestamp.before.max.ms` (KIP-937): no limit.
@@ -190,6 +194,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             compression_type: CompressionType::Producer,
+            file_delete_delay_ms: 60_000,
         }
     }
 }

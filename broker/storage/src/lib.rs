@@ -21,7 +21,10 @@
 //!
 //! While the cleaner swaps a cleaned segment in, `<base>.log.cleaned` (being written) and
 //! `<base>.log.swap` (complete, replacing the segments it covers) and their indexes appear;
-//! opening the log rolls back or completes a swap a crash interrupted.
+//! opening the log rolls back or completes a swap a crash interrupted. A segment removed from
+//! the log (retention, DeleteRecords, cleaning, truncation) leaves `<name>.<n>.deleted` files
+//! for `file.delete.delay.ms`, so readers that started before can finish; opening the log
+//! deletes any left over.
 //!
 //! Crash recovery: on open the last segment is scanned and CRC-checked and cut at the first
 //! torn or corrupt batch, unless the log was closed cleanly (then cheap consistency checks
@@ -33,7 +36,8 @@
 //! - [`validate`]: Kafka's `LogValidator` rules over the records of a batch, walked once
 //!   without building them (compressed batches through a streaming decompressor).
 //! - `segment`, `index`: one segment's files and in-memory indexes; [`open_files`]: the bounded
-//!   cache of sealed segments' open files.
+//!   cache of sealed segments' open files; `file_deleter`: the `segment-deleter` thread that
+//!   deletes removed segments' files after `file.delete.delay.ms`.
 //! - `log`: [`PartitionLog`] — its types and state; `append`: the leader's append path;
 //!   `follower`: the follower's append path (the leader's batches stored as received);
 //!   `leader_epoch`: the leader-epoch cache and OffsetForLeaderEpoch; `flush`: rolls and
@@ -64,6 +68,7 @@ mod checkpoint;
 pub mod cleaner;
 mod config;
 mod error;
+mod file_deleter;
 mod file_records;
 mod flush;
 mod follower;

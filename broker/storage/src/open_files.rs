@@ -27,3 +27,10 @@ pub(crate) fn admit(files: Arc<SegmentFiles>) {
     // Closing happens outside the lock (the last holder of an evicted entry closes it).
     drop(evicted);
 }
+
+/// Stops keeping `files` open (their segment left its log): they close once the reads holding
+/// them are done, which frees the space of deleted files.
+pub(crate) fn forget(files: &Arc<SegmentFiles>) {
+    // The caller holds `files`, so nothing closes under the lock.
+    OPEN.lock().retain(|open| !Arc::ptr_eq(open, files));
+}

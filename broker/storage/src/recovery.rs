@@ -205,7 +205,8 @@ impl PartitionLog {
                     segment = %segment.log_path().display(),
                     "deleting a segment that follows a truncated one"
                 );
-                segment.delete_files()?;
+                // Nothing reads a log being opened: no delay.
+                segment::delete_segments(dir, [&segment], 0)?;
             }
         }
         if segments.is_empty() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::checkpoint;
 use crate::error::StorageError;
 use crate::log::{AfterUnlock, Inner, PartitionLog, RetentionOutcome};
-use crate::segment::Segment;
+use crate::segment::{self, Segment};
 
 impl PartitionLog {
     /// One pass of `retention.ms` and `retention.bytes` (only with `cleanup.policy` `delete`)
@@ -99,8 +99,8 @@ impl PartitionLog {
     }
 
     /// Removes the `count` oldest segments (never the last), advances the log start offset to
-    /// the new first segment, publishes, then deletes the files. Readers still holding the old
-    /// snapshot keep reading through their open file handles.
+    /// the new first segment, publishes, then retires the files. Readers still holding the old
+    /// snapshot keep reading them for `file.delete.delay.ms`.
     fn delete_oldest_segments(
         &self,
         inner: &mut Inner,
@@ -118,11 +118,12 @@ impl PartitionLog {
             .unsynced
             .retain(|s| !removed.iter().any(|r| Arc::ptr_eq(r, s)));
         self.publish(inner);
-        let mut deleted_bytes = 0;
-        for segment in &removed {
-            deleted_bytes += segment.size();
-            segment.delete_files()?;
-        }
+        let deleted_bytes = removed.iter().map(|s| s.size()).sum();
+        segment::delete_segments(
+            &self.dir,
+            removed.iter().map(|s| &**s),
+            inner.config.file_delete_delay_ms,
+        )?;
         Ok(RetentionOutcome {
             deleted_segments: removed.len(),
             deleted_bytes,

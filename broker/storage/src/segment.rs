@@ -27,7 +27,10 @@ use crate::error::{StorageError, io_err};
 use crate::index::{OffsetIndex, TimeIndex};
 
 mod index_files;
+mod retire;
 mod scan;
+
+pub(crate) use retire::delete_segments;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
@@ -127,11 +130,25 @@ pub(crate) struct SegmentFiles {
 }
 
 /// How a segment reaches its files: pinned open (active segment, recovery), or through the
-/// cache of open files.
+/// cache of open files; and under which names it opens them again.
 #[derive(Debug, Default)]
 struct FileHandle {
     pinned: Option<Arc<SegmentFiles>>,
     cached: std::sync::Weak<SegmentFiles>,
+    location: Location,
+}
+
+/// Where a segment's files are on disk.
+#[derive(Debug, Default)]
+enum Location {
+    /// Under the segment's own names: it is part of its log.
+    #[default]
+    Live,
+    /// Removed from its log and renamed to these retired names (log, index, time index) until
+    /// `file.delete.delay.ms` has passed; the original names may already hold a new segment.
+    Retired(Box<[PathBuf; 3]>),
+    /// Removed from its log and deleted.
+    Deleted,
 }
 
 /// Opens existing files for a sealed segment's use; never creates them (a segment deleted by
@@ -213,6 +230,7 @@ impl Segment {
             files: Mutex::new(FileHandle {
                 cached: Arc::downgrade(&files),
                 pinned: Some(files),
+                location: Location::Live,
             }),
             size: AtomicU64::new(size),
             verified_to: AtomicU64::new(0),
@@ -234,7 +252,9 @@ impl Segment {
         Arc::clone(&self.log_path)
     }
 
-    /// The segment's open files, opening them when a sealed segment's were closed.
+    /// The segment's open files, opening them when a sealed segment's were closed. A segment
+    /// removed from its log opens its retired files, outside the cache (they are wanted only by
+    /// readers of older snapshots, and must close once those are done).
     pub(super) fn files(&self) -> Result<Arc<SegmentFiles>, StorageError> {
         let mut handle = self.files.lock();
         if let Some(files) = &handle.pinned {
@@ -243,22 +263,42 @@ impl Segment {
         if let Some(files) = handle.cached.upgrade() {
             return Ok(files);
         }
+        let live = [
+            self.log_path.as_path(),
+            self.index_path.as_path(),
+            self.time_index_path.as_path(),
+        ];
+        let [log, index, time_index] = match &handle.location {
+            Location::Live => live,
+            Location::Retired(paths) => [&paths[0], &paths[1], &paths[2]].map(PathBuf::as_path),
+            Location::Deleted => {
+                return Err(io_err("open", &self.log_path)(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the segment was deleted",
+                )));
+            }
+        };
         let files = Arc::new(SegmentFiles {
-            log: Arc::new(open_existing(&self.log_path)?),
-            index: open_existing(&self.index_path)?,
-            time_index: open_existing(&self.time_index_path)?,
+            log: Arc::new(open_existing(log)?),
+            index: open_existing(index)?,
+            time_index: open_existing(time_index)?,
         });
         handle.cached = Arc::downgrade(&files);
-        drop(handle);
-        crate::open_files::admit(Arc::clone(&files));
+        // Admitted under the lock, so that a segment being removed from its log finds its
+        // files in the cache to take them out.
+        if matches!(handle.location, Location::Live) {
+            crate::open_files::admit(Arc::clone(&files));
+        }
         Ok(files)
     }
 
     /// Stops keeping the files open for this segment (it is sealed): from now on they are open
     /// only while in the bounded cache or in use.
     pub(crate) fn unpin_files(&self) {
-        let pinned = self.files.lock().pinned.take();
-        if let Some(files) = pinned {
+        let mut handle = self.files.lock();
+        if let Some(files) = handle.pinned.take()
+            && matches!(handle.location, Location::Live)
+        {
             crate::open_files::admit(files);
         }
     }
@@ -463,9 +503,22 @@ impl Segment {
         Ok(())
     }
 
-    /// fdatasync of the log and both index files.
+    /// Whether the segment was taken out of its log (its files retired or deleted).
+    fn is_removed(&self) -> bool {
+        !matches!(self.files.lock().location, Location::Live)
+    }
+
+    /// fdatasync of the log and both index files. A segment taken out of its log since the
+    /// sync was scheduled (retention right after a roll) has nothing that needs to last.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
-        let files = self.files()?;
+        if self.is_removed() {
+            return Ok(());
+        }
+        let files = match self.files() {
+            Ok(files) => files,
+            Err(_) if self.is_removed() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         files
             .log
             .sync_data()
@@ -478,17 +531,5 @@ impl Segment {
             .time_index
             .sync_data()
             .map_err(io_err("fdatasync", &self.time_index_path))
-    }
-
-    /// Removes the segment's files. Reads in flight keep reading the files they hold open.
-    pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
-        for path in [&*self.log_path, &self.index_path, &self.time_index_path] {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("delete", path)(e)),
-            }
-        }
-        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::error::StorageError;
 use crate::log::{Inner, PartitionLog};
 use crate::producer_state::ProducerStateManager;
 use crate::recovery;
-use crate::segment::Segment;
+use crate::segment::{self, Segment};
 
 impl PartitionLog {
     /// Removes every batch from the one holding `offset` on (replication: a follower
@@ -56,9 +56,11 @@ impl PartitionLog {
         self.update_epochs(&mut inner, |cache| cache.truncate_from_end(new_end))?;
 
         let removed: Vec<Arc<Segment>> = Arc::make_mut(&mut inner.segments).drain(keep..).collect();
-        for segment in removed.iter().rev() {
-            segment.delete_files()?;
-        }
+        segment::delete_segments(
+            &self.dir,
+            removed.iter().rev().map(|s| &**s),
+            inner.config.file_delete_delay_ms,
+        )?;
         if let Some((position, _)) = cut {
             target.truncate_to(position, interval, now_ms)?;
         }
@@ -114,9 +116,11 @@ impl PartitionLog {
         self.update_epochs(inner, |cache| cache.clear())?;
         recovery::delete_snapshots_after(&self.dir, -1)?;
         let removed: Vec<Arc<Segment>> = Arc::make_mut(&mut inner.segments).drain(..).collect();
-        for segment in removed.iter().rev() {
-            segment.delete_files()?;
-        }
+        segment::delete_segments(
+            &self.dir,
+            removed.iter().rev().map(|s| &**s),
+            inner.config.file_delete_delay_ms,
+        )?;
         Arc::make_mut(&mut inner.segments).push(Arc::new(Segment::create(&self.dir, offset)?));
         crate::cleaner::checkpoint::truncate(&self.dir, offset)?;
         checkpoint::sync_dir(&self.dir)?;

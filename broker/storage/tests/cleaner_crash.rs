@@ -132,7 +132,7 @@ fn check(f: &Fixture, state: &str, files: Files, expect_logs: &Files) {
     let now = dir_files(dir.path());
     assert!(
         !now.keys()
-            .any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")),
+            .any(|n| n.ends_with(".cleaned") || n.ends_with(".swap") || n.ends_with(".deleted")),
         "{state}: no file of the interrupted pass is left: {:?}",
         now.keys().collect::<Vec<_>>()
     );
@@ -213,6 +213,22 @@ fn a_crash_at_each_step_of_a_swap_loses_nothing() {
         files.remove(&name(f.replaced[1], kind));
     }
     check(&f, "old segments partly deleted", files, &done);
+
+    // 4b. Some old segments retired (renamed to .deleted, waiting for file.delete.delay.ms),
+    // one only in part: the .deleted files are deleted, never taken for segments.
+    let mut files = swapped.clone();
+    for (i, &old) in f.replaced[1..].iter().enumerate() {
+        let kinds: &[&str] = if i == 0 {
+            &[".log"]
+        } else {
+            &[".log", ".index", ".timeindex"]
+        };
+        for kind in kinds {
+            let bytes = files.remove(&name(old, kind)).expect("an old segment file");
+            files.insert(name(old, &format!("{kind}.{i}.deleted")), bytes);
+        }
+    }
+    check(&f, "old segments retired", files, &done);
 
     // 5. Old segments deleted and the indexes in place; only the log still .swap.
     let mut files = swapped;

@@ -5,15 +5,18 @@
 //! 2. Under the log's lock, once the pass is known to still match the log, the files are
 //!    renamed to `.swap`, indexes first; the log's `.swap` name, made durable by a directory
 //!    fsync, commits the swap.
-//! 3. The old segments other than the one at `<base>` are deleted, the `.swap` files renamed
-//!    to their final names (indexes first, the log last, replacing the old `<base>` files),
-//!    and the directory fsynced.
+//! 3. The old segments other than the one at `<base>` are retired (renamed to `.deleted` names
+//!    and deleted after `file.delete.delay.ms`, see `segment::delete_segments`), the `.swap`
+//!    files renamed to their final names (indexes first, the log last, replacing the old
+//!    `<base>` files), and the directory fsynced.
 //!
 //! On open, [`complete_interrupted_swaps`] finishes what a crash interrupted: without a
 //! `<base>.log.swap` the swap never committed, and the leftover files are deleted (the old
 //! segments are whole); with one it is completed: old segments whose base offset lies inside
-//! the swap segment's offsets are deleted and the `.swap` files renamed. Readers holding the
-//! old segments meanwhile keep reading them: their files are pinned open before any rename.
+//! the swap segment's offsets are deleted and the `.swap` files renamed (old segments already
+//! retired are no longer `.log` files; their `.deleted` files go with the inventory). Readers
+//! holding the old segments meanwhile keep reading them: their files are pinned open before any
+//! rename.
 
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -26,7 +29,7 @@ use crate::checkpoint::sync_dir;
 use crate::error::{StorageError, io_err};
 use crate::log::{Inner, PartitionLog};
 use crate::recovery::base_offset_of;
-use crate::segment::{LOG_SUFFIX, Segment};
+use crate::segment::{LOG_SUFFIX, Segment, delete_segments};
 
 fn rename(from: &Path, to: &Path) -> Result<(), StorageError> {
     fs::rename(from, to).map_err(io_err("rename", from))
@@ -57,13 +60,16 @@ impl PartitionLog {
         // end. A failure takes the log offline (as Kafka takes a failing log directory
         // offline); the next open completes the swap from the files.
         let finished = (|| {
-            for segment in &old[1..] {
-                segment.delete_files()?;
-            }
+            delete_segments(
+                &self.dir,
+                old[1..].iter().map(|s| &**s),
+                inner.config.file_delete_delay_ms,
+            )?;
             let target = segment_paths(&self.dir, base, "");
             for (from, to) in swap.iter().zip(&target) {
                 rename(from, to)?;
             }
+            old[0].mark_replaced();
             sync_dir(&self.dir)?;
             open_sealed(&self.dir, base, inner.config.index_interval_bytes, now_ms)
         })();
