@@ -49,7 +49,13 @@ async fn create_compacted(
 async fn a_compacted_topic_keeps_the_latest_value_of_every_key() -> anyhow::Result<()> {
     let broker = cleaning_broker()?;
     let topic = "changelog";
-    create_compacted(&broker, topic, "5000").await?;
+    // Written under `delete` first, so the uncompacted size can be measured; then switched to
+    // `compact` with AlterConfigs, as a user turns compaction on for an existing topic.
+    let mut configs = compacted_configs("5000");
+    configs[0].1 = "delete".to_owned();
+    configs.push(("retention.ms", "-1".to_owned()));
+    let borrowed: Vec<(&str, &str)> = configs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    create_topic(&broker.bootstrap(), topic, 1, &borrowed).await?;
     let bootstrap = broker.bootstrap();
     let written = {
         let bootstrap = bootstrap.clone();
@@ -60,6 +66,15 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() -> anyhow::Resu
     };
     let dir = broker.data_dir().join("changelog-0");
     let bytes_written = log_bytes(&dir);
+    let compacted = compacted_configs("5000");
+    let compact = compacted.iter().fold(
+        rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic(topic)),
+        |alter, (key, value)| alter.set(key, value),
+    );
+    let altered = strom_e2e::kafka::admin(&bootstrap)?
+        .alter_configs([&compact], &rdkafka::admin::AdminOptions::new())
+        .await?;
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
 
     // A reader from the start, again and again while the cleaner works: every read is consistent.
     let stop = Arc::new(AtomicBool::new(false));
@@ -77,14 +92,24 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() -> anyhow::Resu
         })
     };
 
+    let mut last_seen = String::from("nothing read yet");
     let read = wait_until("the log to be compacted", Duration::from_secs(120), || {
         // Reading 200k records takes a while: only once the files shrank.
-        if log_bytes(&dir) * 4 > bytes_written {
+        let bytes = log_bytes(&dir);
+        if bytes * 4 > bytes_written {
+            last_seen = format!("{bytes} of {bytes_written} bytes left");
             return None;
         }
         let read = read_all(&bootstrap, topic, READ_DEADLINE).ok()?;
+        let tombstones = read.iter().filter(|r| r.value.is_none()).count();
+        last_seen = format!(
+            "{bytes} bytes, {} records read, {tombstones} tombstones, consistent: {:?}",
+            read.len(),
+            check_consistent(&read, &written.latest)
+        );
         fully_compacted(&read, &written.latest).then_some(read)
     });
+    let read = read.map_err(|e| anyhow::anyhow!("{e}; last seen: {last_seen}"));
     stop.store(true, Ordering::Relaxed);
     let reads = reader.join().expect("reader thread")?;
     let read = read?;

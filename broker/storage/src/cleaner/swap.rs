@@ -100,7 +100,7 @@ fn open_sealed(
 ) -> Result<Segment, StorageError> {
     let segment = Segment::open(dir, base)?;
     if let Err(reason) = segment.load(index_interval_bytes)? {
-        tracing::warn!(segment = %segment.log_path().display(), %reason, "rebuilding the indexes of a cleaned segment");
+        tracing::debug!(segment = %segment.log_path().display(), %reason, "rebuilding the indexes of a cleaned segment");
         segment.recover(index_interval_bytes, true, now_ms)?;
         segment.sync()?;
     }
