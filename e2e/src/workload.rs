@@ -244,7 +244,17 @@ impl Workload {
             let drain = drain.clone();
             std::thread::Builder::new()
                 .name("workload-consumer".to_owned())
-                .spawn(move || consume(&consumer, &drain))
+                .spawn(move || {
+                    let log = consume(&consumer, &drain);
+                    // Dropping a librdkafka consumer closes it and waits for the close to
+                    // finish, which was seen to wait forever after a run of broker crashes;
+                    // what the consumer read is complete here, so the close happens on a
+                    // thread of its own that nothing joins.
+                    let _ = std::thread::Builder::new()
+                        .name("workload-consumer-close".to_owned())
+                        .spawn(move || drop(consumer));
+                    log
+                })
                 .context("starting the consumer thread")?
         };
         Ok(Workload {
