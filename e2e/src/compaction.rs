@@ -1,4 +1,4 @@
-//! What the compaction tests share: a keyed workload through confluent-kafka
+//! What the compaction tests share (and `log_bytes`, which other tests use too): a keyed workload through confluent-kafka
 //! (`e2e/scripts/compaction_workload.py`), a full read of a partition with librdkafka, the checks
 //! a compacted log must pass, and the batches of a partition's segment files as stored.
 

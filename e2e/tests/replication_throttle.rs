@@ -128,20 +128,6 @@ async fn alter_topic_config_error(
     ))
 }
 
-/// The bytes of the `.log` segments of a partition directory (0 before it exists).
-fn log_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// The `.log` segments of a partition directory, concatenated in order.
 fn log_bytes(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let mut segments: Vec<_> = std::fs::read_dir(dir)
@@ -249,7 +235,7 @@ async fn throttled_reassignment(
             .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
     }
     let leader_dir = cluster.broker(0).data_dir().join(format!("{TOPIC}-0"));
-    let total = log_size(&leader_dir);
+    let total = strom_e2e::compaction::log_bytes(&leader_dir);
     anyhow::ensure!(total >= 20_000_000, "the leader holds {total} bytes");
 
     // A replica list that does not parse is refused and names the expected form.
@@ -349,7 +335,7 @@ async fn throttled_reassignment(
     let follower_dir = cluster.broker(1).data_dir().join(format!("{TOPIC}-0"));
     let mut samples = Vec::new();
     loop {
-        let size = log_size(&follower_dir);
+        let size = strom_e2e::compaction::log_bytes(&follower_dir);
         let elapsed = started.elapsed().as_secs_f64();
         let allowed = RATE as f64 * elapsed.max(1.0) + ONE_FETCH as f64;
         assert!(
