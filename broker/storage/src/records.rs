@@ -362,3 +362,32 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// An uncompressed client batch for the crate's unit tests: `records` records from
+/// `base_offset`, keyed `k{i}`, each value `value`, no producer id.
+#[cfg(test)]
+pub(crate) fn test_batch(base_offset: i64, records: usize, value: &[u8]) -> Vec<u8> {
+    let spec = BatchSpec {
+        base_offset,
+        last_offset_delta: i32::try_from(records.saturating_sub(1)).unwrap_or(i32::MAX),
+        partition_leader_epoch: -1,
+        timestamp_type: crate::batch::BatchTimestampType::CreateTime,
+        log_append_time: -1,
+        transactional: false,
+        control: false,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        delete_horizon_ms: None,
+    };
+    let records: Vec<Record> = (0..records)
+        .map(|i| Record {
+            offset: base_offset + i64::try_from(i).unwrap_or(i64::MAX),
+            timestamp: 1_000,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::copy_from_slice(value)),
+            headers: Vec::new(),
+        })
+        .collect();
+    encode(&spec, &records, Codec::None).expect("encoding a test batch")
+}

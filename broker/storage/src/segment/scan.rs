@@ -328,37 +328,12 @@ impl Segment {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use crate::batch::BatchHeader;
-    use crate::batch::BatchTimestampType;
-    use crate::records::{BatchSpec, Codec, Record, encode};
+    use crate::records::test_batch;
     use crate::segment::Segment;
 
     fn batch(base_offset: i64, records: usize, value_size: usize) -> Vec<u8> {
-        let spec = BatchSpec {
-            base_offset,
-            last_offset_delta: i32::try_from(records - 1).expect("small"),
-            partition_leader_epoch: 0,
-            timestamp_type: BatchTimestampType::CreateTime,
-            log_append_time: -1,
-            transactional: false,
-            control: false,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-            delete_horizon_ms: None,
-        };
-        let records: Vec<Record> = (0..records)
-            .map(|i| Record {
-                offset: base_offset + i64::try_from(i).expect("small"),
-                timestamp: 1_000,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(vec![b'v'; value_size])),
-                headers: Vec::new(),
-            })
-            .collect();
-        encode(&spec, &records, Codec::None).expect("encode")
+        test_batch(base_offset, records, &vec![b'v'; value_size])
     }
 
     fn sealed(batches: &[Vec<u8>], interval: usize) -> (tempfile::TempDir, Segment) {

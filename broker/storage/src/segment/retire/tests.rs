@@ -6,12 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
-use crate::batch::BatchTimestampType;
 use crate::config::LogConfig;
 use crate::log::{LogSnapshot, PartitionLog};
-use crate::records::{BatchSpec, Codec, Record, encode};
+use crate::records::test_batch;
 
 const NOW: i64 = 1_000_000;
 
@@ -26,30 +23,8 @@ fn config(file_delete_delay_ms: i64) -> LogConfig {
 }
 
 /// A client batch of `records` records with 100-byte values tagged by `tag`.
-fn batch(records: i32, tag: u8) -> Vec<u8> {
-    let spec = BatchSpec {
-        base_offset: 0,
-        last_offset_delta: records - 1,
-        partition_leader_epoch: -1,
-        timestamp_type: BatchTimestampType::CreateTime,
-        log_append_time: -1,
-        transactional: false,
-        control: false,
-        producer_id: -1,
-        producer_epoch: -1,
-        base_sequence: -1,
-        delete_horizon_ms: None,
-    };
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            offset: i64::from(i),
-            timestamp: 1_000,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(vec![tag; 100])),
-            headers: Vec::new(),
-        })
-        .collect();
-    encode(&spec, &records, Codec::None).expect("encode")
+fn batch(records: usize, tag: u8) -> Vec<u8> {
+    test_batch(0, records, &[tag; 100])
 }
 
 /// A log of 12 batches of 4 records over several segments, and all of its bytes.
