@@ -2,11 +2,14 @@
 //! its leaderships to another replica while it is still running, then it exits cleanly; the
 //! idempotent `acks=all` producer sees no failed delivery (only retriable errors, retried), and
 //! nothing is lost. Two rounds: a broker that is not the controller, then the controller.
+//! Between rounds the restarted broker gets its preferred leaderships back (auto leader
+//! rebalance, checked every second here), so whichever broker is the controller in round two
+//! leads partitions when it gets its SIGTERM.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use strom_e2e::cluster::Cluster;
+use strom_e2e::cluster::{Cluster, eventually};
 use strom_e2e::replicas::{
     await_healthy, fast_replication, partitions, partitions_in, replicated_workload,
 };
@@ -26,8 +29,12 @@ fn alive(pid: u32) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_moves_leaderships_before_exit_and_the_producer_sees_no_failure()
 -> anyhow::Result<()> {
-    let mut cluster =
-        tokio::task::spawn_blocking(|| Cluster::start(3, 0, fast_replication)).await??;
+    let mut cluster = tokio::task::spawn_blocking(|| {
+        Cluster::start(3, 0, |id, options| {
+            fast_replication(id, options).with("leader.imbalance.check.interval.seconds", "1")
+        })
+    })
+    .await??;
     cluster.await_controller(DEADLINE).await?;
     let workload =
         replicated_workload(&cluster, &cluster.bootstrap(), TOPIC, PARTITIONS, DEADLINE).await?;
@@ -95,6 +102,18 @@ async fn sigterm_moves_leaderships_before_exit_and_the_producer_sees_no_failure(
             .await?;
         tokio::task::block_in_place(|| cluster.broker_mut(id).restart())?;
         await_healthy(&cluster, Some(TOPIC), DEADLINE).await?;
+        eventually(
+            "every partition led by its preferred replica again",
+            DEADLINE,
+            || async {
+                let layout = partitions_in(&cluster, TOPIC).await.ok()?;
+                layout
+                    .values()
+                    .all(|p| p.replicas.first() == Some(&p.leader))
+                    .then_some(())
+            },
+        )
+        .await?;
         progress
             .wait_for(progress.acknowledged(), 300, DEADLINE)
             .await?;
