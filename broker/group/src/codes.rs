@@ -19,3 +19,5 @@ pub(crate) const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
 pub(crate) const MEMBER_ID_REQUIRED: i16 = E::MemberIdRequired.code();
 pub(crate) const FENCED_INSTANCE_ID: i16 = E::FencedInstanceId.code();
 pub(crate) const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
+pub(crate) const UNSTABLE_OFFSET_COMMIT: i16 = E::UnstableOffsetCommit.code();
+pub(crate) const INVALID_PRODUCER_ID_MAPPING: i16 = E::InvalidProducerIdMapping.code();

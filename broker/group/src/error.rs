@@ -31,6 +31,18 @@ pub enum OffsetsLogError {
         /// Largest batch the partition accepts.
         max: usize,
     },
+    /// The log refused the batch for its producer (for a transactional batch: a fenced or
+    /// stale producer epoch, a transaction the producer did not start); `error_code` is the
+    /// Kafka error the client gets (e.g. INVALID_PRODUCER_EPOCH, PRODUCER_FENCED).
+    #[error("__consumer_offsets-{partition} refused the producer's batch: {reason}")]
+    Rejected {
+        /// Partition of `__consumer_offsets`.
+        partition: i32,
+        /// Kafka error code answered to the client.
+        error_code: i16,
+        /// What the log reported.
+        reason: String,
+    },
     /// The log failed to read or write (I/O error, corrupt segment).
     #[error("__consumer_offsets-{partition} storage failed: {reason}")]
     Storage {
@@ -48,6 +60,7 @@ impl OffsetsLogError {
         match self {
             Self::NotLeader { .. } => ResponseError::NotCoordinator.code(),
             Self::TooLarge { .. } => ResponseError::InvalidCommitOffsetSize.code(),
+            Self::Rejected { error_code, .. } => *error_code,
             Self::Unavailable { .. } | Self::Storage { .. } => {
                 ResponseError::CoordinatorNotAvailable.code()
             }

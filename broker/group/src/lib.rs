@@ -41,6 +41,7 @@ mod member;
 mod offsets;
 pub mod records;
 pub mod state;
+mod txn_offsets;
 
 pub use clock::{Clock, TokioClock};
 pub use config::{GroupConfig, coordinator_partition};

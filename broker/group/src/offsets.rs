@@ -9,6 +9,10 @@ pub(crate) struct OffsetEntry {
     pub(crate) leader_epoch: i32,
     pub(crate) metadata: String,
     pub(crate) commit_timestamp: i64,
+    /// Offset in `__consumer_offsets` of the record that wrote it: when a transaction commits,
+    /// its offsets replace only older records (Kafka orders by log position, so compaction
+    /// cannot change which commit is materialized).
+    pub(crate) record_offset: i64,
 }
 
 /// Offsets by (topic, partition), ordered so responses and lag metrics are stable.
@@ -28,6 +32,14 @@ impl OffsetStore {
 
     pub(crate) fn put(&mut self, topic: String, partition: i32, entry: OffsetEntry) {
         self.entries.insert((topic, partition), entry);
+    }
+
+    /// Stores `entry` unless the partition holds an offset written later in the log.
+    pub(crate) fn put_if_newer(&mut self, topic: String, partition: i32, entry: OffsetEntry) {
+        match self.entries.get(&(topic.clone(), partition)) {
+            Some(current) if current.record_offset > entry.record_offset => {}
+            _ => self.put(topic, partition, entry),
+        }
     }
 
     pub(crate) fn remove(&mut self, topic: &str, partition: i32) -> Option<OffsetEntry> {

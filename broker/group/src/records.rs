@@ -294,33 +294,93 @@ impl GroupMetadataValue {
 pub type KeyValue = (Bytes, Option<Bytes>);
 
 /// Builds an uncompressed v2 record batch of `records` (offsets 0.., the log assigns the base
-/// offset), every record stamped with `timestamp_ms`.
+/// offset), every record stamped with `timestamp_ms`; no producer, baseSequence -1.
 pub fn build_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, String> {
+    encode_batch(records, timestamp_ms, None)
+}
+
+/// [`build_batch`] as one transactional batch of `producer_id`/`producer_epoch` (attributes
+/// transactional, baseSequence -1), the way Kafka's coordinator writes TxnOffsetCommit offsets.
+pub fn build_txn_batch(
+    records: &[KeyValue],
+    timestamp_ms: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<Bytes, String> {
+    encode_batch(records, timestamp_ms, Some((producer_id, producer_epoch)))
+}
+
+/// Kafka's control batch ending `producer_id`'s transaction (attributes transactional |
+/// control, baseSequence -1): key int16 version 0 and int16 type (0 ABORT, 1 COMMIT), value
+/// int16 version 0 and int32 coordinator epoch. Brokers write it; tests replay it.
+pub fn build_marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+    timestamp_ms: i64,
+) -> Result<Bytes, String> {
+    let mut key = BytesMut::with_capacity(4);
+    key.put_i16(0);
+    key.put_i16(i16::from(commit));
+    let mut value = BytesMut::with_capacity(6);
+    value.put_i16(0);
+    value.put_i32(coordinator_epoch);
+    let record = Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id,
+        producer_epoch,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: timestamp_ms,
+        key: Some(key.freeze()),
+        value: Some(value.freeze()),
+        headers: Default::default(),
+    };
+    encode_records(&[record])
+}
+
+fn encode_batch(
+    records: &[KeyValue],
+    timestamp_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, String> {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .zip(0i64..)
         .map(|((key, value), offset)| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset,
-            sequence: -1,
+            // The encoder keeps records in one batch while offset - sequence stays constant and
+            // writes the first record's sequence as baseSequence: -1 for the whole batch.
+            sequence: i32::try_from(offset).unwrap_or(i32::MAX).wrapping_sub(1),
             timestamp: timestamp_ms,
             key: Some(key.clone()),
             value: value.clone(),
             headers: Default::default(),
         })
         .collect();
+    encode_records(&records)
+}
+
+fn encode_records(records: &[Record]) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
         compression: Compression::None,
     };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    RecordBatchEncoder::encode(&mut buf, records, &options).map_err(|e| e.to_string())?;
     Ok(buf.freeze())
 }
 
@@ -333,16 +393,40 @@ pub struct LoggedRecord {
     pub key: Option<Bytes>,
     /// Value bytes, `None` for a tombstone.
     pub value: Option<Bytes>,
+    /// Producer id of its batch, -1 for none.
+    pub producer_id: i64,
+    /// Whether its batch is part of a transaction (pending until the producer's marker).
+    pub transactional: bool,
+}
+
+/// A transaction marker (control batch) read back from the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoggedMarker {
+    /// Offset of the marker.
+    pub offset: i64,
+    /// Producer whose transaction it ends.
+    pub producer_id: i64,
+    /// That producer's epoch.
+    pub producer_epoch: i16,
+    /// COMMIT (true) or ABORT (false).
+    pub commit: bool,
 }
 
 /// Result of splitting fetched bytes into complete batches.
 #[derive(Debug, Default)]
 pub struct ParsedBatches {
-    /// Records of every complete batch, in offset order.
+    /// Data records of every complete batch, in offset order.
     pub records: Vec<LoggedRecord>,
+    /// COMMIT/ABORT markers of every complete batch, in offset order (other control records,
+    /// such as leader changes, carry nothing for groups and are skipped).
+    pub markers: Vec<LoggedMarker>,
     /// Offset following the last complete batch, `None` when no batch was complete.
     pub next_offset: Option<i64>,
 }
+
+/// Control record types of transaction markers.
+const CONTROL_ABORT: i16 = 0;
+const CONTROL_COMMIT: i16 = 1;
 
 /// Splits `data` (raw fetched bytes) into complete v2 batches and decodes their records; a
 /// trailing partial batch is left for the next read, as a fetch may cut one.
@@ -361,12 +445,31 @@ pub fn parse_batches(mut data: Bytes) -> Result<ParsedBatches, (i64, String)> {
         let last_offset_delta = batch.get(23..27).map_or(0, |mut b| b.get_i32());
         let set =
             RecordBatchDecoder::decode(&mut batch).map_err(|e| (base_offset, e.to_string()))?;
-        // Control batches (transaction markers) carry no group state.
-        for record in set.records.into_iter().filter(|r| !r.control) {
+        for record in set.records {
+            if record.control {
+                let mut key = record.key.as_deref().unwrap_or_default();
+                let (Ok(_version), Ok(kind)) = (key.try_get_i16(), key.try_get_i16()) else {
+                    return Err((
+                        record.offset,
+                        "control record key shorter than 4 bytes".into(),
+                    ));
+                };
+                if kind == CONTROL_ABORT || kind == CONTROL_COMMIT {
+                    parsed.markers.push(LoggedMarker {
+                        offset: record.offset,
+                        producer_id: record.producer_id,
+                        producer_epoch: record.producer_epoch,
+                        commit: kind == CONTROL_COMMIT,
+                    });
+                }
+                continue;
+            }
             parsed.records.push(LoggedRecord {
                 offset: record.offset,
                 key: record.key,
                 value: record.value,
+                producer_id: record.producer_id,
+                transactional: record.transactional,
             });
         }
         parsed.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);

@@ -19,10 +19,14 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic,
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::{
     DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, TopicName,
+    OffsetFetchRequest, OffsetFetchResponse, ProducerId, SyncGroupRequest, TopicName,
+    TransactionalId, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use strom_group::records::{RecordKey, parse_batches};
@@ -993,6 +997,26 @@ async fn responses_encode_at_every_supported_version() {
                     &c.list_groups(ListGroupsRequest::default(), v).await,
                     v,
                     "ListGroups",
+                ),
+                28 => encodes(
+                    &c.txn_offset_commit(
+                        TxnOffsetCommitRequest::default()
+                            .with_transactional_id(TransactionalId(s("t")))
+                            .with_group_id(gid("g"))
+                            .with_producer_id(ProducerId(7))
+                            .with_topics(vec![
+                                TxnOffsetCommitRequestTopic::default()
+                                    .with_name(TopicName(s("t")))
+                                    .with_partitions(vec![
+                                        TxnOffsetCommitRequestPartition::default()
+                                            .with_committed_offset(1),
+                                    ]),
+                            ]),
+                        v,
+                    )
+                    .await,
+                    v,
+                    "TxnOffsetCommit",
                 ),
                 42 => encodes(
                     &c.delete_groups(

@@ -11,8 +11,8 @@ use crate::records::{KeyValue, RecordKey};
 use crate::state::GroupState;
 
 impl<L: OffsetsLog> GroupCoordinator<L> {
-    /// DeleteGroups: removes empty groups with their offsets, writing tombstones so the
-    /// deletion survives a coordinator move.
+    /// DeleteGroups: removes empty groups with their offsets (those of open transactions
+    /// included, as Kafka does), writing tombstones so the deletion survives a coordinator move.
     pub async fn delete_groups(
         &self,
         req: DeleteGroupsRequest,
@@ -49,10 +49,16 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 GroupState::Empty => {}
                 _ => return NON_EMPTY_GROUP,
             }
-            let mut records: Vec<KeyValue> = group
-                .offsets
+            // Offsets of open transactions go too (Kafka tombstones them as well, and a replay
+            // drops pending offsets of a tombstoned partition).
+            let mut partitions: Vec<(String, i32)> =
+                group.offsets.iter().map(|(key, _)| key.clone()).collect();
+            partitions.extend(group.pending.partitions());
+            partitions.sort();
+            partitions.dedup();
+            let mut records: Vec<KeyValue> = partitions
                 .iter()
-                .filter_map(|((topic, partition), _)| offset_tombstone(group_id, topic, *partition))
+                .filter_map(|(topic, partition)| offset_tombstone(group_id, topic, *partition))
                 .collect();
             if let Ok(key) = (RecordKey::GroupMetadata {
                 group: group_id.to_owned(),

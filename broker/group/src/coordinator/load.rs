@@ -1,4 +1,10 @@
 //! Becoming and ceasing to be coordinator of a `__consumer_offsets` partition.
+//!
+//! Replay follows Kafka's loader: plain records set the last value per key; records of a
+//! transactional batch are pending under their producer until that producer's COMMIT marker
+//! (they become committed unless a later record holds the key) or ABORT marker (dropped); a
+//! plain tombstone of an offset also drops pending offsets of that partition. Transactions
+//! still open at the log end stay pending in the loaded groups.
 
 use std::collections::HashMap;
 
@@ -7,13 +13,39 @@ use crate::error::GroupError;
 use crate::group::Group;
 use crate::log::OffsetsLog;
 use crate::offsets::OffsetEntry;
-use crate::records::{GroupMetadataValue, RecordKey, RecordValue, parse_batches};
+use crate::records::{
+    GroupMetadataValue, LoggedMarker, LoggedRecord, RecordKey, RecordValue, parse_batches,
+};
 
-/// What a replay of a partition leaves: the last value of every key (tombstones removed).
+/// (group, topic, partition) of an offset.
+type OffsetKey = (String, String, i32);
+
+/// What a replay of a partition leaves: the last value of every key (tombstones removed), and
+/// the offsets of transactions without a marker yet, by producer.
 #[derive(Debug, Default)]
 struct Replayed {
-    offsets: HashMap<(String, String, i32), OffsetEntry>,
+    offsets: HashMap<OffsetKey, OffsetEntry>,
     groups: HashMap<String, GroupMetadataValue>,
+    pending: HashMap<i64, HashMap<OffsetKey, OffsetEntry>>,
+}
+
+impl Replayed {
+    fn end_transaction(&mut self, marker: LoggedMarker) {
+        let Some(pending) = self.pending.remove(&marker.producer_id) else {
+            return;
+        };
+        if !marker.commit {
+            return;
+        }
+        for (key, entry) in pending {
+            match self.offsets.get(&key) {
+                Some(current) if current.record_offset > entry.record_offset => {}
+                _ => {
+                    self.offsets.insert(key, entry);
+                }
+            }
+        }
+    }
 }
 
 impl<L: OffsetsLog> GroupCoordinator<L> {
@@ -70,6 +102,15 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 .or_insert_with(|| Group::new(&group_id, now))
                 .offsets
                 .put(topic, p, entry);
+        }
+        for (producer_id, offsets) in replayed.pending {
+            for ((group_id, topic, p), entry) in offsets {
+                groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(&group_id, now))
+                    .pending
+                    .put(producer_id, topic, p, entry);
+            }
         }
         let count = groups.len();
         state.groups.extend(groups);
@@ -143,8 +184,16 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 max_bytes = max_bytes.saturating_mul(2);
                 continue;
             };
+            // Records and markers in log order.
+            let mut markers = parsed.markers.into_iter().peekable();
             for record in parsed.records {
+                while let Some(marker) = markers.next_if(|m| m.offset < record.offset) {
+                    replayed.end_transaction(marker);
+                }
                 apply(&mut replayed, partition, record)?;
+            }
+            for marker in markers {
+                replayed.end_transaction(marker);
             }
             offset = next_offset.max(offset + 1);
             // Long partitions must not starve the other tasks on this worker.
@@ -154,11 +203,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
     }
 }
 
-fn apply(
-    replayed: &mut Replayed,
-    partition: i32,
-    record: crate::records::LoggedRecord,
-) -> Result<(), GroupError> {
+fn apply(replayed: &mut Replayed, partition: i32, record: LoggedRecord) -> Result<(), GroupError> {
     let corrupt = |source| GroupError::CorruptRecord {
         partition,
         offset: record.offset,
@@ -171,6 +216,7 @@ fn apply(
         return Ok(());
     };
     let value = key.decode_value(record.value.as_deref()).map_err(corrupt)?;
+    let in_transaction = record.transactional && record.producer_id >= 0;
     match (key, value) {
         (
             RecordKey::OffsetCommit {
@@ -180,15 +226,23 @@ fn apply(
             },
             Some(RecordValue::OffsetCommit(v)),
         ) => {
-            replayed.offsets.insert(
-                (group, topic, partition),
-                OffsetEntry {
-                    offset: v.offset,
-                    leader_epoch: v.leader_epoch,
-                    metadata: v.metadata,
-                    commit_timestamp: v.commit_timestamp,
-                },
-            );
+            let entry = OffsetEntry {
+                offset: v.offset,
+                leader_epoch: v.leader_epoch,
+                metadata: v.metadata,
+                commit_timestamp: v.commit_timestamp,
+                record_offset: record.offset,
+            };
+            let key = (group, topic, partition);
+            if in_transaction {
+                replayed
+                    .pending
+                    .entry(record.producer_id)
+                    .or_default()
+                    .insert(key, entry);
+            } else {
+                replayed.offsets.insert(key, entry);
+            }
         }
         (
             RecordKey::OffsetCommit {
@@ -198,7 +252,17 @@ fn apply(
             },
             _,
         ) => {
-            replayed.offsets.remove(&(group, topic, partition));
+            let key = (group, topic, partition);
+            if in_transaction {
+                if let Some(pending) = replayed.pending.get_mut(&record.producer_id) {
+                    pending.remove(&key);
+                }
+            } else {
+                replayed.offsets.remove(&key);
+                for pending in replayed.pending.values_mut() {
+                    pending.remove(&key);
+                }
+            }
         }
         (RecordKey::GroupMetadata { group }, Some(RecordValue::GroupMetadata(v))) => {
             replayed.groups.insert(group, v);

@@ -19,6 +19,7 @@ mod offset_delete;
 mod offset_fetch;
 mod sync_group;
 mod timer;
+mod txn_offset_commit;
 mod versions;
 
 use std::collections::HashMap;

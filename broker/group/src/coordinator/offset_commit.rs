@@ -90,6 +90,8 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                                             },
                                             metadata: metadata.to_owned(),
                                             commit_timestamp: now,
+                                            // Known once the batch is written.
+                                            record_offset: -1,
                                         };
                                         match offset_record(
                                             &group_id,
@@ -118,9 +120,12 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     let result = self.append(partition, records).await;
                     let mut state = self.shared.state.lock();
                     match result {
-                        Ok(_) => {
+                        Ok(base_offset) => {
                             if let Some(group) = state.groups.get_mut(&group_id) {
-                                for (ti, pi, entry) in written {
+                                for ((ti, pi, mut entry), record_offset) in
+                                    written.into_iter().zip(base_offset..)
+                                {
+                                    entry.record_offset = record_offset;
                                     let topic = &req.topics[ti];
                                     group.offsets.put(
                                         topic.name.0.as_str().to_owned(),

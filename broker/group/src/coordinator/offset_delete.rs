@@ -90,7 +90,8 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                         errors[ti][pi] = UNKNOWN_TOPIC_OR_PARTITION;
                     } else if check_subscription && group.is_subscribed_to(name) {
                         errors[ti][pi] = GROUP_SUBSCRIBED_TO_TOPIC;
-                    } else if group.offsets.get(name, p.partition_index).is_some()
+                    } else if (group.offsets.get(name, p.partition_index).is_some()
+                        || group.pending.has_partition(name, p.partition_index))
                         && !eligible
                             .iter()
                             .any(|(_, _, t, q)| t == name && *q == p.partition_index)
@@ -98,11 +99,22 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     {
                         records.push(record);
                         eligible.push((ti, pi, name.to_owned(), p.partition_index));
-                        remaining = remaining.saturating_sub(1);
+                        if group.offsets.get(name, p.partition_index).is_some() {
+                            remaining = remaining.saturating_sub(1);
+                        }
                     }
                 }
             }
-            if !records.is_empty() && remaining == 0 && group.state() == GroupState::Empty {
+            let pending_left = group
+                .pending
+                .partitions()
+                .iter()
+                .any(|(t, q)| !eligible.iter().any(|(_, _, e, r)| e == t && r == q));
+            if !records.is_empty()
+                && remaining == 0
+                && !pending_left
+                && group.state() == GroupState::Empty
+            {
                 // The group loses its last offsets: it goes, as Kafka's cleanup does.
                 if let Ok(key) = (RecordKey::GroupMetadata {
                     group: group_id.to_owned(),
@@ -122,7 +134,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 let now = self.now();
                 if let Some(group) = state.groups.get_mut(group_id) {
                     for (_, _, topic, p) in &eligible {
-                        group.offsets.remove(topic, *p);
+                        group.remove_offset(topic, *p);
                     }
                     if group.dead_if_unused(now) {
                         state.groups.remove(group_id);

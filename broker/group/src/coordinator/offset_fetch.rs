@@ -18,8 +18,13 @@ type GroupOffsets = Result<Vec<(String, Vec<PartitionOffset>)>, i16>;
 
 impl<L: OffsetsLog> GroupCoordinator<L> {
     /// OffsetFetch: committed offsets of the requested partitions (or of all, when topics is
-    /// null); partitions without a commit get offset -1.
+    /// null); partitions without a commit get offset -1. Offsets of open transactions are not
+    /// shown; with `require_stable` (v7+, KIP-447) a partition that has one answers
+    /// UNSTABLE_OFFSET_COMMIT with offset -1, so the consumer retries rather than start from
+    /// an offset about to change. Kafka reports it per partition in every version (clients
+    /// retry only a partition-level UNSTABLE_OFFSET_COMMIT).
     pub async fn offset_fetch(&self, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+        let require_stable = version >= 7 && req.require_stable;
         if version >= 8 {
             let groups = req
                 .groups
@@ -31,7 +36,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                             .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes))
                             .collect()
                     });
-                    let result = self.fetch_group(g.group_id.0.as_str(), topics);
+                    let result = self.fetch_group(g.group_id.0.as_str(), topics, require_stable);
                     let (error, topics) = match result {
                         Ok(topics) => (NONE, topics),
                         Err(code) => (code, Vec::new()),
@@ -74,27 +79,28 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 .map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes))
                 .collect()
         });
-        let (error, topics) = match self.fetch_group(req.group_id.0.as_str(), requested.clone()) {
-            Ok(topics) => (NONE, topics),
-            // v1 has no group-level error: every requested partition carries it.
-            Err(code) if version < 2 => (
-                NONE,
-                requested
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        (
-                            name,
-                            partitions
-                                .into_iter()
-                                .map(|p| (p, -1, -1, String::new(), code))
-                                .collect(),
-                        )
-                    })
-                    .collect(),
-            ),
-            Err(code) => (code, Vec::new()),
-        };
+        let (error, topics) =
+            match self.fetch_group(req.group_id.0.as_str(), requested.clone(), require_stable) {
+                Ok(topics) => (NONE, topics),
+                // v1 has no group-level error: every requested partition carries it.
+                Err(code) if version < 2 => (
+                    NONE,
+                    requested
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(name, partitions)| {
+                            (
+                                name,
+                                partitions
+                                    .into_iter()
+                                    .map(|p| (p, -1, -1, String::new(), code))
+                                    .collect(),
+                            )
+                        })
+                        .collect(),
+                ),
+                Err(code) => (code, Vec::new()),
+            };
         OffsetFetchResponse::default()
             .with_error_code(if version >= 2 { error } else { NONE })
             .with_topics(
@@ -121,10 +127,18 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             )
     }
 
-    fn fetch_group(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> GroupOffsets {
+    fn fetch_group(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> GroupOffsets {
         let state = self.shared.state.lock();
         self.check_group(&state, group_id, true)?;
         let group = state.groups.get(group_id);
+        let unstable = |topic: &str, partition: i32| {
+            require_stable && group.is_some_and(|g| g.pending.has_partition(topic, partition))
+        };
         match topics {
             Some(topics) => Ok(topics
                 .into_iter()
@@ -132,6 +146,9 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     let partitions = partitions
                         .into_iter()
                         .map(|p| match group.and_then(|g| g.offsets.get(&name, p)) {
+                            _ if unstable(&name, p) => {
+                                (p, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT)
+                            }
                             Some(e) => (p, e.offset, e.leader_epoch, e.metadata.clone(), NONE),
                             None => (p, -1, -1, String::new(), NONE),
                         })
@@ -142,13 +159,17 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
             None => {
                 let mut by_topic: Vec<(String, Vec<PartitionOffset>)> = Vec::new();
                 for ((topic, partition), e) in group.into_iter().flat_map(|g| g.offsets.iter()) {
-                    let entry = (
-                        *partition,
-                        e.offset,
-                        e.leader_epoch,
-                        e.metadata.clone(),
-                        NONE,
-                    );
+                    let entry = if unstable(topic, *partition) {
+                        (*partition, -1, -1, String::new(), UNSTABLE_OFFSET_COMMIT)
+                    } else {
+                        (
+                            *partition,
+                            e.offset,
+                            e.leader_epoch,
+                            e.metadata.clone(),
+                            NONE,
+                        )
+                    };
                     match by_topic.last_mut() {
                         Some((last, partitions)) if last == topic => partitions.push(entry),
                         _ => by_topic.push((topic.clone(), vec![entry])),

@@ -176,7 +176,7 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                     let now = self.now();
                     for (group_id, topic, p) in &expired {
                         if let Some(group) = state.groups.get_mut(group_id) {
-                            group.offsets.remove(topic, *p);
+                            group.remove_offset(topic, *p);
                         }
                     }
                     for group_id in &dead {

@@ -54,6 +54,7 @@ impl Group {
     pub(crate) fn unused_without(&self, removed: usize) -> bool {
         self.state == GroupState::Empty
             && self.pending_members.is_empty()
+            && self.pending.is_empty()
             && self.offsets.iter().count() == removed
     }
 
@@ -61,6 +62,7 @@ impl Group {
     pub(crate) fn dead_if_unused(&mut self, now: i64) -> bool {
         if self.state == GroupState::Empty
             && self.offsets.is_empty()
+            && self.pending.is_empty()
             && self.pending_members.is_empty()
         {
             self.transition(GroupState::Dead, now);
@@ -73,8 +75,15 @@ impl Group {
     /// Offsets past retention (KIP-211): in an empty group, counted from when it became empty
     /// (or from the commit, whichever is later); in a stable consumer group, only offsets of
     /// topics it no longer subscribes to, counted from the commit; standalone groups (no
-    /// protocol type) from the commit.
+    /// protocol type) from the commit. A partition with an offset in an open transaction is
+    /// kept until the transaction ends, as in Kafka.
     pub(crate) fn expired_offsets(&self, now: i64, retention_ms: i64) -> Vec<(String, i32)> {
+        let mut expired = self.expired_committed_offsets(now, retention_ms);
+        expired.retain(|(topic, partition)| !self.pending.has_partition(topic, *partition));
+        expired
+    }
+
+    fn expired_committed_offsets(&self, now: i64, retention_ms: i64) -> Vec<(String, i32)> {
         match (self.protocol_type.as_deref(), self.state) {
             (Some(_), GroupState::Empty) => {
                 let empty_since = self.state_timestamp_ms;

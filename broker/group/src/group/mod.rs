@@ -16,6 +16,7 @@ use crate::member::Member;
 use crate::offsets::OffsetStore;
 use crate::records::{GroupMetadataValue, MemberMetadataValue};
 use crate::state::GroupState;
+use crate::txn_offsets::PendingOffsets;
 
 /// Protocol type of Kafka consumers, whose subscriptions the coordinator can read.
 pub(crate) const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
@@ -176,6 +177,8 @@ pub(crate) struct Group {
     sync_deadline_ms: Option<i64>,
     subscribed_topics: Option<BTreeSet<String>>,
     pub(crate) offsets: OffsetStore,
+    /// Offsets of open transactions (TxnOffsetCommit), not visible until committed.
+    pub(crate) pending: PendingOffsets,
 }
 
 impl Group {
@@ -197,6 +200,7 @@ impl Group {
             sync_deadline_ms: None,
             subscribed_topics: None,
             offsets: OffsetStore::default(),
+            pending: PendingOffsets::default(),
         }
     }
 
@@ -289,12 +293,14 @@ impl Group {
         self.members.len()
     }
 
-    /// Nothing left worth keeping: no members, no members about to join, no offsets.
+    /// Nothing left worth keeping: no members, no members about to join, no offsets (committed
+    /// or in an open transaction).
     pub(crate) fn is_disposable(&self) -> bool {
         self.state == GroupState::Empty
             && self.members.is_empty()
             && self.pending_members.is_empty()
             && self.offsets.is_empty()
+            && self.pending.is_empty()
     }
 
     /// Whether the group consumes `topic`; unknown subscriptions count as subscribed, so offsets
@@ -397,6 +403,7 @@ mod join;
 mod lifecycle;
 mod membership;
 mod rebalance;
+mod transactions;
 
 #[cfg(test)]
 mod tests;

@@ -761,6 +761,7 @@ fn entry(offset: i64, commit_timestamp: i64) -> crate::offsets::OffsetEntry {
         leader_epoch: -1,
         metadata: String::new(),
         commit_timestamp,
+        record_offset: -1,
     }
 }
 
