@@ -2,8 +2,8 @@
 //!
 //! Several consumers in a group share a topic's partitions and resume where they left off.
 //! The coordinator answers JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-//! OffsetFetch, ListGroups, DescribeGroups, DeleteGroups and OffsetDelete for the groups that
-//! hash onto the `__consumer_offsets` partitions this broker leads
+//! OffsetFetch, ListGroups, DescribeGroups, DeleteGroups, OffsetDelete and TxnOffsetCommit for
+//! the groups that hash onto the `__consumer_offsets` partitions this broker leads
 //! ([`GroupCoordinator::partition_for`], which the broker's FindCoordinator uses). Assignment
 //! is the clients' business (range, roundrobin, cooperative-sticky): the coordinator picks a
 //! protocol all members support and relays the leader's assignment.
@@ -14,6 +14,8 @@
 //!   required KIP-394), driven by explicit `now` timestamps and answering with effects as data;
 //!   unit-tested without I/O.
 //! - `offsets`: committed offsets of a group and their retention (KIP-211).
+//! - `txn_offsets`: offsets of open transactions (TxnOffsetCommit), pending per producer until
+//!   its COMMIT or ABORT marker ([`GroupCoordinator::complete_transaction`]).
 //! - [`records`]: Kafka's own key/value schemas of `__consumer_offsets`, written as v2 record
 //!   batches, so the topic reads like Kafka's.
 //! - [`GroupCoordinator`] (`coordinator/`, one file per API): the async driver that parks
@@ -26,8 +28,10 @@
 //! Wiring (the broker): build one [`GroupCoordinator`] over an [`OffsetsLog`] on the
 //! `__consumer_offsets` partitions, spawn [`GroupCoordinator::timer`]'s `run` on the task
 //! tracker, call [`GroupCoordinator::load_partition`] for each partition this broker leads (and
-//! [`GroupCoordinator::unload_partition`] when it stops leading one), answer FindCoordinator with
-//! the leader of [`GroupCoordinator::partition_for`], and advertise
+//! [`GroupCoordinator::unload_partition`] when it stops leading one), call
+//! [`GroupCoordinator::complete_transaction`] after writing a transaction marker to a
+//! `__consumer_offsets` partition, answer FindCoordinator with the leader of
+//! [`GroupCoordinator::partition_for`], and advertise
 //! [`GroupCoordinator::supported_versions`] in ApiVersions.
 
 mod clock;

@@ -2,7 +2,9 @@
 //! keys `OffsetCommitKey` (written as v1) and `GroupMetadataKey` (v2), values
 //! `OffsetCommitValue` v3 and `GroupMetadataValue` v3; all non-flexible, big-endian, strings with
 //! an `int16` length (-1 = null), bytes with an `int32` length. A null value is a tombstone.
-//! Batches are real v2 record batches, so Kafka's tools can read the topic.
+//! Batches are real v2 record batches, so Kafka's tools can read the topic: plain ones without
+//! producer, transactional ones (TxnOffsetCommit) carrying the producer id and epoch, both with
+//! baseSequence -1; reading also yields the transaction markers (control batches).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{

@@ -1121,6 +1121,8 @@ fn api_futures_are_send() {
         send(&c.describe_groups(DescribeGroupsRequest::default(), 5));
         send(&c.delete_groups(DeleteGroupsRequest::default(), 2));
         send(&c.offset_delete(OffsetDeleteRequest::default(), 0));
+        send(&c.txn_offset_commit(TxnOffsetCommitRequest::default(), 4));
+        send(&c.complete_transaction(0, 1, 0, true));
         send(&c.load_partition(0));
         send(&c.unload_partition(0));
         send(&c.shutdown());

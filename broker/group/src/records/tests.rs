@@ -1,4 +1,4 @@
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use proptest::prelude::*;
 
 use super::*;
@@ -203,4 +203,98 @@ fn parse_leaves_a_trailing_partial_batch() {
     let parsed = parse_batches(Bytes::from(two)).expect("parsable");
     assert_eq!(parsed.records.len(), 1);
     assert_eq!(parsed.next_offset, Some(1));
+}
+
+/// (total length, first batch length, attributes, producer id, producer epoch, base sequence).
+fn batch_header(batch: &[u8]) -> (usize, usize, i16, i64, i16, i32) {
+    let mut b = batch;
+    b.advance(8);
+    let length = b.get_i32();
+    b.advance(9); // partition leader epoch, magic, crc
+    let attributes = b.get_i16();
+    b.advance(20); // last offset delta, timestamps
+    let producer_id = b.get_i64();
+    let producer_epoch = b.get_i16();
+    let base_sequence = b.get_i32();
+    let first = usize::try_from(length).expect("length") + 12;
+    (
+        batch.len(),
+        first,
+        attributes,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+    )
+}
+
+fn offset_records(n: i64) -> Vec<KeyValue> {
+    (0..n)
+        .map(|partition| {
+            let key = RecordKey::OffsetCommit {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: i32::try_from(partition).expect("small"),
+            };
+            (key.encode().expect("key"), None)
+        })
+        .collect()
+}
+
+#[test]
+fn several_records_make_one_batch() {
+    let batch = build_batch(&offset_records(3), 0).expect("batch");
+    let (total, first, attributes, producer_id, epoch, base_sequence) = batch_header(&batch);
+    assert_eq!(first, total, "one batch");
+    assert_eq!(
+        (attributes, producer_id, epoch, base_sequence),
+        (0, -1, -1, -1)
+    );
+    assert_eq!(parse_batches(batch).expect("parsable").records.len(), 3);
+}
+
+#[test]
+fn transactional_batches_and_markers_round_trip() {
+    let batch = build_txn_batch(&offset_records(2), 0, 77, 4).expect("batch");
+    let (total, first, attributes, producer_id, epoch, base_sequence) = batch_header(&batch);
+    assert_eq!(first, total, "one batch");
+    assert_eq!(
+        (attributes, producer_id, epoch, base_sequence),
+        (0x10, 77, 4, -1)
+    );
+
+    let marker = build_marker_batch(77, 4, 9, true, 0).expect("marker");
+    let (_, _, attributes, producer_id, epoch, base_sequence) = batch_header(&marker);
+    assert_eq!(
+        (attributes, producer_id, epoch, base_sequence),
+        (0x30, 77, 4, -1)
+    );
+
+    let mut both = batch.to_vec();
+    // The marker follows the two records, as a log assigns offsets.
+    let mut marker = marker.to_vec();
+    marker[..8].copy_from_slice(&2i64.to_be_bytes());
+    both.extend_from_slice(&marker);
+    let parsed = parse_batches(Bytes::from(both)).expect("parsable");
+    assert_eq!(parsed.records.len(), 2, "the marker is not a data record");
+    assert!(
+        parsed
+            .records
+            .iter()
+            .all(|r| r.transactional && r.producer_id == 77)
+    );
+    assert_eq!(
+        parsed.markers,
+        vec![LoggedMarker {
+            offset: 2,
+            producer_id: 77,
+            producer_epoch: 4,
+            commit: true,
+        }]
+    );
+    assert_eq!(parsed.next_offset, Some(3));
+
+    let abort = build_marker_batch(77, 4, 9, false, 0).expect("marker");
+    let parsed = parse_batches(abort).expect("parsable");
+    assert_eq!(parsed.markers.len(), 1);
+    assert!(!parsed.markers[0].commit);
 }
