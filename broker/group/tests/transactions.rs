@@ -26,7 +26,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strom_group::records::{RecordKey, build_marker_batch, parse_batches};
 use strom_group::{
-    CoordinatorOptions, GroupConfig, GroupCoordinator, MemoryOffsetsLog, OffsetsLog, TopicLookup,
+    CoordinatorOptions, GroupConfig, GroupCoordinator, MemoryOffsetsLog, OffsetsLog,
+    OffsetsLogError, TopicLookup,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -772,4 +773,166 @@ async fn deleting_a_group_drops_its_open_transaction_offsets() {
         "the tombstone drops the pending offset on replay too"
     );
     broker.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_completing_a_rebalance_takes_transactional_commits() {
+    let log = Arc::new(MemoryOffsetsLog::new());
+    let broker = Broker::start(Arc::clone(&log), config()).await;
+    let c = &broker.coordinator;
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(gid("g"))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(Bytes::from_static(b"sub")),
+            ])
+    };
+    let first = c.join_group(join(""), 9).await;
+    let joined = c.join_group(join(first.member_id.as_str()), 9).await;
+    assert_eq!(joined.error_code, NONE);
+    // Joined, no SyncGroup yet: the group is completing its rebalance.
+    let member = joined.member_id.as_str().to_owned();
+    let plain = c
+        .offset_commit(
+            OffsetCommitRequest::default()
+                .with_group_id(gid("g"))
+                .with_member_id(s(&member))
+                .with_generation_id_or_member_epoch(joined.generation_id)
+                .with_topics(vec![
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partitions(vec![
+                            OffsetCommitRequestPartition::default().with_committed_offset(1),
+                        ]),
+                ]),
+            8,
+        )
+        .await;
+    assert_eq!(
+        plain.topics[0].partitions[0].error_code,
+        code(ResponseError::RebalanceInProgress)
+    );
+    let txn = txn_request("g", PRODUCER, &[("t", 0, 2, "")])
+        .with_member_id(s(&member))
+        .with_generation_id(joined.generation_id);
+    assert_eq!(
+        txn_commit_with(c, txn, 3).await,
+        vec![NONE],
+        "Kafka takes a transactional commit of the current generation here"
+    );
+    end_txn(&log, c, "g", PRODUCER, true).await;
+    assert_eq!(fetch_v7(c, "g", "t", 0, true).await, (2, NONE));
+    broker.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn offset_delete_drops_offsets_of_open_transactions() {
+    use kafka_protocol::messages::OffsetDeleteRequest;
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let log = Arc::new(MemoryOffsetsLog::new());
+    let broker = Broker::start(Arc::clone(&log), config()).await;
+    let c = &broker.coordinator;
+    plain_commit(c, "g", &[("kept", 0, 1)]).await;
+    assert_eq!(
+        txn_commit(c, "g", PRODUCER, &[("t", 0, 2, "")]).await,
+        vec![NONE]
+    );
+    let deleted = c
+        .offset_delete(
+            OffsetDeleteRequest::default()
+                .with_group_id(gid("g"))
+                .with_topics(vec![
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+                ]),
+            0,
+        )
+        .await;
+    assert_eq!(deleted.error_code, NONE);
+    assert_eq!(deleted.topics[0].partitions[0].error_code, NONE);
+    assert_eq!(
+        fetch_v7(c, "g", "t", 0, true).await,
+        (-1, NONE),
+        "no longer pending"
+    );
+    end_txn(&log, c, "g", PRODUCER, true).await;
+    assert_eq!(fetch_v7(c, "g", "t", 0, true).await, (-1, NONE));
+    assert_eq!(fetch_v7(c, "g", "kept", 0, true).await, (1, NONE));
+    broker.stop().await;
+
+    let broker = Broker::start(log, config()).await;
+    assert_eq!(
+        fetch_v7(&broker.coordinator, "g", "t", 0, true).await,
+        (-1, NONE)
+    );
+    broker.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_the_log_refuses_is_reported_and_not_pending() {
+    /// A log that fences every transactional batch, as storage does for a stale producer epoch.
+    #[derive(Debug, Default)]
+    struct Fencing(MemoryOffsetsLog);
+    impl OffsetsLog for Fencing {
+        async fn append(&self, partition: i32, batch: Bytes) -> Result<i64, OffsetsLogError> {
+            if batch.get(21..23).is_some_and(|a| a[1] & 0x10 != 0) {
+                return Err(OffsetsLogError::Rejected {
+                    partition,
+                    error_code: code(ResponseError::ProducerFenced),
+                    reason: "epoch is stale".into(),
+                });
+            }
+            self.0.append(partition, batch).await
+        }
+        fn read(
+            &self,
+            partition: i32,
+            offset: i64,
+            max_bytes: usize,
+        ) -> Result<(Bytes, i64), OffsetsLogError> {
+            self.0.read(partition, offset, max_bytes)
+        }
+    }
+    let c = GroupCoordinator::new(config(), Arc::new(Fencing::default()));
+    for p in 0..PARTITIONS {
+        c.load_partition(p).await.expect("loads");
+    }
+    let resp = c
+        .txn_offset_commit(txn_request("g", PRODUCER, &[("t", 0, 2, "")]), 4)
+        .await;
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code,
+        code(ResponseError::ProducerFenced)
+    );
+    let fetched = c
+        .offset_fetch(
+            OffsetFetchRequest::default()
+                .with_group_id(gid("g"))
+                .with_require_stable(true)
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partition_indexes(vec![0]),
+                ])),
+            7,
+        )
+        .await;
+    assert_eq!(
+        fetched.topics[0].partitions[0].error_code, NONE,
+        "nothing pending"
+    );
+    assert!(
+        c.list_groups(Default::default(), 4).await.groups.is_empty(),
+        "the group created for the refused commit goes again"
+    );
+    c.shutdown().await;
 }
