@@ -240,6 +240,13 @@ async fn end(
 }
 
 fn state_of(c: &Coordinator, id: &str) -> Option<TxnState> {
+    state_of_any(c, id)
+}
+
+fn state_of_any<L: OffsetsLog, M: MarkerWriter>(
+    c: &TransactionCoordinator<L, M>,
+    id: &str,
+) -> Option<TxnState> {
     c.transaction(id).map(|m| m.state)
 }
 
@@ -875,4 +882,200 @@ async fn idle_transactional_ids_expire_with_a_tombstone() {
     } = start_with(log, config, EPOCH + 1).await;
     assert!(c2.transaction("idle").is_none());
     assert_eq!(init_ok(&c2, "idle").await.1, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fenced_coordinator_stops_and_leaves_the_transaction_prepared() {
+    struct Fenced(Mutex<u32>);
+    impl MarkerWriter for Fenced {
+        async fn write_markers(&self, request: MarkerRequest) -> Vec<MarkerResult> {
+            *self.0.lock() += 1;
+            request
+                .partitions
+                .into_iter()
+                .map(|tp| (tp, Err(MarkerError::CoordinatorFenced)))
+                .collect()
+        }
+    }
+    let log = Arc::new(MemoryOffsetsLog::new());
+    let markers = Arc::new(Fenced(Mutex::new(0)));
+    let c = TransactionCoordinator::new(
+        config(),
+        Arc::clone(&log),
+        Arc::clone(&markers),
+        Arc::new(Ids(AtomicI64::new(1))),
+    );
+    let partition = c.partition_for("tx");
+    c.load_partition(partition, EPOCH).await.expect("loads");
+    let init = c
+        .init_producer_id(
+            InitProducerIdRequest::default()
+                .with_transactional_id(Some(tid("tx")))
+                .with_transaction_timeout_ms(TIMEOUT_MS),
+            4,
+        )
+        .await;
+    let request = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid("tx"))
+        .with_v3_and_below_producer_id(init.producer_id)
+        .with_v3_and_below_producer_epoch(init.producer_epoch)
+        .with_v3_and_below_topics(topics(&[("t", &[0])]));
+    c.add_partitions_to_txn(request, 3).await;
+    let end = EndTxnRequest::default()
+        .with_transactional_id(tid("tx"))
+        .with_producer_id(init.producer_id)
+        .with_producer_epoch(init.producer_epoch)
+        .with_committed(true);
+    assert_eq!(c.end_txn(end, 3).await.error_code, NONE);
+    eventually("the marker attempt", || *markers.0.lock() == 1).await;
+    // Well past every retry backoff (paused time): no second attempt, no completion.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(*markers.0.lock(), 1, "no retry once fenced");
+    assert_eq!(state_of_any(&c, "tx"), Some(TxnState::PrepareCommit));
+    let written: Vec<TxnState> = records(&log, partition)
+        .into_iter()
+        .filter_map(|(_, v)| v.map(|v| v.state))
+        .collect();
+    assert_eq!(
+        written.last(),
+        Some(&TxnState::PrepareCommit),
+        "the completion is left to the coordinator that fenced this one"
+    );
+}
+
+/// A log whose appends fail while `down` is set, as when the partition lost its leader.
+#[derive(Default)]
+struct FlakyLog {
+    inner: MemoryOffsetsLog,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl OffsetsLog for FlakyLog {
+    async fn append(
+        &self,
+        partition: i32,
+        batch: bytes::Bytes,
+    ) -> Result<i64, strom_group::OffsetsLogError> {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(strom_group::OffsetsLogError::NotLeader { partition });
+        }
+        self.inner.append(partition, batch).await
+    }
+
+    fn read(
+        &self,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(bytes::Bytes, i64), strom_group::OffsetsLogError> {
+        self.inner.read(partition, offset, max_bytes)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_changes_nothing() {
+    let log = Arc::new(FlakyLog::default());
+    let c = TransactionCoordinator::new(
+        config(),
+        Arc::clone(&log),
+        Arc::new(FakeMarkers::default()),
+        Arc::new(Ids(AtomicI64::new(1))),
+    );
+    c.load_partition(c.partition_for("tx"), EPOCH)
+        .await
+        .expect("loads");
+    let init_request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(tid("tx")))
+        .with_transaction_timeout_ms(TIMEOUT_MS);
+    log.down.store(true, Ordering::Relaxed);
+    let response = c.init_producer_id(init_request.clone(), 4).await;
+    assert_eq!(response.error_code, NOT_COORDINATOR);
+    assert!(
+        c.transaction("tx").is_none(),
+        "nothing cached without the write"
+    );
+
+    log.down.store(false, Ordering::Relaxed);
+    let init = c.init_producer_id(init_request, 4).await;
+    assert_eq!(init.error_code, NONE);
+    log.down.store(true, Ordering::Relaxed);
+    let request = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid("tx"))
+        .with_v3_and_below_producer_id(init.producer_id)
+        .with_v3_and_below_producer_epoch(init.producer_epoch)
+        .with_v3_and_below_topics(topics(&[("t", &[0])]));
+    let response = c.add_partitions_to_txn(request, 3).await;
+    assert_eq!(
+        response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        NOT_COORDINATOR
+    );
+    let meta = c.transaction("tx").expect("held");
+    assert_eq!(meta.state, TxnState::Empty);
+    assert!(meta.partitions.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn batched_adds_from_brokers_and_old_version_fencing_codes() {
+    let Setup { coordinator: c, .. } = start().await;
+    let a = init_ok(&c, "a").await;
+    let b = init_ok(&c, "b").await;
+    let txn = |id: &str, (pid, epoch): (i64, i16), list: &[(&str, &[i32])]| {
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(tid(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_topics(topics(list))
+    };
+    let response = c
+        .add_partitions_to_txn(
+            AddPartitionsToTxnRequest::default().with_transactions(vec![
+                txn("a", a, &[("t", &[0])]),
+                txn("b", (b.0, b.1 + 1), &[("t", &[1])]),
+            ]),
+            5,
+        )
+        .await;
+    let codes: Vec<(String, i16)> = response
+        .results_by_transaction
+        .iter()
+        .map(|r| {
+            (
+                r.transactional_id.0.as_str().to_owned(),
+                r.topic_results[0].results_by_partition[0].partition_error_code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        vec![("a".to_owned(), NONE), ("b".to_owned(), PRODUCER_FENCED)]
+    );
+    assert_eq!(state_of(&c, "a"), Some(TxnState::Ongoing));
+    assert_eq!(state_of(&c, "b"), Some(TxnState::Empty));
+
+    // Before KIP-588 versions, a fenced producer is INVALID_PRODUCER_EPOCH.
+    let offsets = |version| {
+        c.add_offsets_to_txn(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(tid("b"))
+                .with_producer_id(ProducerId(b.0))
+                .with_producer_epoch(b.1 + 1)
+                .with_group_id(GroupId(s("g"))),
+            version,
+        )
+    };
+    assert_eq!(offsets(1).await.error_code, INVALID_PRODUCER_EPOCH);
+    assert_eq!(offsets(2).await.error_code, PRODUCER_FENCED);
+    let stale = InitProducerIdRequest::default()
+        .with_transactional_id(Some(tid("a")))
+        .with_transaction_timeout_ms(TIMEOUT_MS)
+        .with_producer_id(ProducerId(a.0 + 50))
+        .with_producer_epoch(0);
+    assert_eq!(
+        c.init_producer_id(stale.clone(), 3).await.error_code,
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        c.init_producer_id(stale, 4).await.error_code,
+        PRODUCER_FENCED
+    );
 }
