@@ -1,5 +1,5 @@
-//! The leader's append path: validation of a produce record set, idempotent-producer checks,
-//! offset assignment and the write into the active segment.
+//! The leader's append path: validation of a produce record set, idempotent-producer and
+//! transaction checks, offset assignment and the write into the active segment.
 
 use std::sync::Arc;
 
@@ -129,7 +129,7 @@ impl PartitionLog {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn append_locked(
+    pub(crate) fn append_locked(
         &self,
         inner: &mut Inner,
         records: &mut [u8],
@@ -216,9 +216,7 @@ impl PartitionLog {
         active.append(records, headers, inner.config.index_interval_bytes, now_ms)?;
         inner.log_end_offset = next_offset;
         let batches: Vec<BatchInfo> = headers.iter().map(BatchInfo::from_header).collect();
-        for b in &batches {
-            inner.producers.update(b);
-        }
+        crate::transactions::record_appended(&mut inner.producers, &active, records, headers)?;
         let record_count: u64 = headers
             .iter()
             .map(|h| u64::try_from(h.record_count).unwrap_or(0))
@@ -292,6 +290,8 @@ pub fn validate_record_set(
 
 /// Runs the idempotence checks for every batch of an append against the state plus the
 /// earlier batches of the same append, so a multi-batch append is accepted or refused whole.
+/// A non-transactional batch of a producer whose transaction is open is refused
+/// ([`StorageError::InvalidTxnState`]), as Kafka refuses it.
 fn check_producers(
     state: &ProducerStateManager,
     headers: &[BatchHeader],
@@ -309,6 +309,16 @@ fn check_producers(
     for h in headers {
         if needs_check(h) {
             let current = staged.as_ref().unwrap_or(state);
+            if !h.is_transactional()
+                && let Some(first) = current
+                    .entry(h.producer_id)
+                    .and_then(|e| e.current_txn_first_offset)
+            {
+                return Err(StorageError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    txn_first_offset: first,
+                });
+            }
             match current.check(
                 h.producer_id,
                 h.producer_epoch,

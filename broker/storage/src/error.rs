@@ -11,7 +11,9 @@ use crate::producer_state::ProducerStateError;
 /// The broker turns these into Kafka error codes in one place; the variants are chosen so that
 /// mapping is direct: `CorruptRecord` → `CORRUPT_MESSAGE`, `InvalidRecord` → `INVALID_RECORD`,
 /// `RecordTooLarge` → `MESSAGE_TOO_LARGE`, `RecordListTooLarge` → `RECORD_LIST_TOO_LARGE`,
-/// `OffsetOutOfRange` → `OFFSET_OUT_OF_RANGE`, `ProducerState` → the idempotence errors.
+/// `OffsetOutOfRange` → `OFFSET_OUT_OF_RANGE`, `ProducerState` → the idempotence errors
+/// (`INVALID_PRODUCER_EPOCH` also for a fenced transaction marker), `InvalidTxnState` →
+/// `INVALID_TXN_STATE`, `TransactionCoordinatorFenced` → `TRANSACTION_COORDINATOR_FENCED`.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// A file system call failed.
@@ -119,6 +121,32 @@ pub enum StorageError {
         first_offset: i64,
         /// Offset of the stored batch's last record.
         last_offset: i64,
+    },
+
+    /// A producer with an open transaction sent a non-transactional batch: Kafka
+    /// `INVALID_TXN_STATE` (48). Nothing was appended.
+    #[error(
+        "producer {producer_id} sent a non-transactional batch while its transaction from offset {txn_first_offset} is open"
+    )]
+    InvalidTxnState {
+        /// The producer id.
+        producer_id: i64,
+        /// First offset of the producer's open transaction.
+        txn_first_offset: i64,
+    },
+
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// last marker: Kafka `TRANSACTION_COORDINATOR_FENCED` (52). Nothing was appended.
+    #[error(
+        "marker for producer {producer_id} from coordinator epoch {coordinator_epoch} is fenced: the last marker came from coordinator epoch {current_coordinator_epoch}"
+    )]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The coordinator epoch of the producer's last marker.
+        current_coordinator_epoch: i32,
     },
 
     /// The log was closed (broker shutting down, or partition deleted).

@@ -4,9 +4,11 @@
 //! Nothing is re-stamped and no producer rule applies (the leader applied them), but every
 //! batch is checked as a stored batch is (`validate_stored_batch`: framing, CRC, header,
 //! records of uncompressed batches) since the bytes come from the network, and the offsets must
-//! never go back (they may skip: compaction removes batches). Producer state and the leader-epoch cache are updated from the
-//! batches, so a follower that becomes leader deduplicates retries and answers
-//! OffsetForLeaderEpoch like the old leader would have.
+//! never go back (they may skip: compaction removes batches). Producer state (open
+//! transactions included), the `.txnindex` files and the leader-epoch cache are updated from
+//! the batches as the leader updates its own, so a follower that becomes leader deduplicates
+//! retries, answers OffsetForLeaderEpoch and serves `read_committed` fetches like the old
+//! leader would have.
 
 use std::sync::Arc;
 
@@ -225,9 +227,7 @@ impl PartitionLog {
         let active = Arc::clone(inner.active());
         active.append(bytes, &headers, inner.config.index_interval_bytes, now_ms)?;
         inner.log_end_offset = last.header.next_offset();
-        for h in &headers {
-            inner.producers.update(&BatchInfo::from_header(h));
-        }
+        crate::transactions::record_appended(&mut inner.producers, &active, bytes, &headers)?;
         self.publish(inner);
         Ok(())
     }

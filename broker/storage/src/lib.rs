@@ -9,9 +9,10 @@
 //! 00000000000000000000.log        record batches (v2), as produced, with offsets assigned
 //! 00000000000000000000.index      sparse offset index: (relative offset u32, position u32)
 //! 00000000000000000000.timeindex  sparse time index: (timestamp i64, relative offset u32)
+//! 00000000000000000000.txnindex   aborted transactions whose ABORT marker is in the segment
 //! 00000000000000052110.log        next segment, named by its base offset (20 digits)
 //! ...
-//! 00000000000000052110.snapshot   idempotent-producer state at that offset
+//! 00000000000000052110.snapshot   producer state (sequences, open transactions) at that offset
 //! log-start-offset                log start offset set by DeleteRecords
 //! leader-epoch-checkpoint         leader epoch -> first offset, Kafka's text format
 //! partition.metadata              the topic id the directory belongs to
@@ -48,7 +49,9 @@
 //!   rename, directory fsync); [`partition_metadata`]: the topic id file;
 //!   [`OffsetCheckpoint`]: the log directory's offset checkpoint files (high watermarks,
 //!   recovery points, log start offsets) in Kafka's format.
-//! - [`producer_state`]: idempotent-producer sequence tracking (Kafka's ProducerStateManager).
+//! - [`producer_state`]: idempotent-producer sequences and open transactions (Kafka's
+//!   ProducerStateManager); `transactions`: markers, the last stable offset and the aborted
+//!   transactions of `read_committed` fetches; [`txn_index`]: the `.txnindex` format.
 //! - [`records`]: decoding a batch into records and encoding records into a batch with any
 //!   codec — the only place records are built; `recompress`: `compression.type` on the
 //!   leader's append path.
@@ -85,7 +88,9 @@ pub mod records;
 mod recovery;
 mod retention;
 mod segment;
+mod transactions;
 mod truncate;
+pub mod txn_index;
 pub mod validate;
 mod verify;
 
@@ -101,3 +106,5 @@ pub use log::{
     TimestampOffset,
 };
 pub use offset_checkpoint::{OffsetCheckpoint, PartitionOffsets};
+pub use transactions::{OpenTxn, TxnMarker};
+pub use txn_index::AbortedTxn;

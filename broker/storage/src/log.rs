@@ -125,6 +125,9 @@ pub(crate) struct LogSnapshot {
     pub(crate) log_end_offset: i64,
     /// Committed bytes of the last (active) segment.
     pub(crate) active_size: u64,
+    /// Whether a transaction may hold the last stable offset below the high watermark (when
+    /// not, it is read without the append lock).
+    pub(crate) txn_unstable: bool,
 }
 
 impl LogSnapshot {
@@ -270,6 +273,7 @@ impl PartitionLog {
             log_start_offset: inner.log_start_offset,
             log_end_offset: inner.log_end_offset,
             active_size: inner.active().size(),
+            txn_unstable: inner.producers.has_unstable(),
         }));
     }
 

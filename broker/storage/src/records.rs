@@ -1,7 +1,8 @@
 //! Decoding a v2 batch into its records and encoding records into a v2 batch, with any of
 //! Kafka's codecs: the only place the broker builds records. It serves the recompression of
 //! `compression.type` on the leader's append path and the log cleaner, which filters records
-//! and writes the survivors back with their batch's codec.
+//! and writes the survivors back with their batch's codec. `control` builds and reads
+//! transaction markers.
 //!
 //! Record layout (Kafka's `DefaultRecord`): length varint, attributes i8, timestamp delta
 //! varlong, offset delta varint, key (varint length, -1 = null), value (same), header count
@@ -13,8 +14,12 @@ use crate::batch::{BatchError, BatchHeader, BatchTimestampType, RECORD_BATCH_OVE
 use crate::batch::{LOG_OVERHEAD, MAGIC_V2, RecordBatch, RecordBatchMut};
 
 mod codec;
+mod control;
 
 pub use codec::Codec;
+pub use control::{
+    CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT, ControlMarker, marker_batch, read_marker,
+};
 
 /// Attribute bit 6 (KIP-534): `baseTimestamp` holds the delete horizon of the batch's
 /// tombstones and transaction markers.

@@ -1,5 +1,8 @@
 //! Opening a partition directory: file inventory, segment loading and recovery, the log start
-//! offset checkpoint and the producer-state rebuild.
+//! offset checkpoint, and the producer-state rebuild, which also rebuilds the `.txnindex` of
+//! recovered segments and of segments whose `.txnindex` is missing or damaged (an entry needs
+//! the first offset of its transaction and the transactions open after it, which only a replay
+//! of the log in order knows).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,9 +14,10 @@ use parking_lot::Mutex;
 use crate::checkpoint::{self, TEMP_SUFFIX};
 use crate::config::LogConfig;
 use crate::error::{StorageError, io_err};
-use crate::log::{BatchInfo, Inner, LogSnapshot, PartitionLog};
+use crate::log::{Inner, LogSnapshot, PartitionLog};
 use crate::producer_state::ProducerStateManager;
 use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX};
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 pub(crate) const SNAPSHOT_SUFFIX: &str = ".snapshot";
 /// Suffixes Kafka leaves behind for files in the middle of a delete, clean or swap.
@@ -51,8 +55,9 @@ fn take_inventory(dir: &Path) -> Result<Inventory, StorageError> {
             inv.segments.push(base);
         } else if let Some(base) = base_offset_of(&name, SNAPSHOT_SUFFIX) {
             inv.snapshots.push(base);
-        } else if let Some(base) =
-            base_offset_of(&name, INDEX_SUFFIX).or_else(|| base_offset_of(&name, TIME_INDEX_SUFFIX))
+        } else if let Some(base) = base_offset_of(&name, INDEX_SUFFIX)
+            .or_else(|| base_offset_of(&name, TIME_INDEX_SUFFIX))
+            .or_else(|| base_offset_of(&name, TXN_INDEX_SUFFIX))
         {
             index_files.push((base, path));
         }
@@ -235,8 +240,17 @@ impl PartitionLog {
             }
             segment.mark_durable(segment.sync_point());
         }
+        let rebuild: Vec<usize> = (0..segments.len())
+            .filter(|i| recovered.contains(i) || segments[*i].txn_index_damaged())
+            .collect();
         let segments = Arc::new(segments);
-        let producers = rebuild_producer_state(dir, &inv.snapshots, &segments, log_end_offset)?;
+        let producers =
+            rebuild_producer_state(dir, &inv.snapshots, &segments, log_end_offset, &rebuild)?;
+        for &i in &rebuild {
+            // The rebuilt `.txnindex` must last like the rest of what recovery rewrote.
+            segments[i].sync()?;
+        }
+        let txn_unstable = producers.has_unstable();
         let epochs = crate::leader_epoch::load(dir, &segments, log_start_offset, log_end_offset)?;
         let active_size = segments[segments.len() - 1].size();
         let inner = Inner {
@@ -259,6 +273,7 @@ impl PartitionLog {
                 log_start_offset,
                 log_end_offset,
                 active_size,
+                txn_unstable,
             }),
             inner: Mutex::new(inner),
             cleaning: Mutex::new(()),
@@ -321,21 +336,32 @@ pub(crate) fn delete_snapshots_after(dir: &Path, offset: i64) -> Result<(), Stor
     Ok(())
 }
 
-/// Loads the newest readable snapshot at or below `log_end_offset` and replays the batch
-/// headers after it.
+/// Loads the newest readable snapshot at or below `log_end_offset` and replays the batches
+/// after it (headers, and the records of markers). The `.txnindex` of the segments at the
+/// indexes `rebuild` is rewritten from the replay: the snapshot is then the newest at or below
+/// the first of them, or none (a replay from the log start).
 pub(crate) fn rebuild_producer_state(
     dir: &Path,
     snapshots: &[i64],
     segments: &[Arc<Segment>],
     log_end_offset: i64,
+    rebuild: &[usize],
 ) -> Result<ProducerStateManager, StorageError> {
     let mut state = ProducerStateManager::new();
     let mut replay_from = segments.first().map_or(0, |s| s.base_offset());
+    let usable_to = rebuild
+        .iter()
+        .filter_map(|&i| segments.get(i).map(|s| s.base_offset()))
+        .min()
+        .unwrap_or(log_end_offset);
     for &offset in snapshots.iter().rev() {
         let path = snapshot_path(dir, offset);
         if offset > log_end_offset {
             tracing::warn!(file = %path.display(), log_end_offset, "deleting a producer snapshot beyond the log end");
             fs::remove_file(&path).map_err(io_err("delete", &path))?;
+            continue;
+        }
+        if offset > usable_to {
             continue;
         }
         let bytes = fs::read(&path).map_err(io_err("read", &path))?;
@@ -350,21 +376,32 @@ pub(crate) fn rebuild_producer_state(
             }
         }
     }
-    for segment in segments {
-        if segment.next_offset() <= replay_from {
-            continue;
-        }
-        let start = match segment.find_batch(replay_from, segment.size())? {
-            Some((position, _)) => position,
-            None => continue,
+    for (i, segment) in segments.iter().enumerate() {
+        let rebuilding = rebuild.contains(&i);
+        let mut aborted = Vec::new();
+        let start = if segment.next_offset() <= replay_from {
+            None
+        } else {
+            segment
+                .find_batch(replay_from, segment.size())?
+                .map(|(position, _)| position)
         };
-        segment.scan(start, segment.size(), false, |_, batch| {
-            let header = batch.header();
-            if header.base_offset >= replay_from {
-                state.update(&BatchInfo::from_header(&header));
-            }
-            Ok(())
-        })?;
+        if let Some(start) = start {
+            segment.scan(start, segment.size(), false, |_, batch| {
+                let header = batch.header();
+                if header.base_offset >= replay_from
+                    && let Some(entry) =
+                        crate::transactions::apply_batch(&mut state, &header, batch.as_bytes())
+                {
+                    aborted.push(entry);
+                }
+                Ok(())
+            })?;
+        }
+        if rebuilding {
+            tracing::info!(segment = %segment.log_path().display(), entries = aborted.len(), "rebuilt the transaction index");
+            segment.rewrite_txn_index(&aborted)?;
+        }
     }
     Ok(state)
 }

@@ -1,4 +1,7 @@
 //! Removing data from the start of the log: time and size retention, DeleteRecords.
+//!
+//! Neither moves the log start past the first offset of an open transaction
+//! (`PartitionLog::transaction_bound`).
 
 use std::sync::Arc;
 
@@ -8,10 +11,30 @@ use crate::log::{AfterUnlock, Inner, PartitionLog, RetentionOutcome};
 use crate::segment::{self, Segment};
 
 impl PartitionLog {
+    /// The offset retention and DeleteRecords may not raise the log start past: the first
+    /// offset of the oldest open transaction (`i64::MAX` when none is open).
+    ///
+    /// Why: the last stable offset is at most that offset, and a `read_committed` consumer
+    /// reads from below it. Were the log start raised past it, the transaction's first batches
+    /// would be gone while it is still open: consumers would see the rest of a transaction
+    /// whose start they never got (and, if it aborts, the aborted-transaction entries would
+    /// describe data the log no longer has), and the last stable offset would fall below the
+    /// log start, where no fetch can be served. Completed transactions do not bound it: their
+    /// outcome is decided, and their marker reaches the high watermark soon after.
+    pub(crate) fn transaction_bound(inner: &Inner) -> i64 {
+        inner
+            .producers
+            .open_transactions()
+            .next()
+            .map_or(i64::MAX, |(_, _, first)| first)
+    }
+
     /// One pass of `retention.ms` and `retention.bytes` (only with `cleanup.policy` `delete`)
     /// and of segments left wholly below the log start offset by DeleteRecords (always). Deletes whole segments, oldest first, stopping at
     /// the first one to keep. The active segment is deleted only when it too has expired: the
     /// log then rolls first, like Kafka, so an empty active segment remains at the log end.
+    /// A segment holding offsets of an open transaction is kept, and so is every later one
+    /// (see `transaction_bound`).
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
         let mut after = AfterUnlock::default();
         let outcome = {
@@ -57,10 +80,17 @@ impl PartitionLog {
             i64::MIN
         };
         let segments = Arc::clone(&inner.segments);
+        let bound = Self::transaction_bound(inner);
         let mut deletable = 0;
         for (i, segment) in segments.iter().enumerate() {
             let is_active = i + 1 == segments.len();
             if is_active && segment.size() == 0 {
+                break;
+            }
+            let end = segments
+                .get(i + 1)
+                .map_or(inner.log_end_offset, |next| next.base_offset());
+            if end > bound {
                 break;
             }
             let size = i64::try_from(segment.size()).unwrap_or(i64::MAX);
@@ -135,7 +165,9 @@ impl PartitionLog {
     /// `log-start-offset` checkpoint so it survives a restart) and deletes the segments that now
     /// lie wholly below it. Returns the new log start offset (Kafka's low watermark). An offset
     /// at or below the current start changes nothing; one above the log end offset is
-    /// [`StorageError::OffsetOutOfRange`].
+    /// [`StorageError::OffsetOutOfRange`]. An offset past the first offset of an open
+    /// transaction raises the log start to that first offset only (see `transaction_bound`):
+    /// the returned low watermark tells the caller.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, StorageError> {
         let mut inner = self.inner.lock();
         if inner.closed {
@@ -150,6 +182,7 @@ impl PartitionLog {
                 log_end_offset: inner.log_end_offset,
             });
         }
+        let offset = offset.min(Self::transaction_bound(&inner));
         if offset <= inner.log_start_offset {
             return Ok(inner.log_start_offset);
         }

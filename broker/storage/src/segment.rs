@@ -1,6 +1,7 @@
-//! One log segment: a `.log` file of record batches plus its `.index` and `.timeindex`.
+//! One log segment: a `.log` file of record batches plus its `.index`, `.timeindex` and
+//! `.txnindex`.
 //!
-//! Open files: the active segment keeps its three files open. A sealed segment opens them when
+//! Open files: the active segment keeps its log, offset index and time index open. A sealed segment opens them when
 //! first used and hands them to the bounded cache of open segment files (`open_files`), so the
 //! descriptors a broker holds do not grow with the number of segments; an evicted segment's
 //! files close once no read in flight holds them, and are opened again on the next use.
@@ -10,7 +11,8 @@
 //! committed size and short read locks on the in-memory indexes.
 //!
 //! Layout: this file holds the segment's state, files and append; `index_files` the index
-//! lookups and writes; `scan` batch walks, recovery, loading and truncation.
+//! lookups and writes; `txn_index_file` the aborted transactions of the `.txnindex`; `scan`
+//! batch walks, recovery, loading and truncation.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -25,10 +27,12 @@ use parking_lot::{Mutex, RwLock};
 use crate::batch::{BatchHeader, RECORD_BATCH_OVERHEAD};
 use crate::error::{StorageError, io_err};
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 mod index_files;
 mod retire;
 mod scan;
+mod txn_index_file;
 
 pub(crate) use retire::delete_segments;
 
@@ -105,7 +109,12 @@ pub(crate) struct Segment {
     log_path: Arc<PathBuf>,
     index_path: PathBuf,
     time_index_path: PathBuf,
+    txn_index_path: PathBuf,
     files: Mutex<FileHandle>,
+    /// Entries in the `.txnindex` file.
+    txn_entries: AtomicU64,
+    /// The `.txnindex` was missing or damaged when the segment was opened: the log rebuilds it.
+    txn_index_damaged: std::sync::atomic::AtomicBool,
     /// Bytes of whole batches written; grows only after a write completed.
     size: AtomicU64,
     /// Bytes `[0, verified_to)` are known to hold valid batches: written by this process after
@@ -120,7 +129,8 @@ pub(crate) struct Segment {
     truncations: AtomicU64,
 }
 
-/// A segment's three open files.
+/// A segment's three open files (the `.txnindex` is opened only when used: few segments hold
+/// aborted transactions).
 #[derive(Debug)]
 pub(crate) struct SegmentFiles {
     /// Shared with the [`crate::FileRange`]s of reads in flight.
@@ -144,9 +154,10 @@ enum Location {
     /// Under the segment's own names: it is part of its log.
     #[default]
     Live,
-    /// Removed from its log and renamed to these retired names (log, index, time index) until
+    /// Removed from its log and renamed to these retired names (log, index, time index,
+    /// transaction index) until
     /// `file.delete.delay.ms` has passed; the original names may already hold a new segment.
-    Retired(Box<[PathBuf; 3]>),
+    Retired(Box<[PathBuf; 4]>),
     /// Removed from its log and deleted.
     Deleted,
 }
@@ -213,10 +224,20 @@ impl Segment {
         let log_path = dir.join(file_name(base_offset, LOG_SUFFIX));
         let index_path = dir.join(file_name(base_offset, INDEX_SUFFIX));
         let time_index_path = dir.join(file_name(base_offset, TIME_INDEX_SUFFIX));
+        let txn_index_path = dir.join(file_name(base_offset, TXN_INDEX_SUFFIX));
         let log = open_rw(&log_path, truncate)?;
         let index = open_rw(&index_path, truncate)?;
         let time_index = open_rw(&time_index_path, truncate)?;
+        let txn_index_existed = truncate || txn_index_path.exists();
+        let txn_index = open_rw(&txn_index_path, truncate)?;
+        let txn_len = txn_index
+            .metadata()
+            .map_err(io_err("stat", &txn_index_path))?
+            .len();
+        drop(txn_index);
         let size = log.metadata().map_err(io_err("stat", &log_path))?.len();
+        let entry = crate::txn_index::ABORTED_TXN_SIZE as u64;
+        let txn_index_damaged = !txn_index_existed || !txn_len.is_multiple_of(entry);
         let files = Arc::new(SegmentFiles {
             log: Arc::new(log),
             index,
@@ -227,6 +248,9 @@ impl Segment {
             log_path: Arc::new(log_path),
             index_path,
             time_index_path,
+            txn_index_path,
+            txn_entries: AtomicU64::new(txn_len / entry),
+            txn_index_damaged: std::sync::atomic::AtomicBool::new(txn_index_damaged),
             files: Mutex::new(FileHandle {
                 cached: Arc::downgrade(&files),
                 pinned: Some(files),
@@ -508,7 +532,7 @@ impl Segment {
         !matches!(self.files.lock().location, Location::Live)
     }
 
-    /// fdatasync of the log and both index files. A segment taken out of its log since the
+    /// fdatasync of the log and the index files. A segment taken out of its log since the
     /// sync was scheduled (retention right after a roll) has nothing that needs to last.
     pub(crate) fn sync(&self) -> Result<(), StorageError> {
         if self.is_removed() {
@@ -530,6 +554,7 @@ impl Segment {
         files
             .time_index
             .sync_data()
-            .map_err(io_err("fdatasync", &self.time_index_path))
+            .map_err(io_err("fdatasync", &self.time_index_path))?;
+        self.sync_txn_index()
     }
 }

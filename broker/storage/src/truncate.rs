@@ -22,8 +22,9 @@ impl PartitionLog {
     /// truncating to the leader's log). The log end offset becomes the first offset of that
     /// batch — `offset` itself when it is a batch boundary, as it is for logs written by a
     /// leader; Kafka truncates the same way. Epoch-cache entries starting at or after the new
-    /// end are removed, the producer state is rebuilt for the remaining log, the verified
-    /// prefix and the recovery point are lowered.
+    /// end are removed, and so are `.txnindex` entries of markers at or after it; the producer
+    /// state is rebuilt for the remaining log, the verified prefix and the recovery point are
+    /// lowered.
     ///
     /// An offset at or beyond the log end changes nothing; one below the log start empties the
     /// log and restarts it at `offset` ([`PartitionLog::truncate_fully_and_start_at`]).
@@ -64,6 +65,7 @@ impl PartitionLog {
         if let Some((position, _)) = cut {
             target.truncate_to(position, interval, now_ms)?;
         }
+        target.truncate_txn_index(target.next_offset())?;
         target.pin_files()?;
         let point = target.sync_point();
         target.sync()?;
@@ -80,7 +82,7 @@ impl PartitionLog {
         recovery::delete_snapshots_after(&self.dir, leo)?;
         let snapshots = recovery::list_snapshot_offsets(&self.dir)?;
         inner.producers =
-            recovery::rebuild_producer_state(&self.dir, &snapshots, &inner.segments, leo)?;
+            recovery::rebuild_producer_state(&self.dir, &snapshots, &inner.segments, leo, &[])?;
         self.truncated(&mut inner);
         tracing::warn!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated the log");
         Ok(())

@@ -325,6 +325,7 @@ impl PartitionLog {
         let written = (|| {
             let mut accounted = 0;
             for segment in group {
+                writer.add_aborted(segment.aborted_txns()?);
                 let path = segment.log_path();
                 for_each_batch(segment, 0, |position, batch| {
                     filter_batch(

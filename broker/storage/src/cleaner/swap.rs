@@ -1,7 +1,8 @@
 //! Replacing old segments with a cleaned one, safely across crashes (Kafka's `.cleaned` /
 //! `.swap` protocol).
 //!
-//! 1. The cleaned segment is written as `<base>.{index,timeindex,log}.cleaned` and fsynced.
+//! 1. The cleaned segment is written as `<base>.{index,timeindex,txnindex,log}.cleaned` and
+//!    fsynced.
 //! 2. Under the log's lock, once the pass is known to still match the log, the files are
 //!    renamed to `.swap`, indexes first; the log's `.swap` name, made durable by a directory
 //!    fsync, commits the swap.
@@ -43,7 +44,7 @@ impl PartitionLog {
         inner: &mut Inner,
         at: usize,
         old: &[Arc<Segment>],
-        cleaned: &[PathBuf; 3],
+        cleaned: &[PathBuf; 4],
         now_ms: i64,
     ) -> Result<Arc<Segment>, StorageError> {
         let base = old[0].base_offset();
@@ -165,7 +166,7 @@ pub(crate) fn complete_interrupted_swaps(dir: &Path) -> Result<(), StorageError>
     }
     for &base in &committed {
         let swap = segment_paths(dir, base, SWAP_SUFFIX);
-        let next = next_offset_of(&swap[2], base)?;
+        let next = next_offset_of(&swap[3], base)?;
         for &old in segment_bases.iter().filter(|&&b| b > base && b < next) {
             remove_files(&segment_paths(dir, old, ""))?;
         }

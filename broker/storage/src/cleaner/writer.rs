@@ -1,7 +1,9 @@
-//! Writing one cleaned segment: `<base>.log.cleaned` and its `.index.cleaned` and
-//! `.timeindex.cleaned`, indexed as the append path indexes (an offset entry per
-//! `index.interval.bytes`, a time entry with each, and the segment's largest timestamp
-//! last, as a sealed segment has it), then fsynced.
+//! Writing one cleaned segment: `<base>.log.cleaned` and its `.index.cleaned`,
+//! `.timeindex.cleaned` and `.txnindex.cleaned`, indexed as the append path indexes (an offset
+//! entry per `index.interval.bytes`, a time entry with each, and the segment's largest
+//! timestamp last, as a sealed segment has it), then fsynced. The transaction index holds the
+//! aborted transactions of the segments it replaces: their markers are kept, so a
+//! `read_committed` fetch still needs them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -11,17 +13,23 @@ use crate::batch::BatchHeader;
 use crate::error::{StorageError, io_err};
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, file_name};
+use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 
 /// Suffix of a cleaned segment's files while they are written.
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 /// Suffix of a cleaned segment's files once complete and about to replace the old segments.
 pub(crate) const SWAP_SUFFIX: &str = ".swap";
 
-/// The three file names of segment `base` with `suffix` appended (`.cleaned`, `.swap` or none),
+/// The four file names of segment `base` with `suffix` appended (`.cleaned`, `.swap` or none),
 /// indexes first: they are renamed before the log, whose `.swap` name commits a swap.
-pub(crate) fn segment_paths(dir: &Path, base: i64, suffix: &str) -> [PathBuf; 3] {
-    [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX]
-        .map(|kind| dir.join(format!("{}{suffix}", file_name(base, kind))))
+pub(crate) fn segment_paths(dir: &Path, base: i64, suffix: &str) -> [PathBuf; 4] {
+    [
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+        LOG_SUFFIX,
+    ]
+    .map(|kind| dir.join(format!("{}{suffix}", file_name(base, kind))))
 }
 
 /// Removes whichever of the files exist.
@@ -39,7 +47,7 @@ pub(crate) fn remove_files(paths: &[PathBuf]) -> Result<(), StorageError> {
 #[derive(Debug)]
 pub(crate) struct CleanedWriter {
     base_offset: i64,
-    paths: [PathBuf; 3],
+    paths: [PathBuf; 4],
     log: BufWriter<File>,
     position: u64,
     offsets: OffsetIndex,
@@ -48,6 +56,7 @@ pub(crate) struct CleanedWriter {
     index_interval_bytes: usize,
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
+    aborted: Vec<AbortedTxn>,
 }
 
 impl CleanedWriter {
@@ -61,8 +70,8 @@ impl CleanedWriter {
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&paths[2])
-            .map_err(io_err("create", &paths[2]))?;
+            .open(&paths[3])
+            .map_err(io_err("create", &paths[3]))?;
         Ok(CleanedWriter {
             base_offset,
             paths,
@@ -74,10 +83,11 @@ impl CleanedWriter {
             index_interval_bytes,
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
+            aborted: Vec::new(),
         })
     }
 
-    pub(crate) fn paths(&self) -> &[PathBuf; 3] {
+    pub(crate) fn paths(&self) -> &[PathBuf; 4] {
         &self.paths
     }
 
@@ -89,6 +99,11 @@ impl CleanedWriter {
         u32::try_from(offset.checked_sub(self.base_offset)?).ok()
     }
 
+    /// Adds the aborted transactions of a segment the cleaned one replaces (in log order).
+    pub(crate) fn add_aborted(&mut self, entries: Vec<AbortedTxn>) {
+        self.aborted.extend(entries);
+    }
+
     /// Appends one whole batch described by `header`.
     pub(crate) fn append(
         &mut self,
@@ -97,7 +112,7 @@ impl CleanedWriter {
     ) -> Result<(), StorageError> {
         self.log
             .write_all(bytes)
-            .map_err(io_err("write", &self.paths[2]))?;
+            .map_err(io_err("write", &self.paths[3]))?;
         if header.max_timestamp > self.max_timestamp {
             self.max_timestamp = header.max_timestamp;
             self.offset_of_max_timestamp = header.base_offset;
@@ -120,7 +135,7 @@ impl CleanedWriter {
     }
 
     /// Writes the indexes and fsyncs all three files; returns their paths.
-    pub(crate) fn finish(mut self) -> Result<[PathBuf; 3], StorageError> {
+    pub(crate) fn finish(mut self) -> Result<[PathBuf; 4], StorageError> {
         if self.max_timestamp >= 0
             && let Some(rel) = self.relative(self.offset_of_max_timestamp)
         {
@@ -129,11 +144,16 @@ impl CleanedWriter {
         let log = self
             .log
             .into_inner()
-            .map_err(|e| io_err("write", &self.paths[2])(e.into_error()))?;
-        log.sync_all().map_err(io_err("fsync", &self.paths[2]))?;
+            .map_err(|e| io_err("write", &self.paths[3])(e.into_error()))?;
+        log.sync_all().map_err(io_err("fsync", &self.paths[3]))?;
         let (_, offset_bytes) = self.offsets.take_unpersisted();
         let (_, time_bytes) = self.times.take_unpersisted();
-        for (path, bytes) in [(&self.paths[0], offset_bytes), (&self.paths[1], time_bytes)] {
+        let txn_bytes: Vec<u8> = self.aborted.iter().flat_map(|e| e.encode()).collect();
+        for (path, bytes) in [
+            (&self.paths[0], offset_bytes),
+            (&self.paths[1], time_bytes),
+            (&self.paths[2], txn_bytes),
+        ] {
             let mut file = File::create(path).map_err(io_err("create", path))?;
             file.write_all(&bytes).map_err(io_err("write", path))?;
             file.sync_all().map_err(io_err("fsync", path))?;

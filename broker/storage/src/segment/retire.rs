@@ -56,6 +56,7 @@ impl Segment {
             self.log_path.as_path(),
             self.index_path.as_path(),
             self.time_index_path.as_path(),
+            self.txn_index_path.as_path(),
         ];
         let Some(delay) = delay else {
             handle.location = Location::Deleted;

@@ -114,8 +114,8 @@ fn a_reader_of_an_older_snapshot_reads_removed_segments_whole_until_the_delay() 
     );
     assert_eq!(
         retired(dir.path()).len(),
-        3 * before.segments.len(),
-        "each removed segment's three files are retired"
+        4 * before.segments.len(),
+        "each removed segment's four files are retired"
     );
     assert_eq!(read_snapshot(&before).expect("read the old snapshot"), all);
     // The log itself no longer has them.
@@ -160,7 +160,12 @@ fn a_delay_of_zero_deletes_at_once() {
     let live = |suffix: &str| format!("{:020}{suffix}", 48);
     assert_eq!(
         segment_files,
-        vec![live(".index"), live(".log"), live(".timeindex")]
+        vec![
+            live(".index"),
+            live(".log"),
+            live(".timeindex"),
+            live(".txnindex")
+        ]
     );
     assert!(read_snapshot(&before).is_err(), "nothing is left to read");
 }
