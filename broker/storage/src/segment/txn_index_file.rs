@@ -15,12 +15,6 @@ use crate::error::{StorageError, io_err};
 use crate::txn_index::{ABORTED_TXN_SIZE, AbortedTxn, decode_all};
 
 impl Segment {
-    /// The `.txnindex` file of the segment.
-    #[cfg(test)]
-    pub(crate) fn txn_index_path(&self) -> &std::path::Path {
-        &self.txn_index_path
-    }
-
     /// Whether the `.txnindex` was missing or damaged when the segment was opened (until
     /// rewritten).
     pub(crate) fn txn_index_damaged(&self) -> bool {
