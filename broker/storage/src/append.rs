@@ -59,7 +59,7 @@ impl PartitionLog {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<AppendInfo, StorageError> {
-        let (records, headers) = self.prepare(records, now_ms)?;
+        let (records, headers) = self.prepare(records, now_ms, origin)?;
         self.append_validated(records, headers, leader_epoch, now_ms, origin)
     }
 
@@ -71,6 +71,7 @@ impl PartitionLog {
         &self,
         records: Vec<u8>,
         now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<(Vec<u8>, Vec<BatchHeader>), StorageError> {
         let (max_message_bytes, segment_bytes, rules, target) = {
             let inner = self.inner.lock();
@@ -84,6 +85,7 @@ impl PartitionLog {
                     timestamp_before_max_ms: config.message_timestamp_before_max_ms,
                     timestamp_after_max_ms: config.message_timestamp_after_max_ms,
                     require_keys: config.cleanup_policy.compact,
+                    from_client: origin == AppendOrigin::Client,
                 },
                 config.compression_type.codec(),
             )

@@ -246,10 +246,6 @@ impl PartitionLog {
         let segments = Arc::new(segments);
         let producers =
             rebuild_producer_state(dir, &inv.snapshots, &segments, log_end_offset, &rebuild)?;
-        for &i in &rebuild {
-            // The rebuilt `.txnindex` must last like the rest of what recovery rewrote.
-            segments[i].sync()?;
-        }
         let txn_unstable = producers.has_unstable();
         let epochs = crate::leader_epoch::load(dir, &segments, log_start_offset, log_end_offset)?;
         let active_size = segments[segments.len() - 1].size();

@@ -1,10 +1,11 @@
 //! One log segment: a `.log` file of record batches plus its `.index`, `.timeindex` and
 //! `.txnindex`.
 //!
-//! Open files: the active segment keeps its log, offset index and time index open. A sealed segment opens them when
-//! first used and hands them to the bounded cache of open segment files (`open_files`), so the
-//! descriptors a broker holds do not grow with the number of segments; an evicted segment's
-//! files close once no read in flight holds them, and are opened again on the next use.
+//! Open files: the active segment keeps its log, offset index and time index open. A sealed
+//! segment opens them when first used and hands them to the bounded cache of open segment
+//! files (`open_files`), so the descriptors a broker holds do not grow with the number of
+//! segments; an evicted segment's files close once no read in flight holds them, and are
+//! opened again on the next use. The `.txnindex` is opened only while it is read or written.
 //!
 //! A segment is shared (`Arc`) between the appender and readers. All mutation happens under the
 //! partition's append lock; readers only use `read_at` (positional reads, no shared cursor), the
@@ -228,16 +229,22 @@ impl Segment {
         let log = open_rw(&log_path, truncate)?;
         let index = open_rw(&index_path, truncate)?;
         let time_index = open_rw(&time_index_path, truncate)?;
-        let txn_index_existed = truncate || txn_index_path.exists();
-        let txn_index = open_rw(&txn_index_path, truncate)?;
-        let txn_len = txn_index
-            .metadata()
-            .map_err(io_err("stat", &txn_index_path))?
-            .len();
-        drop(txn_index);
+        // A missing `.txnindex` is not created here: it stays missing (and so is rebuilt on the
+        // next open) until the rebuild has written it whole.
+        let txn_len = if truncate {
+            open_rw(&txn_index_path, true)?;
+            Some(0)
+        } else {
+            match fs::metadata(&txn_index_path) {
+                Ok(meta) => Some(meta.len()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err("stat", &txn_index_path)(e)),
+            }
+        };
         let size = log.metadata().map_err(io_err("stat", &log_path))?.len();
         let entry = crate::txn_index::ABORTED_TXN_SIZE as u64;
-        let txn_index_damaged = !txn_index_existed || !txn_len.is_multiple_of(entry);
+        let txn_index_damaged = txn_len.is_none_or(|len| !len.is_multiple_of(entry));
+        let txn_len = txn_len.unwrap_or(0);
         let files = Arc::new(SegmentFiles {
             log: Arc::new(log),
             index,

@@ -53,6 +53,10 @@ pub struct ProduceRules {
     pub timestamp_after_max_ms: i64,
     /// The log is compacted: records of data batches must have keys.
     pub require_keys: bool,
+    /// The batch comes from a producer ([`crate::AppendOrigin::Client`]): a batch with a
+    /// producer id must then carry a sequence. The broker's coordinators write transactional
+    /// batches without one (offset commits of a transaction).
+    pub from_client: bool,
 }
 
 impl ProduceRules {
@@ -94,7 +98,7 @@ pub fn validate_produce_batch(
             record_count: batch.record_count(),
         });
     }
-    check_producer_fields(batch)?;
+    check_producer_fields(batch, rules.from_client)?;
     let require_keys = rules.require_keys && !batch.is_control();
     let check_timestamps = rules.timestamp_type == TimestampType::CreateTime;
     if check_timestamps && batch.timestamp_type() == BatchTimestampType::LogAppendTime {
@@ -144,7 +148,7 @@ fn records_of<'a>(batch: &RecordBatch<'a>) -> &'a [u8] {
     &batch.as_bytes()[crate::batch::RECORD_BATCH_OVERHEAD..]
 }
 
-fn check_producer_fields(batch: &RecordBatch<'_>) -> Result<(), BatchError> {
+fn check_producer_fields(batch: &RecordBatch<'_>, from_client: bool) -> Result<(), BatchError> {
     let producer_id = batch.producer_id();
     let fields = [
         ("producerId", producer_id),
@@ -155,8 +159,9 @@ fn check_producer_fields(batch: &RecordBatch<'_>) -> Result<(), BatchError> {
         return Err(BatchError::InvalidHeaderField { field, value });
     }
     // Transaction markers carry the producer id without a sequence (Kafka's NO_SEQUENCE);
-    // only the broker writes them (clients' control batches are refused on append).
-    if producer_id >= 0 && batch.base_sequence() < 0 && !batch.is_control() {
+    // only the broker writes them (clients' control batches are refused on append), and so
+    // are a coordinator's transactional offset commits.
+    if from_client && producer_id >= 0 && batch.base_sequence() < 0 && !batch.is_control() {
         return Err(BatchError::MissingSequence { producer_id });
     }
     Ok(())

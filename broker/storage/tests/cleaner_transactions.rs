@@ -10,7 +10,7 @@ use kafka_protocol::records::{
 };
 use strom_storage::batch::Batches;
 use strom_storage::cleaner::{OffsetMap, Throttle};
-use strom_storage::{AppendOrigin, PartitionLog};
+use strom_storage::{AbortedTxn, AppendOrigin, PartitionLog};
 
 fn record(producer_id: i64, sequence: i32, key: &[u8], value: &[u8], control: bool) -> Record {
     Record {
@@ -95,9 +95,27 @@ fn committed_data_compacts_aborted_data_goes_open_and_markers_stay() {
     let end = log.log_end_offset();
     assert_eq!(end, 9);
 
+    let aborted = vec![AbortedTxn {
+        producer_id: 11,
+        first_offset: 3,
+        last_offset: 6,
+        last_stable_offset: 7,
+    }];
+    assert_eq!(log.aborted_transaction_index().expect("index"), aborted);
+
     let mut map = OffsetMap::new(1 << 16);
     log.clean(end, NOW + 20_000, &mut map, &Throttle::unlimited())
         .expect("clean");
+    // The cleaned segment that replaced the first one carries its aborted transactions: the
+    // markers stay, so read_committed fetches still need them.
+    assert_eq!(log.aborted_transaction_index().expect("index"), aborted);
+    assert_eq!(
+        std::fs::read(dir.path().join(format!("{:020}.txnindex", 0)))
+            .expect("the cleaned segment's .txnindex")
+            .len(),
+        34
+    );
+    assert_eq!(log.aborted_transactions(0, end).expect("aborted"), aborted);
 
     let bytes = read_compacted(&log);
     let mut data = Vec::new();

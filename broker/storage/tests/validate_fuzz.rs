@@ -24,6 +24,7 @@ fn rules() -> ProduceRules {
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: 3_600_000,
         require_keys: false,
+        from_client: true,
     }
 }
 

@@ -11,11 +11,6 @@ use crate::error::StorageError;
 use crate::log::LogSnapshot;
 use crate::records;
 
-/// Control record type of an abort marker (Kafka's `ControlRecordType.ABORT`).
-const ABORT: i16 = 0;
-/// Control record type of a commit marker.
-const COMMIT: i16 = 1;
-
 /// What became of the transaction a batch belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fate {
@@ -59,10 +54,12 @@ impl Transactions {
                     buf.resize(header.size, 0);
                     segment.read_at(&mut buf, position)?;
                     // Another kind of control record does not end the transaction.
-                    let ends = marker_type(&buf);
-                    if let Some(kind) = ends
+                    let ends = crate::batch::RecordBatch::parse(&buf)
+                        .ok()
+                        .and_then(|b| records::read_marker(&b));
+                    if let Some(marker) = ends
                         && let Some(first) = txns.open.remove(&header.producer_id)
-                        && kind == ABORT
+                        && !marker.commit
                     {
                         txns.aborted
                             .entry(header.producer_id)
@@ -95,14 +92,4 @@ impl Transactions {
             Fate::Visible
         }
     }
-}
-
-/// The control record type of a marker batch: its record's key is version i16, type i16.
-fn marker_type(batch: &[u8]) -> Option<i16> {
-    let batch = crate::batch::RecordBatch::parse(batch).ok()?;
-    let record = records::decode(&batch).ok()?.into_iter().next()?;
-    let key = record.key?;
-    (key.len() >= 4)
-        .then(|| i16::from_be_bytes([key[2], key[3]]))
-        .filter(|t| *t == ABORT || *t == COMMIT)
 }

@@ -11,16 +11,11 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use super::{Location, Segment};
+use crate::checkpoint::{TEMP_SUFFIX, write_atomically};
 use crate::error::{StorageError, io_err};
 use crate::txn_index::{ABORTED_TXN_SIZE, AbortedTxn, decode_all};
 
 impl Segment {
-    /// The `.txnindex` file of the segment.
-    #[cfg(test)]
-    pub(crate) fn txn_index_path(&self) -> &std::path::Path {
-        &self.txn_index_path
-    }
-
     /// Whether the `.txnindex` was missing or damaged when the segment was opened (until
     /// rewritten).
     pub(crate) fn txn_index_damaged(&self) -> bool {
@@ -73,13 +68,15 @@ impl Segment {
         decode_all(&buf).map_err(|reason| StorageError::CorruptLogFile { path, reason })
     }
 
-    /// Replaces the file's entries with `entries`.
+    /// Replaces the file's entries with `entries`, atomically (a temporary file renamed over
+    /// it, both fsynced): a crash leaves the old file or the new one, never a part.
     pub(crate) fn rewrite_txn_index(&self, entries: &[AbortedTxn]) -> Result<(), StorageError> {
-        let (file, path) = self.open_txn_index(true)?;
+        let path = self.txn_index_location()?;
         let bytes: Vec<u8> = entries.iter().flat_map(|e| e.encode()).collect();
-        file.set_len(0).map_err(io_err("truncate", &path))?;
-        file.write_all_at(&bytes, 0)
-            .map_err(io_err("write", &path))?;
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(TEMP_SUFFIX);
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        write_atomically(dir, &path, std::path::Path::new(&tmp), &bytes)?;
         self.txn_entries
             .store(entries.len() as u64, Ordering::Release);
         self.txn_index_damaged.store(false, Ordering::Release);

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod keyed;
+pub mod txn;
 
 use std::path::Path;
 
