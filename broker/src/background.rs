@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
+use crate::capabilities::{CoordinatorKind, CoordinatorLookup};
 use crate::log_limit::LogLimiter;
 use crate::replica::isr::IsrUpdater;
 use crate::replica::{Partition, now_ms};
@@ -121,17 +122,21 @@ impl MetadataPublisher {
                 changed = images.changed() => if changed.is_err() { return },
             }
             self.broker.publish_metadata().await;
-            // Group state follows the leadership of `__consumer_offsets` partitions; loading
-            // reads logs, so it runs beside the next images.
-            if self
-                .broker
-                .image()
-                .topic(crate::groups::OFFSETS_TOPIC)
-                .is_some()
-            {
-                let broker = self.broker.clone();
-                tokio::spawn(async move { broker.ensure_offsets_topic().await });
-            }
+            // Coordinator state follows the leadership of its internal topic's partitions;
+            // loading reads logs, so it runs beside the next images.
+            follow_coordinator_topics(&self.broker);
+        }
+    }
+}
+
+/// Loads and unloads the group and transaction coordinators' partitions, in the background,
+/// for each of their internal topics that exists.
+pub fn follow_coordinator_topics(broker: &Arc<Broker>) {
+    let image = broker.image();
+    for kind in [CoordinatorKind::Group, CoordinatorKind::Transaction] {
+        if image.topic(kind.topic()).is_some() {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.ensure_coordinator_topic(kind).await });
         }
     }
 }

@@ -8,13 +8,17 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 use strom_metadata::{ControllerClient, MetadataImage, MetadataQuorum};
 
-use crate::capabilities::{CoordinatorLookup, HostedPartitions, MetadataView};
+use crate::capabilities::{
+    CoordinatorKind, CoordinatorLookup, HostedPartitions, MetadataView, TransactionalOffsets,
+};
 use crate::config::BrokerConfig;
+use crate::coordinator_partitions::CoordinatorPartitions;
 use crate::groups::{Coordinator, OFFSETS_TOPIC, offsets_topic_request};
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::quota::ReplicationQuota;
 use crate::replica::{Partition, ReplicaManager};
+use crate::transactions::{TxnCoordinator, transaction_state_topic_request};
 
 /// How recently a follower must have heard from the quorum leader to name it as the
 /// controller: the longest election timeout.
@@ -36,11 +40,14 @@ pub struct Broker {
     pub lifecycle: crate::lifecycle::BrokerLifecycle,
     pub replicas: Arc<ReplicaManager>,
     pub metrics: Arc<BrokerMetrics>,
-    pub producer_ids: ProducerIdManager,
+    pub producer_ids: Arc<ProducerIdManager>,
     pub groups: Coordinator,
-    /// `__consumer_offsets` partitions whose group state is loaded into the coordinator; the
-    /// async mutex also serializes the topic's creation.
-    pub loaded_offsets_partitions: tokio::sync::Mutex<HashSet<i32>>,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub transactions: TxnCoordinator,
+    /// `__consumer_offsets` partitions whose group state is loaded into the coordinator.
+    pub offsets_partitions: CoordinatorPartitions,
+    /// `__transaction_state` partitions whose transaction state is loaded into the coordinator.
+    pub transaction_partitions: CoordinatorPartitions,
     /// Groups whose offsets the metrics currently show, to drop the series of vanished groups.
     pub exported_groups: parking_lot::Mutex<HashSet<String>>,
     /// The log cleaner's threads, compacting the hosted logs of compacted topics.
@@ -96,6 +103,11 @@ impl Broker {
                 min_insync_replicas: usize::try_from(partition.min_insync_replicas()).unwrap_or(1),
             };
             gauges.set_isr_state(leader.then_some(isr));
+            gauges.set_last_stable_offset_lag(if leader {
+                partition.high_watermark() - partition.last_stable_offset()
+            } else {
+                0
+            });
             if leader {
                 leaders += 1;
                 under_replicated += i64::from(isr.isr_size < isr.replicas);
@@ -139,6 +151,8 @@ impl Broker {
             .set_metadata_errors(i64::from(self.quorum.fault().is_some()));
         self.metrics
             .set_metadata_image(image.offset, image.checksum());
+        self.metrics
+            .set_transactions(&self.transactions.stats(), crate::replica::now_ms());
         if let Some(stats) = self.cleaner.stats() {
             self.metrics.set_cleaner(&stats, crate::replica::now_ms());
         }
@@ -172,9 +186,6 @@ impl Broker {
 }
 
 impl Broker {
-    /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
-    /// FindCoordinator), hashes groups onto the partition count it has, then loads the partitions of it this broker leads and unloads those it
-    /// stopped leading. Idempotent.
     /// Makes a `__consumer_offsets` created before compaction existed (`cleanup.policy`
     /// delete, `retention.ms=-1`) compacted, as a new one is created; its log then shrinks to
     /// the live keys at the cleaner's next passes.
@@ -197,71 +208,41 @@ impl Broker {
         }
     }
 
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
+    /// FindCoordinator for a group), makes an old one compacted, then loads the group state of
+    /// the partitions of it this broker leads and unloads those it stopped leading. Groups
+    /// hash onto the partitions the topic has, whatever `offsets.topic.num.partitions` says
+    /// now (Kafka's `partitionFor`). Idempotent.
     pub async fn ensure_offsets_topic(&self) {
-        let mut loaded = self.loaded_offsets_partitions.lock().await;
-        if self.image().topic(OFFSETS_TOPIC).is_none() {
-            let request =
-                offsets_topic_request(&self.config.props, self.image().live_brokers().count());
-            for created in self.controller.create_topics(vec![request], false).await {
-                if let Err(error) = created.result {
-                    tracing::debug!(%error, "creating {OFFSETS_TOPIC}");
-                }
-            }
-            self.publish_metadata().await;
-        }
-        let mut image = self.image();
-        let Some(mut topic) = image.topic(OFFSETS_TOPIC) else {
-            return;
-        };
-        if !offsets_topic_is_compacted(&topic.configs) {
+        let live = self.image().live_brokers().count();
+        self.offsets_partitions
+            .ensure_created(self, || offsets_topic_request(&self.config.props, live))
+            .await;
+        if self
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .is_some_and(|topic| !offsets_topic_is_compacted(&topic.configs))
+        {
             self.compact_offsets_topic().await;
-            image = self.image();
-            let Some(now) = image.topic(OFFSETS_TOPIC) else {
-                return;
-            };
-            topic = now;
         }
-        // Groups hash onto the partitions the topic has, whatever
-        // `offsets.topic.num.partitions` says now (Kafka's `partitionFor`): a topic created
-        // under another setting keeps working. Under a new count loaded groups may hash
-        // elsewhere, so every loaded partition is unloaded and loaded again below.
-        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-        if self.groups.set_partition_count(count) {
-            for partition in loaded.drain() {
-                self.groups.unload_partition(partition).await;
-            }
-        }
-        // A partition whose leadership moved away is unloaded: its groups answer
-        // NOT_COORDINATOR and their members find the new coordinator.
-        let led: HashSet<i32> = topic
-            .partitions
-            .keys()
-            .copied()
-            .filter(|&p| {
-                self.replicas
-                    .partition(OFFSETS_TOPIC, p)
-                    .is_some_and(|partition| partition.is_leader())
+        self.offsets_partitions
+            .follow_leadership(self, &self.groups)
+            .await;
+    }
+
+    /// Creates `__transaction_state` if it does not exist yet (on the first FindCoordinator
+    /// for a transactional id), then loads the transaction state of the partitions of it this
+    /// broker leads and unloads those it stopped leading. Idempotent.
+    pub async fn ensure_transaction_state_topic(&self) {
+        let live = self.image().live_brokers().count();
+        self.transaction_partitions
+            .ensure_created(self, || {
+                transaction_state_topic_request(&self.config.props, live)
             })
-            .collect();
-        let moved: Vec<i32> = loaded.difference(&led).copied().collect();
-        for partition in moved {
-            tracing::info!(partition, "unloading group state: leadership moved");
-            self.groups.unload_partition(partition).await;
-            loaded.remove(&partition);
-        }
-        for &partition in topic.partitions.keys() {
-            if !led.contains(&partition) || loaded.contains(&partition) {
-                continue;
-            }
-            match self.groups.load_partition(partition).await {
-                Ok(()) => {
-                    loaded.insert(partition);
-                }
-                Err(error) => {
-                    tracing::error!(partition, %error, "loading group state");
-                }
-            }
-        }
+            .await;
+        self.transaction_partitions
+            .follow_leadership(self, &self.transactions)
+            .await;
     }
 }
 
@@ -344,13 +325,33 @@ impl MetadataView for Broker {
     }
 }
 
+impl TransactionalOffsets for Broker {
+    async fn complete_transaction(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) {
+        self.groups
+            .complete_transaction(partition, producer_id, producer_epoch, commit)
+            .await;
+    }
+}
+
 impl CoordinatorLookup for Broker {
-    async fn ensure_offsets_topic(&self) {
-        Broker::ensure_offsets_topic(self).await;
+    async fn ensure_coordinator_topic(&self, kind: CoordinatorKind) {
+        match kind {
+            CoordinatorKind::Group => self.ensure_offsets_topic().await,
+            CoordinatorKind::Transaction => self.ensure_transaction_state_topic().await,
+        }
     }
 
-    fn partition_for(&self, group_id: &str) -> i32 {
-        self.groups.partition_for(group_id)
+    fn partition_for(&self, kind: CoordinatorKind, key: &str) -> i32 {
+        match kind {
+            CoordinatorKind::Group => self.groups.partition_for(key),
+            CoordinatorKind::Transaction => self.transactions.partition_for(key),
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //!   operations of the active controller, wherever it runs;
 //! - [`HostedPartitions`]: the partition replicas this broker hosts, looked up the way a
 //!   client's request must find them (the leader, or a readable follower);
-//! - [`CoordinatorLookup`]: which `__consumer_offsets` partition coordinates a group.
+//! - [`TransactionalOffsets`]: transactional offset commits completing with their marker.
+//! - [`CoordinatorLookup`]: which partition of `__consumer_offsets` coordinates a group, and
+//!   which partition of `__transaction_state` a transactional id.
 //!
 //! [`Broker`](crate::broker::Broker) implements the metadata view, the hosted partitions and
 //! the coordinator lookup; its `controller` (a `ControllerClient`) is the controller channel.
@@ -73,12 +75,46 @@ pub trait HostedPartitions: Send + Sync + 'static {
     fn publish_metadata(&self) -> impl Future<Output = ()> + Send;
 }
 
-/// The group coordinator's placement: which `__consumer_offsets` partition a group hashes to.
-pub trait CoordinatorLookup: Send + Sync {
-    /// Creates `__consumer_offsets` if it does not exist yet and loads the group state of the
-    /// partitions of it this broker leads. Idempotent.
-    fn ensure_offsets_topic(&self) -> impl Future<Output = ()> + Send;
+/// The two coordinators FindCoordinator locates (its `key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorKind {
+    /// Consumer groups, on `__consumer_offsets` (key type 0).
+    Group,
+    /// Transactional ids, on `__transaction_state` (key type 1).
+    Transaction,
+}
 
-    /// The `__consumer_offsets` partition whose leader coordinates `group_id`.
-    fn partition_for(&self, group_id: &str) -> i32;
+impl CoordinatorKind {
+    /// The internal topic whose partition leaders are this kind's coordinators.
+    pub fn topic(self) -> &'static str {
+        match self {
+            CoordinatorKind::Group => crate::groups::OFFSETS_TOPIC,
+            CoordinatorKind::Transaction => crate::transactions::TRANSACTION_STATE_TOPIC,
+        }
+    }
+}
+
+/// The coordinators' placement: which partition of their internal topic a key hashes to.
+pub trait CoordinatorLookup: Send + Sync {
+    /// Creates the internal topic of `kind` if it does not exist yet and loads the coordinator
+    /// state of the partitions of it this broker leads. Idempotent.
+    fn ensure_coordinator_topic(&self, kind: CoordinatorKind) -> impl Future<Output = ()> + Send;
+
+    /// The partition of `kind`'s internal topic whose leader coordinates `key`.
+    fn partition_for(&self, kind: CoordinatorKind, key: &str) -> i32;
+}
+
+/// The group coordinator's part in transactions: offsets a transaction committed
+/// (TxnOffsetCommit) become visible, or are dropped, when its marker reaches their
+/// `__consumer_offsets` partition.
+pub trait TransactionalOffsets: Send + Sync {
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id` was written to partition
+    /// `partition` of `__consumer_offsets`.
+    fn complete_transaction(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> impl Future<Output = ()> + Send;
 }

@@ -174,6 +174,18 @@ pub struct BrokerProps {
     /// `offsets.topic.segment.bytes`: the `segment.bytes` of `__consumer_offsets`.
     pub offsets_topic_segment_bytes: i32,
     pub offsets_retention_minutes: i64,
+    /// `transaction.state.log.*`: the partitions, replication, `min.insync.replicas` and
+    /// `segment.bytes` of `__transaction_state`.
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_min_isr: i32,
+    pub transaction_state_log_segment_bytes: i32,
+    /// The longest `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i64,
+    /// How long a transactional id without transactions is remembered.
+    pub transactional_id_expiration_ms: i64,
+    /// How often the coordinator looks for transactions open past their timeout.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
     pub group_initial_rebalance_delay_ms: i64,
     pub group_min_session_timeout_ms: i64,
     pub group_max_session_timeout_ms: i64,
@@ -259,6 +271,13 @@ impl Default for BrokerProps {
             offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_minutes: 7 * 24 * 60,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            transaction_state_log_segment_bytes: 100 * 1024 * 1024,
+            transaction_max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -329,6 +348,13 @@ pub const BROKER_KEYS: &[&str] = &[
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
     "offsets.retention.minutes",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.segment.bytes",
+    "transaction.max.timeout.ms",
+    "transactional.id.expiration.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
@@ -459,6 +485,28 @@ impl BrokerProps {
             }
             "offsets.retention.minutes" => {
                 self.offsets_retention_minutes = parse_min(key, value, 1)?
+            }
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_log_num_partitions = parse_min(key, value, 1)?
+            }
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_log_replication_factor = parse_min(key, value, 1)?
+            }
+            "transaction.state.log.min.isr" => {
+                self.transaction_state_log_min_isr = parse_min(key, value, 1)?
+            }
+            "transaction.state.log.segment.bytes" => {
+                self.transaction_state_log_segment_bytes = parse_min(key, value, 14)?
+            }
+            "transaction.max.timeout.ms" => {
+                self.transaction_max_timeout_ms = parse_min(key, value, 1)?
+            }
+            "transactional.id.expiration.ms" => {
+                self.transactional_id_expiration_ms = parse_min(key, value, 1)?
+            }
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms =
+                    parse_min(key, value, 1)?
             }
             "group.initial.rebalance.delay.ms" => {
                 self.group_initial_rebalance_delay_ms = parse_min(key, value, 0)?
@@ -619,6 +667,21 @@ impl BrokerProps {
             "offsets.topic.replication.factor" => self.offsets_topic_replication_factor.to_string(),
             "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes.to_string(),
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_log_num_partitions.to_string()
+            }
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_log_replication_factor.to_string()
+            }
+            "transaction.state.log.min.isr" => self.transaction_state_log_min_isr.to_string(),
+            "transaction.state.log.segment.bytes" => {
+                self.transaction_state_log_segment_bytes.to_string()
+            }
+            "transaction.max.timeout.ms" => self.transaction_max_timeout_ms.to_string(),
+            "transactional.id.expiration.ms" => self.transactional_id_expiration_ms.to_string(),
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => self
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms
+                .to_string(),
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),
             "group.max.session.timeout.ms" => self.group_max_session_timeout_ms.to_string(),

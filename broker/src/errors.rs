@@ -57,6 +57,11 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
         ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => {
             (ResponseError::InvalidProducerEpoch, Some(error.to_string()))
         }
+        InvalidTxnState { .. } => (ResponseError::InvalidTxnState, Some(error.to_string())),
+        TransactionCoordinatorFenced { .. } => (
+            ResponseError::TransactionCoordinatorFenced,
+            Some(error.to_string()),
+        ),
         _ => {
             if let Some(suppressed) = STORAGE_LOG.check(&error.to_string()) {
                 tracing::error!(%error, suppressed, "storage failure");

@@ -12,113 +12,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use strom_group::{
-    CoordinatorOptions, GroupConfig, GroupCoordinator, OffsetsLog, OffsetsLogError, TopicLookup,
-};
+use strom_group::{CoordinatorOptions, GroupConfig, GroupCoordinator, TopicLookup};
 use strom_metadata::{CreateTopicRequest, MetadataQuorum};
-use strom_storage::StorageError;
 
 use crate::config::BrokerProps;
-use crate::replica::{AppendError, CommitWait, ReplicaManager, now_ms};
-
-/// How long a write of group state waits for the in-sync replicas (Kafka's
-/// `offsets.commit.timeout.ms` default).
-const OFFSET_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::coordinator_partitions::PartitionedCoordinator;
+use crate::internal_log::InternalTopicLog;
+use crate::replica::ReplicaManager;
 
 /// Name of the internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// The coordinator type the broker runs.
-pub type Coordinator = GroupCoordinator<PartitionOffsetsLog>;
-
-/// `__consumer_offsets` on the broker's partition logs.
-#[derive(Debug)]
-pub struct PartitionOffsetsLog {
-    replicas: Arc<ReplicaManager>,
-}
-
-impl OffsetsLog for PartitionOffsetsLog {
-    async fn append(&self, partition: i32, batch: Bytes) -> Result<i64, OffsetsLogError> {
-        let target = self
-            .replicas
-            .partition(OFFSETS_TOPIC, partition)
-            .filter(|p| p.is_leader())
-            .ok_or(OffsetsLogError::NotLeader { partition })?;
-        let append = target
-            .append_as_coordinator(batch.to_vec(), now_ms())
-            .await
-            .map_err(|error| match error {
-                AppendError::NotLeader => OffsetsLogError::NotLeader { partition },
-                AppendError::NotEnoughReplicas { .. } => OffsetsLogError::Unavailable {
-                    partition,
-                    reason: error.to_string(),
-                },
-                AppendError::Storage(StorageError::RecordTooLarge {
-                    size,
-                    max_message_bytes,
-                }) => OffsetsLogError::TooLarge {
-                    partition,
-                    size,
-                    max: max_message_bytes,
-                },
-                AppendError::Storage(other) => OffsetsLogError::Storage {
-                    partition,
-                    reason: other.to_string(),
-                },
-            })?;
-        // Group state is written with acks=all, as Kafka's coordinator does: a commit is
-        // acknowledged once every in-sync replica holds it.
-        target
-            .wait_for_commit(
-                append.info.last_offset + 1,
-                append.leader_epoch,
-                OFFSET_COMMIT_TIMEOUT,
-            )
-            .await
-            .map_err(|failed| match failed {
-                CommitWait::NotLeader => OffsetsLogError::NotLeader { partition },
-                CommitWait::NotEnoughReplicasAfterAppend | CommitWait::TimedOut => {
-                    OffsetsLogError::Unavailable {
-                        partition,
-                        reason: format!("not replicated to the in-sync replicas: {failed:?}"),
-                    }
-                }
-            })?;
-        let info = append.info;
-        Ok(info.first_offset)
-    }
-
-    fn read(
-        &self,
-        partition: i32,
-        offset: i64,
-        max_bytes: usize,
-    ) -> Result<(Bytes, i64), OffsetsLogError> {
-        let target = self
-            .replicas
-            .partition(OFFSETS_TOPIC, partition)
-            .ok_or(OffsetsLogError::NotLeader { partition })?;
-        let log = target.log();
-        let end = log.log_end_offset();
-        let from = offset.max(log.log_start_offset());
-        if from >= end {
-            return Ok((Bytes::new(), end));
-        }
-        let read =
-            log.read(from, max_bytes, end, true)
-                .map_err(|error| OffsetsLogError::Storage {
-                    partition,
-                    reason: error.to_string(),
-                })?;
-        Ok((read.records, end))
-    }
-}
+pub type Coordinator = GroupCoordinator<InternalTopicLog>;
 
 /// Answers whether a committed offset's topic-partition exists, from the metadata image.
 #[derive(Debug)]
-struct ImageTopicLookup {
-    quorum: MetadataQuorum,
+pub(crate) struct ImageTopicLookup {
+    pub(crate) quorum: MetadataQuorum,
 }
 
 impl TopicLookup for ImageTopicLookup {
@@ -146,7 +57,8 @@ pub fn coordinator(
         topic_lookup: Some(Arc::new(ImageTopicLookup { quorum })),
         ..CoordinatorOptions::default()
     };
-    GroupCoordinator::with_options(config, Arc::new(PartitionOffsetsLog { replicas }), options)
+    let log = InternalTopicLog::new(OFFSETS_TOPIC, replicas);
+    GroupCoordinator::with_options(config, Arc::new(log), options)
 }
 
 /// The request to create `__consumer_offsets`, replicated `offsets.topic.replication.factor`
@@ -167,5 +79,21 @@ pub fn offsets_topic_request(props: &BrokerProps, live_brokers: usize) -> Create
                 props.offsets_topic_segment_bytes.to_string(),
             ),
         ]),
+    }
+}
+
+impl PartitionedCoordinator for Coordinator {
+    fn set_partition_count(&self, count: i32) -> bool {
+        GroupCoordinator::set_partition_count(self, count)
+    }
+
+    async fn load_partition(&self, partition: i32, _leader_epoch: i32) -> Result<(), String> {
+        GroupCoordinator::load_partition(self, partition)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    async fn unload_partition(&self, partition: i32) {
+        GroupCoordinator::unload_partition(self, partition).await;
     }
 }

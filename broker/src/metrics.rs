@@ -49,11 +49,20 @@ use prometheus::{
 mod api_names;
 mod cleaner;
 mod handles;
+mod transactions;
 
 use api_names::API_NAMES;
 pub use api_names::{UNKNOWN_API, api_name};
 use handles::TopicCounters;
 pub use handles::{ApiMetrics, IsrState, PartitionGauges, TopicMetrics};
+
+/// Advances a counter to a running total kept elsewhere (which only grows).
+fn catch_up(counter: &IntCounter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
+}
 
 /// Content type of [`BrokerMetrics::encode`]'s output, for the HTTP response.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -97,6 +106,7 @@ pub struct BrokerMetrics {
     active_controller_count: IntGauge,
     metadata_error_count: IntGauge,
     cleaner: cleaner::CleanerMetrics,
+    transactions: transactions::TransactionMetrics,
     offline_partitions_count: IntGauge,
     metadata_applied_offset: IntGauge,
     metadata_image_checksum: IntGauge,
@@ -159,17 +169,19 @@ struct PartitionFamilies {
     log_size: IntGaugeVec,
     log_end_offset: IntGaugeVec,
     log_start_offset: IntGaugeVec,
+    last_stable_offset_lag: IntGaugeVec,
     under_replicated: IntGaugeVec,
     under_min_isr: IntGaugeVec,
     at_min_isr: IntGaugeVec,
 }
 
 impl PartitionFamilies {
-    fn all(&self) -> [&IntGaugeVec; 6] {
+    fn all(&self) -> [&IntGaugeVec; 7] {
         [
             &self.log_size,
             &self.log_end_offset,
             &self.log_start_offset,
+            &self.last_stable_offset_lag,
             &self.under_replicated,
             &self.under_min_isr,
             &self.at_min_isr,
@@ -313,6 +325,12 @@ impl BrokerMetrics {
                 r,
                 "kafka_log_log_logstartoffset",
                 "Log start offset of the partition replica on this broker.",
+                tp,
+            ),
+            last_stable_offset_lag: gauge_vec(
+                r,
+                "kafka_server_replicamanager_last_stable_offset_lag",
+                "High watermark minus last stable offset of the partition this broker leads: offsets read_committed consumers cannot read yet because a transaction is open.",
                 tp,
             ),
             under_replicated: gauge_vec(
@@ -483,6 +501,7 @@ impl BrokerMetrics {
                  failed, after which the node stops serving as controller and exits.",
             ),
             cleaner: cleaner::CleanerMetrics::new(r),
+            transactions: transactions::TransactionMetrics::new(r),
             offline_partitions_count: gauge(
                 r,
                 "kafka_controller_kafkacontroller_offlinepartitionscount",
@@ -639,6 +658,7 @@ impl BrokerMetrics {
             log_size: f.log_size.with_label_values(&labels),
             log_end_offset: f.log_end_offset.with_label_values(&labels),
             log_start_offset: f.log_start_offset.with_label_values(&labels),
+            last_stable_offset_lag: f.last_stable_offset_lag.with_label_values(&labels),
             under_replicated: f.under_replicated.with_label_values(&labels),
             under_min_isr: f.under_min_isr.with_label_values(&labels),
             at_min_isr: f.at_min_isr.with_label_values(&labels),
@@ -684,6 +704,11 @@ impl BrokerMetrics {
         self.metadata_applied_offset
             .set(i64::try_from(offset).unwrap_or(i64::MAX));
         self.metadata_image_checksum.set(i64::from(checksum));
+    }
+
+    /// The transaction coordinator's gauges and totals, from its counts.
+    pub fn set_transactions(&self, stats: &strom_txn::TxnStats, now_ms: i64) {
+        self.transactions.set(stats, now_ms);
     }
 
     /// The log cleaner's gauges and totals, from its running statistics.

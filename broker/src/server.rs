@@ -33,11 +33,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::coordinator_partitions::CoordinatorPartitions;
 use crate::lifecycle::BrokerLifecycle;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
-use crate::{admin_http, background, groups, network};
+use crate::txn_markers::BrokerMarkerWriter;
+use crate::{admin_http, background, groups, network, transactions};
 
 /// How long shutdown waits for in-flight requests before closing the logs anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -116,6 +118,9 @@ impl RunningBroker {
         self.shutdown.cancel();
         // Parked JoinGroup/SyncGroup requests are answered now, so their connections can drain.
         self.broker.groups.shutdown().await;
+        // Marker tasks stop; a transaction they were completing is completed by whichever
+        // coordinator loads its partition next.
+        self.broker.transactions.shutdown().await;
         self.tracker.close();
         if tokio::time::timeout(DRAIN_DEADLINE, self.tracker.wait())
             .await
@@ -271,6 +276,18 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     ));
 
     let groups = groups::coordinator(&config.props, replicas.clone(), quorum.clone());
+    let producer_ids = Arc::new(ProducerIdManager::new(node_id as i32));
+    let markers = Arc::new(BrokerMarkerWriter::default());
+    let transactions = transactions::coordinator(
+        &config.props,
+        replicas.clone(),
+        quorum.clone(),
+        markers.clone(),
+        transactions::ControllerProducerIds {
+            ids: producer_ids.clone(),
+            controller: client.clone(),
+        },
+    );
     let cleaner = crate::log_cleaner::Cleaner::start(&config.props, replicas.clone());
     let broker = Arc::new(Broker {
         node_id: config.node_id,
@@ -283,13 +300,16 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         lifecycle,
         replicas,
         metrics,
-        producer_ids: ProducerIdManager::new(node_id as i32),
+        producer_ids,
         groups,
-        loaded_offsets_partitions: Default::default(),
+        transactions,
+        offsets_partitions: CoordinatorPartitions::new(groups::OFFSETS_TOPIC),
+        transaction_partitions: CoordinatorPartitions::new(transactions::TRANSACTION_STATE_TOPIC),
         exported_groups: Default::default(),
         cleaner,
     });
 
+    markers.attach(&broker);
     tracker.spawn(network::listener::run(
         kafka,
         broker.clone(),
@@ -303,12 +323,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         let shutdown = shutdown.clone();
         async move { timer.run(shutdown).await }
     });
-    // Group state loads in the background: until a partition is loaded its groups get
-    // COORDINATOR_LOAD_IN_PROGRESS and clients retry.
-    if broker.image().topic(groups::OFFSETS_TOPIC).is_some() {
-        let broker = broker.clone();
-        tracker.spawn(async move { broker.ensure_offsets_topic().await });
-    }
+    tracker.spawn({
+        let timer = broker.transactions.timer();
+        let shutdown = shutdown.clone();
+        async move { timer.run(shutdown).await }
+    });
+    // Coordinator state loads in the background: until a partition is loaded its groups and
+    // transactional ids get COORDINATOR_LOAD_IN_PROGRESS and clients retry.
+    background::follow_coordinator_topics(&broker);
     // The lock lives as long as the broker's tasks.
     tracker.spawn({
         let shutdown = shutdown.clone();

@@ -26,6 +26,7 @@ pub mod netfault;
 pub mod observability;
 pub mod replicas;
 pub mod small_fs;
+pub mod transactions;
 pub mod wire;
 pub mod workload;
 

@@ -235,8 +235,15 @@ fn broker_config_type(key: &str) -> i8 {
         | "replica.fetch.response.max.bytes"
         | "replica.fetch.min.bytes"
         | "replica.fetch.backoff.ms"
-        | "leader.imbalance.per.broker.percentage" => TYPE_INT,
-        "default.replication.factor" | "offsets.topic.replication.factor" => 4,
+        | "leader.imbalance.per.broker.percentage"
+        | "transaction.state.log.num.partitions"
+        | "transaction.state.log.min.isr"
+        | "transaction.state.log.segment.bytes"
+        | "transaction.max.timeout.ms"
+        | "transactional.id.expiration.ms" => TYPE_INT,
+        "default.replication.factor"
+        | "offsets.topic.replication.factor"
+        | "transaction.state.log.replication.factor" => 4,
         _ => TYPE_LONG,
     }
 }

@@ -15,7 +15,7 @@ use strom_metadata::{
 };
 use uuid::Uuid;
 
-use crate::capabilities::{CoordinatorLookup, HostedPartitions, MetadataView};
+use crate::capabilities::{CoordinatorKind, CoordinatorLookup, HostedPartitions, MetadataView};
 use crate::controller_channel::ControllerChannel;
 use crate::replica::Partition;
 use crate::replica::quota::{ReplicationQuota, ReplicationQuotas};
@@ -312,16 +312,16 @@ pub(crate) fn led_elsewhere() -> (FakeMetadata, FakeReplicas) {
 #[derive(Debug, Default)]
 pub(crate) struct FakeCoordinators {
     pub(crate) partitions: HashMap<String, i32>,
-    /// How many times the offsets topic was made sure of.
-    pub(crate) ensured: AtomicUsize,
+    /// The internal topics made sure of, in order.
+    pub(crate) ensured: Mutex<Vec<CoordinatorKind>>,
 }
 
 impl CoordinatorLookup for FakeCoordinators {
-    async fn ensure_offsets_topic(&self) {
-        self.ensured.fetch_add(1, Ordering::Relaxed);
+    async fn ensure_coordinator_topic(&self, kind: CoordinatorKind) {
+        self.ensured.lock().push(kind);
     }
 
-    fn partition_for(&self, group_id: &str) -> i32 {
-        self.partitions.get(group_id).copied().unwrap_or(0)
+    fn partition_for(&self, _kind: CoordinatorKind, key: &str) -> i32 {
+        self.partitions.get(key).copied().unwrap_or(0)
     }
 }

@@ -13,6 +13,9 @@
 //! `sendfile` after the encoded fields before them (see `protocol::zero_copy`). Finding the
 //! ranges reads indexes and batch headers, so it runs on tokio's blocking pool.
 //!
+//! A read_committed consumer (`isolation_level` 1, v4+) reads up to the partition's last stable
+//! offset instead, and gets the aborted transactions in that range, whose records it drops.
+//!
 //! A fetch from a follower (a replica id set: the `replica_id` field before v15, KIP-903's
 //! `ReplicaState` from v15) reads up to the log end instead of the high watermark, long-polls on
 //! the log end, and reports the follower's log end (its fetch offset) to the partition, which
@@ -39,9 +42,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader};
 use uuid::Uuid;
 
 use strom_storage::FileRecords;
@@ -205,6 +208,7 @@ pub async fn handle(
     let max_bytes = capped(request.max_bytes, fetch_max_bytes);
     let may_hold_back = targets.iter().any(|t| t.throttled && !t.in_sync);
     let hold_back = || may_hold_back && quota.is_exceeded();
+    let bound = ReadBound::of(follower, version, request.isolation_level);
     let targets = Arc::new(targets);
     let results = loop {
         // Subscribe before reading so an append between the read and the wait is not missed.
@@ -219,7 +223,7 @@ pub async fn handle(
             })
             .collect();
         let (results, bytes, answer_now) =
-            read_off_runtime(&targets, max_bytes, follower, hold_back()).await;
+            read_off_runtime(&targets, max_bytes, bound, hold_back()).await;
         let now = Instant::now();
         if bytes >= min_bytes || answer_now || now >= deadline || watches.is_empty() {
             break results;
@@ -230,7 +234,7 @@ pub async fn handle(
             .await
             .is_err()
         {
-            break read_off_runtime(&targets, max_bytes, follower, hold_back())
+            break read_off_runtime(&targets, max_bytes, bound, hold_back())
                 .await
                 .0;
         }
@@ -343,15 +347,40 @@ fn readable(
     }
 }
 
+/// How far a fetch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadBound {
+    /// A follower: up to the log end.
+    LogEnd,
+    /// A read_uncommitted consumer: up to the high watermark.
+    HighWatermark,
+    /// A read_committed consumer (v4+ `isolation_level` 1): up to the last stable offset, with
+    /// the aborted transactions in range so the client drops their records.
+    StableOffset,
+}
+
+impl ReadBound {
+    fn of(follower: Option<i32>, version: i16, isolation_level: i8) -> Self {
+        match follower {
+            Some(_) => ReadBound::LogEnd,
+            None if version >= 4 && isolation_level == READ_COMMITTED => ReadBound::StableOffset,
+            None => ReadBound::HighWatermark,
+        }
+    }
+}
+
+/// `isolation_level` of a read_committed consumer.
+const READ_COMMITTED: i8 = 1;
+
 /// [`read_all`] on tokio's blocking pool.
 async fn read_off_runtime(
     targets: &Arc<Vec<Target>>,
     max_bytes: usize,
-    follower: Option<i32>,
+    bound: ReadBound,
     hold_back: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let targets = Arc::clone(targets);
-    let read = move || read_all(&targets, max_bytes, follower.is_some(), hold_back);
+    let read = move || read_all(&targets, max_bytes, bound, hold_back);
     match tokio::task::spawn_blocking(read).await {
         Ok(read) => read,
         Err(error) => {
@@ -386,7 +415,7 @@ pub(crate) fn epoch_error(client_epoch: i32, leader_epoch: i32) -> Option<Respon
 fn read_all(
     targets: &[Target],
     max_bytes: usize,
-    for_follower: bool,
+    bound: ReadBound,
     hold_back: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
     let mut total = 0usize;
@@ -412,9 +441,10 @@ fn read_all(
             (Some(partition), None) => partition,
         };
         let high_watermark = partition.high_watermark();
+        let last_stable = partition.last_stable_offset();
         let data = data
             .with_high_watermark(high_watermark)
-            .with_last_stable_offset(high_watermark)
+            .with_last_stable_offset(last_stable)
             .with_log_start_offset(partition.log_start_offset());
         if let Some(replica) = target.preferred_replica {
             // Answered at once, without records: the consumer moves to that replica.
@@ -430,10 +460,33 @@ fn read_all(
             continue;
         }
         let budget = target.max_bytes.min(max_bytes.saturating_sub(total));
-        let read = if for_follower {
-            partition.read_for_follower(target.fetch_offset, budget, total == 0)
+        let first = total == 0;
+        let read = match bound {
+            ReadBound::LogEnd => partition.read_for_follower(target.fetch_offset, budget, first),
+            ReadBound::HighWatermark => {
+                partition.read_committed(target.fetch_offset, budget, first)
+            }
+            ReadBound::StableOffset => partition.read_stable(target.fetch_offset, budget, first),
+        };
+        // Records without the list of their aborted transactions would show aborted data to
+        // a read_committed consumer: a failure to read the list fails the partition.
+        let (data, read) = if bound == ReadBound::StableOffset {
+            match partition.aborted_transactions(target.fetch_offset, last_stable) {
+                Ok(aborted) => {
+                    let aborted = aborted
+                        .into_iter()
+                        .map(|txn| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(txn.producer_id))
+                                .with_first_offset(txn.first_offset)
+                        })
+                        .collect();
+                    (data.with_aborted_transactions(Some(aborted)), read)
+                }
+                Err(error) => (data, Err(error)),
+            }
         } else {
-            partition.read_committed(target.fetch_offset, budget, total == 0)
+            (data, read)
         };
         match read {
             Ok(read) => {

@@ -1,6 +1,7 @@
-//! FindCoordinator: the broker leading the `__consumer_offsets` partition a group hashes onto
-//! (v0–3 one key, v4+ a batch of keys, KIP-699). The first lookup creates `__consumer_offsets`.
-//! Transaction coordinators (key type 1) do not exist yet and are refused with a message.
+//! FindCoordinator: the broker leading the partition a key hashes onto — of
+//! `__consumer_offsets` for a group (key type 0), of `__transaction_state` for a transactional
+//! id (key type 1) — v0–3 one key, v4+ a batch of keys (KIP-699). The first lookup of a kind
+//! creates its topic, as Kafka does. Other key types are refused with INVALID_REQUEST.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -10,10 +11,18 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
-use crate::capabilities::{CoordinatorLookup, MetadataView};
-use crate::groups::OFFSETS_TOPIC;
+use crate::capabilities::{CoordinatorKind, CoordinatorLookup, MetadataView};
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+fn kind_of(key_type: i8) -> Option<CoordinatorKind> {
+    match key_type {
+        KEY_TYPE_GROUP => Some(CoordinatorKind::Group),
+        KEY_TYPE_TRANSACTION => Some(CoordinatorKind::Transaction),
+        _ => None,
+    }
+}
 
 pub async fn handle(
     metadata: &impl MetadataView,
@@ -27,12 +36,13 @@ pub async fn handle(
     } else {
         vec![request.key.clone()]
     };
-    if request.key_type == KEY_TYPE_GROUP {
-        coordinators.ensure_offsets_topic().await;
+    let kind = kind_of(request.key_type);
+    if let Some(kind) = kind {
+        coordinators.ensure_coordinator_topic(kind).await;
     }
     let found: Vec<Coordinator> = keys
         .into_iter()
-        .map(|key| locate(metadata, coordinators, request.key_type, key))
+        .map(|key| locate(metadata, coordinators, kind, key))
         .collect();
     if batched {
         return FindCoordinatorResponse::default().with_coordinators(found);
@@ -52,24 +62,22 @@ pub async fn handle(
 fn locate(
     metadata: &impl MetadataView,
     coordinators: &impl CoordinatorLookup,
-    key_type: i8,
+    kind: Option<CoordinatorKind>,
     key: StrBytes,
 ) -> Coordinator {
     let unknown = Coordinator::default()
         .with_key(key.clone())
         .with_node_id(BrokerId(-1))
         .with_port(-1);
-    if key_type != KEY_TYPE_GROUP {
+    let Some(kind) = kind else {
         return unknown
             .with_error_code(ResponseError::InvalidRequest.code())
-            .with_error_message(Some(str_bytes(
-                "transaction coordinators are not supported yet",
-            )));
-    }
+            .with_error_message(Some(str_bytes("unknown coordinator key type")));
+    };
     let image = metadata.image();
-    let partition = coordinators.partition_for(&key);
+    let partition = coordinators.partition_for(kind, &key);
     let leader = image
-        .partition(OFFSETS_TOPIC, partition)
+        .partition(kind.topic(), partition)
         .map(|p| p.leader)
         .and_then(|leader| image.broker(leader));
     match leader {
@@ -84,18 +92,19 @@ fn locate(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-
     use strom_metadata::MetadataRecord;
     use uuid::Uuid;
 
     use super::*;
+    use crate::groups::OFFSETS_TOPIC;
     use crate::handlers::fakes::{FakeCoordinators, FakeMetadata, broker, partition};
+    use crate::transactions::TRANSACTION_STATE_TOPIC;
 
     /// `__consumer_offsets`-0 led by broker 2, -1 without a leader; groups `a` and `b` hash onto
-    /// them.
+    /// them. `__transaction_state`-0 led by broker 1, where `txn` hashes.
     fn setup() -> (FakeMetadata, FakeCoordinators) {
         let offsets = Uuid::from_u128(0x0f);
+        let transactions = Uuid::from_u128(0x1f);
         let metadata = FakeMetadata::new(
             1,
             1,
@@ -108,6 +117,11 @@ mod tests {
                 },
                 partition(offsets, 0, (&[2, 1], &[2, 1], 2, 0)),
                 partition(offsets, 1, (&[1], &[], -1, 3)),
+                MetadataRecord::Topic {
+                    name: TRANSACTION_STATE_TOPIC.into(),
+                    topic_id: transactions,
+                },
+                partition(transactions, 0, (&[1, 2], &[1, 2], 1, 0)),
             ],
         );
         let coordinators = FakeCoordinators {
@@ -151,7 +165,7 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!(coordinators.ensured.load(Ordering::Relaxed), 1);
+        assert_eq!(*coordinators.ensured.lock(), vec![CoordinatorKind::Group]);
 
         // v0-3: one key, answered in the top-level fields.
         let header = RequestHeader::default().with_request_api_version(3);
@@ -169,15 +183,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn transaction_coordinators_are_refused_without_creating_the_offsets_topic() {
+    async fn a_transactional_id_is_coordinated_by_the_leader_of_its_transaction_state_partition() {
         let (metadata, coordinators) = setup();
         let header = RequestHeader::default().with_request_api_version(3);
         let request = FindCoordinatorRequest::default()
-            .with_key_type(1)
+            .with_key_type(KEY_TYPE_TRANSACTION)
             .with_key(str_bytes("txn"));
+        let response = handle(&metadata, &coordinators, &header, request).await;
+        assert_eq!(
+            (response.error_code, response.node_id.0, response.port),
+            (0, 1, 9092)
+        );
+        assert_eq!(
+            *coordinators.ensured.lock(),
+            vec![CoordinatorKind::Transaction]
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_key_types_are_refused_without_creating_a_topic() {
+        let (metadata, coordinators) = setup();
+        let header = RequestHeader::default().with_request_api_version(3);
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(2)
+            .with_key(str_bytes("x"));
         let response = handle(&metadata, &coordinators, &header, request).await;
         assert_eq!(response.error_code, ResponseError::InvalidRequest.code());
         assert_eq!(response.node_id.0, -1);
-        assert_eq!(coordinators.ensured.load(Ordering::Relaxed), 0);
+        assert!(coordinators.ensured.lock().is_empty());
     }
 }

@@ -3,9 +3,9 @@
 //! epoch bumped, which fences anything still in flight under the old epoch (the partition logs
 //! reject an older epoch with INVALID_PRODUCER_EPOCH).
 //!
-//! Transactional producers (a `transactional_id`) need the transaction coordinator, which does
-//! not exist yet: they get INVALID_REQUEST (FindCoordinator already answers their coordinator
-//! lookup with COORDINATOR_NOT_AVAILABLE, so clients rarely get this far).
+//! Transactional producers (a `transactional_id`) are the transaction coordinator's
+//! (`strom-txn`); the dispatcher sends their requests there, and this handler refuses one that
+//! reaches it with INVALID_REQUEST.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{

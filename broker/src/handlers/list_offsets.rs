@@ -1,6 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, KIP-734),
 //! earliest local (-4, KIP-405: the log start offset, all data being local), or the first offset
-//! whose timestamp is at or after a given time, found through the time index.
+//! whose timestamp is at or after a given time, found through the time index. For a
+//! read_committed client (`isolation_level` 1, v2+) "latest" is the last stable offset and no
+//! answer lies at or past it.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -19,12 +21,15 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     replicas: &impl HostedPartitions,
     header: &RequestHeader,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let read_committed =
+        header.request_api_version >= 2 && request.isolation_level == READ_COMMITTED;
     let topics = request
         .topics
         .into_iter()
@@ -58,7 +63,13 @@ pub async fn handle(
                     } else {
                         response
                     };
-                    let high_watermark = partition.high_watermark();
+                    // A read_committed client (v2+) sees up to the last stable offset, as its
+                    // fetches do: every answer is bounded by it.
+                    let high_watermark = if read_committed {
+                        partition.last_stable_offset()
+                    } else {
+                        partition.high_watermark()
+                    };
                     match p.timestamp {
                         LATEST => response.with_offset(high_watermark),
                         EARLIEST | EARLIEST_LOCAL => {

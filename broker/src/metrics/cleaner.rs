@@ -4,7 +4,7 @@
 use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 use strom_storage::cleaner::CleanerStats;
 
-use super::{counter, gauge, registered};
+use super::{catch_up, counter, gauge, registered};
 
 /// The cleaner's families; refreshed from [`CleanerStats`] before each scrape.
 #[derive(Debug)]
@@ -112,13 +112,5 @@ impl CleanerMetrics {
         catch_up(&self.bytes_read, stats.bytes_read);
         catch_up(&self.bytes_written, stats.bytes_written);
         catch_up(&self.records_removed, stats.records_removed);
-    }
-}
-
-/// Advances a counter to the cleaner's running total (which only grows).
-fn catch_up(counter: &IntCounter, total: u64) {
-    let current = counter.get();
-    if total > current {
-        counter.inc_by(total - current);
     }
 }

@@ -104,6 +104,7 @@ pub struct PartitionGauges {
     pub(super) log_size: IntGauge,
     pub(super) log_end_offset: IntGauge,
     pub(super) log_start_offset: IntGauge,
+    pub(super) last_stable_offset_lag: IntGauge,
     pub(super) under_replicated: IntGauge,
     pub(super) under_min_isr: IntGauge,
     pub(super) at_min_isr: IntGauge,
@@ -123,6 +124,12 @@ impl PartitionGauges {
     /// First offset still in the log (`kafka_log_log_logstartoffset`).
     pub fn set_log_start_offset(&self, log_start_offset: i64) {
         self.log_start_offset.set(log_start_offset);
+    }
+
+    /// Offsets between the last stable offset and the high watermark, on the leader
+    /// (`kafka_server_replicamanager_last_stable_offset_lag`); a follower passes 0.
+    pub fn set_last_stable_offset_lag(&self, lag: i64) {
+        self.last_stable_offset_lag.set(lag.max(0));
     }
 
     /// Replication state as seen by the leader: `isr_size` in-sync replicas out of `replicas`

@@ -414,7 +414,7 @@ fn every_family_has_help_and_type() {
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    assert_eq!(families.len(), 54, "families: {families:?}");
+    assert_eq!(families.len(), 63, "families: {families:?}");
     for family in families {
         assert!(
             text.contains(&format!("# HELP {family} ")),

@@ -100,6 +100,34 @@ macro_rules! by_request_type {
                 type $t = ListPartitionReassignmentsRequest;
                 $body
             }
+            ApiKey::AddPartitionsToTxn => {
+                type $t = AddPartitionsToTxnRequest;
+                $body
+            }
+            ApiKey::AddOffsetsToTxn => {
+                type $t = AddOffsetsToTxnRequest;
+                $body
+            }
+            ApiKey::EndTxn => {
+                type $t = EndTxnRequest;
+                $body
+            }
+            ApiKey::WriteTxnMarkers => {
+                type $t = WriteTxnMarkersRequest;
+                $body
+            }
+            ApiKey::TxnOffsetCommit => {
+                type $t = TxnOffsetCommitRequest;
+                $body
+            }
+            ApiKey::DescribeTransactions => {
+                type $t = DescribeTransactionsRequest;
+                $body
+            }
+            ApiKey::ListTransactions => {
+                type $t = ListTransactionsRequest;
+                $body
+            }
             ApiKey::JoinGroup => {
                 type $t = JoinGroupRequest;
                 $body

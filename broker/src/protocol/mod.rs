@@ -119,14 +119,15 @@ pub(crate) fn encode<T: Encodable + HeaderVersion>(
     Ok(buf.freeze())
 }
 
-/// Group APIs are answered by the group coordinator, which takes the request and its version.
-macro_rules! route_group {
-    ($broker:ident, $api:ident, $version:ident, $body:ident, $header:ident;
+/// Group and transaction APIs are answered by their coordinator, which takes the request and
+/// its version.
+macro_rules! route_coordinator {
+    ($coordinator:expr, $api:ident, $version:ident, $body:ident, $header:ident;
      $($key:ident => $request:ty => $method:ident),* $(,)?) => {
         match $api {
             $(ApiKey::$key => {
                 let request: $request = decode($api, $version, &mut $body)?;
-                let response = $broker.groups.$method(request, $version).await;
+                let response = $coordinator.$method(request, $version).await;
                 return encode($api, $version, $header.correlation_id, &response)
                     .map(|b| Some(Response::from_bytes(b)));
             })*
@@ -201,7 +202,27 @@ async fn dispatch(
             handlers::fetch::handle(metadata, replicas, metrics, props, &header, request).await;
         return zero_copy::encode_fetch(version, header.correlation_id, reply).map(Some);
     }
-    route_group!(broker, api, version, body, header;
+    if api == ApiKey::InitProducerId {
+        // A transactional id makes it the transaction coordinator's (Kafka: a null id is an
+        // idempotent producer's request, anything else the coordinator's).
+        let request: InitProducerIdRequest = decode(api, version, &mut body)?;
+        let response = if request.transactional_id.is_some() {
+            broker.transactions.init_producer_id(request, version).await
+        } else {
+            handlers::init_producer_id::handle(&broker.producer_ids, controller, &header, request)
+                .await
+        };
+        return encode(api, version, header.correlation_id, &response)
+            .map(|b| Some(Response::from_bytes(b)));
+    }
+    route_coordinator!(broker.transactions, api, version, body, header;
+        AddPartitionsToTxn => AddPartitionsToTxnRequest => add_partitions_to_txn,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest => add_offsets_to_txn,
+        EndTxn => EndTxnRequest => end_txn,
+        DescribeTransactions => DescribeTransactionsRequest => describe_transactions,
+        ListTransactions => ListTransactionsRequest => list_transactions,
+    );
+    route_coordinator!(broker.groups, api, version, body, header;
         SyncGroup => SyncGroupRequest => sync_group,
         Heartbeat => HeartbeatRequest => heartbeat,
         LeaveGroup => LeaveGroupRequest => leave_group,
@@ -211,6 +232,7 @@ async fn dispatch(
         DescribeGroups => DescribeGroupsRequest => describe_groups,
         DeleteGroups => DeleteGroupsRequest => delete_groups,
         OffsetDelete => OffsetDeleteRequest => offset_delete,
+        TxnOffsetCommit => TxnOffsetCommitRequest => txn_offset_commit,
     );
     route!(api, version, body, header;
         FindCoordinator => |request: FindCoordinatorRequest|
@@ -241,8 +263,6 @@ async fn dispatch(
             handlers::describe_cluster::handle(metadata, &header, request),
         DescribeQuorum => |request: DescribeQuorumRequest|
             handlers::describe_quorum::handle(controller, &header, request),
-        InitProducerId => |request: InitProducerIdRequest|
-            handlers::init_producer_id::handle(&broker.producer_ids, controller, &header, request),
         OffsetForLeaderEpoch => |request: OffsetForLeaderEpochRequest|
             handlers::offset_for_leader_epoch::handle(replicas, &header, request),
         AlterPartitionReassignments => |request: AlterPartitionReassignmentsRequest|
@@ -251,6 +271,8 @@ async fn dispatch(
             handlers::list_partition_reassignments::handle(controller, &header, request),
         ElectLeaders => |request: ElectLeadersRequest|
             handlers::elect_leaders::handle(controller, replicas, &header, request),
+        WriteTxnMarkers => |request: WriteTxnMarkersRequest|
+            handlers::write_txn_markers::handle(replicas, broker, &header, request),
     )
 }
 

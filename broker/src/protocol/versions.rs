@@ -22,23 +22,31 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeQuorum, 0, 2),
-    (ApiKey::InitProducerId, 0, 4),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
-/// The supported range of `api`: the broker's own table, then the group coordinator's.
+/// The coordinators' own tables: the group coordinator's, then the transaction
+/// coordinator's (which also answers InitProducerId, for idempotent producers through the
+/// broker's handler).
+fn coordinators() -> impl Iterator<Item = &'static (i16, i16, i16)> {
+    crate::groups::Coordinator::supported_versions()
+        .iter()
+        .chain(crate::transactions::TxnCoordinator::supported_versions())
+}
+
+/// The supported range of `api`: the broker's own table, then the coordinators'.
 fn lookup(api: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
         .iter()
         .find(|(key, _, _)| *key == api)
         .map(|&(_, min, max)| (min, max))
         .or_else(|| {
-            crate::groups::Coordinator::supported_versions()
-                .iter()
+            coordinators()
                 .find(|(key, _, _)| *key == api as i16)
                 .map(|&(_, min, max)| (min, max))
         })
@@ -50,7 +58,7 @@ pub fn all() -> Vec<(i16, i16, i16)> {
         .iter()
         .map(|&(api, min, max)| (api as i16, min, max))
         .collect();
-    out.extend_from_slice(crate::groups::Coordinator::supported_versions());
+    out.extend(coordinators());
     out.sort_unstable();
     out
 }

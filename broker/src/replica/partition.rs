@@ -23,6 +23,8 @@ use strom_storage::{AppendInfo, AppendOrigin, FileRecords, LogConfig, PartitionL
 use tokio::sync::watch;
 use uuid::Uuid;
 
+mod transactions;
+
 use super::followers::{FollowerProgress, Followers};
 use super::log_io::IoQueue;
 

@@ -49,5 +49,6 @@ pub(crate) fn append_error_code(error: &OffsetsLogError) -> i16 {
         OffsetsLogError::NotLeader { .. } | OffsetsLogError::Storage { .. } => NOT_COORDINATOR,
         OffsetsLogError::Unavailable { .. } => COORDINATOR_NOT_AVAILABLE,
         OffsetsLogError::TooLarge { .. } => UNKNOWN_SERVER_ERROR,
+        OffsetsLogError::Rejected { error_code, .. } => *error_code,
     }
 }

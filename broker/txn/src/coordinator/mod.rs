@@ -78,6 +78,9 @@ pub struct TxnStats {
     pub fenced_producers: u64,
     /// Transactions aborted because they ran longer than their timeout.
     pub timed_out_aborts: u64,
+    /// When the oldest transaction not yet complete (Ongoing or Prepare*) started, in epoch
+    /// milliseconds: a transaction stuck open keeps it old.
+    pub oldest_open_start_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +239,12 @@ impl<L: OffsetsLog, M: MarkerWriter> TransactionCoordinator<L, M> {
             aborted: c.aborted.load(Ordering::Relaxed),
             fenced_producers: c.fenced_producers.load(Ordering::Relaxed),
             timed_out_aborts: c.timed_out_aborts.load(Ordering::Relaxed),
+            oldest_open_start_ms: state
+                .txns
+                .values()
+                .filter(|t| t.state == TxnState::Ongoing || t.state.is_prepare())
+                .map(|t| t.start_timestamp_ms)
+                .min(),
         }
     }
 
