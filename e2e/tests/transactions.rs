@@ -10,6 +10,7 @@ use anyhow::Context;
 use rdkafka::producer::Producer;
 use strom_e2e::cluster::eventually;
 use strom_e2e::kafka::create_topic;
+use strom_e2e::observability::http_get;
 use strom_e2e::transactions::{
     TXN_TIMEOUT, isolated_consumer, latest_offset, read_exactly, send, transactional_producer,
 };
@@ -19,6 +20,19 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const QUIET: Duration = Duration::from_millis(1500);
 const READ_UNCOMMITTED: i8 = 0;
 const READ_COMMITTED: i8 = 1;
+
+/// `kafka_server_replicamanager_last_stable_offset_lag` of `topic`-`partition` on `broker`.
+fn stable_offset_lag(broker: &BrokerProcess, topic: &str, partition: i32) -> anyhow::Result<i64> {
+    let metrics = http_get(&format!("{}/metrics", broker.admin_url()))?.body;
+    let series = format!(
+        "kafka_server_replicamanager_last_stable_offset_lag{{partition=\"{partition}\",topic=\"{topic}\"}} "
+    );
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .and_then(|value| value.trim().parse().ok())
+        .with_context(|| format!("no {series}in the broker's metrics"))
+}
 
 fn broker() -> anyhow::Result<BrokerProcess> {
     BrokerProcess::start(BrokerOptions::default().with(
@@ -122,11 +136,22 @@ async fn read_committed_sees_exactly_the_committed_transactions_in_order() -> an
         latest_offset(&bootstrap, "tx-a", 0, READ_COMMITTED).await?,
         40
     );
+    // The lag metric says the same: one offset read_committed consumers cannot read yet.
+    assert_eq!(stable_offset_lag(&broker, "tx-a", 0)?, 1);
     tokio::task::block_in_place(|| producer.commit_transaction(TXN_TIMEOUT))?;
     assert_eq!(
         latest_offset(&bootstrap, "tx-a", 0, READ_COMMITTED).await?,
         42
     );
+    assert_eq!(stable_offset_lag(&broker, "tx-a", 0)?, 0);
+    let metrics = http_get(&format!("{}/metrics", broker.admin_url()))?.body;
+    let counted = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    assert_eq!(counted("strom_transactions_committed_total "), Some(11));
+    assert_eq!(counted("strom_transactions_aborted_total "), Some(10));
     Ok(())
 }
 

@@ -580,6 +580,11 @@ async fn members_are_checked_from_v3() {
         vec![code(ResponseError::FencedInstanceId)]
     );
     assert_eq!(
+        txn_commit_with(c, as_member("g", "", generation + 1, None), 3).await,
+        vec![code(ResponseError::IllegalGeneration)],
+        "an empty member id names no member: only the generation is checked"
+    );
+    assert_eq!(
         txn_commit_with(c, as_member("missing", "m", 1, None), 3).await,
         vec![code(ResponseError::IllegalGeneration)],
         "a group that does not exist is created only without generation"

@@ -21,8 +21,14 @@ impl Group {
             return Ok(());
         }
         if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
-            if let Some(error) = self.validate_member(member_id, group_instance_id) {
-                return Err(error);
+            // An empty member id names no member (a producer outside the group): only the
+            // generation is checked then, as Kafka's `validateOffsetCommit` does.
+            if !member_id.is_empty() {
+                if let Some(error) = self.validate_member(member_id, group_instance_id) {
+                    return Err(error);
+                }
+            } else if group_instance_id.is_some_and(|i| self.static_members.contains_key(i)) {
+                return Err(FENCED_INSTANCE_ID);
             }
             if generation_id != self.generation_id {
                 return Err(ILLEGAL_GENERATION);
