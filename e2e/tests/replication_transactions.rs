@@ -1,0 +1,588 @@
+//! Transactions on a three-broker cluster, `__transaction_state` replicated three ways and the
+//! data topics with replication factor 3, each partition led by another broker: a transaction
+//! spanning partitions of every broker commits or aborts on all of them (the coordinator
+//! writes the markers of partitions led elsewhere through WriteTxnMarkers), and so does the
+//! coordinator's abort of a transaction left open past its timeout; read_committed and the
+//! last stable offset of every leader agree. `strom-txn-processor` copies a topic
+//! exactly once while the broker coordinating its transactions, then the leader of an output
+//! partition, is killed with SIGKILL and restarted under it.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::producer::{FutureRecord, Producer};
+use strom_e2e::cluster::{Cluster, eventually};
+use strom_e2e::kafka::{create_assigned_topic, producer};
+use strom_e2e::replicas::{await_healthy, await_partitions, fast_replication, partitions_in};
+use strom_e2e::sibling_binary;
+use strom_e2e::transactions::{
+    TXN_TIMEOUT, isolated_consumer, latest_offset, read_exactly, send, transactional_producer,
+};
+use tokio::net::TcpStream;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const QUIET: Duration = Duration::from_millis(1500);
+const READ_UNCOMMITTED: i8 = 0;
+const READ_COMMITTED: i8 = 1;
+const TXN_STATE_TOPIC: &str = "__transaction_state";
+/// How long one request to one broker may take (a killed broker refuses at once).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Replicas of each partition, the first its leader: every broker leads some partitions.
+const SPREAD: [&[i32]; 3] = [&[0, 1, 2], &[1, 2, 0], &[2, 0, 1]];
+
+/// Three brokers (voters), failing over within seconds, with `topics` created as [`SPREAD`]
+/// with `min.insync.replicas=2` and fully replicated.
+async fn cluster_with(topics: &[&str]) -> anyhow::Result<Cluster> {
+    let cluster = tokio::task::spawn_blocking(|| {
+        Cluster::start(3, 0, |id, options| {
+            fast_replication(id, options).with(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                "200",
+            )
+        })
+    })
+    .await??;
+    cluster.await_controller(DEADLINE).await?;
+    for topic in topics {
+        create_assigned_topic(
+            &cluster.bootstrap(),
+            topic,
+            &SPREAD,
+            &[("min.insync.replicas", "2")],
+        )
+        .await?;
+        await_healthy(&cluster, Some(topic), DEADLINE).await?;
+    }
+    Ok(cluster)
+}
+
+/// FindCoordinator v3 of transactional id `id` (key type 1) against `bootstrap`: (error code,
+/// coordinator node id).
+async fn find_txn_coordinator(bootstrap: &str, id: &str) -> anyhow::Result<(i16, i32)> {
+    let call = async {
+        let mut stream = TcpStream::connect(bootstrap).await?;
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(id.to_owned()))
+            .with_key_type(1);
+        let response: FindCoordinatorResponse =
+            strom_e2e::wire::call(&mut stream, ApiKey::FindCoordinator, 3, &request).await?;
+        anyhow::Ok((response.error_code, response.node_id.0))
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, call)
+        .await
+        .with_context(|| format!("FindCoordinator to {bootstrap} timed out"))?
+}
+
+/// The coordinator of transactional id `id` once every running broker names the same running
+/// broker.
+async fn agreed_txn_coordinator(cluster: &Cluster, id: &str) -> Option<i32> {
+    let mut named = Vec::new();
+    for broker in cluster.running() {
+        match find_txn_coordinator(&cluster.broker(broker).bootstrap(), id).await {
+            Ok((0, node)) => named.push(node),
+            _ => return None,
+        }
+    }
+    let first = *named.first()?;
+    let running = usize::try_from(first).is_ok_and(|b| cluster.running().contains(&b));
+    (running && named.iter().all(|n| *n == first)).then_some(first)
+}
+
+/// The `__transaction_state` partition of `id`, as Kafka computes it:
+/// `Utils.abs(id.hashCode()) % partitions` with Java's `String.hashCode`.
+fn txn_state_partition(id: &str, partitions: i32) -> i32 {
+    let hash = id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
+    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
+    positive % partitions
+}
+
+/// The bootstrap address of the broker leading `topic`-`partition`.
+async fn leader_of(cluster: &Cluster, topic: &str, partition: i32) -> anyhow::Result<String> {
+    let layout = partitions_in(cluster, topic).await?;
+    let leader = layout
+        .get(&partition)
+        .with_context(|| format!("{topic}-{partition} in {layout:?}"))?
+        .leader;
+    let broker = usize::try_from(leader).with_context(|| format!("{topic}-{partition} led"))?;
+    Ok(cluster.broker(broker).bootstrap())
+}
+
+/// Waits until the leader of every partition of `topic` answers `high` at read_uncommitted
+/// and `stable` at read_committed.
+async fn await_offsets(
+    cluster: &Cluster,
+    topic: &str,
+    high: i64,
+    stable: i64,
+) -> anyhow::Result<()> {
+    for partition in 0..i32::try_from(SPREAD.len())? {
+        let last = Mutex::new(String::new());
+        eventually(
+            &format!("{topic}-{partition}: high watermark {high}, last stable offset {stable}"),
+            DEADLINE,
+            || async {
+                let leader = leader_of(cluster, topic, partition).await.ok()?;
+                let seen = (
+                    latest_offset(&leader, topic, partition, READ_UNCOMMITTED)
+                        .await
+                        .ok()?,
+                    latest_offset(&leader, topic, partition, READ_COMMITTED)
+                        .await
+                        .ok()?,
+                );
+                if let Ok(mut last) = last.lock() {
+                    *last = format!("{seen:?} from {leader}");
+                }
+                (seen == (high, stable)).then_some(())
+            },
+        )
+        .await
+        .with_context(|| format!("last seen (high, stable): {:?}", last.lock()))?;
+    }
+    Ok(())
+}
+
+/// The values of `topic`'s partitions read at `isolation` from the beginning, with offsets.
+fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+    count: usize,
+) -> anyhow::Result<BTreeMap<i32, Vec<(i64, String)>>> {
+    let partitions: Vec<(&str, i32)> = (0..i32::try_from(SPREAD.len())?)
+        .map(|p| (topic, p))
+        .collect();
+    let consumer = isolated_consumer(bootstrap, isolation, &partitions)?;
+    let read = read_exactly(&consumer, count, QUIET, DEADLINE)?;
+    Ok(read
+        .into_iter()
+        .map(|((_, p), values)| (p, values))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_across_every_broker_commits_or_aborts_on_all_its_partitions()
+-> anyhow::Result<()> {
+    const TOPIC: &str = "txn-spread";
+    let cluster = cluster_with(&[TOPIC]).await?;
+    let leaders: Vec<i32> = partitions_in(&cluster, TOPIC)
+        .await?
+        .values()
+        .map(|p| p.leader)
+        .collect();
+    assert_eq!(leaders, vec![0, 1, 2], "each broker leads one partition");
+    let bootstrap = cluster.bootstrap();
+    let producer =
+        tokio::task::block_in_place(|| transactional_producer(&bootstrap, "e2e-cluster-txn", &[]))?;
+    let partitions = 0..i32::try_from(SPREAD.len())?;
+    let send_all = |txn: &str| -> anyhow::Result<()> {
+        for partition in partitions.clone() {
+            for n in 0..2 {
+                send(
+                    &producer,
+                    TOPIC,
+                    partition,
+                    &format!("{txn}-{partition}-{n}"),
+                )?;
+            }
+        }
+        Ok(())
+    };
+
+    // Committed: two records on every partition (offsets 0, 1), its marker at 2.
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        producer.begin_transaction()?;
+        send_all("committed")?;
+        producer.commit_transaction(TXN_TIMEOUT)?;
+        Ok(())
+    })?;
+    await_offsets(&cluster, TOPIC, 3, 3).await?;
+    let committed =
+        tokio::task::block_in_place(|| read_all(&bootstrap, TOPIC, "read_committed", 6))?;
+    let uncommitted =
+        tokio::task::block_in_place(|| read_all(&bootstrap, TOPIC, "read_uncommitted", 6))?;
+    for partition in partitions.clone() {
+        let expected: Vec<(i64, String)> = (0..2)
+            .map(|n| (n, format!("committed-{partition}-{n}")))
+            .collect();
+        assert_eq!(committed.get(&partition), Some(&expected), "read_committed");
+        assert_eq!(
+            uncommitted.get(&partition),
+            Some(&expected),
+            "read_uncommitted"
+        );
+    }
+
+    // Open: its records (3, 4) are below every high watermark, and every last stable offset
+    // stays at its first record until the abort marker (5) is written.
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        producer.begin_transaction()?;
+        send_all("aborted")?;
+        producer.flush(TXN_TIMEOUT)?;
+        Ok(())
+    })?;
+    await_offsets(&cluster, TOPIC, 5, 3).await?;
+    tokio::task::block_in_place(|| producer.abort_transaction(TXN_TIMEOUT))?;
+    await_offsets(&cluster, TOPIC, 6, 6).await?;
+    // A later committed transaction (6, 7; marker 8) is read past the aborted one.
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        producer.begin_transaction()?;
+        send_all("later")?;
+        producer.commit_transaction(TXN_TIMEOUT)?;
+        Ok(())
+    })?;
+    await_offsets(&cluster, TOPIC, 9, 9).await?;
+
+    // Abandoned: another producer leaves its transaction (9, 10) open past its timeout; the
+    // coordinator aborts it on every partition (marker 11).
+    let abandoned = tokio::task::block_in_place(|| {
+        transactional_producer(
+            &bootstrap,
+            "e2e-cluster-abandoned",
+            &[
+                ("transaction.timeout.ms", "3000"),
+                ("socket.timeout.ms", "3000"),
+                ("message.timeout.ms", "3000"),
+            ],
+        )
+    })?;
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        abandoned.begin_transaction()?;
+        for partition in partitions.clone() {
+            for n in 0..2 {
+                send(
+                    &abandoned,
+                    TOPIC,
+                    partition,
+                    &format!("abandoned-{partition}-{n}"),
+                )?;
+            }
+        }
+        abandoned.flush(TXN_TIMEOUT)?;
+        Ok(())
+    })?;
+    await_offsets(&cluster, TOPIC, 12, 12)
+        .await
+        .context("the coordinator aborts the timed-out transaction everywhere")?;
+
+    let committed =
+        tokio::task::block_in_place(|| read_all(&bootstrap, TOPIC, "read_committed", 12))?;
+    let uncommitted =
+        tokio::task::block_in_place(|| read_all(&bootstrap, TOPIC, "read_uncommitted", 24))?;
+    for partition in partitions {
+        let value = |txn: &str, n: i64| format!("{txn}-{partition}-{n}");
+        let expected: Vec<(i64, String)> = vec![
+            (0, value("committed", 0)),
+            (1, value("committed", 1)),
+            (6, value("later", 0)),
+            (7, value("later", 1)),
+        ];
+        assert_eq!(
+            committed.get(&partition),
+            Some(&expected),
+            "read_committed of {TOPIC}-{partition} skips the aborted and abandoned records"
+        );
+        let expected: Vec<(i64, String)> = [
+            (0, "committed"),
+            (3, "aborted"),
+            (6, "later"),
+            (9, "abandoned"),
+        ]
+        .into_iter()
+        .flat_map(|(base, txn)| (0..2).map(move |n| (base + n, value(txn, n))))
+        .collect();
+        assert_eq!(
+            uncommitted.get(&partition),
+            Some(&expected),
+            "read_uncommitted of {TOPIC}-{partition} reads every data record"
+        );
+    }
+    Ok(())
+}
+
+const RECORDS: usize = 20_000;
+const PARTITIONS: i32 = 3;
+const PROCESSOR_ID: &str = "processor-0";
+/// Records per processor transaction: small, so the run spans the failovers.
+const PROCESSOR_BATCH: &str = "100";
+
+fn start_processor(bootstrap: &str) -> anyhow::Result<Child> {
+    let binary = sibling_binary("STROM_TXN_PROCESSOR_BIN", "strom-txn-processor")?;
+    Command::new(binary)
+        .args([
+            "--bootstrap",
+            bootstrap,
+            "--input",
+            "input",
+            "--output",
+            "output",
+        ])
+        .args(["--partitions", &PARTITIONS.to_string()])
+        .args(["--group", "processor", "--transactional-id", PROCESSOR_ID])
+        .args(["--batch", PROCESSOR_BATCH])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting strom-txn-processor")
+}
+
+/// Input records the processor's group has committed as processed (its committed offsets of
+/// `input`, summed; the input holds no markers, so offsets count records).
+fn committed_input(bootstrap: &str) -> anyhow::Result<i64> {
+    let mut config = strom_e2e::kafka::base_config(bootstrap);
+    config
+        .set("group.id", "processor")
+        .set("isolation.level", "read_committed");
+    let reader: rdkafka::consumer::BaseConsumer = config.create()?;
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        list.add_partition("input", partition);
+    }
+    let committed = rdkafka::consumer::Consumer::committed_offsets(&reader, list, REQUEST_TIMEOUT)?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw())
+        .filter(|o| *o > 0)
+        .sum())
+}
+
+/// The processor, restarted whenever it exited on its own (it exits on any failure).
+struct Processor {
+    child: Mutex<Child>,
+    bootstrap: String,
+    restarts: Mutex<usize>,
+}
+
+impl Processor {
+    fn start(bootstrap: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            child: Mutex::new(start_processor(bootstrap)?),
+            bootstrap: bootstrap.to_owned(),
+            restarts: Mutex::new(0),
+        })
+    }
+
+    fn keep_running(&self) -> anyhow::Result<()> {
+        let mut child = self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        if child.try_wait()?.is_some() {
+            *child = start_processor(&self.bootstrap)?;
+            *self
+                .restarts
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))? += 1;
+        }
+        Ok(())
+    }
+
+    /// Waits until the group committed at least `target` input records, keeping it up.
+    async fn wait_for(&self, target: i64) -> anyhow::Result<()> {
+        eventually(
+            &format!("{target} input records processed"),
+            Duration::from_secs(120),
+            || async {
+                self.keep_running().ok()?;
+                let bootstrap = self.bootstrap.clone();
+                let committed = tokio::task::spawn_blocking(move || committed_input(&bootstrap))
+                    .await
+                    .ok()?
+                    .ok()?;
+                (committed >= target).then_some(())
+            },
+        )
+        .await
+    }
+
+    fn kill(&self) -> anyhow::Result<()> {
+        let mut child = self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+}
+
+/// Kills broker `victim` with SIGKILL, waits until every partition of `moved` it led has
+/// another leader and a running broker coordinates processor-0, lets the processor reach `target` input records without it, restarts it and
+/// waits until the cluster is whole again.
+async fn fail_over(
+    cluster: &mut Cluster,
+    processor: &Processor,
+    victim: usize,
+    moved: &str,
+    target: i64,
+) -> anyhow::Result<()> {
+    cluster.broker_mut(victim).kill9();
+    let victim_id = i32::try_from(victim)?;
+    await_partitions(
+        cluster,
+        moved,
+        &format!("{moved} led by brokers other than {victim}"),
+        DEADLINE,
+        |layout| {
+            layout
+                .values()
+                .all(|p| p.leader >= 0 && p.leader != victim_id)
+        },
+    )
+    .await?;
+    let coordinator = eventually("a running coordinator of processor-0", DEADLINE, || {
+        agreed_txn_coordinator(cluster, PROCESSOR_ID)
+    })
+    .await?;
+    assert_ne!(
+        coordinator, victim_id,
+        "a killed broker coordinates nothing"
+    );
+    processor
+        .wait_for(target)
+        .await
+        .with_context(|| format!("processing while broker {victim} is down"))?;
+    tokio::task::block_in_place(|| cluster.broker_mut(victim).restart())?;
+    for topic in ["input", "output", TXN_STATE_TOPIC] {
+        await_healthy(cluster, Some(topic), DEADLINE).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_kills()
+-> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut cluster = cluster_with(&["input", "output"]).await?;
+    let bootstrap = cluster.bootstrap();
+    let input = producer(
+        &bootstrap,
+        &[("enable.idempotence", "true"), ("linger.ms", "20")],
+    )?;
+    let mut deliveries = Vec::with_capacity(RECORDS);
+    for i in 0..RECORDS {
+        let value = format!("in-{i}");
+        let partition = i32::try_from(i)? % PARTITIONS;
+        deliveries.push(
+            input
+                .send_result(
+                    FutureRecord::to("input")
+                        .partition(partition)
+                        .key(&value)
+                        .payload(&value),
+                )
+                .map_err(|(error, _)| anyhow::anyhow!("queueing input: {error}"))?,
+        );
+    }
+    for delivery in deliveries {
+        delivery
+            .await
+            .context("delivery dropped")?
+            .map_err(|(error, _)| anyhow::anyhow!("input not acknowledged: {error}"))?;
+    }
+    input.flush(Duration::from_secs(30))?;
+
+    let processor = Processor::start(&bootstrap)?;
+    let step = i64::try_from(RECORDS)? / 5;
+    processor.wait_for(step).await.context("before any kill")?;
+    await_healthy(&cluster, Some(TXN_STATE_TOPIC), DEADLINE).await?;
+
+    // The broker coordinating processor-0 leads its __transaction_state partition; it dies
+    // under the running processor, another replica takes the partition and the transactions.
+    let coordinator = eventually("the coordinator of processor-0", DEADLINE, || {
+        agreed_txn_coordinator(&cluster, PROCESSOR_ID)
+    })
+    .await?;
+    let state_layout = partitions_in(&cluster, TXN_STATE_TOPIC).await?;
+    let state_partition = txn_state_partition(PROCESSOR_ID, i32::try_from(state_layout.len())?);
+    let state = &state_layout[&state_partition];
+    assert_eq!(
+        state.leader, coordinator,
+        "the coordinator leads {TXN_STATE_TOPIC}-{state_partition}: {state:?}"
+    );
+    assert_eq!(state.replicas.len(), 3, "{TXN_STATE_TOPIC} has 3 replicas");
+    let killed_at = Instant::now();
+    fail_over(
+        &mut cluster,
+        &processor,
+        usize::try_from(coordinator)?,
+        TXN_STATE_TOPIC,
+        2 * step,
+    )
+    .await
+    .context("killing the transaction coordinator")?;
+    println!(
+        "coordinator {coordinator} ({TXN_STATE_TOPIC}-{state_partition}) killed and back \
+         after {:.2?}",
+        killed_at.elapsed()
+    );
+    processor.wait_for(3 * step).await?;
+
+    // Now the leader of an output partition (not the coordinator's, where one exists).
+    let coordinator = eventually("the coordinator of processor-0", DEADLINE, || {
+        agreed_txn_coordinator(&cluster, PROCESSOR_ID)
+    })
+    .await?;
+    let output_layout = partitions_in(&cluster, "output").await?;
+    let victim = output_layout
+        .values()
+        .map(|p| p.leader)
+        .find(|l| *l != coordinator)
+        .unwrap_or(coordinator);
+    let killed_at = Instant::now();
+    fail_over(
+        &mut cluster,
+        &processor,
+        usize::try_from(victim)?,
+        "output",
+        4 * step,
+    )
+    .await
+    .context("killing an output partition leader")?;
+    println!(
+        "output leader {victim} (coordinator {coordinator}) killed and back after {:.2?}",
+        killed_at.elapsed()
+    );
+    processor
+        .wait_for(i64::try_from(RECORDS)?)
+        .await
+        .context("every input record processed")?;
+    processor.kill()?;
+    println!(
+        "processed {RECORDS} records in {:.2?}, the processor exited and was restarted {} times",
+        started.elapsed(),
+        processor.restarts.lock().map(|r| *r).unwrap_or_default()
+    );
+
+    let read =
+        tokio::task::block_in_place(|| read_all(&bootstrap, "output", "read_committed", RECORDS))?;
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    for (partition, records) in &read {
+        let mut last = None;
+        for (_, value) in records {
+            let i: usize = value
+                .strip_prefix("in-")
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("an output record that no input had: {value}"))?;
+            assert_eq!(
+                i32::try_from(i)? % PARTITIONS,
+                *partition,
+                "{value} kept its partition"
+            );
+            assert!(
+                last < Some(i),
+                "output-{partition} keeps input order: {value} after {last:?}"
+            );
+            last = Some(i);
+            *seen.entry(i).or_default() += 1;
+        }
+    }
+    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "records written twice: {duplicated:?}"
+    );
+    assert_eq!(seen.len(), RECORDS, "every input record is in the output");
+    Ok(())
+}
