@@ -44,6 +44,8 @@ pub struct Broker {
     pub groups: Coordinator,
     /// The transaction coordinator of the `__transaction_state` partitions led here.
     pub transactions: TxnCoordinator,
+    /// Connections to the other brokers, for markers and produce verification.
+    pub peers: crate::peer_connections::PeerConnections,
     /// `__consumer_offsets` partitions whose group state is loaded into the coordinator.
     pub offsets_partitions: CoordinatorPartitions,
     /// `__transaction_state` partitions whose transaction state is loaded into the coordinator.

@@ -7,6 +7,7 @@
 //!   operations of the active controller, wherever it runs;
 //! - [`HostedPartitions`]: the partition replicas this broker hosts, looked up the way a
 //!   client's request must find them (the leader, or a readable follower);
+//! - [`TransactionVerifier`]: the coordinator's word on a transactional produce (KIP-890).
 //! - [`TransactionalOffsets`]: transactional offset commits completing with their marker.
 //! - [`CoordinatorLookup`]: which partition of `__consumer_offsets` coordinates a group, and
 //!   which partition of `__transaction_state` a transactional id.
@@ -117,4 +118,20 @@ pub trait TransactionalOffsets: Send + Sync {
         producer_epoch: i16,
         commit: bool,
     ) -> impl Future<Output = ()> + Send;
+}
+
+/// KIP-890 verification of a transactional produce: before a partition leader appends the
+/// first transactional batch of a producer's transaction, the transaction coordinator confirms
+/// that the partition is in that producer's ongoing transaction, so a batch that arrives after
+/// its transaction ended (a late retry, a zombie) is refused instead of opening a transaction
+/// nobody will end.
+pub trait TransactionVerifier: Send + Sync {
+    /// The error each of `partitions` gets (absent: verified).
+    fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> impl Future<Output = std::collections::HashMap<(String, i32), ResponseError>> + Send;
 }

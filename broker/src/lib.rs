@@ -25,6 +25,12 @@
 //! - `errors`: the single mapping from internal errors to Kafka error codes.
 //! - `log_limit`: rate limiting of log lines that loops or peers can repeat without end.
 //! - `groups`: the group coordinator (`strom-group`) on `__consumer_offsets`.
+//! - `transactions`: the transaction coordinator (`strom-txn`) on `__transaction_state`;
+//!   `txn_markers` writes its COMMIT/ABORT markers (here, or through WriteTxnMarkers on the
+//!   partition's leader), `txn_verify` asks it to confirm a transactional produce (KIP-890).
+//! - `coordinator_partitions`, `internal_log`: what both coordinators share — creating their
+//!   internal topic, following its partitions' leadership, persisting through its logs.
+//! - `peer_connections`: Kafka connections to the other brokers, for markers and verification.
 //! - `background`: metadata publishing, retention, time-based rolls and flushes.
 //! - `log_cleaner`: the log cleaner threads of compacted topics over the hosted replicas.
 //! - `admin_http`, `metrics`: `/metrics`, `/healthz`, `/readyz`.
@@ -49,6 +55,7 @@ pub mod log_cleaner;
 pub mod log_limit;
 pub mod metrics;
 pub mod network;
+pub mod peer_connections;
 pub mod producer_ids;
 pub mod protocol;
 pub mod quorum_config;
@@ -57,3 +64,4 @@ pub mod server;
 pub mod topic_config;
 pub mod transactions;
 pub mod txn_markers;
+pub mod txn_verify;

@@ -303,6 +303,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         producer_ids,
         groups,
         transactions,
+        peers: Default::default(),
         offsets_partitions: CoordinatorPartitions::new(groups::OFFSETS_TOPIC),
         transaction_partitions: CoordinatorPartitions::new(transactions::TRANSACTION_STATE_TOPIC),
         exported_groups: Default::default(),

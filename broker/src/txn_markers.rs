@@ -19,7 +19,6 @@ use kafka_protocol::messages::write_txn_markers_request::{
 };
 use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
 use kafka_protocol::protocol::StrBytes;
-use strom_client::Connection;
 use strom_storage::TxnMarker;
 use strom_txn::{MarkerError, MarkerRequest, MarkerResult, MarkerWriter};
 
@@ -75,18 +74,13 @@ pub async fn write_local_marker(
     Ok(())
 }
 
-type ConnectionSlot = Arc<tokio::sync::Mutex<Option<Connection>>>;
-
 /// The transaction coordinator's way to its partitions' leaders: markers for partitions led
 /// here are written directly, the others go to their leaders as WriteTxnMarkers requests, one
-/// per leader, over a connection kept per broker.
+/// per leader, over the broker's peer connections.
 #[derive(Debug, Default)]
 pub struct BrokerMarkerWriter {
     /// The broker this coordinator runs in, set once it exists (it owns the coordinator).
     broker: std::sync::OnceLock<std::sync::Weak<crate::broker::Broker>>,
-    /// One connection per leader, each behind its own lock: requests to different brokers go
-    /// out together, those to one broker one at a time.
-    connections: parking_lot::Mutex<HashMap<i32, ConnectionSlot>>,
 }
 
 impl BrokerMarkerWriter {
@@ -98,90 +92,74 @@ impl BrokerMarkerWriter {
     fn broker(&self) -> Option<Arc<crate::broker::Broker>> {
         self.broker.get().and_then(std::sync::Weak::upgrade)
     }
+}
 
-    /// Sends one WriteTxnMarkers request for `partitions` to broker `leader`.
-    async fn send_remote(
-        &self,
-        broker: &crate::broker::Broker,
-        leader: i32,
-        request: &MarkerRequest,
-        partitions: &[(String, i32)],
-    ) -> Vec<MarkerResult> {
-        let fail = |reason: String| -> Vec<MarkerResult> {
-            partitions
-                .iter()
-                .map(|tp| (tp.clone(), Err(MarkerError::Retriable(reason.clone()))))
-                .collect()
-        };
-        let Some(node) = broker.image().broker(leader).cloned() else {
-            return fail(format!("leader {leader} is not registered"));
-        };
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in partitions {
-            by_topic.entry(topic).or_default().push(*partition);
-        }
-        let wire = WriteTxnMarkersRequest::default().with_markers(vec![
-            WritableTxnMarker::default()
-                .with_producer_id(ProducerId(request.producer_id))
-                .with_producer_epoch(request.producer_epoch)
-                .with_transaction_result(request.commit)
-                .with_coordinator_epoch(request.coordinator_epoch)
-                .with_topics(
-                    by_topic
-                        .into_iter()
-                        .map(|(topic, indexes)| {
-                            WritableTxnMarkerTopic::default()
-                                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                                .with_partition_indexes(indexes)
-                        })
-                        .collect(),
-                ),
-        ]);
-        let slot = Arc::clone(self.connections.lock().entry(leader).or_default());
-        let mut slot = slot.lock().await;
-        let address = format!("{}:{}", node.host, node.port);
-        let reusable = slot
-            .as_ref()
-            .is_some_and(|c| c.is_usable() && c.broker() == address);
-        if !reusable {
-            match Connection::open(&address, MARKER_COMMIT_TIMEOUT, "strom-txn-coordinator").await {
-                Ok(connection) => *slot = Some(connection),
-                Err(error) => return fail(error.to_string()),
-            }
-        }
-        let Some(connection) = slot.as_mut() else {
-            return fail(format!("no connection to broker {leader}"));
-        };
-        let response = match connection.send(wire).await {
-            Ok(response) => response,
-            Err(error) => return fail(error.to_string()),
-        };
-        drop(slot);
-        let mut answered: HashMap<(String, i32), i16> = HashMap::new();
-        for marker in response.markers {
-            for topic in marker.topics {
-                for partition in topic.partitions {
-                    answered.insert(
-                        (topic.name.0.to_string(), partition.partition_index),
-                        partition.error_code,
-                    );
-                }
-            }
-        }
+/// Sends one WriteTxnMarkers request for `partitions` to broker `leader`.
+async fn send_remote(
+    broker: &crate::broker::Broker,
+    leader: i32,
+    request: &MarkerRequest,
+    partitions: &[(String, i32)],
+) -> Vec<MarkerResult> {
+    let fail = |reason: String| -> Vec<MarkerResult> {
         partitions
             .iter()
-            .map(|tp| {
-                let outcome = match answered.get(tp) {
-                    Some(0) => Ok(()),
-                    Some(&code) => Err(marker_error(code)),
-                    None => Err(MarkerError::Retriable(format!(
-                        "broker {leader} did not answer for the partition"
-                    ))),
-                };
-                (tp.clone(), outcome)
-            })
+            .map(|tp| (tp.clone(), Err(MarkerError::Retriable(reason.clone()))))
             .collect()
+    };
+    let Some(node) = broker.image().broker(leader).cloned() else {
+        return fail(format!("leader {leader} is not registered"));
+    };
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic).or_default().push(*partition);
     }
+    let wire = WriteTxnMarkersRequest::default().with_markers(vec![
+        WritableTxnMarker::default()
+            .with_producer_id(ProducerId(request.producer_id))
+            .with_producer_epoch(request.producer_epoch)
+            .with_transaction_result(request.commit)
+            .with_coordinator_epoch(request.coordinator_epoch)
+            .with_topics(
+                by_topic
+                    .into_iter()
+                    .map(|(topic, indexes)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partition_indexes(indexes)
+                    })
+                    .collect(),
+            ),
+    ]);
+    let address = format!("{}:{}", node.host, node.port);
+    let response = match broker.peers.send(leader, &address, wire, None).await {
+        Ok(response) => response,
+        Err(error) => return fail(error.to_string()),
+    };
+    let mut answered: HashMap<(String, i32), i16> = HashMap::new();
+    for marker in response.markers {
+        for topic in marker.topics {
+            for partition in topic.partitions {
+                answered.insert(
+                    (topic.name.0.to_string(), partition.partition_index),
+                    partition.error_code,
+                );
+            }
+        }
+    }
+    partitions
+        .iter()
+        .map(|tp| {
+            let outcome = match answered.get(tp) {
+                Some(0) => Ok(()),
+                Some(&code) => Err(marker_error(code)),
+                None => Err(MarkerError::Retriable(format!(
+                    "broker {leader} did not answer for the partition"
+                ))),
+            };
+            (tp.clone(), outcome)
+        })
+        .collect()
 }
 
 /// What a partition's error code means to the coordinator: a stale coordinator or producer
@@ -249,7 +227,7 @@ impl MarkerWriter for BrokerMarkerWriter {
         });
         let remote_writes = remote
             .iter()
-            .map(|(leader, partitions)| self.send_remote(&broker, *leader, &request, partitions));
+            .map(|(leader, partitions)| send_remote(&broker, *leader, &request, partitions));
         let (local_results, remote_results) =
             futures::join!(join_all(local_writes), join_all(remote_writes));
         results.extend(local_results);

@@ -26,6 +26,10 @@ use strom_e2e::transactions::{
 use tokio::net::TcpStream;
 
 const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The two tests run three brokers each; one at a time keeps them from starving each other of
+/// the machine's cores (a processor starved during a failover stalls past the deadlines).
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const QUIET: Duration = Duration::from_millis(1500);
 const READ_UNCOMMITTED: i8 = 0;
 const READ_COMMITTED: i8 = 1;
@@ -170,6 +174,7 @@ fn read_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_across_every_broker_commits_or_aborts_on_all_its_partitions()
 -> anyhow::Result<()> {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     const TOPIC: &str = "txn-spread";
     let cluster = cluster_with(&[TOPIC]).await?;
     let leaders: Vec<i32> = partitions_in(&cluster, TOPIC)
@@ -453,6 +458,7 @@ async fn fail_over(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_kills()
 -> anyhow::Result<()> {
+    let _turn = ONE_CLUSTER_AT_A_TIME.lock().await;
     let started = Instant::now();
     let mut cluster = cluster_with(&["input", "output"]).await?;
     let bootstrap = cluster.bootstrap();

@@ -1,15 +1,18 @@
 //! Bad transactional requests get Kafka's error codes and write nothing: EndTxn for a
 //! transactional id the coordinator never saw, with a wrong epoch or producer id, or without a
 //! transaction; AddPartitionsToTxn naming a topic that does not exist; TxnOffsetCommit from a
-//! member the group does not have. Sent raw (one request per call) to pin versions and fields.
+//! member the group does not have; a transactional batch for a partition outside the
+//! transaction (KIP-890 verification). Sent raw (one request per call) to pin versions and fields.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
@@ -20,11 +23,13 @@ use kafka_protocol::messages::{
     OffsetFetchResponse, ProducerId, TopicName, TransactionalId, TxnOffsetCommitRequest,
     TxnOffsetCommitResponse,
 };
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Record, TimestampType};
 use strom_e2e::cluster::eventually;
 use strom_e2e::kafka::create_topic;
 use strom_e2e::transactions::latest_offset;
-use strom_e2e::wire::call;
+use strom_e2e::wire::{call, encode_batch};
 use strom_e2e::{BrokerOptions, BrokerProcess};
 use tokio::net::TcpStream;
 
@@ -155,6 +160,47 @@ async fn bad_transactional_requests_get_kafka_codes_and_write_nothing() -> anyho
         transaction_log_ends(&bootstrap).await?,
         before,
         "no refused request wrote to __transaction_state"
+    );
+
+    // A transactional batch for a partition never added to a transaction (a zombie's late
+    // retry): the coordinator does not verify it (KIP-890), so it is refused and not written.
+    let batch = encode_batch(&[Record {
+        transactional: true,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: 0,
+        timestamp: 0,
+        key: None,
+        value: Some(Bytes::from_static(b"late")),
+        headers: Default::default(),
+    }])?;
+    let produce = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(s("bad-txn"))))
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(s("bad-txn")))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    let produced: ProduceResponse = call(&mut stream, ApiKey::Produce, 9, &produce).await?;
+    assert_eq!(
+        produced.responses[0].partition_responses[0].error_code, INVALID_TXN_STATE,
+        "a partition outside the transaction is refused"
+    );
+    assert_eq!(
+        latest_offset(&bootstrap, "bad-txn", 0, 0).await?,
+        0,
+        "the unverified batch was not written"
     );
 
     // TxnOffsetCommit from a member (v3+, KIP-447) the group does not have, and with a

@@ -325,3 +325,19 @@ impl CoordinatorLookup for FakeCoordinators {
         self.partitions.get(key).copied().unwrap_or(0)
     }
 }
+
+/// A transaction coordinator that confirms every partition.
+#[derive(Debug, Default)]
+pub(crate) struct FakeVerifier;
+
+impl crate::capabilities::TransactionVerifier for FakeVerifier {
+    async fn verify_partitions(
+        &self,
+        _transactional_id: &str,
+        _producer_id: i64,
+        _producer_epoch: i16,
+        _partitions: Vec<(String, i32)>,
+    ) -> HashMap<(String, i32), ResponseError> {
+        HashMap::new()
+    }
+}

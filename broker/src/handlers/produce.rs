@@ -7,7 +7,12 @@
 //!   appended (else NOT_ENOUGH_REPLICAS, and nothing is written) and still has when they are
 //!   committed (else NOT_ENOUGH_REPLICAS_AFTER_APPEND). Leadership lost while waiting gives
 //!   NOT_LEADER_OR_FOLLOWER; the wait is bounded by the request's timeout (REQUEST_TIMED_OUT).
+//!
+//! A transactional producer's first batch on a partition in a transaction is appended only
+//! once its transaction coordinator confirmed the partition is in that transaction (KIP-890),
+//! so a late batch cannot open a transaction that already ended.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +27,21 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, Reques
 use super::auto_create::auto_create_topics;
 use super::leader_hint::LeaderHints;
 use super::metadata::is_internal;
-use crate::capabilities::{HostedPartitions, MetadataView};
+use crate::capabilities::{HostedPartitions, MetadataView, TransactionVerifier};
 use crate::config::BrokerProps;
 use crate::controller_channel::ControllerChannel;
 use crate::errors::{record_errors, storage_failure};
 use crate::metrics::BrokerMetrics;
 use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
+use strom_storage::batch::BatchHeader;
 use strom_storage::{AppendInfo, StorageError};
 
+#[allow(clippy::too_many_arguments)]
 pub async fn handle(
     metadata: &impl MetadataView,
     controller: &impl ControllerChannel,
     replicas: &impl HostedPartitions,
+    verifier: &impl TransactionVerifier,
     metrics: &BrokerMetrics,
     props: &BrokerProps,
     header: &RequestHeader,
@@ -57,6 +65,8 @@ pub async fn handle(
         auto_create_topics(props, metadata, controller, replicas, missing).await
     };
 
+    let unverified = unverified_partitions(verifier, replicas, &request).await;
+
     // Every partition's append is handed to its I/O worker first, then the results are
     // awaited in request order: partitions on different workers are written in parallel, and
     // a partition listed twice is appended in the order listed (one worker, FIFO).
@@ -72,7 +82,14 @@ pub async fn handle(
             .partition_data
             .into_iter()
             .map(|data| {
-                let started = start_append(replicas, &name, data.index, data.records, acks, now);
+                let started = match unverified.get(&(name.clone(), data.index)) {
+                    Some(&error) => Err((
+                        error,
+                        Some("the transaction coordinator did not verify this partition".into()),
+                        Vec::new(),
+                    )),
+                    None => start_append(replicas, &name, data.index, data.records, acks, now),
+                };
                 (data.index, started)
             })
             .collect();
@@ -164,6 +181,62 @@ pub async fn handle(
         add_leader_hints(&metadata.image(), &mut response);
     }
     Some(response)
+}
+
+/// KIP-890: the partitions where this request would begin its producer's transaction (a
+/// transactional batch, and no open transaction of that producer there yet), with the error
+/// each gets because the transaction coordinator did not confirm them. Batches that are not
+/// transactional, or that validation or leadership refuse anyway, are not asked about.
+async fn unverified_partitions(
+    verifier: &impl TransactionVerifier,
+    replicas: &impl HostedPartitions,
+    request: &ProduceRequest,
+) -> HashMap<(String, i32), ResponseError> {
+    let Some(transactional_id) = request
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.to_string())
+        .filter(|id| !id.is_empty())
+    else {
+        return HashMap::new();
+    };
+    let mut producer = None;
+    let mut beginning = Vec::new();
+    for topic in &request.topic_data {
+        let name = topic.name.0.to_string();
+        for data in &topic.partition_data {
+            let Some(header) = data
+                .records
+                .as_deref()
+                .and_then(|records| BatchHeader::parse(records).ok())
+            else {
+                continue;
+            };
+            if !header.is_transactional() || header.producer_id < 0 {
+                continue;
+            }
+            let Ok(partition) = replicas.leader_partition(&name, data.index) else {
+                continue;
+            };
+            let open = partition
+                .log()
+                .open_transactions()
+                .iter()
+                .any(|txn| txn.producer_id == header.producer_id);
+            if !open {
+                producer.get_or_insert((header.producer_id, header.producer_epoch));
+                beginning.push((name.clone(), data.index));
+            }
+        }
+    }
+    match producer {
+        Some((producer_id, producer_epoch)) => {
+            verifier
+                .verify_partitions(&transactional_id, producer_id, producer_epoch, beginning)
+                .await
+        }
+        None => HashMap::new(),
+    }
 }
 
 /// KIP-951: partitions refused because leadership moved name the new leader.
@@ -290,7 +363,7 @@ mod tests {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
     use super::*;
-    use crate::handlers::fakes::{FakeController, led_elsewhere};
+    use crate::handlers::fakes::{FakeController, FakeVerifier, led_elsewhere};
 
     fn produce(partitions: &[i32]) -> ProduceRequest {
         ProduceRequest::default()
@@ -327,6 +400,7 @@ mod tests {
                     metadata,
                     controller,
                     replicas,
+                    &FakeVerifier,
                     metrics,
                     props,
                     &header,

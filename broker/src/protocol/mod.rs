@@ -186,7 +186,7 @@ async fn dispatch(
     if api == ApiKey::Produce {
         let request: ProduceRequest = decode(api, version, &mut body)?;
         let response = handlers::produce::handle(
-            metadata, controller, replicas, metrics, props, &header, request,
+            metadata, controller, replicas, broker, metrics, props, &header, request,
         )
         .await;
         return match response {
