@@ -178,7 +178,7 @@ async fn a_second_producer_with_the_same_id_fences_the_first() -> anyhow::Result
     });
     let error = zombie_commit.expect_err("the fenced producer cannot commit");
     assert!(
-        error.to_string().to_lowercase().contains("fenced"),
+        error.to_string().to_lowercase().contains("fence"),
         "the zombie learns it was fenced: {error}"
     );
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
