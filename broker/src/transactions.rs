@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use strom_metadata::{ControllerClient, CreateTopicRequest, MetadataImage, MetadataQuorum};
+use strom_metadata::{ControllerClient, CreateTopicRequest, MetadataQuorum};
 use strom_txn::{ProducerIdSource, TransactionCoordinator, TxnConfig, TxnOptions};
 
 use crate::config::BrokerProps;
@@ -26,18 +26,6 @@ pub use strom_txn::TRANSACTION_STATE_TOPIC;
 
 /// The coordinator type the broker runs.
 pub type TxnCoordinator = TransactionCoordinator<InternalTopicLog, BrokerMarkerWriter>;
-
-/// The `__transaction_state` partition coordinating `transactional_id`: Kafka's hash of the id
-/// over the partitions the topic has (its configured count before it exists), as the
-/// coordinator itself computes it once it knows the topic.
-pub fn partition_for(image: &MetadataImage, props: &BrokerProps, transactional_id: &str) -> i32 {
-    let count = image
-        .topic(TRANSACTION_STATE_TOPIC)
-        .map_or(props.transaction_state_log_num_partitions, |topic| {
-            i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX)
-        });
-    strom_group::coordinator_partition(transactional_id, count)
-}
 
 /// Producer ids for transactional producers: the same controller-allocated blocks idempotent
 /// producers draw from, so no id is ever handed out twice.

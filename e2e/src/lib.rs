@@ -24,6 +24,7 @@ pub mod kafka;
 pub mod local;
 pub mod netfault;
 pub mod observability;
+pub mod processor;
 pub mod replicas;
 pub mod small_fs;
 pub mod transactions;

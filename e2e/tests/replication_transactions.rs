@@ -8,18 +8,17 @@
 //! partition, is killed with SIGKILL and restarted under it.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::producer::Producer;
 use strom_e2e::cluster::{Cluster, eventually};
-use strom_e2e::kafka::{create_assigned_topic, producer};
+use strom_e2e::kafka::create_assigned_topic;
+use strom_e2e::processor::{Processor, TRANSACTIONAL_ID, check_exactly_once, produce_input};
 use strom_e2e::replicas::{await_healthy, await_partitions, fast_replication, partitions_in};
-use strom_e2e::sibling_binary;
 use strom_e2e::transactions::{
     TXN_TIMEOUT, isolated_consumer, latest_offset, read_exactly, send, transactional_producer,
 };
@@ -314,103 +313,10 @@ async fn a_transaction_across_every_broker_commits_or_aborts_on_all_its_partitio
 
 const RECORDS: usize = 20_000;
 const PARTITIONS: i32 = 3;
-const PROCESSOR_ID: &str = "processor-0";
 /// Records per processor transaction: small, so the run spans the failovers.
-const PROCESSOR_BATCH: &str = "100";
-
-fn start_processor(bootstrap: &str) -> anyhow::Result<Child> {
-    let binary = sibling_binary("STROM_TXN_PROCESSOR_BIN", "strom-txn-processor")?;
-    Command::new(binary)
-        .args([
-            "--bootstrap",
-            bootstrap,
-            "--input",
-            "input",
-            "--output",
-            "output",
-        ])
-        .args(["--partitions", &PARTITIONS.to_string()])
-        .args(["--group", "processor", "--transactional-id", PROCESSOR_ID])
-        .args(["--batch", PROCESSOR_BATCH])
-        .stdout(Stdio::null())
-        .spawn()
-        .context("starting strom-txn-processor")
-}
-
-/// Input records the processor's group has committed as processed (its committed offsets of
-/// `input`, summed; the input holds no markers, so offsets count records).
-fn committed_input(bootstrap: &str) -> anyhow::Result<i64> {
-    let mut config = strom_e2e::kafka::base_config(bootstrap);
-    config
-        .set("group.id", "processor")
-        .set("isolation.level", "read_committed");
-    let reader: rdkafka::consumer::BaseConsumer = config.create()?;
-    let mut list = rdkafka::TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        list.add_partition("input", partition);
-    }
-    let committed = rdkafka::consumer::Consumer::committed_offsets(&reader, list, REQUEST_TIMEOUT)?;
-    Ok(committed
-        .elements()
-        .iter()
-        .filter_map(|e| e.offset().to_raw())
-        .filter(|o| *o > 0)
-        .sum())
-}
-
-/// The processor, restarted whenever it exited on its own (it exits on any failure).
-struct Processor {
-    child: Mutex<Child>,
-    bootstrap: String,
-    restarts: Mutex<usize>,
-}
-
-impl Processor {
-    fn start(bootstrap: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            child: Mutex::new(start_processor(bootstrap)?),
-            bootstrap: bootstrap.to_owned(),
-            restarts: Mutex::new(0),
-        })
-    }
-
-    fn keep_running(&self) -> anyhow::Result<()> {
-        let mut child = self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-        if child.try_wait()?.is_some() {
-            *child = start_processor(&self.bootstrap)?;
-            *self
-                .restarts
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))? += 1;
-        }
-        Ok(())
-    }
-
-    /// Waits until the group committed at least `target` input records, keeping it up.
-    async fn wait_for(&self, target: i64) -> anyhow::Result<()> {
-        eventually(
-            &format!("{target} input records processed"),
-            Duration::from_secs(120),
-            || async {
-                self.keep_running().ok()?;
-                let bootstrap = self.bootstrap.clone();
-                let committed = tokio::task::spawn_blocking(move || committed_input(&bootstrap))
-                    .await
-                    .ok()?
-                    .ok()?;
-                (committed >= target).then_some(())
-            },
-        )
-        .await
-    }
-
-    fn kill(&self) -> anyhow::Result<()> {
-        let mut child = self.child.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-        child.kill()?;
-        child.wait()?;
-        Ok(())
-    }
-}
+const PROCESSOR_BATCH: usize = 100;
+/// How long the processor may take to reach each target.
+const PROCESSING_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Kills broker `victim` with SIGKILL, waits until every partition of `moved` it led has
 /// another leader and a running broker coordinates processor-0, lets the processor reach `target` input records without it, restarts it and
@@ -437,7 +343,7 @@ async fn fail_over(
     )
     .await?;
     let coordinator = eventually("a running coordinator of processor-0", DEADLINE, || {
-        agreed_txn_coordinator(cluster, PROCESSOR_ID)
+        agreed_txn_coordinator(cluster, TRANSACTIONAL_ID)
     })
     .await?;
     assert_ne!(
@@ -445,7 +351,7 @@ async fn fail_over(
         "a killed broker coordinates nothing"
     );
     processor
-        .wait_for(target)
+        .wait_for(target, PROCESSING_DEADLINE)
         .await
         .with_context(|| format!("processing while broker {victim} is down"))?;
     tokio::task::block_in_place(|| cluster.broker_mut(victim).restart())?;
@@ -462,46 +368,24 @@ async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_ki
     let started = Instant::now();
     let mut cluster = cluster_with(&["input", "output"]).await?;
     let bootstrap = cluster.bootstrap();
-    let input = producer(
-        &bootstrap,
-        &[("enable.idempotence", "true"), ("linger.ms", "20")],
-    )?;
-    let mut deliveries = Vec::with_capacity(RECORDS);
-    for i in 0..RECORDS {
-        let value = format!("in-{i}");
-        let partition = i32::try_from(i)? % PARTITIONS;
-        deliveries.push(
-            input
-                .send_result(
-                    FutureRecord::to("input")
-                        .partition(partition)
-                        .key(&value)
-                        .payload(&value),
-                )
-                .map_err(|(error, _)| anyhow::anyhow!("queueing input: {error}"))?,
-        );
-    }
-    for delivery in deliveries {
-        delivery
-            .await
-            .context("delivery dropped")?
-            .map_err(|(error, _)| anyhow::anyhow!("input not acknowledged: {error}"))?;
-    }
-    input.flush(Duration::from_secs(30))?;
+    produce_input(&bootstrap, RECORDS, PARTITIONS).await?;
 
-    let processor = Processor::start(&bootstrap)?;
+    let processor = Processor::start(&bootstrap, PARTITIONS, PROCESSOR_BATCH)?;
     let step = i64::try_from(RECORDS)? / 5;
-    processor.wait_for(step).await.context("before any kill")?;
+    processor
+        .wait_for(step, PROCESSING_DEADLINE)
+        .await
+        .context("before any kill")?;
     await_healthy(&cluster, Some(TXN_STATE_TOPIC), DEADLINE).await?;
 
     // The broker coordinating processor-0 leads its __transaction_state partition; it dies
     // under the running processor, another replica takes the partition and the transactions.
     let coordinator = eventually("the coordinator of processor-0", DEADLINE, || {
-        agreed_txn_coordinator(&cluster, PROCESSOR_ID)
+        agreed_txn_coordinator(&cluster, TRANSACTIONAL_ID)
     })
     .await?;
     let state_layout = partitions_in(&cluster, TXN_STATE_TOPIC).await?;
-    let state_partition = txn_state_partition(PROCESSOR_ID, i32::try_from(state_layout.len())?);
+    let state_partition = txn_state_partition(TRANSACTIONAL_ID, i32::try_from(state_layout.len())?);
     let state = &state_layout[&state_partition];
     assert_eq!(
         state.leader, coordinator,
@@ -523,11 +407,11 @@ async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_ki
          after {:.2?}",
         killed_at.elapsed()
     );
-    processor.wait_for(3 * step).await?;
+    processor.wait_for(3 * step, PROCESSING_DEADLINE).await?;
 
     // Now the leader of an output partition (not the coordinator's, where one exists).
     let coordinator = eventually("the coordinator of processor-0", DEADLINE, || {
-        agreed_txn_coordinator(&cluster, PROCESSOR_ID)
+        agreed_txn_coordinator(&cluster, TRANSACTIONAL_ID)
     })
     .await?;
     let output_layout = partitions_in(&cluster, "output").await?;
@@ -551,44 +435,22 @@ async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_ki
         killed_at.elapsed()
     );
     processor
-        .wait_for(i64::try_from(RECORDS)?)
+        .wait_for(i64::try_from(RECORDS)?, PROCESSING_DEADLINE)
         .await
         .context("every input record processed")?;
-    processor.kill()?;
+    processor.kill(false)?;
     println!(
         "processed {RECORDS} records in {:.2?}, the processor exited and was restarted {} times",
         started.elapsed(),
-        processor.restarts.lock().map(|r| *r).unwrap_or_default()
+        processor.restarts()
     );
 
     let read =
         tokio::task::block_in_place(|| read_all(&bootstrap, "output", "read_committed", RECORDS))?;
-    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
-    for (partition, records) in &read {
-        let mut last = None;
-        for (_, value) in records {
-            let i: usize = value
-                .strip_prefix("in-")
-                .and_then(|n| n.parse().ok())
-                .with_context(|| format!("an output record that no input had: {value}"))?;
-            assert_eq!(
-                i32::try_from(i)? % PARTITIONS,
-                *partition,
-                "{value} kept its partition"
-            );
-            assert!(
-                last < Some(i),
-                "output-{partition} keeps input order: {value} after {last:?}"
-            );
-            last = Some(i);
-            *seen.entry(i).or_default() += 1;
-        }
-    }
-    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        duplicated.is_empty(),
-        "records written twice: {duplicated:?}"
-    );
-    assert_eq!(seen.len(), RECORDS, "every input record is in the output");
+    let output: BTreeMap<i32, Vec<String>> = read
+        .into_iter()
+        .map(|(partition, records)| (partition, records.into_iter().map(|(_, v)| v).collect()))
+        .collect();
+    check_exactly_once(&output, RECORDS, PARTITIONS)?;
     Ok(())
 }
