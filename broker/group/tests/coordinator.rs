@@ -23,75 +23,25 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    DescribeGroupsRequest, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupRequest, ListGroupsRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetFetchResponse, ProducerId, SyncGroupRequest, TopicName,
     TransactionalId, TxnOffsetCommitRequest,
 };
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::Encodable;
 use strom_group::records::{RecordKey, parse_batches};
 use strom_group::{
     ClientInfo, CommittedOffset, CoordinatorOptions, GroupConfig, GroupCoordinator, GroupError,
     MemoryOffsetsLog, OffsetsLog, OffsetsLogError, TopicLookup,
 };
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-const PARTITIONS: i32 = 4;
+mod common;
+
+use common::*;
+
 const SESSION_MS: i32 = 10_000;
 const REBALANCE_MS: i32 = 30_000;
-
-fn code(e: ResponseError) -> i16 {
-    e.code()
-}
-
-fn config() -> GroupConfig {
-    GroupConfig {
-        offsets_topic_partitions: PARTITIONS,
-        ..GroupConfig::default()
-    }
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_owned())
-}
-
-fn gid(v: &str) -> GroupId {
-    GroupId(s(v))
-}
-
-struct Broker {
-    coordinator: GroupCoordinator<MemoryOffsetsLog>,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
-}
-
-impl Broker {
-    async fn start(log: Arc<MemoryOffsetsLog>, config: GroupConfig) -> Self {
-        let coordinator = GroupCoordinator::new(config, log);
-        for p in 0..PARTITIONS {
-            coordinator
-                .load_partition(p)
-                .await
-                .expect("partition loads");
-        }
-        let tracker = TaskTracker::new();
-        let cancel = CancellationToken::new();
-        tracker.spawn(coordinator.timer().run(cancel.clone()));
-        Self {
-            coordinator,
-            tracker,
-            cancel,
-        }
-    }
-
-    async fn stop(self) {
-        self.coordinator.shutdown().await;
-        self.cancel.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
 
 fn join_request(
     group: &str,

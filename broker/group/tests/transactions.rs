@@ -20,83 +20,23 @@ use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, GroupId, JoinGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
-    ProducerId, SyncGroupRequest, TopicName, TransactionalId, TxnOffsetCommitRequest,
+    DeleteGroupsRequest, JoinGroupRequest, OffsetCommitRequest, OffsetFetchRequest, ProducerId,
+    SyncGroupRequest, TopicName, TransactionalId, TxnOffsetCommitRequest,
 };
-use kafka_protocol::protocol::StrBytes;
 use strom_group::records::{RecordKey, build_marker_batch, parse_batches};
 use strom_group::{
     CoordinatorOptions, GroupConfig, GroupCoordinator, MemoryOffsetsLog, OffsetsLog,
     OffsetsLogError, TopicLookup,
 };
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-const PARTITIONS: i32 = 4;
+mod common;
+
+use common::*;
+
 const PRODUCER: i64 = 4_000;
 const EPOCH: i16 = 3;
 
 const NONE: i16 = 0;
-
-fn code(e: ResponseError) -> i16 {
-    e.code()
-}
-
-fn config() -> GroupConfig {
-    GroupConfig {
-        offsets_topic_partitions: PARTITIONS,
-        ..GroupConfig::default()
-    }
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_owned())
-}
-
-fn gid(v: &str) -> GroupId {
-    GroupId(s(v))
-}
-
-struct Broker {
-    coordinator: GroupCoordinator<MemoryOffsetsLog>,
-    tracker: TaskTracker,
-    cancel: CancellationToken,
-}
-
-impl Broker {
-    async fn start(log: Arc<MemoryOffsetsLog>, config: GroupConfig) -> Self {
-        Self::with_options(log, config, CoordinatorOptions::default()).await
-    }
-
-    async fn with_options(
-        log: Arc<MemoryOffsetsLog>,
-        config: GroupConfig,
-        options: CoordinatorOptions,
-    ) -> Self {
-        let coordinator = GroupCoordinator::with_options(config, log, options);
-        for p in 0..PARTITIONS {
-            coordinator
-                .load_partition(p)
-                .await
-                .expect("partition loads");
-        }
-        let tracker = TaskTracker::new();
-        let cancel = CancellationToken::new();
-        tracker.spawn(coordinator.timer().run(cancel.clone()));
-        Self {
-            coordinator,
-            tracker,
-            cancel,
-        }
-    }
-
-    async fn stop(self) {
-        self.coordinator.shutdown().await;
-        self.cancel.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
 
 /// A TxnOffsetCommit of `offsets` (topic, partition, offset, metadata) by `producer`, without
 /// group membership (generation -1).
