@@ -74,38 +74,26 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                                         .as_ref()
                                         .map(|m| m.as_str())
                                         .unwrap_or_default();
-                                    let code = if !self.topic_exists(name, p.partition_index) {
-                                        UNKNOWN_TOPIC_OR_PARTITION
-                                    } else if metadata.len()
-                                        > self.shared.config.offset_metadata_max_bytes
-                                    {
-                                        OFFSET_METADATA_TOO_LARGE
+                                    // The leader epoch is on the wire from v6.
+                                    let epoch = if version >= 6 {
+                                        p.committed_leader_epoch
                                     } else {
-                                        let entry = OffsetEntry {
-                                            offset: p.committed_offset,
-                                            leader_epoch: if version >= 6 {
-                                                p.committed_leader_epoch
-                                            } else {
-                                                -1
-                                            },
-                                            metadata: metadata.to_owned(),
-                                            commit_timestamp: now,
-                                            // Known once the batch is written.
-                                            record_offset: -1,
-                                        };
-                                        match offset_record(
-                                            &group_id,
-                                            name,
-                                            p.partition_index,
-                                            &entry,
-                                        ) {
-                                            Ok(record) => {
-                                                records.push(record);
-                                                written.push((ti, pi, entry));
-                                                NONE
-                                            }
-                                            Err(code) => code,
+                                        -1
+                                    };
+                                    let code = match self.offset_to_write(
+                                        &group_id,
+                                        name,
+                                        p.partition_index,
+                                        (p.committed_offset, epoch),
+                                        metadata,
+                                        now,
+                                    ) {
+                                        Ok((record, entry)) => {
+                                            records.push(record);
+                                            written.push((ti, pi, entry));
+                                            NONE
                                         }
+                                        Err(code) => code,
                                     };
                                     errors[ti][pi] = code;
                                 }
@@ -169,6 +157,35 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                 })
                 .collect(),
         )
+    }
+
+    /// The record and entry of one committed offset, or the partition's error: a topic that
+    /// does not exist, metadata over `offset.metadata.max.bytes`. `position` is the offset and
+    /// its leader epoch; the entry's record offset is known once the batch is written.
+    pub(super) fn offset_to_write(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+        position: (i64, i32),
+        metadata: &str,
+        now: i64,
+    ) -> Result<(KeyValue, OffsetEntry), i16> {
+        if !self.topic_exists(topic, partition) {
+            return Err(UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        if metadata.len() > self.shared.config.offset_metadata_max_bytes {
+            return Err(OFFSET_METADATA_TOO_LARGE);
+        }
+        let entry = OffsetEntry {
+            offset: position.0,
+            leader_epoch: position.1,
+            metadata: metadata.to_owned(),
+            commit_timestamp: now,
+            record_offset: -1,
+        };
+        let record = offset_record(group_id, topic, partition, &entry)?;
+        Ok((record, entry))
     }
 
     pub(super) fn topic_exists(&self, topic: &str, partition: i32) -> bool {

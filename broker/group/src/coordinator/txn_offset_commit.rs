@@ -6,7 +6,6 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::GroupCoordinator;
-use super::offset_commit::offset_record;
 use crate::codes::*;
 use crate::group::Group;
 use crate::log::OffsetsLog;
@@ -85,39 +84,26 @@ impl<L: OffsetsLog> GroupCoordinator<L> {
                                         .as_ref()
                                         .map(|m| m.as_str())
                                         .unwrap_or_default();
-                                    errors[ti][pi] = if !self.topic_exists(name, p.partition_index)
-                                    {
-                                        UNKNOWN_TOPIC_OR_PARTITION
-                                    } else if metadata.len()
-                                        > self.shared.config.offset_metadata_max_bytes
-                                    {
-                                        OFFSET_METADATA_TOO_LARGE
+                                    // The leader epoch is on the wire from v2.
+                                    let epoch = if version >= 2 {
+                                        p.committed_leader_epoch
                                     } else {
-                                        let entry = OffsetEntry {
-                                            offset: p.committed_offset,
-                                            // The leader epoch is on the wire from v2.
-                                            leader_epoch: if version >= 2 {
-                                                p.committed_leader_epoch
-                                            } else {
-                                                -1
-                                            },
-                                            metadata: metadata.to_owned(),
-                                            commit_timestamp: now,
-                                            record_offset: -1,
-                                        };
-                                        match offset_record(
-                                            &group_id,
-                                            name,
-                                            p.partition_index,
-                                            &entry,
-                                        ) {
-                                            Ok(record) => {
-                                                records.push(record);
-                                                written.push((ti, pi, entry));
-                                                NONE
-                                            }
-                                            Err(code) => code,
+                                        -1
+                                    };
+                                    errors[ti][pi] = match self.offset_to_write(
+                                        &group_id,
+                                        name,
+                                        p.partition_index,
+                                        (p.committed_offset, epoch),
+                                        metadata,
+                                        now,
+                                    ) {
+                                        Ok((record, entry)) => {
+                                            records.push(record);
+                                            written.push((ti, pi, entry));
+                                            NONE
                                         }
+                                        Err(code) => code,
                                     };
                                 }
                             }
