@@ -1,6 +1,7 @@
 """Transactions with confluent-kafka: 10 committed and 10 aborted transactions across three
 partitions of two topics; a read_committed consumer must see exactly the committed records, in
-order, and a read_uncommitted one all of them.
+order, and a read_uncommitted one all of them. Then kafka-python: one committed and one aborted
+transaction on TOPIC_B, read back under read_committed.
 
 Usage: python3 python_transactions.py BOOTSTRAP TOPIC_A TOPIC_B
 TOPIC_A has two partitions, TOPIC_B one. Prints one line per check and exits non-zero on a
@@ -74,7 +75,35 @@ def main():
         read.get((t, p)) == [f"py{txn}-{t}-{p}" for txn in range(20)] for t, p in partitions)
     print(f"read_uncommitted records={total} exact_in_order={uncommitted_ok}")
     ok &= uncommitted_ok
+    ok &= kafka_python(bootstrap, topic_b)
     sys.exit(0 if ok else 1)
+
+
+def kafka_python(bootstrap, topic):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTopicPartition
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id="kafka-python-txn")
+    producer.init_transactions()
+    producer.begin_transaction()
+    for i in range(3):
+        producer.send(topic, f"kp-c{i}".encode(), partition=0)
+    producer.commit_transaction()
+    producer.begin_transaction()
+    for i in range(2):
+        producer.send(topic, f"kp-a{i}".encode(), partition=0)
+    producer.flush()
+    producer.abort_transaction()
+    producer.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                             enable_auto_commit=False, consumer_timeout_ms=3000)
+    consumer.assign([KTopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    seen = [m.value.decode() for m in consumer if m.value.decode().startswith("kp-")]
+    consumer.close()
+    exact = seen == ["kp-c0", "kp-c1", "kp-c2"]
+    print(f"kafka-python read_committed={seen} exact={exact}")
+    return exact
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 //! broker: committed and aborted transactions across two topics, read_committed versus
 //! read_uncommitted reads, the last stable offset in ListOffsets, zombie fencing, and the
 //! coordinator aborting a transaction left open past its timeout; and transactions of
-//! confluent-kafka (Python) and kafkajs.
+//! confluent-kafka and kafka-python (Python) and kafkajs.
 
 use std::time::Duration;
 
@@ -273,7 +273,7 @@ fn run_client(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confluent_kafka_commits_and_aborts() -> anyhow::Result<()> {
+async fn confluent_kafka_and_kafka_python_commit_and_abort() -> anyhow::Result<()> {
     let broker = broker()?;
     let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "py-a", 2, &[]).await?;
@@ -297,6 +297,10 @@ async fn confluent_kafka_commits_and_aborts() -> anyhow::Result<()> {
     );
     assert!(
         stdout.contains("read_uncommitted records=60 exact_in_order=True"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("kafka-python read_committed=['kp-c0', 'kp-c1', 'kp-c2'] exact=True"),
         "{stdout}"
     );
     Ok(())
