@@ -6,7 +6,8 @@
 //! Coordinator-side trouble (moving, loading, a transaction still completing, no answer) is
 //! answered as NOT_ENOUGH_REPLICAS, which every producer retries, as Kafka does: older clients
 //! do not know the coordinator codes on a produce. A partition the coordinator says is not in
-//! the transaction gets its code (INVALID_TXN_STATE, or the producer's fencing).
+//! the transaction gets its code (INVALID_TXN_STATE); a fenced producer gets
+//! INVALID_PRODUCER_EPOCH, the produce error producers handle as fencing.
 
 use std::collections::HashMap;
 
@@ -136,6 +137,10 @@ fn outcomes(
                         | ResponseError::NotCoordinator,
                     )
                     | None => retriable,
+                    // A fenced producer must see INVALID_PRODUCER_EPOCH on its produce, as
+                    // Kafka answers: clients treat it as fatal there, while PRODUCER_FENCED on a
+                    // produce only aborts the transaction (librdkafka) and the zombie goes on.
+                    Some(ResponseError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
                     Some(error) => error,
                 },
             };
@@ -204,6 +209,23 @@ mod tests {
                 .values()
                 .all(|e| *e == ResponseError::NotEnoughReplicas)
                 && unreachable.len() == 4
+        );
+    }
+
+    #[test]
+    fn a_fenced_producer_gets_invalid_producer_epoch() {
+        let partitions = vec![("orders".to_string(), 0)];
+        let got = outcomes(
+            &partitions,
+            Some(answer(&[(
+                "orders",
+                0,
+                ResponseError::ProducerFenced.code(),
+            )])),
+        );
+        assert_eq!(
+            got.get(&("orders".into(), 0)),
+            Some(&ResponseError::InvalidProducerEpoch)
         );
     }
 

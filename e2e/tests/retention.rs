@@ -1,15 +1,23 @@
 //! Segments roll by `segment.bytes`, retention deletes whole old segments while a consumer keeps
 //! reading (it never sees an error and gets every retained record), and ListOffsets by timestamp
-//! returns the first offset whose timestamp is at or after the requested time.
+//! returns the first offset whose timestamp is at or after the requested time, and for the max
+//! timestamp (-3) the record carrying it, even inside a batch.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, ListOffsetsRequest, ListOffsetsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use strom_e2e::kafka::{create_topic, producer};
+use strom_e2e::wire::call;
 use strom_e2e::{BrokerOptions, BrokerProcess, wait_until};
+use tokio::net::TcpStream;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -213,5 +221,70 @@ async fn list_offsets_by_timestamp_finds_the_first_record_at_or_after() -> anyho
     let found = consumer.offsets_for_times(list, Duration::from_secs(10))?;
     let offset = found.find_partition(topic, 0).map(|p| p.offset());
     assert_eq!(offset, Some(Offset::End));
+    Ok(())
+}
+
+/// ListOffsets v7 (the first version with max timestamp, KIP-734) for partition 0 of `topic`.
+async fn list_offset(
+    stream: &mut TcpStream,
+    topic: &str,
+    timestamp: i64,
+    isolation_level: i8,
+) -> anyhow::Result<(i64, i64)> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp),
+                ]),
+        ]);
+    let response: ListOffsetsResponse = call(stream, ApiKey::ListOffsets, 7, &request).await?;
+    let answer = &response.topics[0].partitions[0];
+    anyhow::ensure!(answer.error_code == 0, "error {}", answer.error_code);
+    Ok((answer.offset, answer.timestamp))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_max_timestamp_answers_the_record_inside_its_batch() -> anyhow::Result<()> {
+    let broker = BrokerProcess::start(BrokerOptions::default())?;
+    let topic = "max-time";
+    create_topic(&broker.bootstrap(), topic, 1, &[]).await?;
+    // One batch (linger) of three records, the largest timestamp on the middle one, then a
+    // second batch whose timestamps stay below it.
+    let producer = producer(&broker.bootstrap(), &[("linger.ms", "200")])?;
+    let t0 = 10_000_000i64;
+    for timestamps in [
+        [t0 + 100, t0 + 400, t0 + 250].as_slice(),
+        &[t0 + 300, t0 + 50],
+    ] {
+        let mut pending = Vec::new();
+        for timestamp in timestamps {
+            pending.push(
+                producer
+                    .send_result(
+                        FutureRecord::<(), _>::to(topic)
+                            .payload("value")
+                            .timestamp(*timestamp),
+                    )
+                    .map_err(|(e, _)| anyhow::anyhow!("{e}"))?,
+            );
+        }
+        for delivery in pending {
+            delivery.await?.map_err(|(e, _)| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    let mut stream = TcpStream::connect(broker.bootstrap()).await?;
+    for isolation_level in [0i8, 1] {
+        assert_eq!(
+            list_offset(&mut stream, topic, -3, isolation_level).await?,
+            (1, t0 + 400),
+            "max timestamp, isolation level {isolation_level}"
+        );
+    }
     Ok(())
 }

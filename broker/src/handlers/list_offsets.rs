@@ -1,5 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, KIP-734),
-//! earliest local (-4, KIP-405: the log start offset, all data being local), or the first offset
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3, KIP-734: the
+//! first record carrying the largest timestamp), earliest local (-4, KIP-405: the log start offset, all data being local), or the first offset
 //! whose timestamp is at or after a given time, found through the time index. For a
 //! read_committed client (`isolation_level` 1, v2+) "latest" is the last stable offset and no
 //! answer lies at or past it.
@@ -75,10 +75,14 @@ pub async fn handle(
                         EARLIEST | EARLIEST_LOCAL => {
                             response.with_offset(partition.log_start_offset())
                         }
+                        // The time index knows the batch holding the largest timestamp;
+                        // Kafka (3.8+, KAFKA-16310) answers the first record carrying it.
                         MAX_TIMESTAMP => match partition.log().latest_timestamp() {
-                            Some(found) if found.offset < high_watermark => response
-                                .with_offset(found.offset)
-                                .with_timestamp(found.timestamp),
+                            Some(found) if found.offset < high_watermark => {
+                                let (offset, timestamp) =
+                                    first_record_at_or_after(&partition, found, found.timestamp);
+                                response.with_offset(offset).with_timestamp(timestamp)
+                            }
                             _ => response,
                         },
                         ts if ts >= 0 => match partition.log().offset_for_timestamp(ts) {
