@@ -57,7 +57,9 @@ pub fn storage_failure(error: &StorageError) -> (ResponseError, Option<String>) 
         ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => {
             (ResponseError::InvalidProducerEpoch, Some(error.to_string()))
         }
-        InvalidTxnState { .. } => (ResponseError::InvalidTxnState, Some(error.to_string())),
+        InvalidTxnState { .. } | TransactionEndedSinceVerification { .. } => {
+            (ResponseError::InvalidTxnState, Some(error.to_string()))
+        }
         TransactionCoordinatorFenced { .. } => (
             ResponseError::TransactionCoordinatorFenced,
             Some(error.to_string()),

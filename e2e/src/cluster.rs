@@ -179,16 +179,43 @@ pub fn reserve_port() -> anyhow::Result<u16> {
     Ok(reserve_ports(1)?[0])
 }
 
-/// `count` distinct ports that were free a moment ago, chosen by the OS (all held until every
-/// one is chosen, so none is handed out twice).
+/// `count` distinct ports that were free a moment ago (all held until every one is chosen, so
+/// none is handed out twice).
+///
+/// They come from below the kernel's ephemeral range (`ip_local_port_range`) when there is
+/// room: a port from that range, once released, can be taken as the source port of any
+/// outgoing connection (the brokers of the cluster being started connect to each other) before
+/// its broker binds it, and the broker then fails with "address already in use".
 pub fn reserve_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut listeners = Vec::with_capacity(count);
+    if let Some(low) = ephemeral_range_start().filter(|low| *low > 11_000) {
+        let mut rng = rand::rng();
+        let mut attempts = 0;
+        while listeners.len() < count && attempts < 1000 {
+            attempts += 1;
+            let port = rand::Rng::random_range(&mut rng, 10_000..low);
+            if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(listener);
+            }
+        }
+    }
+    while listeners.len() < count {
+        listeners.push(std::net::TcpListener::bind("127.0.0.1:0").context("reserving a port")?);
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
         .collect()
+}
+
+/// The first port of the kernel's ephemeral range, if it can be read.
+fn ephemeral_range_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// What DescribeCluster says.

@@ -34,7 +34,7 @@ use crate::errors::{record_errors, storage_failure};
 use crate::metrics::BrokerMetrics;
 use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
 use strom_storage::batch::BatchHeader;
-use strom_storage::{AppendInfo, StorageError};
+use strom_storage::{AppendInfo, StorageError, TxnGuard};
 
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
@@ -65,7 +65,7 @@ pub async fn handle(
         auto_create_topics(props, metadata, controller, replicas, missing).await
     };
 
-    let unverified = unverified_partitions(verifier, replicas, &request).await;
+    let (unverified, guards) = verify_transactional(verifier, replicas, &request).await;
 
     // Every partition's append is handed to its I/O worker first, then the results are
     // awaited in request order: partitions on different workers are written in parallel, and
@@ -88,7 +88,10 @@ pub async fn handle(
                         Some("the transaction coordinator did not verify this partition".into()),
                         Vec::new(),
                     )),
-                    None => start_append(replicas, &name, data.index, data.records, acks, now),
+                    None => {
+                        let guard = guards.get(&(name.clone(), data.index)).copied();
+                        start_append(replicas, &name, data.index, data.records, acks, now, guard)
+                    }
                 };
                 (data.index, started)
             })
@@ -184,24 +187,29 @@ pub async fn handle(
 }
 
 /// KIP-890: the partitions where this request would begin its producer's transaction (a
-/// transactional batch, and no open transaction of that producer there yet), with the error
-/// each gets because the transaction coordinator did not confirm them. Batches that are not
-/// transactional, or that validation or leadership refuse anyway, are not asked about.
-async fn unverified_partitions(
+/// transactional batch, and no open transaction of that producer there yet) are asked about
+/// to the transaction coordinator. Returns the error of each it did not confirm, and for each
+/// it confirmed the guard taken before asking, under which the append must happen. Batches
+/// that are not transactional, or that validation or leadership refuse anyway, are not asked
+/// about.
+async fn verify_transactional(
     verifier: &impl TransactionVerifier,
     replicas: &impl HostedPartitions,
     request: &ProduceRequest,
-) -> HashMap<(String, i32), ResponseError> {
+) -> (
+    HashMap<(String, i32), ResponseError>,
+    HashMap<(String, i32), TxnGuard>,
+) {
     let Some(transactional_id) = request
         .transactional_id
         .as_ref()
         .map(|id| id.0.to_string())
         .filter(|id| !id.is_empty())
     else {
-        return HashMap::new();
+        return Default::default();
     };
     let mut producer = None;
-    let mut beginning = Vec::new();
+    let mut guards = HashMap::new();
     for topic in &request.topic_data {
         let name = topic.name.0.to_string();
         for data in &topic.partition_data {
@@ -218,6 +226,9 @@ async fn unverified_partitions(
             let Ok(partition) = replicas.leader_partition(&name, data.index) else {
                 continue;
             };
+            // The guard is taken before the question: a marker written after it means the
+            // transaction the answer speaks of is over.
+            let guard = partition.log().txn_guard(header.producer_id);
             let open = partition
                 .log()
                 .open_transactions()
@@ -225,18 +236,23 @@ async fn unverified_partitions(
                 .any(|txn| txn.producer_id == header.producer_id);
             if !open {
                 producer.get_or_insert((header.producer_id, header.producer_epoch));
-                beginning.push((name.clone(), data.index));
+                guards.insert((name.clone(), data.index), guard);
             }
         }
     }
-    match producer {
-        Some((producer_id, producer_epoch)) => {
-            verifier
-                .verify_partitions(&transactional_id, producer_id, producer_epoch, beginning)
-                .await
-        }
-        None => HashMap::new(),
-    }
+    let Some((producer_id, producer_epoch)) = producer else {
+        return Default::default();
+    };
+    let refused = verifier
+        .verify_partitions(
+            &transactional_id,
+            producer_id,
+            producer_epoch,
+            guards.keys().cloned().collect(),
+        )
+        .await;
+    guards.retain(|partition, _| !refused.contains_key(partition));
+    (refused, guards)
 }
 
 /// KIP-951: partitions refused because leadership moved name the new leader.
@@ -282,6 +298,7 @@ fn start_append<R: HostedPartitions>(
     records: Option<Bytes>,
     acks: i16,
     now: i64,
+    guard: Option<TxnGuard>,
 ) -> Result<
     (
         Arc<Partition>,
@@ -309,7 +326,7 @@ fn start_append<R: HostedPartitions>(
     ))?;
     // Leadership and min.insync.replicas are checked on the log's I/O worker, right before
     // the append, under the state whose leader epoch the batches get.
-    let appending = partition.append_as_leader(records, acks == -1, now);
+    let appending = partition.append_as_leader(records, acks == -1, now, guard);
     Ok((partition, appending))
 }
 

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use strom_storage::{AppendInfo, AppendOrigin, FileRecords, LogConfig, PartitionLog, StorageError};
+use strom_storage::{
+    AppendInfo, AppendOrigin, FileRecords, LogConfig, PartitionLog, StorageError, TxnGuard,
+};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -330,15 +332,26 @@ impl Partition {
     /// Appends a produce request's record set as leader: the log assigns offsets and stamps the
     /// leader epoch, then the high watermark may advance. With `acks=all` the ISR must have at
     /// least `min.insync.replicas` members.
+    ///
+    /// With `guard` (batches the transaction coordinator verified, KIP-890) the append is
+    /// refused if the producer's transaction ended since the guard was taken.
     pub fn append_as_leader(
         self: &Arc<Self>,
         records: Bytes,
         acks_all: bool,
         now_ms: i64,
+        guard: Option<TxnGuard>,
     ) -> impl Future<Output = LeaderAppendResult> + Send + 'static + use<> {
         self.run_io(move |partition| {
             let leader_epoch = partition.check_leader(acks_all)?;
-            let info = partition.log.append(&records, leader_epoch, now_ms)?;
+            let info = match guard {
+                Some(guard) => {
+                    partition
+                        .log
+                        .append_guarded(records.to_vec(), leader_epoch, now_ms, guard)?
+                }
+                None => partition.log.append(&records, leader_epoch, now_ms)?,
+            };
             partition.appended();
             Ok(LeaderAppend { info, leader_epoch })
         })

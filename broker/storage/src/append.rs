@@ -67,7 +67,7 @@ impl PartitionLog {
     /// decompressed to be checked), then recompresses the batches whose codec differs from a
     /// `compression.type` other than `producer` (Kafka's `LogValidator`). Returns the record
     /// set to write and its batch headers.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         records: Vec<u8>,
         now_ms: i64,

@@ -149,6 +149,17 @@ pub enum StorageError {
         current_coordinator_epoch: i32,
     },
 
+    /// A verified transactional batch would begin a transaction whose producer had a marker
+    /// written since the verification (KIP-890): the transaction it belonged to ended. Kafka
+    /// `INVALID_TXN_STATE` (48). Nothing was appended.
+    #[error(
+        "producer {producer_id}'s transaction ended after the coordinator verified this partition"
+    )]
+    TransactionEndedSinceVerification {
+        /// The producer id.
+        producer_id: i64,
+    },
+
     /// The log was closed (broker shutting down, or partition deleted).
     #[error("the log in {} is closed", dir.display())]
     Closed {

@@ -106,5 +106,5 @@ pub use log::{
     TimestampOffset,
 };
 pub use offset_checkpoint::{OffsetCheckpoint, PartitionOffsets};
-pub use transactions::{OpenTxn, TxnMarker};
+pub use transactions::{OpenTxn, TxnGuard, TxnMarker};
 pub use txn_index::AbortedTxn;

@@ -166,6 +166,9 @@ pub(crate) struct Inner {
     /// Bumped whenever segments are removed or cut (truncation, retention, DeleteRecords,
     /// close): a cleaning pass that started before aborts instead of swapping in its segments.
     pub(crate) generation: u64,
+    /// Transaction markers this replica wrote as leader, per producer id, since the log opened:
+    /// the token of a KIP-890 verification (see [`crate::TxnGuard`]).
+    pub(crate) markers_written: std::collections::HashMap<i64, u64>,
 }
 
 impl Inner {
@@ -315,10 +318,18 @@ impl PartitionLog {
     /// Forgets idempotent producers idle for longer than `producer_id_expiration_ms` (Kafka's
     /// `producer.id.expiration.ms`); call it periodically. Returns how many were removed.
     pub fn remove_expired_producers(&self, now_ms: i64, producer_id_expiration_ms: i64) -> usize {
-        self.inner
-            .lock()
+        let mut inner = self.inner.lock();
+        let removed = inner
             .producers
-            .remove_expired(now_ms, producer_id_expiration_ms)
+            .remove_expired(now_ms, producer_id_expiration_ms);
+        // Marker counts of forgotten producers go with them, so the map stays bounded.
+        let Inner {
+            producers,
+            markers_written,
+            ..
+        } = &mut *inner;
+        markers_written.retain(|producer_id, _| producers.entry(*producer_id).is_some());
+        removed
     }
 
     /// A copy of the idempotent-producer state (for inspection and metrics).

@@ -261,6 +261,7 @@ impl PartitionLog {
             epochs,
             closed: false,
             generation: 0,
+            markers_written: std::collections::HashMap::new(),
         };
         Ok(PartitionLog {
             dir: dir.to_path_buf(),

@@ -97,7 +97,75 @@ pub(crate) fn record_appended(
     Ok(())
 }
 
+/// What a KIP-890 verification saw of a producer on this partition: how many of its
+/// transaction markers had been written here. A batch that would begin a transaction is
+/// appended with [`PartitionLog::append_guarded`] only if no marker of its producer was written
+/// since: a marker in between ended the transaction the coordinator vouched for, and the batch
+/// would open a transaction nobody will end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnGuard {
+    /// The producer id.
+    pub producer_id: i64,
+    markers: u64,
+}
+
 impl PartitionLog {
+    /// The guard of `producer_id` now; take it before asking the transaction coordinator.
+    pub fn txn_guard(&self, producer_id: i64) -> TxnGuard {
+        let markers = self
+            .inner
+            .lock()
+            .markers_written
+            .get(&producer_id)
+            .copied()
+            .unwrap_or(0);
+        TxnGuard {
+            producer_id,
+            markers,
+        }
+    }
+
+    /// [`PartitionLog::append_owned`] of a client's verified transactional batches: refused
+    /// with [`StorageError::TransactionEndedSinceVerification`], nothing written, when the
+    /// batches would begin a transaction of `guard.producer_id` and a marker of that producer
+    /// was written after `guard` was taken.
+    pub fn append_guarded(
+        &self,
+        records: Vec<u8>,
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: TxnGuard,
+    ) -> Result<AppendInfo, StorageError> {
+        let (mut records, mut headers) = self.prepare(records, now_ms, AppendOrigin::Client)?;
+        let mut after = AfterUnlock::default();
+        let result = {
+            let mut inner = self.inner.lock();
+            let markers = inner
+                .markers_written
+                .get(&guard.producer_id)
+                .copied()
+                .unwrap_or(0);
+            if !inner.producers.has_open_transaction(guard.producer_id) && markers != guard.markers
+            {
+                Err(StorageError::TransactionEndedSinceVerification {
+                    producer_id: guard.producer_id,
+                })
+            } else {
+                self.append_locked(
+                    &mut inner,
+                    &mut records,
+                    &mut headers,
+                    leader_epoch,
+                    now_ms,
+                    AppendOrigin::Client,
+                    &mut after,
+                )
+            }
+        };
+        after.run()?;
+        result
+    }
+
     /// Appends the control batch ending `marker.producer_id`'s transaction (Kafka's format:
     /// see `records::marker_batch`), as the leader at `leader_epoch`; a marker with no open
     /// transaction is still written, as Kafka does. An ABORT adds the transaction to the
@@ -141,15 +209,21 @@ impl PartitionLog {
                 marker.producer_epoch,
                 marker.coordinator_epoch,
             ) {
-                Ok(()) => self.append_locked(
-                    &mut inner,
-                    &mut records,
-                    &mut headers,
-                    leader_epoch,
-                    now_ms,
-                    AppendOrigin::Coordinator,
-                    &mut after,
-                ),
+                Ok(()) => {
+                    let appended = self.append_locked(
+                        &mut inner,
+                        &mut records,
+                        &mut headers,
+                        leader_epoch,
+                        now_ms,
+                        AppendOrigin::Coordinator,
+                        &mut after,
+                    );
+                    if appended.is_ok() {
+                        *inner.markers_written.entry(marker.producer_id).or_default() += 1;
+                    }
+                    appended
+                }
                 Err(MarkerRefusal::ProducerEpoch(e)) => Err(e.into()),
                 Err(MarkerRefusal::CoordinatorEpoch { current }) => {
                     Err(StorageError::TransactionCoordinatorFenced {

@@ -407,3 +407,40 @@ fn retention_and_delete_records_stop_at_an_open_transaction() {
     let outcome = log.apply_retention(NOW + 10_000).expect("retention");
     assert_eq!(outcome.log_start_offset, end);
 }
+
+#[test]
+fn a_verified_batch_is_refused_when_its_transaction_ended_since_verification() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path());
+    // Transaction 1 of producer 7: verified, appended, then aborted.
+    let guard = log.txn_guard(7);
+    let first = log
+        .append_guarded(producer_batch(7, 0, 0, 2, true), 0, NOW, guard)
+        .expect("verified and nothing ended since");
+    assert_eq!((first.first_offset, first.last_offset), (0, 1));
+    // A later batch of the open transaction is not affected by the guard it was taken under.
+    log.append_guarded(producer_batch(7, 0, 2, 1, true), 0, NOW, guard)
+        .expect("the transaction is still open");
+    end_txn(&log, 7, false);
+    let end = log.log_end_offset();
+
+    // A retry verified under transaction 1 arrives after its abort: it would open a
+    // transaction no coordinator will end, so it is refused and nothing is written.
+    let late = log.append_guarded(producer_batch(7, 0, 3, 1, true), 0, NOW, guard);
+    assert!(
+        matches!(
+            late,
+            Err(StorageError::TransactionEndedSinceVerification { producer_id: 7 })
+        ),
+        "{late:?}"
+    );
+    assert_eq!(log.log_end_offset(), end);
+    assert!(log.open_transactions().is_empty());
+
+    // Verified again after the marker (the producer's next transaction): appended.
+    let next = log
+        .append_guarded(producer_batch(7, 0, 3, 1, true), 0, NOW, log.txn_guard(7))
+        .expect("a fresh verification");
+    assert_eq!(next.first_offset, end);
+    assert_eq!(log.open_transactions(), vec![open_txn(7, end)]);
+}
