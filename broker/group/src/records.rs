@@ -13,6 +13,13 @@ use kafka_protocol::records::{
 
 use crate::error::RecordError;
 
+pub mod fields;
+
+use fields::{
+    get_bytes, get_i16, get_i32, get_i64, get_nullable_string, get_string, put_bytes,
+    put_nullable_string, put_string,
+};
+
 /// Key version of an offset commit record (0 and 1 share the schema; Kafka writes 1).
 const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
 /// Key version of a group metadata record.
@@ -477,91 +484,6 @@ pub fn parse_batches(mut data: Bytes) -> Result<ParsedBatches, (i64, String)> {
         parsed.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
     }
     Ok(parsed)
-}
-
-fn put_string(buf: &mut BytesMut, field: &'static str, s: &str) -> Result<(), RecordError> {
-    let len = i16::try_from(s.len()).map_err(|_| RecordError::TooLong {
-        field,
-        len: s.len(),
-    })?;
-    buf.put_i16(len);
-    buf.put_slice(s.as_bytes());
-    Ok(())
-}
-
-fn put_nullable_string(
-    buf: &mut BytesMut,
-    field: &'static str,
-    s: Option<&str>,
-) -> Result<(), RecordError> {
-    match s {
-        Some(s) => put_string(buf, field, s),
-        None => {
-            buf.put_i16(-1);
-            Ok(())
-        }
-    }
-}
-
-fn put_bytes(buf: &mut BytesMut, field: &'static str, b: &[u8]) -> Result<(), RecordError> {
-    let len = i32::try_from(b.len()).map_err(|_| RecordError::TooLong {
-        field,
-        len: b.len(),
-    })?;
-    buf.put_i32(len);
-    buf.put_slice(b);
-    Ok(())
-}
-
-fn get_i16(buf: &mut &[u8], field: &'static str) -> Result<i16, RecordError> {
-    buf.try_get_i16()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn get_i32(buf: &mut &[u8], field: &'static str) -> Result<i32, RecordError> {
-    buf.try_get_i32()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn get_i64(buf: &mut &[u8], field: &'static str) -> Result<i64, RecordError> {
-    buf.try_get_i64()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn get_nullable_string(
-    buf: &mut &[u8],
-    field: &'static str,
-) -> Result<Option<String>, RecordError> {
-    let len = get_i16(buf, field)?;
-    let Ok(len) = usize::try_from(len) else {
-        return Ok(None);
-    };
-    if buf.len() < len {
-        return Err(RecordError::Truncated { field });
-    }
-    let (s, rest) = buf.split_at(len);
-    *buf = rest;
-    String::from_utf8(s.to_vec())
-        .map(Some)
-        .map_err(|_| RecordError::InvalidUtf8 { field })
-}
-
-fn get_string(buf: &mut &[u8], field: &'static str) -> Result<String, RecordError> {
-    get_nullable_string(buf, field)?.ok_or(RecordError::UnexpectedNull { field })
-}
-
-fn get_bytes(buf: &mut &[u8], field: &'static str) -> Result<Bytes, RecordError> {
-    let len = get_i32(buf, field)?;
-    // Kafka writes a null bytes field as length -1; read it as empty.
-    let Ok(len) = usize::try_from(len) else {
-        return Ok(Bytes::new());
-    };
-    if buf.len() < len {
-        return Err(RecordError::Truncated { field });
-    }
-    let (b, rest) = buf.split_at(len);
-    *buf = rest;
-    Ok(Bytes::copy_from_slice(b))
 }
 
 #[cfg(test)]

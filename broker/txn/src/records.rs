@@ -11,6 +11,9 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use strom_group::RecordError;
+use strom_group::records::fields::{
+    get_i8, get_i16, get_i32, get_i64, get_string, put_string, take_utf8,
+};
 
 use crate::state::TxnState;
 
@@ -202,51 +205,6 @@ pub fn decode_record(
 
 fn len_i32(field: &'static str, len: usize) -> Result<i32, RecordError> {
     i32::try_from(len).map_err(|_| RecordError::TooLong { field, len })
-}
-
-fn put_string(buf: &mut BytesMut, field: &'static str, s: &str) -> Result<(), RecordError> {
-    let len = i16::try_from(s.len()).map_err(|_| RecordError::TooLong {
-        field,
-        len: s.len(),
-    })?;
-    buf.put_i16(len);
-    buf.put_slice(s.as_bytes());
-    Ok(())
-}
-
-fn get_i8(buf: &mut &[u8], field: &'static str) -> Result<i8, RecordError> {
-    buf.try_get_i8()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn get_i16(buf: &mut &[u8], field: &'static str) -> Result<i16, RecordError> {
-    buf.try_get_i16()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn get_i32(buf: &mut &[u8], field: &'static str) -> Result<i32, RecordError> {
-    buf.try_get_i32()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn get_i64(buf: &mut &[u8], field: &'static str) -> Result<i64, RecordError> {
-    buf.try_get_i64()
-        .map_err(|_| RecordError::Truncated { field })
-}
-
-fn take_utf8(buf: &mut &[u8], len: usize, field: &'static str) -> Result<String, RecordError> {
-    if buf.len() < len {
-        return Err(RecordError::Truncated { field });
-    }
-    let (s, rest) = buf.split_at(len);
-    *buf = rest;
-    String::from_utf8(s.to_vec()).map_err(|_| RecordError::InvalidUtf8 { field })
-}
-
-fn get_string(buf: &mut &[u8], field: &'static str) -> Result<String, RecordError> {
-    let len = get_i16(buf, field)?;
-    let len = usize::try_from(len).map_err(|_| RecordError::UnexpectedNull { field })?;
-    take_utf8(buf, len, field)
 }
 
 fn get_uvarint(buf: &mut &[u8], field: &'static str) -> Result<u64, RecordError> {
