@@ -19,6 +19,7 @@
 pub mod chaos;
 pub mod cluster;
 pub mod compaction;
+pub mod coordinators;
 pub mod group_members;
 pub mod kafka;
 pub mod local;

@@ -16,12 +16,12 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, OffsetFetchRequest,
-    OffsetFetchResponse, TopicName,
+    ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::{FutureProducer, Producer};
 use strom_e2e::cluster::{Cluster, eventually};
+use strom_e2e::coordinators::{self, agreed_coordinator, kafka_partition_for};
 use strom_e2e::group_members::{PythonMember, Shared, lock, received, split_evenly};
 use strom_e2e::kafka::{create_replicated_topic, produce_keyed, producer, send_acked};
 use strom_e2e::replicas::{await_healthy, fast_replication, partitions_in};
@@ -36,46 +36,6 @@ const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const OFFSETS_PARTITIONS: i32 = 3;
 /// How long one request to one broker may take (a killed broker refuses at once).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The `__consumer_offsets` partition of `group`, as Kafka computes it:
-/// `Utils.abs(group.hashCode()) % partitions` with Java's `String.hashCode`.
-fn offsets_partition(group: &str, partitions: i32) -> i32 {
-    let hash = group.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    });
-    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
-    positive % partitions
-}
-
-/// FindCoordinator v3 for `group` against `bootstrap`: (error code, coordinator node id).
-async fn find_coordinator(bootstrap: &str, group: &str) -> anyhow::Result<(i16, i32)> {
-    let call = async {
-        let mut stream = TcpStream::connect(bootstrap).await?;
-        let request = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_owned()))
-            .with_key_type(0);
-        let response: FindCoordinatorResponse =
-            strom_e2e::wire::call(&mut stream, ApiKey::FindCoordinator, 3, &request).await?;
-        anyhow::Ok((response.error_code, response.node_id.0))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, call)
-        .await
-        .with_context(|| format!("FindCoordinator to {bootstrap} timed out"))?
-}
-
-/// The coordinator of `group` once every running broker names the same running broker.
-async fn agreed_coordinator(cluster: &Cluster, group: &str) -> Option<i32> {
-    let mut named = Vec::new();
-    for id in cluster.running() {
-        match find_coordinator(&cluster.broker(id).bootstrap(), group).await {
-            Ok((0, node)) => named.push(node),
-            _ => return None,
-        }
-    }
-    let first = *named.first()?;
-    let running = usize::try_from(first).is_ok_and(|id| cluster.running().contains(&id));
-    (running && named.iter().all(|n| *n == first)).then_some(first)
-}
 
 /// OffsetFetch v7 of `group`'s committed offsets of `topic` from `bootstrap`: partition →
 /// committed offset (-1 where none), or the first error code the coordinator answered.
@@ -121,7 +81,7 @@ async fn await_committed(
 ) -> anyhow::Result<(i32, BTreeMap<i32, i64>)> {
     let last = std::sync::Mutex::new(String::new());
     eventually(what, DEADLINE, || async {
-        let coordinator = agreed_coordinator(cluster, GROUP).await?;
+        let coordinator = agreed_coordinator(cluster, coordinators::GROUP, GROUP).await?;
         let bootstrap = cluster
             .broker(usize::try_from(coordinator).ok()?)
             .bootstrap();
@@ -265,7 +225,7 @@ async fn group_members_follow_the_coordinator_across_a_leader_kill_and_lose_no_c
         })
         .await?;
     await_healthy(&cluster, Some(OFFSETS_TOPIC), DEADLINE).await?;
-    let offsets_partition = offsets_partition(GROUP, OFFSETS_PARTITIONS);
+    let offsets_partition = kafka_partition_for(GROUP, OFFSETS_PARTITIONS);
     let offsets_layout = partitions_in(&cluster, OFFSETS_TOPIC).await?;
     let offsets_state = offsets_layout
         .get(&offsets_partition)
@@ -290,7 +250,7 @@ async fn group_members_follow_the_coordinator_across_a_leader_kill_and_lose_no_c
     cluster.broker_mut(killed).kill9();
     let kill_time = Instant::now();
     let new_coordinator = eventually("a new coordinator", DEADLINE, || async {
-        agreed_coordinator(&cluster, GROUP)
+        agreed_coordinator(&cluster, coordinators::GROUP, GROUP)
             .await
             .filter(|c| *c != coordinator)
     })

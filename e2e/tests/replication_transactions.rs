@@ -12,17 +12,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
-use kafka_protocol::protocol::StrBytes;
 use rdkafka::producer::Producer;
 use strom_e2e::cluster::{Cluster, eventually};
+use strom_e2e::coordinators::{TRANSACTION, agreed_coordinator, kafka_partition_for};
 use strom_e2e::kafka::create_assigned_topic;
 use strom_e2e::processor::{Processor, TRANSACTIONAL_ID, check_exactly_once, produce_input};
 use strom_e2e::replicas::{await_healthy, await_partitions, fast_replication, partitions_in};
 use strom_e2e::transactions::{
     TXN_TIMEOUT, isolated_consumer, latest_offset, read_exactly, send, transactional_producer,
 };
-use tokio::net::TcpStream;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -33,8 +31,6 @@ const QUIET: Duration = Duration::from_millis(1500);
 const READ_UNCOMMITTED: i8 = 0;
 const READ_COMMITTED: i8 = 1;
 const TXN_STATE_TOPIC: &str = "__transaction_state";
-/// How long one request to one broker may take (a killed broker refuses at once).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Replicas of each partition, the first its leader: every broker leads some partitions.
 const SPREAD: [&[i32]; 3] = [&[0, 1, 2], &[1, 2, 0], &[2, 0, 1]];
 
@@ -62,48 +58,6 @@ async fn cluster_with(topics: &[&str]) -> anyhow::Result<Cluster> {
         await_healthy(&cluster, Some(topic), DEADLINE).await?;
     }
     Ok(cluster)
-}
-
-/// FindCoordinator v3 of transactional id `id` (key type 1) against `bootstrap`: (error code,
-/// coordinator node id).
-async fn find_txn_coordinator(bootstrap: &str, id: &str) -> anyhow::Result<(i16, i32)> {
-    let call = async {
-        let mut stream = TcpStream::connect(bootstrap).await?;
-        let request = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(id.to_owned()))
-            .with_key_type(1);
-        let response: FindCoordinatorResponse =
-            strom_e2e::wire::call(&mut stream, ApiKey::FindCoordinator, 3, &request).await?;
-        anyhow::Ok((response.error_code, response.node_id.0))
-    };
-    tokio::time::timeout(REQUEST_TIMEOUT, call)
-        .await
-        .with_context(|| format!("FindCoordinator to {bootstrap} timed out"))?
-}
-
-/// The coordinator of transactional id `id` once every running broker names the same running
-/// broker.
-async fn agreed_txn_coordinator(cluster: &Cluster, id: &str) -> Option<i32> {
-    let mut named = Vec::new();
-    for broker in cluster.running() {
-        match find_txn_coordinator(&cluster.broker(broker).bootstrap(), id).await {
-            Ok((0, node)) => named.push(node),
-            _ => return None,
-        }
-    }
-    let first = *named.first()?;
-    let running = usize::try_from(first).is_ok_and(|b| cluster.running().contains(&b));
-    (running && named.iter().all(|n| *n == first)).then_some(first)
-}
-
-/// The `__transaction_state` partition of `id`, as Kafka computes it:
-/// `Utils.abs(id.hashCode()) % partitions` with Java's `String.hashCode`.
-fn txn_state_partition(id: &str, partitions: i32) -> i32 {
-    let hash = id.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    });
-    let positive = if hash == i32::MIN { 0 } else { hash.abs() };
-    positive % partitions
 }
 
 /// The bootstrap address of the broker leading `topic`-`partition`.
@@ -343,7 +297,7 @@ async fn fail_over(
     )
     .await?;
     let coordinator = eventually("a running coordinator of processor-0", DEADLINE, || {
-        agreed_txn_coordinator(cluster, TRANSACTIONAL_ID)
+        agreed_coordinator(cluster, TRANSACTION, TRANSACTIONAL_ID)
     })
     .await?;
     assert_ne!(
@@ -381,11 +335,11 @@ async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_ki
     // The broker coordinating processor-0 leads its __transaction_state partition; it dies
     // under the running processor, another replica takes the partition and the transactions.
     let coordinator = eventually("the coordinator of processor-0", DEADLINE, || {
-        agreed_txn_coordinator(&cluster, TRANSACTIONAL_ID)
+        agreed_coordinator(&cluster, TRANSACTION, TRANSACTIONAL_ID)
     })
     .await?;
     let state_layout = partitions_in(&cluster, TXN_STATE_TOPIC).await?;
-    let state_partition = txn_state_partition(TRANSACTIONAL_ID, i32::try_from(state_layout.len())?);
+    let state_partition = kafka_partition_for(TRANSACTIONAL_ID, i32::try_from(state_layout.len())?);
     let state = &state_layout[&state_partition];
     assert_eq!(
         state.leader, coordinator,
@@ -411,7 +365,7 @@ async fn a_processor_copies_exactly_once_across_coordinator_and_output_leader_ki
 
     // Now the leader of an output partition (not the coordinator's, where one exists).
     let coordinator = eventually("the coordinator of processor-0", DEADLINE, || {
-        agreed_txn_coordinator(&cluster, TRANSACTIONAL_ID)
+        agreed_coordinator(&cluster, TRANSACTION, TRANSACTIONAL_ID)
     })
     .await?;
     let output_layout = partitions_in(&cluster, "output").await?;
