@@ -228,13 +228,7 @@ async fn verify_transactional(
             };
             // The guard is taken before the question: a marker written after it means the
             // transaction the answer speaks of is over.
-            let guard = partition.log().txn_guard(header.producer_id);
-            let open = partition
-                .log()
-                .open_transactions()
-                .iter()
-                .any(|txn| txn.producer_id == header.producer_id);
-            if !open {
+            if let Some(guard) = partition.log().txn_guard(header.producer_id) {
                 producer.get_or_insert((header.producer_id, header.producer_epoch));
                 guards.insert((name.clone(), data.index), guard);
             }

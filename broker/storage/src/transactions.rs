@@ -110,19 +110,23 @@ pub struct TxnGuard {
 }
 
 impl PartitionLog {
-    /// The guard of `producer_id` now; take it before asking the transaction coordinator.
-    pub fn txn_guard(&self, producer_id: i64) -> TxnGuard {
-        let markers = self
-            .inner
-            .lock()
+    /// The guard of `producer_id` when its next transactional batch here would begin a
+    /// transaction (it has none open), `None` while one is open. Take it before asking the
+    /// transaction coordinator.
+    pub fn txn_guard(&self, producer_id: i64) -> Option<TxnGuard> {
+        let inner = self.inner.lock();
+        if inner.producers.has_open_transaction(producer_id) {
+            return None;
+        }
+        let markers = inner
             .markers_written
             .get(&producer_id)
             .copied()
             .unwrap_or(0);
-        TxnGuard {
+        Some(TxnGuard {
             producer_id,
             markers,
-        }
+        })
     }
 
     /// [`PartitionLog::append_owned`] of a client's verified transactional batches: refused

@@ -413,7 +413,7 @@ fn a_verified_batch_is_refused_when_its_transaction_ended_since_verification() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path());
     // Transaction 1 of producer 7: verified, appended, then aborted.
-    let guard = log.txn_guard(7);
+    let guard = log.txn_guard(7).expect("no transaction open yet");
     let first = log
         .append_guarded(producer_batch(7, 0, 0, 2, true), 0, NOW, guard)
         .expect("verified and nothing ended since");
@@ -421,6 +421,7 @@ fn a_verified_batch_is_refused_when_its_transaction_ended_since_verification() {
     // A later batch of the open transaction is not affected by the guard it was taken under.
     log.append_guarded(producer_batch(7, 0, 2, 1, true), 0, NOW, guard)
         .expect("the transaction is still open");
+    assert_eq!(log.txn_guard(7), None, "a transaction is open");
     end_txn(&log, 7, false);
     let end = log.log_end_offset();
 
@@ -439,7 +440,12 @@ fn a_verified_batch_is_refused_when_its_transaction_ended_since_verification() {
 
     // Verified again after the marker (the producer's next transaction): appended.
     let next = log
-        .append_guarded(producer_batch(7, 0, 3, 1, true), 0, NOW, log.txn_guard(7))
+        .append_guarded(
+            producer_batch(7, 0, 3, 1, true),
+            0,
+            NOW,
+            log.txn_guard(7).expect("the transaction ended"),
+        )
         .expect("a fresh verification");
     assert_eq!(next.first_offset, end);
     assert_eq!(log.open_transactions(), vec![open_txn(7, end)]);
