@@ -75,7 +75,8 @@ impl PeerStats {
             .is_some_and(|(_, at)| at.elapsed() <= within)
     }
 
-    /// Records that a leader's AppendEntries was accepted just now.
+    /// Records that AppendEntries from the current leader were accepted just now (an answer of
+    /// a higher vote is a refusal of a deposed leader, and no contact).
     pub fn record_leader_contact(&self) {
         *self.leader_contact.lock() = Some(Instant::now());
     }
