@@ -208,6 +208,26 @@ pub fn reserve_ports(count: usize) -> anyhow::Result<Vec<u16>> {
         .collect()
 }
 
+/// The first of `count` consecutive ports that were all free a moment ago, below the kernel's
+/// ephemeral range when there is room (see [`reserve_ports`]): for a manifest that pins a base
+/// port, broker `i` on base + `i`.
+pub fn reserve_port_range(count: u16) -> anyhow::Result<u16> {
+    let high = ephemeral_range_start()
+        .filter(|low| *low > 11_000)
+        .unwrap_or(u16::MAX);
+    let mut rng = rand::rng();
+    for _ in 0..1000 {
+        let base = rand::Rng::random_range(&mut rng, 10_000..high.saturating_sub(count));
+        let held: Vec<std::net::TcpListener> = (base..base + count)
+            .map_while(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if held.len() == usize::from(count) {
+            return Ok(base);
+        }
+    }
+    anyhow::bail!("no {count} consecutive free ports found")
+}
+
 /// The first port of the kernel's ephemeral range, if it can be read.
 fn ephemeral_range_start() -> Option<u16> {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

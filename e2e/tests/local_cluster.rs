@@ -1,11 +1,12 @@
 //! `strom-operator local` starts a three-broker cluster from a manifest file: it prints one
-//! ready line with a bootstrap list, creates the file's RF 3 / `min.insync.replicas=2` topic,
+//! ready line with a bootstrap list (the Kafka and controller ports the manifest pins, broker
+//! `i` on base + `i`), creates the file's RF 3 / `min.insync.replicas=2` topic,
 //! writes the status files, and an idempotent `acks=all` producer and a consumer lose and
 //! duplicate nothing on it. SIGTERM stops the operator and every broker it started.
 
 use std::time::Duration;
 
-use strom_e2e::cluster::eventually;
+use strom_e2e::cluster::{eventually, reserve_port_range};
 use strom_e2e::local::{
     FAST_BROKER_CONFIG, LocalOperator, READY_DEADLINE, alive, cluster_manifest, topic,
 };
@@ -16,15 +17,35 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_cluster_starts_serves_and_stops() -> anyhow::Result<()> {
-    let manifest = cluster_manifest(3, 3, FAST_BROKER_CONFIG, &[], &[topic("events", 3, 3, 2)]);
+    // Six free ports: the Kafka ports of brokers 0-2, then their controller ports.
+    let kafka = reserve_port_range(6)?;
+    let (kafka_base, controller_base) = (kafka.to_string(), (kafka + 3).to_string());
+    let manifest = cluster_manifest(
+        3,
+        3,
+        FAST_BROKER_CONFIG,
+        &[
+            ("strom.io/local-kafka-port", &kafka_base),
+            ("strom.io/local-controller-port", &controller_base),
+        ],
+        &[topic("events", 3, 3, 2)],
+    );
     let mut operator = LocalOperator::start(&manifest)?;
     let bootstrap = tokio::task::block_in_place(|| operator.await_ready(READY_DEADLINE))?;
     println!("ready: bootstrap={bootstrap}");
+    let pinned: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", kafka + i)).collect();
     assert_eq!(
-        bootstrap.split(',').count(),
-        3,
-        "one address per broker: {bootstrap}"
+        bootstrap,
+        pinned.join(","),
+        "one address per broker, on the pinned ports"
     );
+    for id in 0..3 {
+        let ports = std::fs::read_to_string(operator.broker_dir(id).join("ports.yaml"))?;
+        assert!(
+            ports.contains(&format!("controller: {}", kafka + 3 + u16::try_from(id)?)),
+            "broker {id}: {ports}"
+        );
+    }
 
     let cluster = operator
         .status("Cluster", "local")

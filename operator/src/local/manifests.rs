@@ -171,11 +171,18 @@ spec:
     }
 
     #[test]
-    fn the_shipped_local_example_is_three_brokers_and_a_topic_that_survives_a_restart() {
+    fn the_shipped_local_example_is_three_brokers_on_kafka_ports_9092_to_9094_and_a_topic_that_survives_a_restart()
+     {
         let text = include_str!("../../../deploy/examples/local-cluster.yaml");
         let manifests = parse(text, "local-cluster.yaml").expect("the example parses");
         assert_eq!(manifests.cluster.spec.replicas, 3);
         assert_eq!(manifests.cluster.spec.controller.voters, 3);
+        let pins = super::super::ports::PortPins::from_cluster(&manifests.cluster)
+            .expect("the example's pins are valid");
+        let kafka: Vec<Option<u16>> = (0..3)
+            .map(|id| pins.port(super::super::ports::Listener::Kafka, id))
+            .collect();
+        assert_eq!(kafka, [Some(9092), Some(9093), Some(9094)]);
         let topic = &manifests.topics[0];
         assert_eq!(topic.spec.replication_factor, Some(3));
         assert_eq!(

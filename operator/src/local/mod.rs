@@ -2,10 +2,12 @@
 //! on this machine, reconciled by the same day-2 planner as on Kubernetes.
 //!
 //! Layout: [`manifests`] (the multi-document YAML file), [`processes`] ([`LocalWorkload`],
-//! the [`crate::day2::Workload`] of child processes and their state directory), [`status`]
+//! the [`crate::day2::Workload`] of child processes and their state directory), [`ports`]
+//! (the brokers' ports, OS-chosen or pinned by Cluster annotations), [`status`]
 //! (the status files), [`topics`] (Topics through the Topic planner and replication-factor changes), [`run`] (the loop).
 
 pub mod manifests;
+pub mod ports;
 pub mod processes;
 pub mod run;
 pub mod status;
@@ -34,3 +36,6 @@ pub enum LocalError {
     #[error("operator metrics: {0}")]
     Metrics(String),
 }
+
+#[cfg(test)]
+mod processes_tests;

@@ -1,10 +1,11 @@
 //! [`LocalWorkload`]: the brokers of the local runtime as child processes of this machine.
 //!
 //! Everything a broker needs to come back as itself lives under `<state-dir>/brokers/<id>/`:
-//! `data/` (its data directory), `ports.yaml` (its Kafka, admin and controller ports, chosen
-//! by the OS once and reused by every later start, so a restarted voter is found where the
-//! other voters expect it), `process.yaml` (the pid and the revision it was started with) and
-//! `broker.log` (its stdout and stderr). `<state-dir>/workload.yaml` holds the broker count.
+//! `data/` (its data directory), `ports.yaml` (its Kafka, admin and controller ports, pinned
+//! by the manifest or chosen by the OS, recorded once and reused by every later start, so a
+//! restarted voter is found where the other voters expect it; see [`super::ports`]),
+//! `process.yaml` (the pid and the revision it was started with) and `broker.log` (its stdout
+//! and stderr). `<state-dir>/workload.yaml` holds the broker count.
 //!
 //! Brokers run in their own process group with their output in files, so they outlive an
 //! operator killed with SIGKILL: the next operator adopts every broker whose pid is alive and
@@ -22,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
+use super::ports::{PortPins, Ports};
 use crate::day2::observed::{WorkloadBroker, WorkloadState};
 use crate::day2::workload::Workload;
 use crate::error::Error;
@@ -36,7 +38,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CRASH_LOOP_EXITS: u32 = 2;
 
 /// What every broker is started with: the revision and what it digests.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerTemplate {
     /// The revision a broker started now runs (see `Desired::revision`).
     pub revision: String,
@@ -44,18 +46,24 @@ pub struct BrokerTemplate {
     pub voters: i32,
     /// Broker config overrides (`--override key=value`).
     pub config: BTreeMap<String, String>,
+    /// The ports the Cluster pins, or why its pins are refused (then a broker whose ports are
+    /// not recorded yet is not started: it would get other ports than the manifest asks for).
+    pub pins: Result<PortPins, String>,
 }
 
-/// A broker's ports, reserved once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ports {
-    /// The Kafka listener.
-    pub kafka: u16,
-    /// The admin HTTP listener (`/readyz`).
-    pub admin: u16,
-    /// The controller listener (metadata quorum).
-    pub controller: u16,
+impl Default for BrokerTemplate {
+    fn default() -> Self {
+        BrokerTemplate {
+            revision: String::new(),
+            voters: 0,
+            config: BTreeMap::new(),
+            pins: Ok(PortPins::default()),
+        }
+    }
 }
+
+/// How many OS-chosen ports may fall on a pinned one before reserving gives up.
+const RESERVE_ATTEMPTS: usize = 64;
 
 /// What `process.yaml` records of a started broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,13 +139,34 @@ fn read_yaml<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     serde_yaml::from_str(&text).ok()
 }
 
-fn reserve_port() -> Result<u16, String> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("reserving a port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("reserving a port: {e}"))
+/// Ports chosen by the OS, none of them one `pins` reserve.
+fn reserve_ports(pins: &PortPins) -> Result<Ports, String> {
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..RESERVE_ATTEMPTS {
+        if ports.len() == 3 {
+            break;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("reserving a port: {e}"))?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|e| format!("reserving a port: {e}"))?;
+        if !pins.reserves(port) {
+            ports.push(port);
+        }
+        // Held until all are chosen, so none is handed out twice.
+        held.push(listener);
+    }
+    match ports[..] {
+        [kafka, admin, controller] => Ok(Ports {
+            kafka,
+            admin,
+            controller,
+        }),
+        _ => Err("reserving a port: the OS offered only pinned ports".to_owned()),
+    }
 }
 
 /// Whether process `pid` is alive and runs on `data_dir` (its command line names it), so a
@@ -241,42 +270,57 @@ impl LocalWorkload {
         self.state_dir.join("brokers").join(id.to_string())
     }
 
-    /// The Kafka addresses of brokers `0..replicas`, for clients.
-    pub async fn bootstrap(&self) -> Result<String, Error> {
+    /// The Kafka addresses of brokers `0..replicas` (those with ports recorded), for clients.
+    pub async fn bootstrap(&self) -> String {
         let replicas = self.inner.lock().await.replicas;
-        let mut addresses = Vec::new();
-        for id in 0..replicas {
-            addresses.push(format!("127.0.0.1:{}", self.ports(id)?.kafka));
-        }
-        Ok(addresses.join(","))
+        let addresses: Vec<String> = (0..replicas)
+            .filter_map(|id| self.ports(id))
+            .map(|ports| format!("127.0.0.1:{}", ports.kafka))
+            .collect();
+        addresses.join(",")
     }
 
-    /// Broker `id`'s ports, reserved and recorded on first use.
-    pub fn ports(&self, id: i32) -> Result<Ports, Error> {
-        let dir = self.broker_dir(id);
-        let path = dir.join("ports.yaml");
-        if let Some(ports) = read_yaml(&path) {
+    /// Broker `id`'s ports, if they are recorded.
+    pub fn ports(&self, id: i32) -> Option<Ports> {
+        read_yaml(&self.broker_dir(id).join("ports.yaml"))
+    }
+
+    /// Why brokers `0..replicas` run on other ports than `pins` say, one message per broker.
+    pub async fn port_drift(&self, pins: &PortPins) -> Vec<String> {
+        let replicas = self.inner.lock().await.replicas;
+        (0..replicas)
+            .filter_map(|id| pins.drift(id, &self.ports(id)?))
+            .collect()
+    }
+
+    /// Broker `id`'s ports: the recorded ones, else the pinned ones with the rest chosen by
+    /// the OS, recorded now.
+    fn assign_ports(&self, id: i32, pins: &Result<PortPins, String>) -> Result<Ports, Error> {
+        if let Some(ports) = self.ports(id) {
             return Ok(ports);
         }
         let error = process_error(id, "reserve ports");
-        std::fs::create_dir_all(&dir).map_err(|e| error(format!("{}: {e}", dir.display())))?;
-        let ports = (|| {
-            Ok::<_, String>(Ports {
-                kafka: reserve_port()?,
-                admin: reserve_port()?,
-                controller: reserve_port()?,
-            })
-        })()
-        .map_err(process_error(id, "reserve ports"))?;
-        write_yaml(&path, &ports).map_err(process_error(id, "reserve ports"))?;
+        let pins = pins.as_ref().map_err(|_| {
+            error("its ports are not recorded yet and the Cluster's port annotations are refused (InvalidPorts)".to_owned())
+        })?;
+        let dir = self.broker_dir(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| process_error(id, "reserve ports")(format!("{}: {e}", dir.display())))?;
+        let ports = reserve_ports(pins)
+            .map(|unpinned| pins.apply(id, unpinned))
+            .map_err(process_error(id, "reserve ports"))?;
+        write_yaml(&dir.join("ports.yaml"), &ports).map_err(process_error(id, "reserve ports"))?;
         Ok(ports)
     }
 
     /// Starts brokers missing from `0..replicas` (crashed ones after a backoff) and reaps the
-    /// ones that exited, as a kubelet does for a StatefulSet's pods.
+    /// ones that exited, as a kubelet does for a StatefulSet's pods. A broker that cannot be
+    /// started (its pinned port is taken) does not keep the others from starting; the first
+    /// such error is returned.
     pub async fn supervise(&self) -> Result<(), Error> {
         let mut inner = self.inner.lock().await;
         let replicas = inner.replicas;
+        let mut first_error = None;
         for id in 0..replicas {
             let slot = inner.slots.entry(id).or_default();
             reap(id, slot);
@@ -288,11 +332,14 @@ impl LocalWorkload {
                 continue;
             }
             let template = inner.template.clone();
-            let process = self.spawn(id, &template)?;
-            let slot = inner.slots.entry(id).or_default();
-            slot.process = Some(process);
+            match self.spawn(id, &template) {
+                Ok(process) => inner.slots.entry(id).or_default().process = Some(process),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Stops every broker (SIGTERM to all, then waits for each), for the operator's own
@@ -318,12 +365,16 @@ impl LocalWorkload {
         let dir = self.broker_dir(id);
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| error(format!("{}: {e}", data.display())))?;
-        let ports = self.ports(id)?;
+        let ports = self.assign_ports(id, &template.pins)?;
+        if let Ok(pins) = &template.pins {
+            pins.check_free(id, &ports)
+                .map_err(process_error(id, "start"))?;
+        }
         let mut voters = Vec::new();
         for voter in 0..template.voters {
             voters.push(format!(
                 "{voter}@127.0.0.1:{}",
-                self.ports(voter)?.controller
+                self.assign_ports(voter, &template.pins)?.controller
             ));
         }
         let log_path = dir.join("broker.log");
@@ -479,8 +530,8 @@ impl Workload for LocalWorkload {
         let replicas = inner.replicas;
         drop(inner);
         for (broker, running) in brokers.iter_mut().zip(probes) {
-            if running {
-                broker.ready = ready(self.ports(broker.id)?.admin).await;
+            if running && let Some(ports) = self.ports(broker.id) {
+                broker.ready = ready(ports.admin).await;
             }
         }
         Ok(WorkloadState { replicas, brokers })

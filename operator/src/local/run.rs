@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LocalError;
 use super::manifests::{Manifests, load};
+use super::ports::PortPins;
 use super::processes::{BrokerTemplate, LocalWorkload};
 use super::status::{
     ClusterReport, cluster_ready, cluster_status, read_status, status_path, write_status,
@@ -176,6 +177,12 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
         }
         let cluster = &manifests.cluster;
         let desired = revision::desired(cluster);
+        // Problems of this pass for the Degraded condition: (reason, message).
+        let mut errors: Vec<(&'static str, String)> = Vec::new();
+        let pins = PortPins::from_cluster(cluster);
+        if let Err(message) = &pins {
+            errors.push(("InvalidPorts", message.clone()));
+        }
         workload
             .set_template(BrokerTemplate {
                 revision: desired.revision.clone(),
@@ -190,11 +197,16 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
                     })
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                pins: pins.clone(),
             })
             .await;
-        let mut error = None;
+        if let Ok(pins) = &pins {
+            for message in workload.port_drift(pins).await {
+                errors.push(("PortsNotPinned", message));
+            }
+        }
         if let Err(e) = workload.supervise().await {
-            error = Some(e.to_string());
+            errors.push(("ReconcileFailed", e.to_string()));
         }
         let workload_state = match workload.observe().await {
             Ok(state) => state,
@@ -207,7 +219,7 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
                 continue;
             }
         };
-        let bootstrap = workload.bootstrap().await?;
+        let bootstrap = workload.bootstrap().await;
         let client = admin.get(&bootstrap).await;
         let admin_state = match client {
             Some(client) => match observe_admin(client).await {
@@ -240,7 +252,7 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
         };
         if let Err(e) = acted {
             tracing::warn!(error = %e, "action failed; the next pass plans again");
-            error = Some(e.to_string());
+            errors.push(("ReconcileFailed", e.to_string()));
         }
         record_pass(
             &metrics,
@@ -278,7 +290,7 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
                 plan: &planned,
                 bootstrap: &bootstrap,
                 generation: cluster.metadata.generation,
-                error: error.as_deref(),
+                errors: &errors,
             },
             Timestamp::now(),
         );

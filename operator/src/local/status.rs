@@ -102,8 +102,9 @@ pub struct ClusterReport<'a> {
     pub bootstrap: &'a str,
     /// The Cluster's `metadata.generation`.
     pub generation: Option<i64>,
-    /// The reason the pass could not run, if it could not (an admin or process error).
-    pub error: Option<&'a str>,
+    /// What went wrong in the pass, as (reason, message): a refused port pin, an admin or
+    /// process error.
+    pub errors: &'a [(&'static str, String)],
 }
 
 /// The Cluster status after a pass, from the one before (condition transition times keep).
@@ -118,7 +119,7 @@ pub fn cluster_status(
         plan,
         bootstrap,
         generation,
-        error,
+        errors,
     } = report;
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
@@ -195,11 +196,11 @@ pub fn cluster_status(
         ),
     }
 
-    let degraded = plan
-        .blockers
-        .iter()
-        .map(blocker_message)
-        .chain(error.map(|e| ("ReconcileFailed", e.to_owned())));
+    let degraded = plan.blockers.iter().map(blocker_message).chain(
+        errors
+            .iter()
+            .map(|(reason, message)| (*reason, message.clone())),
+    );
     let (reasons, messages): (Vec<&str>, Vec<String>) = degraded.unzip();
     match reasons.first() {
         Some(reason) => set_condition(
