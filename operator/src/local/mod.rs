@@ -39,3 +39,5 @@ pub enum LocalError {
 
 #[cfg(test)]
 mod processes_tests;
+#[cfg(test)]
+mod topics_tests;

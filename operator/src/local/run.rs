@@ -26,7 +26,7 @@ use super::processes::{BrokerTemplate, LocalWorkload};
 use super::status::{
     ClusterReport, cluster_ready, cluster_status, read_status, status_path, write_status,
 };
-use super::topics::reconcile_topic;
+use super::topics::{reconcile_topic, topics_reconciled};
 use crate::day2::engine::{act, observe_admin};
 use crate::day2::report::record_pass;
 use crate::day2::{Action, Observed, Workload, plan, revision};
@@ -267,7 +267,9 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
         // Ready as the status says it: serving, and no operation still under way.
         let ready = serving && planned.operation.is_none();
 
-        if serving && let Some(client) = client {
+        if topics_reconciled(&observed, planned.operation.as_ref())
+            && let Some(client) = client
+        {
             for topic in &manifests.topics {
                 let topic = with_status(&options.state_dir, topic);
                 let name = topic.metadata.name.clone().unwrap_or_default();

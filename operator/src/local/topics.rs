@@ -1,12 +1,23 @@
 //! The Topics of the local manifest, reconciled with the Topic reconciler's own planner
 //! ([`crate::topic::plan`]), admin requests and replication-factor changes
 //! ([`crate::topic::replicate`]), their status kept in status files instead of the API server.
+//!
+//! As the Kubernetes Topic reconciler runs beside the Cluster's, the Topics are reconciled in
+//! every pass whose admin observation succeeded, whatever operation the Cluster runs (a scale,
+//! a drain, a roll); only the first provisioning waits, while the brokers a topic's replicas
+//! go to are not all there. A topic created during a drain is placed by the brokers as on
+//! Kubernetes (over the registered, unfenced brokers, so possibly on one being drained): the
+//! drain moves every partition with a replica on a broker it removes, those created after it
+//! began included, and stops the brokers only once none holds any.
 
 use k8s_openapi::jiff::Timestamp;
 use strom_admin::BrokerAdmin;
 use strom_crds::{Cluster, Topic, TopicStatus};
 
+use strom_crds::cluster::{OperationKind, OperationStatus};
+
 use crate::conditions::set_condition;
+use crate::day2::Observed;
 use crate::day2::engine::DayTwoAdmin;
 use crate::topic::plan::{DesiredTopic, plan};
 use crate::topic::replicate::{record_replication, replicate, replication_target};
@@ -14,6 +25,18 @@ use crate::topic::replicate::{record_replication, replicate, replication_target}
 use crate::topic::{
     execute, operation_name, previously_managed, record_observed, set_pass_outcome,
 };
+
+/// Whether this pass reconciles the Topics: the admin API answered with an active
+/// controller, and the cluster is not being provisioned (`operation` is the one this pass
+/// planned).
+pub fn topics_reconciled(observed: &Observed, operation: Option<&OperationStatus>) -> bool {
+    let answered = observed
+        .admin
+        .as_ref()
+        .is_some_and(|admin| admin.controller.is_some());
+    let provisioning = operation.is_some_and(|op| op.kind == OperationKind::Provisioning);
+    answered && !provisioning
+}
 
 /// One pass over `topic` (its `status` the one last written) of `cluster`: create it, grow
 /// it, converge its configs, move its replicas to a new replication factor; the new status says

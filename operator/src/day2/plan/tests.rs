@@ -374,6 +374,53 @@ fn scale_down_drains_the_removed_brokers_before_stopping_them() {
 }
 
 #[test]
+fn a_topic_created_on_the_removed_brokers_during_a_drain_is_drained_too() {
+    let mut observed = cluster(5, NEW);
+    add_topic(&mut observed, "orders", 10, 3, 2, &[0, 1, 2, 3, 4]);
+    let mut sim = Simulator::new(observed, desired(3));
+    let mut created = false;
+    for _ in 0..100 {
+        let before = sim.observed.clone();
+        let plan = sim.step();
+        if let Action::Scale { replicas: 3 } = plan.action {
+            assert!(created, "the topic came while the drain ran");
+            let state = before.admin.as_ref().expect("admin");
+            assert!(
+                state
+                    .partitions
+                    .iter()
+                    .all(|p| p.replicas.iter().all(|&id| id < 3)),
+                "nothing is left on brokers 3 and 4 when they stop"
+            );
+        }
+        if plan.action == Action::Idle {
+            break;
+        }
+        sim.tick();
+        // Once the drain's first batch is done, a Topic pass creates a topic whose replicas
+        // the brokers placed on the brokers being removed.
+        if !created && matches!(plan.action, Action::Reassign { .. }) {
+            add_topic(&mut sim.observed, "late", 2, 2, 1, &[3, 4]);
+            created = true;
+        }
+    }
+    assert_eq!(sim.observed.workload.replicas, 3);
+    let state = admin(&mut sim.observed);
+    let late: Vec<&Vec<i32>> = state
+        .partitions
+        .iter()
+        .filter(|p| p.partition.topic == "late")
+        .map(|p| &p.replicas)
+        .collect();
+    assert_eq!(late.len(), 2);
+    assert!(
+        late.iter()
+            .all(|r| r.len() == 2 && r.iter().all(|&id| id < 3)),
+        "{late:?}"
+    );
+}
+
+#[test]
 fn the_drain_waits_for_the_removed_brokers_disks() {
     let mut observed = cluster(4, NEW);
     add_topic(&mut observed, "orders", 3, 3, 2, &[0, 1, 2]);
