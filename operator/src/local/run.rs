@@ -273,7 +273,15 @@ pub async fn run(options: LocalOptions) -> Result<(), LocalError> {
             for topic in &manifests.topics {
                 let topic = with_status(&options.state_dir, topic);
                 let name = topic.metadata.name.clone().unwrap_or_default();
-                let next = reconcile_topic(client, cluster, &topic, Timestamp::now()).await;
+                let next = reconcile_topic(
+                    client,
+                    cluster,
+                    &topic,
+                    &metrics,
+                    &metrics_key,
+                    Timestamp::now(),
+                )
+                .await;
                 if topic_statuses.get(&name) != Some(&next) {
                     let path = status_path(&options.state_dir, "Topic", &name);
                     if let Err(e) = write_status(&path, &next) {

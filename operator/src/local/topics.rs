@@ -1,6 +1,7 @@
 //! The Topics of the local manifest, reconciled with the Topic reconciler's own planner
 //! ([`crate::topic::plan`]), admin requests and replication-factor changes
-//! ([`crate::topic::replicate`]), their status kept in status files instead of the API server.
+//! ([`crate::topic::replicate`]), their status kept in status files instead of the API server
+//! and the bytes their moves still copy in the operator metrics, as on Kubernetes.
 //!
 //! As the Kubernetes Topic reconciler runs beside the Cluster's, the Topics are reconciled in
 //! every pass whose admin observation succeeded, whatever operation the Cluster runs (a scale,
@@ -19,6 +20,7 @@ use strom_crds::cluster::{OperationKind, OperationStatus};
 use crate::conditions::set_condition;
 use crate::day2::Observed;
 use crate::day2::engine::DayTwoAdmin;
+use crate::metrics::Metrics;
 use crate::topic::plan::{DesiredTopic, plan};
 use crate::topic::replicate::{record_replication, replicate, replication_target};
 
@@ -40,11 +42,14 @@ pub fn topics_reconciled(observed: &Observed, operation: Option<&OperationStatus
 
 /// One pass over `topic` (its `status` the one last written) of `cluster`: create it, grow
 /// it, converge its configs, move its replicas to a new replication factor; the new status says
-/// what Kafka has, how far a factor change has come and what was refused.
+/// what Kafka has, how far a factor change has come and what was refused, and `metrics` the
+/// bytes its moves still copy (`cluster_key`: the Cluster's `namespace/name`).
 pub async fn reconcile_topic<A: BrokerAdmin + DayTwoAdmin>(
     admin: &A,
     cluster: &Cluster,
     topic: &Topic,
+    metrics: &Metrics,
+    cluster_key: &str,
     now: Timestamp,
 ) -> TopicStatus {
     let name = topic.topic_name().to_owned();
@@ -149,6 +154,11 @@ pub async fn reconcile_topic<A: BrokerAdmin + DayTwoAdmin>(
         &mut status,
         &name,
         replication.as_ref().map(|(rf, outcome)| (*rf, outcome)),
+    );
+    report.publish_bytes_remaining(
+        metrics,
+        cluster_key,
+        topic.metadata.name.as_deref().unwrap_or_default(),
     );
     if report.started > 0 {
         tracing::info!(topic = %name, partitions = report.started, "reassignment started");

@@ -1,20 +1,25 @@
-//! The local Topic pass: when it runs beside the Cluster's operation, against the planner.
+//! The local Topic pass: when it runs beside the Cluster's operation, and what it publishes of
+//! a replication-factor change, against the planner and the fake Kafka admin.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use strom_admin::TopicPartition;
-use strom_crds::Cluster;
+use strom_admin::{ObservedTopic, OngoingReassignment, TopicPartition};
 use strom_crds::cluster::OperationKind;
+use strom_crds::{Cluster, Topic, TopicStatus};
 
 use super::status::cluster_ready;
-use super::topics::topics_reconciled;
+use super::topics::{reconcile_topic, topics_reconciled};
 use crate::day2::observed::{
     AdminState, PartitionView, RegisteredBroker, WorkloadBroker, WorkloadState,
 };
 use crate::day2::{Desired, Observed, plan, revision};
-use crate::fixtures::minimal_cluster;
+use crate::fixtures::{FakeAdmin, cluster_view, minimal_cluster, topic};
+use crate::metrics::Metrics;
+
+const ADDRESS: &str = "127.0.0.1:9092";
+const GAUGE: &str = "strom_operator_reassignment_bytes_remaining{cluster=\"kafka/demo\"}";
 
 fn cluster(replicas: i32) -> Cluster {
     let mut cluster = minimal_cluster();
@@ -132,4 +137,148 @@ fn topics_are_reconciled_while_a_scale_or_a_drain_runs_and_not_while_the_cluster
     }
     assert!(!topics_reconciled(&leaderless, None));
     assert!(topics_reconciled(&serving(&three, 3), None));
+}
+
+/// DescribeTopic's view of `orders`: 3 partitions, the lowest with `rf` replicas.
+fn observed_topic(rf: i16) -> ObservedTopic {
+    ObservedTopic {
+        name: "orders".to_owned(),
+        topic_id: "AAAAAAAAAAAAAAAAAAAAAQ".to_owned(),
+        partitions: 3,
+        replication_factor: rf,
+        configs: BTreeMap::from([("retention.ms".to_owned(), "86400000".to_owned())]),
+    }
+}
+
+/// Topic `orders` asking for three replicas, `status` the one last written.
+fn wanting_three(status: Option<TopicStatus>) -> Topic {
+    let mut topic = topic();
+    topic.spec.partitions = 3;
+    topic.status = Some(status.unwrap_or_else(|| TopicStatus {
+        topic_id: Some("AAAAAAAAAAAAAAAAAAAAAQ".to_owned()),
+        partitions: Some(3),
+        replication_factor: Some(2),
+        managed_config_keys: vec!["retention.ms".to_owned()],
+        ..TopicStatus::default()
+    }));
+    topic
+}
+
+/// Starts every move asked for as the controller does: the target plus the leaving replicas
+/// assigned, the added ones catching up (their log directories not holding them yet).
+fn start_moves(admin: &FakeAdmin) {
+    let requests: Vec<_> = admin
+        .calls()
+        .into_iter()
+        .filter_map(|call| match call {
+            crate::fixtures::AdminCall::Reassign(request) => Some(request),
+            _ => None,
+        })
+        .collect();
+    admin.with_replicas(|r| {
+        for (tp, target) in requests.into_iter().flatten() {
+            let Some(target) = target else { continue };
+            let Some(state) = r
+                .partitions
+                .get_mut(&tp.topic)
+                .and_then(|s| s.iter_mut().find(|s| s.partition == tp.partition))
+            else {
+                continue;
+            };
+            let adding: Vec<i32> = target
+                .iter()
+                .copied()
+                .filter(|b| !state.replicas.contains(b))
+                .collect();
+            state.replicas = target.clone();
+            r.reassignments.insert(
+                tp,
+                OngoingReassignment {
+                    replicas: target,
+                    adding_replicas: adding,
+                    removing_replicas: Vec::new(),
+                },
+            );
+        }
+    });
+}
+
+/// Finishes every move: the added replicas join the ISR and their log directories.
+fn finish_moves(admin: &FakeAdmin) {
+    admin.with_replicas(|r| {
+        for (tp, ongoing) in std::mem::take(&mut r.reassignments) {
+            if let Some(state) = r
+                .partitions
+                .get_mut(&tp.topic)
+                .and_then(|s| s.iter_mut().find(|s| s.partition == tp.partition))
+            {
+                state.isr = state.replicas.clone();
+            }
+            for broker in ongoing.adding_replicas {
+                r.log_dirs.entry(broker).or_default().push(tp.clone());
+            }
+        }
+    });
+    admin
+        .topics
+        .lock()
+        .expect("lock")
+        .insert("orders".to_owned(), observed_topic(3));
+}
+
+fn gauge(metrics: &Metrics) -> Option<String> {
+    let text = metrics.encode().expect("metrics");
+    text.lines()
+        .find_map(|line| line.strip_prefix(GAUGE).map(|v| v.trim().to_owned()))
+}
+
+#[tokio::test]
+async fn a_local_topic_pass_publishes_the_bytes_its_replication_factor_change_still_copies() {
+    let admin = FakeAdmin {
+        connected: Some(ADDRESS.to_owned()),
+        ..FakeAdmin::with_topic(observed_topic(2))
+    };
+    admin.set_cluster_view(ADDRESS, cluster_view("c1", Some(0), &[0, 1, 2]));
+    admin.with_replicas(|r| r.add_topic("orders", 1, &[&[0, 1], &[1, 2], &[2, 0]]));
+    let cluster = cluster(3);
+    let metrics = Metrics::new().expect("metrics");
+    let pass = |status: Option<TopicStatus>| {
+        let topic = wanting_three(status);
+        let (admin, cluster, metrics) = (&admin, &cluster, &metrics);
+        async move {
+            reconcile_topic(
+                admin,
+                cluster,
+                &topic,
+                metrics,
+                "kafka/demo",
+                Timestamp::now(),
+            )
+            .await
+        }
+    };
+
+    // Pass 1 starts two moves (maxConcurrentMoves); pass 2 sees them copying.
+    let status = pass(None).await;
+    assert_eq!(status.target_replication_factor, Some(3), "{status:?}");
+    start_moves(&admin);
+    let status = pass(Some(status)).await;
+    let progress = status.reassignment.clone().expect("progress");
+    assert_eq!(progress.moving_partitions, 2, "{status:?}");
+    assert_eq!(
+        progress.bytes_remaining,
+        Some(2048),
+        "two new replicas lack 1024 bytes each"
+    );
+    assert_eq!(gauge(&metrics).as_deref(), Some("2048"));
+
+    // The moves finish, the last partition moves and finishes: the figure is cleared.
+    finish_moves(&admin);
+    let status = pass(Some(status)).await;
+    start_moves(&admin);
+    finish_moves(&admin);
+    let status = pass(Some(status)).await;
+    assert_eq!(status.target_replication_factor, None, "{status:?}");
+    assert_eq!(status.replication_factor, Some(3));
+    assert_eq!(gauge(&metrics).as_deref(), Some("0"));
 }

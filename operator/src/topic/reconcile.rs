@@ -308,12 +308,11 @@ async fn apply<F: AdminFactory>(
         )
         .await;
     }
-    if let Some(bytes) = report.bytes_remaining {
-        let bytes_source = format!("Topic/{}", topic.name_any());
-        let cluster_key = format!("{namespace}/{cluster_name}");
-        ctx.metrics
-            .set_reassignment_bytes_remaining(&cluster_key, &bytes_source, bytes);
-    }
+    report.publish_bytes_remaining(
+        &ctx.metrics,
+        &format!("{namespace}/{cluster_name}"),
+        &topic.name_any(),
+    );
     let requeue = if report.changing.is_some() {
         RETRY_REPLICATION
     } else {

@@ -15,6 +15,7 @@ use super::replication::{
 use crate::day2::engine::{DayTwoAdmin, clear_throttles, reassign};
 use crate::day2::observed::{PartitionView, RegisteredBroker};
 use crate::error::Error;
+use crate::metrics::Metrics;
 
 /// The topic config (else the Cluster's broker config) a shrink must not go below.
 const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -212,6 +213,17 @@ pub(crate) struct ReplicationReport {
     pub changing: Option<String>,
     /// The bytes still to copy, to publish (`Some(None)`: clear the figure).
     pub bytes_remaining: Option<Option<i64>>,
+}
+
+impl ReplicationReport {
+    /// Publishes the bytes still to copy as Topic `topic`'s share (`Topic/<name>`) of
+    /// `cluster`'s (`namespace/name`) `strom_operator_reassignment_bytes_remaining`, when this
+    /// pass has a figure to publish or to clear; the same in both runtimes.
+    pub(crate) fn publish_bytes_remaining(&self, metrics: &Metrics, cluster: &str, topic: &str) {
+        if let Some(bytes) = self.bytes_remaining {
+            metrics.set_reassignment_bytes_remaining(cluster, &format!("Topic/{topic}"), bytes);
+        }
+    }
 }
 
 /// Records `replication` (the target and this pass's outcome, `None` when no change runs) in
