@@ -109,20 +109,10 @@ pub async fn run<F: AdminFactory>(
             let message = format!(
                 "waiting for the PodDisruptionBudget to allow evicting pod {pod}: {message}"
             );
-            // The restart did not happen: the operation stays where it was, or, when this was
-            // its first step, waits at the broker it wants to restart.
-            let operation = match previous {
-                Some(op) => Some(OperationStatus {
-                    message: Some(message),
-                    ..op.clone()
-                }),
-                None => plan.operation.clone().map(|op| OperationStatus {
-                    step: Some(STEP_BLOCKED.to_owned()),
-                    attempts: 0,
-                    message: Some(message),
-                    ..op
-                }),
-            };
+            let operation = plan
+                .operation
+                .as_ref()
+                .map(|op| refused_restart(previous, op, message, Time(ctx.clock.now())));
             Ok(Outcome { plan, operation })
         }
         Err(error) => {
@@ -139,6 +129,35 @@ pub async fn run<F: AdminFactory>(
             .await;
             Err(error)
         }
+    }
+}
+
+/// The operation after the eviction `planned` asked for was refused: the restart did not
+/// happen, so it is not counted, and the operation waits blocked at its broker. The time it has
+/// been blocked is kept while it stays blocked at the same attempt: a broker whose restart again
+/// stays refused uses up its attempts as the planner's deadline passes
+/// ([`crate::day2::plan::RESTART_TIMEOUT_SECONDS`]) and ends reported as `RestartsExhausted`.
+pub fn refused_restart(
+    previous: Option<&OperationStatus>,
+    planned: &OperationStatus,
+    message: String,
+    now: Time,
+) -> OperationStatus {
+    let attempts = planned.attempts.saturating_sub(1);
+    let blocked_since = previous
+        .filter(|p| {
+            p.step.as_deref() == Some(STEP_BLOCKED)
+                && p.broker == planned.broker
+                && p.attempts == attempts
+        })
+        .and_then(|p| p.step_started_at.clone())
+        .unwrap_or(now);
+    OperationStatus {
+        step: Some(STEP_BLOCKED.to_owned()),
+        step_started_at: Some(blocked_since),
+        attempts,
+        message: Some(message),
+        ..planned.clone()
     }
 }
 

@@ -7,7 +7,9 @@
 //! another broker. After its restart the roll waits until it runs the desired revision, is
 //! ready, registered, unfenced and back in the ISR of each of its partitions, with no partition
 //! under-replicated; a broker that does not run again within [`RESTART_TIMEOUT_SECONDS`] is
-//! restarted again, up to `maxRestartAttempts` times, then reported.
+//! restarted again, up to `maxRestartAttempts` times, then reported. A restart again that stays
+//! blocked (a partition it hosts, or the PodDisruptionBudget refusing the eviction) uses up an
+//! attempt per [`RESTART_TIMEOUT_SECONDS`] it waits, so such a broker is reported too.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use strom_admin::TopicPartition;
@@ -101,7 +103,10 @@ fn order(ctx: &Ctx<'_>, broker: &WorkloadBroker) -> u8 {
 fn in_step(ctx: &Ctx<'_>, op: &mut OperationStatus, restarted_onto: Option<&str>) -> Option<Plan> {
     let broker = op.broker?;
     let step = op.step.clone()?;
-    if step != STEP_RESTARTING && step != STEP_AWAITING_CATCH_UP {
+    // A restart again that is blocked (a partition it hosts, or a refused eviction) stays this
+    // broker's step, so its attempts are not forgotten.
+    let blocked_again = step == STEP_BLOCKED && op.attempts > 0;
+    if step != STEP_RESTARTING && step != STEP_AWAITING_CATCH_UP && !blocked_again {
         return None;
     }
     let revision = ctx.desired.revision.as_str();
@@ -138,7 +143,21 @@ fn in_step(ctx: &Ctx<'_>, op: &mut OperationStatus, restarted_onto: Option<&str>
         .step_started_at
         .clone()
         .unwrap_or_else(|| op.started_at.clone());
-    if seconds_between(&since, ctx.now) < RESTART_TIMEOUT_SECONDS {
+    let overdue = seconds_between(&since, ctx.now) >= RESTART_TIMEOUT_SECONDS;
+    let max = ctx.desired.policy.max_restart_attempts;
+    if blocked_again {
+        // Each restart deadline spent blocked uses up an attempt, so a broker that stays down
+        // while its restart is refused is reported like one whose restarts did not help.
+        if overdue && op.attempts < max {
+            op.attempts += 1;
+            op.step_started_at = Some(ctx.now.clone());
+        }
+        if op.attempts >= max {
+            return Some(exhausted(op, broker));
+        }
+        return Some(restart(ctx, op.clone(), broker));
+    }
+    if !overdue {
         op.message = Some(format!(
             "waiting for broker {broker} to run revision {revision}, be ready, registered and \
              unfenced (restart attempt {} of {})",
@@ -146,16 +165,27 @@ fn in_step(ctx: &Ctx<'_>, op: &mut OperationStatus, restarted_onto: Option<&str>
         ));
         return Some(wait(op.clone()));
     }
-    if op.attempts >= ctx.desired.policy.max_restart_attempts {
-        op.message = Some(format!(
-            "broker {broker} did not come back after {} restart(s)",
-            op.attempts
-        ));
-        let mut plan = wait(op.clone());
-        plan.blockers.push(Blocker::RestartsExhausted { broker });
-        return Some(plan);
+    if op.attempts >= max {
+        return Some(exhausted(op, broker));
     }
     Some(restart(ctx, op.clone(), broker))
+}
+
+/// Waits at `broker`, whose restart attempts are used up, and reports it.
+fn exhausted(op: &mut OperationStatus, broker: i32) -> Plan {
+    let blocked = op.step.as_deref() == Some(STEP_BLOCKED);
+    op.message = Some(format!(
+        "broker {broker} did not come back after {} restart attempt(s){}",
+        op.attempts,
+        if blocked {
+            ", the last ones blocked past the restart deadline"
+        } else {
+            ""
+        }
+    ));
+    let mut plan = wait(op.clone());
+    plan.blockers.push(Blocker::RestartsExhausted { broker });
+    plan
 }
 
 /// Restarts `broker` if the partitions it hosts allow it, else waits and says which block.
@@ -163,7 +193,14 @@ fn restart(ctx: &Ctx<'_>, mut op: OperationStatus, broker: i32) -> Plan {
     let blockers = restart_blockers(ctx, broker);
     if !blockers.is_empty() {
         set_step(&mut op, STEP_BLOCKED, Some(broker), ctx.now);
-        op.message = Some(blocked_message(ctx, broker, &blockers));
+        let mut message = blocked_message(ctx, broker, &blockers);
+        if op.attempts > 0 {
+            message.push_str(&format!(
+                " (broker {broker} did not come back after {} of {} restart attempt(s))",
+                op.attempts, ctx.desired.policy.max_restart_attempts
+            ));
+        }
+        op.message = Some(message);
         let mut plan = wait(op);
         plan.blockers = blockers;
         return plan;

@@ -200,6 +200,118 @@ fn a_broker_that_does_not_come_back_is_restarted_again_then_reported() {
     );
 }
 
+/// A crash-looping broker 0, restarted once at `at(0)` under a policy of two attempts, and that
+/// first plan.
+fn restarted_once_and_down() -> (Observed, Desired, Plan) {
+    let mut observed = old_cluster(3, 2);
+    let mut two_attempts = desired(3);
+    two_attempts.policy.max_restart_attempts = 2;
+    let first = plan(&two_attempts, &observed, None, at(0));
+    assert_eq!(restart_of(&first), Some(0));
+    observed.workload.brokers[0].ready = false;
+    observed.workload.brokers[0].crash_looping = true;
+    (observed, two_attempts, first)
+}
+
+fn exhausted(plan: &Plan) -> bool {
+    plan.blockers
+        .contains(&Blocker::RestartsExhausted { broker: 0 })
+}
+
+#[test]
+fn a_restart_again_that_stays_blocked_uses_up_the_attempts_and_is_reported() {
+    let (mut observed, two_attempts, first) = restarted_once_and_down();
+    // A topic with its only replica on broker 0 appears: restarting it again would make the
+    // topic unavailable, so the restart again is blocked.
+    add_topic(&mut observed, "scratch", 1, 1, 1, &[0]);
+    let blocked = plan(
+        &two_attempts,
+        &observed,
+        first.operation.as_ref(),
+        at(RESTART_TIMEOUT_SECONDS),
+    );
+    assert_eq!(blocked.action, Action::Wait);
+    assert!(
+        blocked
+            .blockers
+            .iter()
+            .any(|b| matches!(b, Blocker::UnavailableTopics { .. })),
+        "{:?}",
+        blocked.blockers
+    );
+    assert!(!exhausted(&blocked));
+    let op = blocked.operation.clone().expect("operation");
+    assert_eq!(
+        (op.step.as_deref(), op.broker),
+        (Some(STEP_BLOCKED), Some(0))
+    );
+
+    let waiting = plan(
+        &two_attempts,
+        &observed,
+        blocked.operation.as_ref(),
+        at(2 * RESTART_TIMEOUT_SECONDS - 1),
+    );
+    assert_eq!(waiting.action, Action::Wait);
+    assert!(!exhausted(&waiting), "{:?}", waiting.blockers);
+
+    // Blocked for a whole restart deadline: the second attempt is used up.
+    let reported = plan(
+        &two_attempts,
+        &observed,
+        waiting.operation.as_ref(),
+        at(2 * RESTART_TIMEOUT_SECONDS),
+    );
+    assert_eq!(reported.action, Action::Wait);
+    assert!(exhausted(&reported), "{:?}", reported.blockers);
+    // It stays reported, and nothing is restarted, even once the topic is gone.
+    admin(&mut observed)
+        .partitions
+        .retain(|p| p.partition.topic != "scratch");
+    let later = plan(
+        &two_attempts,
+        &observed,
+        reported.operation.as_ref(),
+        at(5 * RESTART_TIMEOUT_SECONDS),
+    );
+    assert_eq!(later.action, Action::Wait);
+    assert!(exhausted(&later), "{:?}", later.blockers);
+}
+
+#[test]
+fn a_restart_again_the_disruption_budget_keeps_refusing_ends_reported() {
+    use crate::cluster::operation::refused_restart;
+    let (observed, two_attempts, first) = restarted_once_and_down();
+    let mut previous = first.operation.clone();
+    let mut reported_at = None;
+    // One pass a minute; each eviction is refused and recorded as the Kubernetes pass does.
+    for minute in 5..30 {
+        let now = at(minute * 60);
+        let next = plan(&two_attempts, &observed, previous.as_ref(), now.clone());
+        if exhausted(&next) {
+            reported_at = Some(minute);
+            break;
+        }
+        previous = match next.action {
+            Action::Restart { broker } => {
+                assert_eq!(broker, 0);
+                let planned = next.operation.as_ref().expect("operation");
+                Some(refused_restart(
+                    previous.as_ref(),
+                    planned,
+                    "refused".to_owned(),
+                    now,
+                ))
+            }
+            _ => next.operation,
+        };
+        let op = previous.as_ref().expect("operation");
+        assert_eq!(op.attempts, 1, "a refused eviction is no attempt: {op:?}");
+    }
+    // Refused from minute 5 on, blocked past the deadline at minute 10.
+    assert_eq!(reported_at, Some(10));
+}
+
 #[test]
 fn a_new_revision_during_a_roll_starts_over_after_the_broker_in_flight() {
     let mut sim = Simulator::new(old_cluster(3, 2), desired(3));
