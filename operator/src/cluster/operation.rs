@@ -1,7 +1,10 @@
 //! The day-2 pass of one Cluster on Kubernetes: observe the brokers through the admin API
 //! (the bootstrap Service), plan with the shared pure planner ([`crate::day2::plan`]), run the
 //! one action it asks for through the [`KubeWorkload`] and the admin API
-//! ([`crate::day2::engine`]), and publish an Event for each step taken.
+//! ([`crate::day2::engine`]), and publish an Event for each step taken. A restart is an
+//! eviction: `PodEvicted` only when the API server accepted it, `PodAlreadyReplaced` when the pod
+//! observed was gone or had been recreated, `EvictionRefused` when the PodDisruptionBudget
+//! allowed no disruption.
 //!
 //! The operation the plan returns is the Cluster's `status.operation`, and the next pass reads
 //! it back as `previous`: an operator restarted mid-roll or mid-drain resumes where it was.
@@ -12,7 +15,7 @@ use kube::runtime::events::EventType;
 use strom_crds::cluster::OperationStatus;
 
 use super::builders::{bootstrap_address, pod_name};
-use super::workload::KubeWorkload;
+use super::workload::{Evicted, KubeWorkload};
 use crate::context::{AdminFactory, Context};
 use crate::day2::engine::{act, observe_admin};
 use crate::day2::plan::{STEP_BLOCKED, plan};
@@ -80,19 +83,37 @@ pub async fn run<F: AdminFactory>(
         plan.action,
         Action::Idle | Action::Wait | Action::Scale { .. } | Action::Restart { .. }
     );
-    let result = match (&admin, needs_admin) {
-        _ if desired.paused => Ok(()),
-        (Some(client), _) => act(&plan.action, workload, client).await,
-        (None, false) => act_on_workload(&plan.action, workload).await,
-        (None, true) => {
+    // A restart is an eviction, run here rather than through the engine: its Event says
+    // whether the pod was evicted or had been replaced already.
+    let result = match (&admin, needs_admin, &plan.action) {
+        _ if desired.paused => Ok(None),
+        (_, _, Action::Restart { broker }) => workload.evict(*broker).await.map(Some),
+        (Some(client), _, _) => act(&plan.action, workload, client).await.map(|()| None),
+        (None, false, _) => act_on_workload(&plan.action, workload).await.map(|()| None),
+        (None, true, _) => {
             tracing::warn!(action = ?plan.action, "no admin connection for the planned action");
-            Ok(())
+            Ok(None)
         }
     };
     match result {
-        Ok(()) => {
-            if !desired.paused {
-                publish_step(ctx, &reference, desired, &name, &plan, &observed.workload).await;
+        Ok(eviction) => {
+            match (eviction, &plan.action) {
+                _ if desired.paused => {}
+                (Some(Evicted::AlreadyReplaced { message }), Action::Restart { broker }) => {
+                    ctx.publish(
+                        &reference,
+                        EventType::Normal,
+                        "PodAlreadyReplaced",
+                        "Restart",
+                        format!(
+                            "pod {} of broker {broker} was not evicted: it had been replaced since it was observed ({message}); the StatefulSet starts it on revision {}",
+                            pod_name(&name, *broker),
+                            desired.revision
+                        ),
+                    )
+                    .await;
+                }
+                _ => publish_step(ctx, &reference, desired, &name, &plan, &observed.workload).await,
             }
             let operation = plan.operation.clone();
             Ok(Outcome { plan, operation })
@@ -167,7 +188,6 @@ async fn act_on_workload(action: &Action, workload: &KubeWorkload) -> Result<(),
     use crate::day2::Workload;
     match action {
         Action::Scale { replicas } => workload.scale(*replicas).await,
-        Action::Restart { broker } => workload.restart(*broker).await,
         _ => Ok(()),
     }
 }

@@ -93,6 +93,8 @@ enum Eviction {
     Refused,
     /// 409: the uid precondition failed, the pod was recreated since it was observed.
     Replaced,
+    /// 404: the pod is gone (deleted since it was observed, not recreated yet).
+    Gone,
 }
 
 /// What the operator asked of the API server in one pass.
@@ -254,6 +256,12 @@ async fn pass(cluster: &Cluster, world: &World, admin: &FakeAdmin) -> Pass {
                         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                 "message": format!("Precondition failed: UID in precondition: {}, UID in object meta: uid-new", uid.clone().unwrap_or_default()),
                                 "reason": "Conflict", "code": 409}),
+                    ),
+                    Eviction::Gone => received.respond(
+                        StatusCode::NOT_FOUND,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                                "message": format!("pods \"{pod}\" not found"),
+                                "reason": "NotFound", "code": 404}),
                     ),
                 }
             } else if method == Method::GET && path == format!("{base}/persistentvolumeclaims") {
@@ -462,31 +470,38 @@ async fn a_refused_eviction_is_retried_later_and_not_counted_as_a_restart() {
 
 #[tokio::test]
 async fn a_pod_replaced_since_it_was_observed_is_not_evicted_again() {
-    let cluster = minimal_cluster();
-    let admin = cluster_admin(0, &[0, 1, 2], RF3);
-    let world = World {
-        stateful_set: Some((3, "10Gi".to_owned())),
-        pods: three_pods("rev-old"),
-        claims: BTreeMap::new(),
-        evictions: Eviction::Replaced,
-    };
-    let replaced = pass(&cluster, &world, &admin).await;
-    assert_eq!(
-        replaced.evictions,
-        [("demo-broker-1".to_owned(), Some("uid-1-0".to_owned()))]
-    );
-    assert!(
-        replaced.event("EvictionRefused").is_none(),
-        "{:?}",
-        replaced.events
-    );
-    assert!(
-        replaced.event("StepFailed").is_none(),
-        "{:?}",
-        replaced.events
-    );
-    assert_eq!(replaced.operation()["broker"], 1);
-    assert_eq!(replaced.operation()["step"], "Restarting");
+    for answer in [Eviction::Replaced, Eviction::Gone] {
+        let cluster = minimal_cluster();
+        let admin = cluster_admin(0, &[0, 1, 2], RF3);
+        let world = World {
+            stateful_set: Some((3, "10Gi".to_owned())),
+            pods: three_pods("rev-old"),
+            claims: BTreeMap::new(),
+            evictions: answer,
+        };
+        let replaced = pass(&cluster, &world, &admin).await;
+        assert_eq!(
+            replaced.evictions,
+            [("demo-broker-1".to_owned(), Some("uid-1-0".to_owned()))],
+            "{answer:?}"
+        );
+        for not_published in ["EvictionRefused", "StepFailed", "PodEvicted"] {
+            assert!(
+                replaced.event(not_published).is_none(),
+                "{answer:?}: {:?}",
+                replaced.events
+            );
+        }
+        assert!(
+            replaced
+                .event("PodAlreadyReplaced")
+                .is_some_and(|note| note.contains("demo-broker-1") && note.contains("not evicted")),
+            "{answer:?}: {:?}",
+            replaced.events
+        );
+        assert_eq!(replaced.operation()["broker"], 1);
+        assert_eq!(replaced.operation()["step"], "Restarting");
+    }
 }
 
 #[tokio::test]

@@ -213,6 +213,28 @@ impl Workload for KubeWorkload {
     }
 
     async fn restart(&self, broker: i32) -> Result<(), Error> {
+        self.evict(broker).await.map(|_| ())
+    }
+}
+
+/// What an eviction of a broker pod came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evicted {
+    /// The API server accepted the eviction: the pod is being deleted.
+    Accepted,
+    /// The pod observed was already gone (404) or replaced by a pod with another uid (409 on
+    /// the uid precondition): nothing was evicted, the StatefulSet recreated it from the
+    /// current template.
+    AlreadyReplaced {
+        /// The API server's answer.
+        message: String,
+    },
+}
+
+impl KubeWorkload {
+    /// Evicts the pod of `broker`, with the uid it was last observed with as a precondition
+    /// (see the module docs), and says whether the eviction happened.
+    pub async fn evict(&self, broker: i32) -> Result<Evicted, Error> {
         let pod = pod_name(&self.cluster, broker);
         let uid = self
             .observed_uids
@@ -239,7 +261,7 @@ impl Workload for KubeWorkload {
             .create_subresource("eviction", &pod, &PostParams::default(), &eviction)
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Evicted::Accepted),
             // Gone already, or a newer pod than the one observed (the uid precondition failed):
             // the StatefulSet recreated it, and it starts from the current template.
             Err(kube::Error::Api(status))
@@ -248,7 +270,9 @@ impl Workload for KubeWorkload {
                         && status.message.to_ascii_lowercase().contains("precondition")) =>
             {
                 tracing::info!(%pod, code = status.code, message = %status.message, "pod already replaced");
-                Ok(())
+                Ok(Evicted::AlreadyReplaced {
+                    message: status.message,
+                })
             }
             // 429: the PodDisruptionBudget allows no disruption now; 409 otherwise: the budget
             // was being updated by another eviction. Both are worth trying again later.
