@@ -220,11 +220,24 @@ fn describe(action: &Action, desired: &Desired, cluster: &str, workload: &Worklo
                 format!("StatefulSet replicas raised from {from} to {replicas}")
             }
         }
-        Action::Restart { broker } => format!(
-            "evicted pod {} to restart broker {broker} onto revision {}",
-            pod_name(cluster, *broker),
-            desired.revision
-        ),
+        Action::Restart { broker } => {
+            let pod = pod_name(cluster, *broker);
+            let for_resize = workload.brokers.iter().any(|b| {
+                b.id == *broker
+                    && b.resize_pending
+                    && b.revision.as_deref() == Some(desired.revision.as_str())
+            });
+            if for_resize {
+                format!(
+                    "evicted pod {pod} to restart broker {broker} for its filesystem resize: its volume grew and the filesystem grows only when the pod starts again (FileSystemResizePending)"
+                )
+            } else {
+                format!(
+                    "evicted pod {pod} to restart broker {broker} onto revision {}",
+                    desired.revision
+                )
+            }
+        }
         Action::Reassign { moves, throttle } => {
             let first: Vec<String> = moves
                 .iter()

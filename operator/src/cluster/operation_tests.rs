@@ -80,6 +80,8 @@ struct World {
     pods: Vec<PodSpec>,
     /// Claim name to its requested size.
     claims: BTreeMap<String, String>,
+    /// Claims whose status has `FileSystemResizePending=True`.
+    resize_pending: Vec<String>,
     /// How the API server answers evictions.
     evictions: Eviction,
 }
@@ -161,6 +163,18 @@ fn claim_json(name: &str, size: &str) -> Value {
     })
 }
 
+/// A claim whose volume grew and whose filesystem grows when its pod starts again.
+fn resize_pending_claim_json(name: &str, size: &str) -> Value {
+    let mut claim = claim_json(name, size);
+    claim["status"] = json!({
+        "phase": "Bound",
+        "capacity": {"storage": size},
+        "conditions": [{"type": "FileSystemResizePending", "status": "True",
+                        "message": "Waiting for user to (re-)start a pod to finish file system resize of volume on node."}],
+    });
+    claim
+}
+
 /// Runs one reconcile of `cluster` against `world` and `admin`, answering every request the
 /// way the API server would, and returns what was asked. A request outside what a Cluster
 /// pass may make fails the test.
@@ -178,7 +192,13 @@ async fn pass(cluster: &Cluster, world: &World, admin: &FakeAdmin) -> Pass {
     let claims: Vec<Value> = world
         .claims
         .iter()
-        .map(|(name, size)| claim_json(name, size))
+        .map(|(name, size)| {
+            if world.resize_pending.contains(name) {
+                resize_pending_claim_json(name, size)
+            } else {
+                claim_json(name, size)
+            }
+        })
         .collect();
     let answer = world.evictions;
     let cluster_value = serde_json::to_value(cluster).expect("cluster serializes");
@@ -367,6 +387,7 @@ async fn old_revision_pods_are_evicted_one_at_a_time_each_after_the_last_caught_
         stateful_set: Some((3, "10Gi".to_owned())),
         pods: three_pods("rev-old"),
         claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
         evictions: Eviction::Granted,
     };
 
@@ -425,6 +446,7 @@ async fn a_crash_looping_pod_is_evicted_first() {
         stateful_set: Some((3, "10Gi".to_owned())),
         pods,
         claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
         evictions: Eviction::Granted,
     };
     let first = pass(&cluster, &world, &admin).await;
@@ -442,6 +464,7 @@ async fn a_refused_eviction_is_retried_later_and_not_counted_as_a_restart() {
         stateful_set: Some((3, "10Gi".to_owned())),
         pods: three_pods("rev-old"),
         claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
         evictions: Eviction::Refused,
     };
     let refused = pass(&cluster, &world, &admin).await;
@@ -477,6 +500,7 @@ async fn a_pod_replaced_since_it_was_observed_is_not_evicted_again() {
             stateful_set: Some((3, "10Gi".to_owned())),
             pods: three_pods("rev-old"),
             claims: BTreeMap::new(),
+            resize_pending: Vec::new(),
             evictions: answer,
         };
         let replaced = pass(&cluster, &world, &admin).await;
@@ -514,6 +538,7 @@ async fn scale_down_keeps_four_replicas_until_broker_3_is_empty_then_lowers_to_t
         stateful_set: Some((4, "10Gi".to_owned())),
         pods: (0..4).map(|id| PodSpec::new(id, &revision)).collect(),
         claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
         evictions: Eviction::Granted,
     };
 
@@ -581,6 +606,7 @@ async fn scale_down_below_a_topic_replication_factor_is_refused_with_a_condition
         stateful_set: Some((3, "10Gi".to_owned())),
         pods: three_pods(&revision),
         claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
         evictions: Eviction::Granted,
     };
     let refused = pass(&cluster, &world, &admin).await;
@@ -618,6 +644,7 @@ async fn raising_the_storage_size_grows_each_smaller_claim() {
             ("data-demo-broker-1".to_owned(), "50Gi".to_owned()),
             ("data-demo-broker-2".to_owned(), "10Gi".to_owned()),
         ]),
+        resize_pending: Vec::new(),
         evictions: Eviction::Granted,
     };
     let grown = pass(&cluster, &world, &admin).await;
@@ -639,4 +666,71 @@ async fn raising_the_storage_size_grows_each_smaller_claim() {
     // The StatefulSet's claim template cannot change: it keeps the size it was made with.
     assert_eq!(grown.applied_claim_size.as_deref(), Some("10Gi"));
     assert_eq!(grown.applied_replicas, Some(3));
+}
+
+#[tokio::test]
+async fn a_claim_whose_filesystem_resize_waits_for_a_restart_gets_its_broker_restarted_once() {
+    let mut cluster = minimal_cluster();
+    cluster.spec.storage.size = "20Gi".to_owned();
+    let revision = desired(&cluster).revision;
+    let admin = cluster_admin(0, &[0, 1, 2], RF3);
+    let claims: BTreeMap<String, String> = (0..3)
+        .map(|id| (format!("data-demo-broker-{id}"), "20Gi".to_owned()))
+        .collect();
+    let mut world = World {
+        stateful_set: Some((3, "10Gi".to_owned())),
+        pods: three_pods(&revision),
+        claims,
+        resize_pending: vec!["data-demo-broker-2".to_owned()],
+        evictions: Eviction::Granted,
+    };
+
+    // Every broker runs the desired revision; only broker 2's claim waits for a restart.
+    let first = pass(&cluster, &world, &admin).await;
+    assert_eq!(
+        first.evictions,
+        [("demo-broker-2".to_owned(), Some("uid-2-0".to_owned()))]
+    );
+    assert!(first.claims_grown.is_empty(), "{:?}", first.claims_grown);
+    assert!(
+        first.event("PodEvicted").is_some_and(
+            |note| note.contains("demo-broker-2") && note.contains("filesystem resize")
+        ),
+        "{:?}",
+        first.events
+    );
+    assert_eq!(first.operation()["kind"], "RollingUpgrade");
+    assert!(
+        first.operation()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("FileSystemResizePending")),
+        "{}",
+        first.operation()
+    );
+
+    // The pod is being recreated and the condition is still there: nothing else is evicted.
+    let cluster = after(&cluster, &first);
+    world.pods[2].ready = false;
+    world.pods[2].generation += 1;
+    let starting = pass(&cluster, &world, &admin).await;
+    assert!(starting.evictions.is_empty(), "{:?}", starting.evictions);
+
+    // The pod runs again and its filesystem grew: the condition is gone, nothing more happens.
+    let mut cluster = after(&cluster, &starting);
+    recreate(&mut world, 2, &revision);
+    world.resize_pending.clear();
+    for _ in 0..3 {
+        let settled = pass(&cluster, &world, &admin).await;
+        assert!(settled.evictions.is_empty(), "{:?}", settled.evictions);
+        assert!(settled.event("PodEvicted").is_none());
+        cluster = after(&cluster, &settled);
+    }
+    assert!(
+        cluster
+            .status
+            .as_ref()
+            .is_some_and(|s| s.operation.is_none()),
+        "{:?}",
+        cluster.status.as_ref().map(|s| &s.operation)
+    );
 }

@@ -152,6 +152,7 @@ pub async fn reconcile<F: AdminFactory>(
                 &namespace,
                 &name,
                 &cluster.spec.storage.size,
+                &objects.claims,
             )
             .await?;
             publish_expansion(&ctx, &reference, &cluster, &expansion).await;
@@ -160,7 +161,7 @@ pub async fn reconcile<F: AdminFactory>(
     };
 
     let answers = ask_brokers(&ctx.admin, &cluster, &namespace, &objects.pods).await;
-    let workload_state = workload_state(&name, sts.as_ref(), &objects.pods);
+    let workload_state = workload_state(&name, sts.as_ref(), &objects.pods, &objects.claims);
     let outcome = operation::run(
         &ctx,
         &cluster,

@@ -23,8 +23,8 @@ fn empty_pod_list() -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []})
 }
 
-/// A pass starts by observing the workload: the StatefulSet (none yet) and the broker pods,
-/// listed by the Cluster's selector labels.
+/// A pass starts by observing the workload: the StatefulSet (none yet), the broker pods and
+/// the claims (none), listed by the Cluster's selector labels.
 async fn expect_observation(api: &mut ApiServerVerifier, pods: &serde_json::Value) {
     expect_observation_of(api, None, pods).await;
 }
@@ -55,6 +55,23 @@ async fn expect_observation_of(
         list.query
     );
     list.respond(StatusCode::OK, pods);
+    let claims = api
+        .expect(
+            Method::GET,
+            &format!("/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims"),
+        )
+        .await;
+    assert!(
+        claims
+            .query
+            .contains("labelSelector=app.kubernetes.io%2Fcomponent%3Dbroker"),
+        "{}",
+        claims.query
+    );
+    claims.respond(
+        StatusCode::OK,
+        &json!({"apiVersion": "v1", "kind": "PersistentVolumeClaimList", "metadata": {}, "items": []}),
+    );
 }
 
 #[tokio::test]

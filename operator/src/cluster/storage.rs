@@ -5,6 +5,12 @@
 //! and the CRD's CEL rule refuses a smaller `spec.storage.size`. The StatefulSet's volume claim
 //! template keeps the size it was created with (Kubernetes does not let it change), so a claim
 //! created later by a scale-up starts at that size and is grown by the next pass.
+//!
+//! Some CSI drivers grow the filesystem only when the pod using the volume starts again: the
+//! claim then reports `FileSystemResizePending=True` ([`resize_pending`]), and the day-2 roll
+//! restarts that broker, one at a time and under the same rules as a revision change.
+
+use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -16,6 +22,8 @@ use crate::error::Error;
 
 /// Name of the volume claim template whose claims hold the broker data.
 const DATA_CLAIM: &str = "data";
+/// The claim condition of a volume whose filesystem grows when its pod restarts.
+pub const FILE_SYSTEM_RESIZE_PENDING: &str = "FileSystemResizePending";
 
 /// What one pass did to the claims.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,29 +35,38 @@ pub struct Expansion {
     pub refused: Vec<(String, String)>,
 }
 
-/// Patches `requests.storage` of each broker claim of `cluster` that asks for less than
-/// `size`.
-pub async fn expand_claims(
-    client: Client,
+/// The PersistentVolumeClaims of `cluster`, listed by its selector labels.
+pub async fn list_claims(
+    api: &Api<PersistentVolumeClaim>,
     namespace: &str,
     cluster: &str,
-    size: &str,
-) -> Result<Expansion, Error> {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(client, namespace);
+) -> Result<Vec<PersistentVolumeClaim>, Error> {
     let selector = selector_labels(cluster)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let claims = api
+    Ok(api
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(Error::kube(format!(
             "list PersistentVolumeClaims of Cluster {namespace}/{cluster}"
         )))?
-        .items;
+        .items)
+}
+
+/// Patches `requests.storage` of each broker claim of `cluster` among `claims` (as
+/// [`list_claims`] found them) that asks for less than `size`.
+pub async fn expand_claims(
+    client: Client,
+    namespace: &str,
+    cluster: &str,
+    size: &str,
+    claims: &[PersistentVolumeClaim],
+) -> Result<Expansion, Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client, namespace);
     let mut expansion = Expansion::default();
-    for name in claims_to_expand(cluster, &claims, size) {
+    for name in claims_to_expand(cluster, claims, size) {
         let patch = json!({"spec": {"resources": {"requests": {"storage": size}}}});
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
@@ -74,6 +91,37 @@ pub async fn expand_claims(
     Ok(expansion)
 }
 
+/// The broker id whose data claim `claim` is: the ordinal after `data-<cluster>-broker-`.
+fn claim_broker(cluster: &str, claim: &PersistentVolumeClaim) -> Option<i32> {
+    let prefix = format!("{DATA_CLAIM}-{}-", stateful_set_name(cluster));
+    let ordinal = claim
+        .name_any()
+        .strip_prefix(&prefix)?
+        .parse::<u32>()
+        .ok()?;
+    i32::try_from(ordinal).ok()
+}
+
+/// The brokers whose data claim has the condition `FileSystemResizePending=True`: the volume
+/// grew, and its CSI driver grows the filesystem only when the pod using it starts again.
+pub fn resize_pending(cluster: &str, claims: &[PersistentVolumeClaim]) -> BTreeSet<i32> {
+    claims
+        .iter()
+        .filter(|claim| {
+            claim
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|conditions| {
+                    conditions
+                        .iter()
+                        .any(|c| c.type_ == FILE_SYSTEM_RESIZE_PENDING && c.status == "True")
+                })
+        })
+        .filter_map(|claim| claim_broker(cluster, claim))
+        .collect()
+}
+
 /// The broker data claims of `cluster` among `claims` whose storage request is below `size`,
 /// sorted by name. A claim whose request cannot be read is left alone.
 pub fn claims_to_expand(
@@ -84,15 +132,9 @@ pub fn claims_to_expand(
     let Some(wanted) = quantity_bytes(size) else {
         return Vec::new();
     };
-    let prefix = format!("{DATA_CLAIM}-{}-", stateful_set_name(cluster));
     let mut names: Vec<String> = claims
         .iter()
-        .filter(|claim| {
-            claim
-                .name_any()
-                .strip_prefix(&prefix)
-                .is_some_and(|ordinal| ordinal.parse::<u32>().is_ok())
-        })
+        .filter(|claim| claim_broker(cluster, claim).is_some())
         .filter(|claim| {
             claim
                 .spec
@@ -168,7 +210,10 @@ pub fn quantity_bytes(quantity: &str) -> Option<u128> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, VolumeResourceRequirements};
+    use k8s_openapi::api::core::v1::{
+        PersistentVolumeClaimCondition, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
+        VolumeResourceRequirements,
+    };
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use kube::api::ObjectMeta;
 
@@ -223,6 +268,52 @@ mod tests {
             }),
             ..PersistentVolumeClaim::default()
         }
+    }
+
+    fn with_condition(
+        mut claim: PersistentVolumeClaim,
+        type_: &str,
+        status: &str,
+    ) -> PersistentVolumeClaim {
+        claim.status = Some(PersistentVolumeClaimStatus {
+            conditions: Some(vec![PersistentVolumeClaimCondition {
+                type_: type_.to_owned(),
+                status: status.to_owned(),
+                ..PersistentVolumeClaimCondition::default()
+            }]),
+            ..PersistentVolumeClaimStatus::default()
+        });
+        claim
+    }
+
+    #[test]
+    fn brokers_whose_claim_waits_for_a_restart_to_grow_the_filesystem() {
+        let claims = [
+            with_condition(
+                claim("data-demo-broker-0", "20Gi"),
+                FILE_SYSTEM_RESIZE_PENDING,
+                "True",
+            ),
+            with_condition(
+                claim("data-demo-broker-1", "20Gi"),
+                FILE_SYSTEM_RESIZE_PENDING,
+                "False",
+            ),
+            with_condition(claim("data-demo-broker-2", "20Gi"), "Resizing", "True"),
+            claim("data-demo-broker-3", "20Gi"),
+            with_condition(
+                claim("data-demo-broker-tools-0", "1Gi"),
+                FILE_SYSTEM_RESIZE_PENDING,
+                "True",
+            ),
+            with_condition(
+                claim("data-demo-broker-4", "20Gi"),
+                FILE_SYSTEM_RESIZE_PENDING,
+                "True",
+            ),
+        ];
+        assert_eq!(resize_pending("demo", &claims), BTreeSet::from([0, 4]));
+        assert!(resize_pending("other", &claims).is_empty());
     }
 
     #[test]

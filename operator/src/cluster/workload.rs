@@ -4,7 +4,9 @@
 //! - observe: the StatefulSet's `spec.replicas` and one [`WorkloadBroker`] per pod (id from
 //!   the ordinal, revision from the pod's `strom.io/revision` annotation, ready from its
 //!   `Ready` condition, restarting while it is being deleted or while a pod the StatefulSet
-//!   should run is missing, crash-looping when a container waits in `CrashLoopBackOff`);
+//!   should run is missing, crash-looping when a container waits in `CrashLoopBackOff`, its
+//!   volume's filesystem resize pending when its data claim reports
+//!   `FileSystemResizePending=True`);
 //! - scale: a merge patch of the StatefulSet's `spec.replicas` (the next apply of the
 //!   StatefulSet carries the replicas the workload runs, so the two agree);
 //! - restart: an eviction of the pod (`pods/eviction`), not a delete. An eviction is checked
@@ -19,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::Eviction;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -28,6 +30,7 @@ use serde_json::json;
 
 use super::builders::{FIELD_MANAGER, pod_name, selector_labels, stateful_set_name};
 use super::status::pod_ready;
+use super::storage::{list_claims, resize_pending};
 use crate::day2::revision::REVISION_ANNOTATION;
 use crate::day2::{Workload, WorkloadBroker, WorkloadState};
 use crate::error::Error;
@@ -39,6 +42,7 @@ const CRASH_LOOP_BACK_OFF: &str = "CrashLoopBackOff";
 pub struct KubeWorkload {
     pods: Api<Pod>,
     stateful_sets: Api<StatefulSet>,
+    claims: Api<PersistentVolumeClaim>,
     namespace: String,
     cluster: String,
     /// Per broker, the uid of its pod at the last observation.
@@ -61,6 +65,8 @@ pub struct WorkloadObjects {
     pub stateful_set: Option<StatefulSet>,
     /// The Cluster's broker pods.
     pub pods: Vec<Pod>,
+    /// The Cluster's PersistentVolumeClaims (the brokers' data claims).
+    pub claims: Vec<PersistentVolumeClaim>,
 }
 
 impl KubeWorkload {
@@ -68,15 +74,16 @@ impl KubeWorkload {
     pub fn new(client: Client, namespace: &str, cluster: &str) -> Self {
         Self {
             pods: Api::namespaced(client.clone(), namespace),
-            stateful_sets: Api::namespaced(client, namespace),
+            stateful_sets: Api::namespaced(client.clone(), namespace),
+            claims: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             cluster: cluster.to_owned(),
             observed_uids: Mutex::new(BTreeMap::new()),
         }
     }
 
-    /// GETs the StatefulSet and lists the broker pods, remembering each pod's uid for
-    /// [`Workload::restart`].
+    /// GETs the StatefulSet and lists the broker pods and the Cluster's claims, remembering
+    /// each pod's uid for [`Workload::restart`].
     pub async fn fetch(&self) -> Result<WorkloadObjects, Error> {
         let sts_name = stateful_set_name(&self.cluster);
         let stateful_set = self
@@ -109,7 +116,12 @@ impl KubeWorkload {
             .observed_uids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = uids;
-        Ok(WorkloadObjects { stateful_set, pods })
+        let claims = list_claims(&self.claims, &self.namespace, &self.cluster).await?;
+        Ok(WorkloadObjects {
+            stateful_set,
+            pods,
+            claims,
+        })
     }
 
     /// The broker id of `pod`, when it is one of this Cluster's broker pods.
@@ -121,7 +133,12 @@ impl KubeWorkload {
 impl WorkloadObjects {
     /// The workload as the day-2 plan reads it.
     pub fn state(&self, cluster: &str) -> WorkloadState {
-        workload_state(cluster, self.stateful_set.as_ref(), &self.pods)
+        workload_state(
+            cluster,
+            self.stateful_set.as_ref(),
+            &self.pods,
+            &self.claims,
+        )
     }
 }
 
@@ -131,16 +148,18 @@ fn broker_id(cluster: &str, pod: &Pod) -> Option<i32> {
     pod.name_any().strip_prefix(&prefix)?.parse::<i32>().ok()
 }
 
-/// The workload of `cluster` from its StatefulSet and pods: `replicas` is the StatefulSet's
-/// `spec.replicas` (0 without a StatefulSet), and every broker id below it without a pod is
-/// listed as restarting (the StatefulSet controller is about to create it).
+/// The workload of `cluster` from its StatefulSet, pods and claims: `replicas` is the
+/// StatefulSet's `spec.replicas` (0 without a StatefulSet), and every broker id below it
+/// without a pod is listed as restarting (the StatefulSet controller is about to create it).
 pub fn workload_state(
     cluster: &str,
     stateful_set: Option<&StatefulSet>,
     pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
 ) -> WorkloadState {
     // The API server defaults `spec.replicas` to 1.
     let replicas = stateful_set.map_or(0, |sts| sts.spec.replicas.unwrap_or(1));
+    let resizing = resize_pending(cluster, claims);
     let mut brokers: BTreeMap<i32, WorkloadBroker> = pods
         .iter()
         .filter_map(|pod| {
@@ -153,6 +172,7 @@ pub fn workload_state(
                     ready: pod_ready(pod),
                     restarting: pod.metadata.deletion_timestamp.is_some(),
                     crash_looping: crash_looping(pod),
+                    resize_pending: resizing.contains(&id),
                 },
             ))
         })
@@ -164,6 +184,7 @@ pub fn workload_state(
             ready: false,
             restarting: true,
             crash_looping: false,
+            resize_pending: resizing.contains(&id),
         });
     }
     WorkloadState {
@@ -338,6 +359,7 @@ mod tests {
             ready,
             restarting: false,
             crash_looping: false,
+            resize_pending: false,
         }
     }
 
@@ -348,7 +370,7 @@ mod tests {
             pod(0, Some("r1"), true),
             pod(1, None, true),
         ];
-        let state = workload_state("demo", Some(&sts(3)), &pods);
+        let state = workload_state("demo", Some(&sts(3)), &pods, &[]);
         assert_eq!(
             state,
             WorkloadState {
@@ -369,7 +391,7 @@ mod tests {
             Timestamp::from_second(1_767_225_600).expect("valid timestamp"),
         ));
         let pods = [pod(0, Some("r1"), true), terminating];
-        let state = workload_state("demo", Some(&sts(3)), &pods);
+        let state = workload_state("demo", Some(&sts(3)), &pods, &[]);
         let restarting: Vec<(i32, bool, bool)> = state
             .brokers
             .iter()
@@ -399,7 +421,7 @@ mod tests {
                 ..ContainerStatus::default()
             }]);
         }
-        let state = workload_state("demo", Some(&sts(2)), &[pod(0, None, true), looping]);
+        let state = workload_state("demo", Some(&sts(2)), &[pod(0, None, true), looping], &[]);
         assert_eq!(
             state
                 .brokers
@@ -423,7 +445,7 @@ mod tests {
             pod(3, None, true),
             other,
         ];
-        let state = workload_state("demo", Some(&sts(3)), &pods);
+        let state = workload_state("demo", Some(&sts(3)), &pods, &[]);
         assert_eq!(
             state.brokers.iter().map(|b| b.id).collect::<Vec<_>>(),
             [0, 1, 2, 3]
@@ -434,7 +456,7 @@ mod tests {
     #[test]
     fn no_stateful_set_runs_nothing() {
         assert_eq!(
-            workload_state("demo", None, &[]),
+            workload_state("demo", None, &[], &[]),
             WorkloadState {
                 replicas: 0,
                 brokers: Vec::new()

@@ -20,6 +20,9 @@ pub struct WorkloadBroker {
     /// It keeps failing to start (CrashLoopBackOff; a local process that exited more than
     /// once since its last start).
     pub crash_looping: bool,
+    /// Its data volume grew and the filesystem grows only when it restarts (its claim reports
+    /// `FileSystemResizePending=True`); never for a local process.
+    pub resize_pending: bool,
 }
 
 /// The workload: how many brokers it is set to run and the ones that exist.

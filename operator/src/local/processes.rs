@@ -524,6 +524,7 @@ impl Workload for LocalWorkload {
                 ready: false,
                 restarting: false,
                 crash_looping: slot.exits >= CRASH_LOOP_EXITS,
+                resize_pending: false,
             });
             probes.push(running);
         }

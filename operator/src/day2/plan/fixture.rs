@@ -46,6 +46,7 @@ pub(crate) fn cluster(brokers: i32, revision: &str) -> Observed {
                     ready: true,
                     restarting: false,
                     crash_looping: false,
+                    resize_pending: false,
                 })
                 .collect(),
         },
@@ -284,6 +285,8 @@ impl Simulator {
                 b.ready = true;
                 b.restarting = false;
                 b.crash_looping = false;
+                // A started pod's filesystem is grown to its volume.
+                b.resize_pending = false;
             }
             let state = admin(&mut self.observed);
             if let Some(b) = state.brokers.iter_mut().find(|b| b.id == id) {
@@ -356,6 +359,7 @@ impl Simulator {
                             ready: true,
                             restarting: false,
                             crash_looping: false,
+                            resize_pending: false,
                         });
                         state.brokers.push(RegisteredBroker {
                             id,

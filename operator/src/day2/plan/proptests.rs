@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use strom_admin::TopicPartition;
 
 use super::fixture::{NEW, OLD, Simulator, admin, at, cluster, desired, refresh_log_dirs};
-use super::roll::needs_restart;
+use super::roll::awaits_restart;
 use super::*;
 use crate::day2::action::Action;
 use crate::day2::observed::{Observed, PartitionView};
@@ -160,7 +160,7 @@ fn check(desired: &Desired, observed: &Observed, plan: &Plan) -> Result<(), Test
                 );
                 if state.controller == Some(b) {
                     prop_assert!(
-                        !needs_restart(other, &desired.revision),
+                        !awaits_restart(other, &desired.revision, &[]),
                         "controller {b} restarted before {}",
                         other.id
                     );

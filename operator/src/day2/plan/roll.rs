@@ -1,4 +1,6 @@
-//! Rolling restarts onto the desired revision, one broker at a time.
+//! Rolling restarts onto the desired revision, one broker at a time. A broker whose volume's
+//! filesystem grows only on a restart (its claim reports `FileSystemResizePending`) is restarted
+//! by the same roll, once per operation, even when it runs the desired revision.
 //!
 //! Order: brokers that are not ready or crash-looping first (they serve nothing), then the
 //! brokers that are not controller voters, then the voters, the active controller last. A broker
@@ -41,9 +43,12 @@ pub(super) fn plan(ctx: &Ctx<'_>, previous: Option<&OperationStatus>) -> Option<
         op.revision = Some(desired.revision.clone());
     }
 
+    // A broker restarted in this operation is not restarted again for its filesystem resize:
+    // the restart was its chance, and a driver slow to clear the condition must not make the
+    // roll restart it twice.
     let mut pending: Vec<&WorkloadBroker> = ctx
         .members()
-        .filter(|b| needs_restart(b, &desired.revision))
+        .filter(|b| awaits_restart(b, &desired.revision, &op.done))
         .collect();
     if pending.is_empty() {
         // Nothing to restart: a roll that ran ends with a preferred-leader election.
@@ -64,7 +69,7 @@ pub(super) fn plan(ctx: &Ctx<'_>, previous: Option<&OperationStatus>) -> Option<
     if !blockers.is_empty() {
         why.push(blocked_message(ctx, candidate, &blockers));
     }
-    why.extend(not_now(ctx, candidate));
+    why.extend(not_now(ctx, candidate, &op.done));
     if !why.is_empty() {
         set_step(&mut op, STEP_BLOCKED, Some(candidate), ctx.now);
         op.message = Some(why.join("; "));
@@ -75,13 +80,33 @@ pub(super) fn plan(ctx: &Ctx<'_>, previous: Option<&OperationStatus>) -> Option<
     Some(restart(ctx, op, candidate))
 }
 
+/// Whether this roll is still to restart `broker`: it runs an older revision than
+/// `revision`, or its filesystem resize is pending and it was not restarted in this operation
+/// (one of `done`).
+pub(super) fn awaits_restart(broker: &WorkloadBroker, revision: &str, done: &[i32]) -> bool {
+    runs_old_revision(broker, revision) || (broker.resize_pending && !done.contains(&broker.id))
+}
+
 /// Whether `broker` runs another revision than `revision`. One that runs but reports none (it
 /// was started before revisions were recorded) is restarted too; one without a revision that is
 /// not ready is still starting.
-pub(super) fn needs_restart(broker: &WorkloadBroker, revision: &str) -> bool {
+fn runs_old_revision(broker: &WorkloadBroker, revision: &str) -> bool {
     match &broker.revision {
         Some(r) => r != revision,
         None => broker.ready,
+    }
+}
+
+/// Why `broker` is restarted, for the operation's message.
+fn restart_purpose(ctx: &Ctx<'_>, broker: i32) -> String {
+    let revision = &ctx.desired.revision;
+    match ctx.broker(broker) {
+        Some(b) if b.resize_pending && !runs_old_revision(b, revision) => {
+            "to finish growing its volume's filesystem (its claim reports \
+             FileSystemResizePending)"
+                .to_owned()
+        }
+        _ => format!("onto revision {revision}"),
     }
 }
 
@@ -114,7 +139,7 @@ fn in_step(ctx: &Ctx<'_>, op: &mut OperationStatus, restarted_onto: Option<&str>
     let new_revision = state
         .and_then(|b| b.revision.as_deref())
         .is_some_and(|r| r == revision || Some(r) == restarted_onto);
-    let lagging = lagging(ctx, broker);
+    let lagging = lagging(ctx, broker, &op.done);
 
     if new_revision && ctx.serving(broker) {
         if lagging.is_empty() {
@@ -210,15 +235,17 @@ fn restart(ctx: &Ctx<'_>, mut op: OperationStatus, broker: i32) -> Plan {
     op.broker = Some(broker);
     op.step_started_at = Some(ctx.now.clone());
     op.message = Some(format!(
-        "restarting broker {broker} onto revision {} (attempt {} of {})",
-        ctx.desired.revision, op.attempts, ctx.desired.policy.max_restart_attempts
+        "restarting broker {broker} {} (attempt {} of {})",
+        restart_purpose(ctx, broker),
+        op.attempts,
+        ctx.desired.policy.max_restart_attempts
     ));
     act(Action::Restart { broker }, op)
 }
 
 /// Why no broker may be restarted now: a reassignment runs, another broker is being restarted
 /// or does not serve, or a partition is short of an in-sync replica on another broker.
-fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Vec<String> {
+fn not_now(ctx: &Ctx<'_>, candidate: i32, done: &[i32]) -> Vec<String> {
     let mut why = Vec::new();
     let moving = ctx.reassigning();
     if !moving.is_empty() {
@@ -232,7 +259,7 @@ fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Vec<String> {
         .members()
         .filter(|b| b.id != candidate)
         .filter(|b| {
-            b.restarting || (!needs_restart(b, &ctx.desired.revision) && !ctx.serving(b.id))
+            b.restarting || (!awaits_restart(b, &ctx.desired.revision, done) && !ctx.serving(b.id))
         })
         .map(|b| b.id)
         .collect();
@@ -243,7 +270,7 @@ fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Vec<String> {
             list(&others, 10)
         ));
     }
-    let short = under_replicated(ctx, candidate);
+    let short = under_replicated(ctx, candidate, done);
     if !short.is_empty() {
         why.push(format!(
             "waiting for under-replicated partition(s) {} to catch up before restarting broker \
@@ -255,12 +282,12 @@ fn not_now(ctx: &Ctx<'_>, candidate: i32) -> Vec<String> {
 }
 
 /// Partitions short of an in-sync replica on a broker other than `broker`, leaving out brokers
-/// that are down on an old revision (the roll restarts them in turn; waiting for them to catch
-/// up first would wait forever).
-fn under_replicated(ctx: &Ctx<'_>, broker: i32) -> Vec<TopicPartition> {
+/// that are down and still to be restarted (the roll restarts them in turn; waiting for them to
+/// catch up first would wait forever).
+fn under_replicated(ctx: &Ctx<'_>, broker: i32, done: &[i32]) -> Vec<TopicPartition> {
     let awaiting_restart = |id: i32| {
         ctx.broker(id)
-            .is_some_and(|b| needs_restart(b, &ctx.desired.revision) && !ctx.serving(id))
+            .is_some_and(|b| awaits_restart(b, &ctx.desired.revision, done) && !ctx.serving(id))
     };
     ctx.admin
         .partitions
@@ -350,7 +377,7 @@ fn blocked_message(ctx: &Ctx<'_>, broker: i32, blockers: &[Blocker]) -> String {
 /// The partitions that keep a restarted `broker` from counting as caught up: the ones hosting
 /// it whose ISR lacks it, and the ones under-replicated on another broker (the next restart
 /// must not take a replica from a partition still short of one).
-fn lagging(ctx: &Ctx<'_>, broker: i32) -> Vec<TopicPartition> {
+fn lagging(ctx: &Ctx<'_>, broker: i32, done: &[i32]) -> Vec<TopicPartition> {
     let mut lagging: Vec<TopicPartition> = ctx
         .admin
         .partitions
@@ -358,7 +385,7 @@ fn lagging(ctx: &Ctx<'_>, broker: i32) -> Vec<TopicPartition> {
         .filter(|p| p.replicas.contains(&broker) && !p.isr.contains(&broker))
         .map(|p| p.partition.clone())
         .collect();
-    lagging.extend(under_replicated(ctx, broker));
+    lagging.extend(under_replicated(ctx, broker, done));
     lagging.sort();
     lagging.dedup();
     lagging

@@ -313,6 +313,80 @@ fn a_restart_again_the_disruption_budget_keeps_refusing_ends_reported() {
 }
 
 #[test]
+fn brokers_whose_filesystem_resize_waits_for_a_restart_are_rolled_one_at_a_time_controller_last() {
+    let mut observed = cluster(3, NEW);
+    admin(&mut observed).controller = Some(1);
+    add_topic(&mut observed, "orders", 6, 3, 2, &[0, 1, 2]);
+    for b in &mut observed.workload.brokers {
+        b.resize_pending = true;
+    }
+    let first = plan(&desired(3), &observed, None, at(0));
+    assert_eq!(restart_of(&first), Some(0));
+    let op = first.operation.clone().expect("operation");
+    assert_eq!(op.kind, OperationKind::RollingUpgrade);
+    let message = op.message.expect("message");
+    assert!(message.contains("FileSystemResizePending"), "{message}");
+
+    // The simulator brings a restarted broker back with its filesystem grown.
+    let mut sim = Simulator::new(observed, desired(3));
+    let plans = sim.run(100);
+    assert_eq!(sim.restarts, vec![0, 2, 1], "one each, the controller last");
+    assert_eq!(plans.last().map(|p| &p.action), Some(&Action::Idle));
+    assert!(
+        sim.observed
+            .workload
+            .brokers
+            .iter()
+            .all(|b| !b.resize_pending)
+    );
+}
+
+#[test]
+fn a_resize_restart_waits_like_a_roll_and_a_slow_condition_restarts_nothing_twice() {
+    let mut observed = cluster(3, NEW);
+    admin(&mut observed).controller = Some(2);
+    add_topic(&mut observed, "orders", 6, 3, 2, &[0, 1, 2]);
+    observed.workload.brokers[0].resize_pending = true;
+    observed.workload.brokers[1].resize_pending = true;
+    // Broker 1 fell behind on orders-0: restarting broker 0 would leave one in-sync replica.
+    partition(&mut observed, "orders", 0).isr = vec![0, 2];
+    let blocked = plan(&desired(3), &observed, None, at(0));
+    assert_eq!(blocked.action, Action::Wait);
+    assert!(
+        blocked
+            .blockers
+            .iter()
+            .any(|b| matches!(b, Blocker::UnderMinIsr { broker: 0, .. })),
+        "{:?}",
+        blocked.blockers
+    );
+    partition(&mut observed, "orders", 0).isr = vec![0, 1, 2];
+    let restarted = plan(&desired(3), &observed, blocked.operation.as_ref(), at(10));
+    assert_eq!(restart_of(&restarted), Some(0));
+
+    // Broker 0 is back while its claim still reports the condition: it counts as done, and
+    // only broker 1 is restarted next.
+    let back = plan(&desired(3), &observed, restarted.operation.as_ref(), at(40));
+    assert_eq!(restart_of(&back), Some(1));
+    assert_eq!(
+        back.operation.as_ref().map(|o| o.done.clone()),
+        Some(vec![0])
+    );
+    let done = plan(&desired(3), &observed, back.operation.as_ref(), at(70));
+    assert_ne!(restart_of(&done), Some(0), "{done:?}");
+    assert_ne!(restart_of(&done), Some(1), "{done:?}");
+
+    // Once the conditions are gone a settled cluster is idle.
+    for b in &mut observed.workload.brokers {
+        b.resize_pending = false;
+    }
+    assert_eq!(
+        plan(&desired(3), &observed, None, at(100)).action,
+        Action::Idle
+    );
+}
+
+#[test]
 fn a_new_revision_during_a_roll_starts_over_after_the_broker_in_flight() {
     let mut sim = Simulator::new(old_cluster(3, 2), desired(3));
     sim.step();
@@ -743,6 +817,7 @@ fn brokers_a_scale_down_is_stopping_are_not_rolled_and_do_not_hold_the_roll() {
             ready: false,
             restarting: false,
             crash_looping: false,
+            resize_pending: false,
         });
     let next = plan(&desired(3), &observed, None, at(0));
     assert_eq!(restart_of(&next), Some(0));
