@@ -12,11 +12,19 @@ use strom_crds::Cluster;
 
 use super::builders::{BuildDefaults, StatefulSetInputs, stateful_set};
 use super::reconcile;
-use crate::day2::revision::{REVISION_ANNOTATION, desired};
+use crate::day2::revision::REVISION_ANNOTATION;
 use crate::fixtures::{
     AdminCall, FakeAdmin, FakeReplicas, NAMESPACE, cluster_view, demo_bootstrap,
     demo_broker_address, minimal_cluster, run_scenario, test_context,
 };
+
+/// The day-2 target of `cluster` under the test context's operator defaults.
+fn desired(cluster: &Cluster) -> crate::day2::Desired {
+    super::builders::desired(
+        cluster,
+        &BuildDefaults::from_image_reference("ghcr.io/strom-io/strom-broker:0.1.0"),
+    )
+}
 
 /// One broker pod as the mock API server lists it.
 #[derive(Debug, Clone)]
@@ -732,5 +740,34 @@ async fn a_claim_whose_filesystem_resize_waits_for_a_restart_gets_its_broker_res
             .is_some_and(|s| s.operation.is_none()),
         "{:?}",
         cluster.status.as_ref().map(|s| &s.operation)
+    );
+}
+
+#[tokio::test]
+async fn a_new_default_broker_image_of_the_operator_rolls_the_brokers() {
+    let cluster = minimal_cluster();
+    // The pods were started by an operator whose `--broker-image` was 0.0.9; this one's is 0.1.0.
+    let before = super::builders::desired(
+        &cluster,
+        &BuildDefaults::from_image_reference("ghcr.io/strom-io/strom-broker:0.0.9"),
+    )
+    .revision;
+    assert_ne!(before, desired(&cluster).revision);
+    let admin = cluster_admin(0, &[0, 1, 2], RF3);
+    let world = World {
+        stateful_set: Some((3, "10Gi".to_owned())),
+        pods: three_pods(&before),
+        claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
+        evictions: Eviction::Granted,
+    };
+    let first = pass(&cluster, &world, &admin).await;
+    assert_eq!(
+        first.evictions,
+        [("demo-broker-1".to_owned(), Some("uid-1-0".to_owned()))]
+    );
+    assert_eq!(
+        first.applied_revision.as_deref(),
+        Some(desired(&cluster).revision.as_str())
     );
 }

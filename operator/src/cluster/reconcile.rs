@@ -19,7 +19,7 @@ use serde_json::json;
 use strom_crds::{Cluster, ClusterStatus, disallowed_broker_config_keys};
 
 use super::builders::{
-    FIELD_MANAGER, StatefulSetInputs, bootstrap_service, config_map, headless_service,
+    self, FIELD_MANAGER, StatefulSetInputs, bootstrap_service, config_map, headless_service,
     pod_disruption_budget, service_monitor, service_monitor_resource, stateful_set,
 };
 use super::observe::ask_brokers;
@@ -31,7 +31,6 @@ use crate::conditions::find;
 use crate::conditions::set_condition;
 use crate::context::{AdminFactory, Context};
 use crate::day2::report::record_pass;
-use crate::day2::revision;
 use crate::error::Error;
 
 /// Kind label of the Cluster reconciler in metrics and logs.
@@ -112,7 +111,7 @@ pub async fn reconcile<F: AdminFactory>(
         return Ok(Action::requeue(REQUEUE_IDLE));
     }
 
-    let desired = revision::desired(&cluster);
+    let desired = builders::desired(&cluster, &ctx.defaults);
     let workload = KubeWorkload::new(ctx.client.clone(), &namespace, &name);
     let objects = workload.fetch().await?;
     let mut expansion = Expansion::default();

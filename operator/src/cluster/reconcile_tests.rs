@@ -6,14 +6,23 @@ use std::time::Duration;
 use http::{Method, StatusCode};
 use kube::runtime::controller::Action;
 use serde_json::json;
+use strom_crds::Cluster;
 
 use super::builders::{BuildDefaults, StatefulSetInputs, stateful_set};
 use super::reconcile;
-use crate::day2::revision::{REVISION_ANNOTATION, desired};
+use crate::day2::revision::REVISION_ANNOTATION;
 use crate::fixtures::{
     AdminCall, ApiServerVerifier, FakeAdmin, NAMESPACE, cluster_view, demo_bootstrap,
     demo_broker_address, minimal_cluster, run_scenario, test_context,
 };
+
+/// The day-2 target of `cluster` under the test context's operator defaults.
+fn desired(cluster: &Cluster) -> crate::day2::Desired {
+    super::builders::desired(
+        cluster,
+        &BuildDefaults::from_image_reference("ghcr.io/strom-io/strom-broker:0.1.0"),
+    )
+}
 
 fn cluster_json() -> serde_json::Value {
     serde_json::to_value(minimal_cluster()).expect("cluster serializes")

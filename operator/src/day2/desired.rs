@@ -12,7 +12,8 @@ pub struct Desired {
     /// The controller voters: brokers `0..voters`.
     pub voters: i32,
     /// The revision every broker should run: a digest of what needs a restart to change
-    /// (image or version, the config keys that are not dynamic, the restart annotation).
+    /// (image or version, the config keys that are not dynamic, the restart annotation, and on
+    /// Kubernetes the broker pod spec the operator renders).
     pub revision: String,
     /// Broker config keys the brokers apply without a restart (cluster-wide dynamic defaults
     /// set through IncrementalAlterConfigs), with their values.

@@ -1,5 +1,7 @@
 //! What a Cluster asks its brokers to run: the revision (a digest of everything that needs a
-//! restart to change) and the day-2 target read from the spec and annotations.
+//! restart to change: the spec's image, version and static configs, the restart annotation,
+//! and what the runtime renders for each broker, on Kubernetes the broker pod spec) and the
+//! day-2 target read from the spec and annotations.
 
 use std::collections::BTreeMap;
 
@@ -24,8 +26,17 @@ pub const DYNAMIC_BROKER_CONFIG_KEYS: &[&str] = &[
     "leader.replication.throttled.rate",
 ];
 
-/// The day-2 target of `cluster`.
+/// The day-2 target of `cluster`, its revision a digest of the spec alone (the local
+/// runtime's: its brokers run the binaries the spec names, nothing the runtime renders).
 pub fn desired(cluster: &Cluster) -> Desired {
+    desired_running(cluster, "")
+}
+
+/// The day-2 target of `cluster` on a runtime that renders what each broker runs: `runs` (on
+/// Kubernetes the broker pod spec, with the operator's defaults applied) is digested into the
+/// revision beside the spec, so a change to what the runtime renders restarts the brokers too.
+/// An empty `runs` gives [`desired`]'s revision.
+pub fn desired_running(cluster: &Cluster, runs: &str) -> Desired {
     let spec = &cluster.spec;
     let annotations = cluster.annotations();
     let (dynamic_config, static_config): (BTreeMap<_, _>, BTreeMap<_, _>) = spec
@@ -56,6 +67,9 @@ pub fn desired(cluster: &Cluster) -> Desired {
             .get(RESTART_ANNOTATION)
             .map_or("", String::as_str),
     );
+    if !runs.is_empty() {
+        line("runs", runs);
+    }
 
     Desired {
         replicas: spec.replicas,

@@ -39,7 +39,10 @@ pub use config_map::{SERVER_PROPERTIES, broker_properties, config_map, server_pr
 pub use headless_service::{SERVICE_ROLE_LABEL, headless_service};
 pub use pod_disruption_budget::pod_disruption_budget;
 pub use service_monitor::{service_monitor, service_monitor_resource};
-pub use stateful_set::{CONFIG_HASH_ANNOTATION, StatefulSetInputs, VERSION_LABEL, stateful_set};
+pub use stateful_set::{
+    CONFIG_HASH_ANNOTATION, StatefulSetInputs, VERSION_LABEL, broker_pod_spec, desired,
+    stateful_set,
+};
 
 /// Label every object of a cluster carries with the Cluster's name.
 pub const CLUSTER_LABEL: &str = "strom.io/cluster";

@@ -54,7 +54,8 @@ use super::{
     BuildDefaults, broker_version, child_meta, common_labels, config_map_name,
     headless_service_name, pod_dns_name, resolve_image, selector_labels, stateful_set_name,
 };
-use crate::day2::revision::{REVISION_ANNOTATION, fnv1a};
+use crate::day2::Desired;
+use crate::day2::revision::{self, REVISION_ANNOTATION, fnv1a};
 
 /// Pod annotation with a hash of `server.properties`, so a config change shows as a template
 /// change (and the restart planner sees which pods run an old config).
@@ -159,61 +160,7 @@ pub fn stateful_set(
         pod_annotations.insert("prometheus.io/path".to_owned(), "/metrics".to_owned());
     }
 
-    let template = spec.template.clone().unwrap_or_default();
-    let pod_spec = PodSpec {
-        containers: vec![broker_container(cluster, defaults)],
-        // The broker never talks to the Kubernetes API.
-        automount_service_account_token: Some(false),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(BROKER_UID),
-            run_as_group: Some(BROKER_UID),
-            fs_group: Some(BROKER_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_owned(),
-                ..SeccompProfile::default()
-            }),
-            ..PodSecurityContext::default()
-        }),
-        affinity: Some(
-            template
-                .affinity
-                .clone()
-                .unwrap_or_else(|| default_affinity(cluster)),
-        ),
-        topology_spread_constraints: spec.rack.as_ref().map(|rack| {
-            vec![TopologySpreadConstraint {
-                max_skew: 1,
-                topology_key: rack.topology_key.clone(),
-                when_unsatisfiable: "DoNotSchedule".to_owned(),
-                label_selector: Some(LabelSelector {
-                    match_labels: Some(selector.clone()),
-                    ..LabelSelector::default()
-                }),
-                ..TopologySpreadConstraint::default()
-            }]
-        }),
-        node_selector: non_empty_map(template.node_selector),
-        tolerations: non_empty_vec::<Toleration>(template.tolerations),
-        priority_class_name: template.priority_class_name,
-        volumes: Some(vec![
-            Volume {
-                name: CONFIG_VOLUME.to_owned(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: config_map_name(&name),
-                    ..ConfigMapVolumeSource::default()
-                }),
-                ..Volume::default()
-            },
-            Volume {
-                name: TMP_VOLUME.to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            },
-        ]),
-        ..PodSpec::default()
-    };
+    let pod_spec = broker_pod_spec(cluster, defaults);
 
     let delete_policy = if spec.storage.delete_claim {
         "Delete"
@@ -276,6 +223,82 @@ pub fn stateful_set(
         },
         ..StatefulSet::default()
     }
+}
+
+/// The broker pod's spec: what each broker pod runs (container, image and resources after the
+/// operator's defaults, probes, security, volumes, scheduling). The revision digests it
+/// ([`desired`]), so a change to it, the operator's own defaults included, rolls the brokers.
+pub fn broker_pod_spec(cluster: &Cluster, defaults: &BuildDefaults) -> PodSpec {
+    let name = cluster.name_any();
+    let spec = &cluster.spec;
+    let selector = selector_labels(&name);
+    let template = spec.template.clone().unwrap_or_default();
+    PodSpec {
+        containers: vec![broker_container(cluster, defaults)],
+        // The broker never talks to the Kubernetes API.
+        automount_service_account_token: Some(false),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(BROKER_UID),
+            run_as_group: Some(BROKER_UID),
+            fs_group: Some(BROKER_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        affinity: Some(
+            template
+                .affinity
+                .clone()
+                .unwrap_or_else(|| default_affinity(cluster)),
+        ),
+        topology_spread_constraints: spec.rack.as_ref().map(|rack| {
+            vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: rack.topology_key.clone(),
+                when_unsatisfiable: "DoNotSchedule".to_owned(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    ..LabelSelector::default()
+                }),
+                ..TopologySpreadConstraint::default()
+            }]
+        }),
+        node_selector: non_empty_map(template.node_selector),
+        tolerations: non_empty_vec::<Toleration>(template.tolerations),
+        priority_class_name: template.priority_class_name,
+        volumes: Some(vec![
+            Volume {
+                name: CONFIG_VOLUME.to_owned(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: config_map_name(&name),
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+            Volume {
+                name: TMP_VOLUME.to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+        ]),
+        ..PodSpec::default()
+    }
+}
+
+/// The day-2 target of `cluster` on Kubernetes: its revision digests the spec and the broker
+/// pod spec the operator renders ([`broker_pod_spec`]), so pods started from another template
+/// (a changed `--broker-image` default, for instance) count as running an older revision. The
+/// pod template's labels and annotations stay out: the revision annotation is one of them, and
+/// the config hash covers the dynamic broker configs, which change without a restart.
+pub fn desired(cluster: &Cluster, defaults: &BuildDefaults) -> Desired {
+    // Serializing a PodSpec is deterministic (struct fields in order, maps sorted), and it
+    // cannot fail: every field is a string, number, boolean, list or string-keyed map.
+    let rendered = serde_json::to_string(&broker_pod_spec(cluster, defaults)).unwrap_or_default();
+    revision::desired_running(cluster, &rendered)
 }
 
 fn broker_container(cluster: &Cluster, defaults: &BuildDefaults) -> Container {

@@ -103,6 +103,78 @@ fn user_labels_cannot_take_over_the_selector() {
 }
 
 #[test]
+fn the_revision_digests_the_pod_the_operator_renders_and_nothing_dynamic() {
+    let revision = |cluster: &strom_crds::Cluster, image: &str| {
+        desired(cluster, &BuildDefaults::from_image_reference(image)).revision
+    };
+    let base = revision(&minimal_cluster(), "ghcr.io/strom-io/strom-broker:0.1.0");
+    assert_eq!(base.len(), 16);
+    assert_eq!(
+        base,
+        revision(&minimal_cluster(), "ghcr.io/strom-io/strom-broker:0.1.0"),
+        "the same inputs give the same revision"
+    );
+    assert_ne!(
+        base,
+        revision(&minimal_cluster(), "ghcr.io/strom-io/strom-broker:0.2.0"),
+        "another default image rolls the brokers"
+    );
+    assert_ne!(
+        base,
+        revision(&minimal_cluster(), "registry.local:5000/strom-broker:0.1.0"),
+        "another default repository rolls the brokers"
+    );
+    assert_ne!(
+        base,
+        crate::day2::revision::desired(&minimal_cluster()).revision,
+        "the pod spec is part of the revision"
+    );
+
+    // What the pod runs: its resources.
+    let mut resourced = minimal_cluster();
+    resourced.spec.resources = production_cluster().spec.resources;
+    assert!(resourced.spec.resources.is_some());
+    assert_ne!(
+        base,
+        revision(&resourced, "ghcr.io/strom-io/strom-broker:0.1.0")
+    );
+
+    // A dynamic broker config, or a pod label, restarts nothing.
+    let mut throttled = minimal_cluster();
+    throttled.spec.config.insert(
+        "leader.replication.throttled.rate".to_owned(),
+        "1048576".to_owned(),
+    );
+    assert_eq!(
+        base,
+        revision(&throttled, "ghcr.io/strom-io/strom-broker:0.1.0")
+    );
+    let mut labelled = minimal_cluster();
+    labelled
+        .spec
+        .template
+        .get_or_insert_with(Default::default)
+        .labels
+        .insert("team".to_owned(), "payments".to_owned());
+    assert_eq!(
+        base,
+        revision(&labelled, "ghcr.io/strom-io/strom-broker:0.1.0")
+    );
+
+    // A cluster that names its image is not rolled by the operator's default.
+    let mut pinned = minimal_cluster();
+    pinned.spec.image = Some(strom_crds::cluster::ImageSpec {
+        repository: Some("example.com/strom".to_owned()),
+        tag: Some("1.0.0".to_owned()),
+        ..strom_crds::cluster::ImageSpec::default()
+    });
+    assert_eq!(
+        revision(&pinned, "ghcr.io/strom-io/strom-broker:0.1.0"),
+        revision(&pinned, "ghcr.io/strom-io/strom-broker:0.2.0")
+    );
+}
+
+#[test]
 fn config_change_changes_the_pod_config_hash() {
     let hash = |cluster: &strom_crds::Cluster| {
         new_stateful_set(cluster)
