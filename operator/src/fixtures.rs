@@ -18,7 +18,7 @@ use strom_admin::{
     AdminError, AlteredConfigs, BrokerAdmin, ClusterAdmin, ClusterDescription, ConfigAdmin,
     ConfigChanges, ConfigResource, DescribedBroker, DescribedConfigs, ElectionType, KafkaError,
     LogDir, LogDirReplica, ObservedTopic, OngoingReassignment, PartitionResults, PartitionState,
-    ReplicaAdmin, TopicPartition,
+    ReplicaAdmin, ResponseError, TopicPartition,
 };
 use strom_crds::cluster::{
     ControllerSpec, ImageSpec, ListenersSpec, MetricsSpec, OperationsSpec, PodTemplateOverrides,
@@ -200,6 +200,10 @@ pub(crate) struct FakeReplicas {
     pub(crate) silent: BTreeSet<i32>,
     /// Per resource, its configs as DescribeConfigs reports them.
     pub(crate) configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    /// Bytes each replica of a partition holds on disk (1024 when not here).
+    pub(crate) sizes: BTreeMap<TopicPartition, i64>,
+    /// Partitions whose reassignment and election the cluster refuses, with the error.
+    pub(crate) partition_errors: BTreeMap<TopicPartition, ResponseError>,
 }
 
 impl FakeReplicas {
@@ -309,6 +313,28 @@ impl FakeAdmin {
 
     fn record(&self, call: AdminCall) {
         self.calls.lock().expect("fake admin lock").push(call);
+    }
+
+    /// The client `connect(address)` returns, for tests that call the admin API directly.
+    pub(crate) fn connected_to(&self, address: &str) -> Self {
+        Self {
+            connected: Some(address.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// Per partition asked for, its refusal from [`FakeReplicas::partition_errors`] or success.
+    fn results<'a>(&self, asked: impl Iterator<Item = &'a TopicPartition>) -> PartitionResults {
+        let replicas = self.replicas.lock().expect("fake admin lock");
+        asked
+            .map(|tp| {
+                let result = match replicas.partition_errors.get(tp) {
+                    Some(e) => Err(KafkaError::new(e.code(), None)),
+                    None => Ok(()),
+                };
+                (tp.clone(), result)
+            })
+            .collect()
     }
 }
 
@@ -512,7 +538,7 @@ impl ReplicaAdmin for FakeAdmin {
                 .iter()
                 .map(|partition| LogDirReplica {
                     partition: partition.clone(),
-                    size_bytes: 1024,
+                    size_bytes: replicas.sizes.get(partition).copied().unwrap_or(1024),
                     offset_lag: 0,
                     is_future: false,
                 })
@@ -525,10 +551,7 @@ impl ReplicaAdmin for FakeAdmin {
         reassignments: &BTreeMap<TopicPartition, Option<Vec<i32>>>,
     ) -> Result<PartitionResults, AdminError> {
         self.record(AdminCall::Reassign(reassignments.clone()));
-        Ok(reassignments
-            .keys()
-            .map(|tp| (tp.clone(), Ok(())))
-            .collect())
+        Ok(self.results(reassignments.keys()))
     }
 
     async fn list_partition_reassignments(
@@ -549,11 +572,7 @@ impl ReplicaAdmin for FakeAdmin {
         partitions: Option<&[TopicPartition]>,
     ) -> Result<PartitionResults, AdminError> {
         self.record(AdminCall::ElectPreferred(partitions.map(<[_]>::to_vec)));
-        Ok(partitions
-            .unwrap_or_default()
-            .iter()
-            .map(|tp| (tp.clone(), Ok(())))
-            .collect())
+        Ok(self.results(partitions.unwrap_or_default().iter()))
     }
 }
 

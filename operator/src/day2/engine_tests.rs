@@ -1,233 +1,69 @@
-//! [`observe_admin`] and [`act`] against an in-memory cluster that records every request.
+//! [`observe_admin`] and [`act`] against the in-memory cluster of [`crate::fixtures`], which
+//! records every request.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use strom_admin::{
-    AdminError, AlteredConfigs, ClusterAdmin, ClusterDescription, ConfigAdmin, ConfigChanges,
-    ConfigResource, DescribedBroker, DescribedConfigs, ElectionType, KafkaError, LogDir,
-    LogDirReplica, OngoingReassignment, PartitionResults, PartitionState, ReplicaAdmin,
-    ResponseError, TopicPartition,
+    ClusterDescription, ConfigResource, DescribedBroker, OngoingReassignment, ResponseError,
+    TopicPartition,
 };
 
 use super::*;
 use crate::day2::observed::WorkloadState;
+use crate::fixtures::{AdminCall, FakeAdmin};
 
-/// What a request changed or asked, in the order it came.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Call {
-    Alter(BTreeMap<ConfigResource, ConfigChanges>),
-    Reassign(BTreeMap<TopicPartition, Option<Vec<i32>>>),
-    Elect(Vec<TopicPartition>),
-}
+/// Where the fake cluster is reached.
+const ADDRESS: &str = "fake:9092";
 
-/// One partition of a fake topic: (replicas, isr, leader).
-type FakePartition = (Vec<i32>, Vec<i32>, i32);
-
-struct FakeAdmin {
-    brokers: Vec<i32>,
-    fenced: Vec<i32>,
-    controller: i32,
-    /// Topic → per partition (replicas, isr, leader).
-    topics: BTreeMap<String, Vec<FakePartition>>,
-    reassignments: BTreeMap<TopicPartition, OngoingReassignment>,
-    configs: Mutex<BTreeMap<ConfigResource, BTreeMap<String, String>>>,
-    /// Brokers answering DescribeLogDirs, with (partition, bytes).
-    log_dirs: BTreeMap<i32, Vec<(TopicPartition, i64)>>,
-    partition_errors: BTreeMap<TopicPartition, ResponseError>,
-    calls: Mutex<Vec<Call>>,
-}
-
-impl FakeAdmin {
-    /// Brokers 0..3, controller 1; `orders` with two partitions on [0, 1] and [1, 2], `audit`
-    /// with one on [2, 0] and `min.insync.replicas=2` set on `orders` only.
-    fn new() -> Self {
-        let topics = BTreeMap::from([
-            (
-                "orders".to_owned(),
-                vec![(vec![0, 1], vec![0, 1], 0), (vec![1, 2], vec![1, 2], 1)],
-            ),
-            ("audit".to_owned(), vec![(vec![2, 0], vec![2], 2)]),
-        ]);
-        let configs = BTreeMap::from([(
-            ConfigResource::Topic("orders".to_owned()),
-            BTreeMap::from([(MIN_INSYNC_REPLICAS.to_owned(), "2".to_owned())]),
-        )]);
-        FakeAdmin {
-            brokers: vec![0, 1, 2],
-            fenced: vec![],
-            controller: 1,
-            topics,
-            reassignments: BTreeMap::new(),
-            configs: Mutex::new(configs),
-            log_dirs: BTreeMap::new(),
-            partition_errors: BTreeMap::new(),
-            calls: Mutex::new(Vec::new()),
+/// A client of a fake cluster: brokers 0..3, controller 1, broker 0 in rack `a`; `orders` with
+/// two partitions on [0, 1] and [1, 2], `audit` with one on [2, 0] (only 2 in sync) and
+/// `min.insync.replicas=2` set on `orders` only. Every broker answers DescribeLogDirs with an
+/// empty log directory.
+fn fake_admin() -> FakeAdmin {
+    let admin = FakeAdmin::default();
+    admin.set_cluster_view(
+        ADDRESS,
+        ClusterDescription {
+            cluster_id: "c".to_owned(),
+            controller_id: Some(1),
+            brokers: (0..3)
+                .map(|id| DescribedBroker {
+                    node_id: id,
+                    host: "127.0.0.1".to_owned(),
+                    port: 9092 + id,
+                    rack: (id == 0).then(|| "a".to_owned()),
+                    fenced: false,
+                })
+                .collect(),
+        },
+    );
+    admin.with_replicas(|r| {
+        r.add_topic("orders", 2, &[&[0, 1], &[1, 2]]);
+        r.add_topic("audit", 1, &[&[2, 0]]);
+        r.configs.remove(&ConfigResource::Topic("audit".to_owned()));
+        for state in r.partitions.values_mut().flatten() {
+            if state.replicas == [2, 0] {
+                state.isr = vec![2];
+            }
         }
-    }
+        r.log_dirs.clear();
+    });
+    admin.connected_to(ADDRESS)
+}
 
-    fn calls(&self) -> Vec<Call> {
-        self.calls.lock().expect("calls").clone()
-    }
-
-    fn record(&self, call: Call) {
-        self.calls.lock().expect("calls").push(call);
-    }
-
-    fn results<'a>(&self, asked: impl Iterator<Item = &'a TopicPartition>) -> PartitionResults {
-        asked
-            .map(|tp| {
-                let result = match self.partition_errors.get(tp) {
-                    Some(e) => Err(KafkaError::new(e.code(), None)),
-                    None => Ok(()),
-                };
-                (tp.clone(), result)
-            })
-            .collect()
+/// Broker `id` is fenced in what the fake cluster reports.
+fn fence(admin: &FakeAdmin, id: i32) {
+    let mut views = admin.cluster_views.lock().expect("fake admin lock");
+    for broker in views.values_mut().flat_map(|v| v.brokers.iter_mut()) {
+        if broker.node_id == id {
+            broker.fenced = true;
+        }
     }
 }
 
 fn tp(topic: &str, partition: i32) -> TopicPartition {
     TopicPartition::new(topic, partition)
-}
-
-fn unreachable() -> AdminError {
-    AdminError::Unreachable {
-        bootstrap: "fake".to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "stopped"),
-    }
-}
-
-impl ClusterAdmin for FakeAdmin {
-    async fn describe_cluster(&self) -> Result<ClusterDescription, AdminError> {
-        Ok(ClusterDescription {
-            cluster_id: "c".to_owned(),
-            controller_id: Some(self.controller),
-            brokers: self
-                .brokers
-                .iter()
-                .map(|&id| DescribedBroker {
-                    node_id: id,
-                    host: "127.0.0.1".to_owned(),
-                    port: 9092 + id,
-                    rack: (id == 0).then(|| "a".to_owned()),
-                    fenced: self.fenced.contains(&id),
-                })
-                .collect(),
-        })
-    }
-}
-
-impl ReplicaAdmin for FakeAdmin {
-    async fn describe_topics_partitions(
-        &self,
-        topics: Option<&[&str]>,
-    ) -> Result<BTreeMap<String, Result<Vec<PartitionState>, KafkaError>>, AdminError> {
-        Ok(self
-            .topics
-            .iter()
-            .filter(|(name, _)| topics.is_none_or(|t| t.contains(&name.as_str())))
-            .map(|(name, partitions)| {
-                let states = partitions
-                    .iter()
-                    .zip(0..)
-                    .map(|((replicas, isr, leader), partition)| PartitionState {
-                        partition,
-                        leader: Some(*leader),
-                        leader_epoch: Some(1),
-                        replicas: replicas.clone(),
-                        isr: isr.clone(),
-                        offline_replicas: vec![],
-                        error: None,
-                    })
-                    .collect();
-                (name.clone(), Ok(states))
-            })
-            .collect())
-    }
-
-    async fn describe_log_dirs(
-        &self,
-        broker_id: i32,
-        _partitions: Option<&[TopicPartition]>,
-    ) -> Result<Vec<LogDir>, AdminError> {
-        let held = self.log_dirs.get(&broker_id).ok_or_else(unreachable)?;
-        Ok(vec![LogDir {
-            path: format!("/data/{broker_id}"),
-            error: None,
-            total_bytes: None,
-            usable_bytes: None,
-            replicas: held
-                .iter()
-                .map(|(partition, size_bytes)| LogDirReplica {
-                    partition: partition.clone(),
-                    size_bytes: *size_bytes,
-                    offset_lag: 0,
-                    is_future: false,
-                })
-                .collect(),
-        }])
-    }
-
-    async fn alter_partition_reassignments(
-        &self,
-        reassignments: &BTreeMap<TopicPartition, Option<Vec<i32>>>,
-    ) -> Result<PartitionResults, AdminError> {
-        self.record(Call::Reassign(reassignments.clone()));
-        Ok(self.results(reassignments.keys()))
-    }
-
-    async fn list_partition_reassignments(
-        &self,
-        _partitions: Option<&[TopicPartition]>,
-    ) -> Result<BTreeMap<TopicPartition, OngoingReassignment>, AdminError> {
-        Ok(self.reassignments.clone())
-    }
-
-    async fn elect_leaders(
-        &self,
-        _election: ElectionType,
-        partitions: Option<&[TopicPartition]>,
-    ) -> Result<PartitionResults, AdminError> {
-        let partitions = partitions.unwrap_or_default().to_vec();
-        self.record(Call::Elect(partitions.clone()));
-        Ok(self.results(partitions.iter()))
-    }
-}
-
-impl ConfigAdmin for FakeAdmin {
-    async fn describe_effective_configs(
-        &self,
-        resources: &[ConfigResource],
-        keys: Option<&[&str]>,
-    ) -> Result<DescribedConfigs, AdminError> {
-        let configs = self.configs.lock().expect("configs");
-        Ok(resources
-            .iter()
-            .map(|r| {
-                let own = configs.get(r).cloned().unwrap_or_default();
-                let wanted = own
-                    .into_iter()
-                    .filter(|(k, _)| keys.is_none_or(|keys| keys.contains(&k.as_str())))
-                    .collect();
-                (r.clone(), Ok(wanted))
-            })
-            .collect())
-    }
-
-    async fn incremental_alter_configs(
-        &self,
-        changes: &BTreeMap<ConfigResource, ConfigChanges>,
-    ) -> Result<AlteredConfigs, AdminError> {
-        self.record(Call::Alter(changes.clone()));
-        let mut configs = self.configs.lock().expect("configs");
-        for (resource, change) in changes {
-            let entry = configs.entry(resource.clone()).or_default();
-            entry.extend(change.set.clone());
-            entry.retain(|k, _| !change.delete.contains(k));
-        }
-        Ok(changes.keys().map(|r| (r.clone(), Ok(()))).collect())
-    }
 }
 
 /// A workload that records what it was asked.
@@ -258,9 +94,10 @@ impl Workload for FakeWorkload {
 
 fn configs_of(admin: &FakeAdmin, resource: ConfigResource) -> BTreeMap<String, String> {
     admin
-        .configs
+        .replicas
         .lock()
-        .expect("configs")
+        .expect("fake admin lock")
+        .configs
         .get(&resource)
         .cloned()
         .unwrap_or_default()
@@ -268,20 +105,22 @@ fn configs_of(admin: &FakeAdmin, resource: ConfigResource) -> BTreeMap<String, S
 
 #[tokio::test]
 async fn observation_joins_metadata_reassignments_configs_and_log_dirs() {
-    let mut admin = FakeAdmin::new();
-    admin.fenced = vec![2];
-    admin.reassignments.insert(
-        tp("orders", 1),
-        OngoingReassignment {
-            replicas: vec![1, 2, 0],
-            adding_replicas: vec![0],
-            removing_replicas: vec![2],
-        },
-    );
-    admin
-        .log_dirs
-        .insert(0, vec![(tp("orders", 0), 100), (tp("audit", 0), 7)]);
-    admin.log_dirs.insert(1, vec![]);
+    let admin = fake_admin();
+    fence(&admin, 2);
+    admin.with_replicas(|r| {
+        r.reassignments.insert(
+            tp("orders", 1),
+            OngoingReassignment {
+                replicas: vec![1, 2, 0],
+                adding_replicas: vec![0],
+                removing_replicas: vec![2],
+            },
+        );
+        r.log_dirs.insert(0, vec![tp("orders", 0), tp("audit", 0)]);
+        r.sizes.insert(tp("orders", 0), 100);
+        r.sizes.insert(tp("audit", 0), 7);
+        r.silent.insert(2);
+    });
 
     let state = observe_admin(&admin).await.expect("observe");
     assert_eq!(state.controller, Some(1));
@@ -346,14 +185,13 @@ async fn observation_joins_metadata_reassignments_configs_and_log_dirs() {
 
 #[tokio::test]
 async fn a_throttled_reassignment_sets_rates_and_replica_lists_before_moving() {
-    let admin = FakeAdmin::new();
-    admin
-        .configs
-        .lock()
-        .expect("configs")
-        .entry(ConfigResource::Topic("orders".to_owned()))
-        .or_default()
-        .insert(LEADER_THROTTLED_REPLICAS.to_owned(), "5:9".to_owned());
+    let admin = fake_admin();
+    admin.with_replicas(|r| {
+        r.configs
+            .entry(ConfigResource::Topic("orders".to_owned()))
+            .or_default()
+            .insert(LEADER_THROTTLED_REPLICAS.to_owned(), "5:9".to_owned());
+    });
     let moves = BTreeMap::from([(tp("orders", 0), vec![1, 3])]);
     let action = Action::Reassign {
         moves: moves.clone(),
@@ -363,15 +201,15 @@ async fn a_throttled_reassignment_sets_rates_and_replica_lists_before_moving() {
         .await
         .expect("act");
 
-    let calls = admin.calls();
+    let calls = admin.day2_calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert!(
-        matches!(calls[0], Call::Alter(_)),
+        matches!(calls[0], AdminCall::AlterResourceConfigs(_)),
         "throttles first: {calls:?}"
     );
     assert_eq!(
         calls[1],
-        Call::Reassign(BTreeMap::from([(tp("orders", 0), Some(vec![1, 3]))]))
+        AdminCall::Reassign(BTreeMap::from([(tp("orders", 0), Some(vec![1, 3]))]))
     );
     for broker in [0, 1, 3] {
         let rates = configs_of(&admin, ConfigResource::Broker(broker));
@@ -417,7 +255,7 @@ async fn a_throttled_reassignment_sets_rates_and_replica_lists_before_moving() {
 
 #[tokio::test]
 async fn an_unthrottled_reassignment_sends_only_the_moves() {
-    let admin = FakeAdmin::new();
+    let admin = fake_admin();
     let moves = BTreeMap::from([(tp("audit", 0), vec![0, 1])]);
     act(
         &Action::Reassign {
@@ -430,8 +268,8 @@ async fn an_unthrottled_reassignment_sends_only_the_moves() {
     .await
     .expect("act");
     assert_eq!(
-        admin.calls(),
-        vec![Call::Reassign(BTreeMap::from([(
+        admin.day2_calls(),
+        vec![AdminCall::Reassign(BTreeMap::from([(
             tp("audit", 0),
             Some(vec![0, 1])
         )]))]
@@ -440,16 +278,15 @@ async fn an_unthrottled_reassignment_sends_only_the_moves() {
 
 #[tokio::test]
 async fn cancels_and_elections_tolerate_what_is_already_done_and_report_the_rest() {
-    let mut admin = FakeAdmin::new();
-    admin
-        .partition_errors
-        .insert(tp("orders", 0), ResponseError::NoReassignmentInProgress);
-    admin
-        .partition_errors
-        .insert(tp("orders", 1), ResponseError::ElectionNotNeeded);
-    admin
-        .partition_errors
-        .insert(tp("audit", 0), ResponseError::PreferredLeaderNotAvailable);
+    let admin = fake_admin();
+    admin.with_replicas(|r| {
+        r.partition_errors
+            .insert(tp("orders", 0), ResponseError::NoReassignmentInProgress);
+        r.partition_errors
+            .insert(tp("orders", 1), ResponseError::ElectionNotNeeded);
+        r.partition_errors
+            .insert(tp("audit", 0), ResponseError::PreferredLeaderNotAvailable);
+    });
     let workload = FakeWorkload::default();
 
     let cancel = Action::CancelReassignments {
@@ -459,8 +296,8 @@ async fn cancels_and_elections_tolerate_what_is_already_done_and_report_the_rest
         .await
         .expect("nothing left to cancel is done");
     assert_eq!(
-        admin.calls()[0],
-        Call::Reassign(BTreeMap::from([(tp("orders", 0), None)])),
+        admin.day2_calls()[0],
+        AdminCall::Reassign(BTreeMap::from([(tp("orders", 0), None)])),
         "a cancel sends null replicas"
     );
 
@@ -485,7 +322,7 @@ async fn cancels_and_elections_tolerate_what_is_already_done_and_report_the_rest
 
 #[tokio::test]
 async fn broker_configs_go_to_the_cluster_wide_defaults_and_workload_actions_to_the_workload() {
-    let admin = FakeAdmin::new();
+    let admin = fake_admin();
     let workload = FakeWorkload::default();
     let configs = BTreeMap::from([
         (
@@ -500,7 +337,7 @@ async fn broker_configs_go_to_the_cluster_wide_defaults_and_workload_actions_to_
     act(&Action::AlterBrokerConfigs { configs }, &workload, &admin)
         .await
         .expect("alter");
-    let Call::Alter(changes) = &admin.calls()[0] else {
+    let AdminCall::AlterResourceConfigs(changes) = &admin.day2_calls()[0] else {
         panic!("an alter")
     };
     assert_eq!(
@@ -537,5 +374,5 @@ async fn broker_configs_go_to_the_cluster_wide_defaults_and_workload_actions_to_
         *workload.asked.lock().expect("asked"),
         ["scale 5", "restart 2"]
     );
-    assert_eq!(admin.calls().len(), 1, "idle and wait send nothing");
+    assert_eq!(admin.day2_calls().len(), 1, "idle and wait send nothing");
 }
