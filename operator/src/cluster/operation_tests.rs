@@ -12,6 +12,7 @@ use strom_crds::Cluster;
 
 use super::builders::{BuildDefaults, StatefulSetInputs, stateful_set};
 use super::reconcile;
+use crate::day2::plan::RESTART_TIMEOUT_SECONDS;
 use crate::day2::revision::REVISION_ANNOTATION;
 use crate::fixtures::{
     AdminCall, FakeAdmin, FakeReplicas, NAMESPACE, cluster_view, demo_bootstrap,
@@ -769,5 +770,108 @@ async fn a_new_default_broker_image_of_the_operator_rolls_the_brokers() {
     assert_eq!(
         first.applied_revision.as_deref(),
         Some(desired(&cluster).revision.as_str())
+    );
+}
+
+/// `cluster` with its status' operation started `seconds_ago` before the test clock's now.
+fn step_started(mut cluster: Cluster, seconds_ago: i64) -> Cluster {
+    let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(
+            crate::fixtures::test_now().as_second() - seconds_ago,
+        )
+        .expect("valid timestamp"),
+    );
+    if let Some(op) = cluster.status.as_mut().and_then(|s| s.operation.as_mut()) {
+        op.step_started_at = Some(at);
+    }
+    cluster
+}
+
+#[tokio::test]
+async fn a_restart_again_the_budget_keeps_refusing_ends_degraded_naming_the_broker() {
+    let mut cluster = minimal_cluster();
+    cluster.spec.operations.max_restart_attempts = 2;
+    let revision = desired(&cluster).revision;
+    // Broker 1 was restarted onto the revision once and keeps crashing; the others are done.
+    let admin = cluster_admin(0, &[0, 2], RF3);
+    admin.with_replicas(|r| r.out_of_sync(1));
+    let mut pods = three_pods(&revision);
+    pods[1].ready = false;
+    pods[1].crash_looping = true;
+    let world = World {
+        stateful_set: Some((3, "10Gi".to_owned())),
+        pods,
+        claims: BTreeMap::new(),
+        resize_pending: Vec::new(),
+        evictions: Eviction::Refused,
+    };
+    cluster.status = Some(strom_crds::ClusterStatus {
+        operation: Some(strom_crds::cluster::OperationStatus {
+            kind: strom_crds::cluster::OperationKind::RollingUpgrade,
+            started_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                crate::fixtures::test_now(),
+            ),
+            completed_steps: 2,
+            total_steps: 3,
+            message: None,
+            broker: Some(1),
+            step: Some("Restarting".to_owned()),
+            step_started_at: None,
+            attempts: 1,
+            done: vec![0, 2],
+            revision: Some(revision.clone()),
+        }),
+        ..strom_crds::ClusterStatus::default()
+    });
+    let cluster = step_started(cluster, RESTART_TIMEOUT_SECONDS + 60);
+
+    // The restart again is refused: not counted, the roll waits blocked at broker 1.
+    let refused = pass(&cluster, &world, &admin).await;
+    assert_eq!(
+        refused
+            .evictions
+            .iter()
+            .map(|e| e.0.as_str())
+            .collect::<Vec<_>>(),
+        ["demo-broker-1"]
+    );
+    assert!(
+        refused.event("EvictionRefused").is_some(),
+        "{:?}",
+        refused.events
+    );
+    assert_eq!(refused.operation()["step"], "Blocked");
+    assert_eq!(refused.operation()["broker"], 1);
+    assert_eq!(refused.operation()["attempts"], 1);
+    assert!(
+        refused
+            .condition("Degraded")
+            .is_none_or(|c| c["reason"] != "RestartsExhausted"),
+        "{:?}",
+        refused.condition("Degraded")
+    );
+
+    // Still refused a whole restart deadline later: the attempts are used up and the Cluster
+    // says which broker, without evicting anything more.
+    let later = step_started(after(&cluster, &refused), RESTART_TIMEOUT_SECONDS);
+    let reported = pass(&later, &world, &admin).await;
+    assert!(reported.evictions.is_empty(), "{:?}", reported.evictions);
+    let degraded = reported
+        .condition("Degraded")
+        .expect("a Degraded condition");
+    assert_eq!(degraded["status"], "True");
+    assert_eq!(degraded["reason"], "RestartsExhausted");
+    assert!(
+        degraded["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("broker 1")),
+        "{degraded}"
+    );
+    assert!(
+        reported
+            .event("RestartsExhausted")
+            .is_some_and(|note| note.contains("broker 1")),
+        "{:?}",
+        reported.events
     );
 }
