@@ -709,12 +709,15 @@ async fn a_claim_whose_filesystem_resize_waits_for_a_restart_gets_its_broker_res
         first.events
     );
     assert_eq!(first.operation()["kind"], "RollingUpgrade");
+    let progressing = first
+        .condition("Progressing")
+        .expect("a Progressing condition");
+    assert_eq!(progressing["status"], "True");
     assert!(
-        first.operation()["message"]
+        progressing["message"]
             .as_str()
-            .is_some_and(|m| m.contains("FileSystemResizePending")),
-        "{}",
-        first.operation()
+            .is_some_and(|m| m.contains("broker 2") && m.contains("FileSystemResizePending")),
+        "{progressing}"
     );
 
     // The pod is being recreated and the condition is still there: nothing else is evicted.
