@@ -171,6 +171,8 @@ struct ConsumerLog {
     drain_complete: bool,
     /// The next offset to read per partition, when the consumer stopped.
     positions: BTreeMap<i32, i64>,
+    /// Live consumers replaced because librdkafka stopped working in them.
+    restarts: u32,
 }
 
 /// A running workload; [`Workload::finish`] ends it and says what happened.
@@ -222,13 +224,13 @@ impl Workload {
             .context("creating the workload producer")?;
 
         let live_trace = trace::LogRing::default();
-        let consumer = assigned_consumer(
-            bootstrap,
-            &config.topic,
-            config.partitions,
-            live_trace.clone(),
-            Some(trace::DEBUG_CONTEXTS),
-        )?;
+        let live = LiveConsumer {
+            bootstrap: bootstrap.to_owned(),
+            topic: config.topic.clone(),
+            partitions: config.partitions,
+            trace: live_trace.clone(),
+        };
+        let consumer = live.create(&BTreeMap::new())?;
         let started = Instant::now();
         let progress = Progress::default();
         let (stop, stopped) = watch::channel(false);
@@ -244,17 +246,7 @@ impl Workload {
             let drain = drain.clone();
             std::thread::Builder::new()
                 .name("workload-consumer".to_owned())
-                .spawn(move || {
-                    let log = consume(&consumer, &drain);
-                    // Dropping a librdkafka consumer closes it and waits for the close to
-                    // finish, which was seen to wait forever after a run of broker crashes;
-                    // what the consumer read is complete here, so the close happens on a
-                    // thread of its own that nothing joins.
-                    let _ = std::thread::Builder::new()
-                        .name("workload-consumer-close".to_owned())
-                        .spawn(move || drop(consumer));
-                    log
-                })
+                .spawn(move || live.run(consumer, &drain))
                 .context("starting the consumer thread")?
         };
         Ok(Workload {
@@ -306,6 +298,7 @@ impl Workload {
             self.config.partitions,
             trace::LogRing::default(),
             None,
+            &BTreeMap::new(),
         )?;
         let topic = self.config.topic.clone();
         let partitions = self.config.partitions;
@@ -320,7 +313,8 @@ impl Workload {
                 .map(|(p, (_, high))| (*p, high - 1))
                 .collect();
             let drain = Mutex::new(Some(Drain { targets, until }));
-            let mut consumed = consume(&reader, &drain);
+            let mut consumed = ConsumerLog::default();
+            consume(&reader, &drain, &mut consumed, None);
             consumed.drain_complete &= i32::try_from(high_watermarks.len()) == Ok(partitions);
             (high_watermarks, consumed)
         })
@@ -357,6 +351,7 @@ impl Workload {
             live_consumed: live.consumed.len() as u64,
             live_drain_complete: live.drain_complete,
             live_positions: live.positions,
+            live_restarts: live.restarts,
             live_trace: if live.drain_complete {
                 Vec::new()
             } else {
@@ -378,14 +373,78 @@ impl Workload {
 /// How many of the live consumer's newest log lines a report holds when it fell short.
 const LIVE_TRACE_LINES: usize = 400;
 
-/// A consumer without a group that reads every partition of `topic` from the log start,
-/// logging the librdkafka `debug` contexts given into `trace`.
+/// How long the live consumer may show no activity at all (no fetch, no metadata request)
+/// before it counts as stuck inside librdkafka. A lock-order inversion in librdkafka between
+/// a broker it decommissions and an OffsetForLeaderEpoch to that broker
+/// (confluentinc/librdkafka#5476) stops every fetch of the client for good; fenced brokers
+/// leave the Metadata response, as in Kafka, so broker crashes can set it off.
+const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// Live consumers replaced at most, before the live read counts as failed.
+const MAX_RESTARTS: u32 = 3;
+
+/// The live consumer: a consumer without a group on every partition of `topic`, logging
+/// into `trace`, replaced by a new one from the same positions when librdkafka gets stuck.
+struct LiveConsumer {
+    bootstrap: String,
+    topic: String,
+    partitions: i32,
+    trace: trace::LogRing,
+}
+
+impl LiveConsumer {
+    fn create(&self, from: &BTreeMap<i32, i64>) -> anyhow::Result<BaseConsumer<trace::LogRing>> {
+        self.trace.mark_active();
+        assigned_consumer(
+            &self.bootstrap,
+            &self.topic,
+            self.partitions,
+            self.trace.clone(),
+            Some(trace::DEBUG_CONTEXTS),
+            from,
+        )
+    }
+
+    /// Reads until `drain` is met or its deadline passes, replacing a stuck consumer.
+    fn run(
+        &self,
+        mut consumer: BaseConsumer<trace::LogRing>,
+        drain: &Mutex<Option<Drain>>,
+    ) -> ConsumerLog {
+        let mut log = ConsumerLog::default();
+        loop {
+            let stuck = consume(&consumer, drain, &mut log, Some(&self.trace));
+            // Dropping a librdkafka consumer closes it and waits for the close to finish,
+            // which never ends in a stuck one; the close happens on a thread of its own that
+            // nothing joins.
+            let _ = std::thread::Builder::new()
+                .name("workload-consumer-close".to_owned())
+                .spawn(move || drop(consumer));
+            if !stuck || log.restarts >= MAX_RESTARTS {
+                return log;
+            }
+            log.restarts += 1;
+            match self.create(&log.positions) {
+                Ok(next) => consumer = next,
+                Err(error) => {
+                    *log.errors.entry(format!("restart: {error:#}")).or_default() += 1;
+                    return log;
+                }
+            }
+        }
+    }
+}
+
+/// A consumer without a group that reads every partition of `topic` from `from` (the log
+/// start where it has no position), logging the librdkafka `debug` contexts given into
+/// `trace`.
 fn assigned_consumer(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     trace: trace::LogRing,
     debug: Option<&str>,
+    from: &BTreeMap<i32, i64>,
 ) -> anyhow::Result<BaseConsumer<trace::LogRing>> {
     let mut config = base_config(bootstrap);
     if let Some(contexts) = debug {
@@ -405,7 +464,10 @@ fn assigned_consumer(
         .context("creating a workload consumer")?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
-        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        let offset = from
+            .get(&partition)
+            .map_or(Offset::Beginning, |next| Offset::Offset(*next));
+        assignment.add_partition_offset(topic, partition, offset)?;
     }
     consumer
         .assign(&assignment)
@@ -513,10 +575,19 @@ fn record_delivery(
     }
 }
 
-fn consume(consumer: &BaseConsumer<trace::LogRing>, drain: &Mutex<Option<Drain>>) -> ConsumerLog {
-    let mut log = ConsumerLog::default();
+/// Reads into `log` until `drain` is met or its deadline passes; with `stuck` (the consumer's
+/// trace), also stops when the consumer showed no activity for [`STUCK_AFTER`] while records
+/// are still to be read, and then says so.
+fn consume(
+    consumer: &BaseConsumer<trace::LogRing>,
+    drain: &Mutex<Option<Drain>>,
+    log: &mut ConsumerLog,
+    stuck: Option<&trace::LogRing>,
+) -> bool {
     // Next offset to read per partition.
-    let mut positions: HashMap<i32, i64> = HashMap::new();
+    let mut positions: HashMap<i32, i64> =
+        log.positions.iter().map(|(p, next)| (*p, *next)).collect();
+    let mut stopped_stuck = false;
     loop {
         let plan = drain.lock().ok().and_then(|d| d.clone());
         if let Some(plan) = &plan {
@@ -531,6 +602,10 @@ fn consume(consumer: &BaseConsumer<trace::LogRing>, drain: &Mutex<Option<Drain>>
             if Instant::now() >= plan.until {
                 break;
             }
+        }
+        if stuck.is_some_and(|trace| trace.idle_for() >= STUCK_AFTER) {
+            stopped_stuck = true;
+            break;
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
@@ -549,7 +624,7 @@ fn consume(consumer: &BaseConsumer<trace::LogRing>, drain: &Mutex<Option<Drain>>
         }
     }
     log.positions = positions.into_iter().collect();
-    log
+    stopped_stuck
 }
 
 /// Low and high watermark of every partition that answers before `until`.

@@ -27,6 +27,8 @@ pub struct Report {
     pub live_drain_complete: bool,
     /// The next offset the live consumer would have read per partition, when it stopped.
     pub live_positions: BTreeMap<i32, i64>,
+    /// Live consumers replaced because librdkafka stopped working in them.
+    pub live_restarts: u32,
     /// The live consumer's newest librdkafka debug lines, kept when it fell short.
     pub live_trace: Vec<String>,
     /// The last acknowledged offset per partition.
@@ -118,6 +120,14 @@ impl fmt::Display for Report {
             drained(self.live_drain_complete)
         )?;
         writeln!(f, "  high watermarks     {:?}", self.high_watermarks)?;
+        if self.live_restarts > 0 {
+            writeln!(
+                f,
+                "  live restarts       {} (a live consumer showed no fetch or metadata activity \
+                 for 10 s: stuck in librdkafka, replaced from its positions)",
+                self.live_restarts
+            )?;
+        }
         if !self.live_drain_complete {
             writeln!(f, "  last acknowledged   {:?}", self.targets)?;
             writeln!(f, "  live positions      {:?}", self.live_positions)?;
@@ -195,6 +205,7 @@ mod tests {
             live_consumed: 6,
             live_drain_complete: true,
             live_positions: [(0, 3), (1, 3)].into(),
+            live_restarts: 0,
             live_trace: Vec::new(),
             targets: [(0, 2), (1, 2)].into(),
             verdict: check(&a, &[], &c),

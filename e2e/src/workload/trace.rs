@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -16,10 +16,24 @@ const CAPACITY: usize = 4000;
 /// The librdkafka debug contexts the live consumer logs.
 pub const DEBUG_CONTEXTS: &str = "consumer,fetch,topic,metadata";
 
-/// A client context that keeps the newest [`CAPACITY`] librdkafka log lines.
-#[derive(Debug, Clone, Default)]
+/// Log facilities that show the consumer at work: fetching, or looking for leaders.
+const ACTIVITY: [&str; 4] = ["FETCH", "FETCHERR", "CONSUME", "METADATA"];
+
+/// A client context that keeps the newest [`CAPACITY`] librdkafka log lines, and when the
+/// consumer last showed activity.
+#[derive(Debug, Clone)]
 pub struct LogRing {
     lines: Arc<Mutex<VecDeque<String>>>,
+    active_at: Arc<Mutex<Instant>>,
+}
+
+impl Default for LogRing {
+    fn default() -> Self {
+        LogRing {
+            lines: Arc::default(),
+            active_at: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
 }
 
 /// The wall clock as `HH:MM:SS.mmm` UTC, to line the client's log up with the brokers'.
@@ -37,6 +51,23 @@ pub fn clock() -> String {
 }
 
 impl LogRing {
+    /// How long since the consumer last fetched or asked for metadata (its debug log says,
+    /// with the contexts of [`DEBUG_CONTEXTS`]); a working consumer does either every few
+    /// hundred milliseconds, even with every broker down.
+    pub fn idle_for(&self) -> Duration {
+        self.active_at
+            .lock()
+            .map(|at| at.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Counts now as activity: a consumer just created has not logged yet.
+    pub fn mark_active(&self) {
+        if let Ok(mut at) = self.active_at.lock() {
+            *at = Instant::now();
+        }
+    }
+
     /// The newest `count` lines, oldest first.
     pub fn tail(&self, count: usize) -> Vec<String> {
         self.lines
@@ -51,6 +82,11 @@ impl LogRing {
 
 impl ClientContext for LogRing {
     fn log(&self, _level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if ACTIVITY.contains(&facility)
+            && let Ok(mut at) = self.active_at.lock()
+        {
+            *at = Instant::now();
+        }
         if let Ok(mut lines) = self.lines.lock() {
             if lines.len() == CAPACITY {
                 lines.pop_front();
