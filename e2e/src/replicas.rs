@@ -387,9 +387,40 @@ pub async fn produce_raw(
     timeout_ms: i32,
     values: &[String],
 ) -> anyhow::Result<Option<(i16, i64)>> {
+    use kafka_protocol::messages::{ApiKey, ProduceResponse};
+
+    let request = produce_request(topic, partition, acks, timeout_ms, values)?;
+    let wait =
+        Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)) + Duration::from_secs(1);
+    let call = async {
+        let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
+        let response: ProduceResponse =
+            crate::wire::call(&mut stream, ApiKey::Produce, 9, &request).await?;
+        let p = response
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .context("a partition response")?;
+        anyhow::Ok((p.error_code, p.base_offset))
+    };
+    match tokio::time::timeout(wait, call).await {
+        Ok(answer) => answer.map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// A Produce request of `values` as one uncompressed batch for `topic`-`partition`, as a
+/// client without idempotence sends it.
+pub fn produce_request(
+    topic: &str,
+    partition: i32,
+    acks: i16,
+    timeout_ms: i32,
+    values: &[String],
+) -> anyhow::Result<kafka_protocol::messages::ProduceRequest> {
     use bytes::Bytes;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
     use kafka_protocol::protocol::StrBytes;
     use kafka_protocol::records::{Record, TimestampType};
 
@@ -415,7 +446,7 @@ pub async fn produce_raw(
             headers: Default::default(),
         })
         .collect();
-    let request = ProduceRequest::default()
+    Ok(ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(timeout_ms)
         .with_topic_data(vec![
@@ -426,24 +457,7 @@ pub async fn produce_raw(
                         .with_index(partition)
                         .with_records(Some(crate::wire::encode_batch(&records)?)),
                 ]),
-        ]);
-    let wait =
-        Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)) + Duration::from_secs(1);
-    let call = async {
-        let mut stream = tokio::net::TcpStream::connect(bootstrap).await?;
-        let response: ProduceResponse =
-            crate::wire::call(&mut stream, ApiKey::Produce, 9, &request).await?;
-        let p = response
-            .responses
-            .first()
-            .and_then(|t| t.partition_responses.first())
-            .context("a partition response")?;
-        anyhow::Ok((p.error_code, p.base_offset))
-    };
-    match tokio::time::timeout(wait, call).await {
-        Ok(answer) => answer.map(Some),
-        Err(_) => Ok(None),
-    }
+        ]))
 }
 
 /// Where two byte strings first differ, if they do.

@@ -47,6 +47,52 @@ pub async fn handle(
     header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
+    append(
+        metadata, controller, replicas, verifier, metrics, props, header, request,
+    )
+    .await
+    .respond(metadata)
+    .await
+}
+
+/// A produce request whose batches were appended (or refused), to be answered by
+/// [`respond`](Appended::respond): at once for `acks=0` and `acks=1`, once the batches are
+/// committed for `acks=all`.
+#[derive(Debug)]
+pub struct Appended {
+    acks: i16,
+    timeout: Duration,
+    leader_hints: bool,
+    responses: Vec<TopicProduceResponse>,
+    /// (topic index, partition index in the response, partition, offset the high watermark
+    /// must pass, leader epoch of the append)
+    waits: Vec<(usize, usize, Arc<Partition>, i64, i32)>,
+}
+
+/// Whether `request` carries batches of a producer id (an idempotent or transactional
+/// producer), judged by the first batch of each partition; an unreadable batch counts as one.
+pub fn has_producer_ids(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().any(|topic| {
+        topic.partition_data.iter().any(|data| {
+            data.records.as_ref().is_some_and(|records| {
+                BatchHeader::parse(records).map_or(true, |h| h.producer_id >= 0)
+            })
+        })
+    })
+}
+
+/// Validates and appends every partition's batches of `request`, in the order listed.
+#[allow(clippy::too_many_arguments)]
+pub async fn append(
+    metadata: &impl MetadataView,
+    controller: &impl ControllerChannel,
+    replicas: &impl HostedPartitions,
+    verifier: &impl TransactionVerifier,
+    metrics: &BrokerMetrics,
+    props: &BrokerProps,
+    header: &RequestHeader,
+    request: ProduceRequest,
+) -> Appended {
     let acks = request.acks;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let now = now_ms();
@@ -155,9 +201,50 @@ pub async fn handle(
         );
     }
 
-    if acks == 0 {
-        return None;
+    Appended {
+        acks,
+        timeout,
+        leader_hints: header.request_api_version >= 10,
+        responses,
+        waits,
     }
+}
+
+impl Appended {
+    /// Whether the answer waits for appended batches to be committed (`acks=all`).
+    pub fn waits_for_commit(&self) -> bool {
+        self.acks == -1 && !self.waits.is_empty()
+    }
+
+    /// The response, once every `acks=all` batch is committed (or failed to be); `None` for
+    /// `acks=0`.
+    pub async fn respond(self, metadata: &impl MetadataView) -> Option<ProduceResponse> {
+        let Appended {
+            acks,
+            timeout,
+            leader_hints,
+            mut responses,
+            waits,
+        } = self;
+        if acks == 0 {
+            return None;
+        }
+        wait_for_commits(&mut responses, waits, timeout).await;
+        let mut response = ProduceResponse::default().with_responses(responses);
+        if leader_hints {
+            add_leader_hints(&metadata.image(), &mut response);
+        }
+        Some(response)
+    }
+}
+
+/// Waits for each partition's appended batches to be committed; a partition whose wait fails
+/// gets the error in its response.
+async fn wait_for_commits(
+    responses: &mut [TopicProduceResponse],
+    waits: Vec<(usize, usize, Arc<Partition>, i64, i32)>,
+    timeout: Duration,
+) {
     for (t, p, partition, required, leader_epoch) in waits {
         let Err(failed) = partition
             .wait_for_commit(required, leader_epoch, timeout)
@@ -179,11 +266,6 @@ pub async fn handle(
             response.error_code = error.code();
         }
     }
-    let mut response = ProduceResponse::default().with_responses(responses);
-    if header.request_api_version >= 10 {
-        add_leader_hints(&metadata.image(), &mut response);
-    }
-    Some(response)
 }
 
 /// KIP-890: the partitions where this request would begin its producer's transaction (a

@@ -1,31 +1,46 @@
 //! One client connection: a reader that decodes frames ahead (so pipelined requests are already
-//! in memory when the previous one completes) and a processor that handles requests one at a
-//! time and writes each response before the next, which keeps responses in request order and a
-//! producer's appends in the order it sent them — Kafka's own per-connection semantics.
+//! in memory when the previous one completes) and a processor that handles requests in order and
+//! writes their responses in request order, keeping a producer's appends in the order it sent
+//! them — Kafka's own per-connection semantics.
+//!
+//! One thing overlaps: a produce with `acks=all` from a producer without idempotence is
+//! appended, and while its batches wait to be committed by the followers, the connection's next
+//! produce requests are appended too (up to [`PIPELINE_DEPTH`] waiting). A follower's next fetch
+//! then carries all of them, so a producer with several requests in flight waits one
+//! replication round trip for them rather than one each. Any other request, an idempotent or
+//! transactional producer's included, is handled only once every request before it is
+//! answered, as Kafka handles one request of a connection at a time.
 //!
 //! A connection is closed when it has been idle for `connections.max.idle.ms` (no bytes from the
 //! peer and no request of its in progress, as Kafka's idle expiry), or when a frame it started
 //! does not arrive within `socket.request.read.timeout.ms` (see `frame`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{Frame, FrameError, FrameLimits, FrameReader};
-use super::memory::RequestMemory;
+use super::memory::{MemoryPermit, RequestMemory};
 use super::send;
 use crate::broker::Broker;
 use crate::log_limit::LogLimiter;
-use crate::protocol;
+use crate::metrics::BrokerMetrics;
+use crate::protocol::{self, Handled, ProtocolError, Response};
 
-/// Requests decoded ahead of the one being processed.
+/// Requests decoded ahead of the one being processed, and produce requests waiting for their
+/// commit.
 const PIPELINE_DEPTH: usize = 16;
 
 /// One line per kind of reason a connection is closed, per interval: a flood of bad
@@ -131,31 +146,63 @@ pub async fn serve(
     };
 
     let processor = async move {
-        while let Some(frame) = rx.recv().await {
-            let Frame { bytes, memory } = frame;
-            let result = protocol::handle_frame(&broker, bytes, &peer).await;
-            let outcome = match result {
-                Ok(Some(response)) => {
-                    metrics.network_bytes_out(response.len() as u64);
-                    send::write_response(&mut write, &response)
-                        .await
-                        .map_err(|error| {
-                            tracing::debug!(%peer, %error, "writing response");
-                        })
+        // Produce requests answered once their batches are committed, oldest first.
+        let mut committing = FuturesOrdered::new();
+        let mut open = true;
+        while open {
+            let frame = tokio::select! {
+                biased;
+                Some((result, memory)) = committing.next(), if !committing.is_empty() => {
+                    open = answer(&mut write, &peer, &metrics, &activity, result, memory).await;
+                    continue;
                 }
-                Ok(None) => Ok(()),
-                Err(error) => {
-                    log_close(&peer, "bad request", &error.to_string());
-                    Err(())
-                }
+                frame = rx.recv(), if committing.len() < PIPELINE_DEPTH => frame,
             };
-            // The request's memory goes back to the pool once it is answered.
-            drop(memory);
-            *activity.last_response.lock() = Instant::now();
-            activity.in_flight.fetch_sub(1, Ordering::AcqRel);
-            // One waiter (the reader): a permit stored while it is not waiting wakes it later.
-            activity.answered.notify_one();
-            if outcome.is_err() {
+            let Some(Frame { bytes, memory }) = frame else {
+                break;
+            };
+            // Only produce requests overlap: anything else is handled once every request
+            // before it is answered, as Kafka handles one request of a connection at a time.
+            if !protocol::is_produce(&bytes) {
+                while let Some((result, memory)) = committing.next().await {
+                    if !answer(&mut write, &peer, &metrics, &activity, result, memory).await {
+                        open = false;
+                    }
+                }
+                if !open {
+                    break;
+                }
+            }
+            match protocol::start_frame(&broker, bytes, &peer).await {
+                Ok(Handled::Committing(commit)) => {
+                    committing
+                        .push_back(Box::pin(async move { (commit.await, memory) }) as Answer<'_>);
+                }
+                Ok(Handled::Answered(response)) if committing.is_empty() => {
+                    open =
+                        answer(&mut write, &peer, &metrics, &activity, Ok(response), memory).await;
+                }
+                Ok(Handled::Answered(response)) => {
+                    committing.push_back(
+                        Box::pin(std::future::ready((Ok(response), memory))) as Answer<'_>
+                    );
+                }
+                Err(error) => {
+                    // The requests before it are still answered, then the connection closes.
+                    while let Some((result, memory)) = committing.next().await {
+                        if !answer(&mut write, &peer, &metrics, &activity, result, memory).await {
+                            break;
+                        }
+                    }
+                    log_close(&peer, "bad request", &error.to_string());
+                    finish(&activity, memory);
+                    open = false;
+                }
+            }
+        }
+        // Requests already appended are answered while the client still listens.
+        while let Some((result, memory)) = committing.next().await {
+            if !answer(&mut write, &peer, &metrics, &activity, result, memory).await {
                 break;
             }
         }
@@ -165,6 +212,49 @@ pub async fn serve(
     };
 
     tokio::join!(reader, processor);
+}
+
+/// A request's answer to come, with the memory its frame holds until then.
+type Answer<'a> = Pin<
+    Box<dyn Future<Output = (Result<Option<Response>, ProtocolError>, MemoryPermit)> + Send + 'a>,
+>;
+
+/// Writes one request's response (if it has one); whether the connection stays open.
+async fn answer(
+    write: &mut OwnedWriteHalf,
+    peer: &str,
+    metrics: &BrokerMetrics,
+    activity: &Activity,
+    result: Result<Option<Response>, ProtocolError>,
+    memory: MemoryPermit,
+) -> bool {
+    let open = match result {
+        Ok(Some(response)) => {
+            metrics.network_bytes_out(response.len() as u64);
+            send::write_response(write, &response)
+                .await
+                .map_err(|error| {
+                    tracing::debug!(%peer, %error, "writing response");
+                })
+                .is_ok()
+        }
+        Ok(None) => true,
+        Err(error) => {
+            log_close(peer, "bad request", &error.to_string());
+            false
+        }
+    };
+    finish(activity, memory);
+    open
+}
+
+/// A request is done: its memory goes back to the pool, and the reader's idle timer restarts.
+fn finish(activity: &Activity, memory: MemoryPermit) {
+    drop(memory);
+    *activity.last_response.lock() = Instant::now();
+    activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    // One waiter (the reader): a permit stored while it is not waiting wakes it later.
+    activity.answered.notify_one();
 }
 
 /// When the connection expires as idle: `connections.max.idle.ms` after the last bytes read or

@@ -13,6 +13,9 @@ pub mod zero_copy;
 
 pub use response::{Part, Response};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
@@ -45,9 +48,119 @@ pub enum ProtocolError {
     },
 }
 
+/// What handling a request frame has come to: its answer, or — a produce with `acks=all` from
+/// a producer without a producer id, whose batches are appended — the answer once they are
+/// committed.
+pub enum Handled<'a> {
+    Answered(Option<Response>),
+    Committing(Pin<Box<dyn Future<Output = Result<Option<Response>, ProtocolError>> + Send + 'a>>),
+}
+
+impl std::fmt::Debug for Handled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handled::Answered(response) => f
+                .debug_tuple("Answered")
+                .field(&response.as_ref().map(Response::len))
+                .finish(),
+            Handled::Committing(_) => f.write_str("Committing"),
+        }
+    }
+}
+
 /// Handles one request frame from the client at `peer`; `Ok(None)` when the request takes no
 /// response (`acks=0`).
 pub async fn handle_frame(
+    broker: &Broker,
+    frame: Bytes,
+    peer: &str,
+) -> Result<Option<Response>, ProtocolError> {
+    match start_frame(broker, frame, peer).await? {
+        Handled::Answered(response) => Ok(response),
+        Handled::Committing(commit) => commit.await,
+    }
+}
+
+/// Whether `frame` is a Produce request, whose commit wait [`start_frame`] hands back.
+pub fn is_produce(frame: &[u8]) -> bool {
+    frame.get(0..2) == Some(&(ApiKey::Produce as i16).to_be_bytes()[..])
+}
+
+/// Handles one request frame up to what may overlap with the next request of the connection:
+/// a produce with `acks=all` from a producer without a producer id comes back once its batches
+/// are appended, with the wait for their commit still to run; everything else comes back
+/// answered.
+pub async fn start_frame<'a>(
+    broker: &'a Broker,
+    frame: Bytes,
+    peer: &str,
+) -> Result<Handled<'a>, ProtocolError> {
+    if frame.len() >= 8 && is_produce(&frame) {
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        if let Some((min, max)) = versions::supported(ApiKey::Produce)
+            && (min..=max).contains(&version)
+        {
+            return start_produce(broker, version, frame).await;
+        }
+    }
+    handle_other_frame(broker, frame, peer)
+        .await
+        .map(Handled::Answered)
+}
+
+async fn start_produce(
+    broker: &Broker,
+    version: i16,
+    mut body: Bytes,
+) -> Result<Handled<'_>, ProtocolError> {
+    let api = ApiKey::Produce;
+    let started = std::time::Instant::now();
+    let metrics = broker.metrics.api(api as i16);
+    let decoded = decode::<RequestHeader>(api, api.request_header_version(version), &mut body)
+        .and_then(|header| Ok((header, decode::<ProduceRequest>(api, version, &mut body)?)));
+    let (header, request) = match decoded {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            metrics.observe(started.elapsed().as_secs_f64());
+            metrics.error();
+            return Err(error);
+        }
+    };
+    // An idempotent or transactional producer's requests are answered one at a time, as Kafka
+    // serves every request: when a commit fails, such a producer recovers (retries, or bumps
+    // its epoch and resends) on the premise that its later requests were not appended yet.
+    let one_at_a_time = handlers::produce::has_producer_ids(&request);
+    let appended = handlers::produce::append(
+        broker,
+        &broker.controller,
+        broker,
+        broker,
+        &broker.metrics,
+        &broker.config.props,
+        &header,
+        request,
+    )
+    .await;
+    let correlation_id = header.correlation_id;
+    let answer = async move {
+        let result = match appended.respond(broker).await {
+            Some(response) => encode(api, version, correlation_id, &response)
+                .map(|b| Some(Response::from_bytes(b))),
+            None => Ok(None),
+        };
+        metrics.observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            metrics.error();
+        }
+        result
+    };
+    if one_at_a_time {
+        return answer.await.map(Handled::Answered);
+    }
+    Ok(Handled::Committing(Box::pin(answer)))
+}
+
+async fn handle_other_frame(
     broker: &Broker,
     frame: Bytes,
     peer: &str,
@@ -182,18 +295,6 @@ async fn dispatch(
             .await;
         return encode(api, version, header.correlation_id, &response)
             .map(|b| Some(Response::from_bytes(b)));
-    }
-    if api == ApiKey::Produce {
-        let request: ProduceRequest = decode(api, version, &mut body)?;
-        let response = handlers::produce::handle(
-            metadata, controller, replicas, broker, metrics, props, &header, request,
-        )
-        .await;
-        return match response {
-            Some(response) => encode(api, version, header.correlation_id, &response)
-                .map(|b| Some(Response::from_bytes(b))),
-            None => Ok(None),
-        };
     }
     if api == ApiKey::Fetch {
         // Record sets go from the segment files to the socket (`zero_copy`).
