@@ -67,6 +67,7 @@ fn serving(desired: &Desired, brokers: i32) -> Observed {
                     ready: true,
                     restarting: false,
                     crash_looping: false,
+                    resize_pending: false,
                 })
                 .collect(),
         },
