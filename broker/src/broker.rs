@@ -48,6 +48,9 @@ pub struct Broker {
     pub peers: crate::peer_connections::PeerConnections,
     /// `__consumer_offsets` partitions whose group state is loaded into the coordinator.
     pub offsets_partitions: CoordinatorPartitions,
+    /// Whether this broker checked, since it started, that `__consumer_offsets` is compacted:
+    /// once per start, so a policy an operator set later stays as set.
+    pub offsets_compaction_checked: std::sync::atomic::AtomicBool,
     /// `__transaction_state` partitions whose transaction state is loaded into the coordinator.
     pub transaction_partitions: CoordinatorPartitions,
     /// Groups whose offsets the metrics currently show, to drop the series of vanished groups.
@@ -211,7 +214,8 @@ impl Broker {
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka does so on the first
-    /// FindCoordinator for a group), makes an old one compacted, then loads the group state of
+    /// FindCoordinator for a group), makes an old one compacted (the first time it is seen
+    /// after this broker started), then loads the group state of
     /// the partitions of it this broker leads and unloads those it stopped leading. Groups
     /// hash onto the partitions the topic has, whatever `offsets.topic.num.partitions` says
     /// now (Kafka's `partitionFor`). Idempotent.
@@ -220,10 +224,12 @@ impl Broker {
         self.offsets_partitions
             .ensure_created(self, || offsets_topic_request(&self.config.props, live))
             .await;
-        if self
-            .image()
-            .topic(OFFSETS_TOPIC)
-            .is_some_and(|topic| !offsets_topic_is_compacted(&topic.configs))
+        let image = self.image();
+        if let Some(topic) = image.topic(OFFSETS_TOPIC)
+            && !self
+                .offsets_compaction_checked
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            && !offsets_topic_is_compacted(&topic.configs)
         {
             self.compact_offsets_topic().await;
         }

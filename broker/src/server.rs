@@ -305,6 +305,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         transactions,
         peers: Default::default(),
         offsets_partitions: CoordinatorPartitions::new(groups::OFFSETS_TOPIC),
+        offsets_compaction_checked: Default::default(),
         transaction_partitions: CoordinatorPartitions::new(transactions::TRANSACTION_STATE_TOPIC),
         exported_groups: Default::default(),
         cleaner,

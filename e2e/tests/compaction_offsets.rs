@@ -250,6 +250,16 @@ async fn an_offsets_topic_from_before_compaction_is_made_compacted_at_start() ->
         .next()
         .context("no result")?
         .map_err(|(_, e)| anyhow::anyhow!("{e:?}"))?;
+    // The change is committed when AlterConfigs answers; the broker's image follows it.
+    strom_e2e::cluster::eventually(
+        "__consumer_offsets reported with cleanup.policy=delete",
+        Duration::from_secs(10),
+        || async { (offsets_policy(&admin).await.as_deref() == Some("delete")).then_some(()) },
+    )
+    .await?;
+    // Metadata changes while the broker runs leave the policy an operator set as it is; only
+    // a start makes the topic compacted again.
+    create_topic(&broker.bootstrap(), "after-the-change", 1, &[]).await?;
     assert_eq!(offsets_policy(&admin).await.as_deref(), Some("delete"));
 
     broker.restart()?;
