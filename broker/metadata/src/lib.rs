@@ -15,10 +15,7 @@
 //!   [`broker_config`]: the broker configs settable at run time (replication throttles).
 //! - [`quorum`]: the running Raft node ([`MetadataQuorum`]): start, propose, image, subscribe.
 //! - [`log_store`], [`state_machine`]: openraft storage (file log with CRC frames; image state
-//!   machine with persisted snapshots); `leader_ids` reads the votes and log ids of directories
-//!   an earlier version wrote. [`network`]: the voter transport seam.
-//! - `election_timer`: a multi-voter quorum's elections, with a fresh random timeout each
-//!   round (one leader per term).
+//!   machine with persisted snapshots). [`network`]: the voter transport seam.
 //! - [`controller`]: admin operations, serialized and committed; their validation and record
 //!   planning is pure code in `plan`, replica placement in [`placement`];
 //!   [`controller_error`] maps their errors to Kafka error codes.
