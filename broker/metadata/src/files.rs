@@ -40,11 +40,10 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Met
     write_atomic(path, &bytes)
 }
 
-/// Reads a JSON file written by [`write_json`] (by this version or an earlier one, see
-/// [`leader_ids`](crate::leader_ids)); `None` when it does not exist.
+/// Reads a JSON file written by [`write_json`]; `None` when it does not exist.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, MetadataError> {
     match std::fs::read(path) {
-        Ok(bytes) => crate::leader_ids::from_slice(&bytes)
+        Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| MetadataError::Corrupt {
                 path: path.to_owned(),

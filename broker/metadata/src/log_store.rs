@@ -174,7 +174,7 @@ pub(crate) fn scan_frames(bytes: &[u8]) -> (Vec<(Entry, u64)>, u64) {
         if crc32c::crc32c(payload) != crc {
             break;
         }
-        let Ok(entry) = crate::leader_ids::from_slice::<Entry>(payload) else {
+        let Ok(entry) = serde_json::from_slice::<Entry>(payload) else {
             break;
         };
         if let Some((prev, _)) = frames.last()

@@ -39,7 +39,6 @@ use openraft::error::InitializeError;
 use openraft::error::RaftError;
 use tokio::sync::watch;
 
-use crate::election_timer;
 use crate::error::MetadataError;
 use crate::files::lock_dir;
 use crate::grpc::raft_network::PeerStats;
@@ -269,17 +268,6 @@ impl MetadataQuorum {
         )
         .await
         .map_err(MetadataError::raft)?;
-        if config.voters.len() > 1 && !config.observer {
-            election_timer::start(
-                raft.clone(),
-                Arc::clone(&stats),
-                config.node_id,
-                election_timer::Timeouts {
-                    min: options.election_timeout_min,
-                    max: options.election_timeout_max,
-                },
-            );
-        }
         Ok(MetadataQuorum {
             inner: Arc::new(Inner {
                 config,
@@ -605,9 +593,10 @@ impl MetadataQuorum {
 
 /// Whether `metrics` show `me` leading and having applied an entry of its own leadership.
 ///
-/// One leader is elected per term (openraft's standard leader ids), so an applied entry of the
-/// current term is the leader's own: its first entry, appended after everything its
-/// predecessors committed.
+/// openraft's leader ids are `(term, node id)`: a second candidate of the same term with a
+/// higher node id can be elected after the first, so a new leader's last applied entry may be
+/// of its own term and still be its predecessor's. Only an entry with its own leader id shows
+/// that it applied everything committed before it.
 fn leads_with_own_entry_applied(metrics: &RaftMetrics<NodeId, BasicNode>, me: NodeId) -> bool {
     metrics.running_state.is_ok()
         && metrics.current_leader == Some(me)
@@ -673,9 +662,11 @@ mod tests {
         let cases = [
             ("own entry applied", leading(3, 4, (4, 3)), true),
             ("only an older term applied", leading(3, 4, (3, 1)), false),
+            // A second leader of term 4 (node 3 after node 2) that has applied node 2's
+            // entries only: it may not have applied all of them yet.
             (
-                "only an older term of its own applied",
-                leading(3, 4, (3, 3)),
+                "only the same term's previous leader applied",
+                leading(3, 4, (4, 2)),
                 false,
             ),
         ];

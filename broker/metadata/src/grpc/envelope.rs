@@ -51,11 +51,9 @@ impl Envelope {
         })
     }
 
-    /// Decodes the payload as `T`; a peer still on the older leader-id form is understood
-    /// (see [`leader_ids`](crate::leader_ids)), so during a rolling upgrade the upgraded voters
-    /// still read what the others send.
+    /// Decodes the payload as `T`.
     pub fn open<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        crate::leader_ids::from_slice(&self.payload)
+        serde_json::from_slice(&self.payload)
     }
 }
 

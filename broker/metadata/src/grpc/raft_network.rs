@@ -75,8 +75,7 @@ impl PeerStats {
             .is_some_and(|(_, at)| at.elapsed() <= within)
     }
 
-    /// Records that AppendEntries from the current leader were accepted just now (an answer of
-    /// a higher vote is a refusal of a deposed leader, and no contact).
+    /// Records that a leader's AppendEntries was accepted just now.
     pub fn record_leader_contact(&self) {
         *self.leader_contact.lock() = Some(Instant::now());
     }

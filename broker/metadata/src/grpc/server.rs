@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::task::Context;
 use std::task::Poll;
 
-use openraft::raft::AppendEntriesResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -121,10 +120,7 @@ async fn dispatch(
         paths::APPEND_ENTRIES => {
             let rpc = open(&request)?;
             let result = raft.append_entries(rpc).await;
-            if result
-                .as_ref()
-                .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)))
-            {
+            if result.is_ok() {
                 quorum.peer_stats().record_leader_contact();
             }
             Envelope::wrap(&ours, me, &result)

@@ -275,6 +275,7 @@ impl RouterConnection {
                 reason,
             )))
         })?;
+        let stats = Arc::clone(&endpoint.stats);
         let reply = call(endpoint).await;
         if router.is_blocked(to, from) {
             // The target acted on the message; its answer is lost and the sender waits out
@@ -284,6 +285,9 @@ impl RouterConnection {
                 std::io::ErrorKind::TimedOut,
                 format!("no reply from node {to}: the link from node {to} to node {from} is cut"),
             ))));
+        }
+        if kind == Rpc::AppendEntries && reply.is_ok() {
+            stats.record_leader_contact();
         }
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(to, e)))
     }
@@ -297,16 +301,7 @@ impl RaftNetwork<TypeConfig> for RouterConnection {
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
         let response = self
             .send(Rpc::AppendEntries, &option, |target| async move {
-                let reply = target.raft.append_entries(rpc).await;
-                // The target heard a leader, whether or not its answer gets back (as the gRPC
-                // server records it).
-                if reply
-                    .as_ref()
-                    .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)))
-                {
-                    target.stats.record_leader_contact();
-                }
-                reply
+                target.raft.append_entries(rpc).await
             })
             .await?;
         self.network.stats.record_ack(self.to);
