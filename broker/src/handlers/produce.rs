@@ -36,6 +36,9 @@ use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now
 use strom_storage::batch::BatchHeader;
 use strom_storage::{AppendInfo, StorageError, TxnGuard};
 
+/// [`append`] then [`Appended::respond`] in one, as the handler tests drive a request; the
+/// connection runs the two apart (`protocol::start_frame`).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
     metadata: &impl MetadataView,
