@@ -373,13 +373,6 @@ impl Workload {
 /// How many of the live consumer's newest log lines a report holds when it fell short.
 const LIVE_TRACE_LINES: usize = 400;
 
-/// How long the live consumer may show no activity at all (no fetch, no metadata request)
-/// before it counts as stuck inside librdkafka. A lock-order inversion in librdkafka between
-/// a broker it decommissions and an OffsetForLeaderEpoch to that broker
-/// (confluentinc/librdkafka#5476) stops every fetch of the client for good; fenced brokers
-/// leave the Metadata response, as in Kafka, so broker crashes can set it off.
-const STUCK_AFTER: Duration = Duration::from_secs(10);
-
 /// Live consumers replaced at most, before the live read counts as failed.
 const MAX_RESTARTS: u32 = 3;
 
@@ -576,7 +569,7 @@ fn record_delivery(
 }
 
 /// Reads into `log` until `drain` is met or its deadline passes; with `stuck` (the consumer's
-/// trace), also stops when the consumer showed no activity for [`STUCK_AFTER`] while records
+/// trace), also stops when the consumer showed no activity for [`trace::STUCK_AFTER`] while records
 /// are still to be read, and then says so.
 fn consume(
     consumer: &BaseConsumer<trace::LogRing>,
@@ -603,7 +596,7 @@ fn consume(
                 break;
             }
         }
-        if stuck.is_some_and(|trace| trace.idle_for() >= STUCK_AFTER) {
+        if stuck.is_some_and(|trace| trace.idle_for() >= trace::STUCK_AFTER) {
             stopped_stuck = true;
             break;
         }

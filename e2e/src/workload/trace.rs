@@ -1,6 +1,7 @@
-//! The live consumer's own account of what it did: librdkafka's debug log of fetches,
-//! metadata and offset validation, kept in a bounded ring and printed only when that consumer
-//! fails to reach the acknowledged records, so a stuck fetch can be told from a slow one.
+//! A consumer's own account of what it did: librdkafka's debug log of fetches, metadata and
+//! offset validation, kept in a bounded ring and printed only when that consumer fails (the
+//! workload's live consumer, the transactional processor), so a stuck fetch can be told from a
+//! slow one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,13 @@ const CAPACITY: usize = 4000;
 
 /// The librdkafka debug contexts the live consumer logs.
 pub const DEBUG_CONTEXTS: &str = "consumer,fetch,topic,metadata";
+
+/// How long a consumer may show no activity at all (no fetch, no metadata request) before it
+/// counts as stuck inside librdkafka. A lock-order inversion in librdkafka between a broker it
+/// decommissions and an OffsetForLeaderEpoch to that broker (confluentinc/librdkafka#5476)
+/// stops every fetch of the client for good; fenced brokers leave the Metadata response, as in
+/// Kafka, so broker crashes can set it off.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 
 /// Log facilities that show the consumer at work: fetching, or looking for leaders.
 const ACTIVITY: [&str; 4] = ["FETCH", "FETCHERR", "CONSUME", "METADATA"];
