@@ -569,8 +569,8 @@ fn record_delivery(
 }
 
 /// Reads into `log` until `drain` is met or its deadline passes; with `stuck` (the consumer's
-/// trace), also stops when the consumer showed no activity for [`trace::STUCK_AFTER`] while records
-/// are still to be read, and then says so.
+/// trace), also stops when the consumer showed no activity for [`trace::STUCK_AFTER`] while
+/// records are still to be read, and then says so.
 fn consume(
     consumer: &BaseConsumer<trace::LogRing>,
     drain: &Mutex<Option<Drain>>,

@@ -14,7 +14,7 @@ use rdkafka::consumer::ConsumerContext;
 /// How many log lines are kept (the newest).
 const CAPACITY: usize = 4000;
 
-/// The librdkafka debug contexts the live consumer logs.
+/// The librdkafka debug contexts a traced consumer logs.
 pub const DEBUG_CONTEXTS: &str = "consumer,fetch,topic,metadata";
 
 /// How long a consumer may show no activity at all (no fetch, no metadata request) before it
