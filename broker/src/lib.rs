@@ -61,6 +61,8 @@ pub mod protocol;
 pub mod quorum_config;
 pub mod replica;
 pub mod server;
+#[cfg(test)]
+mod test_batches;
 pub mod topic_config;
 pub mod transactions;
 pub mod txn_markers;

@@ -228,6 +228,8 @@ pub(crate) struct FakeReplicas {
     pub(crate) quotas: ReplicationQuotas,
     /// How many times the image was applied to the hosted partitions.
     pub(crate) publishes: AtomicUsize,
+    /// Real partitions to serve, by topic and index.
+    pub(crate) hosted: HashMap<(String, i32), Arc<Partition>>,
 }
 
 impl FakeReplicas {
@@ -240,7 +242,16 @@ impl FakeReplicas {
         self.publishes.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn hosting(mut self, partition: Arc<Partition>) -> Self {
+        self.hosted
+            .insert((partition.topic.to_string(), partition.index), partition);
+        self
+    }
+
     fn lookup(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, ResponseError> {
+        if let Some(hosted) = self.hosted.get(&(topic.to_owned(), partition)) {
+            return Ok(Arc::clone(hosted));
+        }
         Err(self
             .refusals
             .get(&(topic.to_owned(), partition))
@@ -305,6 +316,48 @@ pub(crate) fn led_elsewhere() -> (FakeMetadata, FakeReplicas) {
     let replicas =
         FakeReplicas::default().refusing("orders", 0, ResponseError::NotLeaderOrFollower);
     (metadata, replicas)
+}
+
+/// Broker 1 leading `orders` partition 0 (the only replica) over a real log in `dir`, its
+/// writes on `io`.
+pub(crate) fn led_here(
+    dir: &std::path::Path,
+    io: &crate::replica::log_io::LogIo,
+) -> (FakeMetadata, FakeReplicas, Arc<Partition>) {
+    let metadata = FakeMetadata::new(
+        1,
+        1,
+        &[
+            broker(1, "b1", 9092, None, false),
+            MetadataRecord::Topic {
+                name: "orders".into(),
+                topic_id: ORDERS_ID,
+            },
+            partition(ORDERS_ID, 0, (&[1], &[1], 1, 0)),
+        ],
+    );
+    let log = strom_storage::PartitionLog::open(dir, strom_storage::LogConfig::default(), 1_000)
+        .expect("log opens");
+    let state = crate::replica::ReplicaState {
+        leader: 1,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+    };
+    let hosted = Partition::started(Partition::new(
+        Arc::from("orders"),
+        ORDERS_ID,
+        0,
+        1,
+        log,
+        io.assign(),
+        state,
+        1,
+        None,
+    ));
+    let replicas = FakeReplicas::default().hosting(Arc::clone(&hosted));
+    (metadata, replicas, hosted)
 }
 
 /// Groups hashed onto `__consumer_offsets` partitions as the test says (partition 0 for any

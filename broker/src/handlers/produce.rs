@@ -17,12 +17,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
     TopicProduceResponse,
 };
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+};
 
 use super::auto_create::auto_create_topics;
 use super::leader_hint::LeaderHints;
@@ -31,13 +35,13 @@ use crate::capabilities::{HostedPartitions, MetadataView, TransactionVerifier};
 use crate::config::BrokerProps;
 use crate::controller_channel::ControllerChannel;
 use crate::errors::{record_errors, storage_failure};
-use crate::metrics::BrokerMetrics;
+use crate::metrics::{BrokerMetrics, TopicMetrics};
 use crate::replica::{AppendError, CommitWait, LeaderAppendResult, Partition, now_ms};
 use strom_storage::batch::BatchHeader;
 use strom_storage::{AppendInfo, StorageError, TxnGuard};
 
-/// [`append`] then [`Appended::respond`] in one, as the handler tests drive a request; the
-/// connection runs the two apart (`protocol::start_frame`).
+/// [`start`], [`Started::appended`] and [`Appended::respond`] in one, as the handler tests
+/// drive a request; the connection runs them apart (`protocol::start_frame`).
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub async fn handle(
@@ -50,9 +54,11 @@ pub async fn handle(
     header: &RequestHeader,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
-    append(
+    start(
         metadata, controller, replicas, verifier, metrics, props, header, request,
     )
+    .await
+    .appended()
     .await
     .respond(metadata)
     .await
@@ -84,9 +90,39 @@ pub fn has_producer_ids(request: &ProduceRequest) -> bool {
     })
 }
 
-/// Validates and appends every partition's batches of `request`, in the order listed.
+/// A produce request whose appends were handed to the partitions' I/O workers, in the order
+/// listed; [`appended`](Started::appended) waits for them.
+///
+/// The appends are queued when `start` returns, so a connection may start its next produce
+/// request before this one's batches are written: each partition's worker runs them in the
+/// order they were queued.
+pub struct Started {
+    acks: i16,
+    timeout: Duration,
+    leader_hints: bool,
+    topics: Vec<PendingTopic>,
+}
+
+/// A topic of the request: its name, its metrics (for topics that exist) and each partition's
+/// append.
+type PendingTopic = (TopicName, Option<TopicMetrics>, Vec<(i32, Pending)>);
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("acks", &self.acks)
+            .field("topics", &self.topics.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One partition's append: queued on its I/O worker, or refused before.
+type Pending = Result<(Arc<Partition>, BoxFuture<'static, LeaderAppendResult>), Failure>;
+
+/// Validates every partition's batches of `request` and queues their appends, in the order
+/// listed.
 #[allow(clippy::too_many_arguments)]
-pub async fn append(
+pub async fn start(
     metadata: &impl MetadataView,
     controller: &impl ControllerChannel,
     replicas: &impl HostedPartitions,
@@ -95,7 +131,7 @@ pub async fn append(
     props: &BrokerProps,
     header: &RequestHeader,
     request: ProduceRequest,
-) -> Appended {
+) -> Started {
     let acks = request.acks;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let now = now_ms();
@@ -140,6 +176,7 @@ pub async fn append(
                     None => {
                         let guard = guards.get(&(name.clone(), data.index)).copied();
                         start_append(replicas, &name, data.index, data.records, acks, now, guard)
+                            .map(|(partition, appending)| (partition, appending.boxed()))
                     }
                 };
                 (data.index, started)
@@ -147,69 +184,86 @@ pub async fn append(
             .collect();
         topics.push((topic.name, topic_metrics, pending));
     }
-
-    let mut responses = Vec::with_capacity(topics.len());
-    // acks=all waits happen after every partition was appended, so they overlap.
-    let mut waits: Vec<(usize, usize, Arc<Partition>, i64, i32)> = Vec::new();
-    for (name, metrics, pending) in topics {
-        let mut partitions = Vec::with_capacity(pending.len());
-        for (index, started) in pending {
-            let mut response = PartitionProduceResponse::default()
-                .with_index(index)
-                .with_base_offset(-1)
-                .with_log_append_time_ms(-1)
-                .with_log_start_offset(-1);
-            let result = match started {
-                Ok((partition, appending)) => {
-                    finish_append(appending.await).map(|info| (partition, info))
-                }
-                Err(failure) => Err(failure),
-            };
-            match result {
-                Ok((partition, (info, leader_epoch))) => {
-                    if let Some(metrics) = &metrics {
-                        metrics.bytes_in(info.bytes);
-                        metrics.messages_in(info.record_count);
-                    }
-                    response = response
-                        .with_base_offset(info.first_offset)
-                        .with_log_append_time_ms(info.log_append_time)
-                        .with_log_start_offset(partition.log_start_offset());
-                    if acks == -1 {
-                        waits.push((
-                            responses.len(),
-                            partitions.len(),
-                            partition,
-                            info.last_offset + 1,
-                            leader_epoch,
-                        ));
-                    }
-                }
-                Err((error, message, record_errors)) => {
-                    if let Some(metrics) = &metrics {
-                        metrics.failed_produce();
-                    }
-                    response = response
-                        .with_error_code(error.code())
-                        .with_error_message(message.map(super::str_bytes))
-                        .with_record_errors(record_errors);
-                }
-            }
-            partitions.push(response);
-        }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(name)
-                .with_partition_responses(partitions),
-        );
-    }
-
-    Appended {
+    Started {
         acks,
         timeout,
         leader_hints: header.request_api_version >= 10,
-        responses,
-        waits,
+        topics,
+    }
+}
+
+impl Started {
+    /// Waits for every queued append, in request order.
+    pub async fn appended(self) -> Appended {
+        let Started {
+            acks,
+            timeout,
+            leader_hints,
+            topics,
+        } = self;
+        let mut responses = Vec::with_capacity(topics.len());
+        // acks=all waits happen after every partition was appended, so they overlap.
+        let mut waits: Vec<(usize, usize, Arc<Partition>, i64, i32)> = Vec::new();
+        for (name, metrics, pending) in topics {
+            let mut partitions = Vec::with_capacity(pending.len());
+            for (index, started) in pending {
+                let mut response = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(-1);
+                let result = match started {
+                    Ok((partition, appending)) => {
+                        finish_append(appending.await).map(|info| (partition, info))
+                    }
+                    Err(failure) => Err(failure),
+                };
+                match result {
+                    Ok((partition, (info, leader_epoch))) => {
+                        if let Some(metrics) = &metrics {
+                            metrics.bytes_in(info.bytes);
+                            metrics.messages_in(info.record_count);
+                        }
+                        response = response
+                            .with_base_offset(info.first_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(partition.log_start_offset());
+                        if acks == -1 {
+                            waits.push((
+                                responses.len(),
+                                partitions.len(),
+                                partition,
+                                info.last_offset + 1,
+                                leader_epoch,
+                            ));
+                        }
+                    }
+                    Err((error, message, record_errors)) => {
+                        if let Some(metrics) = &metrics {
+                            metrics.failed_produce();
+                        }
+                        response = response
+                            .with_error_code(error.code())
+                            .with_error_message(message.map(super::str_bytes))
+                            .with_record_errors(record_errors);
+                    }
+                }
+                partitions.push(response);
+            }
+            responses.push(
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partitions),
+            );
+        }
+
+        Appended {
+            acks,
+            timeout,
+            leader_hints,
+            responses,
+            waits,
+        }
     }
 }
 
@@ -459,7 +513,9 @@ mod tests {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
     use super::*;
-    use crate::handlers::fakes::{FakeController, FakeVerifier, led_elsewhere};
+    use crate::handlers::fakes::{FakeController, FakeVerifier, led_elsewhere, led_here};
+    use crate::replica::log_io::LogIo;
+    use crate::test_batches::batch;
 
     fn produce(partitions: &[i32]) -> ProduceRequest {
         ProduceRequest::default()
@@ -479,6 +535,76 @@ mod tests {
                             .collect(),
                     ),
             ])
+    }
+
+    /// `orders` partition 0 with `records`.
+    fn produce_records(records: Vec<u8>) -> ProduceRequest {
+        let mut request = produce(&[0]);
+        request.topic_data[0].partition_data[0].records = Some(Bytes::from(records));
+        request
+    }
+
+    /// A produce request's appends are queued on the partition's I/O worker when `start`
+    /// returns, not written yet: the connection starts its next produce request while the
+    /// previous one's batches are being written, and the log holds both in request order.
+    #[tokio::test]
+    async fn appends_are_queued_before_they_are_written_and_keep_request_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let io = LogIo::start(1).expect("threads");
+        let (metadata, replicas, partition) = led_here(dir.path(), &io);
+        let controller = FakeController::default();
+        let metrics = BrokerMetrics::new(1, "test", "fake-cluster");
+        let props = BrokerProps::default();
+        let header = RequestHeader::default().with_request_api_version(9);
+        // The partition's I/O worker is busy until the test lets it go.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let busy = partition.run_io(move |_| {
+            let _ = held.recv();
+            Ok::<(), StorageError>(())
+        });
+        let start = |tag: u8| {
+            let (metadata, controller, replicas) = (&metadata, &controller, &replicas);
+            let (metrics, props, header) = (&metrics, &props, &header);
+            async move {
+                let request = produce_records(batch(3, tag));
+                let started = start(
+                    metadata,
+                    controller,
+                    replicas,
+                    &FakeVerifier,
+                    metrics,
+                    props,
+                    header,
+                    request,
+                );
+                tokio::time::timeout(Duration::from_secs(10), started)
+                    .await
+                    .expect("start returns while the worker is busy")
+            }
+        };
+        let first = start(1).await;
+        let second = start(2).await;
+        assert_eq!(partition.log_end_offset(), 0, "nothing is written yet");
+
+        release.send(()).expect("the worker waits");
+        busy.await.expect("the held work ran");
+        let offsets = |appended: Appended| -> Vec<(i16, i64)> {
+            appended.responses[0]
+                .partition_responses
+                .iter()
+                .map(|p| (p.error_code, p.base_offset))
+                .collect()
+        };
+        assert_eq!(offsets(first.appended().await), vec![(0, 0)]);
+        assert_eq!(offsets(second.appended().await), vec![(0, 3)]);
+        let log = partition
+            .log()
+            .read_file_records(0, 1 << 20, i64::MAX, true)
+            .expect("reads")
+            .read_to_bytes()
+            .expect("bytes");
+        let at = |tag: u8| log.windows(300).position(|w| w == [tag; 300]);
+        assert!(at(1) < at(2) && at(1).is_some(), "request order in the log");
     }
 
     #[tokio::test]

@@ -3,10 +3,13 @@
 //! writes their responses in request order, keeping a producer's appends in the order it sent
 //! them — Kafka's own per-connection semantics.
 //!
-//! One thing overlaps: a produce with `acks=all` from a producer without idempotence is
-//! appended, and while its batches wait to be committed by the followers, the connection's next
-//! produce requests are appended too (up to [`PIPELINE_DEPTH`] waiting). A follower's next fetch
-//! then carries all of them, so a producer with several requests in flight waits one
+//! One thing overlaps: the produce requests of a producer without idempotence. Each one's
+//! appends are queued on the partitions' I/O workers, and the connection goes on to the next
+//! produce request while they are written and, with `acks=all`, committed by the followers (up
+//! to [`PIPELINE_DEPTH`] waiting). Each partition's worker writes in the order the appends were
+//! queued, so the log holds them in request order, and the answers go out in request order. A
+//! worker always has the next request's batches at hand, and a follower's next fetch carries
+//! all of them, so a producer with several requests in flight waits one write and one
 //! replication round trip for them rather than one each. Any other request, an idempotent or
 //! transactional producer's included, is handled only once every request before it is
 //! answered, as Kafka handles one request of a connection at a time.

@@ -130,7 +130,7 @@ async fn start_produce(
     // serves every request: when a commit fails, such a producer recovers (retries, or bumps
     // its epoch and resends) on the premise that its later requests were not appended yet.
     let one_at_a_time = handlers::produce::has_producer_ids(&request);
-    let appended = handlers::produce::append(
+    let queued = handlers::produce::start(
         broker,
         &broker.controller,
         broker,
@@ -143,7 +143,7 @@ async fn start_produce(
     .await;
     let correlation_id = header.correlation_id;
     let answer = async move {
-        let result = match appended.respond(broker).await {
+        let result = match queued.appended().await.respond(broker).await {
             Some(response) => encode(api, version, correlation_id, &response)
                 .map(|b| Some(Response::from_bytes(b))),
             None => Ok(None),

@@ -219,41 +219,9 @@ mod tests {
     use kafka_protocol::error::ResponseError;
     use kafka_protocol::messages::BrokerId;
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
     use strom_storage::{LogConfig, PartitionLog};
 
-    fn batch(records: usize, tag: u8) -> Vec<u8> {
-        let records: Vec<Record> = (0..records)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: 1_000 + i as i64,
-                key: None,
-                value: Some(Bytes::from(vec![tag; 300])),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .expect("encode");
-        buf.to_vec()
-    }
+    use crate::test_batches::batch;
 
     /// A log of several small segments, so reads span segment files.
     fn log(dir: &std::path::Path) -> PartitionLog {
