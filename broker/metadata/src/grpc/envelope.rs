@@ -51,10 +51,9 @@ impl Envelope {
         })
     }
 
-    /// Decodes the payload as `T`, reading the leader ids of earlier versions' peers
-    /// (`leader_id_format`).
+    /// Decodes the payload as `T`.
     pub fn open<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        crate::leader_id_format::from_slice(&self.payload)
+        serde_json::from_slice(&self.payload)
     }
 }
 
