@@ -152,9 +152,9 @@ pub async fn start(
 
     let (unverified, guards) = verify_transactional(verifier, replicas, &request).await;
 
-    // Every partition's append is handed to its I/O worker first, then the results are
-    // awaited in request order: partitions on different workers are written in parallel, and
-    // a partition listed twice is appended in the order listed (one worker, FIFO).
+    // Every partition's append is handed to its I/O worker here; `Started::appended` awaits
+    // the results in request order. Partitions on different workers are written in parallel,
+    // and a partition listed twice is appended in the order listed (one worker, FIFO).
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
