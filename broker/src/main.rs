@@ -51,6 +51,22 @@ fn run_main() -> anyhow::Result<()> {
         .with_ansi(ansi)
         .init();
     let config = BrokerConfig::from_cli(cli).context("invalid configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom-broker")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        // Installed before anything is logged: a supervisor that stops the broker while it
+        // starts (its first log line seen, the ready line not yet) gets a clean shutdown once
+        // the start completes, not a process killed by the signal's default action.
+        let signals = Signals::install()?;
+        log_nofile_limit();
+        run(config, signals).await
+    })
+}
+
+fn log_nofile_limit() {
     match strom_broker::fd_limit::raise_nofile_limit() {
         Ok(limit) if limit.soft != limit.soft_before => tracing::info!(
             from = ?limit.soft_before,
@@ -60,15 +76,9 @@ fn run_main() -> anyhow::Result<()> {
         Ok(limit) => tracing::info!(soft = ?limit.soft, hard = ?limit.hard, "open-file limit"),
         Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("strom-broker")
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(run(config))
 }
 
-async fn run(config: BrokerConfig) -> anyhow::Result<()> {
+async fn run(config: BrokerConfig, mut signals: Signals) -> anyhow::Result<()> {
     let node_id = config.node_id;
     let running = strom_broker::server::start(config)
         .await
@@ -88,7 +98,7 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
         stdout.flush()?;
     }
     let fault = tokio::select! {
-        signal = wait_for_signal() => { signal?; None }
+        () = signals.recv() => None,
         fault = running.metadata_fault() => Some(fault),
     };
     let Some(fault) = fault else {
@@ -109,13 +119,25 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     Err(anyhow::Error::new(fault).context("stopped after a metadata log fault"))
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The command line as a user meets it: listeners take host names, logs written to a pipe or
 //! a file carry no terminal colour codes, and `--help` says what an acknowledgement promises
-//! and lists every broker key.
+//! and lists every broker key; a SIGTERM at any point of the start ends in a clean stop.
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
@@ -78,5 +78,48 @@ fn listeners_take_host_names_and_piped_logs_are_plain_text() -> anyhow::Result<(
         !logs.contains('\u{1b}'),
         "ANSI escape codes in logs written to a pipe:\n{logs:?}"
     );
+    Ok(())
+}
+
+/// A supervisor may stop a broker that is still starting (Kubernetes deletes a pod whose
+/// broker has logged but not yet served). The broker then finishes its start and shuts down
+/// cleanly; it is not killed by the signal's default action.
+#[test]
+fn a_sigterm_during_the_start_stops_the_broker_cleanly() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let mut child = Command::new(broker_binary()?)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("stderr"))?;
+    let (tx, rx) = mpsc::channel();
+    let logs = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            // The first line the broker logs: the start has begun, and is far from done.
+            let _ = tx.send(());
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let first_line = rx.recv_timeout(Duration::from_secs(60));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait()?;
+    let logs = logs.join().map_err(|_| anyhow::anyhow!("log reader"))?;
+    first_line.map_err(|_| anyhow::anyhow!("nothing logged; logs:\n{logs}"))?;
+    assert!(status.success(), "{status}; logs:\n{logs}");
+    assert!(logs.contains("stopped"), "{logs}");
     Ok(())
 }
