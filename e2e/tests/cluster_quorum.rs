@@ -289,6 +289,22 @@ async fn garbage_and_foreign_peers_are_refused_without_harming_the_quorum() -> a
             matches!(refused, Err(PeerError::ClusterMismatch { .. })),
             "{addr}: {refused:?}"
         );
+        // A well-formed vote of the right cluster for a node other than its sender: a forged
+        // leadership openraft must never see.
+        let forged = Envelope {
+            cluster_id: cluster_id.clone(),
+            node_id: 9,
+            payload: format!(
+                r#"{{"vote":{{"leader_id":{{"term":1000000,"voted_for":{controller}}},"committed":true}},"last_log_id":null}}"#
+            )
+            .into_bytes(),
+            metadata_offset: 0,
+        };
+        let refused = peer.call(paths::VOTE, forged, Duration::from_secs(5)).await;
+        assert!(
+            matches!(refused, Err(PeerError::Refused { .. })),
+            "{addr}: a forged vote: {refused:?}"
+        );
         // The right cluster id with a payload that is no request.
         for path in [paths::APPEND_ENTRIES, paths::VOTE, paths::CONTROLLER_CALL] {
             let garbled = Envelope {

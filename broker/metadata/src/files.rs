@@ -43,7 +43,7 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Met
 /// Reads a JSON file written by [`write_json`]; `None` when it does not exist.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, MetadataError> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+        Ok(bytes) => crate::leader_id_format::from_slice(&bytes)
             .map(Some)
             .map_err(|e| MetadataError::Corrupt {
                 path: path.to_owned(),

@@ -43,6 +43,7 @@ mod files;
 pub mod grpc;
 pub mod identity;
 pub mod image;
+mod leader_id_format;
 pub mod log_store;
 pub mod network;
 mod partition_change;

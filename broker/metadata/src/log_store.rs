@@ -174,7 +174,7 @@ pub(crate) fn scan_frames(bytes: &[u8]) -> (Vec<(Entry, u64)>, u64) {
         if crc32c::crc32c(payload) != crc {
             break;
         }
-        let Ok(entry) = serde_json::from_slice::<Entry>(payload) else {
+        let Ok(entry) = crate::leader_id_format::from_slice::<Entry>(payload) else {
             break;
         };
         if let Some((prev, _)) = frames.last()
@@ -496,6 +496,44 @@ mod tests {
             all.push(next);
             assert_eq!(indexes(&store), all, "{name} after append");
         }
+    }
+
+    /// A directory written with `(term, node id)` leader ids opens with every entry, its vote
+    /// and its committed id, each old leader id read as `leader_id_format` maps it.
+    #[test]
+    fn a_directory_of_the_earlier_leader_id_form_opens_whole() {
+        const OLD: &str = r#""leader_id":{"term":1,"node_id":2}"#;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = Vec::new();
+        for index in 1..=3 {
+            let json = serde_json::to_string(&entry(index)).expect("encodes");
+            let payload = json.replacen(r#""leader_id":1"#, OLD, 1);
+            assert_ne!(payload, json, "the entry carries a leader id");
+            log.extend_from_slice(&u32::try_from(payload.len()).expect("small").to_be_bytes());
+            log.extend_from_slice(&crc32c::crc32c(payload.as_bytes()).to_be_bytes());
+            log.extend_from_slice(payload.as_bytes());
+        }
+        std::fs::write(dir.path().join(LOG_FILE), &log).expect("write log");
+        let write = |file: &str, json: String| {
+            std::fs::write(dir.path().join(file), json).expect("write");
+        };
+        write(VOTE_FILE, format!(r#"{{{OLD},"committed":true}}"#));
+        write(COMMITTED_FILE, format!(r#"{{{OLD},"index":3}}"#));
+
+        let store = FileLogStore::open(dir.path()).expect("opens");
+        let term = 65536 + 2;
+        let index = store.index.lock();
+        let entries: Vec<LogId> = index.entries.values().map(|(e, _)| e.log_id).collect();
+        let expected: Vec<LogId> = (1..=3)
+            .map(|i| LogId::new(CommittedLeaderId::new(term, 2), i))
+            .collect();
+        assert_eq!(entries, expected);
+        assert_eq!(
+            index.entries.get(&2).map(|(e, _)| &e.payload),
+            Some(&entry(2).payload)
+        );
+        assert_eq!(index.vote, Some(Vote::new_committed(term, 2)));
+        assert_eq!(index.committed, Some(expected[2]));
     }
 
     #[test]

@@ -593,10 +593,9 @@ impl MetadataQuorum {
 
 /// Whether `metrics` show `me` leading and having applied an entry of its own leadership.
 ///
-/// openraft's leader ids are `(term, node id)`: a second candidate of the same term with a
-/// higher node id can be elected after the first, so a new leader's last applied entry may be
-/// of its own term and still be its predecessor's. Only an entry with its own leader id shows
-/// that it applied everything committed before it.
+/// The quorum elects one leader per term, so a log id names its leader by the term alone: an
+/// applied entry of the current term is the new leader's own (its first, blank entry at the
+/// earliest), and everything committed before it is applied too.
 fn leads_with_own_entry_applied(metrics: &RaftMetrics<NodeId, BasicNode>, me: NodeId) -> bool {
     metrics.running_state.is_ok()
         && metrics.current_leader == Some(me)
@@ -647,33 +646,26 @@ mod tests {
 
     use super::*;
 
-    /// Node `me` leading term `term`, having applied `applied` (term, leader) at index 9.
-    fn leading(me: NodeId, term: u64, applied: (u64, NodeId)) -> RaftMetrics<NodeId, BasicNode> {
+    /// Node `me` leading term `term`, having applied an entry of term `applied` at index 9.
+    fn leading(me: NodeId, term: u64, applied: u64) -> RaftMetrics<NodeId, BasicNode> {
         let mut metrics = RaftMetrics::new_initial(me);
         metrics.current_term = term;
         metrics.vote = Vote::new_committed(term, me);
         metrics.current_leader = Some(me);
-        metrics.last_applied = Some(LogId::new(CommittedLeaderId::new(applied.0, applied.1), 9));
+        metrics.last_applied = Some(LogId::new(CommittedLeaderId::new(applied, me), 9));
         metrics
     }
 
     #[test]
     fn a_leader_is_active_once_it_applied_an_entry_of_its_own_leadership() {
         let cases = [
-            ("own entry applied", leading(3, 4, (4, 3)), true),
-            ("only an older term applied", leading(3, 4, (3, 1)), false),
-            // A second leader of term 4 (node 3 after node 2) that has applied node 2's
-            // entries only: it may not have applied all of them yet.
-            (
-                "only the same term's previous leader applied",
-                leading(3, 4, (4, 2)),
-                false,
-            ),
+            ("own entry applied", leading(3, 4, 4), true),
+            ("only an older term applied", leading(3, 4, 3), false),
         ];
         for (case, metrics, active) in cases {
             assert_eq!(leads_with_own_entry_applied(&metrics, 3), active, "{case}");
         }
-        let mut follower = leading(3, 4, (4, 3));
+        let mut follower = leading(3, 4, 4);
         follower.current_leader = Some(2);
         assert!(!leads_with_own_entry_applied(&follower, 3), "a follower");
     }

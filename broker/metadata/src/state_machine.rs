@@ -280,12 +280,13 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        let received: StoredSnapshot = serde_json::from_slice(snapshot.get_ref()).map_err(|e| {
-            StorageError::from(StorageIOError::read_snapshot(
-                Some(meta.signature()),
-                AnyError::new(&e),
-            ))
-        })?;
+        let received: StoredSnapshot = crate::leader_id_format::from_slice(snapshot.get_ref())
+            .map_err(|e| {
+                StorageError::from(StorageIOError::read_snapshot(
+                    Some(meta.signature()),
+                    AnyError::new(&e),
+                ))
+            })?;
         if !crate::grpc::envelope::same_cluster(&self.image.cluster_id, &received.image.cluster_id)
         {
             let e = MetadataError::ClusterIdMismatch {

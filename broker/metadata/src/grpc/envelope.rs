@@ -51,9 +51,10 @@ impl Envelope {
         })
     }
 
-    /// Decodes the payload as `T`.
+    /// Decodes the payload as `T`, reading the leader ids of earlier versions' peers
+    /// (`leader_id_format`).
     pub fn open<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.payload)
+        crate::leader_id_format::from_slice(&self.payload)
     }
 }
 

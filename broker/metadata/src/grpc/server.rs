@@ -19,6 +19,9 @@ use crate::grpc::envelope::Envelope;
 use crate::grpc::envelope::cluster_mismatch_message;
 use crate::grpc::envelope::paths;
 use crate::grpc::envelope::same_cluster;
+use crate::raft_types::NodeId;
+use crate::raft_types::TypeConfig;
+use crate::raft_types::Vote;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -118,7 +121,8 @@ async fn dispatch(
     let me = quorum.node_id();
     let reply = match path {
         paths::APPEND_ENTRIES => {
-            let rpc = open(&request)?;
+            let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = open(&request)?;
+            senders_own(&rpc.vote, &request)?;
             let result = raft.append_entries(rpc).await;
             if result.is_ok() {
                 quorum.peer_stats().record_leader_contact();
@@ -126,11 +130,13 @@ async fn dispatch(
             Envelope::wrap(&ours, me, &result)
         }
         paths::VOTE => {
-            let rpc = open(&request)?;
+            let rpc: openraft::raft::VoteRequest<NodeId> = open(&request)?;
+            senders_own(&rpc.vote, &request)?;
             Envelope::wrap(&ours, me, &raft.vote(rpc).await)
         }
         paths::INSTALL_SNAPSHOT => {
-            let rpc = open(&request)?;
+            let rpc: openraft::raft::InstallSnapshotRequest<TypeConfig> = open(&request)?;
+            senders_own(&rpc.vote, &request)?;
             Envelope::wrap(&ours, me, &raft.install_snapshot(rpc).await)
         }
         paths::CONTROLLER_CALL => {
@@ -144,6 +150,21 @@ async fn dispatch(
         other => return Err(Status::unimplemented(format!("no method {other}"))),
     };
     reply.map_err(|e| Status::internal(format!("encoding the reply: {e}")))
+}
+
+/// Refuses a Raft request whose vote is not the sender's own: a candidate asks for votes for
+/// itself and a leader replicates under its own vote. openraft assumes two committed votes of
+/// one term name the same leader (it stops the node otherwise), so a vote for some other node
+/// never reaches it.
+fn senders_own(vote: &Vote, request: &Envelope) -> Result<(), Status> {
+    if vote.leader_id().voted_for() == Some(request.node_id) {
+        return Ok(());
+    }
+    tracing::warn!(from_node = request.node_id, %vote, "refusing a Raft request with another node's vote");
+    Err(Status::invalid_argument(format!(
+        "the request's vote {vote} is not that of its sender, node {}",
+        request.node_id
+    )))
 }
 
 fn open<T: serde::de::DeserializeOwned>(request: &Envelope) -> Result<T, Status> {

@@ -644,14 +644,10 @@ async fn a_slow_link_delays_a_follower_without_losing_entries() {
     cluster.shutdown().await.expect("shutdown");
 }
 
-/// Voters started at once all initialize the quorum and campaign in term 1. openraft's default
-/// leader ids are `(term, node id)`, so a candidate with a higher node id can be elected after
-/// another one in the same term, and Kafka's leader epoch (the term, in DescribeQuorum) then
-/// names two controllers. Ignored until the quorum elects one leader per term (openraft's
-/// `single-term-leader` feature, which changes how log ids are stored); it fails within a few
-/// dozen starts without it: `cargo test -p strom-metadata --test multi_voter -- --ignored`.
+/// Voters started at once all initialize the quorum and campaign in term 1, so the first
+/// elections split their votes. Kafka's leader epoch (the term, in DescribeQuorum) must still
+/// name one controller: every term has at most one leader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "openraft's default leader ids allow two leaders in one term"]
 async fn voters_started_together_elect_one_leader_per_term() {
     for round in 0..60 {
         let cluster = TestCluster::start_together(1..=3, test_options())
