@@ -38,6 +38,7 @@ pub mod controller_client;
 pub mod controller_error;
 pub mod controller_ops;
 mod elect_leaders;
+mod election_timer;
 pub mod error;
 mod files;
 pub mod grpc;

@@ -39,6 +39,8 @@ use openraft::error::InitializeError;
 use openraft::error::RaftError;
 use tokio::sync::watch;
 
+use crate::election_timer;
+use crate::election_timer::ElectionTimeouts;
 use crate::error::MetadataError;
 use crate::files::lock_dir;
 use crate::grpc::raft_network::PeerStats;
@@ -268,6 +270,17 @@ impl MetadataQuorum {
         )
         .await
         .map_err(MetadataError::raft)?;
+        if !config.observer && config.voters.len() > 1 {
+            election_timer::start(
+                raft.clone(),
+                config.node_id,
+                Arc::clone(&stats),
+                ElectionTimeouts {
+                    min: options.election_timeout_min,
+                    max: options.election_timeout_max,
+                },
+            );
+        }
         Ok(MetadataQuorum {
             inner: Arc::new(Inner {
                 config,

@@ -31,6 +31,7 @@ use crate::grpc::envelope::paths;
 use crate::grpc::peer::Peer;
 use crate::grpc::peer::PeerError;
 use crate::image::MetadataImage;
+use crate::raft_types::LogId;
 use crate::raft_types::NodeId;
 use crate::raft_types::TypeConfig;
 
@@ -47,6 +48,8 @@ pub struct PeerStats {
     mismatch: Mutex<Option<PeerError>>,
     /// When this node last accepted entries (or a heartbeat) from a leader.
     leader_contact: Mutex<Option<Instant>>,
+    /// When a voter last refused this node's vote request for holding a longer log.
+    greater_log: Mutex<Option<Instant>>,
 }
 
 impl PeerStats {
@@ -78,6 +81,29 @@ impl PeerStats {
     /// Records that a leader's AppendEntries was accepted just now.
     pub fn record_leader_contact(&self) {
         *self.leader_contact.lock() = Some(Instant::now());
+    }
+
+    /// When this node last heard from a leader, if ever.
+    pub(crate) fn last_leader_contact(&self) -> Option<Instant> {
+        *self.leader_contact.lock()
+    }
+
+    /// Notes a voter's answer to this node's vote request that asked with `asked_with` as its
+    /// last log id: a refusal from a voter with a longer log means that voter should campaign
+    /// first (`election_timer`).
+    pub(crate) fn record_vote_reply(
+        &self,
+        asked_with: Option<LogId>,
+        reply: &VoteResponse<NodeId>,
+    ) {
+        if !reply.vote_granted && reply.last_log_id > asked_with {
+            *self.greater_log.lock() = Some(Instant::now());
+        }
+    }
+
+    /// Whether a voter with a longer log refused a vote request of this node since `since`.
+    pub(crate) fn greater_log_seen_since(&self, since: Instant) -> bool {
+        self.greater_log.lock().is_some_and(|at| at >= since)
     }
 
     /// How long ago this node last heard from a leader, if ever.
@@ -225,8 +251,11 @@ impl RaftNetwork<TypeConfig> for GrpcConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
+        let asked_with = rpc.last_log_id;
         let reply: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
             self.send(paths::VOTE, &rpc, option.hard_ttl()).await?;
-        reply.map_err(|e| self.remote(e))
+        let reply = reply.map_err(|e| self.remote(e))?;
+        self.network.stats.record_vote_reply(asked_with, &reply);
+        Ok(reply)
     }
 }

@@ -324,10 +324,14 @@ impl RaftNetwork<TypeConfig> for RouterConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        self.send(Rpc::Vote, &option, |target| async move {
-            target.raft.vote(rpc).await
-        })
-        .await
+        let asked_with = rpc.last_log_id;
+        let reply = self
+            .send(Rpc::Vote, &option, |target| async move {
+                target.raft.vote(rpc).await
+            })
+            .await?;
+        self.network.stats.record_vote_reply(asked_with, &reply);
+        Ok(reply)
     }
 }
 

@@ -665,3 +665,57 @@ async fn voters_started_together_elect_one_leader_per_term() {
         cluster.shutdown().await.expect("shutdown");
     }
 }
+
+/// Two voters left by an isolated leader campaign at the same moment, in the same term, and
+/// split their votes. With one leader per term the next round must be started by one of them
+/// a vote's delivery earlier than the other: each draws a new random timeout for it, and backs
+/// off further after every split. The election timeouts here are all but equal (500–501 ms),
+/// as two voters' draws can be, and every message takes 50 ms to arrive (a loaded disk's
+/// fsync before the answer). openraft's own timer draws one whole number of milliseconds per
+/// process, waits it after every campaign and looks at it on a tick of 1.5 heartbeats, so both
+/// would campaign 600 ms after their last campaign, less than a vote's delivery apart, in
+/// every term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_that_split_their_votes_elect_a_leader_in_a_later_round() {
+    let options = QuorumOptions {
+        election_timeout_min: Duration::from_millis(500),
+        election_timeout_max: Duration::from_millis(501),
+        // Above the round trip: openraft gives an AppendEntries one heartbeat to be answered.
+        heartbeat_interval: Duration::from_millis(200),
+        ..test_options()
+    };
+    for round in 0..5 {
+        let cluster = TestCluster::start_with(1..=3, options.clone())
+            .await
+            .expect("cluster starts");
+        let all = cluster.voters();
+        let old = cluster.wait_for_leader(&all).await.expect("a leader");
+        let rest = others(&cluster, old);
+        cluster.router().isolate(old);
+        let vote_delivery = Duration::from_millis(50);
+        cluster.router().set_delay(rest[0], rest[1], vote_delivery);
+        cluster.router().set_delay(rest[1], rest[0], vote_delivery);
+        let term = term_of(&cluster, rest[0]).max(term_of(&cluster, rest[1]));
+        // Both campaign at once in the next term: a split vote.
+        let (a, b) = (
+            cluster.quorum(rest[0]).expect("runs"),
+            cluster.quorum(rest[1]).expect("runs"),
+        );
+        let (ta, tb) = (a.raft().trigger(), b.raft().trigger());
+        let (ra, rb) = tokio::join!(ta.elect(), tb.elect());
+        ra.expect("elects");
+        rb.expect("elects");
+        let leader = cluster
+            .wait_for_leader(&rest)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no leader after the split vote: {e}"));
+        assert!(rest.contains(&leader));
+        assert!(
+            term_of(&cluster, leader) > term,
+            "round {round}: a later term"
+        );
+        assert_one_leader_per_term(&cluster);
+        cluster.router().heal(old);
+        cluster.shutdown().await.expect("shutdown");
+    }
+}
