@@ -4,9 +4,11 @@
 //! does not finish a frame it started within `socket.request.read.timeout.ms`.
 //!
 //! A frame's announced size is reserved in the broker-wide [`RequestMemory`] before its body is
-//! read, but the buffer itself grows only with the bytes that arrive (at most doubling what has
-//! arrived), so a peer that announces 100 MB and sends 10 bytes costs 10 bytes of memory, not
-//! 100 MB of address space.
+//! read. A frame of up to [`WHOLE_FRAME_BYTES`] (a produce request of a client's default
+//! `message.max.bytes`) gets its whole buffer at once, so it is read without being moved while
+//! it grows. A larger one grows only with the bytes that arrive (at most doubling what has
+//! arrived), so a peer that announces 100 MB and sends 10 bytes costs little memory, not 100 MB
+//! of address space.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,6 +89,11 @@ pub struct FrameReader<R> {
 
 /// Read-ahead granularity: one syscall usually brings several pipelined requests.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The largest frame whose buffer is allocated whole when its size is known (see the module
+/// docs): librdkafka's default `message.max.bytes` and Kafka's default `max.request.size`
+/// are 1 MB, so a full produce request fits.
+pub const WHOLE_FRAME_BYTES: usize = 1 << 20;
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, limits: FrameLimits, memory: Arc<RequestMemory>) -> FrameReader<R> {
@@ -170,10 +177,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.deadline = self.limits.read_timeout.map(|t| Instant::now() + t);
     }
 
-    /// Makes room for the next read without reserving the rest of an announced frame: at least
-    /// a read chunk, at most as much again as is buffered.
+    /// Makes room for the next read: the rest of an announced frame of up to
+    /// [`WHOLE_FRAME_BYTES`], else at least a read chunk and at most as much again as is
+    /// buffered.
     fn grow(&mut self) {
         let spare = self.buffer.capacity() - self.buffer.len();
+        if let Some(size) = self.size
+            && size + 4 <= WHOLE_FRAME_BYTES
+        {
+            let rest = 4 + size - self.buffer.len();
+            if spare < rest {
+                self.buffer.reserve(rest.max(READ_CHUNK));
+            }
+            return;
+        }
         if spare >= READ_CHUNK / 4 {
             return;
         }
@@ -388,6 +405,30 @@ mod tests {
         assert_eq!(memory.used(), (1 << 30) + 4);
         drop(reader);
         assert_eq!(memory.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_frame_of_a_full_produce_request_gets_its_whole_buffer_at_once() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let memory = RequestMemory::new(None);
+        let mut reader = FrameReader::new(server, limits(1 << 30, None), memory);
+        let size = WHOLE_FRAME_BYTES - 4;
+        client
+            .write_all(&i32::try_from(size).expect("fits").to_be_bytes())
+            .await
+            .expect("write");
+        client.write_all(&[1; 1000]).await.expect("write");
+        drop(client);
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(FrameError::Truncated { buffered: 1004 })
+        ));
+        // Room for the whole frame: the rest would have been read in place, never moved.
+        assert!(
+            reader.buffer.capacity() >= WHOLE_FRAME_BYTES,
+            "buffer of {} bytes for a frame of {WHOLE_FRAME_BYTES}",
+            reader.buffer.capacity()
+        );
     }
 
     #[tokio::test]
