@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crate::batch::{BatchError, BatchHeader, Batches, RecordBatchMut};
+use crate::batch::{
+    BatchError, BatchHeader, Batches, RecordBatch, RecordBatchMut, UNCHECKED_PREFIX, patched_prefix,
+};
 use crate::config::TimestampType;
 use crate::error::StorageError;
 use crate::log::{AfterUnlock, AppendInfo, AppendOrigin, BatchInfo, Inner, PartitionLog};
@@ -31,14 +33,40 @@ impl PartitionLog {
     /// On a compacted log a batch holding a record without a key is refused
     /// ([`StorageError::InvalidRecord`] with [`BatchError::MissingKey`]) and nothing is written.
     ///
-    /// This copies `records` once to patch it; [`PartitionLog::append_owned`] avoids the copy.
+    /// `records` is not copied when only the fields outside the CRC change (see
+    /// `append_shared_locked`); a topic that recompresses or stamps `LogAppendTime`, or a batch
+    /// whose `maxTimestamp` is not its largest record timestamp, copies it once to patch it.
     pub fn append(
         &self,
         records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        self.append_with_origin(records.to_vec(), leader_epoch, now_ms, AppendOrigin::Client)
+        let (max_message_bytes, segment_bytes, rules, target) =
+            self.produce_rules(now_ms, AppendOrigin::Client);
+        if target.is_some() {
+            return self.append_with_origin(
+                records.to_vec(),
+                leader_epoch,
+                now_ms,
+                AppendOrigin::Client,
+            );
+        }
+        let mut headers = validate_record_set(records, max_message_bytes, segment_bytes, &rules)?;
+        let mut after = AfterUnlock::default();
+        let result = {
+            let mut inner = self.inner.lock();
+            self.append_shared_locked(
+                &mut inner,
+                records,
+                &mut headers,
+                leader_epoch,
+                now_ms,
+                &mut after,
+            )
+        };
+        after.run()?;
+        result
     }
 
     /// [`PartitionLog::append`] on a buffer the caller hands over, patched in place.
@@ -73,7 +101,28 @@ impl PartitionLog {
         now_ms: i64,
         origin: AppendOrigin,
     ) -> Result<(Vec<u8>, Vec<BatchHeader>), StorageError> {
-        let (max_message_bytes, segment_bytes, rules, target) = {
+        let (max_message_bytes, segment_bytes, rules, target) = self.produce_rules(now_ms, origin);
+        let headers = validate_record_set(&records, max_message_bytes, segment_bytes, &rules)?;
+        match target {
+            Some(codec) => crate::recompress::recompress(
+                records,
+                headers,
+                codec,
+                max_message_bytes,
+                segment_bytes,
+            ),
+            None => Ok((records, headers)),
+        }
+    }
+
+    /// What validating a record set takes from the topic's configuration: the largest batch,
+    /// the segment size, the produce rules, and the codec to recompress to, if any.
+    fn produce_rules(
+        &self,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> (usize, u64, ProduceRules, Option<crate::records::Codec>) {
+        {
             let inner = self.inner.lock();
             let config = &inner.config;
             (
@@ -89,17 +138,6 @@ impl PartitionLog {
                 },
                 config.compression_type.codec(),
             )
-        };
-        let headers = validate_record_set(&records, max_message_bytes, segment_bytes, &rules)?;
-        match target {
-            Some(codec) => crate::recompress::recompress(
-                records,
-                headers,
-                codec,
-                max_message_bytes,
-                segment_bytes,
-            ),
-            None => Ok((records, headers)),
         }
     }
 
@@ -141,6 +179,117 @@ impl PartitionLog {
         origin: AppendOrigin,
         after: &mut AfterUnlock,
     ) -> Result<AppendInfo, StorageError> {
+        let placement = self.place(inner, records.len(), headers, now_ms, origin, after)?;
+        let mut position = 0;
+        let mut offset = placement.first_offset;
+        for header in headers.iter_mut() {
+            let mut batch = RecordBatchMut::parse(&mut records[position..])
+                .map_err(|source| StorageError::CorruptRecord { position, source })?;
+            batch.set_base_offset(offset);
+            batch.set_partition_leader_epoch(leader_epoch);
+            if let Some(time) = placement.log_append_time {
+                batch.set_log_append_time(time);
+                header.max_timestamp = time;
+            } else if batch.as_batch().max_timestamp() != header.max_timestamp {
+                // Validation computed the largest record timestamp; Kafka stores that.
+                batch.set_max_timestamp(header.max_timestamp);
+            }
+            header.base_offset = offset;
+            header.partition_leader_epoch = leader_epoch;
+            offset = header.next_offset();
+            position += header.size;
+        }
+        let records: &[u8] = records;
+        self.commit(
+            inner,
+            &placement,
+            &[records],
+            records,
+            headers,
+            leader_epoch,
+            now_ms,
+            after,
+        )
+    }
+
+    /// [`PartitionLog::append_locked`] of a record set the caller keeps: when only the fields
+    /// outside the CRC change (`CreateTime`, and every batch's `maxTimestamp` already the
+    /// largest record timestamp, as Kafka's clients write it), each batch's patched prefix is
+    /// written beside the rest of its bytes, which are not copied. Otherwise the set is copied
+    /// and patched whole.
+    fn append_shared_locked(
+        &self,
+        inner: &mut Inner,
+        records: &[u8],
+        headers: &mut [BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+        after: &mut AfterUnlock,
+    ) -> Result<AppendInfo, StorageError> {
+        let origin = AppendOrigin::Client;
+        let mut position = 0;
+        let mut crc_changes = inner.config.message_timestamp_type == TimestampType::LogAppendTime;
+        for header in headers.iter() {
+            let stored = RecordBatch::parse(&records[position..])
+                .map_err(|source| StorageError::CorruptRecord { position, source })?
+                .max_timestamp();
+            crc_changes |= stored != header.max_timestamp;
+            position += header.size;
+        }
+        if crc_changes {
+            let mut owned = records.to_vec();
+            return self.append_locked(
+                inner,
+                &mut owned,
+                headers,
+                leader_epoch,
+                now_ms,
+                origin,
+                after,
+            );
+        }
+        let placement = self.place(inner, records.len(), headers, now_ms, origin, after)?;
+        let mut prefixes = Vec::with_capacity(headers.len());
+        let mut position = 0;
+        let mut offset = placement.first_offset;
+        for header in headers.iter_mut() {
+            prefixes.push(patched_prefix(&records[position..], offset, leader_epoch));
+            header.base_offset = offset;
+            header.partition_leader_epoch = leader_epoch;
+            offset = header.next_offset();
+            position += header.size;
+        }
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * headers.len());
+        let mut position = 0;
+        for (header, prefix) in headers.iter().zip(&prefixes) {
+            parts.push(prefix);
+            parts.push(&records[position + UNCHECKED_PREFIX..position + header.size]);
+            position += header.size;
+        }
+        self.commit(
+            inner,
+            &placement,
+            &parts,
+            records,
+            headers,
+            leader_epoch,
+            now_ms,
+            after,
+        )
+    }
+
+    /// The checks of an append of `len` bytes under the lock (the log is open, the offsets
+    /// fit, a client sends no control batch, the producers' sequences follow), then the segment
+    /// roll the append needs. Nothing is written.
+    fn place(
+        &self,
+        inner: &mut Inner,
+        len: usize,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        origin: AppendOrigin,
+        after: &mut AfterUnlock,
+    ) -> Result<Placement, StorageError> {
         if inner.closed {
             return Err(StorageError::Closed {
                 dir: self.dir.clone(),
@@ -182,7 +331,7 @@ impl PartitionLog {
             now_ms.saturating_sub(created) >= inner.config.effective_segment_ms()
         });
         if active.size() > 0
-            && (active.size() + records.len() as u64 > segment_bytes
+            && (active.size() + len as u64 > segment_bytes
                 || aged
                 || !active.can_hold_offset(next_offset - 1))
         {
@@ -193,29 +342,35 @@ impl PartitionLog {
             TimestampType::LogAppendTime => Some(now_ms),
             TimestampType::CreateTime => None,
         };
-        let mut position = 0;
-        let mut offset = first_offset;
-        for header in headers.iter_mut() {
-            let mut batch = RecordBatchMut::parse(&mut records[position..])
-                .map_err(|source| StorageError::CorruptRecord { position, source })?;
-            batch.set_base_offset(offset);
-            batch.set_partition_leader_epoch(leader_epoch);
-            if let Some(time) = log_append_time {
-                batch.set_log_append_time(time);
-                header.max_timestamp = time;
-            } else if batch.as_batch().max_timestamp() != header.max_timestamp {
-                // Validation computed the largest record timestamp; Kafka stores that.
-                batch.set_max_timestamp(header.max_timestamp);
-            }
-            header.base_offset = offset;
-            header.partition_leader_epoch = leader_epoch;
-            offset = header.next_offset();
-            position += header.size;
-        }
+        Ok(Placement {
+            first_offset,
+            next_offset,
+            log_append_time,
+        })
+    }
 
+    /// Writes the patched batches (`parts`, back to back; `records` holds the same batches for
+    /// the producer state, patched or not) into the active segment and publishes them.
+    #[allow(clippy::too_many_arguments)]
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        placement: &Placement,
+        parts: &[&[u8]],
+        records: &[u8],
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+        after: &mut AfterUnlock,
+    ) -> Result<AppendInfo, StorageError> {
+        let Placement {
+            first_offset,
+            next_offset,
+            log_append_time,
+        } = *placement;
         self.assign_epochs(inner, std::iter::once((leader_epoch, first_offset)))?;
         let active = Arc::clone(inner.active());
-        active.append(records, headers, inner.config.index_interval_bytes, now_ms)?;
+        active.append_parts(parts, headers, inner.config.index_interval_bytes, now_ms)?;
         inner.log_end_offset = next_offset;
         let batches: Vec<BatchInfo> = headers.iter().map(BatchInfo::from_header).collect();
         crate::transactions::record_appended(&mut inner.producers, &active, records, headers)?;
@@ -241,6 +396,14 @@ impl PartitionLog {
             batches,
         })
     }
+}
+
+/// Where an append's offsets start and end, and its `LogAppendTime` stamp if the topic uses it.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    first_offset: i64,
+    next_offset: i64,
+    log_append_time: Option<i64>,
 }
 
 /// Validates a produce record set: framing, sizes, and every batch as Kafka's `LogValidator`

@@ -37,6 +37,27 @@ const BATCH_LENGTH_AT: usize = 8;
 const PARTITION_LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
 const CRC_AT: usize = 17;
+
+/// The bytes of a batch before its `magic`: base offset, length and partition leader epoch,
+/// the part a leader patches that the CRC does not cover.
+pub(crate) const UNCHECKED_PREFIX: usize = MAGIC_AT;
+
+/// The first [`UNCHECKED_PREFIX`] bytes of `batch` (at least that long, as every validated
+/// batch is) with `baseOffset` and `partitionLeaderEpoch` set.
+pub(crate) fn patched_prefix(
+    batch: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+) -> [u8; UNCHECKED_PREFIX] {
+    let mut prefix = [0u8; UNCHECKED_PREFIX];
+    if let Some(head) = batch.get(..UNCHECKED_PREFIX) {
+        prefix.copy_from_slice(head);
+    }
+    prefix[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&base_offset.to_be_bytes());
+    prefix[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&leader_epoch.to_be_bytes());
+    prefix
+}
 const ATTRIBUTES_AT: usize = 21;
 const LAST_OFFSET_DELTA_AT: usize = 23;
 const BASE_TIMESTAMP_AT: usize = 27;

@@ -192,6 +192,36 @@ fn restored_age(first_batch_timestamp: Option<i64>, now_ms: i64) -> i64 {
     }
 }
 
+/// Writes every byte of `parts`, in order, from `pos` on: one positional write for one part,
+/// else positional vectored writes (`pwritev`) of at most `IOV_MAX` slices, repeated after a
+/// short write.
+pub(crate) fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut pos: u64) -> io::Result<()> {
+    /// Linux's limit on the slices of one `pwritev`.
+    const IOV_MAX: usize = 1024;
+    if let [only] = parts {
+        return file.write_all_at(only, pos);
+    }
+    let mut slices: Vec<io::IoSlice<'_>> = parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .map(|part| io::IoSlice::new(part))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let count = rest.len().min(IOV_MAX);
+        match rustix::io::pwritev(file, &rest[..count], pos) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => {
+                pos += written as u64;
+                io::IoSlice::advance_slices(&mut rest, written);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Reads until `buf` is full or the file ends; returns the bytes read.
 pub(crate) fn read_full_at(file: &File, buf: &mut [u8], mut pos: u64) -> io::Result<usize> {
     let mut filled = 0;
@@ -458,13 +488,27 @@ impl Segment {
         index_interval_bytes: usize,
         now_ms: i64,
     ) -> Result<u64, StorageError> {
+        self.append_parts(&[bytes], headers, index_interval_bytes, now_ms)
+    }
+
+    /// [`Segment::append`] of batches held in `parts`, written back to back with vectored
+    /// positional writes: a leader writes each batch's patched prefix beside the rest of the
+    /// batch where the producer's bytes lie, without copying them.
+    pub(crate) fn append_parts(
+        &self,
+        parts: &[&[u8]],
+        headers: &[BatchHeader],
+        index_interval_bytes: usize,
+        now_ms: i64,
+    ) -> Result<u64, StorageError> {
         let start = self.size();
         let files = self.files()?;
-        if let Err(e) = files.log.write_all_at(bytes, start) {
+        if let Err(e) = write_all_vectored_at(&files.log, parts, start) {
             // Drop whatever part of the write landed so the file ends on a batch boundary again.
             let _ = files.log.set_len(start);
             return Err(io_err("append to", &self.log_path)(e));
         }
+        let bytes_len: usize = parts.iter().map(|part| part.len()).sum();
         {
             let mut state = self.state.write();
             let mut position = start;
@@ -474,7 +518,7 @@ impl Segment {
             }
             state.created_ms.get_or_insert(now_ms);
         }
-        let end = start + bytes.len() as u64;
+        let end = start + bytes_len as u64;
         // Validated bytes right after the verified prefix extend it.
         let _ = self
             .verified_to

@@ -394,3 +394,60 @@ fn file_ranges_span_segments_and_outlive_a_deleted_segment() {
         assert!(cut.len() <= budget);
     }
 }
+
+/// A leader appends a producer's record set without copying it when only the offsets and the
+/// leader epoch change: the batches go to disk as the patched prefix of each beside the rest
+/// of its bytes. The log must hold exactly what patching a copy gives, for record sets of one
+/// batch and of more batches than one vectored write takes (1024 slices, two per batch), and a
+/// batch whose `maxTimestamp` is not its largest record timestamp is still corrected.
+#[test]
+fn a_record_set_written_in_place_is_stored_as_a_patched_copy() {
+    for batches in [1usize, 3, 700] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path(), small_config(1 << 30));
+        log.append(&batch(&Spec::new(2, 10).tag(9)), 4, 1_000)
+            .expect("a first append");
+        let mut set = Vec::new();
+        let mut expected = Vec::new();
+        let mut offset = 2;
+        for i in 0..batches {
+            let records = 1 + i % 3;
+            let one =
+                batch(&Spec::new(records, 5 + i % 7).tag(u8::try_from(i % 250).expect("small")));
+            expected.extend(patched(one.clone(), offset, 4));
+            offset += i64::try_from(records).expect("small");
+            set.extend(one);
+        }
+        let info = log.append(&set, 4, 2_000).expect("append in place");
+        assert_eq!((info.first_offset, info.last_offset), (2, offset - 1));
+        assert_eq!(info.bytes, set.len() as u64);
+        let stored = read_all(&log, 2);
+        assert_eq!(stored.len(), expected.len(), "{batches} batches");
+        assert!(stored == expected, "{batches} batches: bytes differ");
+        // Reopened, the log recovers to the same end: every batch on disk is whole and valid.
+        drop(log);
+        let log = open(dir.path(), small_config(1 << 30));
+        assert_eq!(log.log_end_offset(), offset, "{batches} batches");
+        assert!(read_all(&log, 2) == expected);
+    }
+}
+
+/// The exception to the in-place append: a batch whose `maxTimestamp` is not its largest
+/// record timestamp is stored with the largest one and a CRC that covers it.
+#[test]
+fn a_wrong_max_timestamp_is_corrected_with_a_valid_crc() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), LogConfig::default());
+    let mut bytes = batch(&Spec::new(3, 10).ts(5_000));
+    let largest = RecordBatch::parse(&bytes).expect("framing").max_timestamp();
+    bytes[35..43].copy_from_slice(&1i64.to_be_bytes());
+    strom_storage::batch::RecordBatchMut::parse(&mut bytes)
+        .expect("a whole batch")
+        .update_crc();
+    let info = log.append(&bytes, 0, 9_000).expect("append");
+    assert_eq!(info.batches[0].max_timestamp, largest);
+    let r = log.read(0, 1 << 20, i64::MAX, true).expect("read");
+    let view = RecordBatch::parse(&r.records).expect("framing");
+    view.validate().expect("CRC recomputed");
+    assert_eq!(view.max_timestamp(), largest);
+}
