@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use crate::grpc::raft_network::PeerStats;
 use crate::raft_types::NodeId;
 use crate::raft_types::Raft;
+use crate::raft_types::Vote;
 
 /// The timeouts the timer draws from, as the quorum options give them.
 #[derive(Debug, Clone, Copy)]
@@ -69,25 +70,26 @@ async fn run(raft: Raft, me: NodeId, stats: Arc<PeerStats>, timeouts: ElectionTi
     let mut round_start = Instant::now();
     let mut failed = 0u32;
     let mut timeout = timeouts.draw(failed);
+    // When this round's wait ends, as of now: a leader's entries or a refusal for a longer log
+    // that arrive during the wait move it later.
+    let deadline = |vote: &Vote, round_start: Instant, timeout: Duration| {
+        let mut start = round_start;
+        let mut wait = timeout;
+        if vote.is_committed() {
+            if let Some(contact) = stats.last_leader_contact() {
+                start = start.max(Instant::from_std(contact));
+            }
+            wait += timeouts.max;
+        }
+        if stats.greater_log_seen_since(round_start.into_std()) {
+            wait += timeouts.max * 2;
+        }
+        start + wait
+    };
     loop {
-        let deadline = {
-            let m = metrics.borrow();
-            if m.running_state.is_err() {
-                return;
-            }
-            let mut start = round_start;
-            let mut wait = timeout;
-            if vote.is_committed() {
-                if let Some(contact) = stats.last_leader_contact() {
-                    start = start.max(Instant::from_std(contact));
-                }
-                wait += timeouts.max;
-            }
-            if stats.greater_log_seen_since(round_start.into_std()) {
-                wait += timeouts.max * 2;
-            }
-            start + wait
-        };
+        if metrics.borrow().running_state.is_err() {
+            return;
+        }
         tokio::select! {
             changed = metrics.changed() => {
                 if changed.is_err() {
@@ -103,20 +105,15 @@ async fn run(raft: Raft, me: NodeId, stats: Arc<PeerStats>, timeouts: ElectionTi
                     timeout = timeouts.draw(failed);
                 }
             }
-            () = tokio::time::sleep_until(deadline) => {
+            () = tokio::time::sleep_until(deadline(&vote, round_start, timeout)) => {
+                if deadline(&vote, round_start, timeout) > Instant::now() {
+                    continue;
+                }
                 let campaign = {
                     let m = metrics.borrow();
                     m.state != ServerState::Leader
                         && m.membership_config.membership().voter_ids().any(|v| v == me)
                 };
-                // A leader's entries may have arrived meanwhile: then the deadline moved.
-                let contact_moved = vote.is_committed()
-                    && stats
-                        .last_leader_contact()
-                        .is_some_and(|at| Instant::from_std(at) + timeout + timeouts.max > Instant::now());
-                if contact_moved {
-                    continue;
-                }
                 if campaign {
                     // Still a candidate of its own: the last campaign elected no one.
                     if !vote.is_committed() && vote.leader_id().voted_for() == Some(me) {

@@ -381,13 +381,16 @@ mod tests {
         assert_eq!(frame, Some(Bytes::from("ok")));
     }
 
-    #[tokio::test]
-    async fn the_buffer_grows_with_the_bytes_not_the_announced_size() {
+    /// A reader that was sent the size prefix of a frame of `size` bytes and then only 1000
+    /// bytes of it before the peer hung up, and has reported the truncation.
+    async fn reader_of_a_truncated_frame(
+        size: usize,
+        memory: Arc<RequestMemory>,
+    ) -> FrameReader<tokio::io::DuplexStream> {
         let (mut client, server) = tokio::io::duplex(1 << 20);
-        let memory = RequestMemory::new(None);
-        let mut reader = FrameReader::new(server, limits(1 << 30, None), memory.clone());
+        let mut reader = FrameReader::new(server, limits(1 << 30, None), memory);
         client
-            .write_all(&(1i32 << 30).to_be_bytes())
+            .write_all(&i32::try_from(size).expect("fits").to_be_bytes())
             .await
             .expect("write");
         client.write_all(&[1; 1000]).await.expect("write");
@@ -396,6 +399,13 @@ mod tests {
             reader.next_frame().await,
             Err(FrameError::Truncated { buffered: 1004 })
         ));
+        reader
+    }
+
+    #[tokio::test]
+    async fn the_buffer_grows_with_the_bytes_not_the_announced_size() {
+        let memory = RequestMemory::new(None);
+        let reader = reader_of_a_truncated_frame(1 << 30, memory.clone()).await;
         assert!(
             reader.buffer.capacity() <= 2 * READ_CHUNK,
             "buffer of {} bytes for 1004 received",
@@ -409,20 +419,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_of_a_full_produce_request_gets_its_whole_buffer_at_once() {
-        let (mut client, server) = tokio::io::duplex(1 << 20);
-        let memory = RequestMemory::new(None);
-        let mut reader = FrameReader::new(server, limits(1 << 30, None), memory);
-        let size = WHOLE_FRAME_BYTES - 4;
-        client
-            .write_all(&i32::try_from(size).expect("fits").to_be_bytes())
-            .await
-            .expect("write");
-        client.write_all(&[1; 1000]).await.expect("write");
-        drop(client);
-        assert!(matches!(
-            reader.next_frame().await,
-            Err(FrameError::Truncated { buffered: 1004 })
-        ));
+        let reader =
+            reader_of_a_truncated_frame(WHOLE_FRAME_BYTES - 4, RequestMemory::new(None)).await;
         // Room for the whole frame: the rest would have been read in place, never moved.
         assert!(
             reader.buffer.capacity() >= WHOLE_FRAME_BYTES,
