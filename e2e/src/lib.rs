@@ -27,6 +27,7 @@ pub mod netfault;
 pub mod observability;
 pub mod processor;
 pub mod replicas;
+pub mod request_times;
 pub mod small_fs;
 pub mod transactions;
 pub mod wire;

@@ -565,17 +565,18 @@ impl SourceTask {
                 );
             }
         }
-        for ready in partitions {
+        // Each partition's append goes to its own I/O worker: all of them are queued before
+        // any is awaited, so the partitions of one response are written in parallel.
+        let applies = partitions.into_iter().filter_map(|ready| {
             let key = if by_id {
                 (ready.partition.topic_id, String::new(), ready.key.1)
             } else {
                 (uuid::Uuid::nil(), ready.key.0.to_string(), ready.key.1)
             };
-            let Some(data) = answers.remove(&key) else {
-                continue;
-            };
-            self.apply(&ready, data).await;
-        }
+            let data = answers.remove(&key)?;
+            Some(async move { self.apply(&ready, data).await })
+        });
+        futures::future::join_all(applies).await;
         Ok(())
     }
 

@@ -8,8 +8,12 @@
 //! Latency is from handing a record to the client to its acknowledgement.
 //!
 //! `--local --brokers 3 --replication-factor 3` measures a local cluster of three brokers (all
-//! controller voters) with every byte replicated three times.
+//! controller voters) with every byte replicated three times. With local brokers, each produce
+//! phase is followed by one `broker-times` line per broker: its own Produce and Fetch request
+//! times over the phase, from its `/metrics`, which tells time in the brokers from time in the
+//! client.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,6 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use strom_e2e::request_times::{self, ApiTimes};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -334,11 +339,41 @@ async fn consume_raw(
     Ok(())
 }
 
+fn scrape_all(admin_urls: &[String]) -> Vec<BTreeMap<String, ApiTimes>> {
+    admin_urls
+        .iter()
+        .map(|url| request_times::scrape(url).unwrap_or_default())
+        .collect()
+}
+
+/// The brokers' own Produce and Fetch times during the produce phase (local brokers only): with
+/// replication, Fetch is the followers' fetches, and Produce with `acks=all` includes the wait
+/// for them.
+fn print_request_times(admin_urls: &[String], before: &[BTreeMap<String, ApiTimes>]) {
+    let after = scrape_all(admin_urls);
+    for (broker, (now, then)) in after.iter().zip(before).enumerate() {
+        let mut line = format!("broker-times broker={broker}");
+        for api in ["Produce", "Fetch"] {
+            let Some(now) = now.get(api) else { continue };
+            let times = then.get(api).map_or_else(|| now.clone(), |t| now.since(t));
+            line.push_str(&format!(
+                " {api} count={} mean={:.2}ms p50<={}ms p99<={}ms",
+                times.count,
+                times.mean_ms(),
+                times.quantile_bound_ms(0.5),
+                times.quantile_bound_ms(0.99),
+            ));
+        }
+        println!("{line}");
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _local;
     let _cluster;
+    let mut admin_urls = Vec::new();
     let bootstrap = match (&args.bootstrap, args.local) {
         (Some(bootstrap), _) => bootstrap.clone(),
         (None, true) if args.brokers > 1 => {
@@ -351,6 +386,7 @@ async fn main() -> anyhow::Result<()> {
             let cluster = strom_e2e::cluster::Cluster::start(args.brokers, 0, |_, o| o)?;
             cluster.await_controller(Duration::from_secs(60)).await?;
             let bootstrap = cluster.bootstrap();
+            admin_urls = cluster.brokers().iter().map(|b| b.admin_url()).collect();
             _cluster = cluster;
             bootstrap
         }
@@ -359,6 +395,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("strom-bench: starting {}", binary.display());
             let broker = strom_e2e::BrokerProcess::start(strom_e2e::BrokerOptions::default())?;
             let bootstrap = broker.bootstrap();
+            admin_urls.push(broker.admin_url());
             _local = broker;
             bootstrap
         }
@@ -373,9 +410,11 @@ async fn main() -> anyhow::Result<()> {
                     args.replication_factor
                 );
                 create_topic(&bootstrap, &topic, partitions, args.replication_factor).await?;
+                let before = scrape_all(&admin_urls);
                 tokio::task::block_in_place(|| {
                     produce(&args, &bootstrap, &topic, acks, compression)
                 })?;
+                print_request_times(&admin_urls, &before);
                 if !args.no_consume {
                     tokio::task::block_in_place(|| consume(&args, &bootstrap, &topic, partitions))?;
                 }
