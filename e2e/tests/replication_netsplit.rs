@@ -3,13 +3,15 @@
 //! reach it. It cannot acknowledge `acks=all` writes; the majority elects new leaders; after
 //! the heal it truncates what it appended alone, every replica ends byte-identical, and the
 //! workload that ran throughout lost nothing. Two rounds: a broker that is not the controller,
-//! then the active controller.
+//! then the active controller. Between rounds every partition goes back to its preferred leader
+//! (auto leader rebalance, checked every second here): the quorum may elect the healed broker,
+//! which then leads nothing until it gets its preferred leaderships back.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use strom_e2e::cluster::Cluster;
+use strom_e2e::cluster::{Cluster, eventually};
 use strom_e2e::netfault::{Listener, NetFaults};
 use strom_e2e::replicas::{
     await_healthy, await_identical_logs, await_partitions_on, fast_replication, partitions_in,
@@ -26,7 +28,12 @@ async fn an_isolated_leader_cannot_acknowledge_and_truncates_after_the_heal() ->
     let net = NetFaults::new()?;
     let configure = {
         let net = net.clone();
-        move |id, options| net.configure(id, fast_replication(id, options))
+        move |id, options| {
+            net.configure(
+                id,
+                fast_replication(id, options).with("leader.imbalance.check.interval.seconds", "1"),
+            )
+        }
     };
     let cluster = tokio::task::spawn_blocking(move || Cluster::start(3, 0, configure)).await??;
     net.attach(&cluster);
@@ -117,6 +124,18 @@ async fn an_isolated_leader_cannot_acknowledge_and_truncates_after_the_heal() ->
             "round {round}: whole again {:?} after the heal",
             healed.elapsed()
         );
+        eventually(
+            "every partition led by its preferred replica again",
+            DEADLINE,
+            || async {
+                let layout = partitions_in(&cluster, TOPIC).await.ok()?;
+                layout
+                    .values()
+                    .all(|p| p.replicas.first() == Some(&p.leader))
+                    .then_some(())
+            },
+        )
+        .await?;
         progress
             .wait_for(progress.acknowledged(), 300, DEADLINE)
             .await?;
