@@ -372,19 +372,13 @@ impl ReadBound {
 /// `isolation_level` of a read_committed consumer.
 const READ_COMMITTED: i8 = 1;
 
-/// [`read_all`] on tokio's blocking pool, except for a follower whose every partition is at or
-/// past the high watermark: it reads only what was appended since its last fetch (page-cache
-/// resident batch headers), so the read runs in place and saves a thread handoff on each round
-/// of replication. A follower catching up reads older data, on the blocking pool.
+/// [`read_all`] on tokio's blocking pool.
 async fn read_off_runtime(
     targets: &Arc<Vec<Target>>,
     max_bytes: usize,
     bound: ReadBound,
     hold_back: bool,
 ) -> (Vec<(PartitionData, FileRecords)>, usize, bool) {
-    if bound == ReadBound::LogEnd && targets.iter().all(reads_recent_tail) {
-        return read_all(targets, max_bytes, bound, hold_back);
-    }
     let targets = Arc::clone(targets);
     let read = move || read_all(&targets, max_bytes, bound, hold_back);
     match tokio::task::spawn_blocking(read).await {
@@ -394,14 +388,6 @@ async fn read_off_runtime(
             (Vec::new(), 0, true)
         }
     }
-}
-
-/// Whether a follower's read of `target` covers only batches above the high watermark.
-fn reads_recent_tail(target: &Target) -> bool {
-    target
-        .partition
-        .as_ref()
-        .is_none_or(|p| target.fetch_offset >= p.high_watermark())
 }
 
 /// A requested byte limit within the broker's `fetch.max.bytes`; a negative one counts as 0
